@@ -1,0 +1,27 @@
+# The two commands of the README. Both set up .venv (and unixODBC when missing) first.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.entsso-installed
+TICKET ?= CHG-DEMO-0001
+
+.PHONY: test demo gate bench clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	sh scripts/bootstrap.sh
+	touch $(STAMP)
+
+## make test: our own tests (selftest/), against the lab through the real clients
+test: $(STAMP)
+	$(PY) -m pytest selftest -q
+
+## make demo: the full upgrade on a freshly started lab; writes reports/<run-id>/report.html
+demo: $(STAMP)
+	$(PY) -m pytest --lab --apply --change-ticket $(TICKET) -q
+	@$(PY) -c "import entsso.plugin as p; print('report:', p.latest_report())"
+
+## make gate: the read-only gate against the lab
+gate: $(STAMP)
+	$(PY) -m pytest tests_pre --lab -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,4 @@
+"""Loads the entsso plugin (options, inventory, gate, report) and the runbook's phase fixtures."""
+pytest_plugins = [
+    "entsso.plugin",
+]

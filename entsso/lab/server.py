@@ -1,0 +1,272 @@
+"""The lab process: one simulated estate served on loopback.
+
+`Lab(scenario).start()` builds the estate model, the SQL engine, one WS-Management endpoint per Windows
+host (127.0.0.2, .3, …), the SQL endpoint and a control endpoint (127.0.0.1) for faults, the operator
+and the state dump; `write_inventory()` writes the inventory that points the suite at it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entsso.lab.clock import Clock
+from entsso.lab.powershell import Faults, PowerShellBackend
+
+FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def load_scenario(name_or_path: str | None) -> dict[str, Any]:
+    """A bundled scenario by name (entsso/lab/scenarios/<name>.yml) or a YAML file; `extends: NAME`
+    deep-merges it over another scenario (lists replace)."""
+    name_or_path = name_or_path or "default"
+    path = Path(name_or_path)
+    if path.suffix in (".yml", ".yaml") and path.exists():
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+    else:
+        entry = resources.files("entsso.lab").joinpath("scenarios", f"{name_or_path}.yml")
+        if not entry.is_file():
+            known = sorted(p.name[:-4] for p in resources.files("entsso.lab").joinpath("scenarios").iterdir()
+                           if p.name.endswith(".yml"))
+            raise ScenarioError(f"no lab scenario {name_or_path!r}: give a YAML file or one of {', '.join(known)}")
+        text = entry.read_text(encoding="utf-8")
+        where = f"scenario {name_or_path}"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: the top level must be a mapping")
+    parent = data.pop("extends", None)
+    if parent:
+        data = _merge(load_scenario(parent), data)
+    for fault in data.get("faults") or []:
+        if fault.get("kind") not in FAULT_KINDS:
+            raise ScenarioError(f"{where}: faults: unknown kind {fault.get('kind')!r}; use one of {', '.join(FAULT_KINDS)}")
+    return data
+
+
+def _free_port(addresses: list[str]) -> int:
+    """A port free on every address (each host listens on its own address, all on this port)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        ok = True
+        for addr in addresses:
+            with socket.socket() as s:
+                try:
+                    s.bind((addr, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise OSError("no free port on the lab's loopback addresses")
+
+
+class Lab:
+    """The whole simulated estate, in this process."""
+
+    def __init__(self, scenario: dict[str, Any], *, winrm_password: str, sql_password: str,
+                 speed: float | None = None, address_base: int = 2) -> None:
+        from entsso.lab.model import Estate
+        from entsso.lab.sqlengine import SqlEngine
+        from entsso.lab.wsman import HostEndpoint, WsmanServer
+
+        self.scenario = scenario
+        self.clock = Clock(speed or float(scenario.get("speed", 50)))
+        self.sql = SqlEngine(scenario.get("sql", {}), scenario.get("sso", {}).get("secret_server", ""), self.clock)
+        self.estate = Estate(scenario, self.clock, self.sql)
+        self.faults = Faults([f for f in scenario.get("faults") or [] if f["kind"] in ("fail", "hang", "wrong_output")])
+        winrm_cfg = scenario.get("winrm", {})
+        self.username = winrm_cfg.get("username", "LAB\\svc-entsso")
+        self.sql_username = scenario.get("sql", {}).get("username", "entsso")
+        self.hosts: list[str] = list(self.estate.hosts)
+        self.addresses = {h: f"127.0.0.{address_base + i}" for i, h in enumerate(self.hosts)}
+        self.sql_address = f"127.0.0.{address_base + len(self.hosts)}"
+        self.winrm_port = _free_port(list(self.addresses.values()))
+        self.backend = PowerShellBackend(self.estate, self.faults, self.clock.sleep,
+                                         usernames={h: self.username for h in self.hosts})
+        latency = float(scenario.get("latency_sec", 0.0))
+        endpoints = [HostEndpoint(h, self.addresses[h], self.winrm_port, self.username, winrm_password)
+                     for h in self.hosts]
+        self.wsman = WsmanServer(endpoints, self.backend,
+                                 max_receive_wait=float(scenario.get("max_receive_wait_sec", 5)),
+                                 request_latency=(lambda host: self.clock.real(latency)) if latency else None)
+        from entsso.lab.sqlserver import SqlEndpoint
+
+        self.sql_endpoint = SqlEndpoint(self.sql, address=self.sql_address, port=0,
+                                        username=self.sql_username, password=sql_password)
+        self._control: ThreadingHTTPServer | None = None
+        self._timers: list[threading.Timer] = []
+        self._unreachable: set[str] = set()
+        self._stopping = threading.Event()
+
+    # lifecycle
+    def start(self) -> None:
+        self.wsman.start()
+        self.sql_endpoint.start()
+        self._control = ThreadingHTTPServer(("127.0.0.1", 0), _control_handler(self))
+        self._control.daemon_threads = True
+        threading.Thread(target=self._control.serve_forever, name="lab-control", daemon=True).start()
+        for fault in self.scenario.get("faults") or []:
+            self.apply_fault(fault)
+        threading.Thread(target=self._watch_reachability, name="lab-reachability", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for t in self._timers:
+            t.cancel()
+        if self._control:
+            self._control.shutdown()
+            self._control.server_close()
+        self.wsman.stop()
+        self.sql_endpoint.stop()
+
+    @property
+    def control_url(self) -> str:
+        assert self._control is not None
+        return f"http://127.0.0.1:{self._control.server_address[1]}"
+
+    # faults
+    def apply_fault(self, fault: dict[str, Any]) -> None:
+        kind = fault.get("kind")
+        if kind not in FAULT_KINDS:
+            raise ScenarioError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if kind in ("fail", "hang", "wrong_output"):
+            if fault not in self.faults.faults:
+                self.faults.add(fault)
+        elif kind == "unreachable":
+            host = fault["host"]
+            after = float(fault.get("after_sec", 0))
+            if after:
+                t = threading.Timer(self.clock.real(after), self.set_unreachable, args=(host, True))
+                t.daemon = True
+                t.start()
+                self._timers.append(t)
+            else:
+                self.set_unreachable(host, True)
+        elif kind == "job_fails":
+            self.sql.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
+                              times=int(fault.get("times", 1)))
+        elif kind == "sql_unavailable":
+            self.sql.set_unavailable(True)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        for host in list(self._unreachable):
+            self.set_unreachable(host, False)
+        self.sql.set_unavailable(False)
+
+    def set_unreachable(self, host: str, unreachable: bool) -> None:
+        if unreachable:
+            self._unreachable.add(host)
+        else:
+            self._unreachable.discard(host)
+        self._sync_reachability(host)
+
+    def _sync_reachability(self, host: str) -> None:
+        reachable = host not in self._unreachable and self.estate.is_reachable(host)
+        self.wsman.set_reachable(host, reachable)
+
+    def _watch_reachability(self) -> None:
+        # a node that reboots goes away and comes back on the estate's own schedule
+        while not self._stopping.wait(0.05):
+            for host in self.hosts:
+                try:
+                    self._sync_reachability(host)
+                except Exception:  # noqa: BLE001 - the watcher must not die
+                    pass
+
+    # state
+    def dump(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.get("name"),
+            "speed": self.clock.speed,
+            "estate_time": self.clock.now().isoformat().replace("+00:00", "Z"),
+            "estate": self.estate.dump(),
+            "sql": self.sql.dump(),
+            "winrm": {"received": dict(self.backend.received), "stats": self.wsman.stats},
+            "faults": {"active": self.faults.faults, "fired": self.faults.fired,
+                       "unreachable": sorted(self._unreachable)},
+            "changes": self.estate.changes + self.sql.dump().get("counters", {}).get("changes", 0),
+        }
+
+    def write_inventory(self, path: str | os.PathLike[str]) -> Path:
+        from entsso.lab.inventory import lab_inventory
+
+        doc = lab_inventory(self)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# Written by the lab (python -m entsso.lab serve); points the suite at it.\n"
+                        + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
+
+
+def _control_handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def _send(self, code: int, doc: Any) -> None:
+            body = json.dumps(doc, default=str).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _body(self) -> Any:
+            n = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(n) or b"{}")
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/state":
+                self._send(200, lab.dump())
+            else:
+                self._send(404, {"error": f"no such path {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            try:
+                doc = self._body()
+                if self.path == "/faults":
+                    lab.apply_fault(doc)
+                    self._send(200, {"ok": True})
+                elif self.path == "/faults/clear":
+                    lab.clear_faults()
+                    self._send(200, {"ok": True})
+                elif self.path == "/operator":
+                    if doc.get("action") == "upgrade_now":
+                        lab.estate.operator_upgrade_now(doc["host"], doc["version"])
+                    else:
+                        lab.estate.operator_instruct(doc["host"], doc["version"])
+                    self._send(200, {"ok": True})
+                else:
+                    self._send(404, {"error": f"no such path {self.path}"})
+            except (KeyError, ValueError, ScenarioError) as exc:
+                self._send(400, {"error": str(exc)})
+
+    return Handler

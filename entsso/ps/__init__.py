@@ -1,0 +1,1 @@
+"""PowerShell scripts, one per remote operation (docs/operations.md). Package data."""

@@ -1,0 +1,421 @@
+"""PowerShell operations over WinRM: the only module that speaks WinRM.
+
+`WindowsHost.invoke("Get-HostFacts", params)` runs entsso/ps/Get-HostFacts.ps1 on the host inside the
+envelope of docs/operations.md and returns its JSON document. Failures are classified (unreachable,
+credentials refused, timed out, script threw, bad output); every call is counted, timed and recorded
+without its secrets.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable, Iterable, Protocol as TypingProtocol
+
+import requests
+import winrm.exceptions
+from winrm.protocol import Protocol
+
+CMD_LIMIT = 8191  # cmd.exe's maximum command-line length (KB 830473)
+POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
+STDIN_BOOTSTRAP = "& chcp.com 65001 > $null; $s = $input | Out-String; & ([scriptblock]::Create($s))"
+ENVELOPE_HEAD = (
+    "# entsso-envelope 1\n"
+    "$ErrorActionPreference = 'Stop'\n"
+    "$ProgressPreference = 'SilentlyContinue'\n"
+    "[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding($false)\n"
+)
+SECRET_KEYS = frozenset({"password"})
+REDACTED = "***"
+
+
+class SecretLike(TypingProtocol):
+    def get_secret_value(self) -> str: ...
+
+
+# --- errors -----------------------------------------------------------------------------------------
+class RemoteError(Exception):
+    """A remote operation failed. `kind` says how; the message says what to do."""
+
+    kind = "remote"
+
+    def __init__(self, host: str, operation: str, message: str) -> None:
+        super().__init__(f"{operation} on {host}: {message}")
+        self.host = host
+        self.operation = operation
+        self.detail = message
+
+
+class HostUnreachable(RemoteError):
+    kind = "unreachable"
+
+
+class CredentialsRefused(RemoteError):
+    kind = "credentials"
+
+
+class OperationTimedOut(RemoteError):
+    kind = "timeout"
+
+
+class ScriptError(RemoteError):
+    kind = "script"
+
+    def __init__(self, host: str, operation: str, message: str, exit_code: int, error_text: str) -> None:
+        super().__init__(host, operation, message)
+        self.exit_code = exit_code
+        self.error_text = error_text
+
+
+class BadOutput(RemoteError):
+    kind = "output"
+
+
+# --- scripts and envelopes -------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def script_text(operation: str) -> str:
+    """The text of entsso/ps/<operation>.ps1 (as shipped)."""
+    if not re.fullmatch(r"[A-Z][A-Za-z]+-[A-Z][A-Za-z]+", operation):
+        raise ValueError(f"not an operation name: {operation!r}")
+    try:
+        return resources.files("entsso.ps").joinpath(f"{operation}.ps1").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"no script entsso/ps/{operation}.ps1 for operation {operation!r}") from None
+
+
+def has_secret(params: Any) -> bool:
+    if isinstance(params, dict):
+        return any(k in SECRET_KEYS or has_secret(v) for k, v in params.items())
+    if isinstance(params, (list, tuple)):
+        return any(has_secret(v) for v in params)
+    return False
+
+
+def redact(params: Any) -> Any:
+    """A copy of params with every secret-named value replaced by '***'."""
+    if isinstance(params, dict):
+        return {k: (REDACTED if k in SECRET_KEYS else redact(v)) for k, v in params.items()}
+    if isinstance(params, (list, tuple)):
+        return [redact(v) for v in params]
+    return params
+
+
+def _reveal(params: Any) -> Any:
+    """Secrets travel as SecretLike objects until the envelope is built."""
+    if isinstance(params, dict):
+        return {k: _reveal(v) for k, v in params.items()}
+    if isinstance(params, (list, tuple)):
+        return [_reveal(v) for v in params]
+    if hasattr(params, "get_secret_value"):
+        return params.get_secret_value()
+    return params
+
+
+def build_envelope(operation: str, params: dict[str, Any]) -> str:
+    payload = json.dumps(_reveal(params), separators=(",", ":"), ensure_ascii=True)
+    # ensure_ascii keeps the JSON on one line with no "'@" at a line start: the here-string is safe.
+    return (
+        ENVELOPE_HEAD
+        + "$EntssoParams = ConvertFrom-Json -InputObject @'\n"
+        + payload
+        + "\n'@\n"
+        + script_text(operation)
+    )
+
+
+def encode_command(script: str) -> str:
+    return POWERSHELL + base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How an envelope travels: on the command line, or over stdin behind the bootstrap."""
+
+    command_line: str
+    stdin: bytes | None
+
+    @property
+    def via_stdin(self) -> bool:
+        return self.stdin is not None
+
+
+def plan_invocation(operation: str, params: dict[str, Any]) -> Invocation:
+    envelope = build_envelope(operation, params)
+    direct = encode_command(envelope)
+    if len(direct) <= CMD_LIMIT and not has_secret(params):
+        return Invocation(direct, None)
+    return Invocation(encode_command(STDIN_BOOTSTRAP), envelope.encode("utf-8"))
+
+
+_XML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def decode_clixml(stderr: bytes) -> str:
+    """PowerShell's error stream as text: CLIXML error records decoded, progress records dropped."""
+    text = stderr.decode("utf-8", errors="replace")
+    if not text.startswith("#< CLIXML"):
+        return text.strip()
+    lines: list[str] = []
+    for chunk in re.findall(r"<Objs.*?</Objs>", text, flags=re.S):
+        try:
+            root = ET.fromstring(chunk)
+        except ET.ParseError:
+            continue
+        for node in root.iter():
+            if node.tag.endswith("}S") and node.get("S") == "Error" and node.text:
+                lines.append(_XML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), node.text))
+    return "".join(lines).strip()
+
+
+# --- call records ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallRecord:
+    host: str
+    operation: str
+    params: dict[str, Any]  # redacted
+    started: float  # time.time()
+    seconds: float
+    via_stdin: bool
+    command_chars: int
+    outcome: str  # "ok" or an error kind
+    exit_code: int | None = None
+
+
+@dataclass
+class CallLog:
+    """Every WinRM call of a run: counted and timed per host, secrets redacted."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    listeners: list[Callable[[CallRecord], None]] = field(default_factory=list, repr=False)
+
+    def add(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+        for listener in self.listeners:
+            listener(record)
+
+    def count(self, host: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.records if host is None or r.host == host)
+
+    def per_host(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        with self._lock:
+            for r in self.records:
+                h = out.setdefault(r.host, {"calls": 0, "seconds": 0.0})
+                h["calls"] += 1
+                h["seconds"] += r.seconds
+        return out
+
+
+# --- the host ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WinRMSettings:
+    transport: str = "ntlm"  # ntlm | kerberos | credssp | basic
+    https: bool = True
+    port: int | None = None
+    cert_validation: bool = True
+    ca_trust_path: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    operation_timeout: float = 20.0  # WS-Man OperationTimeout: how long one Receive may wait
+
+    @property
+    def pywinrm_transport(self) -> str:
+        return "plaintext" if self.transport == "basic" else self.transport
+
+
+class WindowsHost:
+    """One Windows host reached over WinRM. Thread-safe: each concurrent call takes its own connection
+    from a small pool, and connections are kept open between calls (pywinrm's Session closes them)."""
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        username: str,
+        password: SecretLike | str,
+        settings: WinRMSettings,
+        calls: CallLog | None = None,
+    ) -> None:
+        self.name = name
+        self.address = address
+        self.settings = settings
+        self._username = username
+        self._password = password
+        self.calls = calls if calls is not None else CallLog()
+        self._pool: list[Protocol] = []
+        self._pool_lock = threading.Lock()
+        scheme = "https" if settings.https else "http"
+        port = settings.port or (5986 if settings.https else 5985)
+        self.endpoint = f"{scheme}://{address}:{port}/wsman"
+
+    def __repr__(self) -> str:
+        return f"WindowsHost({self.name!r}, {self.endpoint!r})"
+
+    # connections
+    def _new_protocol(self) -> Protocol:
+        s = self.settings
+        password = self._password.get_secret_value() if hasattr(self._password, "get_secret_value") else self._password
+        proto = Protocol(
+            endpoint=self.endpoint,
+            transport=s.pywinrm_transport,
+            username=self._username,
+            password=password,
+            server_cert_validation="validate" if s.cert_validation else "ignore",
+            ca_trust_path=s.ca_trust_path or "legacy_requests",
+            read_timeout_sec=int(max(s.read_timeout, s.operation_timeout + 1)),
+            operation_timeout_sec=int(s.operation_timeout),
+        )
+        # pywinrm hands read_timeout_sec to requests as-is; a (connect, read) pair lets an unreachable
+        # host fail in connect_timeout instead of the long read timeout.
+        proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
+        return proto
+
+    def _acquire(self) -> Protocol:
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        return self._new_protocol()
+
+    def _release(self, proto: Protocol, healthy: bool) -> None:
+        if healthy:
+            with self._pool_lock:
+                self._pool.append(proto)
+        else:
+            try:
+                proto.transport.close_session()
+            except Exception:  # noqa: BLE001 - a broken session is discarded either way
+                pass
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, []
+        for proto in pool:
+            self._release(proto, healthy=False)
+
+    # the call
+    def run(self, command_line: str, stdin: bytes | None = None, *, timeout: float | None = None,
+            operation: str = "cmd") -> tuple[bytes, bytes, int]:
+        """Run one command line in a cmd shell; return (stdout, stderr, exit code). Raises RemoteError
+        subclasses for transport failures and the deadline."""
+        deadline = time.monotonic() + timeout if timeout else None
+        proto = self._acquire()
+        healthy = False
+        shell_id = command_id = None
+        try:
+            shell_id = proto.open_shell(codepage=65001)
+            command_id = proto.run_command(shell_id, command_line)
+            if stdin is not None:
+                proto.send_command_input(shell_id, command_id, stdin, end=True)
+            out, err, code = self._collect(proto, shell_id, command_id, deadline, operation)
+            proto.cleanup_command(shell_id, command_id)
+            proto.close_shell(shell_id, close_session=False)
+            healthy = True
+            return out, err, code
+        except OperationTimedOut:
+            self._abandon(proto, shell_id, command_id)
+            raise
+        except winrm.exceptions.InvalidCredentialsError:
+            raise CredentialsRefused(
+                self.name, operation,
+                f"the credentials for {self._username} were refused by {self.endpoint} (HTTP 401). "
+                "Check the user name and the password environment variable named in the inventory, "
+                "and that the account is allowed to use WinRM on that host.") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise HostUnreachable(
+                self.name, operation,
+                f"no answer from {self.endpoint} ({type(exc).__name__}). Check that the host is up, that "
+                "WinRM listens on that port (winrm enumerate winrm/config/listener) and that the firewall "
+                "allows it.") from None
+        except (winrm.exceptions.WinRMTransportError, winrm.exceptions.WinRMError) as exc:
+            raise RemoteError(self.name, operation, f"WinRM refused the request: {exc}") from None
+        finally:
+            self._release(proto, healthy)
+
+    def _collect(self, proto: Protocol, shell_id: str, command_id: str, deadline: float | None,
+                 operation: str) -> tuple[bytes, bytes, int]:
+        out: list[bytes] = []
+        err: list[bytes] = []
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise OperationTimedOut(
+                    self.name, operation,
+                    "did not finish within its deadline; the command was told to stop. "
+                    "Check the host's state before re-running.")
+            try:
+                o, e, code, done = proto.get_command_output_raw(shell_id, command_id)
+            except winrm.exceptions.WinRMOperationTimeoutError:
+                continue  # WinRM's OperationTimeout: the command still runs; ask again
+            out.append(o)
+            err.append(e)
+            if done:
+                return b"".join(out), b"".join(err), code
+
+    def _abandon(self, proto: Protocol, shell_id: str | None, command_id: str | None) -> None:
+        try:
+            if shell_id and command_id:
+                proto.cleanup_command(shell_id, command_id)
+            if shell_id:
+                proto.close_shell(shell_id, close_session=False)
+        except Exception:  # noqa: BLE001 - best effort; the deadline error is what matters
+            pass
+
+    def invoke(self, operation: str, params: dict[str, Any] | None = None, *,
+               timeout: float | None = None) -> dict[str, Any]:
+        """Run entsso/ps/<operation>.ps1 with params; return its JSON document."""
+        params = params or {}
+        plan = plan_invocation(operation, params)
+        started_wall, started = time.time(), time.monotonic()
+        outcome, exit_code = "ok", None
+        try:
+            out, err, exit_code = self.run(plan.command_line, plan.stdin, timeout=timeout, operation=operation)
+            if exit_code != 0:
+                text = decode_clixml(err) or out.decode("utf-8", errors="replace").strip()
+                raise ScriptError(self.name, operation,
+                                  f"the script failed (exit code {exit_code}): {text or 'no error text'}",
+                                  exit_code, text)
+            try:
+                doc = json.loads(out.decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                preview = out[:200].decode("utf-8", errors="replace")
+                raise BadOutput(self.name, operation,
+                                f"the output was not the JSON document expected: {preview!r}") from None
+            if not isinstance(doc, dict):
+                raise BadOutput(self.name, operation, f"expected a JSON object, got {type(doc).__name__}")
+            return doc
+        except RemoteError as exc:
+            outcome = exc.kind
+            raise
+        finally:
+            self.calls.add(CallRecord(
+                host=self.name, operation=operation, params=redact(params), started=started_wall,
+                seconds=time.monotonic() - started, via_stdin=plan.via_stdin,
+                command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code))
+
+
+def invoke_all(calls: Iterable[tuple[WindowsHost, str, dict[str, Any]]], *, max_workers: int = 16,
+               timeout: float | None = None) -> list[dict[str, Any] | RemoteError]:
+    """Run several host calls concurrently; results (or the RemoteError) in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(calls)
+    if not items:
+        return []
+
+    def one(item: tuple[WindowsHost, str, dict[str, Any]]) -> dict[str, Any] | RemoteError:
+        host, operation, params = item
+        try:
+            return host.invoke(operation, params, timeout=timeout)
+        except RemoteError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        return list(pool.map(one, items))

@@ -1,4 +1,5 @@
 """Loads the entsso plugin (options, inventory, gate, report) and the runbook's phase fixtures."""
 pytest_plugins = [
     "entsso.plugin",
+    "fixtures.prepare",
 ]

@@ -1,0 +1,61 @@
+"""The failover cluster that holds the ENTSSO resource: nodes, the SSO group, the Generic Service
+resource — facts read from a node's Get-HostFacts, and the operations that take it offline, online and
+move it (Set-ClusterResourceState, Move-ClusterGroup)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    name: str
+    state: str  # Up, Down, Paused, Joining
+
+    @property
+    def up(self) -> bool:
+        return self.state == "Up"
+
+
+@dataclass(frozen=True)
+class ClusterGroup:
+    name: str
+    state: str  # Online, Offline, Failed, PartialOnline, Pending
+    owner_node: str | None
+
+
+@dataclass(frozen=True)
+class ClusterResource:
+    name: str
+    state: str
+    owner_node: str | None
+    resource_type: str | None
+    service_name: str | None
+    use_network_name: bool | None
+    possible_owners: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    seen_from: str
+    nodes: tuple[ClusterNode, ...]
+    group: ClusterGroup | None
+    resource: ClusterResource | None
+
+    def node(self, name: str) -> ClusterNode | None:
+        return next((n for n in self.nodes if n.name.upper() == name.upper()), None)
+
+
+def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
+    c = doc.get("cluster")
+    if not c:
+        return None
+    g, r = c.get("group"), c.get("resource")
+    return ClusterFacts(
+        seen_from=host,
+        nodes=tuple(ClusterNode(n["name"], n["state"]) for n in c.get("nodes") or []),
+        group=ClusterGroup(g["name"], g["state"], g.get("owner_node")) if g else None,
+        resource=ClusterResource(r["name"], r["state"], r.get("owner_node"), r.get("resource_type"),
+                                 r.get("service_name"), r.get("use_network_name"),
+                                 tuple(r.get("possible_owners") or ())) if r else None,
+    )

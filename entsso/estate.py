@@ -1,0 +1,149 @@
+"""A typed snapshot of the whole estate: every host's facts in ONE Get-HostFacts call, all hosts asked at
+once, SQL Server's facts in four statements alongside. Tests assert snapshots; fixtures take new ones
+after each phase. A host or SQL Server that does not answer is recorded with its error, not raised."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Protocol
+
+from entsso import backup, biztalk, cluster, sqlagent, sso, tsql
+from entsso.services import Service, parse_services
+from entsso.sql import SqlError, SqlServer
+from entsso.winrm import RemoteError, WindowsHost
+
+
+class Target(Protocol):
+    """What a snapshot needs to know of the estate (entsso.run.Run provides it from the inventory)."""
+
+    hosts: dict[str, WindowsHost]
+    sql: SqlServer
+    nodes: list[str]
+    biztalk_servers: list[str]
+    job_names: list[str]
+
+    def host_facts_params(self, host: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    name: str
+    role: str  # node | biztalk
+    reachable: bool
+    error: str | None = None
+    error_kind: str | None = None
+    computer_name: str | None = None
+    now_utc: datetime | None = None
+    services: dict[str, Service] = field(default_factory=dict)
+    sso: sso.SsoServer | None = None
+    cluster: cluster.ClusterFacts | None = None
+    host_instances: tuple[biztalk.HostInstance, ...] = ()
+    package: dict[str, Any] | None = None
+    backup_folder: dict[str, Any] | None = None
+    secret_backup: backup.SecretBackupFile | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def service(self, name: str) -> Service:
+        return self.services.get(name) or Service(self.name, name, False, None, None)
+
+
+@dataclass(frozen=True)
+class SqlFacts:
+    reachable: bool
+    error: str | None = None
+    now_utc: datetime | None = None
+    secret_server: str | None = None
+    jobs: dict[str, sqlagent.Job] = field(default_factory=dict)
+    backups: backup.BackupState | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: datetime
+    hosts: dict[str, HostFacts]
+    sql: SqlFacts
+
+    @property
+    def nodes(self) -> list[HostFacts]:
+        return [h for h in self.hosts.values() if h.role == "node"]
+
+    @property
+    def biztalk_servers(self) -> list[HostFacts]:
+        return [h for h in self.hosts.values() if h.role == "biztalk"]
+
+    def cluster_view(self) -> cluster.ClusterFacts | None:
+        """The cluster as the first reachable node sees it."""
+        return next((h.cluster for h in self.nodes if h.reachable and h.cluster), None)
+
+    def host_instances(self) -> list[biztalk.HostInstance]:
+        return [hi for h in self.biztalk_servers for hi in h.host_instances]
+
+    def to_json(self) -> str:
+        def default(o: Any) -> Any:
+            if isinstance(o, datetime):
+                return o.isoformat()
+            return str(o)
+
+        doc = asdict(self)
+        for h in doc["hosts"].values():
+            h.pop("raw", None)
+        return json.dumps(doc, default=default, indent=2, sort_keys=True)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
+    return HostFacts(
+        name=name, role=role, reachable=True,
+        computer_name=doc.get("computer_name"), now_utc=_parse_time(doc.get("now_utc")),
+        services=parse_services(name, doc), sso=sso.parse_sso(name, doc),
+        cluster=cluster.parse_cluster(name, doc), host_instances=biztalk.parse_host_instances(name, doc),
+        package=doc.get("package"), backup_folder=doc.get("backup_folder"),
+        secret_backup=backup.parse_secret_backup(name, doc), raw=doc)
+
+
+def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str, HostFacts]:
+    names = list(names) if names is not None else list(target.hosts)
+    roles = {n: "node" for n in target.nodes} | {b: "biztalk" for b in target.biztalk_servers}
+
+    def one(name: str) -> HostFacts:
+        try:
+            doc = target.hosts[name].invoke("Get-HostFacts", target.host_facts_params(name))
+        except RemoteError as exc:
+            return HostFacts(name=name, role=roles[name], reachable=False, error=str(exc), error_kind=exc.kind)
+        return parse_host(name, roles[name], doc)
+
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(32, len(names))) as pool:
+        return dict(zip(names, pool.map(one, names)))
+
+
+def gather_sql(target: Target) -> SqlFacts:
+    sql = target.sql
+    try:
+        now = sql.execute(tsql.NOW).rows[0]
+        return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
+                        secret_server=sso.secret_server(sql),
+                        jobs=sqlagent.jobs(sql, target.job_names),
+                        backups=backup.backup_state(sql))
+    except SqlError as exc:
+        return SqlFacts(reachable=False, error=str(exc))
+
+
+def gather(target: Target, clock: Any = None) -> Snapshot:
+    """The whole estate: hosts and SQL Server asked at the same time."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hosts_f = pool.submit(gather_hosts, target)
+        sql_f = pool.submit(gather_sql, target)
+        hosts, sql_facts = hosts_f.result(), sql_f.result()
+    taken = sql_facts.now_utc or next((h.now_utc for h in hosts.values() if h.now_utc), None) or datetime.now()
+    return Snapshot(taken_at=taken, hosts=hosts, sql=sql_facts)

@@ -1,0 +1,284 @@
+"""The gate: every check of what must hold before the MSS may be unclustered (runbook phases 0–2).
+
+Each check is a function of a snapshot that returns a Finding (what it found and what it expected) or
+None. tests_pre asserts them one subject at a time, so the report names each host, instance and job;
+the phase fixtures run the same checks before they act, so refusing does not depend on test order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Protocol
+
+from entsso.biztalk import RULE_ENGINE
+from entsso.estate import HostFacts, Snapshot
+from entsso.sso import ENTSSO, version_tuple
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    subject: str
+    found: str
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: found {self.found}; expected {self.expected}"
+
+
+class Plan(Protocol):
+    cluster_name: str
+    group: str
+    resource: str
+    nodes: list[str]
+    biztalk_servers: list[str]
+    job_names: list[str]
+
+    def target_version(self, node: str) -> str: ...
+
+    def upgrade_mode(self, node: str) -> str: ...
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").upper() == (b or "").upper()
+
+
+def _reach(h: HostFacts, check: str) -> Finding | None:
+    if not h.reachable:
+        return Finding(check, h.name, f"no answer ({h.error_kind}: {h.error})", "the host to answer over WinRM")
+    return None
+
+
+# --- readiness -----------------------------------------------------------------------------------------
+def host_reachable(s: Snapshot, host: str) -> Finding | None:
+    return _reach(s.hosts[host], "host_reachable")
+
+
+def sql_reachable(s: Snapshot) -> Finding | None:
+    if not s.sql.reachable:
+        return Finding("sql_reachable", "SQL Server", f"no answer ({s.sql.error})", "SQL Server to answer over ODBC")
+    return None
+
+
+def node_up(s: Snapshot, node: str) -> Finding | None:
+    view = s.cluster_view()
+    if view is None:
+        return Finding("node_up", node, "no cluster node answered", "the cluster to be readable from a node")
+    n = view.node(node)
+    if n is None:
+        return Finding("node_up", node, f"not a member of the cluster (members: {', '.join(x.name for x in view.nodes)})",
+                       "the inventory's node to be a cluster node")
+    if not n.up:
+        return Finding("node_up", node, f"cluster node state {n.state}", "Up")
+    return None
+
+
+def group_online(s: Snapshot, plan: Plan) -> Finding | None:
+    view = s.cluster_view()
+    g = view.group if view else None
+    if g is None:
+        return Finding("group_online", f"cluster group {plan.group}", "no such group", "the SSO group to exist")
+    if g.state != "Online":
+        return Finding("group_online", f"cluster group {g.name}", f"state {g.state} on {g.owner_node}", "Online")
+    return None
+
+
+def resource_online(s: Snapshot, plan: Plan) -> Finding | None:
+    view = s.cluster_view()
+    r = view.resource if view else None
+    subject = f"cluster resource {plan.resource}"
+    if r is None:
+        return Finding("resource_online", subject, "no such resource", "the ENTSSO Generic Service resource")
+    if r.state != "Online":
+        return Finding("resource_online", subject, f"state {r.state}", "Online")
+    if (r.service_name or "").upper() != ENTSSO or r.use_network_name is False:
+        return Finding("resource_online", subject,
+                       f"service {r.service_name}, 'Use Network Name for computer name' {r.use_network_name}",
+                       "a Generic Service resource for ENTSSO using the network name")
+    return None
+
+
+def ssodb_names_cluster(s: Snapshot, plan: Plan) -> Finding | None:
+    if not s.sql.reachable:
+        return Finding("ssodb_names_cluster", "SSODB", "SQL Server not reachable", f"secret server {plan.cluster_name}")
+    if not _same(s.sql.secret_server, plan.cluster_name):
+        return Finding("ssodb_names_cluster", "SSODB secret server", repr(s.sql.secret_server),
+                       f"the cluster name {plan.cluster_name!r}")
+    return None
+
+
+def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | None:
+    h = s.hosts[host]
+    if f := _reach(h, "sso_server_uses_cluster"):
+        return f
+    if not h.sso or not h.sso.installed:
+        return Finding("sso_server_uses_cluster", host, "Enterprise SSO not installed", "an SSO server")
+    if h.sso.secret_server is None:
+        return Finding("sso_server_uses_cluster", host, f"ssomanage -displaydb failed: {h.sso.displaydb_error}",
+                       f"its SSO to name {plan.cluster_name} as secret server")
+    if not _same(h.sso.secret_server, plan.cluster_name):
+        return Finding("sso_server_uses_cluster", host, f"secret server {h.sso.secret_server!r}",
+                       f"{plan.cluster_name!r}")
+    return None
+
+
+def node_holds_secret(s: Snapshot, node: str) -> Finding | None:
+    h = s.hosts[node]
+    if f := _reach(h, "node_holds_secret"):
+        return f
+    if not (h.sso and h.sso.holds_secret):
+        return Finding("node_holds_secret", node, "no master secret (no SSOSS key)",
+                       "the secret restored on every cluster node (How to Cluster the Master Secret Server)")
+    return None
+
+
+def package_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    h = s.hosts[node]
+    if f := _reach(h, "package_ready"):
+        return f
+    p = h.package or {}
+    if not p.get("exists"):
+        return Finding("package_ready", node, f"no update package at {p.get('path')!r}",
+                       "the SSO update (or ESSO Setup) in place on the node")
+    installed = h.sso.version if h.sso else None
+    target = plan.target_version(node)
+    if version_tuple(target) <= version_tuple(installed):
+        return Finding("package_ready", node, f"installed {installed}, target {target}",
+                       "a target version newer than the installed one")
+    if plan.upgrade_mode(node) == "package" and p.get("file_version") and \
+            version_tuple(p.get("file_version")) != version_tuple(target):
+        return Finding("package_ready", node, f"package file version {p.get('file_version')}",
+                       f"the target version {target}")
+    return None
+
+
+def backup_folder_writable(s: Snapshot, node: str) -> Finding | None:
+    h = s.hosts[node]
+    if f := _reach(h, "backup_folder_writable"):
+        return f
+    b = h.backup_folder or {}
+    if not (b.get("exists") and b.get("writable")):
+        return Finding("backup_folder_writable", node, f"folder {b.get('path')!r} exists={b.get('exists')} "
+                       f"writable={b.get('writable')}", "the master secret backup folder to exist and be writable")
+    return None
+
+
+def not_half_done(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    """No node left unclustered by an earlier attempt: ENTSSO runs only under the cluster, on the owner."""
+    h = s.hosts[node]
+    if f := _reach(h, "not_half_done"):
+        return f
+    view = s.cluster_view()
+    owner = view.group.owner_node if view and view.group else None
+    svc = h.service(ENTSSO)
+    if svc.running and not _same(owner, node):
+        return Finding("not_half_done", node, "ENTSSO running outside the cluster's control",
+                       f"ENTSSO to run only on the group's owner ({owner}) under the cluster")
+    if h.sso and h.sso.tools_server and not _same(h.sso.tools_server, plan.cluster_name):
+        return Finding("not_half_done", node, f"SSO tools point at {h.sso.tools_server!r}",
+                       f"{plan.cluster_name!r} (ssomanage -serverall)")
+    return None
+
+
+def job_idle(s: Snapshot, job: str) -> Finding | None:
+    j = s.sql.jobs.get(job)
+    if j is None or not j.exists:
+        return Finding("job_idle", job, "no such SQL Agent job", "the BizTalk job named in the inventory")
+    if j.running:
+        return Finding("job_idle", job, "running now", "no BizTalk job running before the change")
+    return None
+
+
+# --- prepared (phases 1–2 done) -----------------------------------------------------------------------
+def host_instance_stopped(s: Snapshot, server: str, host_name: str) -> Finding | None:
+    h = s.hosts[server]
+    if f := _reach(h, "host_instance_stopped"):
+        return f
+    hi = next((i for i in h.host_instances if i.host_name == host_name), None)
+    if hi is None:
+        return Finding("host_instance_stopped", f"{host_name} on {server}", "no such host instance", "stopped")
+    if hi.in_process and hi.state != "Stopped":
+        return Finding("host_instance_stopped", f"{host_name} on {server}", hi.state, "Stopped")
+    return None
+
+
+def service_stopped(s: Snapshot, host: str, service: str) -> Finding | None:
+    h = s.hosts[host]
+    if f := _reach(h, "service_stopped"):
+        return f
+    svc = h.service(service)
+    if not svc.stopped:
+        return Finding("service_stopped", f"{service} on {host}", svc.status or "unknown", "Stopped")
+    return None
+
+
+def job_disabled(s: Snapshot, job: str) -> Finding | None:
+    j = s.sql.jobs.get(job)
+    if j is None or not j.exists:
+        return Finding("job_disabled", job, "no such SQL Agent job", "disabled")
+    if j.enabled:
+        return Finding("job_disabled", job, "enabled", "disabled for the change")
+    if j.running:
+        return Finding("job_disabled", job, "disabled but still running", "not running")
+    return None
+
+
+def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Finding | None:
+    h = s.hosts[node]
+    if f := _reach(h, "secret_backed_up"):
+        return f
+    b = h.secret_backup
+    if b is None:
+        return Finding("secret_backed_up", node, "no backup file named for this change", "a master secret backup")
+    if not b.exists or b.size <= 0:
+        return Finding("secret_backed_up", node, f"{b.path} exists={b.exists} size={b.size}",
+                       "a non-empty master secret backup file")
+    if b.last_write_utc is None or b.last_write_utc < change_started:
+        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}",
+                       f"written in this change (after {change_started.isoformat()})")
+    return None
+
+
+def full_backup_complete(s: Snapshot, database: str, change_started: datetime) -> Finding | None:
+    st = s.sql.backups
+    if st is None:
+        return Finding("full_backup_complete", database, "backup state unreadable", "a full backup")
+    db = next((d for d in st.databases if d.database == database), None)
+    if db is None:
+        return Finding("full_backup_complete", database, "not in admv_BackupDatabases", "covered by the backup job")
+    if db.last_full is None or _utc(db.last_full) < change_started:
+        return Finding("full_backup_complete", database, f"last full backup {db.last_full}",
+                       f"a full backup finished after the change began ({change_started.isoformat()})")
+    return None
+
+
+def force_flag_consumed(s: Snapshot) -> Finding | None:
+    st = s.sql.backups
+    if st is None or st.force_full:
+        return Finding("force_flag_consumed", "adm_ForceFullBackup", "flag still set" if st else "unreadable",
+                       "the flag consumed by a completed Backup BizTalk Server run")
+    return None
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+Check = Callable[[], "Finding | None"]
+
+
+def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
+    checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
+                           lambda: ssodb_names_cluster(s, plan)]
+    for h in s.hosts:
+        checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
+    for n in plan.nodes:
+        checks += [lambda n=n: node_up(s, n), lambda n=n: node_holds_secret(s, n),
+                   lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
+                   lambda n=n: not_half_done(s, n, plan)]
+    checks += [lambda j=j: job_idle(s, j) for j in plan.job_names]
+    return [f for f in (c() for c in checks) if f]
+
+
+def change_window_start(now: datetime, hours: float = 12) -> datetime:
+    return now - timedelta(hours=hours)

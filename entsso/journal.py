@@ -1,0 +1,87 @@
+"""The durable record of a run: every operation's intent, result and evidence, one JSON line each,
+flushed and fsynced before the next operation starts. It is the audit trail attached to the change, and
+what `--resume RUN-ID` reads: the original baseline (what ran before the change, which a resumed run
+must put back) and which steps were verified done."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from entsso.winrm import redact
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """Append-only JSONL; thread-safe; every write reaches the disk before the call returns."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        record = {"ts": _now(), "run": self.run_id, "kind": kind, **redact(fields)}
+        line = json.dumps(record, default=str, sort_keys=False)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        return record
+
+    def intent(self, phase: str, step: str, host: str | None, **detail: Any) -> dict[str, Any]:
+        return self.write("intent", phase=phase, step=step, host=host, **detail)
+
+    def result(self, phase: str, step: str, host: str | None, outcome: str, **evidence: Any) -> dict[str, Any]:
+        return self.write("result", phase=phase, step=step, host=host, outcome=outcome, **evidence)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a journal; a torn last line (the run died mid-write) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+@dataclass(frozen=True)
+class PriorRun:
+    """What a resumed run takes over from the run it resumes."""
+
+    run_id: str
+    change_ticket: str | None
+    change_started: str | None
+    baseline: dict[str, Any] | None
+    done_steps: frozenset[tuple[str, str, str | None]]  # (phase, step, host) whose result was "ok"
+    last_record: dict[str, Any] | None
+
+
+def prior_run(path: Path) -> PriorRun:
+    records = list(read(path))
+    start = next((r for r in records if r.get("kind") == "run_started"), {})
+    baseline = next((r.get("baseline") for r in records if r.get("kind") == "baseline"), None)
+    done = frozenset((r.get("phase"), r.get("step"), r.get("host")) for r in records
+                     if r.get("kind") == "result" and r.get("outcome") in ("ok", "unchanged"))
+    return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), start.get("change_started"),
+                    baseline, done, records[-1] if records else None)

@@ -1,0 +1,288 @@
+"""The pytest plugin: options, the inventory (checked before anything connects), the run directory,
+the lab for `--lab`, parametrisation by the estate's own names, the gate between phases, and the
+report files (report.html, junit.xml, journal.jsonl, summary.json, lab-state.json)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entsso.run import Options, Run
+
+RUN_KEY = pytest.StashKey[Run]()
+PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2}
+REPORTS = Path(os.environ.get("ENTSSO_REPORTS", "reports"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("entsso", "entsso-upgrade (Enterprise SSO upgrade on a clustered MSS)")
+    g.addoption("--inventory", metavar="FILE", default=os.environ.get("ENTSSO_INVENTORY"),
+                help="the estate's inventory (or ENTSSO_INVENTORY)")
+    g.addoption("--lab", nargs="?", const="default", default=None, metavar="SCENARIO",
+                help="start a lab (simulated estate) for this run; SCENARIO is a bundled name or a YAML file")
+    g.addoption("--lab-speed", type=float, default=None, help="the lab's estate seconds per real second")
+    g.addoption("--apply", action="store_true", help="change the estate (needs --change-ticket)")
+    g.addoption("--change-ticket", metavar="ID", help="the change record this run is evidence for")
+    g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
+    g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
+    g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
+
+
+def _suite_requested(config: pytest.Config) -> bool:
+    """True unless every path given is our own selftest (pytest selftest)."""
+    args = [a for a in config.args if not a.startswith("-")]
+    if not args:
+        return True
+    return any(not Path(a.split("::")[0]).resolve().is_relative_to(Path(config.rootpath, "selftest").resolve())
+               for a in args)
+
+
+def latest_report() -> str:
+    runs = sorted(p for p in REPORTS.glob("*/report.html"))
+    return str(runs[-1]) if runs else "(no report yet)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in ("readiness", "prepared", "post", "slow"):
+        config.addinivalue_line("markers", f"{marker}: entsso phase marker")
+    if not _suite_requested(config) or getattr(config, "workerinput", None) is not None:
+        return
+    opt = config.option
+    lab_value = opt.lab
+    if lab_value and not lab_value.endswith((".yml", ".yaml")) and Path(lab_value).exists():
+        # `pytest --lab tests_pre`: argparse took the path as the scenario
+        config.args.append(lab_value)
+        opt.lab = lab_value = "default"
+    options = Options(apply=opt.apply, change_ticket=opt.change_ticket, resume=opt.resume,
+                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced)
+    prior = _check_options(options)
+    if not opt.inventory and not lab_value:
+        raise pytest.UsageError(
+            "no estate given: pass --inventory FILE (or set ENTSSO_INVENTORY) for a real estate, "
+            "or --lab for the simulated one. See docs/inventory.md.")
+    from entsso.run import new_run_id
+
+    run_id = new_run_id(options.change_ticket)
+    run_dir = REPORTS / run_id
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = REPORTS / f"{run_id}.{n}"
+    run_dir.mkdir(parents=True)
+    lab = None
+    inventory_path = opt.inventory
+    if lab_value:
+        from entsso.lab.launcher import LabError, LabProcess
+
+        lab = LabProcess(lab_value, run_dir / "lab-inventory.yml", speed=opt.lab_speed)
+        try:
+            lab.start()
+        except LabError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        os.environ.update(lab.env)  # the lab's credentials, as an operator would export them
+        inventory_path = str(lab.inventory_path)
+    try:
+        run = _load_run(run_dir.name, run_dir, options, inventory_path, prior)
+    except Exception:
+        if lab:
+            lab.stop()
+        raise
+    run.lab = lab
+    config.stash[RUN_KEY] = run
+    run.journal.write("run_started", change_ticket=options.change_ticket, apply=options.apply,
+                      resume=options.resume, inventory=inventory_path,
+                      change_started=(prior.change_started if prior and prior.change_started else None))
+    if not getattr(opt, "htmlpath", None):
+        opt.htmlpath = str(run_dir / "report.html")
+    opt.self_contained_html = True
+    if not getattr(opt, "xmlpath", None):
+        opt.xmlpath = str(run_dir / "junit.xml")
+
+
+def _check_options(options: Options) -> Any:
+    from entsso.journal import prior_run
+
+    if options.apply and not options.change_ticket and not options.resume:
+        raise pytest.UsageError(
+            "--apply changes the estate and needs --change-ticket ID: the change record this run is "
+            "evidence for (e.g. --change-ticket CHG0012345).")
+    if options.change_ticket is not None and not options.change_ticket.strip():
+        raise pytest.UsageError("--change-ticket is empty: give the change record's ID (e.g. CHG0012345).")
+    if options.keep_silenced and not options.apply:
+        raise pytest.UsageError("--keep-silenced only means something with --apply.")
+    if not options.resume:
+        return None
+    journal = REPORTS / options.resume / "journal.jsonl"
+    if not journal.exists():
+        known = sorted(p.parent.name for p in REPORTS.glob("*/journal.jsonl"))[-5:]
+        raise pytest.UsageError(
+            f"--resume {options.resume}: no run of that id under {REPORTS}/ (no journal.jsonl). "
+            f"Recent runs: {', '.join(known) or 'none'}.")
+    prior = prior_run(journal)
+    if options.change_ticket and prior.change_ticket and options.change_ticket != prior.change_ticket:
+        raise pytest.UsageError(
+            f"--resume {options.resume} was a run for change {prior.change_ticket}, not {options.change_ticket}: "
+            "resume it with its own ticket (or leave --change-ticket out).")
+    options.change_ticket = options.change_ticket or prior.change_ticket
+    options.apply = True
+    return prior
+
+
+def _load_run(run_id: str, run_dir: Path, options: Options, inventory_path: str | None, prior: Any) -> Run:
+    from entsso.inventory import InventoryError, load_inventory
+    from entsso.run import build_run
+
+    try:
+        inventory = load_inventory(inventory_path, prompt=os.isatty(0))
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return build_run(run_id, run_dir, options, inventory, prior)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    try:
+        if run.lab is not None:
+            try:
+                (run.dir / "lab-state.json").write_text(json.dumps(run.lab.state(), indent=2, default=str))
+            finally:
+                run.lab.stop()
+        _write_summary(run, config)
+    finally:
+        run.close()
+
+
+def _write_summary(run: Run, config: pytest.Config) -> None:
+    outcomes = getattr(config, "_entsso_outcomes", {})
+    summary = {
+        "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
+        "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
+        "sql_statements": run.statements.count(),
+        "tests": outcomes,
+        "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
+        "finished": datetime.now(timezone.utc).isoformat(),
+    }
+    (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    evidence = item.stash.get(EVIDENCE_KEY, None)
+    if evidence and report.when == "call":
+        try:
+            from pytest_html import extras as html_extras
+        except ImportError:  # pytest-html absent: evidence still goes to the text report
+            html_extras = None
+        for name, text in evidence:
+            report.sections.append((f"evidence: {name}", text))
+            if html_extras is not None:
+                report.extras = [*getattr(report, "extras", []), html_extras.text(text, name=name)]
+    run = item.config.stash.get(RUN_KEY, None)
+    if run is not None and report.failed and item.nodeid not in run.failed_tests:
+        run.failed_tests.append(item.nodeid)
+    outcomes = item.config.__dict__.setdefault("_entsso_outcomes", {})
+    if report.when == "call" or report.outcome != "passed":
+        state = "error" if report.when != "call" and report.failed else report.outcome
+        if report.when == "call" or item.nodeid not in outcomes or state != "passed":
+            outcomes[item.nodeid] = state
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Readiness before prepared before post (stable): the gate's tests report before a phase acts."""
+    def rank(item: pytest.Item) -> int:
+        return min((PHASE_ORDER[m.name] for m in item.iter_markers() if m.name in PHASE_ORDER), default=9)
+
+    items.sort(key=rank)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise by the estate's own names so the report names each host, instance and job."""
+    run = metafunc.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    names = metafunc.fixturenames
+    if "node" in names:
+        metafunc.parametrize("node", run.nodes)
+    if "biztalk_server" in names:
+        metafunc.parametrize("biztalk_server", run.biztalk_servers)
+    if "sso_host" in names:
+        metafunc.parametrize("sso_host", list(run.hosts))
+    if "job" in names:
+        metafunc.parametrize("job", run.job_names)
+    if "host_instance" in names:
+        b = run.baseline()
+        pairs = [(server, name) for server, inst in b.host_instances.items() for name in inst]
+        metafunc.parametrize("host_instance", pairs, ids=[f"{s}-{n}" for s, n in pairs])
+    if "database" in names:
+        s = run.snapshot()
+        dbs = [d.database for d in s.sql.backups.databases] if s.sql.backups else ["(unreadable)"]
+        metafunc.parametrize("database", dbs)
+
+
+@pytest.fixture(scope="session")
+def run(request: pytest.FixtureRequest) -> Run:
+    r = request.config.stash.get(RUN_KEY, None)
+    if r is None:
+        pytest.fail("the entsso suite needs an estate: --inventory FILE or --lab", pytrace=False)
+    return r
+
+
+@pytest.fixture(scope="session")
+def estate(run: Run):  # type: ignore[no-untyped-def]
+    """The estate as first observed: each host asked once."""
+    started = time.monotonic()
+    snap = run.snapshot()
+    run.journal.write("snapshot", phase="estate", seconds=round(time.monotonic() - started, 3),
+                      winrm_calls=run.calls.count(), sql_statements=run.statements.count())
+    return snap
+
+
+@pytest.fixture(scope="session")
+def baseline(run: Run, estate):  # type: ignore[no-untyped-def]
+    """What ran and was enabled before the change (kept for phase 7 and for --resume)."""
+    return run.baseline()
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """judge(finding, fact): attach the fact judged as evidence, then fail with the finding if any."""
+    def _judge(finding: Any, fact: Any = None) -> None:
+        if fact is not None:
+            _attach(request, "fact judged", fact)
+        if finding is not None:
+            pytest.fail(str(finding), pytrace=False)
+
+    return _judge
+
+
+def _attach(request: pytest.FixtureRequest, name: str, fact: Any) -> None:
+    from dataclasses import asdict, is_dataclass
+
+    def plain(o: Any) -> Any:
+        if is_dataclass(o) and not isinstance(o, type):
+            return {k: plain(v) for k, v in asdict(o).items() if k != "raw"}
+        if isinstance(o, dict):
+            return {str(k): plain(v) for k, v in o.items() if k != "raw"}
+        if isinstance(o, (list, tuple)):
+            return [plain(v) for v in o]
+        if isinstance(o, datetime):
+            return o.isoformat()
+        return o
+
+    text = json.dumps(plain(fact), indent=2, default=str, sort_keys=True)
+    extras = request.node.stash.setdefault(EVIDENCE_KEY, [])
+    extras.append((name, text))
+
+
+EVIDENCE_KEY = pytest.StashKey[list]()
+

@@ -1,0 +1,44 @@
+"""Waiting on the estate: poll a fact until it holds, with a backoff that starts fast and never waits
+more than `cap` seconds between looks (so the suite reacts within a second of the change), and a
+deadline that says what it saw last."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class WaitTimedOut(Exception):
+    def __init__(self, what: str, seconds: float, last: object) -> None:
+        super().__init__(f"gave up waiting for {what} after {seconds:.0f} s (last seen: {last})")
+        self.what = what
+        self.last = last
+
+
+@dataclass
+class Poller:
+    first: float = 0.2
+    factor: float = 1.5
+    cap: float = 1.0
+    waited: float = 0.0  # total seconds spent sleeping (the benchmark's "waiting on the estate")
+    polls: int = 0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def until(self, check: Callable[[], T | None], timeout: float, *, what: str,
+              describe: Callable[[], object] | None = None) -> T:
+        deadline = time.monotonic() + timeout
+        delay = self.first
+        while True:
+            self.polls += 1
+            result = check()
+            if result:
+                return result
+            now = time.monotonic()
+            if now >= deadline:
+                raise WaitTimedOut(what, timeout, describe() if describe else result)
+            pause = min(delay, self.cap, deadline - now)
+            self.sleep(pause)
+            self.waited += pause
+            delay *= self.factor

@@ -1,0 +1,202 @@
+"""One run of the suite: its id and directory, the inventory's estate as hosts and a SQL Server, the
+logs that count every call, the journal, and the baseline — what ran before the change, which the end
+of the change (and a resumed run) must put back exactly."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from entsso.estate import Snapshot, gather
+from entsso.journal import Journal, PriorRun
+from entsso.poll import Poller
+from entsso.sql import SqlServer, SqlSettings, StatementLog
+from entsso.winrm import CallLog, WindowsHost, WinRMSettings
+
+
+def new_run_id(ticket: str | None, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    label = re.sub(r"[^A-Za-z0-9_.-]", "_", ticket) if ticket else "gate"
+    return f"{now:%Y%m%dT%H%M%SZ}-{label}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What was running and enabled before the change (runbook phase 0), for phase 7."""
+
+    taken_at: str
+    group_owner: str | None
+    host_instances: dict[str, dict[str, str]]  # server -> host name -> state (in-process ones)
+    host_instances_disabled: dict[str, list[str]]
+    rule_engine: dict[str, str | None]  # server -> status
+    entsso: dict[str, str | None]  # every host -> ENTSSO status
+    jobs_enabled: dict[str, bool]
+    versions: dict[str, str | None]  # host -> SSO version
+
+    @classmethod
+    def from_snapshot(cls, s: Snapshot) -> "Baseline":
+        view = s.cluster_view()
+        return cls(
+            taken_at=s.taken_at.isoformat(),
+            group_owner=view.group.owner_node if view and view.group else None,
+            host_instances={h.name: {i.host_name: i.state for i in h.host_instances if i.in_process}
+                            for h in s.biztalk_servers},
+            host_instances_disabled={h.name: [i.host_name for i in h.host_instances if i.disabled]
+                                     for h in s.biztalk_servers},
+            rule_engine={h.name: h.service("RuleEngineUpdateService").status for h in s.biztalk_servers},
+            entsso={h.name: h.service("ENTSSO").status for h in s.hosts.values()},
+            jobs_enabled={name: j.enabled for name, j in s.sql.jobs.items() if j.exists},
+            versions={h.name: (h.sso.version if h.sso else None) for h in s.hosts.values()},
+        )
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Baseline":
+        return cls(**doc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Options:
+    apply: bool = False
+    change_ticket: str | None = None
+    resume: str | None = None
+    allow_reboot: bool = False
+    keep_silenced: bool = False
+
+
+@dataclass
+class Run:
+    """The run's context; fixtures and the plugin share it (config.stash)."""
+
+    id: str
+    dir: Path
+    options: Options
+    inventory: Any  # entsso.inventory.Inventory
+    hosts: dict[str, WindowsHost]
+    sql: SqlServer
+    nodes: list[str]
+    biztalk_servers: list[str]
+    cluster_name: str
+    group: str
+    resource: str
+    primary: str | None
+    job_names: list[str]
+    calls: CallLog = field(default_factory=CallLog)
+    statements: StatementLog = field(default_factory=StatementLog)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    prior: PriorRun | None = None
+    lab: Any = None  # entsso.lab.launcher.LabProcess for --lab
+    journal: Journal | None = None
+    failed_tests: list[str] = field(default_factory=list)  # node ids of tests that failed so far
+    stopped: tuple[str, str] | None = None  # (phase, message) when a phase stopped the run
+    poller: Poller = field(default_factory=Poller)
+    _snapshot: Snapshot | None = None
+    _baseline: Baseline | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # --- Plan (entsso.gate.Plan) -----------------------------------------------------------------
+    def target_version(self, node: str) -> str:
+        return self.inventory.upgrade_for(node).target_version
+
+    def upgrade_mode(self, node: str) -> str:
+        return self.inventory.upgrade_for(node).mode
+
+    def primary_node(self) -> str:
+        """The primary: the inventory's, else the node that owned the SSO group when the change began."""
+        return self.primary or self.baseline().group_owner or self.nodes[0]
+
+    @property
+    def change_label(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.options.change_ticket or "no-ticket")
+
+    def secret_backup_file(self) -> str:
+        folder = self.inventory.secret_backup.folder.rstrip("\\")
+        return f"{folder}\\ENTSSO-{self.change_label}.bak"
+
+    # --- estate.Target ----------------------------------------------------------------------------
+    def host_facts_params(self, host: str) -> dict[str, Any]:
+        is_node = host in self.nodes
+        params: dict[str, Any] = {
+            "cluster": {"network_name": self.cluster_name, "group": self.group, "resource": self.resource}
+            if is_node else None,
+            "services": ["ENTSSO"] + ([] if is_node else ["RuleEngineUpdateService"]),
+            "biztalk": not is_node,
+            "package": None,
+            "backup_folder": None,
+            "secret_backup_file": None,
+        }
+        if is_node:
+            upgrade = self.inventory.upgrade_for(host)
+            params["package"] = {"path": upgrade.package_path} if upgrade.package_path else None
+            params["backup_folder"] = self.inventory.secret_backup.folder
+            params["secret_backup_file"] = self.secret_backup_file()
+        return params
+
+    # --- snapshots --------------------------------------------------------------------------------
+    def snapshot(self, *, fresh: bool = False) -> Snapshot:
+        """The estate now; the first one is kept (the gate asks each host once)."""
+        with self._lock:
+            if fresh or self._snapshot is None:
+                self._snapshot = gather(self)
+            return self._snapshot
+
+    def baseline(self) -> Baseline:
+        """The baseline: from the run this one resumes, else from the first snapshot."""
+        with self._lock:
+            if self._baseline is None:
+                if self.prior and self.prior.baseline:
+                    self._baseline = Baseline.from_dict(self.prior.baseline)
+                else:
+                    self._baseline = Baseline.from_snapshot(self.snapshot())
+                    if self.journal:
+                        self.journal.write("baseline", baseline=self._baseline.to_dict())
+                (self.dir / "baseline.json").write_text(json.dumps(self._baseline.to_dict(), indent=2))
+            return self._baseline
+
+    @property
+    def change_started(self) -> datetime:
+        """When this change began: the resumed run's start, else the first snapshot's time."""
+        if self.prior and self.prior.change_started:
+            return datetime.fromisoformat(self.prior.change_started)
+        t = self.snapshot().taken_at
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    def close(self) -> None:
+        for h in self.hosts.values():
+            h.close()
+        self.sql.close()
+        if self.journal:
+            self.journal.close()
+
+
+def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:
+    """The Run for an inventory (entsso.inventory.Inventory): hosts, SQL Server, plan."""
+    calls, statements = CallLog(), StatementLog()
+    w = inventory.winrm
+    settings = WinRMSettings(transport=w.transport, https=w.https, port=w.port,
+                             cert_validation=w.server_cert_validation == "validate",
+                             ca_trust_path=w.ca_trust_path, connect_timeout=w.connect_timeout,
+                             read_timeout=w.read_timeout, operation_timeout=w.operation_timeout)
+    password = inventory.secrets.winrm_password
+    hosts = {h.name: WindowsHost(h.name, h.address or h.name, w.username, password, settings, calls)
+             for h in inventory.hosts()}
+    s = inventory.sql
+    lab = getattr(inventory, "lab", None)
+    sql_settings = SqlSettings(server=s.server, instance=s.instance, port=s.port, driver=s.driver,
+                               encrypt=s.encrypt, trust_server_certificate=s.trust_server_certificate,
+                               auth=s.auth, username=s.username,
+                               lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
+    sql = SqlServer(sql_settings, inventory.secrets.sql_password, statements)
+    c = inventory.cluster
+    run = Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
+              nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],
+              cluster_name=c.network_name, group=c.group, resource=c.resource, primary=c.primary,
+              job_names=list(inventory.sql.jobs), calls=calls, statements=statements, prior=prior)
+    run.journal = Journal(run_dir / "journal.jsonl", run_id)
+    return run

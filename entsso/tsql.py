@@ -1,0 +1,45 @@
+"""Every T-SQL statement the suite runs, in one place: three-part names, `?` parameters, nothing
+formatted in. Facts read; the EXECs are the operations' (sp_update_job, sp_start_job, sp_ForceFullBackup).
+"""
+
+NOW = "SET NOCOUNT ON; SELECT SYSUTCDATETIME() AS now_utc, GETDATE() AS now_local"
+
+SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
+
+# One row per SQL Agent job: enabled, whether it runs now (in the current Agent session), its last outcome.
+JOBS = """SET NOCOUNT ON;
+SELECT j.name AS name, j.enabled AS enabled,
+  (SELECT MAX(h.instance_id) FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id = 0) AS last_instance_id,
+  (SELECT TOP 1 h.run_status FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_run_status,
+  (SELECT TOP 1 h.run_date FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_run_date,
+  (SELECT TOP 1 h.run_time FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_run_time,
+  (SELECT TOP 1 h.message FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_message,
+  CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a
+     WHERE a.job_id = j.job_id
+       AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s)
+       AND a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL)
+   THEN 1 ELSE 0 END AS running
+FROM msdb.dbo.sysjobs j"""
+
+UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
+START_JOB = "EXEC msdb.dbo.sp_start_job @job_name = ?"
+
+# The force-full flag: read the table's only column without naming it (its name is not documented by
+# Microsoft; set it only through the procedure, as the BizTalk documentation says).
+FORCE_FULL_FLAG = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
+FORCE_FULL_BACKUP = "EXEC BizTalkMgmtDb.dbo.sp_ForceFullBackup"
+
+# The databases the Backup BizTalk Server job covers, with their latest complete full backup as the job
+# recorded it (adm_BackupHistory covers every server of the group, msdb only this one).
+BACKUP_DATABASES = """SET NOCOUNT ON;
+SELECT d.ServerName AS server_name, d.DatabaseName AS database_name,
+  (SELECT MAX(h.BackupDateTime) FROM BizTalkMgmtDb.dbo.adm_BackupHistory h
+     WHERE h.DatabaseName = d.DatabaseName AND h.BackupType = 'db' AND h.SetComplete = 1) AS last_full_history,
+  (SELECT MAX(b.backup_finish_date) FROM msdb.dbo.backupset b
+     WHERE b.database_name = d.DatabaseName AND b.type = 'D' AND b.is_copy_only = 0) AS last_full_finish
+FROM BizTalkMgmtDb.dbo.admv_BackupDatabases d"""

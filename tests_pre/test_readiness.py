@@ -1,0 +1,57 @@
+"""Readiness: what holds on a live estate before the change window (runbook phase 0)."""
+import pytest
+
+from entsso import gate
+
+pytestmark = pytest.mark.readiness
+
+
+def test_host_answers_over_winrm(estate, sso_host, judge):
+    judge(gate.host_reachable(estate, sso_host), estate.hosts[sso_host])
+
+
+def test_sql_server_answers(estate, judge):
+    judge(gate.sql_reachable(estate), estate.sql)
+
+
+def test_cluster_node_is_up(estate, node, judge):
+    judge(gate.node_up(estate, node), estate.cluster_view())
+
+
+def test_sso_group_is_online(estate, run, judge):
+    judge(gate.group_online(estate, run), estate.cluster_view())
+
+
+def test_entsso_resource_is_online_as_generic_service(estate, run, judge):
+    judge(gate.resource_online(estate, run), estate.cluster_view())
+
+
+def test_ssodb_names_the_cluster_as_secret_server(estate, run, judge):
+    judge(gate.ssodb_names_cluster(estate, run), {"gi_SecretServer": estate.sql.secret_server})
+
+
+def test_sso_server_uses_the_cluster_name(estate, sso_host, run, judge):
+    judge(gate.sso_server_uses_cluster(estate, sso_host, run), estate.hosts[sso_host].sso)
+
+
+def test_node_holds_the_master_secret(estate, node, judge):
+    judge(gate.node_holds_secret(estate, node), estate.hosts[node].sso)
+
+
+def test_update_package_in_place_and_newer(estate, node, run, judge):
+    judge(gate.package_ready(estate, node, run),
+          {"package": estate.hosts[node].package, "installed": estate.hosts[node].sso,
+           "target_version": run.target_version(node), "mode": run.upgrade_mode(node)})
+
+
+def test_secret_backup_folder_writable(estate, node, judge):
+    judge(gate.backup_folder_writable(estate, node), estate.hosts[node].backup_folder)
+
+
+def test_nothing_half_done_on_node(estate, node, run, judge):
+    judge(gate.not_half_done(estate, node, run),
+          {"entsso": estate.hosts[node].service("ENTSSO"), "sso": estate.hosts[node].sso})
+
+
+def test_biztalk_job_not_running(estate, job, judge):
+    judge(gate.job_idle(estate, job), estate.sql.jobs.get(job))

@@ -2,4 +2,5 @@
 pytest_plugins = [
     "entsso.plugin",
     "fixtures.prepare",
+    "fixtures.change",
 ]

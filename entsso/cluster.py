@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from entsso.winrm import WindowsHost
+
 
 @dataclass(frozen=True)
 class ClusterNode:
@@ -59,3 +61,15 @@ def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
     )
+
+
+def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout: float) -> dict[str, Any]:
+    """Take the ENTSSO resource Offline or bring it Online (Stop-/Start-ClusterResource), waiting."""
+    return host.invoke("Set-ClusterResourceState", {"resource": resource, "state": state, "timeout_sec": int(timeout)},
+                       timeout=timeout + 60)
+
+
+def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> dict[str, Any]:
+    """Move the SSO group to `node` and wait for it to come Online there (Move-ClusterGroup)."""
+    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout)},
+                       timeout=timeout + 60)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import HostFacts, Snapshot
 from entsso.sso import ENTSSO, version_tuple
+
+if TYPE_CHECKING:
+    from entsso.run import Baseline
 
 
 @dataclass(frozen=True)
@@ -282,3 +285,52 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
 
 def change_window_start(now: datetime, hours: float = 12) -> datetime:
     return now - timedelta(hours=hours)
+
+
+# --- later phases' proofs ----------------------------------------------------------------------------
+def service_running(s: Snapshot, host: str, service: str) -> Finding | None:
+    h = s.hosts[host]
+    if f := _reach(h, "service_running"):
+        return f
+    svc = h.service(service)
+    if not svc.running:
+        return Finding("service_running", f"{service} on {host}", svc.status or "not installed", "Running")
+    return None
+
+
+def version_is(s: Snapshot, host: str, version: str) -> Finding | None:
+    h = s.hosts[host]
+    if f := _reach(h, "version_is"):
+        return f
+    found = h.sso.version if h.sso else None
+    if version_tuple(found) != version_tuple(version):
+        return Finding("version_is", f"Enterprise SSO on {host}", f"version {found}", f"version {version}")
+    return None
+
+
+def matches_baseline(s: Snapshot, baseline: "Baseline") -> list[Finding]:
+    """BizTalk as it was before the change: what ran runs, what was enabled is enabled, nothing more."""
+    out: list[Finding] = []
+    for server, instances in baseline.host_instances.items():
+        h = s.hosts.get(server)
+        if h is None or not h.reachable:
+            out.append(Finding("matches_baseline", server, "no answer", "the BizTalk server to answer"))
+            continue
+        now = {i.host_name: i.state for i in h.host_instances if i.in_process}
+        for name, before in instances.items():
+            want = "Running" if before == "Running" else "Stopped"
+            if now.get(name) != want:
+                out.append(Finding("matches_baseline", f"host instance {name} on {server}", str(now.get(name)),
+                                   f"{want} (as before the change)"))
+        for svc, before in ((RULE_ENGINE, baseline.rule_engine.get(server)), (ENTSSO, baseline.entsso.get(server))):
+            want = "Running" if before == "Running" else "Stopped"
+            got = h.service(svc)
+            if (want == "Running") != got.running:
+                out.append(Finding("matches_baseline", f"{svc} on {server}", str(got.status),
+                                   f"{want} (as before the change)"))
+    for job, before in baseline.jobs_enabled.items():
+        j = s.sql.jobs.get(job)
+        if j is None or j.enabled != before:
+            out.append(Finding("matches_baseline", f"job {job}", "enabled" if j and j.enabled else "disabled",
+                               f"{'enabled' if before else 'disabled'} (as before the change)"))
+    return out

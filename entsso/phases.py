@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 
 import pytest
 
-from entsso import backup, biztalk, gate, services, sqlagent, sso
+from entsso import backup, biztalk, cluster, gate, services, sqlagent, sso
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import Snapshot
 from entsso.poll import Poller, WaitTimedOut
@@ -161,4 +161,224 @@ def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     dbs = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
     _require(run, "backup", [gate.full_backup_complete(s, d, run.change_started) for d in dbs]
              + [gate.force_flag_consumed(s)])
+    return s
+
+
+# --- phase 3: uncluster ---------------------------------------------------------------------------------
+def uncluster(run: Run, s: Snapshot) -> Snapshot:
+    """Make the primary node the MSS outside the cluster. Order matters (docs/architecture.md): the
+    `-updatedb` runs while the clustered ENTSSO still answers (ssomanage needs a running SSO server, and
+    ENTSSO cannot start on the primary while SSODB names an offline cluster name as its MSS)."""
+    t = run.inventory.timeouts
+    primary, others = run.primary_node(), [n for n in run.nodes if n != run.primary_node()]
+    host = run.hosts[primary]
+    step(run, "uncluster", "point the primary's SSO tools at the cluster name", primary,
+         lambda: sso.ensure_tools_server(host, run.cluster_name))
+    step(run, "uncluster", f"move the master secret server to {primary}", primary,
+         lambda: sso.ensure_secret_server(host, primary), secret_server=primary)
+    step(run, "uncluster", "take the ENTSSO cluster resource offline", primary,
+         lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
+    step(run, "uncluster", "start ENTSSO on the primary through the SCM", primary,
+         lambda: services.ensure_services(host, [(ENTSSO, "Running")], t.service_start))
+    step(run, "uncluster", "point the primary's SSO tools at itself", primary,
+         lambda: sso.ensure_tools_server(host, primary))
+
+    def secondary(node: str) -> None:
+        step(run, "uncluster", f"point SSO tools at {primary}", node,
+             lambda: sso.ensure_tools_server(run.hosts[node], primary))
+        step(run, "uncluster", "start ENTSSO through the SCM", node,
+             lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
+
+    on_hosts(others, secondary)
+    s = run.snapshot(fresh=True)
+    _require(run, "uncluster", unclustered_findings(run, s))
+    return s
+
+
+def unclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
+    primary = run.primary_node()
+    out: list[gate.Finding | None] = []
+    if (s.sql.secret_server or "").upper() != primary.upper():
+        out.append(gate.Finding("unclustered", "SSODB secret server", repr(s.sql.secret_server), repr(primary)))
+    view = s.cluster_view()
+    if view and view.resource and view.resource.state != "Offline":
+        out.append(gate.Finding("unclustered", f"cluster resource {run.resource}", view.resource.state, "Offline"))
+    for n in run.nodes:
+        h = s.hosts[n]
+        out.append(gate.service_running(s, n, ENTSSO))
+        if h.reachable and h.sso and (h.sso.secret_server or "").upper() != primary.upper():
+            out.append(gate.Finding("unclustered", f"SSO on {n}", f"secret server {h.sso.secret_server!r} "
+                                    f"({h.sso.displaydb_error or 'answered'})", repr(primary)))
+    if s.hosts[primary].sso and not s.hosts[primary].sso.holds_secret:
+        out.append(gate.Finding("unclustered", primary, "no master secret", "the MSS to hold the secret"))
+    return out
+
+
+# --- phase 4: upgrade -----------------------------------------------------------------------------------
+def upgrade(run: Run, s: Snapshot) -> Snapshot:
+    """Each node on its own, the primary (now the MSS) first; a node is done before the next starts."""
+    order = [run.primary_node()] + [n for n in run.nodes if n != run.primary_node()]
+    for node in order:
+        _upgrade_node(run, node)
+    s = run.snapshot(fresh=True)
+    _require(run, "upgrade", [gate.version_is(s, n, run.target_version(n)) for n in run.nodes]
+             + [gate.service_running(s, n, ENTSSO) for n in run.nodes])
+    return s
+
+
+def _node_version(run: Run, node: str) -> str | None:
+    from entsso.estate import gather_hosts
+
+    h = gather_hosts(run, [node])[node]
+    return h.sso.version if h.reachable and h.sso else None
+
+
+def _upgrade_node(run: Run, node: str) -> None:
+    cfg = run.inventory.upgrade_for(node)
+    target, t = cfg.target_version, run.inventory.timeouts
+    if sso.version_tuple(_node_version(run, node)) >= sso.version_tuple(target):
+        run.journal.result("upgrade", "upgrade SSO", node, "unchanged", version=target)
+    elif cfg.mode == "manual":
+        media = cfg.package_path or r"<BizTalk media>\Platform\SSO64\Setup.exe"
+        text = (f"\n>>> OPERATOR: on {node}, run ESSO Setup from the BizTalk media "
+                f"({media}), choose Upgrade, and finish it.\n"
+                f">>> The suite waits up to {t.upgrade:.0f} s for {node} to report Enterprise SSO {target}; "
+                "nothing else changes meanwhile.")
+        run.journal.intent("upgrade", "upgrade SSO (manual)", node, instruction=text, target=target)
+        run.operator.instruct(node, text, target)
+
+        def done() -> str | None:
+            v = _node_version(run, node)
+            run.operator.tell(f"    … {node} reports SSO {v}, waiting for {target}")
+            return v if sso.version_tuple(v) >= sso.version_tuple(target) else None
+
+        step(run, "upgrade", "wait for the operator's upgrade", node,
+             lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}")})
+    else:
+        log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
+        result = step(run, "upgrade", "install the SSO update package", node,
+                      lambda: sso.install_update(run.hosts[node], cfg.package_path, cfg.arguments or "", log,
+                                                 t.upgrade), package=cfg.package_path)
+        code = int(result.get("exit_code", -1))
+        meaning = sso.MSI_CODES.get(code, "not a Windows Installer success code")
+        if code in (3010, 1641):
+            if not run.options.allow_reboot:
+                stop(run, "upgrade", f"{node}: the update installed but needs a reboot (exit code {code}: {meaning}). "
+                     f"Reboot {node} yourself and resume, or resume with --allow-reboot.")
+            if code == 3010:
+                step(run, "upgrade", "restart the node", node, lambda: run.hosts[node].invoke("Restart-Node", {}))
+            step(run, "upgrade", "wait for the node to come back", node,
+                 lambda: {"version": run.poller_slow.until(lambda: _node_version(run, node), t.reboot,
+                                                           what=f"{node} to answer WinRM after its reboot")})
+        elif code != 0:
+            stop(run, "upgrade", f"{node}: the update package failed with exit code {code} ({meaning}). "
+                 f"Read the installer log {log} on {node}, fix the cause, then resume.")
+    step(run, "upgrade", "start ENTSSO through the SCM", node,
+         lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
+
+
+# --- phase 5: recluster ---------------------------------------------------------------------------------
+def recluster(run: Run, s: Snapshot) -> Snapshot:
+    t = run.inventory.timeouts
+    primary = run.primary_node()
+    host = run.hosts[primary]
+    step(run, "recluster", f"move the master secret server back to {run.cluster_name}", primary,
+         lambda: sso.ensure_secret_server(host, run.cluster_name), secret_server=run.cluster_name)
+    on_hosts(run.nodes, lambda n: step(run, "recluster", "stop the SCM-started ENTSSO", n,
+                                       lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")],
+                                                                        t.service_stop)))
+    # Microsoft's procedure for a clustered MSS: on each node in turn, own the group, cycle the resource
+    # offline→online, restore the master secret there. The primary last, so the group ends on it.
+    password = run.inventory.secrets.secret_password
+    path = run.secret_backup_file()
+    for node in [n for n in run.nodes if n != primary] + [primary]:
+        if ("recluster", "restore the master secret", node) in run.done_steps():
+            continue
+        step(run, "recluster", f"move the SSO group to {node}", primary,
+             lambda node=node: cluster.ensure_group_owner(host, run.group, node, t.group_move))
+        step(run, "recluster", "take the ENTSSO resource offline", node,
+             lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
+        step(run, "recluster", "bring the ENTSSO resource online", node,
+             lambda: cluster.ensure_resource_state(host, run.resource, "Online", t.group_move))
+        if node != primary:
+            step(run, "recluster", "put this change's secret backup on the node", node,
+                 lambda node=node: _copy_backup_to(run, primary, node, path))
+        step(run, "recluster", "restore the master secret", node,
+             lambda node=node: sso.restore_secret(run.hosts[node], path, password), file=path)
+    on_hosts(run.nodes, lambda n: step(run, "recluster", f"point SSO tools at {run.cluster_name}", n,
+                                       lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
+    s = run.snapshot(fresh=True)
+    _require(run, "recluster", reclustered_findings(run, s))
+    return s
+
+
+def _copy_backup_to(run: Run, source: str, node: str, path: str) -> dict[str, Any]:
+    doc = run.hosts[source].invoke("Read-File", {"path": path})
+    return run.hosts[node].invoke("Write-File", {"path": path, "content_b64": doc["content_b64"]})
+
+
+def reclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
+    primary = run.primary_node()
+    view = s.cluster_view()
+    out: list[gate.Finding | None] = [gate.ssodb_names_cluster(s, run), gate.resource_online(s, run)]
+    if view and view.group and (view.group.owner_node or "").upper() != primary.upper():
+        out.append(gate.Finding("reclustered", f"cluster group {run.group}", f"owned by {view.group.owner_node}",
+                                f"owned by the primary {primary}"))
+    for h in s.hosts:
+        if h in run.nodes:
+            out.append(gate.sso_server_uses_cluster(s, h, run))
+            out.append(gate.node_holds_secret(s, h))
+    return out
+
+
+# --- phase 6: fail over -----------------------------------------------------------------------------------
+def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
+    """Own the group on every node in turn; on each owner read the adapter handlers' properties through
+    SSO; end on the node that owned the group when the change began."""
+    t = run.inventory.timeouts
+    start_owner = run.baseline().group_owner or run.primary_node()
+    seen: dict[str, Any] = {}
+    order = [n for n in run.nodes if n != start_owner] + [start_owner]
+    for node in order:
+        moved = step(run, "failover", f"move the SSO group to {node}", node,
+                     lambda node=node: cluster.ensure_group_owner(run.hosts[node], run.group, node, t.group_move))
+        handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
+                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node])])
+        seen[node] = {"group": moved, "handlers": handlers}
+        unreadable = [h for h in handlers if not h["readable"]]
+        if unreadable:
+            h = unreadable[0]
+            stop(run, "failover", f"with the group on {node}, {len(unreadable)} adapter handler(s) could not be read "
+                 f"through SSO (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']}). Check ENTSSO on "
+                 f"{node} and the master secret there (restore it from this change's backup), then resume.")
+    run.failover_evidence = seen
+    return {"snapshot": run.snapshot(fresh=True), "per_node": seen, "start_owner": start_owner}
+
+
+# --- phase 7: put BizTalk back ------------------------------------------------------------------------------
+def resume_biztalk(run: Run, baseline: Baseline) -> Snapshot:
+    t = run.inventory.timeouts
+
+    def server(host: str) -> None:
+        wanted_services = [(ENTSSO, "Running")] if baseline.entsso.get(host) == "Running" else []
+        if baseline.rule_engine.get(host) == "Running":
+            wanted_services.append((RULE_ENGINE, "Running"))
+        step(run, "resume", "start ENTSSO and Rule Engine Update as before", host,
+             lambda: services.ensure_services(run.hosts[host], wanted_services, t.service_start))
+        instances = [(n, "Running") for n, st in baseline.host_instances.get(host, {}).items() if st == "Running"]
+        step(run, "resume", "start the host instances that ran", host,
+             lambda: biztalk.ensure_host_instances(run.hosts[host], instances, t.service_start))
+
+    def jobs() -> None:
+        for job, enabled in baseline.jobs_enabled.items():
+            if enabled:
+                step(run, "resume", "re-enable job", None,
+                     lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, True), job=job)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sql_work = pool.submit(jobs)
+        on_hosts(run.biztalk_servers, server)
+        sql_work.result()
+    s = run.snapshot(fresh=True)
+    _require(run, "resume", gate.matches_baseline(s, baseline))
     return s

@@ -95,7 +95,10 @@ class Run:
     journal: Journal | None = None
     failed_tests: list[str] = field(default_factory=list)  # node ids of tests that failed so far
     stopped: tuple[str, str] | None = None  # (phase, message) when a phase stopped the run
-    poller: Poller = field(default_factory=Poller)
+    poller: Poller = field(default_factory=Poller)  # SQL and short waits
+    poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=5.0))  # WinRM polls
+    operator: Any = None  # entsso.operator.Operator
+    failover_evidence: dict[str, Any] = field(default_factory=dict)
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -166,6 +169,10 @@ class Run:
             return datetime.fromisoformat(self.prior.change_started)
         t = self.snapshot().taken_at
         return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    def done_steps(self) -> frozenset[tuple[str, str, str | None]]:
+        """Steps a resumed run's predecessor finished (those that cannot be read back from the estate)."""
+        return self.prior.done_steps if self.prior else frozenset()
 
     def close(self) -> None:
         for h in self.hosts.values():

@@ -53,3 +53,31 @@ def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) ->
 def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any]:
     return host.invoke("Restore-MasterSecret", {"file": file, "password": password}, timeout=300)
 
+
+
+def ensure_secret_server(host: WindowsHost, name: str) -> dict[str, Any]:
+    """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
+    run on `host` (its SSO tools must reach a running SSO server)."""
+    return host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
+
+
+def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
+    """Point this machine's SSO tools at `server` (`ssomanage -serverall`)."""
+    return host.invoke("Set-SsoServer", {"server": server}, timeout=120)
+
+
+def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> dict[str, Any]:
+    """Run a silent SSO update package; the exit code comes back as data (MSI_CODES says what it means)."""
+    return host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
+                                             "timeout_sec": int(timeout)}, timeout=timeout + 120)
+
+
+MSI_CODES = {
+    0: "success",
+    3010: "success, reboot required (ERROR_SUCCESS_REBOOT_REQUIRED)",
+    1641: "success, the installer started a reboot (ERROR_SUCCESS_REBOOT_INITIATED)",
+    1603: "fatal error during installation (ERROR_INSTALL_FAILURE)",
+    1618: "another installation is already in progress (ERROR_INSTALL_ALREADY_RUNNING)",
+    1619: "the installation package could not be opened (ERROR_INSTALL_PACKAGE_OPEN_FAILED)",
+    1638: "another version of this product is already installed (ERROR_PRODUCT_VERSION)",
+}

@@ -3,4 +3,5 @@ pytest_plugins = [
     "entsso.plugin",
     "fixtures.prepare",
     "fixtures.change",
+    "entsso.report",
 ]

@@ -1,0 +1,249 @@
+"""The change-ticket report: pytest-html's report.html, made to tell the change's story.
+
+Title and environment table (ticket, operator, mode, inventory and its hash, cluster, versions), a
+timeline of every phase and operation from the journal at the top — rebuilt after every test, with
+pytest-html's generate_report_on_test, so a run that dies still leaves the story so far — and, when a
+phase stopped, where the estate is and what to do next. Secrets are scrubbed from every report before
+pytest-html sees it, and from every file of the run directory at the end.
+"""
+from __future__ import annotations
+
+import getpass
+import html
+import os
+from collections import OrderedDict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entsso import journal
+from entsso.plugin import RUN_KEY
+from entsso.run import Run
+
+PHASE_TITLES = OrderedDict([
+    ("estate", "0. Baseline"), ("gate", "Gate"), ("silence", "1. Silence BizTalk"), ("backup", "2. Back up"),
+    ("uncluster", "3. Uncluster the MSS"), ("upgrade", "4. Upgrade each node"), ("recluster", "5. Recluster the MSS"),
+    ("failover", "6. Fail over"), ("resume", "7. Put BizTalk back"),
+])
+
+
+def _run(config: pytest.Config) -> Run | None:
+    return config.stash.get(RUN_KEY, None)
+
+
+def _html_report(config: pytest.Config) -> Any:
+    try:
+        from pytest_html.basereport import BaseReport
+    except ImportError:
+        return None
+    return next((p for p in config.pluginmanager.get_plugins() if isinstance(p, BaseReport)), None)
+
+
+def _pkg(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def mode(run: Run) -> str:
+    if run.options.resume:
+        return f"resume of {run.options.resume}"
+    return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
+
+
+def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    run = _run(config)
+    if run is None:
+        return
+    inv = run.inventory
+    w = inv.winrm
+    security = f"{w.transport} over {'https' if w.https else 'http'}"
+    if getattr(w, "allow_insecure", False):
+        security += " — INSECURE OPT-IN (allow_insecure: true)"
+    if w.server_cert_validation != "validate":
+        security += ", certificate validation OFF"
+    for key in ("CI", "Plugins", "Packages"):
+        metadata.pop(key, None)
+    metadata.update({
+        "Environment": inv.environment,
+        "Change ticket": run.options.change_ticket or "(none: read-only)",
+        "Operator": getpass.getuser(),
+        "Mode": mode(run),
+        "Run": run.id,
+        "Started (UTC)": run.started.isoformat(timespec="seconds"),
+        "Inventory": str(getattr(inv, "path", "")),
+        "Inventory SHA-256": getattr(inv, "sha256", ""),
+        "Cluster name (MSS)": run.cluster_name,
+        "Cluster nodes": ", ".join(run.nodes),
+        "BizTalk servers": ", ".join(run.biztalk_servers),
+        "WinRM": security,
+        "Tools": f"entsso-upgrade {_pkg('entsso-upgrade')}, pywinrm {_pkg('pywinrm')}, pyodbc {_pkg('pyodbc')}, "
+                 f"pytest {_pkg('pytest')}, pytest-html {_pkg('pytest-html')}",
+    })
+
+
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "Enterprise SSO upgrade — change evidence"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Scrub secrets from what the report will show, before pytest-html reads it."""
+    secrets = _secret_values()
+    if not secrets:
+        return
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if any(s in text for s in secrets):
+            report.longrepr = scrub(text, secrets)
+    report.sections = [(name, scrub(body, secrets)) for name, body in report.sections]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    yield
+    refresh(item.config)
+
+
+def refresh(config: pytest.Config, *, final: bool = False) -> None:
+    """Rebuild the story at the top of the report from the journal."""
+    run, rep = _run(config), _html_report(config)
+    if run is None or rep is None:
+        return
+    prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
+    prefix[:] = [story_html(run, final=final)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    refresh(session.config, final=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _run(config)
+    if run is not None:
+        scrub_dir(run.dir, _secret_values())
+
+
+# --- the story ------------------------------------------------------------------------------------------
+def story_html(run: Run, *, final: bool = False) -> str:
+    records = list(journal.read(run.dir / "journal.jsonl"))
+    e = html.escape
+    parts = [f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>"]
+    if run.stopped:
+        phase, message = run.stopped
+        parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
+                     f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b><pre>{e(message)}</pre>"
+                     f"{recovery_html(run, phase)}</div>")
+    elif final and run.options.apply:
+        parts.append('<p class="entsso-done"><b>The run finished every phase it was asked for.</b></p>')
+    parts.append("<h3>Timeline</h3>")
+    parts.append(timeline_html(records))
+    return "\n".join(parts)
+
+
+def timeline_html(records: list[dict[str, Any]]) -> str:
+    e = html.escape
+    by_phase: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((p, []) for p in PHASE_TITLES)
+    open_intents: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        key = (r.get("phase"), r.get("step"), r.get("host"), r.get("job"))
+        if r.get("kind") == "intent":
+            open_intents[key] = r
+        elif r.get("kind") == "result":
+            start = open_intents.pop(key, None)
+            by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": start["ts"] if start else r["ts"]})
+        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped"):
+            by_phase.setdefault(r.get("phase") or "gate", []).append({**r, "start": r["ts"], "outcome": r["kind"]})
+    for key, r in open_intents.items():  # started, never finished: the run died here
+        by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": r["ts"], "outcome": "no result (run ended)"})
+    rows = []
+    for phase, items in by_phase.items():
+        if not items:
+            continue
+        rows.append(f'<tr class="entsso-phase"><th colspan="5" style="text-align:left;background:#eef">'
+                    f"{e(PHASE_TITLES.get(phase, phase))}</th></tr>")
+        for r in items:
+            what = r.get("step") or r.get("kind")
+            if r.get("job"):
+                what += f" ({r['job']})"
+            detail = r.get("error") or r.get("message") or ""
+            if not detail and r.get("kind") == "snapshot":
+                detail = f"{r.get('winrm_calls')} WinRM calls, {r.get('sql_statements')} SQL statements"
+            outcome = r.get("outcome", "")
+            colour = {"ok": "#070", "unchanged": "#555", "failed": "#c00"}.get(outcome, "#a60")
+            rows.append(f"<tr><td>{e(str(r.get('start', ''))[11:23])}</td><td>{e(r.get('host') or 'SQL Server')}</td>"
+                        f"<td>{e(what)}</td><td style='color:{colour}'>{e(outcome)}</td><td>{e(str(detail))}</td></tr>")
+    if not rows:
+        return "<p>No operation has run yet.</p>"
+    return ('<table class="entsso-timeline" style="border-collapse:collapse" border="1" cellpadding="3">'
+            "<tr><th>UTC</th><th>Host</th><th>Operation</th><th>Outcome</th><th>Detail</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+RECOVERY = {
+    "gate": "Nothing was changed. Fix what the gate names and run <code>pytest tests_pre</code> again.",
+    "silence": "BizTalk may be partly silenced. Resume to finish; or put it back by hand from baseline.json "
+               "(start the host instances and services listed there; re-enable the jobs listed there).",
+    "backup": "The estate is silenced; the master secret may not be backed up yet. Resume. Do not uncluster "
+              "anything by hand without a verified master secret backup and its password.",
+    "uncluster": "The SSO group may be offline and SSODB may name the primary. Resume to finish unclustering; "
+                 "to go back instead: run <code>ssomanage -updatedb</code> with the cluster name as secretServer, "
+                 "stop ENTSSO on the nodes, bring the ENTSSO resource online (docs/recovery.md).",
+    "upgrade": "The primary is the MSS outside the cluster. Finish the node's upgrade (or fix the installer's "
+               "cause), then resume; the upgraded nodes are not touched again.",
+    "recluster": "SSODB may name the cluster name while the resource is offline. Resume; or bring the ENTSSO "
+                 "resource online on the primary and restore the master secret there (docs/recovery.md).",
+    "failover": "The cluster is back; a node could not serve SSO. Restore the master secret on that node "
+                "from this change's backup with the group owned by it, then resume.",
+    "resume": "The change is done; BizTalk is not fully back. Resume, or start what baseline.json lists by hand.",
+}
+
+
+def recovery_html(run: Run, phase: str) -> str:
+    e = html.escape
+    return (f"<p><b>Where the estate is and what to do:</b> {RECOVERY.get(phase, 'See docs/recovery.md.')}</p>"
+            f"<p>Resume: <code>{e(f'pytest --inventory <inventory> --apply --resume {run.id}')}</code></p>")
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+def _secret_values() -> list[str]:
+    """Every secret this process knows of: the values of the environment variables the inventory names
+    (and the lab's), never shorter than 4 characters (a shorter one would scrub ordinary text)."""
+    names = {n for n in os.environ if n.endswith("PASSWORD") or n.startswith("ENTSSO_") and "SECRET" in n}
+    names |= set(_REGISTERED)
+    return sorted({os.environ[n] for n in names if len(os.environ.get(n, "")) >= 4}, key=len, reverse=True)
+
+
+_REGISTERED: set[str] = set()
+
+
+def register_secret_env(name: str) -> None:
+    _REGISTERED.add(name)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        text = text.replace(s, "***")
+    return text
+
+
+def scrub_dir(folder: Path, secrets: list[str]) -> int:
+    """Replace every secret in every file under folder; returns how many files had one."""
+    hit = 0
+    if not secrets or not folder.exists():
+        return 0
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        new = data
+        for s in secrets:
+            new = new.replace(s.encode(), b"***")
+        if new != data:
+            path.write_bytes(new)
+            hit += 1
+    return hit

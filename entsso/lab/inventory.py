@@ -1,0 +1,101 @@
+"""The inventory document that points the suite at a running lab (written by `Lab.write_inventory`).
+
+It says what an operator's inventory would say about the scenario's estate — the cluster, the BizTalk
+servers, SQL Server, WinRM, the update — plus a `lab:` section with where the lab's SQL and control
+endpoints listen. Secrets stay out of it: the launcher exports them under the variable names below.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+WINRM_PASSWORD_ENV = "ENTSSO_WINRM_PASSWORD"
+SQL_PASSWORD_ENV = "ENTSSO_SQL_PASSWORD"
+SECRET_PASSWORD_ENV = "ENTSSO_SECRET_PASSWORD"
+
+# Estate seconds are divided by the lab's speed, so these are generous for the lab yet still short
+# enough that a hung step fails a selftest in minutes rather than hours.
+LAB_TIMEOUTS = {"service_start": 120, "service_stop": 120, "group_move": 180, "backup_job": 600,
+                "upgrade": 900, "reboot": 600}
+BACKUP_JOB_PREFIX = "Backup BizTalk Server"
+
+
+def lab_inventory(lab: Any) -> dict[str, Any]:
+    """The inventory (a plain dict, to be dumped as YAML) for `lab` (entsso.lab.server.Lab)."""
+    sc: dict[str, Any] = lab.scenario
+    cluster = sc.get("cluster") or {}
+    sso = sc.get("sso") or {}
+    sql = sc.get("sql") or {}
+    winrm = sc.get("winrm") or {}
+    upgrade = sc.get("upgrade") or {}
+    package = upgrade.get("package") or {}
+    node_names = [n["name"] if isinstance(n, dict) else str(n) for n in cluster.get("nodes") or []]
+    bts_names = [b["name"] for b in (sc.get("biztalk") or {}).get("servers") or []]
+    jobs = list(sql.get("jobs") or {})  # the scenario maps job name -> enabled before the change
+    backup_job = next((j for j in jobs if j.startswith(BACKUP_JOB_PREFIX)), "Backup BizTalk Server (BizTalkMgmtDb)")
+
+    def host(name: str) -> dict[str, str]:
+        return {"name": name, "address": lab.addresses[name]}
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for node, over in (upgrade.get("nodes") or {}).items():
+        # only the keys the inventory knows: exit_code and the like are the lab's own behaviour
+        entry = {key: over[key] for key in ("mode", "target_version") if key in over}
+        if "path" in over or "package_path" in over:
+            entry["package_path"] = over.get("package_path", over.get("path"))
+        if "arguments" in over:
+            entry["arguments"] = over["arguments"]
+        if entry:
+            overrides[node] = entry
+
+    upgrade_doc: dict[str, Any] = {"target_version": str(upgrade.get("target_version", "10.0.2000.0")),
+                                   "mode": upgrade.get("mode", "manual")}
+    if package.get("path"):
+        upgrade_doc["package_path"] = package["path"]
+    if package.get("arguments") is not None:
+        upgrade_doc["arguments"] = package["arguments"]
+    upgrade_doc["nodes"] = overrides
+
+    sql_doc: dict[str, Any] = {
+        "server": sql.get("server", "SQL1"),
+        "instance": sql.get("instance"),
+        "auth": "sql",
+        "username": lab.sql_username,
+        "password_env": SQL_PASSWORD_ENV,
+        "jobs": jobs,
+        "backup_job": backup_job,
+    }
+    transport = winrm.get("transport", "ntlm")
+    winrm_doc: dict[str, Any] = {
+        "transport": transport,
+        "https": False,  # the lab listens on plain http on loopback
+        "port": lab.winrm_port,
+        "username": lab.username,
+        "password_env": WINRM_PASSWORD_ENV,
+        "connect_timeout": 5,
+        "read_timeout": 30,
+        "operation_timeout": 10,
+        # real seconds on top of an operation's own timeout_sec; a scenario may shorten it (hang faults)
+        "call_timeout": winrm.get("call_timeout", 60),
+    }
+    if transport == "basic":
+        winrm_doc["allow_insecure"] = True  # loopback only; the report flags it
+    return {
+        "environment": str(sc.get("environment") or f"LAB ({sc.get('name', 'default')})"),
+        "cluster": {
+            "network_name": cluster.get("name", "SSOCLUSTER"),
+            "group": cluster.get("group", "SSO"),
+            "resource": cluster.get("resource", "ENTSSO"),
+            "nodes": [host(n) for n in node_names],
+            "primary": cluster.get("owner"),
+        },
+        "biztalk_servers": [host(b) for b in bts_names],
+        "sql": sql_doc,
+        "winrm": winrm_doc,
+        "secret_backup": {
+            "folder": sso.get("backup_folder", "C:\\SSOBackup"),
+            "password_env": SECRET_PASSWORD_ENV,
+        },
+        "upgrade": upgrade_doc,
+        "timeouts": dict(LAB_TIMEOUTS),
+        "lab": {"sql_address": lab.sql_address, "sql_port": lab.sql_endpoint.port, "control_url": lab.control_url},
+    }

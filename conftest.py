@@ -1,7 +1,12 @@
 """Loads the entsso plugin (options, inventory, gate, report) and the runbook's phase fixtures."""
 pytest_plugins = [
     "entsso.plugin",
-    "fixtures.prepare",
-    "fixtures.change",
+    "fixtures.silence",
+    "fixtures.backup",
+    "fixtures.uncluster",
+    "fixtures.upgrade",
+    "fixtures.recluster",
+    "fixtures.failover",
+    "fixtures.resume",
     "entsso.report",
 ]

@@ -75,6 +75,7 @@ class PriorRun:
     baseline: dict[str, Any] | None
     done_steps: frozenset[tuple[str, str, str | None]]  # (phase, step, host) whose result was "ok"
     last_record: dict[str, Any] | None
+    applied: bool = False  # the run had --apply (it may have changed the estate)
 
 
 def prior_run(path: Path) -> PriorRun:
@@ -83,5 +84,7 @@ def prior_run(path: Path) -> PriorRun:
     baseline = next((r.get("baseline") for r in records if r.get("kind") == "baseline"), None)
     done = frozenset((r.get("phase"), r.get("step"), r.get("host")) for r in records
                      if r.get("kind") == "result" and r.get("outcome") in ("ok", "unchanged"))
-    return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), start.get("change_started"),
-                    baseline, done, records[-1] if records else None)
+    started = start.get("change_started") or next(
+        (r.get("change_started") for r in records if r.get("kind") == "change_started"), None)
+    return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), started,
+                    baseline, done, records[-1] if records else None, applied=bool(start.get("apply")))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
@@ -68,6 +71,29 @@ def on_hosts(hosts: list[str], work: Callable[[str], T]) -> list[T]:
 
 def poller(run: Run) -> Poller:
     return run.poller
+
+
+@contextmanager
+def phase(run: Run, name: str) -> Iterator[None]:
+    """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report)."""
+    started, wall = time.monotonic(), datetime.now(timezone.utc)
+    calls0, statements0 = run.calls.count(), run.statements.count()
+    run.current_phase = name
+    run.journal.write("phase_started", phase=name)
+    outcome = "failed"
+    try:
+        yield
+        outcome = "done"
+    finally:
+        stats = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
+                 "winrm_calls": run.calls.count() - calls0, "sql_statements": run.statements.count() - statements0,
+                 "outcome": outcome}
+        prior = run.phase_stats.get(name)  # phase 2 is two fixtures (secret, then databases)
+        if prior:
+            stats = {**stats, "started": prior["started"],
+                     **{k: round(prior[k] + stats[k], 3) for k in ("seconds", "winrm_calls", "sql_statements")}}
+        run.phase_stats[name] = stats
+        run.journal.write("phase_finished", phase=name, **stats)
 
 
 def require_ready(run: Run, action: str) -> None:

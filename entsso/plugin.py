@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from entsso.operator import Operator
 from entsso.run import Options, Run
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -94,7 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
             lab.stop()
         raise
     run.lab = lab
+    run.operator = Operator(write=_console_writer(config), lab=lab)
     config.stash[RUN_KEY] = run
+    if options.apply:
+        _lock_estate(run)
     run.journal.write("run_started", change_ticket=options.change_ticket, apply=options.apply,
                       resume=options.resume, inventory=inventory_path,
                       change_started=(prior.change_started if prior and prior.change_started else None))
@@ -103,6 +107,35 @@ def pytest_configure(config: pytest.Config) -> None:
     opt.self_contained_html = True
     if not getattr(opt, "xmlpath", None):
         opt.xmlpath = str(run_dir / "junit.xml")
+
+
+def _lock_estate(run: Run) -> None:
+    """One change at a time per SSO system (entsso.lock); refused before any test runs."""
+    from entsso.lock import EstateLock, EstateLocked
+    from entsso.sql import SqlError
+
+    lock = EstateLock(run.sql.settings, run.sql._password, run.cluster_name)
+    try:
+        lock.acquire()
+    except (EstateLocked, SqlError) as exc:
+        run.journal.write("refused", reason=str(exc))
+        raise pytest.UsageError(f"cannot take the estate lock: {exc}") from None
+    run.estate_lock = lock
+    run.journal.write("estate_locked", resource=lock.resource)
+
+
+def _console_writer(config: pytest.Config):  # type: ignore[no-untyped-def]
+    """Lines for the person at the console, shown live even while pytest captures output."""
+    def write(line: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        if capman is None or tr is None:
+            print(line, flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.write_line(line)
+
+    return write
 
 
 def _check_options(options: Options) -> Any:
@@ -150,6 +183,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if run is None:
         return
     try:
+        if getattr(run, "estate_lock", None) is not None:
+            run.estate_lock.release()
         if run.lab is not None:
             try:
                 (run.dir / "lab-state.json").write_text(json.dumps(run.lab.state(), indent=2, default=str))
@@ -166,6 +201,7 @@ def _write_summary(run: Run, config: pytest.Config) -> None:
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
         "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
         "sql_statements": run.statements.count(),
+        "phases": run.phase_stats,
         "tests": outcomes,
         "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
         "finished": datetime.now(timezone.utc).isoformat(),
@@ -242,6 +278,7 @@ def estate(run: Run):  # type: ignore[no-untyped-def]
     """The estate as first observed: each host asked once."""
     started = time.monotonic()
     snap = run.snapshot()
+    run.change_started  # found and journalled now, before any phase acts
     run.journal.write("snapshot", phase="estate", seconds=round(time.monotonic() - started, 3),
                       winrm_calls=run.calls.count(), sql_statements=run.statements.count())
     return snap
@@ -286,3 +323,29 @@ def _attach(request: pytest.FixtureRequest, name: str, fact: Any) -> None:
 
 EVIDENCE_KEY = pytest.StashKey[list]()
 
+
+
+@pytest.fixture(scope="session")
+def testinfra_host(run: Run):  # type: ignore[no-untyped-def]
+    """testinfra_host("NODE1") -> a pytest-testinfra Host (winrm backend, NTLM, cmd shell) for simple
+    per-host checks: host.run, host.check_output, host.file. PowerShell goes through entsso.winrm."""
+    import urllib.parse
+
+    import testinfra
+
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            h = run.hosts[name]
+            s = h.settings
+            user = urllib.parse.quote(h._username, safe="")
+            secret = h._password.get_secret_value() if hasattr(h._password, "get_secret_value") else h._password
+            port = s.port or (5986 if s.https else 5985)
+            query = "&".join(q for q in ("no_ssl=true" if not s.https else "",
+                                         "no_verify_ssl=true" if not s.cert_validation else "") if q)
+            spec = f"winrm://{user}:{urllib.parse.quote(secret or '', safe='')}@{h.address}:{port}"
+            cache[name] = testinfra.get_host(spec + (f"?{query}" if query else ""))
+        return cache[name]
+
+    return get

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from entsso.estate import Snapshot, gather
-from entsso.journal import Journal, PriorRun
+from entsso.journal import Journal, PriorRun, prior_run
 from entsso.poll import Poller
 from entsso.sql import SqlServer, SqlSettings, StatementLog
 from entsso.winrm import CallLog, WindowsHost, WinRMSettings
@@ -99,8 +99,12 @@ class Run:
     poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=5.0))  # WinRM polls
     operator: Any = None  # entsso.operator.Operator
     failover_evidence: dict[str, Any] = field(default_factory=dict)
+    current_phase: str = "gate"
+    estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
+    phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
+    _change_started: datetime | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- Plan (entsso.gate.Plan) -----------------------------------------------------------------
@@ -164,11 +168,44 @@ class Run:
 
     @property
     def change_started(self) -> datetime:
-        """When this change began: the resumed run's start, else the first snapshot's time."""
+        """When this change began (backups must be newer). Found once, journalled with its source:
+        the resumed run's start; else the earliest earlier --apply run for the same ticket under the
+        reports folder (the gate re-run after `pytest tests_pre --apply`); else, for a read-only run,
+        the write time of this change's master secret backup (the change's first durable artefact,
+        when the preparation was done by hand); else now (the first snapshot)."""
+        with self._lock:
+            if self._change_started is None:
+                at, source = self._find_change_start()
+                self._change_started = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+                if self.journal:
+                    self.journal.write("change_started", change_started=self._change_started.isoformat(),
+                                       source=source)
+            return self._change_started
+
+    def _find_change_start(self) -> tuple[datetime, str]:
         if self.prior and self.prior.change_started:
-            return datetime.fromisoformat(self.prior.change_started)
-        t = self.snapshot().taken_at
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+            return datetime.fromisoformat(self.prior.change_started), f"the resumed run {self.prior.run_id}"
+        ticket = self.options.change_ticket
+        if ticket:
+            earlier = []
+            for path in self.dir.parent.glob("*/journal.jsonl"):
+                if path.parent == self.dir:
+                    continue
+                p = prior_run(path)
+                if p.change_ticket == ticket and p.applied and p.change_started:
+                    earlier.append((datetime.fromisoformat(p.change_started), p.run_id))
+            if earlier:
+                at, run_id = min(earlier)
+                return at, f"the earlier run {run_id} for {ticket}"
+        snap = self.snapshot()
+        if not self.options.apply and ticket:
+            primary = self.primary or (snap.cluster_view().group.owner_node
+                                       if snap.cluster_view() and snap.cluster_view().group else None)
+            h = snap.hosts.get(primary or "")
+            b = h.secret_backup if h else None
+            if b is not None and b.exists and b.last_write_utc is not None:
+                return b.last_write_utc, f"the write time of {b.path}"
+        return snap.taken_at, "the first observation of this run"
 
     def done_steps(self) -> frozenset[tuple[str, str, str | None]]:
         """Steps a resumed run's predecessor finished (those that cannot be read back from the estate)."""
@@ -189,7 +226,8 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
     settings = WinRMSettings(transport=w.transport, https=w.https, port=w.port,
                              cert_validation=w.server_cert_validation == "validate",
                              ca_trust_path=w.ca_trust_path, connect_timeout=w.connect_timeout,
-                             read_timeout=w.read_timeout, operation_timeout=w.operation_timeout)
+                             read_timeout=w.read_timeout, operation_timeout=w.operation_timeout,
+                             call_timeout=w.call_timeout)
     password = inventory.secrets.winrm_password
     hosts = {h.name: WindowsHost(h.name, h.address or h.name, w.username, password, settings, calls)
              for h in inventory.hosts()}

@@ -43,3 +43,13 @@ SELECT d.ServerName AS server_name, d.DatabaseName AS database_name,
   (SELECT MAX(b.backup_finish_date) FROM msdb.dbo.backupset b
      WHERE b.database_name = d.DatabaseName AND b.type = 'D' AND b.is_copy_only = 0) AS last_full_finish
 FROM BizTalkMgmtDb.dbo.admv_BackupDatabases d"""
+
+# The estate lock: one change at a time per SSO system. A session-owned application lock on the SQL
+# Server that holds SSODB: released by SQL Server itself when the holder's connection ends (a run that
+# dies cannot leave it behind). Return codes: 0/1 granted, -1 timed out, -2 cancelled, -3 deadlock,
+# -999 parameter error.
+GET_ESTATE_LOCK = """SET NOCOUNT ON;
+DECLARE @result int;
+EXEC @result = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0;
+SELECT @result AS result"""
+RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'"

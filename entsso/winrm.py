@@ -226,6 +226,7 @@ class WinRMSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     operation_timeout: float = 20.0  # WS-Man OperationTimeout: how long one Receive may wait
+    call_timeout: float = 120.0  # the deadline of one call, added to an operation's own timeout_sec
 
     @property
     def pywinrm_transport(self) -> str:
@@ -372,6 +373,10 @@ class WindowsHost:
                timeout: float | None = None) -> dict[str, Any]:
         """Run entsso/ps/<operation>.ps1 with params; return its JSON document."""
         params = params or {}
+        if timeout is None:
+            # WinRM itself never gives up (OperationTimeout is re-polled): every call gets a deadline,
+            # the operation's own wait plus a margin for the call itself
+            timeout = float(params.get("timeout_sec") or 0) + self.settings.call_timeout
         plan = plan_invocation(operation, params)
         started_wall, started = time.time(), time.monotonic()
         outcome, exit_code = "ok", None

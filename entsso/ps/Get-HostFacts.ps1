@@ -1,0 +1,300 @@
+# entsso-operation: Get-HostFacts
+#
+# Reads (changes nothing, except a zero-byte probe file created and deleted in backup_folder to
+# prove it is writable): the asked Windows services and every BTSSvc$<HostName> of this computer's
+# in-process BizTalk host instances, the Enterprise SSO installation (ENTSSO.exe version, the SSO
+# server this machine's SSO tools use, the secret server `ssomanage -displaydb` shows, whether the
+# master secret is in this machine's registry), the failover cluster's view of the SSO role (only
+# when params.cluster is given), an update package, the backup folder and a secret backup file.
+# One part failing (BizTalk WMI namespace missing, cluster service down, ssomanage failing) does not
+# fail the call: that part comes back empty or null.
+#
+# Params ($EntssoParams, see docs/operations.md):
+#   cluster            {network_name, group, resource} | null   (null on machines that are not nodes)
+#   services           ["ENTSSO", "RuleEngineUpdateService"]
+#   biztalk            true | false
+#   package            {path} | null
+#   backup_folder      "C:\SSOBackup" | null
+#   secret_backup_file "C:\SSOBackup\CHG1-NODE1.bak" | null
+#
+# Output (one JSON document):
+#   {"computer_name": "NODE1", "now_utc": "...",
+#    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual"}, ...},
+#    "sso": {"installed": true, "version": "10.0.1000.0", "tools_server": "SSOCLUSTER",
+#            "secret_server": "SSOCLUSTER", "displaydb_error": null, "holds_secret": true},
+#    "cluster": {"nodes": [{"name", "state"}], "group": {"name", "state", "owner_node"},
+#                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
+#                             "use_network_name", "possible_owners": [...]}} | null,
+#    "host_instances": [{"name", "host_name", "running_server", "host_type", "service_state", "is_disabled"}],
+#    "package": {"path", "exists", "file_version"} | null,
+#    "backup_folder": {"path", "exists", "writable"} | null,
+#    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null}
+
+function ConvertTo-IsoUtc {
+    param([datetime]$Time)
+    $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-SsoFolder {
+    # WinRM runs 64-bit powershell.exe, where CommonProgramFiles is the 64-bit folder; prefer the
+    # explicit 64-bit variable in case this ever runs in a 32-bit host.
+    $common = $env:CommonProgramW6432
+    if (-not $common) { $common = $env:CommonProgramFiles }
+    Join-Path $common 'Enterprise Single Sign-On'
+}
+
+function Get-FileVersionText {
+    param([string]$Path)
+    $info = (Get-Item -LiteralPath $Path).VersionInfo
+    if ($null -eq $info -or ($info.FileMajorPart -eq 0 -and $info.FileMinorPart -eq 0 -and $info.FileBuildPart -eq 0)) {
+        return $null   # not a PE file (an .msp has no version resource)
+    }
+    # The numeric parts, not FileVersion: that string may carry text such as "built by: ...".
+    '{0}.{1}.{2}.{3}' -f $info.FileMajorPart, $info.FileMinorPart, $info.FileBuildPart, $info.FilePrivatePart
+}
+
+function Invoke-SsoTool {
+    param([string]$Tool, [string[]]$Arguments)
+    $exe = Join-Path (Get-SsoFolder) $Tool
+    if (-not (Test-Path -LiteralPath $exe)) { throw "'$exe' is missing on $($env:COMPUTERNAME)" }
+    # Windows PowerShell 5.1 turns a native tool's stderr line into a terminating error under
+    # $ErrorActionPreference = 'Stop' when redirected with 2>&1; the tool's own text is what we want.
+    $ErrorActionPreference = 'Continue'
+    $lines = & $exe @Arguments 2>&1 | ForEach-Object { "$_" }
+    [pscustomobject]@{ ExitCode = $LASTEXITCODE; Text = ((@($lines) -join "`n").Trim()) }
+}
+
+function Get-SecretServerFromDisplayDb {
+    # `ssomanage -displaydb` prints the SSO database settings as "Name: value" lines; the secret
+    # server line reads "Secret Server Name: NODE1" (the label the SSO snap-in also shows).
+    param([string]$Text)
+    $m = [regex]::Match($Text, '(?im)^\s*Secret\s*Server(?:\s*Name)?\s*:\s*(?<name>\S+)\s*$')
+    if ($m.Success) { return $m.Groups['name'].Value }
+    $null
+}
+
+function Get-ToolsServer {
+    # Which SSO server this machine's SSO tools use (what `ssomanage -serverall` set).
+    # Microsoft documents reading it with `ssoclient -showserver` ("How to Display the SSO Server
+    # Using the Client Utility"); the exact wording of its output is not documented, so take the
+    # server name after the last ':' or after "is". UNVERIFIED on a live system: if it cannot be
+    # parsed, fall back to the registry value HKLM\SOFTWARE\Microsoft\ENTSSO\Client\Server, where
+    # (unverified) the all-users setting is kept. Null means neither answered.
+    try {
+        $r = Invoke-SsoTool -Tool 'ssoclient.exe' -Arguments @('-showserver')
+        if ($r.ExitCode -eq 0 -and $r.Text) {
+            foreach ($line in ($r.Text -split "`n")) {
+                $m = [regex]::Match($line, '(?i)server\b[^:]*?(?::|\bis\b)\s*''?(?<name>[A-Za-z0-9][A-Za-z0-9.\-]*)''?\s*\.?\s*$')
+                if ($m.Success) { return $m.Groups['name'].Value }
+            }
+        }
+    } catch {
+        # fall through to the registry
+    }
+    $key = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\Client'
+    if (Test-Path -LiteralPath $key) {
+        $value = (Get-ItemProperty -LiteralPath $key -ErrorAction SilentlyContinue).Server
+        if ($value) { return [string]$value }
+    }
+    $null
+}
+
+function Get-ServiceFacts {
+    param([string]$Name)
+    $svc = Get-Service -Name $Name -ErrorAction SilentlyContinue
+    if ($null -eq $svc) {
+        return [pscustomobject]@{ exists = $false; status = $null; start_type = $null }
+    }
+    [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType }
+}
+
+$HostInstanceStates = @{ 1 = 'Stopped'; 2 = 'StartPending'; 3 = 'StopPending'; 4 = 'Running';
+                         5 = 'ContinuePending'; 6 = 'PausePending'; 7 = 'Paused'; 8 = 'Unknown' }
+$computer = $env:COMPUTERNAME
+
+# --- BizTalk host instances on this computer ---------------------------------------------------
+$hostInstances = @()
+if ($EntssoParams.biztalk) {
+    try {
+        $hostInstances = @(Get-CimInstance -Namespace 'root/MicrosoftBizTalkServer' -ClassName 'MSBTS_HostInstance' `
+                               -Filter "RunningServer = '$computer'" | ForEach-Object {
+            $state = $HostInstanceStates[[int]$_.ServiceState]
+            if (-not $state) { $state = 'Unknown' }
+            $type = 'InProcess'
+            if ([int]$_.HostType -eq 2) { $type = 'Isolated' }
+            [pscustomobject]@{
+                name           = [string]$_.Name
+                host_name      = [string]$_.HostName
+                running_server = [string]$_.RunningServer
+                host_type      = $type
+                service_state  = $state
+                is_disabled    = [bool]$_.IsDisabled
+            }
+        })
+    } catch {
+        # BizTalk absent or its WMI provider not answering: no host instances to report.
+        $hostInstances = @()
+    }
+}
+
+# --- Services: the asked ones plus BTSSvc$<HostName> of in-process host instances --------------
+$serviceNames = New-Object System.Collections.Generic.List[string]
+foreach ($name in @($EntssoParams.services)) {
+    if ($name -and -not $serviceNames.Contains([string]$name)) { $serviceNames.Add([string]$name) }
+}
+foreach ($hi in $hostInstances) {
+    if ($hi.host_type -eq 'InProcess') {
+        $svcName = 'BTSSvc$' + $hi.host_name
+        if (-not $serviceNames.Contains($svcName)) { $serviceNames.Add($svcName) }
+    }
+}
+$services = [ordered]@{}
+foreach ($name in $serviceNames) { $services[$name] = Get-ServiceFacts -Name $name }
+
+# --- Enterprise SSO ----------------------------------------------------------------------------
+$ssoFolder = Get-SsoFolder
+$entssoExe = Join-Path $ssoFolder 'ENTSSO.exe'
+$installed = Test-Path -LiteralPath $entssoExe
+$version = $null
+$toolsServer = $null
+$secretServer = $null
+$displayDbError = $null
+if ($installed) {
+    try { $version = Get-FileVersionText -Path $entssoExe } catch { $version = $null }
+    try { $toolsServer = Get-ToolsServer } catch { $toolsServer = $null }
+    try {
+        # ssomanage asks an SSO server over RPC: with none running it fails (0x800706BA).
+        $r = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
+        $secretServer = Get-SecretServerFromDisplayDb -Text $r.Text
+        if ($r.ExitCode -ne 0 -or -not $secretServer) {
+            $secretServer = $null
+            $displayDbError = $r.Text
+            if (-not $displayDbError) { $displayDbError = "ssomanage -displaydb exited with code $($r.ExitCode) and printed nothing" }
+        }
+    } catch {
+        $displayDbError = "ssomanage -displaydb could not run: $($_.Exception.Message)"
+    }
+}
+# The master secret sits under SSOSS\{GUID} only where it was generated or restored.
+$holdsSecret = $false
+$ssossKey = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\SSOSS'
+if (Test-Path -LiteralPath $ssossKey) {
+    $holdsSecret = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction SilentlyContinue).Count -gt 0
+}
+$sso = [pscustomobject]@{
+    installed       = [bool]$installed
+    version         = $version
+    tools_server    = $toolsServer
+    secret_server   = $secretServer
+    displaydb_error = $displayDbError
+    holds_secret    = [bool]$holdsSecret
+}
+
+# --- Failover cluster (cluster nodes only: no cluster cmdlets elsewhere) ------------------------
+$cluster = $null
+if ($null -ne $EntssoParams.cluster) {
+    $nodes = @()
+    $group = $null
+    $resource = $null
+    try {
+        Import-Module FailoverClusters -ErrorAction Stop
+        try {
+            $nodes = @(Get-ClusterNode | ForEach-Object {
+                [pscustomobject]@{ name = [string]$_.Name; state = [string]$_.State }
+            })
+        } catch { $nodes = @() }
+        try {
+            $g = Get-ClusterGroup -Name ([string]$EntssoParams.cluster.group)
+            $group = [pscustomobject]@{ name = [string]$g.Name; state = [string]$g.State; owner_node = [string]$g.OwnerNode.Name }
+        } catch { $group = $null }
+        try {
+            $res = Get-ClusterResource -Name ([string]$EntssoParams.cluster.resource)
+            # Private properties of a Generic Service resource: ServiceName and UseNetworkName
+            # ("Use Network Name for computer name", 1 or 0).
+            $privateProps = @{}
+            try {
+                foreach ($p in @(Get-ClusterParameter -InputObject $res -Name ServiceName, UseNetworkName)) {
+                    $privateProps[[string]$p.Name] = $p.Value
+                }
+            } catch {
+                # not a Generic Service (or the properties are unreadable): report them as unknown
+                $privateProps = @{}
+            }
+            $useNetworkName = $null
+            if ($privateProps.ContainsKey('UseNetworkName')) { $useNetworkName = ([int]$privateProps['UseNetworkName']) -ne 0 }
+            $serviceName = $null
+            if ($privateProps.ContainsKey('ServiceName')) { $serviceName = [string]$privateProps['ServiceName'] }
+            $possibleOwners = @()
+            try {
+                $possibleOwners = @((Get-ClusterOwnerNode -InputObject $res).OwnerNodes | ForEach-Object { [string]$_.Name })
+            } catch { $possibleOwners = @() }
+            $resource = [pscustomobject]@{
+                name             = [string]$res.Name
+                state            = [string]$res.State
+                owner_node       = [string]$res.OwnerNode.Name
+                resource_type    = [string]$res.ResourceType.Name
+                service_name     = $serviceName
+                use_network_name = $useNetworkName
+                possible_owners  = $possibleOwners
+            }
+        } catch { $resource = $null }
+    } catch {
+        # Cluster service or module not available: report the parts as unknown.
+        $nodes = @()
+    }
+    $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource }
+}
+
+# --- Files -----------------------------------------------------------------------------------
+$package = $null
+if ($null -ne $EntssoParams.package -and $EntssoParams.package.path) {
+    $path = [string]$EntssoParams.package.path
+    $exists = Test-Path -LiteralPath $path -PathType Leaf
+    $fileVersion = $null
+    if ($exists) { try { $fileVersion = Get-FileVersionText -Path $path } catch { $fileVersion = $null } }
+    $package = [pscustomobject]@{ path = $path; exists = [bool]$exists; file_version = $fileVersion }
+}
+
+$backupFolder = $null
+if ($EntssoParams.backup_folder) {
+    $path = [string]$EntssoParams.backup_folder
+    $exists = Test-Path -LiteralPath $path -PathType Container
+    $writable = $false
+    if ($exists) {
+        $probe = Join-Path $path ('entsso-probe-' + [guid]::NewGuid().ToString('N') + '.tmp')
+        try {
+            [IO.File]::WriteAllBytes($probe, [byte[]]@())
+            $writable = $true
+        } catch {
+            $writable = $false
+        } finally {
+            Remove-Item -LiteralPath $probe -Force -ErrorAction SilentlyContinue
+        }
+    }
+    $backupFolder = [pscustomobject]@{ path = $path; exists = [bool]$exists; writable = [bool]$writable }
+}
+
+$secretBackup = $null
+if ($EntssoParams.secret_backup_file) {
+    $path = [string]$EntssoParams.secret_backup_file
+    $item = Get-Item -LiteralPath $path -ErrorAction SilentlyContinue
+    if ($null -ne $item -and -not $item.PSIsContainer) {
+        $secretBackup = [pscustomobject]@{ path = $path; exists = $true; size = [long]$item.Length;
+                                           last_write_utc = (ConvertTo-IsoUtc $item.LastWriteTimeUtc) }
+    } else {
+        $secretBackup = [pscustomobject]@{ path = $path; exists = $false; size = $null; last_write_utc = $null }
+    }
+}
+
+[pscustomobject]@{
+    computer_name  = $computer
+    now_utc        = (ConvertTo-IsoUtc (Get-Date))
+    services       = [pscustomobject]$services
+    sso            = $sso
+    cluster        = $cluster
+    host_instances = @($hostInstances)
+    package        = $package
+    backup_folder  = $backupFolder
+    secret_backup  = $secretBackup
+} | ConvertTo-Json -Depth 8 -Compress
+exit 0

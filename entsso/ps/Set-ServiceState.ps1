@@ -1,0 +1,65 @@
+# entsso-operation: Set-ServiceState
+#
+# Changes: starts or stops Windows services through the Service Control Manager, one after the
+# other in the order given. A service already in the asked state is left alone (changed false).
+# A service whose dependents are still running is not stopped: the script says which dependents
+# to stop first (for ENTSSO these are the BizTalk host instances, BTSSvc$<HostName>).
+#
+# Params ($EntssoParams):
+#   {"services": [{"name": "RuleEngineUpdateService", "status": "Stopped"}], "timeout_sec": 120}
+#   status: "Running" or "Stopped"; timeout_sec: per service.
+#
+# Output (one JSON document):
+#   {"services": [{"name": "...", "status_before": "Running", "status": "Stopped", "changed": true}]}
+
+$computer = $env:COMPUTERNAME
+$timeout = 120
+if ($EntssoParams.timeout_sec) { $timeout = [int]$EntssoParams.timeout_sec }
+
+$results = New-Object System.Collections.Generic.List[object]
+foreach ($wanted in @($EntssoParams.services)) {
+    $name = [string]$wanted.name
+    $target = [string]$wanted.status
+    if ($target -ne 'Running' -and $target -ne 'Stopped') {
+        throw "Service '$name' on ${computer}: asked state '$target' is not 'Running' or 'Stopped'."
+    }
+    $svc = Get-Service -Name $name -ErrorAction SilentlyContinue
+    if ($null -eq $svc) {
+        throw "Service '$name' was not found on $computer"
+    }
+    $before = [string]$svc.Status
+    if ($before -eq $target) {
+        $results.Add([pscustomobject]@{ name = $name; status_before = $before; status = $before; changed = $false })
+        continue
+    }
+
+    if ($target -eq 'Stopped') {
+        $running = @($svc.DependentServices | Where-Object { $_.Status -ne 'Stopped' } | ForEach-Object { $_.Name })
+        if ($running.Count -gt 0) {
+            throw "Service '$name' on $computer has running dependent services ($($running -join ', ')); stop them first (for BTSSvc`$ services: stop the BizTalk host instances), then re-run."
+        }
+        # ServiceController.Stop()/Start() return at once, so the deadline below is ours;
+        # Stop-Service/Start-Service would wait without a limit.
+        if ($before -ne 'StopPending') { $svc.Stop() }
+    } else {
+        if ($svc.StartType -eq 'Disabled') {
+            throw "Service '$name' on $computer is disabled (start type Disabled); set its start type first, then re-run."
+        }
+        if ($before -eq 'StopPending') { $svc.WaitForStatus('Stopped', [TimeSpan]::FromSeconds($timeout)) }
+        if ($before -ne 'StartPending') { $svc.Start() }
+    }
+
+    $deadline = (Get-Date).AddSeconds($timeout)
+    $svc.Refresh()
+    while ([string]$svc.Status -ne $target) {
+        if ((Get-Date) -ge $deadline) {
+            throw "Service '$name' on $computer did not reach $target within $timeout s (last state: $($svc.Status)). Look at the System event log (Service Control Manager) and the service's own log on $computer, then re-run."
+        }
+        Start-Sleep -Seconds 2
+        $svc.Refresh()
+    }
+    $results.Add([pscustomobject]@{ name = $name; status_before = $before; status = [string]$svc.Status; changed = $true })
+}
+
+[pscustomobject]@{ services = @($results.ToArray()) } | ConvertTo-Json -Depth 8 -Compress
+exit 0

@@ -280,11 +280,12 @@ class WindowsHost:
         proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
         return proto
 
-    def _acquire(self) -> Protocol:
+    def _acquire(self) -> tuple[Protocol, bool]:
+        """A connection and whether it was kept from an earlier call."""
         with self._pool_lock:
             if self._pool:
-                return self._pool.pop()
-        return self._new_protocol()
+                return self._pool.pop(), True
+        return self._new_protocol(), False
 
     def _release(self, proto: Protocol, healthy: bool) -> None:
         if healthy:
@@ -308,11 +309,20 @@ class WindowsHost:
         """Run one command line in a cmd shell; return (stdout, stderr, exit code). Raises RemoteError
         subclasses for transport failures and the deadline."""
         deadline = time.monotonic() + timeout if timeout else None
-        proto = self._acquire()
+        proto, pooled = self._acquire()
         healthy = False
         shell_id = command_id = None
         try:
-            shell_id = proto.open_shell(codepage=65001)
+            try:
+                shell_id = proto.open_shell(codepage=65001)
+            except (winrm.exceptions.WinRMTransportError, requests.exceptions.ConnectionError):
+                if not pooled:
+                    raise
+                # a kept connection the host dropped (it rebooted, say): opening a shell changes
+                # nothing, so try once more on a fresh connection before calling it a failure
+                self._release(proto, healthy=False)
+                proto, pooled = self._new_protocol(), False
+                shell_id = proto.open_shell(codepage=65001)
             command_id = proto.run_command(shell_id, command_line)
             if stdin is not None:
                 proto.send_command_input(shell_id, command_id, stdin, end=True)

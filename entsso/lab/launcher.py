@@ -31,9 +31,9 @@ class LabProcess:
     _proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 30.0) -> "LabProcess":
-        self.env.setdefault("ENTSSO_WINRM_PASSWORD", secrets.token_urlsafe(18))
-        self.env.setdefault("ENTSSO_SQL_PASSWORD", secrets.token_urlsafe(18))
-        self.env.setdefault("ENTSSO_SECRET_PASSWORD", secrets.token_urlsafe(18))
+        # an operator's own values win (a canary in a selftest, say); else fresh ones for this lab
+        for name in ("ENTSSO_WINRM_PASSWORD", "ENTSSO_SQL_PASSWORD", "ENTSSO_SECRET_PASSWORD"):
+            self.env.setdefault(name, os.environ.get(name) or secrets.token_urlsafe(18))
         cmd = [sys.executable, "-m", "entsso.lab", "serve", "--scenario", self.scenario,
                "--write-inventory", str(self.inventory_path)]
         if self.speed:

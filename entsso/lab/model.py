@@ -1,0 +1,1111 @@
+"""The lab's model of the Windows side of the estate: cluster nodes and BizTalk servers, their services,
+the failover cluster's SSO group and ENTSSO Generic Service resource, each ENTSSO instance (its computer
+name, whether it is the master secret server, its cached secret), the master secret in each host's
+registry, BizTalk host instances, files, and the SSO upgrade (package or the lab's operator).
+
+powershell.py calls `Estate.invoke(host, operation, params)` for each of the suite's scripts
+(docs/operations.md is the contract) and gets back what the real script would print. The rules follow
+shared/domain.md: where Windows, SSO or the cluster would refuse, fail or take time, the model does too.
+
+Time: every delay is a scenario value in estate seconds. Transitions that take time are *scheduled
+events* (due estate time, action) applied lazily whenever the estate is looked at under its lock; an
+operation that waits polls its condition, sleeping on the clock *outside* the lock, so many hosts can
+be driven at once.
+
+Group state: the SSO group also holds the IP address and network name, so with the ENTSSO resource
+offline but the group up the group reports PartialOnline (Online only when ENTSSO is online).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import itertools
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+ENTSSO = "ENTSSO"
+RULE_ENGINE = "RuleEngineUpdateService"
+ENTSSO_DISPLAY = "Enterprise Single Sign-On Service (ENTSSO)"
+# ENTSSO retries SSODB / its MSS 12 x 5 s before it gives up (shared/domain.md)
+START_RETRY_SEC = 5.0
+START_GIVE_UP_SEC = 60.0
+CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
+CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
+REBOOT_DELAY_SEC = 3.0        # Restart-Node returns, then the host goes away
+ERR_CONTACT = "0xC0002A0F"
+ERR_NO_SECRET = "0xC0002A1F"
+RPC_UNAVAILABLE = "ERROR: 0x800706BA : The RPC server is unavailable."
+
+
+class PSError(Exception):
+    """A terminating PowerShell error: str(exc) is what the script throws; `category` its CategoryInfo."""
+
+    def __init__(self, message: str, category: str = "InvalidOperation") -> None:
+        super().__init__(message)
+        self.category = category
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").upper() == (b or "").upper() and a is not None and b is not None
+
+
+def contact_error(name: str) -> str:
+    return (f"Could not contact the SSO server '{name}'. Check that SSO is configured and that the SSO service "
+            "is running on that server.")
+
+
+NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
+                   "secret server. See the event log for related errors.")
+
+
+@dataclass
+class Service:
+    name: str
+    status: str  # Stopped, StartPending, Running, StopPending
+    start_type: str  # Automatic, Manual, Disabled
+
+
+@dataclass
+class HostInstance:
+    host_name: str
+    host_type: str  # InProcess | Isolated
+    state: str  # for isolated ones (in-process ones are their BTSSvc$ service)
+    disabled: bool
+
+
+@dataclass
+class File:
+    path: str
+    data: bytes
+    mtime: datetime
+
+
+@dataclass
+class Host:
+    name: str
+    role: str  # node | biztalk
+    node_state: str = "Up"  # cluster node state (nodes only)
+    services: dict[str, Service] = field(default_factory=dict)
+    sso_installed: bool = True
+    version: str = ""
+    pending_version: str | None = None  # files replaced at the next restart (msi 3010)
+    tools_server: str = ""
+    holds_secret: bool = False  # HKLM\SOFTWARE\Microsoft\ENTSSO\SSOSS\{GUID}
+    # the running ENTSSO process (when services[ENTSSO] is not Stopped)
+    entsso_identity: str | None = None  # the computer name it answers as
+    entsso_clustered: bool = False  # started by the cluster (the resource's instance)
+    secret_cache: bool = False
+    entsso_gen: int = 0  # bumped whenever ENTSSO's lifecycle changes; stale scheduled events check it
+    last_start_error: str | None = None
+    host_instances: list[HostInstance] = field(default_factory=list)
+    admin_tools: bool = True
+    files: dict[str, File] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=set)
+    rebooting: bool = False
+    installing: bool = False
+    install_gen: int = 0
+
+
+@dataclass
+class Cluster:
+    name: str
+    group: str
+    resource: str
+    nodes: list[str]
+    owner: str
+    base_online: bool  # the group's IP address and network name
+    resource_state: str  # Online, Offline, Failed, Pending
+    pending_to: str | None = None  # Online | Offline while Pending
+    moving: bool = False
+    gen: int = 0
+    adopted_scm_process: bool = False  # Online around an ENTSSO the SCM started: it runs as the node's name
+    online_epoch: dict[str, int] = field(default_factory=dict)  # node -> secret-server epoch it came online in
+    last_error: str | None = None
+
+
+class Estate:
+    """The Windows estate of one scenario. Thread-safe: one RLock, never held while sleeping."""
+
+    def __init__(self, scenario: dict[str, Any], clock: Any, sql: Any) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.sql = sql
+        self._lock = threading.RLock()
+        self._events: list[tuple[float, int, str, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._changes = 0
+        self._log: list[dict[str, Any]] = []
+        self._received: dict[str, int] = {}
+        self._passwords: dict[str, str] = {}  # sha256 of a backup's content -> sha256 of its password
+        self._ss_epoch = 0
+        self._ss_seen: str | None = None
+
+        c = scenario.get("cluster") or {}
+        sso = scenario.get("sso") or {}
+        bt = scenario.get("biztalk") or {}
+        up = scenario.get("upgrade") or {}
+        self.cluster_name: str = c.get("name", "SSOCLUSTER")
+        self.sso_cfg, self.bt_cfg, self.up_cfg, self.cl_cfg = sso, bt, up, c
+        node_docs = c.get("nodes") or []
+        nodes = [n["name"] if isinstance(n, dict) else str(n) for n in node_docs]
+        servers = bt.get("servers") or []
+        self.nodes: list[str] = nodes
+        self.servers: list[str] = [s["name"] for s in servers]
+        self.hosts: list[str] = nodes + self.servers
+        secret_on = {h.upper() for h in sso.get("secret_on") or []}
+        version = str(sso.get("version", "10.0.1000.0"))
+        self._h: dict[str, Host] = {}
+        group_state = c.get("group_state", "Online")
+        owner = c.get("owner") or (nodes[0] if nodes else "")
+        for doc in node_docs:
+            d = doc if isinstance(doc, dict) else {"name": str(doc)}
+            h = Host(d["name"], "node", node_state=d.get("state", "Up"),
+                     version=str(d.get("sso_version", version)), tools_server=d.get("tools_server", self.cluster_name),
+                     holds_secret=d["name"].upper() in secret_on,
+                     admin_tools=bool(bt.get("admin_tools_on_nodes", True)))
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual")
+            folder = sso.get("backup_folder")
+            if folder:
+                h.folders.add(folder.rstrip("\\").upper())
+            self._h[h.name.upper()] = h
+        for s in servers:
+            h = Host(s["name"], "biztalk", version=str(s.get("sso_version", version)),
+                     tools_server=s.get("tools_server", self.cluster_name),
+                     holds_secret=s["name"].upper() in secret_on)
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Automatic")
+            h.services[RULE_ENGINE] = Service(RULE_ENGINE, s.get("rule_engine", "Running"), "Automatic")
+            for hi in s.get("host_instances") or []:
+                inst = HostInstance(hi["host"], hi.get("type", "InProcess"), hi.get("state", "Running"),
+                                    bool(hi.get("disabled", False)))
+                h.host_instances.append(inst)
+                if inst.host_type == "InProcess":
+                    h.services[f"BTSSvc${inst.host_name}"] = Service(
+                        f"BTSSvc${inst.host_name}", inst.state, "Disabled" if inst.disabled else "Automatic")
+            self._h[h.name.upper()] = h
+        # per-host sso overrides given under sso.hosts.<HOST> (version, tools_server, secret)
+        for name, o in (sso.get("hosts") or {}).items():
+            h = self._h.get(str(name).upper())
+            if h and isinstance(o, dict):
+                h.version = str(o.get("version", o.get("sso_version", h.version)))
+                h.tools_server = o.get("tools_server", h.tools_server)
+                h.holds_secret = bool(o.get("holds_secret", h.holds_secret))
+                h.sso_installed = bool(o.get("installed", True))
+        # the update package (and Setup media) on the nodes that have it
+        pkg = up.get("package") or {}
+        target = str(up.get("target_version", ""))
+        if pkg.get("path"):
+            for n in pkg.get("present_on") or []:
+                h = self._h.get(str(n).upper())
+                if h:
+                    self._put_file(h, pkg["path"], b"MSP" + target.encode(), self.clock.now())
+        # group_state Online: the ENTSSO resource online too; PartialOnline: the group up, ENTSSO offline
+        resource_state = {"Online": "Online", "Failed": "Failed"}.get(group_state, "Offline")
+        self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
+                               base_online=group_state != "Offline", resource_state=resource_state)
+        # ENTSSO as it runs when the lab starts: the clustered instance on the owner, SCM on BizTalk servers
+        if self.cluster.resource_state == "Online" and owner.upper() in self._h:
+            o = self._h[owner.upper()]
+            if o.node_state == "Up":
+                o.services[ENTSSO].status = "Running"
+                o.entsso_identity, o.entsso_clustered, o.secret_cache = self.cluster_name, True, True
+                self.cluster.online_epoch[o.name.upper()] = 0
+            else:
+                self.cluster.resource_state = "Offline"
+        for s in servers:
+            h = self._h[s["name"].upper()]
+            if s.get("entsso", "Running") == "Running":
+                h.services[ENTSSO].status = "Running"
+                h.entsso_identity, h.secret_cache = h.name, bool(secret_on)  # it synced before the lab began
+        for n in nodes:  # a node listed down is down from the start
+            if self._h[n.upper()].node_state == "Down":
+                self._h[n.upper()].services[ENTSSO].status = "Stopped"
+        self._prepare(scenario)
+
+    def _prepare(self, scenario: dict[str, Any]) -> None:
+        """prepared.yml: phases 1-2 were done by hand, so the change's secret backup is on the primary."""
+        ticket = scenario.get("prepared_for_change")
+        folder = self.sso_cfg.get("backup_folder")
+        owner = self._host(self.cluster.owner) if self.cluster.owner else None
+        if not ticket or not folder or owner is None:
+            return
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", str(ticket))
+        path = f"{folder.rstrip(chr(92))}\\ENTSSO-{label}.bak"
+        password = os.environ.get(scenario.get("prepared_secret_password_env", "ENTSSO_SECRET_PASSWORD"), "")
+        data = self._backup_bytes(password, f"prepared for {ticket}")
+        self._put_file(owner, path, data, self.clock.now())
+        if password:
+            self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+    @property
+    def changes(self) -> int:
+        with self._lock:
+            self._advance()
+            return self._changes
+
+    def _change(self, host: str | None, what: str) -> None:
+        self._changes += 1
+        self._log.append({"time": _iso(self.clock.now()), "host": host, "what": what})
+        del self._log[:-500]
+
+    def _schedule(self, delay: float, what: str, action: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (self.clock.elapsed() + max(0.0, delay), next(self._seq), what, action))
+
+    def _advance(self) -> None:
+        """Apply every scheduled transition that is due (call with the lock held)."""
+        while self._events and self._events[0][0] <= self.clock.elapsed():
+            _, _, _, action = heapq.heappop(self._events)
+            action()
+
+    def _next_due(self) -> float | None:
+        return self._events[0][0] - self.clock.elapsed() if self._events else None
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Poll `done` (under the lock) until true or `timeout` estate seconds; sleep outside the lock."""
+        end = self.clock.elapsed() + timeout
+        while True:
+            with self._lock:
+                self._advance()
+                if done():
+                    return True
+                left = end - self.clock.elapsed()
+                if left <= 0:
+                    return False
+                due = self._next_due()
+            step = min(left, 1.0, due if due is not None and due > 0 else 1.0)
+            self.clock.sleep(max(step, 0.01))
+
+    def _host(self, name: str | None) -> Host | None:
+        return self._h.get((name or "").upper())
+
+    def _need(self, name: str) -> Host:
+        h = self._host(name)
+        if h is None:
+            raise PSError(f"The lab has no host named '{name}'", "ObjectNotFound")
+        return h
+
+    # --- SSO rules -----------------------------------------------------------------------------------
+    def _secret_server(self) -> str | None:
+        try:
+            name = self.sql.get_secret_server()
+        except Exception:  # noqa: BLE001 - an unavailable SQL Server answers nothing
+            return None
+        if self._ss_seen is not None and not _same(name, self._ss_seen):
+            self._ss_epoch += 1  # the secret server changed (whoever changed it)
+        self._ss_seen = name
+        return name
+
+    def _sql_up(self) -> bool:
+        try:
+            return bool(self.sql.available)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _reachable(self, h: Host) -> bool:
+        return not h.rebooting and not (h.role == "node" and h.node_state == "Down")
+
+    def _resolve(self, name: str | None) -> Host | None:
+        """The host whose running ENTSSO answers as `name` (the cluster name resolves to the owner while
+        the resource's instance runs there), reachable."""
+        if not name:
+            return None
+        for h in self._h.values():
+            if h.services[ENTSSO].status == "Running" and _same(h.entsso_identity, name) and self._reachable(h):
+                return h
+        return None
+
+    def _is_mss(self, h: Host) -> bool:
+        ss = self._secret_server()
+        return h.services[ENTSSO].status == "Running" and _same(h.entsso_identity, ss)
+
+    def _has_secret(self, h: Host) -> bool:
+        """Can this running SSO server encrypt/decrypt? The MSS iff its registry holds the secret; any
+        other from its cache, or from a fresh re-sync with a reachable MSS that holds it."""
+        if h.services[ENTSSO].status != "Running":
+            return False
+        if self._is_mss(h):
+            return h.holds_secret
+        if h.secret_cache:
+            return True
+        mss = self._resolve(self._secret_server())
+        if mss is not None and mss is not h and mss.holds_secret and self._is_mss(mss):
+            h.secret_cache = True  # the 30-60 s re-sync: background, not an operator-visible change
+        return h.secret_cache
+
+    def _start_problem(self, h: Host) -> str | None:
+        """Why this ENTSSO (as it would run now) cannot start, or None."""
+        ss = self._secret_server()
+        if not self._sql_up() or ss is None:
+            return "SQL Server (SSODB) could not be reached"
+        if _same(h.entsso_identity, ss):
+            return None  # it is the MSS itself (it starts even without the secret)
+        mss = self._resolve(ss)
+        if mss is None or mss is h:
+            return f"the master secret server {ss} could not be reached"
+        return None
+
+    def _start_error(self, h: Host, why: str) -> str:
+        return (f"Service '{ENTSSO_DISPLAY}' cannot be started due to the following error: Cannot start service "
+                f"ENTSSO on computer '.'. (ENTSSO on {h.name} gave up after 12 retries: {why}.)")
+
+    def _begin_entsso(self, h: Host, identity: str, clustered: bool, delay: float,
+                      on_result: Callable[[bool, str | None], None] | None = None) -> None:
+        """ENTSSO starts on h as `identity`: first attempt after `delay`, then every 5 s until 60 s."""
+        h.entsso_gen += 1
+        gen = h.entsso_gen
+        h.services[ENTSSO].status = "StartPending"
+        h.entsso_identity, h.entsso_clustered, h.secret_cache, h.last_start_error = identity, clustered, False, None
+        began = self.clock.elapsed()
+
+        def attempt() -> None:
+            if h.entsso_gen != gen or h.services[ENTSSO].status != "StartPending":
+                return
+            why = self._start_problem(h)
+            if why is None:
+                h.services[ENTSSO].status = "Running"
+                ss = self._secret_server()
+                if _same(identity, ss):
+                    h.secret_cache = h.holds_secret
+                else:
+                    mss = self._resolve(ss)
+                    h.secret_cache = bool(mss and mss.holds_secret)
+                self._change(h.name, f"ENTSSO running as {identity}" + (" (clustered)" if clustered else ""))
+                if on_result:
+                    on_result(True, None)
+            elif self.clock.elapsed() - began + START_RETRY_SEC <= max(START_GIVE_UP_SEC, delay) + 1e-6:
+                self._schedule(START_RETRY_SEC, f"ENTSSO retry on {h.name}", attempt)
+            else:
+                h.services[ENTSSO].status = "Stopped"
+                h.entsso_identity, h.entsso_clustered = None, False
+                h.last_start_error = self._start_error(h, why)
+                self._change(h.name, f"ENTSSO failed to start: {why}")
+                if on_result:
+                    on_result(False, why)
+
+        self._schedule(delay, f"ENTSSO start on {h.name}", attempt)
+
+    def _stop_entsso_now(self, h: Host) -> None:
+        h.entsso_gen += 1
+        h.services[ENTSSO].status = "Stopped"
+        h.entsso_identity, h.entsso_clustered, h.secret_cache = None, False, False
+
+    # --- cluster rules -------------------------------------------------------------------------------
+    def _group_state(self) -> str:
+        c = self.cluster
+        if c.moving or c.resource_state == "Pending":
+            return "Pending"
+        if c.resource_state == "Online":
+            return "Online"
+        if c.resource_state == "Failed":
+            return "Failed"
+        return "PartialOnline" if c.base_online else "Offline"
+
+    def _resource_online(self, node: Host, delay: float, why: str) -> None:
+        """Bring the ENTSSO resource online on `node` (the group's owner) after `delay`."""
+        c = self.cluster
+        c.gen += 1
+        gen = c.gen
+        c.resource_state, c.pending_to, c.base_online, c.last_error = "Pending", "Online", True, None
+        svc = node.services[ENTSSO].status
+        if svc in ("Running", "StartPending") and not node.entsso_clustered:
+            # ENTSSO already runs through the SCM: the cluster adopts the process, which keeps the node's
+            # computer name (it was started without the network-name environment)
+            def adopt() -> None:
+                if c.gen != gen:
+                    return
+                c.resource_state, c.pending_to, c.adopted_scm_process = "Online", None, True
+                node.entsso_clustered = True
+                c.online_epoch[node.name.upper()] = self._ss_epoch
+                self._change(node.name, f"resource {c.resource} Online around the SCM-started ENTSSO "
+                                        f"(running as {node.entsso_identity}, not {c.name})")
+            self._schedule(delay, f"resource online on {node.name}", adopt)
+            return
+
+        def result(ok: bool, problem: str | None) -> None:
+            if c.gen != gen:
+                return
+            c.pending_to = None
+            if ok:
+                c.resource_state, c.adopted_scm_process = "Online", False
+                self._secret_server()
+                c.online_epoch[node.name.upper()] = self._ss_epoch
+                self._change(node.name, f"resource {c.resource} Online ({why})")
+            else:
+                c.resource_state = "Failed"
+                c.last_error = problem
+                self._change(node.name, f"resource {c.resource} Failed: {problem}")
+
+        self._begin_entsso(node, c.name, True, delay, result)
+
+    def _resource_offline_now(self) -> None:
+        c = self.cluster
+        c.gen += 1
+        owner = self._host(c.owner)
+        if owner and owner.entsso_clustered:
+            self._stop_entsso_now(owner)
+        c.resource_state, c.pending_to, c.adopted_scm_process = "Offline", None, False
+
+    def _fail_over_from(self, h: Host) -> None:
+        """h went down while owning the group: the cluster moves the group to another Up node."""
+        c = self.cluster
+        target = next((self._h[n.upper()] for n in c.nodes
+                       if n.upper() != h.name.upper() and self._h[n.upper()].node_state == "Up"
+                       and self._reachable(self._h[n.upper()])), None)
+        was_online = c.resource_state in ("Online", "Pending") and c.pending_to != "Offline"
+        self._resource_offline_now()
+        if target is None:
+            c.resource_state = "Offline"
+            self._change(h.name, "group has no Up node to fail over to")
+            return
+        c.owner = target.name
+        self._change(target.name, f"group {c.group} failed over to {target.name}")
+        if was_online:
+            self._resource_online(target, float(self.cl_cfg.get("resource_online_sec", 10)), "failover")
+
+    # --- public interface -------------------------------------------------------------------------------
+    def is_reachable(self, host: str) -> bool:
+        with self._lock:
+            self._advance()
+            h = self._host(host)
+            return bool(h and self._reachable(h))
+
+    def services_of(self, host: str) -> dict[str, str]:
+        with self._lock:
+            self._advance()
+            h = self._host(host)
+            return {n: s.status for n, s in h.services.items()} if h else {}
+
+    def operator_instruct(self, host: str, version: str) -> None:
+        with self._lock:
+            self._advance()
+            h = self._need(host)
+            h.install_gen += 1
+            gen = h.install_gen
+            delay = float(self.up_cfg.get("operator_delay_sec", 60))
+            setup = float(self.up_cfg.get("setup_sec", 120))
+            self._log.append({"time": _iso(self.clock.now()), "host": h.name,
+                              "what": f"operator told to upgrade SSO to {version}"})
+
+            def start_setup() -> None:
+                if h.install_gen != gen:
+                    return
+                h.installing = True
+                if h.services[ENTSSO].status != "Stopped":
+                    self._scm_stop_entsso(h, "ESSO Setup stops ENTSSO")
+                self._change(h.name, "operator started ESSO Setup (upgrade)")
+                self._schedule(setup, f"ESSO Setup finishes on {h.name}", finish)
+
+            def finish() -> None:
+                if h.install_gen != gen:
+                    return
+                h.installing, h.version, h.pending_version = False, version, None
+                self._change(h.name, f"ESSO Setup finished: SSO {version}")
+
+            self._schedule(delay, f"operator starts Setup on {h.name}", start_setup)
+
+    def operator_upgrade_now(self, host: str, version: str) -> None:
+        with self._lock:
+            self._advance()
+            h = self._need(host)
+            h.install_gen += 1
+            if h.services[ENTSSO].status != "Stopped":
+                self._scm_stop_entsso(h, "ESSO Setup stops ENTSSO")
+            h.installing, h.version, h.pending_version = False, version, None
+            self._change(h.name, f"operator upgraded SSO to {version}")
+
+    def invoke(self, host: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, "_op_" + operation.replace("-", "_").lower(), None)
+        with self._lock:
+            key = f"{host} {operation}"
+            self._received[key] = self._received.get(key, 0) + 1
+            self._advance()
+            h = self._host(host)
+            if h is None:
+                raise PSError(f"The lab has no host named '{host}'", "ObjectNotFound")
+            if not self._reachable(h):
+                raise PSError(f"{h.name} is not reachable (restarting or down)", "OperationTimeout")
+        if handler is None:
+            raise PSError(NOT_RECOGNIZED.format(operation), "ObjectNotFound")
+        return handler(h, params or {})
+
+    # --- facts -------------------------------------------------------------------------------------------
+    def _service_doc(self, h: Host, name: str) -> dict[str, Any]:
+        s = h.services.get(name)
+        if s is None:
+            return {"exists": False, "status": None, "start_type": None}
+        return {"exists": True, "status": s.status, "start_type": s.start_type}
+
+    def _instance_state(self, h: Host, hi: HostInstance) -> str:
+        if hi.host_type == "InProcess":
+            return h.services[f"BTSSvc${hi.host_name}"].status
+        return hi.state
+
+    def _host_instances_doc(self, h: Host) -> list[dict[str, Any]]:
+        return [{"name": f"Microsoft BizTalk Server {hi.host_name} {h.name}", "host_name": hi.host_name,
+                 "running_server": h.name, "host_type": hi.host_type, "service_state": self._instance_state(h, hi),
+                 "is_disabled": hi.disabled} for hi in h.host_instances]
+
+    def _cluster_doc(self, want: dict[str, Any]) -> dict[str, Any]:
+        c = self.cluster
+        nodes = [{"name": n, "state": "Down" if self._h[n.upper()].rebooting else self._h[n.upper()].node_state}
+                 for n in c.nodes]
+        group = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
+                 if _same(want.get("group") or c.group, c.group) else None)
+        resource = ({"name": c.resource, "state": c.resource_state, "owner_node": c.owner,
+                     "resource_type": "Generic Service", "service_name": ENTSSO, "use_network_name": True,
+                     "possible_owners": list(c.nodes)}
+                    if _same(want.get("resource") or c.resource, c.resource) else None)
+        return {"nodes": nodes, "group": group, "resource": resource}
+
+    def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            names = list(p.get("services") or [])
+            names += [f"BTSSvc${hi.host_name}" for hi in h.host_instances
+                      if hi.host_type == "InProcess" and f"BTSSvc${hi.host_name}" not in names]
+            server = self._resolve(h.tools_server)
+            secret_server, error = None, None
+            if server is None:
+                error = RPC_UNAVAILABLE
+            elif not self._sql_up():
+                error = "ERROR: 0x80131904 : The SSO server could not read the SSO database (SQL Server unavailable)."
+            else:
+                secret_server = self._secret_server()
+            doc: dict[str, Any] = {
+                "computer_name": h.name, "now_utc": _iso(self.clock.now()),
+                "services": {n: self._service_doc(h, n) for n in names},
+                "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
+                        "tools_server": h.tools_server, "secret_server": secret_server, "displaydb_error": error,
+                        "holds_secret": h.holds_secret},
+                "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
+                "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
+                "package": None, "backup_folder": None, "secret_backup": None,
+            }
+            if p.get("package") and p["package"].get("path"):
+                path = p["package"]["path"]
+                f = self._file(h, path)
+                doc["package"] = {"path": path, "exists": f is not None,
+                                  "file_version": str(self.up_cfg.get("target_version")) if f else None}
+            if p.get("backup_folder"):
+                folder = p["backup_folder"]
+                exists = folder.rstrip("\\").upper() in h.folders
+                doc["backup_folder"] = {"path": folder, "exists": exists, "writable": exists}
+            if p.get("secret_backup_file"):
+                path = p["secret_backup_file"]
+                f = self._file(h, path)
+                doc["secret_backup"] = {"path": path, "exists": f is not None, "size": len(f.data) if f else 0,
+                                        "last_write_utc": _iso(f.mtime) if f else None}
+            return doc
+
+    def _op_get_adapterhandlers(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            if not (h.role == "biztalk" or h.admin_tools):
+                raise PSError("Invalid namespace \"root\\MicrosoftBizTalkServer\": the BizTalk WMI provider "
+                              f"(BizTalk administration tools) is not installed on {h.name}", "ObjectNotFound")
+            server = self._resolve(h.tools_server)
+            code, error = None, None
+            if server is None:
+                code, error = ERR_CONTACT, contact_error(h.tools_server)
+            elif not self._has_secret(server):
+                code, error = ERR_NO_SECRET, NO_SECRET_ERROR
+            out = []
+            for a in self.bt_cfg.get("adapter_handlers") or []:
+                out.append({"kind": a.get("kind", "receive"), "adapter": a["adapter"], "host_name": a.get("host", ""),
+                            "readable": code is None, "property_count": int(a.get("properties", 3)) if code is None else 0,
+                            "error_code": code, "error": error})
+            return {"handlers": out}
+
+    def _op_read_file(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            f = self._file(h, p["path"])
+            if f is None:
+                raise PSError(f"Cannot find path '{p['path']}' because it does not exist.", "ObjectNotFound")
+            return {"path": f.path, "size": len(f.data), "last_write_utc": _iso(f.mtime),
+                    "content_b64": base64.b64encode(f.data).decode()}
+
+    # --- files ---------------------------------------------------------------------------------------
+    def _file(self, h: Host, path: str) -> File | None:
+        return h.files.get(path.upper())
+
+    def _put_file(self, h: Host, path: str, data: bytes, when: datetime) -> File:
+        f = File(path, data, when)
+        h.files[path.upper()] = f
+        return f
+
+    def _folder_of(self, path: str) -> str:
+        return path.rsplit("\\", 1)[0].upper() if "\\" in path else ""
+
+    def _op_write_file(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            path = p["path"]
+            data = base64.b64decode(p.get("content_b64") or "")
+            old = self._file(h, path)
+            if old is not None and old.data == data:
+                return {"path": old.path, "size": len(old.data), "last_write_utc": _iso(old.mtime)}
+            h.folders.add(self._folder_of(path))
+            f = self._put_file(h, path, data, self.clock.now())
+            self._change(h.name, f"wrote {path} ({len(data)} bytes)")
+            return {"path": f.path, "size": len(data), "last_write_utc": _iso(f.mtime)}
+
+    # --- services --------------------------------------------------------------------------------------
+    def _scm_stop_entsso(self, h: Host, why: str) -> None:
+        """Stop ENTSSO on h through the SCM (immediately; callers model the stop time)."""
+        c = self.cluster
+        clustered_here = h.entsso_clustered and _same(c.owner, h.name) and c.resource_state in ("Online", "Pending")
+        self._stop_entsso_now(h)
+        self._change(h.name, f"ENTSSO stopped ({why})")
+        if clustered_here:
+            # the cluster sees its Generic Service stop behind its back: Failed, then its restart policy
+            gen = c.gen
+
+            def notice() -> None:
+                if c.gen != gen or not _same(c.owner, h.name):
+                    return
+                c.resource_state = "Failed"
+                self._change(h.name, f"cluster: resource {c.resource} Failed (ENTSSO stopped outside the cluster)")
+                if self._reachable(h) and not h.installing:
+                    # the restart policy brings it back on the same node (shown Failed until then)
+                    self._schedule(CLUSTER_RESTART_SEC, f"cluster restarts {c.resource} on {h.name}", restart)
+
+            def restart() -> None:
+                if c.gen == gen and c.resource_state == "Failed" and _same(c.owner, h.name) and not h.installing:
+                    self._resource_online(h, float(self.cl_cfg.get("resource_online_sec", 10)), "restart policy")
+
+            self._schedule(CLUSTER_NOTICE_SEC, f"cluster notices ENTSSO stopped on {h.name}", notice)
+
+    def _start_service(self, h: Host, name: str) -> None:
+        """Start a service (lock held): schedule it to reach Running, or raise why it cannot."""
+        s = h.services[name]
+        if s.start_type == "Disabled":
+            raise PSError(f"Service '{name}' cannot be started on {h.name}: it is disabled.", "InvalidOperation")
+        if name == ENTSSO:
+            if h.installing:
+                raise PSError(self._start_error(h, "ESSO Setup is running on this machine"))
+            self._begin_entsso(h, h.name, False, float(self.sso_cfg.get("service_start_sec", 15)))
+            self._change(h.name, "ENTSSO start requested (SCM)")
+            return
+        if name.startswith("BTSSvc$") and h.services[ENTSSO].status != "Running":
+            raise PSError(f"Service '{name}' cannot be started on {h.name}: BizTalk needs Enterprise SSO, and "
+                          "ENTSSO is not running there. Start ENTSSO first.")
+        delay = float(self.bt_cfg.get("host_instance_start_sec", 10) if name.startswith("BTSSvc$")
+                      else self.sso_cfg.get("service_start_sec", 15))
+        s.status = "StartPending"
+        self._change(h.name, f"{name} start requested")
+
+        def done() -> None:
+            if s.status == "StartPending":
+                s.status = "Running"
+                self._change(h.name, f"{name} Running")
+
+        self._schedule(delay, f"{name} starts on {h.name}", done)
+
+    def _stop_service(self, h: Host, name: str) -> None:
+        s = h.services[name]
+        if name == ENTSSO:
+            delay = float(self.sso_cfg.get("service_stop_sec", 5))
+            s.status = "StopPending"
+            h.entsso_gen += 1
+            gen = h.entsso_gen
+            self._change(h.name, "ENTSSO stop requested (SCM)")
+
+            def done() -> None:
+                if h.entsso_gen == gen and s.status == "StopPending":
+                    self._scm_stop_entsso(h, "SCM stop")
+
+            self._schedule(delay, f"ENTSSO stops on {h.name}", done)
+            return
+        delay = float(self.bt_cfg.get("host_instance_stop_sec", 5) if name.startswith("BTSSvc$")
+                      else self.sso_cfg.get("service_stop_sec", 5))
+        s.status = "StopPending"
+        self._change(h.name, f"{name} stop requested")
+
+        def done2() -> None:
+            if s.status == "StopPending":
+                s.status = "Stopped"
+                self._change(h.name, f"{name} Stopped")
+
+        self._schedule(delay, f"{name} stops on {h.name}", done2)
+
+    def _set_service(self, h: Host, name: str, want: str, timeout: float) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            s = h.services.get(name)
+            if s is None:
+                raise PSError(f"Service '{name}' was not found on {h.name}", "ObjectNotFound")
+            if want not in ("Running", "Stopped"):
+                raise PSError(f"Set-ServiceState: status must be Running or Stopped, not '{want}'", "InvalidArgument")
+            before = s.status
+            target_pending = "StartPending" if want == "Running" else "StopPending"
+            acted = False
+            if s.status not in (want, target_pending):
+                if want == "Running":
+                    self._start_service(h, name)
+                else:
+                    self._stop_service(h, name)
+                acted = True
+        ok = self._wait(lambda: s.status in (want, "Stopped" if want == "Running" else want), timeout)
+        with self._lock:
+            self._advance()
+            if s.status != want:
+                if name == ENTSSO and want == "Running" and s.status == "Stopped" and h.last_start_error:
+                    raise PSError(h.last_start_error)
+                if not ok or s.status != want:
+                    raise PSError(f"{name} on {h.name} did not reach {want} within {timeout:g} s "
+                                  f"(last state: {s.status})", "OperationTimeout")
+            return {"name": name, "status_before": before, "status": s.status, "changed": acted}
+
+    def _op_set_servicestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(p.get("timeout_sec", 120))
+        return {"services": [self._set_service(h, w["name"], w["status"], timeout) for w in p.get("services") or []]}
+
+    def _op_set_hostinstancestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(p.get("timeout_sec", 120))
+        out = []
+        for w in p.get("host_instances") or []:
+            with self._lock:
+                self._advance()
+                hi = next((i for i in h.host_instances if i.host_name == w["host_name"]), None)
+                if hi is None:
+                    raise PSError(f"No host instance of host '{w['host_name']}' on {h.name} (MSBTS_HostInstance)",
+                                  "ObjectNotFound")
+                before = self._instance_state(h, hi)
+                if hi.host_type == "Isolated":
+                    out.append({"host_name": hi.host_name, "state_before": before, "state": before, "changed": False})
+                    continue
+                if w["state"] == "Running" and before not in ("Running", "StartPending"):
+                    if hi.disabled:
+                        raise PSError(f"The host instance 'Microsoft BizTalk Server {hi.host_name} {h.name}' is "
+                                      "disabled and cannot be started.")
+                    if h.services[ENTSSO].status != "Running":
+                        raise PSError(f"Could not start 'Microsoft BizTalk Server {hi.host_name} {h.name}': the "
+                                      f"Enterprise Single Sign-On service on {h.name} is not running.")
+            svc = self._set_service(h, f"BTSSvc${hi.host_name}", w["state"], timeout)
+            out.append({"host_name": hi.host_name, "state_before": before, "state": svc["status"],
+                        "changed": svc["changed"]})
+        return {"host_instances": out}
+
+    # --- SSO operations ---------------------------------------------------------------------------------
+    def _op_set_ssoserver(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            server = p["server"]
+            before = h.tools_server
+            changed = not (before == server)
+            if changed:
+                h.tools_server = server
+                self._change(h.name, f"ssomanage -serverall {server}")
+            return {"tools_server_before": before, "tools_server": h.tools_server, "changed": changed}
+
+    def _op_update_ssodatabase(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            name = p["secret_server"]
+            server = self._resolve(h.tools_server)
+            if server is None:
+                raise PSError(f"ssomanage -updatedb failed on {h.name}: {RPC_UNAVAILABLE} (no SSO server answers "
+                              f"at '{h.tools_server}', the SSO server this machine's tools use)")
+            if not self._sql_up():
+                raise PSError(f"ssomanage -updatedb failed on {h.name}: ERROR: 0x80131904 : the SSO server "
+                              f"{h.tools_server} could not reach the SSO database.")
+            before = self._secret_server()
+            changed = not _same(before, name)
+            if changed:
+                self.sql.set_secret_server(name)
+                self._ss_epoch += 1
+                self._ss_seen = name
+                self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
+            out = (f"Using SSO server on this computer\r\nUpdated SSO database settings.\r\n" if changed
+                   else "Using SSO server on this computer\r\nNo change.\r\n")
+            return {"secret_server_before": before, "secret_server": self._secret_server(), "changed": changed,
+                    "output": out}
+
+    def _backup_bytes(self, password: str, reminder: str) -> bytes:
+        seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()
+        salt = os.urandom(16)
+        key = hashlib.sha256(salt + password.encode()).digest()
+        body = bytes(a ^ b for a, b in zip(seed, key))
+        return b"SSOBK1" + salt + body + reminder.encode("utf-8")[:200]
+
+    def _op_backup_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            if h.services[ENTSSO].status != "Running":
+                raise PSError(f"{contact_error(h.name)} (Backup-MasterSecret: ENTSSO is not running on {h.name})")
+            if not self._is_mss(h):
+                raise PSError(f"This operation can only be run on the master secret server "
+                              f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
+            if not h.holds_secret:
+                raise PSError(NO_SECRET_ERROR)
+            path, password = p["file"], str(p.get("password") or "")
+            if not password:
+                raise PSError("Backup-MasterSecret: a password is required to protect the backup", "InvalidArgument")
+            if self._folder_of(path) not in h.folders:
+                raise PSError(f"Could not find a part of the path '{path}'.", "ObjectNotFound")
+            data = self._backup_bytes(password, str(p.get("reminder") or ""))
+            f = self._put_file(h, path, data, self.clock.now())
+            self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()
+            self._change(h.name, f"master secret backed up to {path}")
+            return {"file": f.path, "size": len(data), "last_write_utc": _iso(f.mtime)}
+
+    def _op_restore_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            path, password = p["file"], str(p.get("password") or "")
+            f = self._file(h, path)
+            if f is None:
+                raise PSError(f"Cannot find file '{path}' on {h.name}.", "ObjectNotFound")
+            want = self._passwords.get(hashlib.sha256(f.data).hexdigest())
+            if want is not None and want != hashlib.sha256(password.encode()).hexdigest():
+                # (verify) the exact text SSO gives; this is Win32 ERROR_INVALID_PASSWORD's
+                raise PSError("ERROR: 0x80070056 : The specified network password is not correct. "
+                              f"(the password does not open the master secret backup {path})")
+            if h.services[ENTSSO].status != "Running":
+                raise PSError(f"{contact_error(h.name)} (Restore-MasterSecret goes through the local ENTSSO)")
+            if not self._is_mss(h):
+                raise PSError(f"This operation can only be run on the master secret server "
+                              f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
+            c = self.cluster
+            if h.entsso_clustered and c.online_epoch.get(h.name.upper()) != self._ss_epoch:
+                raise PSError(f"The master secret could not be restored on {h.name}: the ENTSSO cluster resource "
+                              "has not been taken offline and brought online on this node since the master "
+                              f"secret server changed to {self._secret_server()}. Cycle the resource "
+                              "offline/online on this node, then restore again.")
+            changed = not h.holds_secret
+            if changed:  # restoring the same secret again leaves the registry as it was
+                h.holds_secret = True
+                self._change(h.name, f"master secret restored from {path}")
+            return {"holds_secret": True, "changed": changed}
+
+    def _op_install_ssoupdate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(p.get("timeout_sec", 1800))
+        log_path = p.get("log_path") or r"C:\Windows\Temp\entsso-update.log"
+        with self._lock:
+            self._advance()
+            target = str(self.up_cfg.get("target_version"))
+            if self._file(h, p["path"]) is None:
+                return {"exit_code": 1619, "log_path": log_path, "version_after": h.version}
+            node_cfg = (self.up_cfg.get("nodes") or {}).get(h.name) or {}
+            code = int(node_cfg.get("exit_code", (self.up_cfg.get("package") or {}).get("exit_code", 0)))
+            if h.version == target and h.pending_version is None:
+                return {"exit_code": 0, "log_path": log_path, "version_after": h.version}
+            h.install_gen += 1
+            gen = h.install_gen
+            h.installing = True
+            if h.services[ENTSSO].status != "Stopped":
+                self._scm_stop_entsso(h, "the update package stops ENTSSO")
+            self._change(h.name, f"update package {p['path']} installing")
+            setup = float(self.up_cfg.get("setup_sec", 120))
+
+            def finish() -> None:
+                if h.install_gen != gen:
+                    return
+                h.installing = False
+                now = self.clock.now()
+                self._put_file(h, log_path, f"MSI (s) lab: exit code {code}\r\n".encode(), now)
+                if code == 0:
+                    h.version = target
+                elif code in (3010, 1641):
+                    h.pending_version = target
+                    if code == 1641:
+                        self._schedule(REBOOT_DELAY_SEC, f"installer restarts {h.name}", lambda: self._go_down(h))
+                self._change(h.name, f"update package finished with exit code {code}")
+
+            self._schedule(setup, f"update package finishes on {h.name}", finish)
+        if not self._wait(lambda: not h.installing or h.install_gen != gen, timeout):
+            raise PSError(f"the update package on {h.name} did not finish within {timeout:g} s "
+                          "(last state: installing)", "OperationTimeout")
+        with self._lock:
+            return {"exit_code": code, "log_path": log_path, "version_after": h.version}
+
+    # --- reboot -----------------------------------------------------------------------------------------
+    def _go_down(self, h: Host) -> None:
+        if h.rebooting:
+            return
+        h.rebooting = True
+        owned = h.role == "node" and _same(self.cluster.owner, h.name)
+        for s in h.services.values():
+            s.status = "Stopped"
+        self._stop_entsso_now(h)
+        self._change(h.name, "restarting: down")
+        if owned:
+            self._fail_over_from(h)
+        self._schedule(float(self.up_cfg.get("reboot_sec", 90)), f"{h.name} is back", lambda: self._come_back(h))
+
+    def _come_back(self, h: Host) -> None:
+        h.rebooting, h.installing = False, False
+        if h.pending_version:
+            h.version, h.pending_version = h.pending_version, None
+        self._change(h.name, f"restarted: up (SSO {h.version})")
+        for s in h.services.values():
+            if s.start_type == "Automatic":
+                if s.name == ENTSSO:
+                    self._begin_entsso(h, h.name, False, float(self.sso_cfg.get("service_start_sec", 15)))
+                elif s.name.startswith("BTSSvc$") and h.services[ENTSSO].status not in ("Running", "StartPending"):
+                    continue
+                else:
+                    s.status = "Running"
+        c = self.cluster
+        if h.role == "node" and _same(c.owner, h.name) and c.resource_state == "Offline" and c.base_online:
+            pass  # the group waited for this node; its resource stays as the operator left it
+
+    def _op_restart_node(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            self._change(h.name, "Restart-Computer")
+            self._schedule(REBOOT_DELAY_SEC, f"{h.name} restarts", lambda: self._go_down(h))
+            return {"restarting": True}
+
+    # --- cluster operations -----------------------------------------------------------------------------
+    def _op_set_clusterresourcestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(p.get("timeout_sec", 120))
+        want = p.get("state")
+        c = self.cluster
+        with self._lock:
+            self._advance()
+            if h.role != "node":
+                raise PSError(f"{h.name} is not a node of cluster {c.name}", "ObjectNotFound")
+            if not _same(p.get("resource"), c.resource):
+                raise PSError(f"The cluster resource '{p.get('resource')}' could not be found.", "ObjectNotFound")
+            if want not in ("Online", "Offline"):
+                raise PSError(f"state must be Online or Offline, not '{want}'", "InvalidArgument")
+            before = c.resource_state
+            acted = False
+            owner = self._need(c.owner)
+            if want == "Offline" and before != "Offline" and c.pending_to != "Offline":
+                acted = True
+                c.gen += 1
+                gen = c.gen
+                c.resource_state, c.pending_to = "Pending", "Offline"
+                self._change(owner.name, f"Stop-ClusterResource {c.resource}")
+
+                def offline() -> None:
+                    if c.gen == gen:
+                        self._resource_offline_now()
+                        self._change(owner.name, f"resource {c.resource} Offline")
+
+                self._schedule(float(self.cl_cfg.get("resource_offline_sec", 5)) if before != "Failed" else 0.5,
+                               f"resource offline on {owner.name}", offline)
+            elif want == "Online" and before != "Online" and c.pending_to != "Online":
+                if owner.node_state != "Up" or not self._reachable(owner):
+                    raise PSError(f"Failed to bring resource '{c.resource}' online: its owner node {owner.name} "
+                                  "is not Up.")
+                acted = True
+                self._change(owner.name, f"Start-ClusterResource {c.resource}")
+                self._resource_online(owner, float(self.cl_cfg.get("resource_online_sec", 10)), "Start-ClusterResource")
+        ok = self._wait(lambda: c.resource_state in (want, "Failed") and c.pending_to is None, timeout)
+        with self._lock:
+            self._advance()
+            if c.resource_state == "Failed" and want == "Online":
+                raise PSError(f"Failed to bring resource '{c.resource}' online on {c.owner}. The resource failed: "
+                              f"the service ENTSSO could not start ({c.last_error}). Resource state: Failed.")
+            if not ok or c.resource_state != want:
+                raise PSError(f"cluster resource {c.resource} on {h.name} did not reach {want} within {timeout:g} s "
+                              f"(last state: {c.resource_state})", "OperationTimeout")
+            return {"resource": c.resource, "state_before": before, "state": c.resource_state,
+                    "owner_node": c.owner, "changed": acted}
+
+    def _op_move_clustergroup(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(p.get("timeout_sec", 300))
+        c = self.cluster
+        with self._lock:
+            self._advance()
+            if h.role != "node":
+                raise PSError(f"{h.name} is not a node of cluster {c.name}", "ObjectNotFound")
+            if not _same(p.get("group"), c.group):
+                raise PSError(f"The cluster group '{p.get('group')}' could not be found.", "ObjectNotFound")
+            target = self._host(p.get("node"))
+            before = c.owner
+            if target is None or target.role != "node" or target.name.upper() not in {n.upper() for n in c.nodes} \
+                    or target.node_state != "Up" or not self._reachable(target):
+                state = "not a possible owner" if target is None or target.role != "node" else \
+                    f"state {'Down' if target.rebooting else target.node_state}"
+                raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The node "
+                              f"'{p.get('node')}' cannot own it ({state}).")
+            acted = False
+            if not _same(before, target.name):
+                acted = True
+                was_online = c.resource_state == "Online" or c.pending_to == "Online"
+                old = self._need(before)
+                self._resource_offline_now()
+                c.moving = True
+                c.gen += 1
+                gen = c.gen
+                self._change(target.name, f"Move-ClusterGroup {c.group} {old.name} -> {target.name}")
+                move = float(self.cl_cfg.get("move_sec", 20))
+
+                def arrive() -> None:
+                    if c.gen != gen:
+                        return
+                    c.moving, c.owner = False, target.name
+                    self._change(target.name, f"group {c.group} now owned by {target.name}")
+                    if was_online:
+                        self._resource_online(target, 0.0, "group moved")
+
+                self._schedule(move, f"group arrives on {target.name}", arrive)
+        ok = self._wait(lambda: not c.moving and c.resource_state != "Pending", timeout)
+        with self._lock:
+            self._advance()
+            if c.resource_state == "Failed":
+                raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The resource "
+                              f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. Group state: Failed.")
+            if not ok:
+                raise PSError(f"cluster group {c.group} on {h.name} did not reach Online within {timeout:g} s "
+                              f"(last state: {self._group_state()})", "OperationTimeout")
+            return {"group": c.group, "owner_before": before, "owner_node": c.owner, "state": self._group_state(),
+                    "changed": acted}
+
+    # --- state dump --------------------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        with self._lock:
+            self._advance()
+            ss = self._secret_server()
+            hosts = {}
+            for h in self._h.values():
+                hosts[h.name] = {
+                    "role": h.role, "reachable": self._reachable(h), "rebooting": h.rebooting,
+                    "node_state": h.node_state if h.role == "node" else None,
+                    "services": {n: {"status": s.status, "start_type": s.start_type} for n, s in h.services.items()},
+                    "sso": {"installed": h.sso_installed, "version": h.version, "pending_version": h.pending_version,
+                            "installing": h.installing, "tools_server": h.tools_server,
+                            "holds_secret": h.holds_secret, "running_as": h.entsso_identity,
+                            "clustered_instance": h.entsso_clustered, "is_mss_now": self._is_mss(h),
+                            "has_secret_now": self._has_secret(h), "secret_cache": h.secret_cache,
+                            "last_start_error": h.last_start_error},
+                    "host_instances": self._host_instances_doc(h),
+                    "files": {f.path: {"size": len(f.data), "last_write_utc": _iso(f.mtime)} for f in h.files.values()},
+                }
+            c = self.cluster
+            owner = self._host(c.owner)
+            return {
+                "hosts": hosts,
+                "cluster": {"name": c.name, "nodes": [{"name": n, "state": self._h[n.upper()].node_state}
+                                                      for n in c.nodes],
+                            "group": {"name": c.group, "state": self._group_state(), "owner": c.owner},
+                            "resource": {"name": c.resource, "state": c.resource_state, "owner": c.owner,
+                                         "pending_to": c.pending_to, "last_error": c.last_error},
+                            "clustered_entsso": {"host": owner.name if owner and owner.entsso_clustered else None,
+                                                 "running_as": owner.entsso_identity if owner and
+                                                 owner.entsso_clustered else None,
+                                                 "adopted_scm_process": c.adopted_scm_process},
+                            "online_epoch": dict(c.online_epoch), "secret_server_epoch": self._ss_epoch},
+                "secret_server": ss,
+                "operations": dict(self._received),
+                "pending": [{"due_in_sec": round(e[0] - self.clock.elapsed(), 1), "what": e[2]}
+                            for e in sorted(self._events)],
+                "changes": self._changes,
+                "events": list(self._log),
+            }
+
+
+NOT_RECOGNIZED = ("The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "
+                  "program.")

@@ -1,0 +1,37 @@
+"""An in-process lab for tests that drive it with the real clients (pywinrm, testinfra, the suite's
+own transports)."""
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable
+
+import pytest
+
+from entsso.lab.server import Lab, _merge, load_scenario
+from entsso.winrm import CallLog, WindowsHost, WinRMSettings
+
+WINRM_PASSWORD = "Lab-" + secrets.token_urlsafe(12)
+SQL_PASSWORD = "Sql-" + secrets.token_urlsafe(12)
+
+
+@pytest.fixture
+def make_lab() -> Callable[..., Lab]:
+    labs: list[Lab] = []
+
+    def make(scenario: str = "fast", **overrides: Any) -> Lab:
+        doc = _merge(load_scenario(scenario), overrides) if overrides else load_scenario(scenario)
+        lab = Lab(doc, winrm_password=WINRM_PASSWORD, sql_password=SQL_PASSWORD)
+        lab.start()
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.stop()
+
+
+def lab_host(lab: Lab, name: str, *, password: str = WINRM_PASSWORD, transport: str = "ntlm",
+             calls: CallLog | None = None, call_timeout: float = 60.0) -> WindowsHost:
+    settings = WinRMSettings(transport=transport, https=False, port=lab.winrm_port, cert_validation=False,
+                             connect_timeout=3, read_timeout=30, operation_timeout=2, call_timeout=call_timeout)
+    return WindowsHost(name, lab.addresses[name], lab.username, password, settings, calls)

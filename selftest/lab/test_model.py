@@ -1,0 +1,469 @@
+"""The lab's estate model (entsso.lab.model.Estate) driven directly, without WinRM: the default
+scenario's facts, the runbook's happy path in phases.py's order, and the places where the real
+estate refuses (ENTSSO without its MSS, an MSS without the secret, a restore before the resource was
+cycled, ssomanage with no SSO server), reboots, and the read-only and idempotence guarantees."""
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+import pytest
+
+from entsso.lab.clock import Clock
+from entsso.lab.model import Estate, PSError
+from entsso.lab.server import _merge, load_scenario
+
+SPEED = 2000.0
+PASSWORD = "Secret-Pw-1"
+BACKUP = "C:\\SSOBackup\\ENTSSO-CHG1.bak"
+CLUSTER = {"network_name": "SSOCLUSTER", "group": "SSO", "resource": "ENTSSO"}
+
+
+class FakeSql:
+    """SSODB's gi_SecretServer and SQL Server's availability: all the model uses of the SQL engine."""
+
+    def __init__(self, secret_server: str) -> None:
+        self._secret_server = secret_server
+        self.available = True
+        self._lock = threading.Lock()
+
+    def get_secret_server(self) -> str:
+        with self._lock:
+            if not self.available:
+                raise ConnectionError("SQL Server unavailable")
+            return self._secret_server
+
+    def set_secret_server(self, name: str) -> None:
+        with self._lock:
+            self._secret_server = name
+
+
+def make(scenario: str = "default", **overrides: Any) -> Estate:
+    doc = load_scenario(scenario)
+    if overrides:
+        doc = _merge(doc, overrides)
+    return Estate(doc, Clock(SPEED), FakeSql(doc["sso"]["secret_server"]))
+
+
+def facts(e: Estate, host: str, **extra: Any) -> dict[str, Any]:
+    is_node = host.startswith("NODE")
+    params = {"cluster": CLUSTER if is_node else None,
+              "services": ["ENTSSO"] + ([] if is_node else ["RuleEngineUpdateService"]),
+              "biztalk": not is_node, "package": None, "backup_folder": None, "secret_backup_file": None}
+    params.update(extra)
+    return e.invoke(host, "Get-HostFacts", params)
+
+
+def services(e: Estate, host: str, *wanted: tuple[str, str]) -> dict[str, Any]:
+    return e.invoke(host, "Set-ServiceState",
+                    {"services": [{"name": n, "status": s} for n, s in wanted], "timeout_sec": 300})
+
+
+def resource(e: Estate, host: str, state: str) -> dict[str, Any]:
+    return e.invoke(host, "Set-ClusterResourceState", {"resource": "ENTSSO", "state": state, "timeout_sec": 300})
+
+
+def move(e: Estate, host: str, node: str) -> dict[str, Any]:
+    return e.invoke(host, "Move-ClusterGroup", {"group": "SSO", "node": node, "timeout_sec": 300})
+
+
+def tools(e: Estate, host: str, server: str) -> dict[str, Any]:
+    return e.invoke(host, "Set-SsoServer", {"server": server})
+
+
+def updatedb(e: Estate, host: str, name: str) -> dict[str, Any]:
+    return e.invoke(host, "Update-SsoDatabase", {"secret_server": name})
+
+
+def handlers(e: Estate, host: str) -> list[dict[str, Any]]:
+    return e.invoke(host, "Get-AdapterHandlers", {})["handlers"]
+
+
+def wait_until(e: Estate, done: Any, estate_sec: float) -> bool:
+    end = e.clock.elapsed() + estate_sec
+    while e.clock.elapsed() < end:
+        if done():
+            return True
+        e.clock.sleep(1)
+    return done()
+
+
+def uncluster(e: Estate) -> None:
+    """phases.uncluster on the default estate (primary NODE1)."""
+    tools(e, "NODE1", "SSOCLUSTER")
+    updatedb(e, "NODE1", "NODE1")
+    resource(e, "NODE1", "Offline")
+    services(e, "NODE1", ("ENTSSO", "Running"))
+    tools(e, "NODE1", "NODE1")
+    tools(e, "NODE2", "NODE1")
+    services(e, "NODE2", ("ENTSSO", "Running"))
+
+
+# --- the default scenario's facts ---------------------------------------------------------------------
+def test_default_node1_owns_the_online_group_and_resource():
+    c = facts(make(), "NODE1")["cluster"]
+    assert c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
+    assert c["resource"]["state"] == "Online" and c["resource"]["owner_node"] == "NODE1"
+    assert c["resource"]["use_network_name"] is True and c["resource"]["possible_owners"] == ["NODE1", "NODE2"]
+
+
+def test_default_every_host_sees_the_cluster_as_secret_server():
+    e = make()
+    for host in e.hosts:
+        sso = facts(e, host)["sso"]
+        assert sso["secret_server"] == "SSOCLUSTER", (host, sso)
+        assert sso["displaydb_error"] is None
+
+
+def test_default_entsso_runs_on_the_owner_only_among_nodes():
+    e = make()
+    assert facts(e, "NODE1")["services"]["ENTSSO"] == {"exists": True, "status": "Running", "start_type": "Manual"}
+    assert facts(e, "NODE2")["services"]["ENTSSO"]["status"] == "Stopped"
+
+
+def test_default_host_instances_and_their_services():
+    doc = facts(make(), "BTS1")
+    states = {h["host_name"]: h["service_state"] for h in doc["host_instances"]}
+    assert states["OrchestrationHost"] == "Stopped" and states["ReceiveHost"] == "Running"
+    assert doc["services"]["BTSSvc$ReceiveHost"]["status"] == "Running"
+    assert "BTSSvc$BizTalkServerIsolatedHost" not in doc["services"]
+    assert doc["host_instances"][0]["name"] == "Microsoft BizTalk Server BizTalkServerApplication BTS1"
+
+
+def test_default_adapter_handlers_are_readable_on_the_owner():
+    hs = handlers(make(), "NODE1")
+    assert len(hs) == 4 and all(h["readable"] and h["property_count"] == 3 for h in hs)
+
+
+def test_unknown_service_is_object_not_found():
+    with pytest.raises(PSError, match="Service 'Nope' was not found on BTS1") as exc:
+        services(make(), "BTS1", ("Nope", "Stopped"))
+    assert exc.value.category == "ObjectNotFound"
+
+
+# --- every scenario loads ---------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", ["default", "prepared", "node-down", "group-offline", "ssodb-names-node",
+                                      "package-missing", "version-not-newer", "fast"])
+def test_every_bundled_scenario_gives_facts_for_every_reachable_host(scenario):
+    e = make(scenario)
+    for host in e.hosts:
+        if e.is_reachable(host):
+            assert facts(e, host)["computer_name"] == host
+    assert e.changes == 0
+
+
+def test_node_down_scenario_makes_node2_unreachable_and_down():
+    e = make("node-down")
+    assert not e.is_reachable("NODE2")
+    assert {"name": "NODE2", "state": "Down"} in facts(e, "NODE1")["cluster"]["nodes"]
+
+
+def test_group_offline_scenario_reports_offline_and_no_displaydb():
+    e = make("group-offline")
+    c = facts(e, "NODE1")["cluster"]
+    assert c["group"]["state"] == "Offline" and c["resource"]["state"] == "Offline"
+    assert facts(e, "BTS1")["sso"]["displaydb_error"] == "ERROR: 0x800706BA : The RPC server is unavailable."
+
+
+def test_package_missing_on_node2_only():
+    e = make("package-missing")
+    pkg = {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp"}
+    assert facts(e, "NODE1", package=pkg)["package"]["exists"] is True
+    assert facts(e, "NODE2", package=pkg)["package"] == {"path": pkg["path"], "exists": False, "file_version": None}
+
+
+def test_prepared_scenario_has_the_changes_backup_on_the_primary(monkeypatch):
+    monkeypatch.setenv("ENTSSO_SECRET_PASSWORD", PASSWORD)
+    e = make("prepared")
+    path = "C:\\SSOBackup\\ENTSSO-CHG-PREPARED.bak"
+    b = facts(e, "NODE1", secret_backup_file=path)["secret_backup"]
+    assert b["exists"] and b["size"] > 0
+    assert facts(e, "BTS1")["services"]["ENTSSO"]["status"] == "Stopped"
+
+
+# --- read-only and idempotence ------------------------------------------------------------------------
+def test_read_only_operations_change_nothing():
+    e = make()
+    for host in e.hosts:
+        facts(e, host, package={"path": "C:\\Updates\\SSO\\EntSSO-CU.msp"}, backup_folder="C:\\SSOBackup",
+              secret_backup_file=BACKUP)
+        handlers(e, host)
+        with pytest.raises(PSError):
+            e.invoke(host, "Read-File", {"path": BACKUP})
+    assert e.changes == 0
+
+
+def test_second_identical_operation_is_unchanged_and_not_counted():
+    e = make()
+    first = services(e, "BTS2", ("RuleEngineUpdateService", "Stopped"), ("ENTSSO", "Stopped"))
+    assert [s["changed"] for s in first["services"]] == [False, True]
+    n = e.changes
+    again = services(e, "BTS2", ("ENTSSO", "Stopped"))
+    assert again["services"][0]["changed"] is False and e.changes == n
+    assert tools(e, "NODE1", "SSOCLUSTER")["changed"] is False
+    assert updatedb(e, "NODE1", "SSOCLUSTER")["changed"] is False
+    assert move(e, "NODE1", "NODE1")["changed"] is False
+    assert resource(e, "NODE1", "Online")["changed"] is False
+    assert e.changes == n
+
+
+# --- SSO rules ----------------------------------------------------------------------------------------
+def test_entsso_start_fails_when_its_mss_is_unreachable():
+    e = make()
+    resource(e, "NODE1", "Offline")  # SSODB still names SSOCLUSTER, now offline
+    t0 = e.clock.elapsed()
+    with pytest.raises(PSError, match=r"Cannot start service ENTSSO on computer '\.'.*SSOCLUSTER"):
+        services(e, "NODE2", ("ENTSSO", "Running"))
+    assert e.clock.elapsed() - t0 >= 55  # ENTSSO retried about a minute
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"
+
+
+def test_running_sso_servers_keep_their_cached_secret_when_the_mss_goes():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    # BTS1's SSO server still decrypts (its tools point at the cluster name, so point them at itself)
+    tools(e, "BTS1", "BTS1")
+    assert all(h["readable"] for h in handlers(e, "BTS1"))
+
+
+def test_mss_without_the_secret_cannot_serve_it():
+    e = make(sso={"secret_on": []})
+    hs = handlers(e, "NODE1")
+    assert {h["error_code"] for h in hs} == {"0xC0002A1F"}
+    assert "secret is not available" in hs[0]["error"]
+
+
+def test_adapter_handlers_unreadable_when_no_sso_server_answers():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    hs = handlers(e, "NODE1")
+    assert hs[0]["error_code"] == "0xC0002A0F" and "SSOCLUSTER" in hs[0]["error"]
+
+
+def test_updatedb_fails_with_no_running_sso_server():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    with pytest.raises(PSError, match="0x800706BA"):
+        updatedb(e, "NODE1", "NODE1")
+    assert e.sql.get_secret_server() == "SSOCLUSTER"
+
+
+def test_backup_only_on_the_mss_holding_the_secret():
+    e = make()
+    with pytest.raises(PSError):
+        e.invoke("BTS1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    doc = e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    assert doc["size"] > 0
+    data = base64.b64decode(e.invoke("NODE1", "Read-File", {"path": BACKUP})["content_b64"])
+    assert PASSWORD.encode() not in data
+
+
+def test_scm_stop_of_the_clustered_entsso_is_noticed_and_restarted():
+    e = make()
+    services(e, "NODE1", ("ENTSSO", "Stopped"))
+
+    def failed() -> list[str]:
+        return [ev["what"] for ev in e.dump()["events"] if "Failed" in ev["what"]]
+
+    assert wait_until(e, lambda: bool(failed()), 30)
+    assert "stopped outside the cluster" in failed()[0]
+    assert wait_until(e, lambda: facts(e, "NODE1")["cluster"]["resource"]["state"] == "Online", 120)
+    assert e.services_of("NODE1")["ENTSSO"] == "Running"
+
+
+def test_resource_online_around_an_scm_started_entsso_keeps_the_node_name():
+    e = make()
+    uncluster(e)
+    updatedb(e, "NODE1", "SSOCLUSTER")
+    resource(e, "NODE1", "Online")  # without stopping the SCM-started ENTSSO first
+    assert e.dump()["cluster"]["clustered_entsso"]["running_as"] == "NODE1"
+    tools(e, "NODE1", "SSOCLUSTER")
+    assert facts(e, "NODE1")["sso"]["displaydb_error"] is not None
+    assert handlers(e, "NODE1")[0]["error_code"] == "0xC0002A0F"
+
+
+def test_move_to_a_down_node_is_refused():
+    e = make("node-down")
+    with pytest.raises(PSError, match="An error occurred while moving the clustered role 'SSO'"):
+        move(e, "NODE1", "NODE2")
+
+
+# --- restore and the offline/online cycle ---------------------------------------------------------------
+def _to_recluster_point(e: Estate) -> None:
+    e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    uncluster(e)
+    updatedb(e, "NODE1", "SSOCLUSTER")
+    services(e, "NODE1", ("ENTSSO", "Stopped"))
+    services(e, "NODE2", ("ENTSSO", "Stopped"))
+
+
+def test_restore_needs_the_resource_cycled_on_the_node_since_the_secret_server_changed():
+    e = make()
+    e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    resource(e, "NODE1", "Offline")
+    resource(e, "NODE1", "Online")  # cycled before the change: does not count
+    tools(e, "NODE1", "SSOCLUSTER")
+    updatedb(e, "NODE1", "NODE2")
+    updatedb(e, "NODE1", "SSOCLUSTER")  # the secret server changed (and back)
+    with pytest.raises(PSError, match="offline and brought online"):
+        e.invoke("NODE1", "Restore-MasterSecret", {"file": BACKUP, "password": PASSWORD})
+    resource(e, "NODE1", "Offline")
+    resource(e, "NODE1", "Online")
+    assert e.invoke("NODE1", "Restore-MasterSecret", {"file": BACKUP, "password": PASSWORD})["holds_secret"]
+
+
+def test_restore_with_the_wrong_password_fails():
+    e = make()
+    _to_recluster_point(e)
+    resource(e, "NODE1", "Online")
+    with pytest.raises(PSError, match="password"):
+        e.invoke("NODE1", "Restore-MasterSecret", {"file": BACKUP, "password": "wrong"})
+
+
+def test_restore_of_a_missing_file_fails():
+    e = make()
+    with pytest.raises(PSError, match="Cannot find file"):
+        e.invoke("NODE2", "Restore-MasterSecret", {"file": BACKUP, "password": PASSWORD})
+
+
+# --- the happy path in phases.py's order ----------------------------------------------------------------
+def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
+    e = make()
+    # silence
+    for bts, insts in (("BTS1", ["BizTalkServerApplication", "BizTalkServerIsolatedHost", "ReceiveHost", "SendHost",
+                                 "OrchestrationHost"]),
+                       ("BTS2", ["BizTalkServerApplication", "ReceiveHost", "SendHost", "TrackingHost"])):
+        e.invoke(bts, "Set-HostInstanceState", {"host_instances": [{"host_name": n, "state": "Stopped"}
+                                                                   for n in insts], "timeout_sec": 120})
+        services(e, bts, ("RuleEngineUpdateService", "Stopped"), ("ENTSSO", "Stopped"))
+    # back up
+    e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    content = e.invoke("NODE1", "Read-File", {"path": BACKUP})["content_b64"]
+    # uncluster
+    uncluster(e)
+    assert e.sql.get_secret_server() == "NODE1"
+    assert facts(e, "NODE2")["sso"]["secret_server"] == "NODE1"
+    # upgrade: the operator upgrades NODE1, a package NODE2
+    e.operator_instruct("NODE1", "10.0.2000.0")
+    assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
+    services(e, "NODE1", ("ENTSSO", "Running"))
+    out = e.invoke("NODE2", "Install-SsoUpdate", {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp", "arguments": "/quiet",
+                                                  "log_path": "C:\\Windows\\Temp\\u.log", "timeout_sec": 1800})
+    assert out["exit_code"] == 0 and out["version_after"] == "10.0.2000.0"
+    services(e, "NODE2", ("ENTSSO", "Running"))
+    # recluster
+    updatedb(e, "NODE1", "SSOCLUSTER")
+    services(e, "NODE1", ("ENTSSO", "Stopped"))
+    services(e, "NODE2", ("ENTSSO", "Stopped"))
+    for node in ("NODE2", "NODE1"):
+        move(e, "NODE1", node)
+        resource(e, node, "Offline")
+        resource(e, node, "Online")
+        if node == "NODE2":
+            e.invoke(node, "Write-File", {"path": BACKUP, "content_b64": content})
+        assert e.invoke(node, "Restore-MasterSecret", {"file": BACKUP, "password": PASSWORD})["holds_secret"]
+    for node in ("NODE1", "NODE2"):
+        tools(e, node, "SSOCLUSTER")
+    assert e.sql.get_secret_server() == "SSOCLUSTER"
+    c = facts(e, "NODE2")["cluster"]
+    assert c["resource"]["state"] == "Online" and c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
+    for node in ("NODE1", "NODE2"):
+        f = facts(e, node)
+        assert f["sso"]["holds_secret"] and f["sso"]["secret_server"] == "SSOCLUSTER"
+    # fail over: each node owns the group and reads the handlers
+    for node in ("NODE2", "NODE1"):
+        assert move(e, node, node)["state"] == "Online"
+        assert all(h["readable"] for h in handlers(e, node)), node
+    # resume
+    services(e, "BTS1", ("ENTSSO", "Running"), ("RuleEngineUpdateService", "Running"))
+    e.invoke("BTS1", "Set-HostInstanceState", {"host_instances": [{"host_name": "ReceiveHost", "state": "Running"}],
+                                               "timeout_sec": 120})
+    assert facts(e, "BTS1")["services"]["BTSSvc$ReceiveHost"]["status"] == "Running"
+    assert all(h["readable"] for h in handlers(e, "BTS1"))
+
+
+def test_host_instance_cannot_start_without_entsso():
+    e = make()
+    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError, match="Single Sign-On"):
+        e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "SendHost", "state": "Running"}],
+                                                   "timeout_sec": 120})
+
+
+def test_disabled_host_instance_cannot_start():
+    e = make()
+    e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "TrackingHost", "state": "Stopped"}],
+                                               "timeout_sec": 120})
+    with pytest.raises(PSError, match="disabled"):
+        e.invoke("BTS2", "Set-HostInstanceState",
+                 {"host_instances": [{"host_name": "TrackingHost", "state": "Running"}], "timeout_sec": 120})
+
+
+# --- upgrade packages and reboots -------------------------------------------------------------------------
+def _install(e: Estate, node: str) -> dict[str, Any]:
+    return e.invoke(node, "Install-SsoUpdate", {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp", "arguments": "/quiet",
+                                                "log_path": "C:\\Windows\\Temp\\u.log", "timeout_sec": 1800})
+
+
+def test_package_3010_then_restart_brings_the_target_version():
+    e = make(upgrade={"package": {"exit_code": 3010}})
+    out = _install(e, "NODE2")
+    assert out["exit_code"] == 3010 and out["version_after"] == "10.0.1000.0"
+    assert e.invoke("NODE2", "Restart-Node", {}) == {"restarting": True}
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 30)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.2000.0"
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"  # Manual start type
+
+
+def test_restart_of_the_owner_fails_the_group_over():
+    e = make()
+    e.invoke("NODE1", "Restart-Node", {})
+    assert wait_until(e, lambda: not e.is_reachable("NODE1"), 30)
+    assert wait_until(e, lambda: facts(e, "NODE2")["cluster"]["resource"]["state"] == "Online", 60)
+    assert facts(e, "NODE2")["cluster"]["group"]["owner_node"] == "NODE2"
+
+
+def test_package_1603_changes_nothing_but_the_log():
+    e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1603}}})
+    out = _install(e, "NODE2")
+    assert out["exit_code"] == 1603 and out["version_after"] == "10.0.1000.0"
+    assert e.invoke("NODE2", "Read-File", {"path": "C:\\Windows\\Temp\\u.log"})["size"] > 0
+
+
+def test_package_missing_gives_1619():
+    e = make("package-missing")
+    assert _install(e, "NODE2")["exit_code"] == 1619
+
+
+def test_operator_upgrade_now_sets_the_version():
+    e = make()
+    e.operator_upgrade_now("NODE2", "10.0.2000.0")
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.2000.0" and e.changes == 1
+
+
+def test_dump_is_json_serialisable():
+    import json
+
+    e = make()
+    services(e, "BTS2", ("ENTSSO", "Stopped"))
+    doc = json.loads(json.dumps(e.dump()))
+    assert doc["changes"] == e.changes and doc["events"]
+    assert doc["cluster"]["clustered_entsso"]["host"] == "NODE1"
+
+
+def test_package_1641_restarts_the_node_by_itself():
+    e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1641}}})
+    assert _install(e, "NODE2")["exit_code"] == 1641
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 30)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.2000.0"
+
+
+def test_moving_a_group_whose_resource_is_offline_leaves_it_partially_online():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    out = move(e, "NODE1", "NODE2")
+    assert out["owner_node"] == "NODE2" and out["state"] == "PartialOnline"
+    assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Offline"

@@ -1,0 +1,115 @@
+"""entsso.winrm against the lab through real pywinrm: each failure classified with a message an operator
+can act on, long scripts over stdin, and secrets kept out of every record."""
+from __future__ import annotations
+
+import base64
+import logging
+
+import pytest
+import winrm
+
+from entsso.winrm import (BadOutput, CallLog, CredentialsRefused, HostUnreachable, OperationTimedOut,
+                          ScriptError, plan_invocation)
+from selftest.lab.conftest import WINRM_PASSWORD, lab_host
+
+FACTS = {"cluster": None, "services": ["ENTSSO"], "biztalk": False, "package": None,
+         "backup_folder": None, "secret_backup_file": None}
+
+
+def test_host_facts_come_back_as_json(make_lab):
+    lab = make_lab()
+    facts = lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)
+    assert facts["computer_name"] == "NODE1"
+    assert facts["services"]["ENTSSO"]["exists"] is True
+
+
+def test_unreachable_host_is_named_with_what_to_check(make_lab):
+    lab = make_lab()
+    lab.set_unreachable("NODE2", True)
+    with pytest.raises(HostUnreachable) as err:
+        lab_host(lab, "NODE2").invoke("Get-HostFacts", FACTS)
+    assert "NODE2" in str(err.value) and "firewall" in str(err.value)
+    assert lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)["computer_name"] == "NODE1"
+
+
+@pytest.mark.parametrize("transport", ["ntlm", "basic"])
+def test_wrong_password_is_refused(make_lab, transport):
+    lab = make_lab()
+    with pytest.raises(CredentialsRefused) as err:
+        lab_host(lab, "NODE1", password="not-the-password", transport=transport).invoke("Get-HostFacts", FACTS)
+    assert "401" in str(err.value) and "not-the-password" not in str(err.value)
+
+
+def test_hanging_operation_hits_the_deadline(make_lab):
+    lab = make_lab()
+    lab.apply_fault({"kind": "hang", "host": "NODE1", "operation": "Get-HostFacts", "seconds": 10**7})
+    with pytest.raises(OperationTimedOut) as err:
+        lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS, timeout=3)
+    assert "Get-HostFacts" in str(err.value) and "NODE1" in str(err.value)
+
+
+def test_script_error_carries_powershell_text_decoded_from_clixml(make_lab):
+    lab = make_lab()
+    lab.apply_fault({"kind": "fail", "host": "NODE1", "operation": "Get-HostFacts",
+                     "message": "Access is denied to root\\MSCluster"})
+    with pytest.raises(ScriptError) as err:
+        lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)
+    assert "Access is denied to root\\MSCluster" in str(err.value)
+    assert "_x000D_" not in str(err.value) and "<Objs" not in str(err.value)
+
+
+def test_output_that_is_not_json_is_named(make_lab):
+    lab = make_lab()
+    lab.apply_fault({"kind": "wrong_output", "host": "NODE1", "operation": "Get-HostFacts",
+                     "output": "WARNING: something odd"})
+    with pytest.raises(BadOutput) as err:
+        lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)
+    assert "WARNING: something odd" in str(err.value)
+
+
+def test_long_script_goes_over_stdin_and_runs(make_lab):
+    lab = make_lab()
+    data = bytes(range(256)) * 80  # 20 KB: far past cmd.exe's 8191 characters once encoded
+    params = {"path": "C:\\SSOBackup\\big.bin", "content_b64": base64.b64encode(data).decode()}
+    assert plan_invocation("Write-File", params).via_stdin
+    host = lab_host(lab, "NODE1")
+    written = host.invoke("Write-File", params)
+    assert written["size"] == len(data)
+    back = host.invoke("Read-File", {"path": params["path"]})
+    assert base64.b64decode(back["content_b64"]) == data
+
+
+def test_the_same_long_command_line_is_refused_as_cmd_would(make_lab):
+    lab = make_lab()
+    session = winrm.Session(f"http://{lab.addresses['NODE1']}:{lab.winrm_port}/wsman",
+                            auth=(lab.username, WINRM_PASSWORD), transport="ntlm")
+    result = session.run_cmd("echo " + "x" * 9000)
+    assert result.status_code == 1
+    assert b"The command line is too long." in result.std_err
+
+
+def test_secret_never_in_call_records_logs_or_errors(make_lab, caplog):
+    caplog.set_level(logging.DEBUG)
+    canary = "Canary-Secret-" + "7f3a9c"
+    lab = make_lab()
+    calls = CallLog()
+    host = lab_host(lab, "NODE1", calls=calls)
+    doc = host.invoke("Backup-MasterSecret", {"file": "C:\\SSOBackup\\t.bak", "password": canary,
+                                              "reminder": "selftest"})
+    assert doc["size"] > 0
+    with pytest.raises(ScriptError) as err:  # a wrong password on restore fails: its text must not echo it
+        host.invoke("Restore-MasterSecret", {"file": "C:\\SSOBackup\\t.bak", "password": canary + "-wrong"})
+    texts = [repr(r) for r in calls.records] + [m.getMessage() for m in caplog.records] + [str(err.value)]
+    assert all(canary not in t for t in texts)
+    assert all(r.via_stdin for r in calls.records)  # a secret never rides on a command line
+    assert calls.records[0].params["password"] == "***"
+
+
+def test_every_call_is_counted_and_timed_per_host(make_lab):
+    lab = make_lab()
+    calls = CallLog()
+    for name in ("NODE1", "NODE2", "NODE2"):
+        lab_host(lab, name, calls=calls).invoke("Get-HostFacts", FACTS)
+    per_host = calls.per_host()
+    assert per_host["NODE1"]["calls"] == 1 and per_host["NODE2"]["calls"] == 2
+    assert all(r.seconds > 0 for r in calls.records)

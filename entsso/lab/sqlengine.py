@@ -1,0 +1,780 @@
+"""The lab's SQL Server: msdb's SQL Agent tables, BizTalkMgmtDb's backup tables and SSODB's global info,
+kept in SQLite, queried in T-SQL.
+
+SELECTs are translated from T-SQL to SQLite by sqlglot (three-part names become attached-database names,
+TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock). The
+stored procedures the suite calls (sp_update_job, sp_start_job, sp_ForceFullBackup, sp_getapplock,
+sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs started jobs on threads in estate
+time and writes sysjobactivity/sysjobhistory, and the Backup BizTalk Server job writes adm_BackupHistory
+and msdb's backupset as the real one does.
+
+Plain INSERT/UPDATE/DELETE and DDL are refused with SQL Server's permission error 229/262: the suite's
+login changes the estate only through the procedures, as the BizTalk documentation says to, and the
+model's invariants (one activity row per run, flag consumed by the job) stay intact.
+
+The lab's SQL Server runs in UTC: GETDATE() equals SYSUTCDATETIME(), and every datetime is stored as
+naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' and handed back as a naive datetime (as pyodbc does for
+datetime columns).
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Sequence
+
+import sqlglot
+from sqlglot import exp
+
+BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
+# adm_ForceFullBackup's one column: Microsoft documents only that sp_ForceFullBackup sets "a value 1" in
+# the table; no public source names the column, so the lab calls it ForceFull (the suite reads it with
+# SELECT TOP 1 * and never names it).
+FORCE_FULL_COLUMN = "ForceFull"
+MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
+AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
+
+PREPARED_SET_DELAY_SEC = 30  # estate seconds after the lab's start (see _seed)
+
+_DT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+_DT_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
+
+
+class EngineError(Exception):
+    """A SQL Server error: number, state, severity and the message text SQL Server sends."""
+
+    def __init__(self, number: int, state: int, severity: int, message: str) -> None:
+        super().__init__(message)
+        self.number = number
+        self.state = state
+        self.severity = severity
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"EngineError({self.number}, {self.state}, {self.severity}, {self.message!r})"
+
+
+@dataclass
+class ResultSet:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass
+class EngineResult:
+    sets: list[ResultSet] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def to_sql_text(value: datetime) -> str:
+    """A datetime as the lab stores it (naive UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime(_DT_FORMAT)
+
+
+def _from_sql(value: Any) -> Any:
+    if isinstance(value, str) and len(value) == 26 and _DT_RE.fullmatch(value):
+        return datetime.strptime(value, _DT_FORMAT)
+    return value
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_sql_text(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+def _split_batch(sql: str) -> list[str]:
+    """Statements of a batch, split at semicolons outside quotes and brackets."""
+    out, buf, i, n = [], [], 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"[":
+            close = "]" if c == "[" else c
+            j = i + 1
+            while j < n:
+                if sql[j] == close:
+                    if close != "]" and j + 1 < n and sql[j + 1] == close:  # '' escapes a quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            buf.append(sql[i:j + 1])
+            i = j + 1
+            continue
+        if c == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c == ";":
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(c)
+        i += 1
+    out.append("".join(buf))
+    stmts = []
+    for s in (x.strip() for x in out):
+        # "SET NOCOUNT ON" followed by a statement without a semicolon between them
+        m = re.match(r"(?is)^set\s+nocount\s+(on|off)\s+(\S.*)$", s)
+        if m:
+            stmts.append(s[: m.start(2)].strip())
+            s = m.group(2).strip()
+        if s:
+            stmts.append(s)
+    return stmts
+
+
+def _scan(sql: str):
+    """Yield (kind, text) tokens: 'str' for quoted literals, 'other' for the rest (char by char runs)."""
+    i, n, start = 0, len(sql), 0
+    while i < n:
+        c = sql[i]
+        national = (c in "Nn" and i + 1 < n and sql[i + 1] == "'"
+                    and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")))
+        if c == "'" or national:
+            if start < i:
+                yield "other", sql[start:i]
+            j = i + (2 if c != "'" else 1)
+            while j < n:
+                if sql[j] == "'":
+                    if j + 1 < n and sql[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            yield "str", sql[i:j + 1]
+            i = start = j + 1
+            continue
+        i += 1
+    if start < n:
+        yield "other", sql[start:]
+
+
+def _count_params(sql: str) -> int:
+    return sum(t.count("?") for k, t in _scan(sql) if k == "other")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, datetime):
+        value = to_sql_text(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _unquote(token: str) -> str:
+    t = token
+    if t[:1] in "Nn" and t[1:2] == "'":
+        t = t[1:]
+    return t[1:-1].replace("''", "'")
+
+
+_ARG_RE = re.compile(r"""(?is)\s*(@\w+\s*=\s*)?(N?'(?:[^']|'')*'|\?|-?\d+(?:\.\d+)?|NULL|@\w+|[\w.]+)"""
+                     r"""\s*(?:OUTPUT|OUT)?\s*(,|$)""")
+_EXEC_RE = re.compile(r"(?is)^exec(?:ute)?\s+(?:(@\w+)\s*=\s*)?([\w.\[\]]+)\s*(.*)$")
+
+
+def _parse_args(text: str, params: list[Any], variables: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """EXEC arguments: named (@p = value) and positional; values are ?, literals, NULL, numbers, @vars."""
+    named: dict[str, Any] = {}
+    positional: list[Any] = []
+    matches = list(_ARG_RE.finditer(text))
+    if text.strip() and sum(len(m.group(0)) for m in matches) < len(text.rstrip()):
+        raise EngineError(102, 1, 15, f"Incorrect syntax near '{text.strip()[:30]}'.")
+    for name, raw, _sep in (m.groups() for m in matches):
+        raw = raw.strip()
+        if raw == "?":
+            if not params:
+                raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
+            value = params.pop(0)
+        elif raw.upper() == "NULL":
+            value = None
+        elif raw.startswith("@"):
+            value = variables.get(raw.lower())
+        elif raw[:1] in "Nn'" and raw.endswith("'"):
+            value = _unquote(raw)
+        elif re.fullmatch(r"-?\d+", raw):
+            value = int(raw)
+        elif re.fullmatch(r"-?\d+\.\d+", raw):
+            value = float(raw)
+        else:
+            value = raw  # a bare word (T-SQL allows unquoted strings as procedure arguments)
+        if name:
+            named[name.strip().rstrip("=").strip().lower()] = value
+        else:
+            positional.append(value)
+    return named, positional
+
+
+# ---------------------------------------------------------------------------------------------- translation
+
+
+_NOW_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE", "SYSDATETIME", "GETDATE")
+
+
+def _no_database(name: str) -> EngineError:
+    return EngineError(911, 1, 16, f"Database '{name}' does not exist. Make sure that the name is entered correctly.")
+
+
+@lru_cache(maxsize=256)
+def _translate(sql: str, database: str, databases: tuple[str, ...]) -> str:
+    """T-SQL SELECT → SQLite, names mapped to the attached databases."""
+    try:
+        tree = sqlglot.parse_one(sql, read="tsql")
+    except sqlglot.errors.ParseError as exc:
+        raise EngineError(102, 1, 15, f"Incorrect syntax near '{sql.strip()[:40]}'. ({str(exc).splitlines()[0]})") from None
+    canon = {d.lower(): d for d in databases}
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name:
+            catalog, db = node.catalog, node.db
+            target = catalog or (db if db and db.lower() != "dbo" and db.lower() in canon else database)
+            if target.lower() not in canon:
+                raise EngineError(208, 1, 16, f"Invalid object name '{'.'.join(p for p in (catalog, db, node.name) if p)}'.")
+            node.set("catalog", None)
+            node.set("db", exp.to_identifier(canon[target.lower()]))
+            return node
+        if isinstance(node, exp.National):
+            return exp.Literal.string(node.this)
+        if isinstance(node, (exp.CurrentTimestamp, exp.CurrentDatetime)) or (
+                isinstance(node, exp.Anonymous) and str(node.this).upper() in _NOW_FUNCTIONS):
+            return exp.Anonymous(this="lab_now")
+        return node
+
+    tree = tree.transform(fix)
+    return tree.sql(dialect="sqlite")
+
+
+# ---------------------------------------------------------------------------------------------- schema
+
+
+_SCHEMA = {
+    "msdb": """
+CREATE TABLE msdb.sysjobs (job_id TEXT PRIMARY KEY, name TEXT COLLATE NOCASE UNIQUE, enabled INTEGER,
+  description TEXT, category_id INTEGER, owner_sid TEXT, date_created TEXT, date_modified TEXT, version_number INTEGER);
+CREATE TABLE msdb.sysjobhistory (instance_id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT, step_id INTEGER,
+  step_name TEXT, sql_message_id INTEGER, sql_severity INTEGER, message TEXT, run_status INTEGER,
+  run_date INTEGER, run_time INTEGER, run_duration INTEGER, operator_id_emailed INTEGER,
+  retries_attempted INTEGER, server TEXT);
+CREATE TABLE msdb.syssessions (session_id INTEGER PRIMARY KEY, agent_start_date TEXT);
+CREATE TABLE msdb.sysjobactivity (session_id INTEGER, job_id TEXT, run_requested_date TEXT, run_requested_source TEXT,
+  queued_date TEXT, start_execution_date TEXT, last_executed_step_id INTEGER, last_executed_step_date TEXT,
+  stop_execution_date TEXT, job_history_id INTEGER, next_scheduled_run_date TEXT);
+CREATE TABLE msdb.backupmediafamily (media_set_id INTEGER, family_sequence_number INTEGER, physical_device_name TEXT,
+  device_type INTEGER);
+CREATE TABLE msdb.backupset (backup_set_id INTEGER PRIMARY KEY AUTOINCREMENT, media_set_id INTEGER,
+  name TEXT, database_name TEXT COLLATE NOCASE, server_name TEXT COLLATE NOCASE, type TEXT COLLATE NOCASE,
+  backup_start_date TEXT, backup_finish_date TEXT, is_copy_only INTEGER, backup_size INTEGER);
+""",
+    "BizTalkMgmtDb": f"""
+CREATE TABLE BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN} INTEGER NOT NULL);
+CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOINCREMENT, BackupSetId INTEGER,
+  BackupType TEXT COLLATE NOCASE, SetComplete INTEGER, MarkName TEXT, BackupFileName TEXT, BackupFileLocation TEXT,
+  DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BackupDateTime TEXT);
+CREATE TABLE BizTalkMgmtDb.adm_OtherBackupDatabases (DefaultDatabaseName TEXT COLLATE NOCASE,
+  DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BTSServerName TEXT COLLATE NOCASE);
+CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, DatabaseName TEXT COLLATE NOCASE);
+CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
+  SELECT ServerName, DatabaseName FROM lab_GroupDatabases
+  UNION SELECT ServerName, DatabaseName FROM adm_OtherBackupDatabases;
+""",
+    "SSODB": """
+CREATE TABLE SSODB.SSOX_GlobalInfo (gi_SecretServer TEXT, gi_update_timestamp TEXT, gi_flags INTEGER,
+  gi_SSOAdminGroup TEXT, gi_AffiliateAppMgrGroup TEXT);
+""",
+}
+
+
+def _int_date(t: datetime) -> int:
+    return t.year * 10000 + t.month * 100 + t.day
+
+
+def _int_time(t: datetime) -> int:
+    return t.hour * 10000 + t.minute * 100 + t.second
+
+
+def _int_duration(seconds: float) -> int:
+    s = int(round(seconds))
+    return (s // 3600) * 10000 + (s % 3600 // 60) * 100 + s % 60
+
+
+def _file_stamp(t: datetime) -> str:
+    return t.strftime("%Y_%m_%d_%H_%M_%S_") + f"{t.microsecond // 1000:03d}"
+
+
+class SqlEngine:
+    """The SQL Server of the lab: one SQLite connection (in memory) guarded by one lock, a simulated
+    SQL Agent, and counters for the lab's report."""
+
+    def __init__(self, scenario_sql: dict, secret_server: str, clock: Any) -> None:
+        self.clock = clock
+        self.server = str(scenario_sql.get("server") or "SQL1")
+        instance = scenario_sql.get("instance")
+        self.server_name = f"{self.server}\\{instance}" if instance else self.server
+        self.group_databases: list[str] = list(scenario_sql.get("databases") or
+                                               ["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb", "SSODB"])
+        self.backup_path = str(scenario_sql.get("backup_path") or "F:\\Backup")
+        self.job_run_sec = float(scenario_sql.get("job_run_sec", 5))
+        self.backup_sec_per_database = float(scenario_sql.get("backup_sec_per_database", 4))
+        names = list(MODELLED_DATABASES) + [d for d in self.group_databases if d.lower() not in
+                                            {m.lower() for m in MODELLED_DATABASES}]
+        self.databases: tuple[str, ...] = tuple(names)
+        self._lock = threading.RLock()
+        self._available = True
+        self._failures: dict[str, list[str]] = {}
+        self._running: dict[str, threading.Thread] = {}
+        self._running_user: dict[str, str] = {}  # job (lower) -> who started the run now going
+        self._applocks: dict[str, int] = {}  # resource (lower) -> owning session
+        self._stopping = threading.Event()
+        self.counters: dict[str, Any] = {"statements": 0, "procedures": {}, "changes": 0, "errors": 0}
+        self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._db.create_function("lab_now", 0, lambda: to_sql_text(self.clock.now()))
+        for name in self.databases:
+            self._db.execute(f'ATTACH DATABASE ":memory:" AS "{name}"')
+        for ddl in _SCHEMA.values():
+            self._db.executescript(ddl)
+        self._seed(scenario_sql, secret_server)
+
+    # ------------------------------------------------------------------------------------- seed
+
+    def _seed(self, sc: dict, secret_server: str) -> None:
+        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        db = self._db
+        agent_start = now - timedelta(days=3, hours=2)
+        db.execute("INSERT INTO msdb.syssessions VALUES (?, ?)", (1, to_sql_text(agent_start - timedelta(days=30))))
+        db.execute("INSERT INTO msdb.syssessions VALUES (?, ?)", (2, to_sql_text(agent_start)))
+        self._session_id = 2
+        jobs = sc.get("jobs") or {}
+        yesterday = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        for name, enabled in jobs.items():
+            job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-sqlagent:{name}")).upper()
+            db.execute("INSERT INTO msdb.sysjobs (job_id, name, enabled, description, category_id, date_created, "
+                       "date_modified, version_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, name, 1 if enabled else 0, "BizTalk group job", 0,
+                        to_sql_text(now - timedelta(days=400)), to_sql_text(now - timedelta(days=30)), 1))
+            if enabled:  # a couple of past successful runs of the enabled jobs
+                for hours_ago in (26, 2):
+                    start = now - timedelta(hours=hours_ago)
+                    hid = self._history(job_id, start, self.job_run_sec, True,
+                                        self._outcome_message(True, "(schedule)", "step 1"))
+                    db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
+                               "run_requested_source, start_execution_date, stop_execution_date, job_history_id) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (self._session_id, job_id, to_sql_text(start), "1", to_sql_text(start),
+                                to_sql_text(start + timedelta(seconds=self.job_run_sec)), hid))
+        for d in self.group_databases:
+            db.execute("INSERT INTO BizTalkMgmtDb.lab_GroupDatabases VALUES (?, ?)", (self.server_name, d))
+        # yesterday's full set, then log backups every 15 minutes of the last hour
+        set_id = 1
+        self._record_set("db", yesterday + timedelta(minutes=1), set_id)
+        for k in range(4, 0, -1):
+            set_id += 1
+            self._record_set("lg", now - timedelta(minutes=15 * k), set_id)
+        if sc.get("full_backup_done"):
+            # prepared.yml: a forced full set completed for the change. The estate model writes the change's
+            # secret backup (which dates the change) at the lab's start, after this seed runs; the set is
+            # dated just after it, as phase 2 follows phase 1.
+            set_id += 1
+            self._record_set("db", now + timedelta(seconds=PREPARED_SET_DELAY_SEC), set_id)
+        self._next_set_id = set_id + 1
+        db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)",
+                   (1 if sc.get("force_full_backup") else 0,))
+        db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
+                   (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
+                    "SSO Affiliate Administrators"))
+
+    def _record_set(self, kind: str, start: datetime, set_id: int) -> None:
+        """A complete backup set written at once (seed history)."""
+        t = start
+        for d in self._backup_databases():
+            self._record_backup(kind, d, t, t + timedelta(seconds=self.backup_sec_per_database), set_id, complete=True)
+            t += timedelta(seconds=self.backup_sec_per_database)
+
+    def _backup_databases(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DatabaseName FROM BizTalkMgmtDb.admv_BackupDatabases")]
+
+    def _record_backup(self, kind: str, database: str, start: datetime, finish: datetime, set_id: int,
+                       *, complete: bool) -> None:
+        stamp = _file_stamp(start)
+        label = "Full" if kind == "db" else "Log"
+        file_name = f"{self.server_name.replace(chr(92), '_')}_{database}_{label}_BTS_{stamp}.bak"
+        media = self._db.execute("SELECT COALESCE(MAX(media_set_id), 0) + 1 FROM msdb.backupset").fetchone()[0]
+        self._db.execute("INSERT INTO msdb.backupmediafamily VALUES (?, 1, ?, 2)",
+                         (media, self.backup_path.rstrip("\\") + "\\" + file_name))
+        self._db.execute("INSERT INTO msdb.backupset (media_set_id, name, database_name, server_name, type, "
+                         "backup_start_date, backup_finish_date, is_copy_only, backup_size) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                         (media, f"BTS_{label}_{database}", database, self.server_name, "D" if kind == "db" else "L",
+                          to_sql_text(start), to_sql_text(finish), 50_000_000 if kind == "db" else 2_000_000))
+        self._db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupHistory (BackupSetId, BackupType, SetComplete, MarkName, "
+                         "BackupFileName, BackupFileLocation, DatabaseName, ServerName, BackupDateTime) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (set_id, kind, 1 if complete else 0, f"{label}_BTS_{stamp}", file_name,
+                          self.backup_path, database, self.server_name, to_sql_text(start)))
+
+    def _history(self, job_id: str, start: datetime, seconds: float, ok: bool, message: str) -> int:
+        cur = self._db.execute(
+            "INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, sql_severity, message, "
+            "run_status, run_date, run_time, run_duration, operator_id_emailed, retries_attempted, server) "
+            "VALUES (?, 0, '(Job outcome)', 0, 0, ?, ?, ?, ?, ?, 0, 0, ?)",
+            (job_id, message, 1 if ok else 0, _int_date(start), _int_time(start), _int_duration(seconds),
+             self.server_name))
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def _outcome_message(ok: bool, user: str, step: str) -> str:
+        invoked = "Schedule 1 (daily)" if user == "(schedule)" else f"User {user}"
+        word = "succeeded" if ok else "failed"
+        return f"The job {word}.  The Job was invoked by {invoked}.  The last step to run was {step}."
+
+    # ------------------------------------------------------------------------------------- control
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    def set_unavailable(self, flag: bool) -> None:
+        self._available = not flag
+
+    def fail_job(self, job_name: str, message: str, times: int = 1) -> None:
+        with self._lock:
+            self._failures.setdefault(job_name.lower(), []).extend([message] * max(0, int(times)))
+
+    def get_secret_server(self) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT gi_SecretServer FROM SSODB.SSOX_GlobalInfo LIMIT 1").fetchone()
+            return row[0] if row else ""
+
+    def set_secret_server(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE SSODB.SSOX_GlobalInfo SET gi_SecretServer = ?, gi_update_timestamp = ?",
+                             (name, to_sql_text(self.clock.now())))
+            self.counters["changes"] += 1
+
+    def end_session(self, session: int) -> None:
+        """A connection ended: SQL Server releases its session-owned application locks."""
+        with self._lock:
+            for res in [r for r, s in self._applocks.items() if s == session]:
+                del self._applocks[res]
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait (real seconds) until no job runs; for tests and an orderly stop."""
+        for t in list(self._running.values()):
+            t.join(timeout)
+        return not self._running
+
+    def dump(self) -> dict:
+        with self._lock:
+            jobs = {}
+            for name, enabled, job_id in self._db.execute("SELECT name, enabled, job_id FROM msdb.sysjobs ORDER BY name"):
+                last = self._db.execute("SELECT run_status, run_date, run_time, message FROM msdb.sysjobhistory "
+                                        "WHERE job_id = ? AND step_id = 0 ORDER BY instance_id DESC LIMIT 1",
+                                        (job_id,)).fetchone()
+                jobs[name] = {"enabled": bool(enabled), "running": name.lower() in self._running,
+                              "last_outcome": None if last is None else {
+                                  "run_status": last[0], "run_date": last[1], "run_time": last[2], "message": last[3]}}
+            backups = {}
+            for d in self._backup_databases():
+                full = self._db.execute("SELECT MAX(backup_finish_date) FROM msdb.backupset WHERE database_name = ? "
+                                        "AND type = 'D' AND is_copy_only = 0", (d,)).fetchone()[0]
+                backups[d] = {"last_full": full.replace(" ", "T") if full else None}
+            return {"jobs": jobs, "force_full_backup": self._force_flag(), "backups": backups,
+                    "secret_server": self.get_secret_server(),
+                    "app_locks": sorted(self._applocks),
+                    "counters": {"statements": self.counters["statements"],
+                                 "procedures": dict(self.counters["procedures"]),
+                                 "changes": self.counters["changes"], "errors": self.counters["errors"]}}
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.wait_idle(5)
+
+    def _force_flag(self) -> int:
+        row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.adm_ForceFullBackup LIMIT 1").fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------------------------- execute
+
+    def execute(self, sql: str, params: Sequence = (), database: str = "master", *,
+                session: int = 0, login: str = "sa") -> EngineResult:
+        """Run one T-SQL batch with ? parameters in `database`'s context."""
+        canon = {d.lower(): d for d in self.databases}
+        if database.lower() not in canon:
+            raise _no_database(database)
+        ctx = {"database": canon[database.lower()], "session": session, "login": login, "vars": {}}
+        remaining = [_param(p) for p in params]
+        result = EngineResult()
+        with self._lock:
+            self.counters["statements"] += 1
+            try:
+                for stmt in _split_batch(sql):
+                    self._statement(stmt, remaining, ctx, result)
+            except EngineError:
+                self.counters["errors"] += 1
+                raise
+        return result
+
+    def _statement(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
+        word = stmt.split(None, 1)[0].upper()
+        if word == "SET":
+            return  # SET NOCOUNT ON and session options change nothing the lab models
+        if word == "DECLARE":
+            for m in re.finditer(r"(?i)(@\w+)\s+[\w()]+(?:\s*=\s*(N?'(?:[^']|'')*'|-?\d+))?", stmt[7:]):
+                val = m.group(2)
+                ctx["vars"][m.group(1).lower()] = (None if val is None else
+                                                   int(val) if re.fullmatch(r"-?\d+", val) else _unquote(val))
+            return
+        if word == "USE":
+            name = stmt.split(None, 1)[1].strip().strip("[]")
+            if name.lower() not in {d.lower() for d in self.databases}:
+                raise _no_database(name)
+            ctx["database"] = next(d for d in self.databases if d.lower() == name.lower())
+            return
+        if word in ("EXEC", "EXECUTE"):
+            self._exec(stmt, params, ctx, result)
+            return
+        if word in ("SELECT", "WITH"):
+            self._select(stmt, params, ctx, result)
+            return
+        if word in ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE"):
+            raise EngineError(229, 5, 14, f"The {word} permission was denied on the object, database "
+                                          f"'{ctx['database']}', schema 'dbo'. (The lab's login changes the estate "
+                                          "only through the documented procedures.)")
+        if word in ("CREATE", "ALTER", "DROP", "GRANT", "DENY", "REVOKE", "BACKUP", "RESTORE"):
+            raise EngineError(262, 1, 14, f"{word} permission denied in database '{ctx['database']}'.")
+        raise EngineError(102, 1, 15, f"Incorrect syntax near '{stmt.split(None, 1)[0]}'.")
+
+    def _select(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
+        # @variables become literals (sqlglot would read them as parameters)
+        parts = []
+        for kind, text in _scan(stmt):
+            if kind == "other":
+                text = re.sub(r"@\w+", lambda m: _literal(ctx["vars"].get(m.group(0).lower())), text)
+            parts.append(text)
+        stmt = "".join(parts)
+        n = _count_params(stmt)
+        if n > len(params):
+            raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
+        mine = [params.pop(0) for _ in range(n)]
+        sqlite_sql = _translate(stmt, ctx["database"], self.databases)
+        try:
+            cur = self._db.execute(sqlite_sql, mine)
+        except sqlite3.Error as exc:
+            raise self._map_sqlite(exc, stmt, ctx["database"]) from None
+        cols = [d[0] for d in cur.description or []]
+        rows = [tuple(_from_sql(v) for v in r) for r in cur.fetchall()]
+        result.sets.append(ResultSet(cols, rows))
+
+    @staticmethod
+    def _map_sqlite(exc: sqlite3.Error, stmt: str, database: str) -> EngineError:
+        text = str(exc)
+        m = re.match(r"no such column: (.+)", text)
+        if m:
+            return EngineError(207, 1, 16, f"Invalid column name '{m.group(1).split('.')[-1]}'.")
+        m = re.match(r"no such table: (.+)", text)
+        if m:
+            parts = m.group(1).split(".")
+            name = f"{parts[0]}.dbo.{parts[1]}" if len(parts) == 2 else parts[0]
+            # name it as it was written when the statement names it with the dbo schema
+            written = re.search(rf"(?i)[\w\[\]]+\.(?:dbo)?\.?\[?{re.escape(parts[-1])}\]?", stmt)
+            return EngineError(208, 1, 16, f"Invalid object name '{written.group(0) if written else name}'.")
+        m = re.match(r"no such function: (.+)", text)
+        if m:
+            return EngineError(195, 10, 15, f"'{m.group(1)}' is not a recognized built-in function name.")
+        if "syntax error" in text or "incomplete input" in text:
+            return EngineError(102, 1, 15, f"Incorrect syntax near '{stmt.strip()[:30]}'.")
+        return EngineError(50000, 1, 16, f"Statement failed in the lab's SQL engine: {text}")
+
+    # ------------------------------------------------------------------------------------- procedures
+
+    def _exec(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
+        m = _EXEC_RE.match(stmt)
+        if not m:
+            raise EngineError(102, 1, 15, f"Incorrect syntax near '{stmt[:30]}'.")
+        ret_var, proc_text, args_text = m.group(1), m.group(2), m.group(3)
+        named, positional = _parse_args(args_text, params, ctx["vars"])
+        parts = [p.strip("[]") for p in proc_text.split(".")]
+        name = parts[-1]
+        db = parts[0] if len(parts) == 3 else ctx["database"]
+        key = name.lower()
+        procs = {
+            "sp_update_job": ("msdb", self._sp_update_job),
+            "sp_start_job": ("msdb", self._sp_start_job),
+            "sp_forcefullbackup": ("BizTalkMgmtDb", self._sp_force_full_backup),
+            "sp_getapplock": (None, self._sp_getapplock),
+            "sp_releaseapplock": (None, self._sp_releaseapplock),
+        }
+        entry = procs.get(key)
+        if entry is None or (entry[0] is not None and entry[0].lower() != db.lower()):
+            raise EngineError(2812, 62, 16, f"Could not find stored procedure '{proc_text}'.")
+        counts = self.counters["procedures"]
+        counts[name] = counts.get(name, 0) + 1
+        code = entry[1](named, positional, ctx, result)
+        if ret_var:
+            ctx["vars"][ret_var.lower()] = code
+
+    def _job(self, named: dict, positional: list, proc: str) -> tuple[str, str, int]:
+        job_name = named.get("@job_name", positional[0] if positional else None)
+        job_id = named.get("@job_id")
+        if job_name is None and job_id is None:
+            raise EngineError(14294, 1, 16, "Supply either @job_id or @job_name to identify the job.")
+        if job_id is not None:
+            row = self._db.execute("SELECT job_id, name, enabled FROM msdb.sysjobs WHERE job_id = ?",
+                                   (str(job_id).upper(),)).fetchone()
+            if row is None:
+                raise EngineError(14262, 1, 16, f"The specified @job_id ('{job_id}') does not exist.")
+        else:
+            row = self._db.execute("SELECT job_id, name, enabled FROM msdb.sysjobs WHERE name = ?",
+                                   (str(job_name),)).fetchone()
+            if row is None:
+                raise EngineError(14262, 1, 16, f"The specified @job_name ('{job_name}') does not exist.")
+        return row[0], row[1], int(row[2])
+
+    def _sp_update_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        job_id, _name, _enabled = self._job(named, positional, "sp_update_job")
+        if "@enabled" in named:
+            value = named["@enabled"]
+            try:
+                enabled = int(value)
+            except (TypeError, ValueError):
+                raise EngineError(8114, 5, 16, "Error converting data type nvarchar to tinyint.") from None
+            if enabled not in (0, 1):
+                raise EngineError(14266, 1, 16, "The specified '@enabled' is invalid (valid values are: 0, 1).")
+            self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, version_number = version_number + 1 "
+                             "WHERE job_id = ?", (enabled, to_sql_text(self.clock.now()), job_id))
+            # every call is a write (date_modified, version_number), whether or not the flag differed
+            self.counters["changes"] += 1
+        return 0
+
+    def _sp_start_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        job_id, name, _enabled = self._job(named, positional, "sp_start_job")
+        user = ctx["login"]
+        if name.lower() in self._running:
+            raise EngineError(22022, 1, 16, f"SQLServerAgent Error: Request to run job {name} (from User {user}) "
+                                            f"refused because the job is already running from a request by User "
+                                            f"{self._running_user.get(name.lower(), user)}.")
+        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        cur = self._db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
+                               "run_requested_source, start_execution_date, last_executed_step_id) "
+                               "VALUES (?, ?, ?, '4', ?, NULL)",
+                               (self._session_id, job_id, to_sql_text(now), to_sql_text(now)))
+        activity = cur.lastrowid
+        failure = None
+        queue = self._failures.get(name.lower())
+        if queue:
+            failure = queue.pop(0)
+        self.counters["changes"] += 1
+        thread = threading.Thread(target=self._run_job, args=(job_id, name, user, now, activity, failure),
+                                  name=f"lab-sqlagent:{name}", daemon=True)
+        self._running[name.lower()] = thread
+        self._running_user[name.lower()] = user
+        thread.start()
+        result.messages.append(f"Job '{name}' started successfully.")
+        return 0
+
+    def _sp_force_full_backup(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 1")
+        self.counters["changes"] += 1
+        return 0
+
+    def _sp_getapplock(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        resource = named.get("@resource")
+        mode = str(named.get("@lockmode") or "").lower()
+        owner = str(named.get("@lockowner") or "Transaction").lower()
+        if not resource or mode not in ("shared", "update", "intentshared", "intentexclusive", "exclusive"):
+            return -999
+        if owner != "session":
+            return -999  # autocommit: no transaction to own the lock (SQL Server answers error 1223 too)
+        key = str(resource).lower()
+        holder = self._applocks.get(key)
+        if holder is None:
+            self._applocks[key] = ctx["session"]
+            return 0
+        if holder == ctx["session"]:
+            return 0
+        return -1  # @LockTimeout = 0 and held by another session: timed out at once
+
+    def _sp_releaseapplock(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        key = str(named.get("@resource") or "").lower()
+        if self._applocks.get(key) == ctx["session"]:
+            del self._applocks[key]
+            return 0
+        raise EngineError(1223, 1, 16, f"Cannot release the application lock (Database Principal: 'public', "
+                                       f"Resource: '{named.get('@resource')}') because it is not currently held.")
+
+    # ------------------------------------------------------------------------------------- SQL Agent
+
+    def _sleep(self, estate_seconds: float) -> None:
+        """The lab clock's sleep, cut short when the engine closes (a stopping lab waits for no job)."""
+        self._stopping.wait(self.clock.real(estate_seconds))
+
+    def _run_job(self, job_id: str, name: str, user: str, started: datetime, activity: int, failure: str | None) -> None:
+        """The simulated SQL Agent running one job: estate-time delays, then the outcome rows."""
+        try:
+            if name.lower() == BACKUP_JOB.lower():
+                ok, step = self._run_backup_job(started, failure)
+            else:
+                self._sleep(self.job_run_sec)
+                ok, step = failure is None, "step 1 (Run)"
+            with self._lock:
+                end = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+                message = self._outcome_message(ok, user, step)
+                if failure is not None:
+                    self._db.execute(
+                        "INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, sql_severity, "
+                        "message, run_status, run_date, run_time, run_duration, operator_id_emailed, "
+                        "retries_attempted, server) VALUES (?, 1, ?, 50000, 16, ?, 0, ?, ?, ?, 0, 0, ?)",
+                        (job_id, step.split("(")[-1].rstrip(")"), failure, _int_date(started), _int_time(started),
+                         _int_duration((end - started).total_seconds()), self.server_name))
+                    message = f"{message}  {failure}"
+                hid = self._history(job_id, started, (end - started).total_seconds(), ok, message)
+                self._db.execute("UPDATE msdb.sysjobactivity SET stop_execution_date = ?, job_history_id = ? "
+                                 "WHERE rowid = ?", (to_sql_text(end), hid, activity))
+        finally:
+            with self._lock:
+                self._running.pop(name.lower(), None)
+                self._running_user.pop(name.lower(), None)
+
+    def _run_backup_job(self, started: datetime, failure: str | None) -> tuple[bool, str]:
+        """Backup BizTalk Server: a full set when forced or none today, else log backups of every database."""
+        with self._lock:
+            force = self._force_flag() == 1
+            today = started.strftime("%Y-%m-%d")
+            full_today = self._db.execute(
+                "SELECT COUNT(*) FROM BizTalkMgmtDb.adm_BackupHistory WHERE BackupType = 'db' AND SetComplete = 1 "
+                "AND BackupDateTime >= ?", (today,)).fetchone()[0] > 0
+            kind = "db" if force or not full_today else "lg"
+            databases = self._backup_databases()
+            set_id = self._next_set_id
+            self._next_set_id += 1
+        if failure is not None:
+            self._sleep(self.backup_sec_per_database)
+            return False, "step 2 (BackupFull)" if kind == "db" else "step 3 (MarkAndBackupLog)"
+        for d in databases:
+            if self._stopping.is_set():
+                break
+            t0 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+            self._sleep(self.backup_sec_per_database)
+            with self._lock:
+                t1 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+                self._record_backup(kind, d, t0, t1, set_id, complete=False)
+        with self._lock:
+            self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?", (set_id,))
+            if kind == "db":
+                # the set is complete: the flag is consumed
+                self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 0")
+        return True, "step 4 (Clear Backup History)"

@@ -1,0 +1,505 @@
+"""The lab's SQL Server through the suite's own SQL layer (entsso.sql over the lab's pyodbc-shaped client):
+every statement of entsso/tsql.py, SQL Agent job control, the Backup BizTalk Server job, the errors the
+suite classifies, and the counters the lab reports."""
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from entsso import tsql
+from entsso.lab.clock import Clock
+from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
+from entsso.lab.sqlserver import SqlEndpoint
+from entsso.sql import SqlError, SqlLoginFailed, SqlServer, SqlSettings, SqlUnreachable
+
+SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
+PASSWORD = "Sql-" + secrets.token_urlsafe(12)
+USER = "entsso"
+MONITOR_JOB = "Monitor BizTalk Server (BizTalkMgmtDb)"
+DISABLED_JOB = "DTA Purge and Archive (BizTalkDTADb)"
+
+# what each statement that returns rows must return
+COLUMNS = {
+    "NOW": ["now_utc", "now_local"],
+    "SECRET_SERVER": ["secret_server"],
+    "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
+             "last_message", "running"],
+    "FORCE_FULL_FLAG": None,  # one column, name not documented by Microsoft
+    "BACKUP_DATABASES": ["server_name", "database_name", "last_full_history", "last_full_finish"],
+    "GET_ESTATE_LOCK": ["result"],
+}
+PROCEDURES = ("UPDATE_JOB", "START_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
+
+
+def scenario_sql(**overrides: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(SCENARIO.read_text())["sql"]
+    doc.update(overrides)
+    return doc
+
+
+@pytest.fixture
+def make_engine() -> Callable[..., SqlEngine]:
+    engines: list[SqlEngine] = []
+
+    def make(speed: float = 200, start: datetime | None = None, **overrides: Any) -> SqlEngine:
+        e = SqlEngine(scenario_sql(**overrides), "SSOCLUSTER", Clock(speed=speed, start=start))
+        engines.append(e)
+        return e
+
+    yield make
+    for e in engines:
+        e.close()
+
+
+@pytest.fixture
+def serve() -> Callable[[SqlEngine], SqlEndpoint]:
+    endpoints: list[SqlEndpoint] = []
+
+    def start(engine: SqlEngine) -> SqlEndpoint:
+        ep = SqlEndpoint(engine, "127.0.0.1", 0, USER, PASSWORD)
+        ep.start()
+        endpoints.append(ep)
+        return ep
+
+    yield start
+    for ep in endpoints:
+        ep.stop()
+
+
+def client(ep: SqlEndpoint, password: str = PASSWORD) -> SqlServer:
+    return SqlServer(SqlSettings(server="SQL1", lab_address="127.0.0.1", lab_port=ep.port, auth="sql",
+                                 username=USER, login_timeout=5), password)
+
+
+@pytest.fixture
+def lab_sql(make_engine, serve) -> Callable[..., tuple[SqlEngine, SqlServer]]:
+    made: list[SqlServer] = []
+
+    def make(**kw: Any) -> tuple[SqlEngine, SqlServer]:
+        engine = make_engine(**kw)
+        sql = client(serve(engine))
+        made.append(sql)
+        return engine, sql
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def jobs(sql: SqlServer) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in sql.execute(tsql.JOBS, database="msdb").rows}
+
+
+def wait_finished(sql: SqlServer, name: str, before_instance: int | None, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        j = jobs(sql)[name]
+        if not j["running"] and j["last_instance_id"] != before_instance:
+            return j
+        time.sleep(0.02)
+    raise AssertionError(f"job {name} did not finish within {timeout}s")
+
+
+# ------------------------------------------------------------------------------------------ statements
+
+
+def test_every_tsql_statement_is_covered_here():
+    statements = {n for n in dir(tsql) if n.isupper() and isinstance(getattr(tsql, n), str)}
+    assert statements == set(COLUMNS) | set(PROCEDURES)
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_statement_returns_its_columns(lab_sql, name):
+    _, sql = lab_sql()
+    params = ("entsso-upgrade:SSOCLUSTER",) if name == "GET_ESTATE_LOCK" else ()
+    rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
+    assert rows, f"{name} returned no row"
+    if COLUMNS[name] is None:
+        assert len(rows[0]) == 1
+    else:
+        assert list(rows[0]) == COLUMNS[name]
+
+
+def test_now_reads_the_lab_clock_as_datetimes(lab_sql):
+    start = datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    _, sql = lab_sql(speed=1, start=start)
+    row = sql.execute(tsql.NOW).rows[0]
+    assert isinstance(row["now_utc"], datetime)
+    assert abs(row["now_utc"] - start.replace(tzinfo=None)) < timedelta(seconds=30)
+    assert abs(row["now_local"] - row["now_utc"]) < timedelta(seconds=30)
+
+
+def test_jobs_lists_every_scenario_job_with_its_enabled_flag(lab_sql):
+    _, sql = lab_sql()
+    got = {n: bool(r["enabled"]) for n, r in jobs(sql).items()}
+    assert got == {n: bool(v) for n, v in scenario_sql()["jobs"].items()}
+
+
+def test_backup_databases_cover_ssodb_with_a_full_backup_from_yesterday(lab_sql):
+    _, sql = lab_sql()
+    rows = {r["database_name"]: r for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows}
+    assert set(rows) == set(scenario_sql()["databases"])
+    now = sql.execute(tsql.NOW).rows[0]["now_utc"]
+    assert now - timedelta(days=2) < rows["SSODB"]["last_full_finish"] < now.replace(hour=0, minute=0, second=0)
+    assert rows["SSODB"]["last_full_history"] is not None
+
+
+def test_secret_server_reads_what_the_estate_set(lab_sql):
+    engine, sql = lab_sql()
+    assert sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar() == "SSOCLUSTER"
+    engine.set_secret_server("NODE1")
+    assert sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar() == "NODE1"
+    assert engine.get_secret_server() == "NODE1"
+
+
+# ------------------------------------------------------------------------------------------ SQL Agent
+
+
+def test_sp_update_job_disables_a_job(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (MONITOR_JOB, 0), database="msdb")
+    assert jobs(sql)[MONITOR_JOB]["enabled"] == 0
+
+
+def test_sp_update_job_enables_a_job(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (DISABLED_JOB, 1), database="msdb")
+    assert jobs(sql)[DISABLED_JOB]["enabled"] == 1
+
+
+def test_sp_start_job_returns_while_the_job_runs(lab_sql):
+    _, sql = lab_sql(job_run_sec=400)  # 2 s real at speed 200
+    res = sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    assert any(f"Job '{MONITOR_JOB}' started successfully." in m for m in res.messages)
+    assert jobs(sql)[MONITOR_JOB]["running"] == 1
+
+
+def test_started_job_ends_with_a_success_row_in_history(lab_sql):
+    _, sql = lab_sql()
+    before = jobs(sql)[MONITOR_JOB]["last_instance_id"]
+    sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    done = wait_finished(sql, MONITOR_JOB, before)
+    assert done["last_run_status"] == 1
+    assert f"User {USER}" in done["last_message"]
+
+
+def test_disabled_job_can_be_started_by_hand(lab_sql):
+    _, sql = lab_sql()
+    before = jobs(sql)[DISABLED_JOB]["last_instance_id"]
+    sql.execute(tsql.START_JOB, (DISABLED_JOB,), database="msdb")
+    assert wait_finished(sql, DISABLED_JOB, before)["last_run_status"] == 1
+
+
+def test_failing_job_writes_failed_history_with_the_message(lab_sql):
+    engine, sql = lab_sql()
+    engine.fail_job(MONITOR_JOB, "Monitor found 3 orphaned instances")
+    before = jobs(sql)[MONITOR_JOB]["last_instance_id"]
+    sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    done = wait_finished(sql, MONITOR_JOB, before)
+    assert done["last_run_status"] == 0
+    assert "Monitor found 3 orphaned instances" in done["last_message"]
+
+
+def test_job_fails_only_the_given_number_of_times(lab_sql):
+    engine, sql = lab_sql()
+    engine.fail_job(MONITOR_JOB, "boom", times=1)
+    for _ in range(2):
+        before = jobs(sql)[MONITOR_JOB]["last_instance_id"]
+        sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+        last = wait_finished(sql, MONITOR_JOB, before)
+    assert last["last_run_status"] == 1
+
+
+def test_starting_a_running_job_is_refused_with_22022(lab_sql):
+    _, sql = lab_sql(job_run_sec=400)
+    sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    assert err.value.number == 22022 and "already running" in str(err.value)
+
+
+@pytest.mark.parametrize("statement", ["START_JOB", "UPDATE_JOB"])
+def test_unknown_job_is_error_14262(lab_sql, statement):
+    _, sql = lab_sql()
+    params = ("No Such Job",) if statement == "START_JOB" else ("No Such Job", 0)
+    with pytest.raises(SqlError) as err:
+        sql.execute(getattr(tsql, statement), params, database="msdb")
+    assert err.value.number == 14262 and "No Such Job" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ backups
+
+
+def run_backup_job(sql: SqlServer) -> dict[str, Any]:
+    before = jobs(sql)[BACKUP_JOB]["last_instance_id"]
+    sql.execute(tsql.START_JOB, (BACKUP_JOB,), database="msdb")
+    return wait_finished(sql, BACKUP_JOB, before)
+
+
+def test_forced_full_backup_covers_every_database_after_the_moment(lab_sql):
+    _, sql = lab_sql()
+    since = sql.execute(tsql.NOW).rows[0]["now_utc"]
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    assert run_backup_job(sql)["last_run_status"] == 1
+    rows = sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows
+    assert "SSODB" in {r["database_name"] for r in rows}
+    stale = [r["database_name"] for r in rows
+             if not (r["last_full_history"] and r["last_full_history"] >= since
+                     and r["last_full_finish"] and r["last_full_finish"] >= since)]
+    assert stale == []
+
+
+def test_force_full_flag_is_set_by_the_procedure(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+
+
+def test_backup_job_consumes_the_force_full_flag(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    run_backup_job(sql)
+    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 0
+
+
+def test_failed_backup_run_leaves_the_flag_set(lab_sql):
+    engine, sql = lab_sql()
+    engine.fail_job(BACKUP_JOB, "BACKUP DATABASE is terminating abnormally.")
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    assert run_backup_job(sql)["last_run_status"] == 0
+    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+
+
+def test_backup_job_takes_log_backups_once_today_has_a_full_set(make_engine):
+    engine = make_engine()
+    engine.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    engine.execute(tsql.START_JOB, (BACKUP_JOB,), database="msdb")
+    engine.wait_idle()
+    fulls = engine.execute("SELECT COUNT(*) AS n FROM msdb.dbo.backupset WHERE type = 'D'").sets[0].rows[0][0]
+    engine.execute(tsql.START_JOB, (BACKUP_JOB,), database="msdb")
+    engine.wait_idle()
+    assert engine.execute("SELECT COUNT(*) AS n FROM msdb.dbo.backupset WHERE type = 'D'").sets[0].rows[0][0] == fulls
+
+
+def test_prepared_estate_has_a_full_set_after_the_lab_started(make_engine):
+    engine = make_engine(full_backup_done=True)
+    started = engine.clock.now().replace(tzinfo=None)
+    rows = engine.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").sets[0].rows
+    assert rows and all(r[3] is not None and r[3] > started for r in rows)
+
+
+def test_full_backup_files_are_named_like_the_real_job(make_engine):
+    engine = make_engine()
+    engine.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    engine.execute(tsql.START_JOB, (BACKUP_JOB,), database="msdb")
+    engine.wait_idle()
+    name = engine.execute("SELECT TOP 1 BackupFileName FROM BizTalkMgmtDb.dbo.adm_BackupHistory "
+                          "WHERE DatabaseName = N'SSODB' AND BackupType = 'db' ORDER BY BackupId DESC").sets[0].rows[0][0]
+    assert name.startswith("SQL1_SSODB_Full_BTS_") and name.endswith(".bak")
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("statement, number", [
+    ("SET NOCOUNT ON; SELECT nope FROM msdb.dbo.sysjobs", 207),
+    ("SELECT name FROM msdb.dbo.sysjobz", 208),
+    ("EXEC msdb.dbo.sp_no_such_procedure @job_name = N'x'", 2812),
+])
+def test_sql_server_error_numbers_reach_the_suite(lab_sql, statement, number):
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute(statement, database="msdb")
+    assert err.value.number == number and not isinstance(err.value, SqlUnreachable)
+
+
+def test_unknown_table_is_named_as_written(lab_sql):
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute("SELECT name FROM msdb.dbo.sysjobz", database="msdb")
+    assert "Invalid object name 'msdb.dbo.sysjobz'." in str(err.value)
+
+
+def test_plain_writes_are_refused(lab_sql):
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute("UPDATE BizTalkMgmtDb.dbo.adm_ForceFullBackup SET ForceFull = 1", database="BizTalkMgmtDb")
+    assert err.value.number == 229
+
+
+def test_wrong_password_is_a_login_failure(make_engine, serve):
+    ep = serve(make_engine())
+    with pytest.raises(SqlLoginFailed) as err:
+        client(ep, password="not-the-password").execute(tsql.NOW)
+    assert err.value.number == 18456 and "not-the-password" not in str(err.value)
+
+
+def test_unavailable_sql_server_is_unreachable(make_engine, serve):
+    engine = make_engine()
+    ep = serve(engine)
+    engine.set_unavailable(True)
+    with pytest.raises(SqlUnreachable):
+        client(ep).execute(tsql.NOW)
+
+
+def test_open_connection_breaks_when_sql_server_goes_away(lab_sql):
+    engine, sql = lab_sql()
+    sql.execute(tsql.NOW)
+    engine.set_unavailable(True)
+    time.sleep(0.2)
+    with pytest.raises(SqlUnreachable):
+        sql.execute(tsql.NOW)
+
+
+def test_sql_server_answers_again_once_available(lab_sql):
+    engine, sql = lab_sql()
+    engine.set_unavailable(True)
+    with pytest.raises(SqlUnreachable):
+        sql.execute(tsql.NOW)
+    engine.set_unavailable(False)
+    assert sql.execute(tsql.NOW).rows
+
+
+def test_password_is_in_no_error_text(make_engine, serve):
+    engine = make_engine()
+    ep = serve(engine)
+    texts: list[str] = []
+    for password, statement in [(PASSWORD, "SELECT nope FROM msdb.dbo.sysjobs"),
+                                (PASSWORD, "EXEC msdb.dbo.sp_nope"),
+                                (PASSWORD + "x", tsql.NOW)]:
+        try:
+            client(ep, password).execute(statement)
+        except SqlError as exc:
+            texts += [str(exc), repr(exc), repr(exc.args), repr(exc.__cause__), repr(exc.__context__)]
+    engine.set_unavailable(True)
+    try:
+        client(ep).execute(tsql.NOW)
+    except SqlError as exc:
+        texts += [str(exc), repr(exc)]
+    assert len(texts) == 17
+    assert not [t for t in texts if PASSWORD in t]
+
+
+# ------------------------------------------------------------------------------------------ estate lock
+
+
+def test_estate_lock_is_refused_to_a_second_session(make_engine, serve):
+    ep = serve(make_engine())
+    first, second = client(ep), client(ep)
+    assert first.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB").scalar() == 0
+    assert second.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB").scalar() == -1
+
+
+def test_estate_lock_goes_with_the_holders_connection(make_engine, serve):
+    ep = serve(make_engine())
+    first, second = client(ep), client(ep)
+    first.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB")
+    first.close()
+    deadline = time.monotonic() + 5
+    while second.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB").scalar() != 0:
+        assert time.monotonic() < deadline, "the lock outlived its session"
+        time.sleep(0.02)
+
+
+def test_released_estate_lock_can_be_taken_again(make_engine, serve):
+    ep = serve(make_engine())
+    first, second = client(ep), client(ep)
+    first.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB")
+    first.execute(tsql.RELEASE_ESTATE_LOCK, ("r",), database="SSODB")
+    assert second.execute(tsql.GET_ESTATE_LOCK, ("r",), database="SSODB").scalar() == 0
+
+
+# ------------------------------------------------------------------------------------------ counters
+
+
+def test_reads_alone_change_nothing(lab_sql):
+    engine, sql = lab_sql()
+    for name in ("NOW", "SECRET_SERVER", "JOBS", "FORCE_FULL_FLAG", "BACKUP_DATABASES"):
+        sql.execute(getattr(tsql, name), database="msdb")
+    counters = engine.dump()["counters"]
+    assert counters["changes"] == 0 and counters["statements"] == 5
+
+
+def test_changes_are_counted(lab_sql):
+    engine, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (MONITOR_JOB, 0), database="msdb")
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    sql.execute(tsql.START_JOB, (MONITOR_JOB,), database="msdb")
+    engine.set_secret_server("NODE1")
+    dump = engine.dump()
+    assert dump["counters"]["changes"] == 4
+    assert dump["counters"]["procedures"] == {"sp_update_job": 1, "sp_ForceFullBackup": 1, "sp_start_job": 1}
+
+
+def test_errors_are_counted(lab_sql):
+    engine, sql = lab_sql()
+    with pytest.raises(SqlError):
+        sql.execute("SELECT nope FROM msdb.dbo.sysjobs")
+    assert engine.dump()["counters"]["errors"] == 1
+
+
+def test_dump_shows_jobs_flag_and_backups(make_engine):
+    import json
+
+    engine = make_engine(force_full_backup=True)
+    dump = json.loads(json.dumps(engine.dump()))
+    assert dump["force_full_backup"] == 1
+    assert dump["jobs"][DISABLED_JOB]["enabled"] is False
+    assert dump["backups"]["SSODB"]["last_full"] is not None
+    assert dump["secret_server"] == "SSOCLUSTER"
+
+
+def test_engine_error_carries_number_state_and_severity(make_engine):
+    with pytest.raises(EngineError) as err:
+        make_engine().execute(tsql.START_JOB, ("No Such Job",), database="msdb")
+    assert (err.value.number, err.value.state, err.value.severity) == (14262, 1, 16)
+
+
+# ------------------------------------------------------------------------------------------ the client
+
+
+def test_client_login_failure_is_pyodbc_shaped(make_engine, serve):
+    from entsso.lab import sqlclient
+
+    ep = serve(make_engine())
+    with pytest.raises(sqlclient.InterfaceError) as err:
+        sqlclient.connect("127.0.0.1", ep.port, USER, "wrong-" + PASSWORD)
+    assert err.value.args == ("28000", f"[28000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Login "
+                                       f"failed for user '{USER}'. (18456) (SQLDriverConnect)")
+
+
+def test_client_nothing_listening_is_08001(make_engine, serve):
+    from entsso.lab import sqlclient
+
+    ep = serve(make_engine())
+    port = ep.port
+    ep.stop()
+    with pytest.raises(sqlclient.OperationalError) as err:
+        sqlclient.connect("127.0.0.1", port, USER, PASSWORD, timeout=2)
+    assert err.value.args[0] == "08001" and "(10061)" in err.value.args[1]
+
+
+def test_client_error_classes_follow_pyodbc(make_engine, serve):
+    from entsso.lab import sqlclient
+
+    conn = sqlclient.connect("127.0.0.1", serve(make_engine()).port, USER, PASSWORD, database="msdb")
+    with pytest.raises(sqlclient.ProgrammingError) as err:
+        conn.cursor().execute("SELECT name FROM dbo.sysjobz")
+    assert err.value.args[0] == "42S02" and isinstance(err.value, sqlclient.DatabaseError)
+
+
+def test_client_cursor_walks_result_sets_like_pyodbc(make_engine, serve):
+    from entsso.lab import sqlclient
+
+    conn = sqlclient.connect("127.0.0.1", serve(make_engine()).port, USER, PASSWORD, database="msdb")
+    cur = conn.cursor().execute("SELECT TOP 1 name FROM dbo.sysjobs ORDER BY name; SELECT 2 AS two")
+    assert cur.description[0][0] == "name" and len(cur.description[0]) == 7
+    assert cur.fetchall() == [("Backup BizTalk Server (BizTalkMgmtDb)",)]
+    assert cur.nextset() is True and cur.fetchone() == (2,)
+    assert cur.nextset() is False and cur.description is None

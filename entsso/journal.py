@@ -76,6 +76,7 @@ class PriorRun:
     done_steps: frozenset[tuple[str, str, str | None]]  # (phase, step, host) whose result was "ok"
     last_record: dict[str, Any] | None
     applied: bool = False  # the run had --apply (it may have changed the estate)
+    gate_passed: bool = False  # its readiness gate passed before it changed anything
 
 
 def prior_run(path: Path) -> PriorRun:
@@ -87,4 +88,5 @@ def prior_run(path: Path) -> PriorRun:
     started = start.get("change_started") or next(
         (r.get("change_started") for r in records if r.get("kind") == "change_started"), None)
     return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), started,
-                    baseline, done, records[-1] if records else None, applied=bool(start.get("apply")))
+                    baseline, done, records[-1] if records else None, applied=bool(start.get("apply")),
+                    gate_passed=any(r.get("kind") == "gate_passed" for r in records))

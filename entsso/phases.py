@@ -42,14 +42,37 @@ def stop(run: Run, phase: str, message: str) -> None:
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
     """One operation: journal the intent, run it, journal the result (or the failure) and return it."""
     run.journal.intent(phase, name, host, **intent)
+    started = time.monotonic()
     try:
         result = action()
     except (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, LookupError, RuntimeError) as exc:
-        run.journal.result(phase, name, host, "failed", error=str(exc))
+        run.journal.result(phase, name, host, "failed", error=str(exc),
+                           seconds=round(time.monotonic() - started, 3), **intent)
         stop(run, phase, f"{name}{' on ' + host if host else ''} failed: {exc}")
         raise  # not reached: stop() raises
-    run.journal.result(phase, name, host, "ok", evidence=result)
+    run.journal.result(phase, name, host, _outcome(result), evidence=result,
+                       seconds=round(time.monotonic() - started, 3), **intent)
     return result
+
+
+def _outcome(result: Any) -> str:
+    """'unchanged' when the operation reports it found the estate already so, else 'ok'."""
+    flags: list[bool] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            if isinstance(o.get("changed"), bool):
+                flags.append(o["changed"])
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v)
+        elif hasattr(o, "__dataclass_fields__"):
+            walk(getattr(o, "__dict__", {}))
+
+    walk(result)
+    return "unchanged" if flags and not any(flags) else "ok"
 
 
 def on_hosts(hosts: list[str], work: Callable[[str], T]) -> list[T]:
@@ -97,7 +120,12 @@ def phase(run: Run, name: str) -> Iterator[None]:
 
 
 def require_ready(run: Run, action: str) -> None:
-    """The gate before the first change: the readiness checks hold and no test before this failed."""
+    """The gate before the first change: the readiness checks hold and no test before this failed.
+    A resumed run whose predecessor passed the gate does not ask again: the estate is mid-change by
+    design (SSODB may name a node, the group may be offline); each step re-verifies its own state."""
+    if run.prior and run.prior.gate_passed:
+        run.journal.write("gate_passed", action=action, by=run.prior.run_id)
+        return
     findings = gate.readiness(run.snapshot(), run)
     failed = list(run.failed_tests)
     if failed or findings:
@@ -105,6 +133,7 @@ def require_ready(run: Run, action: str) -> None:
         run.journal.write("gate_refused", action=action, failed_tests=failed, findings=[str(f) for f in findings])
         stop(run, "gate", f"refusing to {action}: the estate is not ready:\n" + "\n".join(lines)
              + "\nNothing was changed. Fix these, then run the gate again (pytest tests_pre).")
+    run.journal.write("gate_passed", action=action, by=run.id)
 
 
 def _require(run: Run, phase: str, findings: list[gate.Finding]) -> None:
@@ -198,10 +227,12 @@ def uncluster(run: Run, s: Snapshot) -> Snapshot:
     t = run.inventory.timeouts
     primary, others = run.primary_node(), [n for n in run.nodes if n != run.primary_node()]
     host = run.hosts[primary]
-    step(run, "uncluster", "point the primary's SSO tools at the cluster name", primary,
-         lambda: sso.ensure_tools_server(host, run.cluster_name))
+    if (sso.secret_server(run.sql) or "").upper() != primary.upper():
+        # ssomanage needs a running SSO server: the clustered one, while it still answers
+        step(run, "uncluster", "point the primary's SSO tools at the cluster name", primary,
+             lambda: sso.ensure_tools_server(host, run.cluster_name))
     step(run, "uncluster", f"move the master secret server to {primary}", primary,
-         lambda: sso.ensure_secret_server(host, primary), secret_server=primary)
+         lambda: sso.ensure_secret_server(host, run.sql, primary), secret_server=primary)
     step(run, "uncluster", "take the ENTSSO cluster resource offline", primary,
          lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
     step(run, "uncluster", "start ENTSSO on the primary through the SCM", primary,
@@ -270,13 +301,17 @@ def _upgrade_node(run: Run, node: str) -> None:
                 f"({media}), choose Upgrade, and finish it.\n"
                 f">>> The suite waits up to {t.upgrade:.0f} s for {node} to report Enterprise SSO {target}; "
                 "nothing else changes meanwhile.")
-        run.journal.intent("upgrade", "upgrade SSO (manual)", node, instruction=text, target=target)
+        run.journal.write("operator_instruction", phase="upgrade", step="tell the operator to upgrade SSO",
+                          host=node, message=text.strip(), target=target)
         run.operator.instruct(node, text, target)
 
         def done() -> str | None:
             v = _node_version(run, node)
-            run.operator.tell(f"    … {node} reports SSO {v}, waiting for {target}")
-            return v if sso.version_tuple(v) >= sso.version_tuple(target) else None
+            if sso.version_tuple(v) >= sso.version_tuple(target):
+                run.operator.tell(f"    {node} reports SSO {v}: upgraded")
+                return v
+            run.operator.tell(f"    … {node} reports SSO {v or '(no answer)'}, waiting for {target}")
+            return None
 
         step(run, "upgrade", "wait for the operator's upgrade", node,
              lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}")})
@@ -309,7 +344,7 @@ def recluster(run: Run, s: Snapshot) -> Snapshot:
     primary = run.primary_node()
     host = run.hosts[primary]
     step(run, "recluster", f"move the master secret server back to {run.cluster_name}", primary,
-         lambda: sso.ensure_secret_server(host, run.cluster_name), secret_server=run.cluster_name)
+         lambda: sso.ensure_secret_server(host, run.sql, run.cluster_name), secret_server=run.cluster_name)
     on_hosts(run.nodes, lambda n: step(run, "recluster", "stop the SCM-started ENTSSO", n,
                                        lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")],
                                                                         t.service_stop)))

@@ -233,6 +233,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
             outcomes[item.nodeid] = state
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A resumed run does not re-judge readiness: the estate is mid-change by design. The run it resumes
+    passed the gate before it changed anything (its journal says so), and the report says which run."""
+    run = item.config.stash.get(RUN_KEY, None)
+    if run is not None and run.prior and run.prior.gate_passed and item.get_closest_marker("readiness"):
+        pytest.skip(f"resumed run: readiness was verified by run {run.prior.run_id} before it changed anything")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Readiness before prepared before post (stable): the gate's tests report before a phase acts."""
     def rank(item: pytest.Item) -> int:

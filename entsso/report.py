@@ -156,8 +156,9 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
         elif r.get("kind") == "result":
             start = open_intents.pop(key, None)
             by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": start["ts"] if start else r["ts"]})
-        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped"):
-            by_phase.setdefault(r.get("phase") or "gate", []).append({**r, "start": r["ts"], "outcome": r["kind"]})
+        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped", "operator_instruction"):
+            outcome = {"operator_instruction": "told"}.get(r["kind"], r["kind"])
+            by_phase.setdefault(r.get("phase") or "gate", []).append({**r, "start": r["ts"], "outcome": outcome})
     for key, r in open_intents.items():  # started, never finished: the run died here
         by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": r["ts"], "outcome": "no result (run ended)"})
     rows = []
@@ -171,6 +172,8 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
             if r.get("job"):
                 what += f" ({r['job']})"
             detail = r.get("error") or r.get("message") or ""
+            if not detail and r.get("seconds") is not None:
+                detail = f"{r['seconds']:.1f} s"
             if not detail and r.get("kind") == "snapshot":
                 detail = f"{r.get('winrm_calls')} WinRM calls, {r.get('sql_statements')} SQL statements"
             outcome = r.get("outcome", "")

@@ -55,10 +55,19 @@ def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any
 
 
 
-def ensure_secret_server(host: WindowsHost, name: str) -> dict[str, Any]:
+def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str) -> dict[str, Any]:
     """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
-    run on `host` (its SSO tools must reach a running SSO server)."""
-    return host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
+    run on `host` (its SSO tools must reach a running SSO server). SSODB is read first: when it already
+    names `name` nothing runs (a resumed run may find no SSO server answering the old name)."""
+    before = secret_server(sql)
+    if (before or "").upper() == name.upper():
+        return {"secret_server_before": before, "secret_server": before, "changed": False}
+    doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
+    after = secret_server(sql)
+    if (after or "").upper() != name.upper():
+        raise RuntimeError(f"ssomanage -updatedb on {host.name} reported success but SSODB names {after!r}, "
+                           f"not {name!r}; check the SSO event log on {host.name}")
+    return doc
 
 
 def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:

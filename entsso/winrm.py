@@ -271,7 +271,7 @@ class WindowsHost:
             username=self._username,
             password=password,
             server_cert_validation="validate" if s.cert_validation else "ignore",
-            ca_trust_path=s.ca_trust_path or "legacy_requests",
+            ca_trust_path=s.ca_trust_path,  # None: requests' own store (pywinrm's legacy env lookup is deprecated)
             read_timeout_sec=int(max(s.read_timeout, s.operation_timeout + 1)),
             operation_timeout_sec=int(s.operation_timeout),
         )

@@ -155,6 +155,7 @@ class Estate:
         up = scenario.get("upgrade") or {}
         self.cluster_name: str = c.get("name", "SSOCLUSTER")
         self.sso_cfg, self.bt_cfg, self.up_cfg, self.cl_cfg = sso, bt, up, c
+        self.installer_exit: dict[str, int] = {}  # host -> exit code (fault `installer_exit`)
         node_docs = c.get("nodes") or []
         nodes = [n["name"] if isinstance(n, dict) else str(n) for n in node_docs]
         servers = bt.get("servers") or []
@@ -896,6 +897,8 @@ class Estate:
                 return {"exit_code": 1619, "log_path": log_path, "version_after": h.version}
             node_cfg = (self.up_cfg.get("nodes") or {}).get(h.name) or {}
             code = int(node_cfg.get("exit_code", (self.up_cfg.get("package") or {}).get("exit_code", 0)))
+            if h.name in self.installer_exit:  # an injected fault wins over the scenario
+                code = self.installer_exit[h.name]
             if h.version == target and h.pending_version is None:
                 return {"exit_code": 0, "log_path": log_path, "version_after": h.version}
             h.install_gen += 1

@@ -21,7 +21,7 @@ import yaml
 from entsso.lab.clock import Clock
 from entsso.lab.powershell import Faults, PowerShellBackend
 
-FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable")
+FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit")
 
 
 class ScenarioError(ValueError):
@@ -174,12 +174,15 @@ class Lab:
                               times=int(fault.get("times", 1)))
         elif kind == "sql_unavailable":
             self.sql.set_unavailable(True)
+        elif kind == "installer_exit":
+            self.estate.installer_exit[fault["host"]] = int(fault["exit_code"])
 
     def clear_faults(self) -> None:
         self.faults.clear()
         for host in list(self._unreachable):
             self.set_unreachable(host, False)
         self.sql.set_unavailable(False)
+        self.estate.installer_exit.clear()
 
     def set_unreachable(self, host: str, unreachable: bool) -> None:
         if unreachable:

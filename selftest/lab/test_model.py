@@ -39,6 +39,10 @@ class FakeSql:
             self._secret_server = name
 
 
+# the default scenario's media path (manual mode); the package scenarios use an .msp at another path
+PACKAGE = load_scenario("default")["upgrade"]["package"]["path"]
+
+
 def make(scenario: str = "default", **overrides: Any) -> Estate:
     doc = load_scenario(scenario)
     if overrides:
@@ -168,7 +172,7 @@ def test_group_offline_scenario_reports_offline_and_no_displaydb():
 
 def test_package_missing_on_node2_only():
     e = make("package-missing")
-    pkg = {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp"}
+    pkg = {"path": PACKAGE}
     assert facts(e, "NODE1", package=pkg)["package"]["exists"] is True
     assert facts(e, "NODE2", package=pkg)["package"] == {"path": pkg["path"], "exists": False, "file_version": None}
 
@@ -186,7 +190,7 @@ def test_prepared_scenario_has_the_changes_backup_on_the_primary(monkeypatch):
 def test_read_only_operations_change_nothing():
     e = make()
     for host in e.hosts:
-        facts(e, host, package={"path": "C:\\Updates\\SSO\\EntSSO-CU.msp"}, backup_folder="C:\\SSOBackup",
+        facts(e, host, package={"path": PACKAGE}, backup_folder="C:\\SSOBackup",
               secret_backup_file=BACKUP)
         handlers(e, host)
         with pytest.raises(PSError):
@@ -348,7 +352,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     e.operator_instruct("NODE1", "10.0.2000.0")
     assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
     services(e, "NODE1", ("ENTSSO", "Running"))
-    out = e.invoke("NODE2", "Install-SsoUpdate", {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp", "arguments": "/quiet",
+    out = e.invoke("NODE2", "Install-SsoUpdate", {"path": PACKAGE, "arguments": "/quiet",
                                                   "log_path": "C:\\Windows\\Temp\\u.log", "timeout_sec": 1800})
     assert out["exit_code"] == 0 and out["version_after"] == "10.0.2000.0"
     services(e, "NODE2", ("ENTSSO", "Running"))
@@ -402,7 +406,7 @@ def test_disabled_host_instance_cannot_start():
 
 # --- upgrade packages and reboots -------------------------------------------------------------------------
 def _install(e: Estate, node: str) -> dict[str, Any]:
-    return e.invoke(node, "Install-SsoUpdate", {"path": "C:\\Updates\\SSO\\EntSSO-CU.msp", "arguments": "/quiet",
+    return e.invoke(node, "Install-SsoUpdate", {"path": PACKAGE, "arguments": "/quiet",
                                                 "log_path": "C:\\Windows\\Temp\\u.log", "timeout_sec": 1800})
 
 

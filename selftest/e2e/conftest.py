@@ -1,0 +1,15 @@
+"""One full lab upgrade shared by the tests that read what it left (report, journal, lab state)."""
+from __future__ import annotations
+
+import pytest
+
+from selftest.e2e.suite import SuiteRun, run_suite
+
+CANARY = "Canary-Secret-9b1e77d2"  # the master secret backup password for the shared run
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    reports = tmp_path_factory.mktemp("full-run")
+    return run_suite(reports, "--lab", "fast", "--apply", "--change-ticket", "CHG-SELFTEST-1",
+                     env={"ENTSSO_SECRET_PASSWORD": CANARY})

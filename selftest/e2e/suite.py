@@ -1,0 +1,73 @@
+"""Run the product suite (`pytest tests_pre …`, `pytest --apply …`) as an operator would, in a child
+process against a lab it starts itself, and read back what the run left: junit.xml, summary.json,
+journal.jsonl and the lab's final state dump."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    dir: Path | None
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        """Test name (with parameters) -> passed / failed / error / skipped, from junit.xml."""
+        out: dict[str, str] = {}
+        if not self.dir or not (self.dir / "junit.xml").exists():
+            return out
+        for case in ET.parse(self.dir / "junit.xml").getroot().iter("testcase"):
+            state = "passed"
+            for child in case:
+                if child.tag in ("failure", "error", "skipped"):
+                    state = {"failure": "failed"}.get(child.tag, child.tag)
+            out[case.get("name", "")] = state
+        return out
+
+    def failed(self) -> set[str]:
+        return {n for n, s in self.outcomes.items() if s in ("failed", "error")}
+
+    def message(self, name: str) -> str:
+        for case in ET.parse(self.dir / "junit.xml").getroot().iter("testcase"):  # type: ignore[operator]
+            if case.get("name") == name:
+                for child in case:
+                    if child.tag in ("failure", "error"):
+                        return (child.get("message") or "") + "\n" + (child.text or "")
+        return ""
+
+    @property
+    def lab_state(self) -> dict[str, Any]:
+        assert self.dir is not None
+        return json.loads((self.dir / "lab-state.json").read_text())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        assert self.dir is not None
+        return json.loads((self.dir / "summary.json").read_text())
+
+    def journal(self) -> list[dict[str, Any]]:
+        assert self.dir is not None
+        return [json.loads(line) for line in (self.dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+
+
+def run_suite(reports: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> SuiteRun:
+    """`python -m pytest ARGS` from the project root with reports under `reports`; the new run dir."""
+    reports.mkdir(parents=True, exist_ok=True)
+    before = set(reports.iterdir())
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTSSO_", "PYTEST_"))}
+    child_env.update({"ENTSSO_REPORTS": str(reports)}, **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout)
+    new = sorted(p for p in set(reports.iterdir()) - before if p.is_dir())
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, new[-1] if new else None)

@@ -1,0 +1,51 @@
+"""The main job end to end: `pytest --lab fast --apply --change-ticket …` performs the runbook on the lab
+and leaves the estate upgraded, reclustered and BizTalk as it was; without --apply nothing changes."""
+from __future__ import annotations
+
+from selftest.e2e.suite import run_suite
+
+
+def test_full_upgrade_on_the_lab(full_run):
+    run = full_run
+    assert run.returncode == 0, run.output[-4000:]
+    assert run.dir is not None and (run.dir / "report.html").exists()
+    outcomes = run.outcomes
+    assert set(outcomes.values()) == {"passed"}, sorted(n for n, s in outcomes.items() if s != "passed")
+    assert "test_adapter_properties_readable_through_node[NODE2]" in outcomes
+    assert "test_biztalk_back_to_the_baseline" in outcomes
+
+    estate = run.lab_state["estate"]
+    assert run.lab_state["sql"]["secret_server"].upper() == "SSOCLUSTER"
+    for node in ("NODE1", "NODE2"):
+        assert estate["hosts"][node]["sso"]["version"] == "10.0.2000.0"
+        assert estate["hosts"][node]["sso"]["holds_secret"] is True
+    assert estate["cluster"]["group"]["owner"] == "NODE1"
+    assert estate["cluster"]["resource"]["state"] == "Online"
+    # BizTalk put back as found: what ran runs, what was stopped stays stopped
+    jobs = run.lab_state["sql"]["jobs"]
+    assert jobs["Backup BizTalk Server (BizTalkMgmtDb)"]["enabled"] in (True, 1)
+    assert jobs["MessageBox_Message_Cleanup_BizTalkMsgBoxDb"]["enabled"] in (False, 0)
+
+    kinds = [r["kind"] for r in run.journal()]
+    assert "gate_refused" not in kinds and "phase_stopped" not in kinds
+    steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
+    phases = [p for p, _ in steps]
+    # the runbook's order
+    order = ["silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume"]
+    firsts = [phases.index(p) for p in order]
+    assert firsts == sorted(firsts), phases
+
+
+def test_without_apply_the_whole_suite_changes_nothing(tmp_path):
+    run = run_suite(tmp_path, "--lab", "fast")
+    assert run.returncode == 1  # the post-state does not hold on an estate that was not upgraded
+    assert run.lab_state["changes"] == 0
+    kinds = {r["kind"] for r in run.journal()}
+    assert "intent" not in kinds
+
+
+def test_apply_without_a_change_ticket_is_refused_before_anything_starts(tmp_path):
+    run = run_suite(tmp_path, "--lab", "--apply")
+    assert run.returncode == 4
+    assert "--apply changes the estate and needs --change-ticket" in run.output
+    assert run.dir is None  # no run directory: no lab was started

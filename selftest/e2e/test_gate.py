@@ -1,0 +1,74 @@
+"""The gate (`pytest tests_pre`) run as an operator runs it, against lab scenarios: what passes, what
+fails and by which name, and the lab's own count proving the gate changed nothing."""
+from __future__ import annotations
+
+import pytest
+
+from selftest.e2e.suite import run_suite
+
+ALL_NODES = {"NODE1", "NODE2"}
+
+
+def _assert_read_only(run) -> None:  # type: ignore[no-untyped-def]
+    state = run.lab_state
+    assert state["changes"] == 0, f"the gate changed the estate: {state['estate'].get('events', [])[-5:]}"
+    assert state["winrm"]["received"], "the lab received no operation: the gate did not look"
+
+
+def test_readiness_passes_on_the_live_default_lab(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab")
+    assert run.returncode == 0, run.output[-3000:]
+    outcomes = run.outcomes
+    assert outcomes and set(outcomes.values()) == {"passed"}
+    assert "test_cluster_node_is_up[NODE2]" in outcomes
+    assert "test_sso_server_uses_the_cluster_name[BTS1]" in outcomes
+    _assert_read_only(run)
+
+
+def test_prepared_fails_on_the_live_lab_naming_what_is_not_prepared(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", "--lab")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    # what ran before the change is named one by one
+    assert "test_host_instance_stopped[BTS1-BizTalkServerApplication]" in failed
+    assert "test_host_instance_stopped[BTS2-SendHost]" in failed
+    assert "test_rule_engine_update_service_stopped[BTS1]" in failed
+    assert "test_entsso_stopped_on_biztalk_server[BTS2]" in failed
+    assert "test_biztalk_job_disabled[Backup BizTalk Server (BizTalkMgmtDb)]" in failed
+    assert "test_master_secret_backed_up_in_this_change" in failed
+    # what was already so is not blamed
+    assert "test_host_instance_stopped[BTS1-OrchestrationHost]" not in failed
+    assert "test_rule_engine_update_service_stopped[BTS2]" not in failed
+    assert "test_biztalk_job_disabled[DTA Purge and Archive (BizTalkDTADb)]" not in failed
+    assert not any(name.startswith(("test_cluster_node_is_up", "test_sso_group")) for name in failed)
+    message = run.message("test_host_instance_stopped[BTS1-BizTalkServerApplication]")
+    assert "BTS1" in message and "Running" in message and "Stopped" in message
+    _assert_read_only(run)
+
+
+def test_whole_gate_passes_on_a_prepared_lab(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", "--lab", "prepared", "--change-ticket", "CHG-PREPARED")
+    assert run.returncode == 0, run.output[-3000:]
+    outcomes = run.outcomes
+    assert "test_force_full_flag_consumed" in outcomes
+    assert "test_full_backup_completed_after_change_began[SSODB]" in outcomes
+    assert set(outcomes.values()) == {"passed"}
+    _assert_read_only(run)
+
+
+@pytest.mark.parametrize("scenario, expected", [
+    ("node-down", {"test_cluster_node_is_up[NODE2]", "test_host_answers_over_winrm[NODE2]"}),
+    ("group-offline", {"test_sso_group_is_online", "test_entsso_resource_is_online_as_generic_service"}),
+    ("ssodb-names-node", {"test_ssodb_names_the_cluster_as_secret_server"}),
+    ("package-missing", {"test_update_package_in_place_and_newer[NODE2]"}),
+    ("version-not-newer", {"test_update_package_in_place_and_newer[NODE1]",
+                           "test_update_package_in_place_and_newer[NODE2]"}),
+])
+def test_readiness_names_each_failure(tmp_path, scenario, expected):
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", scenario)
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert expected <= failed, f"expected {expected} among the failures, got {sorted(failed)}"
+    if scenario == "package-missing":
+        assert "test_update_package_in_place_and_newer[NODE1]" not in failed
+    _assert_read_only(run)

@@ -1,0 +1,106 @@
+"""The change-ticket report, opened in a real headless browser (Debian's chromium): it renders from the
+one file with no external request, shows the ticket, every phase and the outcome counts; a screenshot is
+kept in the run directory. And the canary secret of the run appears in no file it left."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from selftest.e2e.conftest import CANARY
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PHASES = ["silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume"]
+TITLES = ["1. Silence BizTalk", "2. Back up", "3. Uncluster the MSS", "4. Upgrade each node",
+          "5. Recluster the MSS", "6. Fail over", "7. Put BizTalk back"]
+
+
+def _chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM, "chromium is not installed (scripts/bootstrap.sh installs it as root)"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-default-apps", "--user-data-dir=" + str(Path(args[0]).parent / "chromium-profile"), *args[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def rendered(full_run, tmp_path_factory):
+    report = full_run.dir / "report.html"
+    work = tmp_path_factory.mktemp("browser")
+    netlog = work / "netlog.json"
+    dom = _chromium(str(work / "x"), f"--log-net-log={netlog}", "--virtual-time-budget=5000", "--dump-dom",
+                    report.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shot = full_run.dir / "report.png"
+    snap = _chromium(str(work / "y"), "--window-size=1400,2400", "--virtual-time-budget=5000",
+                     f"--screenshot={shot}", report.as_uri())
+    assert snap.returncode == 0, snap.stderr[-2000:]
+    return {"dom": dom.stdout, "netlog": netlog.read_text(errors="replace"), "screenshot": shot}
+
+
+# Chromium's NetLog tags each request with its network traffic annotation: the page's own loads are
+# blink_resource_loader (101845102) and navigations navigation_url_loader (63171670); the browser's own
+# background requests (time sync, component updates) carry other annotations and are not the page's.
+PAGE_ANNOTATIONS = {101845102, 63171670}
+
+
+def page_requests(netlog: str) -> set[str]:
+    out = set()
+    for m in re.finditer(r'\{[^{}]*"traffic_annotation":(\d+),"url":"([^"]+)"[^{}]*\}', netlog):
+        if int(m.group(1)) in PAGE_ANNOTATIONS:
+            out.add(m.group(2))
+    return out
+
+
+def external(urls: set[str]) -> list[str]:
+    return sorted(u for u in urls if not u.startswith(("file:", "data:", "blob:", "about:")))
+
+
+def test_the_request_check_sees_a_page_that_loads_from_the_network(tmp_path):
+    page = tmp_path / "external.html"
+    page.write_text('<html><body><img src="http://example.invalid/x.png">'
+                    '<script src="https://cdn.example.invalid/a.js"></script></body></html>')
+    netlog = tmp_path / "netlog.json"
+    _chromium(str(tmp_path / "z"), f"--log-net-log={netlog}", "--virtual-time-budget=3000", "--dump-dom",
+              page.as_uri())
+    assert external(page_requests(netlog.read_text(errors="replace"))) == [
+        "http://example.invalid/x.png", "https://cdn.example.invalid/a.js"]
+
+
+def test_report_renders_with_no_external_request(rendered):
+    assert "report.html" in rendered["netlog"], "the net log does not show the report loading"
+    assert external(page_requests(rendered["netlog"])) == []
+
+
+def test_report_shows_ticket_phases_and_outcome_counts(rendered, full_run):
+    dom = rendered["dom"]
+    assert "CHG-SELFTEST-1" in dom
+    for title in TITLES:
+        assert title in dom, f"phase {title!r} not in the rendered report"
+    assert "no result (run ended)" not in dom  # every operation of a finished run has its outcome
+    passed = full_run.summary["totals"]["passed"]
+    # pytest-html renders the counts with JavaScript from the embedded data: only a browser shows them
+    assert re.search(rf"{passed}\s+Passed", dom), "the passed count is not rendered"
+    assert rendered["screenshot"].stat().st_size > 10_000
+
+
+def test_canary_secret_in_no_file_of_the_run(full_run):
+    assert full_run.returncode == 0
+    hits = [str(p) for p in full_run.dir.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert hits == []
+    assert CANARY not in full_run.output
+
+
+def test_summary_has_per_phase_figures(full_run):
+    summary = full_run.summary
+    for phase in PHASES:
+        figures = summary["phases"][phase]
+        assert figures["outcome"] == "done" and figures["seconds"] > 0
+    assert summary["phases"]["silence"]["sql_statements"] > 0
+    assert summary["phases"]["upgrade"]["winrm_calls"] > 0
+    assert summary["totals"]["failed"] == 0
+    json.dumps(summary)

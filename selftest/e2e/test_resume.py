@@ -1,0 +1,83 @@
+"""A lab started by hand (`python -m entsso.lab serve`), as a real estate outlives a run: a run that
+stops is resumed with --resume and finishes without redoing what was done; two runs at once are refused;
+and the lab answers pywinrm from another process."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import winrm
+import yaml
+
+from entsso.lab.launcher import LabProcess
+from selftest.e2e.suite import run_suite
+
+
+@pytest.fixture
+def lab(tmp_path):
+    proc = LabProcess("package", tmp_path / "lab-inventory.yml")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _received(lab: LabProcess, host: str, operation: str) -> int:
+    return lab.state()["winrm"]["received"].get(f"{host} {operation}", 0)
+
+
+def test_hand_started_lab_answers_pywinrm_from_another_process(lab):
+    text = lab.inventory_path.read_text()
+    assert lab.env["ENTSSO_WINRM_PASSWORD"] not in text  # the inventory names variables, never values
+    inventory = yaml.safe_load(text)
+    node = inventory["cluster"]["nodes"][0]
+    session = winrm.Session(f"http://{node['address']}:{inventory['winrm']['port']}/wsman",
+                            auth=(inventory["winrm"]["username"], lab.env["ENTSSO_WINRM_PASSWORD"]),
+                            transport="ntlm")
+    result = session.run_cmd("hostname")
+    assert result.status_code == 0
+    assert result.std_out.decode().strip() == node["name"]
+
+
+def test_stopped_run_resumes_where_it_stopped(lab, tmp_path):
+    env = dict(lab.env)
+    inv = str(lab.inventory_path)
+    lab.post("/faults", {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603})
+    first = run_suite(tmp_path / "reports", f"--inventory={inv}", "--apply", "--change-ticket", "CHG-RESUME-1", env=env)
+    assert first.returncode == 1
+    assert "exit code 1603" in first.output and f"--resume {first.dir.name}" in first.output
+    assert _received(lab, "NODE1", "Install-SsoUpdate") == 1
+    backups_before = _received(lab, "NODE1", "Backup-MasterSecret")
+
+    lab.post("/faults/clear", {})  # the operator fixed the cause on NODE2
+    second = run_suite(tmp_path / "reports", f"--inventory={inv}", "--resume", first.dir.name, env=env)
+    assert second.returncode == 0, second.output[-3000:]
+    # done steps were verified, not redone
+    assert _received(lab, "NODE1", "Install-SsoUpdate") == 1
+    assert _received(lab, "NODE1", "Backup-MasterSecret") == backups_before
+    assert _received(lab, "NODE2", "Install-SsoUpdate") == 2
+    # BizTalk put back to what ran before the *first* run, not to the silenced state the resume found
+    estate = lab.state()["estate"]
+    bts1 = {i["host_name"]: i["service_state"] for i in estate["hosts"]["BTS1"]["host_instances"]}
+    assert bts1["ReceiveHost"] == "Running" and bts1["OrchestrationHost"] == "Stopped"
+    assert lab.state()["sql"]["jobs"]["Backup BizTalk Server (BizTalkMgmtDb)"]["enabled"] in (True, 1)
+
+
+def test_second_run_against_the_same_estate_is_refused(lab, tmp_path):
+    from entsso.inventory import load_inventory
+    from entsso.lock import EstateLock
+    from entsso.run import build_run, Options
+
+    os.environ.update(lab.env)
+    inventory = load_inventory(str(lab.inventory_path))
+    run = build_run("holder", tmp_path / "holder", Options(apply=True, change_ticket="CHG-A"), inventory)
+    holder = EstateLock(run.sql.settings, inventory.secrets.sql_password, run.cluster_name)
+    holder.acquire()
+    try:
+        second = run_suite(tmp_path / "reports", f"--inventory={lab.inventory_path}", "--apply",
+                           "--change-ticket", "CHG-B", env=dict(lab.env))
+        assert second.returncode == 4
+        assert "another entsso-upgrade run holds the estate lock 'entsso-upgrade:SSOCLUSTER'" in second.output
+        assert lab.state()["changes"] == 0
+    finally:
+        holder.release()
+        run.close()

@@ -197,7 +197,8 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
 def _copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
     doc = run.hosts[host].invoke("Read-File", {"path": path})
     data = base64.b64decode(doc["content_b64"])
-    folder = Path(run.inventory.secret_backup.copy_folder or (Path("secret-backups") / run.id))
+    # beside the reports folder, never in a run directory (those are attached to change tickets)
+    folder = Path(run.inventory.secret_backup.copy_folder or (run.dir.parent.parent / "secret-backups" / run.id))
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(path.replace("\\", "/")).name
     target.write_bytes(data)

@@ -347,7 +347,7 @@ def test_lab_inventory_carries_per_node_upgrade_overrides(tmp_path: Path) -> Non
     lab.scenario["upgrade"]["nodes"] = {"NODE2": {"mode": "package", "exit_code": 3010}}
     inv = load_inventory(write(tmp_path, lab_inventory(lab), "lab-inventory.yml"))
     assert (inv.upgrade_for("NODE1").mode, inv.upgrade_for("NODE2").mode) == ("manual", "package")
-    assert inv.upgrade_for("NODE2").package_path == "C:\\Updates\\SSO\\EntSSO-CU.msp"
+    assert inv.upgrade_for("NODE2").package_path == lab.scenario["upgrade"]["package"]["path"]
 
 
 def test_a_secret_written_as_the_variable_name_is_not_echoed(tmp_path: Path) -> None:

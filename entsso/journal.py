@@ -77,6 +77,7 @@ class PriorRun:
     last_record: dict[str, Any] | None
     applied: bool = False  # the run had --apply (it may have changed the estate)
     gate_passed: bool = False  # its readiness gate passed before it changed anything
+    finished_phases: frozenset[str] = frozenset()  # phases whose last account says "done"
 
 
 def prior_run(path: Path) -> PriorRun:
@@ -89,4 +90,13 @@ def prior_run(path: Path) -> PriorRun:
         (r.get("change_started") for r in records if r.get("kind") == "change_started"), None)
     return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), started,
                     baseline, done, records[-1] if records else None, applied=bool(start.get("apply")),
-                    gate_passed=any(r.get("kind") == "gate_passed" for r in records))
+                    gate_passed=any(r.get("kind") == "gate_passed" for r in records),
+                    finished_phases=_finished_phases(records))
+
+
+def _finished_phases(records: list[dict[str, Any]]) -> frozenset[str]:
+    last: dict[str, str] = {}
+    for r in records:
+        if r.get("kind") == "phase_finished":
+            last[r.get("phase", "")] = r.get("outcome", "")
+    return frozenset(p for p, outcome in last.items() if outcome == "done")

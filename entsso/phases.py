@@ -96,6 +96,30 @@ def poller(run: Run) -> Poller:
     return run.poller
 
 
+def finished_before(run: Run, name: str) -> bool:
+    """The run this one resumes finished this phase: verify it (the tests do), do not redo it."""
+    if run.prior is not None and name in run.prior.finished_phases:
+        run.journal.write("phase_skipped", phase=name, reason=f"finished by run {run.prior.run_id}")
+        return True
+    return False
+
+
+def prior_failover_evidence(run: Run) -> dict[str, Any]:
+    """Per node, what the resumed run saw when it owned the group there (its journal's results)."""
+    from entsso import journal
+
+    per_node: dict[str, Any] = {}
+    assert run.prior is not None
+    for r in journal.read(run.dir.parent / run.prior.run_id / "journal.jsonl"):
+        if r.get("kind") != "result" or r.get("phase") != "failover" or r.get("outcome") == "failed":
+            continue
+        if r.get("step", "").startswith("move the SSO group"):
+            per_node.setdefault(r["host"], {})["group"] = r.get("evidence") or {}
+        elif r.get("step", "").startswith("read the adapter handlers"):
+            per_node.setdefault(r["host"], {})["handlers"] = r.get("evidence") or []
+    return {n: v for n, v in per_node.items() if "group" in v and "handlers" in v}
+
+
 @contextmanager
 def phase(run: Run, name: str) -> Iterator[None]:
     """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report)."""

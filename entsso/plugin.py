@@ -237,8 +237,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """A resumed run does not re-judge readiness: the estate is mid-change by design. The run it resumes
     passed the gate before it changed anything (its journal says so), and the report says which run."""
     run = item.config.stash.get(RUN_KEY, None)
-    if run is not None and run.prior and run.prior.gate_passed and item.get_closest_marker("readiness"):
+    if run is None or run.prior is None:
+        return
+    if run.prior.gate_passed and item.get_closest_marker("readiness"):
         pytest.skip(f"resumed run: readiness was verified by run {run.prior.run_id} before it changed anything")
+    if "backup" in run.prior.finished_phases and item.get_closest_marker("prepared"):
+        pytest.skip(f"resumed run: the preparation (phases 1-2) was verified by run {run.prior.run_id}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

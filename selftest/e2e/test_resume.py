@@ -81,3 +81,42 @@ def test_second_run_against_the_same_estate_is_refused(lab, tmp_path):
     finally:
         holder.release()
         run.close()
+
+
+def test_re_running_a_finished_change_changes_nothing(lab, tmp_path):
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    first = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-TWICE-1", env=env)
+    assert first.returncode == 0, first.output[-3000:]
+    changes = lab.state()["changes"]
+    assert changes > 0
+
+    again = run_suite(tmp_path / "reports", inv, "--resume", first.dir.name, env=env)
+    assert again.returncode == 0, again.output[-3000:]
+    assert lab.state()["changes"] == changes  # every phase verified, none redone
+    outcomes = again.outcomes
+    assert outcomes["test_adapter_properties_readable_through_node[NODE2]"] == "passed"
+    assert outcomes["test_cluster_node_is_up[NODE1]"] == "skipped"
+
+    # a new change on the upgraded estate: the gate sees nothing to upgrade and refuses, changing nothing
+    other = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-TWICE-2", env=env)
+    assert other.returncode == 1
+    assert "test_update_package_in_place_and_newer[NODE1]" in other.failed()
+    assert "refusing to silence BizTalk" in other.output
+    assert lab.state()["changes"] == changes
+
+
+def test_a_backup_that_did_not_happen_stops_the_run_before_unclustering(lab, tmp_path):
+    # the backup call answers as if it worked, but no file was written
+    lab.post("/faults", {"kind": "wrong_output", "host": "NODE1", "operation": "Backup-MasterSecret",
+                         "output": '{"file": "C:\\\\SSOBackup\\\\ENTSSO-CHG-LIE-1.bak", "size": 2048, '
+                                   '"last_write_utc": "2026-11-25T00:00:00Z"}'})
+    run = run_suite(tmp_path / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
+                    "CHG-LIE-1", env=dict(lab.env))
+    assert run.returncode == 1
+    assert "[backup]" in run.output
+    assert run.outcomes["test_master_secret_backed_up_in_this_change"] in ("failed", "error")
+    received = lab.state()["winrm"]["received"]
+    destructive = ("Update-SsoDatabase", "Set-ClusterResourceState", "Move-ClusterGroup", "Install-SsoUpdate",
+                   "Restore-MasterSecret", "Set-SsoServer")
+    assert not [k for k in received if k.split()[1] in destructive]
+    assert lab.state()["sql"]["secret_server"] == "SSOCLUSTER"

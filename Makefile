@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.entsso-installed
 TICKET ?= CHG-DEMO-0001
 
-.PHONY: test demo gate bench clean
+.PHONY: test demo gate bench faults clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	sh scripts/bootstrap.sh
@@ -22,6 +22,15 @@ demo: $(STAMP)
 ## make gate: the read-only gate against the lab
 gate: $(STAMP)
 	$(PY) -m pytest tests_pre --lab -q
+
+## make bench: the performance benchmark (docs/performance.md): the gate and the full run with 300 ms per
+## WinRM call on the default lab and on 2, 8 and 32 BizTalk servers, each figure beside its lower bound
+bench: $(STAMP)
+	$(PY) -m selftest.bench --json reports/bench.json
+
+## make faults: the whole fault matrix (every step x every fault kind; CI runs a representative slice)
+faults: $(STAMP)
+	ENTSSO_FAULT_MATRIX=full $(PY) -m pytest selftest/faults -q -s
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -40,7 +40,11 @@ def stop(run: Run, phase: str, message: str) -> None:
 
 
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
-    """One operation: journal the intent, run it, journal the result (or the failure) and return it."""
+    """One operation: journal the intent, run it, journal the result (or the failure) and return it.
+    Once any step of the run has stopped it (a concurrent host's, say), no new step starts."""
+    if run.stopped is not None:
+        pytest.fail(f"[{phase}] {name}{' on ' + host if host else ''} not started: the run stopped "
+                    f"in phase {run.stopped[0]}", pytrace=False)
     run.journal.intent(phase, name, host, **intent)
     started = time.monotonic()
     try:
@@ -79,7 +83,7 @@ def on_hosts(hosts: list[str], work: Callable[[str], T]) -> list[T]:
     """Run per-host work concurrently; the first failure is re-raised after all have finished."""
     if not hosts:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
+    with ThreadPoolExecutor(max_workers=min(64, len(hosts))) as pool:  # every host at once (bounded)
         futures = [pool.submit(work, h) for h in hosts]
         results, first_error = [], None
         for f in futures:
@@ -160,6 +164,14 @@ def require_ready(run: Run, action: str) -> None:
     run.journal.write("gate_passed", action=action, by=run.id)
 
 
+def _observe(run: Run) -> Snapshot:
+    """A fresh snapshot for a phase's verification: a host or SQL Server that does not answer (or answers
+    nonsense) is itself a reason to stop — a phase is verified on the whole estate or not at all."""
+    s = run.snapshot(fresh=True)
+    _require(run, run.current_phase, [gate.host_reachable(s, h) for h in s.hosts] + [gate.sql_reachable(s)])
+    return s
+
+
 def _require(run: Run, phase: str, findings: list[gate.Finding]) -> None:
     findings = [f for f in findings if f]
     if findings:
@@ -188,7 +200,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
         sql_work = pool.submit(jobs)
         on_hosts(run.biztalk_servers, server)
         sql_work.result()
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "silence",
              [gate.host_instance_stopped(s, srv, name) for srv, inst in baseline.host_instances.items() for name in inst]
              + [gate.service_stopped(s, b, RULE_ENGINE) for b in run.biztalk_servers]
@@ -210,7 +222,7 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
              file=path)
     copy = step(run, "backup", "copy the secret backup off the node", mss, lambda: _copy_off_node(run, mss, path),
                 file=path)
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
     if s.hosts[mss].secret_backup and s.hosts[mss].secret_backup.size != copy["size"]:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
@@ -237,7 +249,7 @@ def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     step(run, "backup", "force a full BizTalk backup", None,
          lambda: backup.ensure_full_backup(run.sql, job, run.change_started, run.inventory.timeouts.backup_job,
                                            run.poller), job=job)
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     dbs = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
     _require(run, "backup", [gate.full_backup_complete(s, d, run.change_started) for d in dbs]
              + [gate.force_flag_consumed(s)])
@@ -272,7 +284,7 @@ def uncluster(run: Run, s: Snapshot) -> Snapshot:
              lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
 
     on_hosts(others, secondary)
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "uncluster", unclustered_findings(run, s))
     return s
 
@@ -302,7 +314,7 @@ def upgrade(run: Run, s: Snapshot) -> Snapshot:
     order = [run.primary_node()] + [n for n in run.nodes if n != run.primary_node()]
     for node in order:
         _upgrade_node(run, node)
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "upgrade", [gate.version_is(s, n, run.target_version(n)) for n in run.nodes]
              + [gate.service_running(s, n, ENTSSO) for n in run.nodes])
     return s
@@ -330,8 +342,17 @@ def _upgrade_node(run: Run, node: str) -> None:
                           host=node, message=text.strip(), target=target)
         run.operator.instruct(node, text, target)
 
+        silent_since: list[float] = []
+
         def done() -> str | None:
             v = _node_version(run, node)
+            if v is None:  # Setup may restart the node; longer than a reboot is not that
+                silent_since[:1] = silent_since[:1] or [time.monotonic()]
+                if time.monotonic() - silent_since[0] > t.reboot:
+                    raise RuntimeError(f"{node} has not answered WinRM for {t.reboot:.0f} s while its SSO "
+                                       "upgrade was awaited; check the node's console and Setup's log")
+            else:
+                silent_since.clear()
             if sso.version_tuple(v) >= sso.version_tuple(target):
                 run.operator.tell(f"    {node} reports SSO {v}: upgraded")
                 return v
@@ -370,9 +391,14 @@ def recluster(run: Run, s: Snapshot) -> Snapshot:
     host = run.hosts[primary]
     step(run, "recluster", f"move the master secret server back to {run.cluster_name}", primary,
          lambda: sso.ensure_secret_server(host, run.sql, run.cluster_name), secret_server=run.cluster_name)
-    on_hosts(run.nodes, lambda n: step(run, "recluster", "stop the SCM-started ENTSSO", n,
-                                       lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")],
-                                                                        t.service_stop)))
+    # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
+    # itself runs (a resumed run may find the resource online on a node) is left to the cluster
+    view = _observe(run).cluster_view()
+    clustered_on = (view.resource.owner_node or "").upper() if view and view.resource and \
+        view.resource.state == "Online" else None
+    on_hosts([n for n in run.nodes if n.upper() != clustered_on],
+             lambda n: step(run, "recluster", "stop the SCM-started ENTSSO", n,
+                            lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))
     # Microsoft's procedure for a clustered MSS: on each node in turn, own the group, cycle the resource
     # offline→online, restore the master secret there. The primary last, so the group ends on it.
     password = run.inventory.secrets.secret_password
@@ -393,7 +419,7 @@ def recluster(run: Run, s: Snapshot) -> Snapshot:
              lambda node=node: sso.restore_secret(run.hosts[node], path, password), file=path)
     on_hosts(run.nodes, lambda n: step(run, "recluster", f"point SSO tools at {run.cluster_name}", n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "recluster", reclustered_findings(run, s))
     return s
 
@@ -465,6 +491,6 @@ def resume_biztalk(run: Run, baseline: Baseline) -> Snapshot:
         sql_work = pool.submit(jobs)
         on_hosts(run.biztalk_servers, server)
         sql_work.result()
-    s = run.snapshot(fresh=True)
+    s = _observe(run)
     _require(run, "resume", gate.matches_baseline(s, baseline))
     return s

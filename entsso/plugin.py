@@ -95,7 +95,15 @@ def pytest_configure(config: pytest.Config) -> None:
             lab.stop()
         raise
     run.lab = lab
-    run.operator = Operator(write=_console_writer(config), lab=lab)
+    control = lab
+    if control is None and getattr(run.inventory, "lab", None) is not None and run.inventory.lab.control_url:
+        from entsso.lab.launcher import LabControl
+
+        control = LabControl(run.inventory.lab.control_url)  # a hand-started lab plays the operator too
+    run.operator = Operator(write=_console_writer(config), lab=control)
+    run.calls.listeners.append(lambda r: run.call_trace.append(
+        {"phase": run.current_phase, "host": r.host, "operation": r.operation, "outcome": r.outcome,
+         "started": r.started, "seconds": round(r.seconds, 4)}))
     config.stash[RUN_KEY] = run
     if options.apply:
         _lock_estate(run)
@@ -202,6 +210,7 @@ def _write_summary(run: Run, config: pytest.Config) -> None:
         "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
         "sql_statements": run.statements.count(),
         "phases": run.phase_stats,
+        "calls": run.call_trace,
         "tests": outcomes,
         "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
         "finished": datetime.now(timezone.utc).isoformat(),

@@ -96,10 +96,12 @@ class Run:
     failed_tests: list[str] = field(default_factory=list)  # node ids of tests that failed so far
     stopped: tuple[str, str] | None = None  # (phase, message) when a phase stopped the run
     poller: Poller = field(default_factory=Poller)  # SQL and short waits
-    poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=5.0))  # WinRM polls
+    # WinRM polls: each look costs a host a PowerShell process, but the change must be seen within a second
+    poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=1.0))
     operator: Any = None  # entsso.operator.Operator
     failover_evidence: dict[str, Any] = field(default_factory=dict)
     current_phase: str = "gate"
+    call_trace: list[dict[str, Any]] = field(default_factory=list)  # every WinRM call with its phase
     estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     _snapshot: Snapshot | None = None

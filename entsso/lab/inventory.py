@@ -96,6 +96,6 @@ def lab_inventory(lab: Any) -> dict[str, Any]:
             "password_env": SECRET_PASSWORD_ENV,
         },
         "upgrade": upgrade_doc,
-        "timeouts": dict(LAB_TIMEOUTS),
+        "timeouts": {**LAB_TIMEOUTS, **(sc.get("timeouts") or {})},  # a scenario may shorten them
         "lab": {"sql_address": lab.sql_address, "sql_port": lab.sql_endpoint.port, "control_url": lab.control_url},
     }

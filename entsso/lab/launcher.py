@@ -22,6 +22,23 @@ class LabError(RuntimeError):
 
 
 @dataclass
+class LabControl:
+    """The control endpoint of a lab that runs elsewhere (started by hand; its inventory names it)."""
+
+    control_url: str
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.control_url + "/state", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def post(self, path: str, doc: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(self.control_url + path, data=json.dumps(doc).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
+@dataclass
 class LabProcess:
     scenario: str
     inventory_path: Path

@@ -801,7 +801,7 @@ class Estate:
             self._advance()
             server = p["server"]
             before = h.tools_server
-            changed = not (before == server)
+            changed = (before or "").upper() != server.upper()  # Windows names are case-insensitive
             if changed:
                 h.tools_server = server
                 self._change(h.name, f"ssomanage -serverall {server}")

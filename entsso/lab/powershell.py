@@ -99,7 +99,7 @@ class Faults:
         """The fault that applies to the n-th call of `operation` on `host`, if any."""
         with self._lock:
             for f in self.faults:
-                if f.get("kind") not in ("fail", "hang", "wrong_output"):
+                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -107,6 +107,10 @@ class Faults:
                 times = f.get("times", 1)
                 if call is not None and not (int(call) <= n < int(call) + int(times)):
                     continue
+                if call is None and "times" in f:  # the next `times` matching calls, then no more
+                    if f.get("_fired", 0) >= int(times):
+                        continue
+                    f["_fired"] = f.get("_fired", 0) + 1
                 self.fired.append({"host": host, "operation": operation, "call": n, "kind": f["kind"]})
                 return f
         return None
@@ -120,6 +124,7 @@ class PowerShellBackend:
     faults: Faults
     sleep: Callable[[float], None]  # estate seconds (the clock's sleep)
     usernames: dict[str, str] = field(default_factory=dict)
+    on_unreachable: Callable[[str], None] | None = None  # the lab cuts the host (fault `unreachable` at a call)
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -168,6 +173,13 @@ class PowerShellBackend:
             self.received[key] = self.received.get(key, 0) + 1
         n = self.faults.count(host, name)
         fault = self.faults.match(host, name, n)
+        if fault and fault["kind"] == "unreachable":
+            # the host drops off the network as this call arrives: the lab cuts its endpoint (open
+            # connections are reset, so the caller sees the connection go) and the command never runs
+            if self.on_unreachable is not None:
+                self.on_unreachable(host)
+            self.sleep(float(fault.get("seconds", 10**7)))
+            return CommandResult(b"", clixml_error("The network path was not found."), 1)
         if fault and fault["kind"] == "hang":
             self.sleep(float(fault.get("seconds", 3600)))
         if fault and fault["kind"] == "fail":

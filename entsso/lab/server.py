@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from entsso.lab.clock import Clock
+from entsso.lab.model import PSError
 from entsso.lab.powershell import Faults, PowerShellBackend
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit")
@@ -26,6 +27,13 @@ FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_
 
 class ScenarioError(ValueError):
     pass
+
+
+def _call_fault(fault: dict[str, Any]) -> bool:
+    """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
+    wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
+    kind = fault.get("kind")
+    return kind in ("fail", "hang", "wrong_output") or (kind == "unreachable" and bool(fault.get("operation")))
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -100,7 +108,7 @@ class Lab:
         self.clock = Clock(speed or float(scenario.get("speed", 50)))
         self.sql = SqlEngine(scenario.get("sql", {}), scenario.get("sso", {}).get("secret_server", ""), self.clock)
         self.estate = Estate(scenario, self.clock, self.sql)
-        self.faults = Faults([f for f in scenario.get("faults") or [] if f["kind"] in ("fail", "hang", "wrong_output")])
+        self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])
         winrm_cfg = scenario.get("winrm", {})
         self.username = winrm_cfg.get("username", "LAB\\svc-entsso")
         self.sql_username = scenario.get("sql", {}).get("username", "entsso")
@@ -109,7 +117,8 @@ class Lab:
         self.sql_address = f"127.0.0.{address_base + len(self.hosts)}"
         self.winrm_port = _free_port(list(self.addresses.values()))
         self.backend = PowerShellBackend(self.estate, self.faults, self.clock.sleep,
-                                         usernames={h: self.username for h in self.hosts})
+                                         usernames={h: self.username for h in self.hosts},
+                                         on_unreachable=lambda host: self.set_unreachable(host, True))
         latency = float(scenario.get("latency_sec", 0.0))
         endpoints = [HostEndpoint(h, self.addresses[h], self.winrm_port, self.username, winrm_password)
                      for h in self.hosts]
@@ -156,7 +165,7 @@ class Lab:
         kind = fault.get("kind")
         if kind not in FAULT_KINDS:
             raise ScenarioError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
-        if kind in ("fail", "hang", "wrong_output"):
+        if _call_fault(fault):
             if fault not in self.faults.faults:
                 self.faults.add(fault)
         elif kind == "unreachable":
@@ -182,7 +191,11 @@ class Lab:
         for host in list(self._unreachable):
             self.set_unreachable(host, False)
         self.sql.set_unavailable(False)
+        self.sql.clear_job_failures()
         self.estate.installer_exit.clear()
+        for t in self._timers:  # an `unreachable` fault whose time has not come yet
+            t.cancel()
+        self._timers.clear()
 
     def set_unreachable(self, host: str, unreachable: bool) -> None:
         if unreachable:
@@ -269,7 +282,7 @@ def _control_handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
                     self._send(200, {"ok": True})
                 else:
                     self._send(404, {"error": f"no such path {self.path}"})
-            except (KeyError, ValueError, ScenarioError) as exc:
+            except (KeyError, ValueError, ScenarioError, PSError) as exc:
                 self._send(400, {"error": str(exc)})
 
     return Handler

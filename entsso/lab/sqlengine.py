@@ -450,6 +450,11 @@ class SqlEngine:
     def set_unavailable(self, flag: bool) -> None:
         self._available = not flag
 
+    def clear_job_failures(self) -> None:
+        """Forget queued job failures (the control endpoint's /faults/clear)."""
+        with self._lock:
+            self._failures.clear()
+
     def fail_job(self, job_name: str, message: str, times: int = 1) -> None:
         with self._lock:
             self._failures.setdefault(job_name.lower(), []).extend([message] * max(0, int(times)))

@@ -1,0 +1,76 @@
+"""A pytest plugin the benchmark loads into the suite's own process (`-p selftest.bench.recorder`).
+
+It changes nothing the suite does: it listens to the run's CallLog, copies its StatementLog, notes when
+each phase starts and ends (the journal's phase_started / phase_finished, timed here with time.time()
+like CallRecord.started) and how long each Poller sleeps, and writes all of it to <run dir>/bench.json
+when the session ends, for selftest.bench.measure to turn into figures."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import pytest
+
+from entsso.plugin import RUN_KEY
+
+_STATE: dict[str, Any] = {}
+
+
+def _wrap_journal(run: Any, windows: list[dict[str, Any]]) -> None:
+    journal_write: Callable[..., Any] = run.journal.write
+
+    def write(kind: str, **fields: Any) -> Any:
+        if kind == "phase_started":
+            windows.append({"phase": fields.get("phase"), "start": time.time(), "end": None})
+        record = journal_write(kind, **fields)
+        if kind == "phase_finished":
+            for w in reversed(windows):
+                if w["phase"] == fields.get("phase") and w["end"] is None:
+                    w["end"] = time.time()
+                    break
+        return record
+
+    run.journal.write = write  # instance attribute: Journal.intent/result go through it too
+
+
+def _wrap_poller(poller: Any, name: str, sleeps: list[dict[str, Any]]) -> None:
+    real_sleep = poller.sleep
+
+    def sleep(seconds: float) -> None:
+        sleeps.append({"poller": name, "start": time.time(), "seconds": seconds})
+        real_sleep(seconds)
+
+    poller.sleep = sleep
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    _STATE.update(run=run, configured=time.time(), windows=[], sleeps=[], calls=[])
+    run.calls.listeners.append(lambda r: _STATE["calls"].append(
+        {"host": r.host, "operation": r.operation, "start": r.started, "seconds": r.seconds, "outcome": r.outcome}))
+    _wrap_journal(run, _STATE["windows"])
+    _wrap_poller(run.poller, "poller", _STATE["sleeps"])
+    _wrap_poller(run.poller_slow, "poller_slow", _STATE["sleeps"])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "run" in _STATE:
+        _STATE["finished"] = time.time()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _STATE.get("run")
+    if run is None:
+        return
+    statements = [{"start": s.started, "seconds": s.seconds, "database": s.database, "outcome": s.outcome}
+                  for s in list(run.statements.records)]
+    doc = {"configured": _STATE["configured"], "finished": _STATE.get("finished", time.time()),
+           "calls": _STATE["calls"], "statements": statements, "phases": _STATE["windows"],
+           "sleeps": _STATE["sleeps"],
+           "polls": {"poller": run.poller.polls, "poller_slow": run.poller_slow.polls}}
+    (run.dir / "bench.json").write_text(json.dumps(doc, indent=1))

@@ -1,0 +1,195 @@
+"""The fault matrix: every remote step the full run performs × every fault kind the lab can inject.
+
+A clean run on the `faults` scenario gives the trace of WinRM calls, each with its phase. Each *step* of
+the matrix is the first call of an operation on a host within a phase (its call number counted over the
+whole run, so the fault fires exactly there). For each step and kind a fresh lab gets the fault, the run
+must stop at that step naming it, change nothing after it and leave the estate safe; then the fault is
+cleared, `--resume` must complete, and the lab's final state must equal the clean run's.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from entsso.lab.launcher import LabProcess
+from selftest.e2e.suite import SuiteRun, run_suite
+
+KINDS = ("unreachable", "fail", "hang", "wrong_output")
+SCENARIO = "faults"
+MUTATING = {"Set-ServiceState", "Set-HostInstanceState", "Backup-MasterSecret", "Restore-MasterSecret", "Write-File",
+            "Set-ClusterResourceState", "Move-ClusterGroup", "Update-SsoDatabase", "Set-SsoServer",
+            "Install-SsoUpdate", "Restart-Node"}
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: str
+    host: str
+    operation: str
+    call: int  # the n-th call of this operation on this host in the run
+
+    def __str__(self) -> str:
+        return f"{self.phase}: {self.operation} on {self.host} (call {self.call})"
+
+
+@dataclass
+class Outcome:
+    step: Step
+    kind: str
+    stopped_safely: bool = False
+    resumed_clean: bool = False
+    problems: list[str] = field(default_factory=list)
+    stop_message: str = ""
+
+
+def final_state(state: dict[str, Any]) -> dict[str, Any]:
+    """What a finished change must leave, independent of timings and counters."""
+    estate, sql = state["estate"], state["sql"]
+    hosts = {}
+    for name, h in estate["hosts"].items():
+        hosts[name] = {
+            "version": h["sso"]["version"], "holds_secret": h["sso"]["holds_secret"],
+            "tools_server": h["sso"]["tools_server"],
+            "services": {s: v["status"] for s, v in h["services"].items()},
+            "host_instances": {i["host_name"]: i["service_state"] for i in h.get("host_instances") or []},
+        }
+    c = estate["cluster"]
+    return {"hosts": hosts, "secret_server": sql["secret_server"],
+            "group": (c["group"]["owner"], c["group"]["state"]), "resource": (c["resource"]["owner"], c["resource"]["state"]),
+            "jobs": {j: bool(v["enabled"]) for j, v in sql["jobs"].items()}}
+
+
+def steps_of(trace: list[dict[str, Any]]) -> list[Step]:
+    counts: Counter[tuple[str, str]] = Counter()
+    steps: dict[tuple[str, str, str], Step] = {}
+    for call in trace:
+        key = (call["host"], call["operation"])
+        counts[key] += 1
+        k = (call["phase"], call["host"], call["operation"])
+        steps.setdefault(k, Step(call["phase"], call["host"], call["operation"], counts[key]))
+    return list(steps.values())
+
+
+def representative(steps: list[Step]) -> list[tuple[Step, str]]:
+    """The CI slice: every (phase, operation) once, on its first host, the kinds taken in turn."""
+    seen: set[tuple[str, str]] = set()
+    picked = []
+    kinds = itertools.cycle(KINDS)
+    for s in steps:
+        if (s.phase, s.operation) not in seen:
+            seen.add((s.phase, s.operation))
+            picked.append((s, next(kinds)))
+    return picked
+
+
+def clean_run(work: Path) -> tuple[list[Step], dict[str, Any]]:
+    lab = LabProcess(SCENARIO, work / "lab-inventory.yml").start()
+    try:
+        run = run_suite(work / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
+                        "CHG-CLEAN", env=dict(lab.env))
+        assert run.returncode == 0, run.output[-3000:]
+        return steps_of(run.summary["calls"]), final_state(lab.state())
+    finally:
+        lab.stop()
+
+
+def _secret_safe(state: dict[str, Any], backup_copied: bool) -> list[str]:
+    """The master secret exists on some SSO server or in a verified off-node copy; SSODB's secret server
+    is a holder (the cluster name counts when the group's owner holds it)."""
+    hosts = state["estate"]["hosts"]
+    holders = {n for n, h in hosts.items() if h["sso"]["holds_secret"]}
+    problems = []
+    if not holders and not backup_copied:
+        problems.append("no SSO server holds the master secret and no backup copy was made")
+    mss = (state["sql"]["secret_server"] or "").upper()
+    owner = (state["estate"]["cluster"]["group"]["owner"] or "").upper()
+    named = owner if mss == state["estate"]["cluster"]["name"].upper() else mss
+    if named not in {h.upper() for h in holders}:
+        problems.append(f"SSODB names {mss} as secret server but {named} does not hold the secret")
+    return problems
+
+
+def run_one(step: Step, kind: str, work: Path, clean: dict[str, Any]) -> Outcome:
+    out = Outcome(step, kind)
+    lab = LabProcess(SCENARIO, work / "lab-inventory.yml").start()
+    try:
+        lab.post("/faults", {"kind": kind, "host": step.host, "operation": step.operation, "call": step.call,
+                             "seconds": 10**7, "message": f"injected {kind} fault",
+                             "output": "WARNING: The term is ambiguous (injected)"})
+        first = run_suite(work / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
+                          f"CHG-F-{step.call}", env=dict(lab.env))
+        out.problems += _check_stop(first, step, kind, lab)
+        out.stopped_safely = not out.problems
+        lab.post("/faults/clear", {})
+        second = run_suite(work / "reports", f"--inventory={lab.inventory_path}", "--resume", first.dir.name,
+                           env=dict(lab.env)) if first.dir else None
+        if second is None or second.returncode != 0:
+            out.problems.append(f"resume failed: {(second.output if second else first.output)[-1500:]}")
+        else:
+            got = final_state(lab.state())
+            if got != clean:
+                diff = {k: (got[k], clean[k]) for k in clean if got.get(k) != clean[k]}
+                out.problems.append(f"resumed state differs from the clean run's: {json.dumps(diff, default=str)[:1500]}")
+            else:
+                out.resumed_clean = True
+    except Exception as exc:  # noqa: BLE001 - one scenario's crash is a finding, not the matrix's end
+        out.problems.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        lab.stop()
+    return out
+
+
+def _check_stop(first: SuiteRun, step: Step, kind: str, lab: LabProcess) -> list[str]:
+    problems = []
+    if first.returncode != 1:
+        return [f"the run did not stop (exit code {first.returncode})"]
+    journal = first.journal()
+    fired = lab.state()["faults"]["fired"]
+    if not fired:
+        return ["the fault never fired: the step was not reached"]
+    stops = [r for r in journal if r["kind"] in ("phase_stopped", "gate_refused")]
+    if not stops:
+        problems.append("no phase_stopped or gate_refused record")
+    else:
+        message = stops[0].get("message") or " ".join(stops[0].get("findings") or [])
+        if step.host not in message:
+            problems.append(f"the stop message does not name {step.host}: {message[:300]}")
+    failed_at = next((i for i, r in enumerate(journal) if r["kind"] in ("phase_stopped", "gate_refused")), len(journal))
+    later = [r for r in journal[failed_at:] if r["kind"] == "intent"]
+    if later:
+        problems.append(f"{len(later)} step(s) started after the stop, e.g. {later[0].get('step')} on {later[0].get('host')}")
+    # after the faulted call nothing that changes the estate reached a host
+    calls = first.summary.get("calls", []) if (first.dir / "summary.json").exists() else []
+    hit = next((i for i, c in enumerate(calls) if (c["host"], c["operation"]) == (step.host, step.operation)
+                and c["outcome"] != "ok"), None)
+    if hit is not None:
+        after = [c for c in calls[hit + 1:] if c["operation"] in MUTATING and c["started"] > calls[hit]["started"] + calls[hit]["seconds"]]
+        if after:
+            problems.append(f"{len(after)} changing call(s) after the fault, e.g. {after[0]['operation']} on {after[0]['host']}")
+    backup_copied = any(p.is_file() for p in (first.dir.parent.parent / "secret-backups").rglob("*.bak"))
+    problems += _secret_safe(lab.state(), backup_copied)
+    return problems
+
+
+def run_matrix(cases: list[tuple[Step, str]], work: Path, clean: dict[str, Any], workers: int = 3) -> list[Outcome]:
+    def one(i_case: tuple[int, tuple[Step, str]]) -> Outcome:
+        i, (step, kind) = i_case
+        return run_one(step, kind, work / f"case-{i:03d}", clean)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, enumerate(cases)))
+
+
+def totals_text(outcomes: list[Outcome]) -> str:
+    lines = [f"fault matrix: {len(outcomes)} scenarios, "
+             f"{sum(o.stopped_safely for o in outcomes)} stopped safely, "
+             f"{sum(o.resumed_clean for o in outcomes)} resumed to the clean state"]
+    for o in outcomes:
+        mark = "ok " if o.stopped_safely and o.resumed_clean else "BAD"
+        lines.append(f"  {mark} {o.kind:<12} {o.step}" + ("" if not o.problems else f"  -- {o.problems[0][:300]}"))
+    return "\n".join(lines)

@@ -145,6 +145,11 @@ def phase(run: Run, name: str) -> Iterator[None]:
                      **{k: round(prior[k] + stats[k], 3) for k in ("seconds", "winrm_calls", "sql_statements")}}
         run.phase_stats[name] = stats
         run.journal.write("phase_finished", phase=name, **stats)
+        for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - evidence must not stop the change
+                pass
 
 
 def require_ready(run: Run, action: str) -> None:

@@ -108,6 +108,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     refresh(item.config)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Rewrite report.html after every phase, not only after every test: the phases run inside fixture
+    setups, and a run killed in phase 4 must still leave a report that shows phases 1–3."""
+    run, rep = _run(session.config), _html_report(session.config)
+    if run is None or rep is None:
+        return
+
+    def rewrite() -> None:
+        refresh(session.config)
+        rep._generate_report()
+
+    run.phase_listeners.append(rewrite)
+
+
 def refresh(config: pytest.Config, *, final: bool = False) -> None:
     """Rebuild the story at the top of the report from the journal."""
     run, rep = _run(config), _html_report(config)

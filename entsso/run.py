@@ -102,6 +102,7 @@ class Run:
     failover_evidence: dict[str, Any] = field(default_factory=dict)
     current_phase: str = "gate"
     call_trace: list[dict[str, Any]] = field(default_factory=list)  # every WinRM call with its phase
+    phase_listeners: list[Any] = field(default_factory=list)  # called after each phase (the report rewrites)
     estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     _snapshot: Snapshot | None = None

@@ -104,3 +104,42 @@ def test_summary_has_per_phase_figures(full_run):
     assert summary["phases"]["upgrade"]["winrm_calls"] > 0
     assert summary["totals"]["failed"] == 0
     json.dumps(summary)
+
+
+def test_a_run_killed_mid_change_leaves_a_readable_report(tmp_path):
+    """Kill -9 the suite while it waits for a manual upgrade (phase 4): the report shows phases 1–3."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from selftest.e2e.suite import ROOT
+
+    scenario = tmp_path / "slow-operator.yml"
+    scenario.write_text("extends: fast\nname: slow-operator\nupgrade:\n  operator_delay_sec: 1000000\n")
+    reports = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTSSO_", "PYTEST_"))}
+    env["ENTSSO_REPORTS"] = str(reports)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--lab={scenario}",
+                             "--apply", "--change-ticket", "CHG-KILLED-1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        journal = None
+        while time.monotonic() < deadline:
+            found = list(reports.glob("*/journal.jsonl"))
+            if found and "operator_instruction" in found[0].read_text():
+                journal = found[0]
+                break
+            time.sleep(0.2)
+        assert journal is not None, "the run never reached the manual upgrade"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the suite and the lab it started
+        proc.wait()
+    report = journal.parent / "report.html"
+    assert report.exists()
+    shot = _chromium(str(tmp_path / "k"), "--virtual-time-budget=5000", "--dump-dom", report.as_uri())
+    dom = shot.stdout
+    for title in TITLES[:3]:
+        assert title in dom, f"{title!r} missing from the report of the killed run"
+    assert "CHG-KILLED-1" in dom

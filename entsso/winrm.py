@@ -347,7 +347,21 @@ class WindowsHost:
                 "WinRM listens on that port (winrm enumerate winrm/config/listener) and that the firewall "
                 "allows it.") from None
         except (winrm.exceptions.WinRMTransportError, winrm.exceptions.WinRMError) as exc:
+            if self.settings.transport in ("kerberos", "credssp") and not isinstance(exc, winrm.exceptions.WSManFaultError):
+                raise CredentialsRefused(
+                    self.name, operation,
+                    f"{self.settings.transport} authentication to {self.endpoint} failed ({exc}). Check the "
+                    "Kerberos ticket with klist and renew an expired one with kinit user@REALM; the host must "
+                    "be named by its DNS name (an SPN exists for it), not an IP address.") from None
             raise RemoteError(self.name, operation, f"WinRM refused the request: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - gssapi/spnego errors of a Kerberos login have no common base
+            if self.settings.transport in ("kerberos", "credssp"):
+                raise CredentialsRefused(
+                    self.name, operation,
+                    f"{self.settings.transport} authentication to {self.endpoint} failed "
+                    f"({type(exc).__name__}: {exc}). Check the Kerberos ticket with klist and renew an expired "
+                    "one with kinit user@REALM.") from None
+            raise
         finally:
             self._release(proto, healthy)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -66,8 +67,29 @@ def run_suite(reports: Path, *args: str, env: dict[str, str] | None = None, time
     reports.mkdir(parents=True, exist_ok=True)
     before = set(reports.iterdir())
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTSSO_", "PYTEST_"))}
+    # every run is a secrets canary: passwords the test did not choose are recognisable fresh values
+    for name in SECRET_VARIABLES:
+        child_env[name] = f"Canary-{name[7:11]}-{secrets.token_hex(6)}"
     child_env.update({"ENTSSO_REPORTS": str(reports)}, **(env or {}))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
                           cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout)
     new = sorted(p for p in set(reports.iterdir()) - before if p.is_dir())
-    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, new[-1] if new else None)
+    run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, new[-1] if new else None)
+    leaks = find_secrets(run, [child_env[n] for n in SECRET_VARIABLES if len(child_env.get(n, "")) >= 8])
+    assert not leaks, f"a secret leaked into {leaks}"
+    return run
+
+
+SECRET_VARIABLES = ("ENTSSO_WINRM_PASSWORD", "ENTSSO_SQL_PASSWORD", "ENTSSO_SECRET_PASSWORD")
+
+
+def find_secrets(run: SuiteRun, values: list[str]) -> list[str]:
+    """Where any of `values` appears: the run's output, or a file of its run directory."""
+    hits = ["the run's output"] if any(v in run.output for v in values) else []
+    if run.dir is not None:
+        for path in run.dir.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                if any(v.encode() in data for v in values):
+                    hits.append(str(path))
+    return hits

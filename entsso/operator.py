@@ -3,6 +3,7 @@ progress while the suite waits. In a lab run the lab plays that person (it recei
 through its control endpoint and runs Setup after a delay)."""
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Callable
 
@@ -14,10 +15,12 @@ class Operator:
         self.instructions: list[str] = []
 
     def tell(self, line: str) -> None:
+        logging.getLogger("entsso.operator").info("%s", line.strip())
         self._write(line)
 
     def instruct(self, node: str, text: str, target_version: str) -> None:
         self.instructions.append(text)
+        logging.getLogger("entsso.operator").warning("%s", text.strip())
         self._write(text)
         if self.lab is not None:
             self.lab.post("/operator", {"action": "instruct", "host": node, "version": target_version})

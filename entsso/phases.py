@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from entsso.sso import ENTSSO
 from entsso.winrm import RemoteError
 
 T = TypeVar("T")
+log = logging.getLogger("entsso.phases")
 
 
 class PhaseFailed(Exception):
@@ -46,16 +48,20 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
         pytest.fail(f"[{phase}] {name}{' on ' + host if host else ''} not started: the run stopped "
                     f"in phase {run.stopped[0]}", pytrace=False)
     run.journal.intent(phase, name, host, **intent)
+    log.info("%s%s: started", name, f" on {host}" if host else "")
     started = time.monotonic()
     try:
         result = action()
     except (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, LookupError, RuntimeError) as exc:
         run.journal.result(phase, name, host, "failed", error=str(exc),
                            seconds=round(time.monotonic() - started, 3), **intent)
+        log.error("%s%s: failed: %s", name, f" on {host}" if host else "", exc)
         stop(run, phase, f"{name}{' on ' + host if host else ''} failed: {exc}")
         raise  # not reached: stop() raises
-    run.journal.result(phase, name, host, _outcome(result), evidence=result,
+    outcome = _outcome(result)
+    run.journal.result(phase, name, host, outcome, evidence=result,
                        seconds=round(time.monotonic() - started, 3), **intent)
+    log.info("%s%s: %s in %.1f s", name, f" on {host}" if host else "", outcome, time.monotonic() - started)
     return result
 
 

@@ -4,6 +4,7 @@ report files (report.html, junit.xml, journal.jsonl, summary.json, lab-state.jso
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -101,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         control = LabControl(run.inventory.lab.control_url)  # a hand-started lab plays the operator too
     run.operator = Operator(write=_console_writer(config), lab=control)
+    _attach_phase_log(run)
     run.calls.listeners.append(lambda r: run.call_trace.append(
         {"phase": run.current_phase, "host": r.host, "operation": r.operation, "outcome": r.outcome,
          "started": r.started, "seconds": round(r.seconds, 4)}))
@@ -115,6 +117,28 @@ def pytest_configure(config: pytest.Config) -> None:
     opt.self_contained_html = True
     if not getattr(opt, "xmlpath", None):
         opt.xmlpath = str(run_dir / "junit.xml")
+
+
+class _PhaseLog(logging.Handler):
+    """The entsso loggers' records, kept per phase so the report shows each phase's log with its phase
+    (pytest would file a session fixture's whole setup log under the first test that needed it)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(logging.INFO)
+        self.run = run
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.run.phase_logs.setdefault(self.run.current_phase, []).append(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break the change
+            pass
+
+
+def _attach_phase_log(run: Run) -> None:
+    logger = logging.getLogger("entsso")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_PhaseLog(run))
 
 
 def _lock_estate(run: Run) -> None:
@@ -233,6 +257,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
             if html_extras is not None:
                 report.extras = [*getattr(report, "extras", []), html_extras.text(text, name=name)]
     run = item.config.stash.get(RUN_KEY, None)
+    if run is not None and report.when == "setup":
+        ran = [p for p in run.phase_stats if p not in item.config.__dict__.setdefault("_entsso_phases_seen", set())]
+        if ran:  # this test's setup ran phases: their log belongs to them, in the report's timeline
+            item.config._entsso_phases_seen.update(ran)
+            item.stash[PHASES_SET_UP_KEY] = ran
+    ran_here = item.stash.get(PHASES_SET_UP_KEY, None) if run is not None else None
+    if ran_here:  # pytest repeats the setup's captured output in the call and teardown reports too
+        report.sections = [(n, b) for n, b in report.sections if not (n.startswith("Captured") and n.endswith("setup"))]
+        if report.when == "call":
+            report.sections.append(("phases set up here", "This test's setup ran the phases " + ", ".join(ran_here)
+                                    + ": their logs are in the timeline at the top of the report, each with "
+                                      "its phase."))
     if run is not None and report.failed and item.nodeid not in run.failed_tests:
         run.failed_tests.append(item.nodeid)
     outcomes = item.config.__dict__.setdefault("_entsso_outcomes", {})
@@ -343,6 +379,7 @@ def _attach(request: pytest.FixtureRequest, name: str, fact: Any) -> None:
 
 
 EVIDENCE_KEY = pytest.StashKey[list]()
+PHASES_SET_UP_KEY = pytest.StashKey[list]()
 
 
 

@@ -129,6 +129,7 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
         return
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
     prefix[:] = [story_html(run, final=final)]
+    rep._report.additional_summary["postfix"][:] = [next_steps_html(run)]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -156,7 +157,27 @@ def story_html(run: Run, *, final: bool = False) -> str:
         parts.append('<p class="entsso-done"><b>The run finished every phase it was asked for.</b></p>')
     parts.append("<h3>Timeline</h3>")
     parts.append(timeline_html(records))
+    logs = [(p, run.phase_logs[p]) for p in PHASE_TITLES if run.phase_logs.get(p) and p != "gate"]
+    if logs:
+        parts.append("<h3>Log of each phase</h3>")
+        for p, lines in logs:
+            parts.append(f"<details class='entsso-phase-log'><summary>{e(PHASE_TITLES.get(p, p))} "
+                         f"({len(lines)} lines)</summary><pre>{e(chr(10).join(lines))}</pre></details>")
     return "\n".join(parts)
+
+
+def next_steps_html(run: Run) -> str:
+    """The report's closing section: where the estate is and what to do next."""
+    if run.stopped:
+        phase, message = run.stopped
+        return (f'<h3>What to do next</h3><div class="entsso-next" style="border:2px solid #c00;padding:8px">'
+                f"<p>The run stopped in phase {html.escape(PHASE_TITLES.get(phase, phase))}: "
+                f"{html.escape(message.splitlines()[0])}</p>{recovery_html(run, phase)}"
+                f"<p>Every phase's recovery: docs/recovery.md.</p></div>")
+    if run.options.apply:
+        return "<h3>What to do next</h3><p>Nothing: attach this report to the change ticket.</p>"
+    return ("<h3>What to do next</h3><p>A read-only gate: fix what failed, run it again; when it passes, run "
+            "the change with --apply --change-ticket.</p>")
 
 
 def timeline_html(records: list[dict[str, Any]]) -> str:

@@ -103,6 +103,7 @@ class Run:
     current_phase: str = "gate"
     call_trace: list[dict[str, Any]] = field(default_factory=list)  # every WinRM call with its phase
     phase_listeners: list[Any] = field(default_factory=list)  # called after each phase (the report rewrites)
+    phase_logs: dict[str, list[str]] = field(default_factory=dict)  # phase -> its log lines (the report)
     estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     _snapshot: Snapshot | None = None

@@ -82,6 +82,11 @@ def test_report_shows_ticket_phases_and_outcome_counts(rendered, full_run):
     for title in TITLES:
         assert title in dom, f"phase {title!r} not in the rendered report"
     assert "no result (run ended)" not in dom  # every operation of a finished run has its outcome
+    # each phase's log is with its phase, not under the first test whose setup ran it
+    assert "Log of each phase" in dom
+    for title in TITLES:
+        assert re.search(re.escape(title) + r" \(\d+ lines\)", dom), f"no log for {title}"
+    assert "their logs are in the timeline" in dom
     passed = full_run.summary["totals"]["passed"]
     # pytest-html renders the counts with JavaScript from the embedded data: only a browser shows them
     assert re.search(rf"{passed}\s+Passed", dom), "the passed count is not rendered"

@@ -45,6 +45,9 @@ def test_stopped_run_resumes_where_it_stopped(lab, tmp_path):
     first = run_suite(tmp_path / "reports", f"--inventory={inv}", "--apply", "--change-ticket", "CHG-RESUME-1", env=env)
     assert first.returncode == 1
     assert "exit code 1603" in first.output and f"--resume {first.dir.name}" in first.output
+    report = (first.dir / "report.html").read_text()
+    assert "What to do next" in report and f"--resume {first.dir.name}" in report
+    assert "Read the installer log" in report  # the cause and the way out, in the evidence
     assert _received(lab, "NODE1", "Install-SsoUpdate") == 1
     backups_before = _received(lab, "NODE1", "Backup-MasterSecret")
 

@@ -475,7 +475,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
                  f"through SSO (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']}). Check ENTSSO on "
                  f"{node} and the master secret there (restore it from this change's backup), then resume.")
     run.failover_evidence = seen
-    return {"snapshot": run.snapshot(fresh=True), "per_node": seen, "start_owner": start_owner}
+    return {"snapshot": _observe(run), "per_node": seen, "start_owner": start_owner}
 
 
 # --- phase 7: put BizTalk back ------------------------------------------------------------------------------

@@ -161,7 +161,9 @@ class Run:
         """The baseline: from the run this one resumes, else from the first snapshot."""
         with self._lock:
             if self._baseline is None:
-                if self.prior and self.prior.baseline:
+                # the resumed run's baseline only if its gate passed: a gate that refused may have
+                # seen an unreachable host, and a baseline missing it would leave it silenced at the end
+                if self.prior and self.prior.baseline and self.prior.gate_passed:
                     self._baseline = Baseline.from_dict(self.prior.baseline)
                 else:
                     self._baseline = Baseline.from_snapshot(self.snapshot())

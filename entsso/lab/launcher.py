@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ from typing import Any
 
 class LabError(RuntimeError):
     pass
+
+
+def _drain(stream: Any) -> None:
+    try:
+        for _ in iter(stream.readline, ""):
+            pass
+    except (OSError, ValueError):  # closed at stop()
+        pass
 
 
 @dataclass
@@ -73,17 +82,16 @@ class LabProcess:
             raise LabError(f"the lab did not become ready within {timeout:.0f} s")
         fields = dict(part.split("=", 1) for part in line.split()[2:] if "=" in part)
         self.control_url = fields["control"]
+        # keep both pipes drained for the lab's whole life: a full pipe would stall it mid-run
+        for stream in (self._proc.stdout, self._proc.stderr):
+            threading.Thread(target=_drain, args=(stream,), daemon=True).start()
         return self
 
     def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.control_url + "/state", timeout=10) as resp:
-            return json.loads(resp.read())
+        return LabControl(self.control_url).state()
 
     def post(self, path: str, doc: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(self.control_url + path, data=json.dumps(doc).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
+        return LabControl(self.control_url).post(path, doc)
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

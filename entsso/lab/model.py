@@ -536,6 +536,10 @@ class Estate:
                 raise PSError(f"{h.name} is not reachable (restarting or down)", "OperationTimeout")
         if handler is None:
             raise PSError(NOT_RECOGNIZED.format(operation), "ObjectNotFound")
+        if isinstance(params.get("timeout_sec"), (int, float)):
+            # the suite's waits are real seconds (it cannot know the lab runs fast); the estate's clock
+            # runs `speed` estate seconds per real one
+            params = {**params, "timeout_sec": float(params["timeout_sec"]) * self.clock.speed}
         return handler(h, params or {})
 
     # --- facts -------------------------------------------------------------------------------------------

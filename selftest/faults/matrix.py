@@ -147,7 +147,7 @@ def run_one(step: Step, kind: str, work: Path, clean: dict[str, Any]) -> Outcome
 def _check_stop(first: SuiteRun, step: Step, kind: str, lab: LabProcess) -> list[str]:
     problems = []
     if first.returncode != 1:
-        return [f"the run did not stop (exit code {first.returncode})"]
+        return [f"the run did not stop as a failed change does (exit code {first.returncode}): {first.output[-1200:]}"]
     journal = first.journal()
     fired = lab.state()["faults"]["fired"]
     if not fired:

@@ -104,8 +104,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """During a change the report is rewritten after every test (and every phase): a crash still leaves
+    it. A read-only gate writes it once at the end (each rewrite costs a few milliseconds a test)."""
     yield
     refresh(item.config)
+    run, rep = _run(item.config), _html_report(item.config)
+    if run is not None and rep is not None and run.options.apply:
+        rep._generate_report()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -62,7 +62,7 @@ class SuiteRun:
         return [json.loads(line) for line in (self.dir / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
-def run_suite(reports: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> SuiteRun:
+def run_suite(reports: Path, *args: str, env: dict[str, str | None] | None = None, timeout: float = 600) -> SuiteRun:
     """`python -m pytest ARGS` from the project root with reports under `reports`; the new run dir."""
     reports.mkdir(parents=True, exist_ok=True)
     before = set(reports.iterdir())
@@ -71,6 +71,7 @@ def run_suite(reports: Path, *args: str, env: dict[str, str] | None = None, time
     for name in SECRET_VARIABLES:
         child_env[name] = f"Canary-{name[7:11]}-{secrets.token_hex(6)}"
     child_env.update({"ENTSSO_REPORTS": str(reports)}, **(env or {}))
+    child_env = {k: v for k, v in child_env.items() if v is not None}  # None: the test wants it unset
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
                           cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout)
     new = sorted(p for p in set(reports.iterdir()) - before if p.is_dir())

@@ -123,3 +123,22 @@ def test_a_backup_that_did_not_happen_stops_the_run_before_unclustering(lab, tmp
                    "Restore-MasterSecret", "Set-SsoServer")
     assert not [k for k in received if k.split()[1] in destructive]
     assert lab.state()["sql"]["secret_server"] == "SSOCLUSTER"
+
+
+def test_gate_apply_prepares_and_stops_after_phase_2_then_the_read_only_gate_passes(lab, tmp_path):
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    prepared = run_suite(tmp_path / "reports", "tests_pre", inv, "--apply", "--change-ticket", "CHG-PREP-1", env=env)
+    assert prepared.returncode == 0, prepared.output[-3000:]
+    phases = {r["phase"] for r in prepared.journal() if r["kind"] == "phase_finished"}
+    assert phases == {"silence", "backup"}
+    received = lab.state()["winrm"]["received"]
+    assert not [k for k in received if k.split()[1] in ("Update-SsoDatabase", "Set-ClusterResourceState",
+                                                         "Move-ClusterGroup", "Install-SsoUpdate")]
+    changes = lab.state()["changes"]
+    # the gate re-run read-only for the same change judges that run's backups, and changes nothing
+    gate = run_suite(tmp_path / "reports", "tests_pre", inv, "--change-ticket", "CHG-PREP-1", env=env)
+    assert gate.returncode == 0, gate.output[-3000:]
+    assert gate.outcomes["test_master_secret_backed_up_in_this_change"] == "passed"
+    assert lab.state()["changes"] == changes
+    started = [r for r in gate.journal() if r["kind"] == "change_started"]
+    assert started and prepared.dir.name in started[0]["source"]

@@ -49,3 +49,15 @@ def test_apply_without_a_change_ticket_is_refused_before_anything_starts(tmp_pat
     assert run.returncode == 4
     assert "--apply changes the estate and needs --change-ticket" in run.output
     assert run.dir is None  # no run directory: no lab was started
+
+
+def test_keep_silenced_upgrades_but_leaves_biztalk_silenced(tmp_path):
+    run = run_suite(tmp_path, "--lab", "fast", "--apply", "--change-ticket", "CHG-SILENT-1", "--keep-silenced")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.outcomes["test_biztalk_back_to_the_baseline"] == "skipped"
+    assert run.outcomes["test_node_runs_the_target_sso_version[NODE2]"] == "passed"
+    state = run.lab_state
+    bts1 = {i["host_name"]: i["service_state"] for i in state["estate"]["hosts"]["BTS1"]["host_instances"]}
+    assert bts1["ReceiveHost"] == "Stopped"
+    assert not any(j["enabled"] for j in state["sql"]["jobs"].values())
+    assert "resume" not in {r["phase"] for r in run.journal() if r["kind"] == "phase_started"}

@@ -36,9 +36,9 @@ def stop(run: Run, phase: str, message: str) -> None:
     """End the phase: journal it and fail the fixture (every later phase depends on it, so nothing after
     it changes the estate)."""
     run.journal.write("phase_stopped", phase=phase, message=message,
-                      resume=f"pytest --apply --resume {run.id}")
+                      resume=run.resume_command())
     run.stopped = (phase, message)
-    pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: pytest --apply --resume {run.id}", pytrace=False)
+    pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: {run.resume_command()}", pytrace=False)
 
 
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
@@ -82,6 +82,8 @@ def _outcome(result: Any) -> str:
             walk(getattr(o, "__dict__", {}))
 
     walk(result)
+    if isinstance(result, dict) and isinstance(result.get("exit_code"), int) and result["exit_code"] != 0:
+        return f"exit code {result['exit_code']}"  # an installer's answer: the phase decides what it means
     return "unchanged" if flags and not any(flags) else "ok"
 
 

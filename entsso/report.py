@@ -156,7 +156,7 @@ def story_html(run: Run, *, final: bool = False) -> str:
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
-                     f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b><pre>{e(message)}</pre>"
+                     f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b><pre style='white-space:pre-wrap'>{e(message)}</pre>"
                      f"{recovery_html(run, phase)}</div>")
     elif final and run.options.apply:
         parts.append('<p class="entsso-done"><b>The run finished every phase it was asked for.</b></p>')
@@ -218,7 +218,7 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
                 detail = f"{r.get('winrm_calls')} WinRM calls, {r.get('sql_statements')} SQL statements"
             outcome = r.get("outcome", "")
             colour = {"ok": "#070", "unchanged": "#555", "failed": "#c00"}.get(outcome, "#a60")
-            rows.append(f"<tr><td>{e(str(r.get('start', ''))[11:23])}</td><td>{e(r.get('host') or 'SQL Server')}</td>"
+            rows.append(f"<tr><td>{e(str(r.get('start', ''))[11:23])}</td><td>{e(r.get('host') or ('SQL Server' if r.get('kind') in ('intent', 'result') else '—'))}</td>"
                         f"<td>{e(what)}</td><td style='color:{colour}'>{e(outcome)}</td><td>{e(str(detail))}</td></tr>")
     if not rows:
         return "<p>No operation has run yet.</p>"
@@ -249,7 +249,11 @@ RECOVERY = {
 def recovery_html(run: Run, phase: str) -> str:
     e = html.escape
     return (f"<p><b>Where the estate is and what to do:</b> {RECOVERY.get(phase, 'See docs/recovery.md.')}</p>"
-            f"<p>Resume: <code>{e(f'pytest --inventory <inventory> --apply --resume {run.id}')}</code></p>")
+            f"<p>Resume: <code>{e(resume_command(run))}</code></p>")
+
+
+def resume_command(run: Run) -> str:
+    return run.resume_command()
 
 
 # --- secrets ---------------------------------------------------------------------------------------------

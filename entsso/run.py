@@ -213,6 +213,14 @@ class Run:
                 return b.last_write_utc, f"the write time of {b.path}"
         return snap.taken_at, "the first observation of this run"
 
+    def resume_command(self) -> str:
+        """What the operator types to resume this run once the cause is fixed."""
+        if self.lab is not None:
+            return (f"pytest --inventory=<a lab started by hand> --resume {self.id}  (a --lab run's estate "
+                    "ends with the run: resume against a lab started with python -m entsso.lab serve)")
+        inventory = getattr(self.inventory, "path", None) or "<the inventory>"
+        return f"pytest --inventory={inventory} --resume {self.id}"
+
     def done_steps(self) -> frozenset[tuple[str, str, str | None]]:
         """Steps a resumed run's predecessor finished (those that cannot be read back from the estate)."""
         return self.prior.done_steps if self.prior else frozenset()

@@ -154,6 +154,7 @@ class Lab:
             self._control.server_close()
         self.wsman.stop()
         self.sql_endpoint.stop()
+        self.sql.close()  # cut SQL Agent jobs still running short
 
     @property
     def control_url(self) -> str:

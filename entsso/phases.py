@@ -35,9 +35,9 @@ class PhaseFailed(Exception):
 def stop(run: Run, phase: str, message: str) -> None:
     """End the phase: journal it and fail the fixture (every later phase depends on it, so nothing after
     it changes the estate)."""
+    run.stopped = (phase, message)  # first: a concurrent host's thread must not start a step after this
     run.journal.write("phase_stopped", phase=phase, message=message,
                       resume=run.resume_command())
-    run.stopped = (phase, message)
     pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: {run.resume_command()}", pytrace=False)
 
 

@@ -43,6 +43,7 @@ class Outcome:
     kind: str
     stopped_safely: bool = False
     resumed_clean: bool = False
+    absorbed: bool = False  # a failed *read* inside a polling wait, re-read; the run finished clean
     problems: list[str] = field(default_factory=list)
     stop_message: str = ""
 
@@ -123,6 +124,12 @@ def run_one(step: Step, kind: str, work: Path, clean: dict[str, Any]) -> Outcome
                              "output": "WARNING: The term is ambiguous (injected)"})
         first = run_suite(work / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
                           f"CHG-F-{step.call}", env=dict(lab.env))
+        if (first.returncode == 0 and step.operation not in MUTATING and lab.state()["faults"]["fired"]
+                and final_state(lab.state()) == clean):
+            # the upgrade wait re-reads a node that fails one look (Setup may be replacing SSO's files or
+            # restarting the node); it gives up only when the node stays silent past the reboot timeout
+            out.absorbed = True
+            return out
         out.problems += _check_stop(first, step, kind, lab)
         out.stopped_safely = not out.problems
         lab.post("/faults/clear", {})
@@ -185,11 +192,17 @@ def run_matrix(cases: list[tuple[Step, str]], work: Path, clean: dict[str, Any],
         return list(pool.map(one, enumerate(cases)))
 
 
+def ok(o: Outcome) -> bool:
+    return o.absorbed or (o.stopped_safely and o.resumed_clean)
+
+
 def totals_text(outcomes: list[Outcome]) -> str:
     lines = [f"fault matrix: {len(outcomes)} scenarios, "
              f"{sum(o.stopped_safely for o in outcomes)} stopped safely, "
-             f"{sum(o.resumed_clean for o in outcomes)} resumed to the clean state"]
+             f"{sum(o.resumed_clean for o in outcomes)} resumed to the clean state, "
+             f"{sum(o.absorbed for o in outcomes)} read faults absorbed by a polling wait (finished clean)"]
     for o in outcomes:
-        mark = "ok " if o.stopped_safely and o.resumed_clean else "BAD"
+        mark = "ok " if ok(o) else "BAD"
+        mark = "abs" if o.absorbed else mark
         lines.append(f"  {mark} {o.kind:<12} {o.step}" + ("" if not o.problems else f"  -- {o.problems[0][:300]}"))
     return "\n".join(lines)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from selftest.faults.matrix import KINDS, clean_run, representative, run_matrix, totals_text
+from selftest.faults.matrix import KINDS, clean_run, ok, representative, run_matrix, totals_text
 
 
 @pytest.fixture(scope="module")
@@ -27,5 +27,5 @@ def test_every_fault_stops_safely_and_resumes_clean(clean, tmp_path, capsys):
     with capsys.disabled():
         print("\n" + report)
     (tmp_path / "matrix.txt").write_text(report)
-    bad = [o for o in outcomes if not (o.stopped_safely and o.resumed_clean)]
+    bad = [o for o in outcomes if not ok(o)]
     assert not bad, report

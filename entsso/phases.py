@@ -35,19 +35,23 @@ class PhaseFailed(Exception):
 def stop(run: Run, phase: str, message: str) -> None:
     """End the phase: journal it and fail the fixture (every later phase depends on it, so nothing after
     it changes the estate)."""
-    run.stopped = (phase, message)  # first: a concurrent host's thread must not start a step after this
-    run.journal.write("phase_stopped", phase=phase, message=message,
-                      resume=run.resume_command())
+    with run.step_gate:  # atomic with step()'s check-and-intent: no step can start after this record
+        run.stopped = (phase, message)
+        run.journal.write("phase_stopped", phase=phase, message=message,
+                          resume=run.resume_command())
     pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: {run.resume_command()}", pytrace=False)
 
 
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
     """One operation: journal the intent, run it, journal the result (or the failure) and return it.
     Once any step of the run has stopped it (a concurrent host's, say), no new step starts."""
-    if run.stopped is not None:
+    with run.step_gate:  # atomic with stop(): an intent is never journalled after the stop record
+        stopped = run.stopped
+        if stopped is None:
+            run.journal.intent(phase, name, host, **intent)
+    if stopped is not None:
         pytest.fail(f"[{phase}] {name}{' on ' + host if host else ''} not started: the run stopped "
-                    f"in phase {run.stopped[0]}", pytrace=False)
-    run.journal.intent(phase, name, host, **intent)
+                    f"in phase {stopped[0]}", pytrace=False)
     log.info("%s%s: started", name, f" on {host}" if host else "")
     started = time.monotonic()
     try:

@@ -110,6 +110,7 @@ class Run:
     _baseline: Baseline | None = None
     _change_started: datetime | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    step_gate: threading.Lock = field(default_factory=threading.Lock)  # phases.step / phases.stop
 
     # --- Plan (entsso.gate.Plan) -----------------------------------------------------------------
     def target_version(self, node: str) -> str:

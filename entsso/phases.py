@@ -260,9 +260,7 @@ def _copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
 
 
 def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
-    job = next((j for j in run.job_names if j.startswith("Backup BizTalk Server")), None)
-    if job is None:
-        stop(run, "backup", "no 'Backup BizTalk Server (…)' job in the inventory's job list; add it")
+    job = run.inventory.sql.backup_job  # the inventory checks it is one of sql.jobs
     step(run, "backup", "force a full BizTalk backup", None,
          lambda: backup.ensure_full_backup(run.sql, job, run.change_started, run.inventory.timeouts.backup_job,
                                            run.poller), job=job)

@@ -107,24 +107,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     """During a change the report is rewritten after every test (and every phase): a crash still leaves
     it. A read-only gate writes it once at the end (each rewrite costs a few milliseconds a test)."""
     yield
-    refresh(item.config)
-    run, rep = _run(item.config), _html_report(item.config)
-    if run is not None and rep is not None and run.options.apply:
-        rep._generate_report()
+    run = _run(item.config)
+    if run is not None and run.options.apply:
+        rewrite(item.config)
+    else:
+        refresh(item.config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Rewrite report.html after every phase, not only after every test: the phases run inside fixture
     setups, and a run killed in phase 4 must still leave a report that shows phases 1–3."""
-    run, rep = _run(session.config), _html_report(session.config)
-    if run is None or rep is None:
-        return
+    run = _run(session.config)
+    if run is not None:
+        run.phase_listeners.append(lambda: rewrite(session.config))
 
-    def rewrite() -> None:
-        refresh(session.config)
+
+def rewrite(config: pytest.Config) -> None:
+    """Rebuild the story and write report.html now."""
+    refresh(config)
+    rep = _html_report(config)
+    if rep is not None:
         rep._generate_report()
-
-    run.phase_listeners.append(rewrite)
 
 
 def refresh(config: pytest.Config, *, final: bool = False) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from entsso.lab.launcher import LabProcess
 from selftest.e2e.suite import SuiteRun, run_suite
 
 CANARY = "Canary-Secret-9b1e77d2"  # the master secret backup password for the shared run
@@ -13,3 +14,19 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     reports = tmp_path_factory.mktemp("full-run")
     return run_suite(reports, "--lab", "fast", "--apply", "--change-ticket", "CHG-SELFTEST-1",
                      env={"ENTSSO_SECRET_PASSWORD": CANARY})
+
+
+@pytest.fixture
+def start_lab(tmp_path):
+    """start_lab(SCENARIO): a lab started by hand (python -m entsso.lab serve), as an estate that outlives
+    a run; stopped after the test."""
+    labs: list[LabProcess] = []
+
+    def start(scenario: str) -> LabProcess:
+        lab = LabProcess(scenario, tmp_path / f"lab-{len(labs)}" / "lab-inventory.yml").start()
+        labs.append(lab)
+        return lab
+
+    yield start
+    for lab in labs:
+        lab.stop()

@@ -6,16 +6,13 @@ import os
 
 import pytest
 
-from entsso.lab.launcher import LabProcess
 from entsso.winrm import CredentialsRefused, WindowsHost, WinRMSettings
 from selftest.e2e.suite import run_suite
 
 
 @pytest.fixture
-def lab(tmp_path):
-    proc = LabProcess("fast", tmp_path / "lab-inventory.yml").start()
-    yield proc
-    proc.stop()
+def lab(start_lab):
+    return start_lab("fast")
 
 
 def test_resume_of_an_unknown_run_is_refused(tmp_path):

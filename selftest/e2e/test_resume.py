@@ -14,11 +14,8 @@ from selftest.e2e.suite import run_suite
 
 
 @pytest.fixture
-def lab(tmp_path):
-    proc = LabProcess("package", tmp_path / "lab-inventory.yml")
-    proc.start()
-    yield proc
-    proc.stop()
+def lab(start_lab):
+    return start_lab("package")
 
 
 def _received(lab: LabProcess, host: str, operation: str) -> int:

@@ -17,6 +17,7 @@ import string
 import sys
 import types
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -219,11 +220,28 @@ class WinRM(_Model):
     username: str = Field(min_length=1, description="the account, DOMAIN\\user or user@domain")
     password_env: str | None = Field(None, description="the variable holding the account's password")
     allow_insecure: bool = Field(False, description="allow basic authentication over http (lab and test estates)")
+    proxy: str | None = Field(None, min_length=1, description="an HTTP proxy for WinRM, http://host:port; default "
+                                                             "none (HTTP(S)_PROXY in the environment is not used)")
 
     @field_validator("password_env")
     @classmethod
     def _env(cls, value: str | None) -> str | None:
         return None if value is None else check_env_name(value)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _fail("{url!r} is not a proxy URL; write http://proxy.corp.example:8080 (or leave proxy out: "
+                        "WinRM then goes straight to the hosts)", url=value)
+        if parts.username or parts.password:
+            # not echoed: it holds a password
+            raise _fail("holds a user name or password; a secret may not sit in the inventory. Use a proxy "
+                        "that authenticates this machine, or leave proxy out")
+        return value
 
     @model_validator(mode="after")
     def _default_port(self) -> "WinRM":

@@ -242,7 +242,7 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                              cert_validation=w.server_cert_validation == "validate",
                              ca_trust_path=w.ca_trust_path, connect_timeout=w.connect_timeout,
                              read_timeout=w.read_timeout, operation_timeout=w.operation_timeout,
-                             call_timeout=w.call_timeout)
+                             call_timeout=w.call_timeout, proxy=w.proxy)
     password = inventory.secrets.winrm_password
     hosts = {h.name: WindowsHost(h.name, h.address or h.name, w.username, password, settings, calls)
              for h in inventory.hosts()}

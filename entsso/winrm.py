@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Protocol as TypingProtocol
 
 import requests
 import winrm.exceptions
+import winrm.transport
 from winrm.protocol import Protocol
 
 CMD_LIMIT = 8191  # cmd.exe's maximum command-line length (KB 830473)
@@ -227,10 +228,26 @@ class WinRMSettings:
     read_timeout: float = 60.0
     operation_timeout: float = 20.0  # WS-Man OperationTimeout: how long one Receive may wait
     call_timeout: float = 120.0  # the deadline of one call, added to an operation's own timeout_sec
+    proxy: str | None = None  # an HTTP proxy for WinRM; None: straight to the host, whatever the environment says
 
     @property
     def pywinrm_transport(self) -> str:
         return "plaintext" if self.transport == "basic" else self.transport
+
+
+class _Transport(winrm.transport.Transport):
+    """pywinrm's transport with a session that ignores the environment (`requests`' trust_env): no proxy,
+    CA bundle or .netrc is taken from it. A corporate HTTP(S)_PROXY must not carry WinRM to the estate
+    unasked (pywinrm deprecates reading it), and looking the environment up cost about a millisecond of
+    CPU per request (docs/performance.md). A proxy the inventory names is set explicitly."""
+
+    def setup_encryption(self, session: requests.Session) -> None:
+        session.trust_env = False  # NTLM/Kerberos over http: this is the session's first request
+        super().setup_encryption(session)
+
+    def send_message(self, message: str | bytes) -> bytes:
+        self.build_session().trust_env = False
+        return super().send_message(message)
 
 
 class WindowsHost:
@@ -274,7 +291,9 @@ class WindowsHost:
             ca_trust_path=s.ca_trust_path,  # None: requests' own store (pywinrm's legacy env lookup is deprecated)
             read_timeout_sec=int(max(s.read_timeout, s.operation_timeout + 1)),
             operation_timeout_sec=int(s.operation_timeout),
+            proxy=s.proxy,  # None: pywinrm sets no_proxy=* (and _Transport reads nothing from the environment)
         )
+        proto.transport.__class__ = _Transport  # the same transport, with an environment-free session
         # pywinrm hands read_timeout_sec to requests as-is; a (connect, read) pair lets an unreachable
         # host fail in connect_timeout instead of the long read timeout.
         proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
@@ -327,7 +346,8 @@ class WindowsHost:
             if stdin is not None:
                 proto.send_command_input(shell_id, command_id, stdin, end=True)
             out, err, code = self._collect(proto, shell_id, command_id, deadline, operation)
-            proto.cleanup_command(shell_id, command_id)
+            # no Signal before the Delete: deleting a shell ends its commands and frees their resources
+            # (MS-WSMV 3.1.4.4.1), so a terminate signal to a finished command is one request for nothing
             proto.close_shell(shell_id, close_session=False)
             healthy = True
             return out, err, code
@@ -341,6 +361,12 @@ class WindowsHost:
                 "Check the user name and the password environment variable named in the inventory, "
                 "and that the account is allowed to use WinRM on that host.") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if self.settings.proxy and isinstance(exc, requests.exceptions.ProxyError):
+                raise HostUnreachable(
+                    self.name, operation,
+                    f"no answer from {self.endpoint} through the proxy {self.settings.proxy} "
+                    f"({type(exc).__name__}). Check that the proxy is up and lets this machine reach WinRM's "
+                    "port, or remove winrm.proxy from the inventory to go straight to the hosts.") from None
             raise HostUnreachable(
                 self.name, operation,
                 f"no answer from {self.endpoint} ({type(exc).__name__}). Check that the host is up, that "

@@ -113,3 +113,40 @@ def test_every_call_is_counted_and_timed_per_host(make_lab):
     per_host = calls.per_host()
     assert per_host["NODE1"]["calls"] == 1 and per_host["NODE2"]["calls"] == 2
     assert all(r.seconds > 0 for r in calls.records)
+
+
+def test_a_call_is_create_command_receive_delete_and_no_signal(make_lab):
+    """Deleting the shell ends its commands (MS-WSMV 3.1.4.4.1): a terminate Signal first would be a fifth
+    request for nothing. The first call on a connection adds NTLM's three-request handshake."""
+    lab = make_lab()
+    host = lab_host(lab, "NODE1")
+
+    def requests_of(operation: str, params: dict) -> int:
+        before = lab.wsman.stats["hosts"]["NODE1"]["requests"]
+        host.invoke(operation, params)
+        return lab.wsman.stats["hosts"]["NODE1"]["requests"] - before
+
+    assert requests_of("Get-HostFacts", FACTS) == 3 + 5  # handshake; Create, Command, Send (stdin), Receive, Delete
+    assert requests_of("Get-HostFacts", FACTS) == 5  # the kept connection is already authenticated
+    small = {"path": "C:\\SSOBackup\\t.txt", "content_b64": "eA=="}
+    assert not plan_invocation("Write-File", small).via_stdin  # fits the command line: no Send
+    assert requests_of("Write-File", small) == 4
+    assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 0
+
+
+def test_proxy_variables_of_the_environment_do_not_carry_winrm(make_lab, monkeypatch):
+    """An admin box often has HTTP(S)_PROXY set for the web; WinRM must still go straight to the hosts."""
+    lab = make_lab()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)["computer_name"] == "NODE1"
+
+
+def test_a_named_proxy_is_used_and_named_when_it_does_not_answer(make_lab):
+    lab = make_lab()
+    host = lab_host(lab, "NODE1", proxy="http://127.0.0.1:9")
+    with pytest.raises(HostUnreachable) as err:
+        host.invoke("Get-HostFacts", FACTS)
+    assert "through the proxy http://127.0.0.1:9" in str(err.value)

@@ -250,6 +250,22 @@ def test_unknown_transport_is_refused(tmp_path: Path) -> None:
     assert "winrm.transport: 'negotiate' is not one of 'ntlm', 'kerberos', 'credssp' or 'basic'" in message
 
 
+def test_a_winrm_proxy_is_taken_when_named(tmp_path: Path) -> None:
+    assert load_inventory(write(tmp_path, doc_with(**{"winrm.proxy": "http://proxy.corp.example:8080"}))
+                          ).winrm.proxy == "http://proxy.corp.example:8080"
+    assert load_inventory(write(tmp_path, BASE)).winrm.proxy is None  # default: straight to the hosts
+
+
+def test_a_proxy_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
+    message = refused(tmp_path, doc_with(**{"winrm.proxy": "proxy.corp.example:8080"}))
+    assert "winrm.proxy: 'proxy.corp.example:8080' is not a proxy URL" in message and "http://" in message
+
+
+def test_a_proxy_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    message = refused(tmp_path, doc_with(**{"winrm.proxy": f"http://me:{CANARY}@proxy:8080"}))
+    assert "winrm.proxy" in message and "password" in message and CANARY not in message
+
+
 def test_read_timeout_must_exceed_operation_timeout(tmp_path: Path) -> None:
     message = refused(tmp_path, doc_with(**{"winrm.read_timeout": 20, "winrm.operation_timeout": 20}))
     assert "winrm.read_timeout: 20 must be greater than winrm.operation_timeout" in message

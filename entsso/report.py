@@ -110,8 +110,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     run = _run(item.config)
     if run is not None and run.options.apply:
         rewrite(item.config)
-    else:
-        refresh(item.config)
+    # a read-only gate's story is built once, at the session's end (pytest_sessionfinish)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

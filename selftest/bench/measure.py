@@ -112,3 +112,10 @@ def startup(doc: dict[str, Any]) -> float:
     """pytest's own start after the lab is up, to the first request (collection, fixtures): fixed."""
     firsts = [c["start"] for c in doc["calls"]] + [s["start"] for s in doc["statements"]]
     return round(min(firsts, default=doc["configured"]) - doc["configured"], 3)
+
+
+def first_snapshot(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate's look at the estate (every host's facts and SQL Server's, at once): its wall time and the
+    CPU the suite's process and the lab's spent on it; None if the recorder saw none."""
+    snaps = doc.get("snapshots") or []
+    return snaps[0] if snaps else None

@@ -52,12 +52,21 @@ def test_gate_on_32_servers_asks_all_34_hosts_in_one_wave(gate_32: run.Result):
     assert gate_32.total.calls == 34 and gate_32.total.critical_path == 1, run.table(gate_32)
 
 
-@pytest.mark.xfail(reason="issue 8 not yet met: on a 2-CPU runner 34 concurrent NTLM calls (client and lab both "
-                          "in Python) stretch each call from 0.43 s to ~1.2 s; docs/performance.md", strict=False)
-def test_gate_on_32_servers_keeps_the_estate_at_most_one_and_a_half_times_as_long_as_on_2(
+@pytest.mark.xfail(reason="issue 8 not met on this 2-CPU runner: the gate's 34 calls need ~0.7 s of the suite's CPU "
+                          "(one core: pywinrm/requests/NTLM, ~20 ms a host) and ~0.4 s of the lab's, more than the "
+                          "300 ms latency can hide; docs/performance.md", strict=False)
+def test_gate_on_32_servers_takes_at_most_one_and_a_half_times_as_long_as_on_2(
         gate_2: run.Result, gate_32: run.Result):
-    # the estate span (first request to last answer); pytest's verdicts per test are reported beside it
-    assert not run.scale_criteria(gate_2, gate_32, figure="span"), run.table(gate_2) + run.table(gate_32)
+    assert not run.scale_criteria(gate_2, gate_32, figure="wall"), (
+        run.table(gate_2) + run.table(gate_32))
+
+
+def test_the_gate_costs_the_suite_little_cpu_per_host(gate_32: run.Result):
+    """What keeps the gate from being flat on a small runner is the suite's CPU per host (docs/performance.md):
+    a change that makes it grow (an environment lookup per request, a deep copy per fact) shows here."""
+    snap = gate_32.snapshot
+    assert snap is not None and snap["hosts"] == 34
+    assert snap["suite_cpu"] / snap["hosts"] <= 0.040, gate_32.cpu_line()
 
 
 def test_full_run_stays_near_its_lower_bound(reports: Path):

@@ -61,20 +61,6 @@ def test_gate_on_32_servers_takes_at_most_one_and_a_half_times_as_long_as_on_2(
         run.table(gate_2) + run.table(gate_32))
 
 
-def test_at_a_real_hosts_second_a_call_the_gate_on_32_servers_stays_within_one_and_a_half_times_that_on_2(
-        reports: Path):
-    """Issue 8's premise: a call costs a real host about a second. The suite's CPU per host then fits in the
-    wait, and the gate is flat. Best of two runs each: a shared runner's noise only ever adds time."""
-    def best(servers: int) -> run.Result:
-        runs = [run.bench_gate(f"{servers} servers, 1 s a call",
-                               scenarios.scale_scenario(servers, 20, run.HOST_LATENCY), reports) for _ in range(2)]
-        return min(runs, key=lambda r: r.total.wall)
-
-    small, large = best(2), best(32)
-    assert large.total.calls == 34 and large.total.critical_path == 1
-    assert not run.scale_criteria(small, large, figure="wall"), run.table(small) + run.table(large)
-
-
 def test_the_gate_costs_the_suite_little_cpu_per_host(gate_32: run.Result):
     """What keeps the gate from being flat on a small runner is the suite's CPU per host (docs/performance.md):
     a change that makes it grow (an environment lookup per request, a deep copy per fact) shows here."""

@@ -66,6 +66,8 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
         security += " — INSECURE OPT-IN (allow_insecure: true)"
     if w.server_cert_validation != "validate":
         security += ", certificate validation OFF"
+    if getattr(w, "proxy", None):
+        security += f", through the proxy {w.proxy}"
     for key in ("CI", "Plugins", "Packages"):
         metadata.pop(key, None)
     metadata.update({

@@ -1,5 +1,6 @@
-"""When report.html is rewritten during a change: after a failed test at once, after passed tests at most
-every REWRITE_EVERY seconds (each rewrite renders every result so far), never per test in a read-only gate."""
+"""The report: when report.html is rewritten during a change (after a failed test at once, after passed
+tests at most every REWRITE_EVERY seconds: each rewrite renders every result so far; never per test in a
+read-only gate), and how its header names the way WinRM travels."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -73,3 +74,25 @@ def test_a_read_only_gate_never_rewrites_per_test(harness):
         after_test(f"t{i}", run)
         clock.now += 5
     assert writes == []
+
+
+def _metadata(winrm: SimpleNamespace) -> dict:
+    from datetime import datetime, timezone
+
+    run = SimpleNamespace(inventory=SimpleNamespace(winrm=winrm, environment="PROD"), id="r1",
+                          options=SimpleNamespace(apply=False, change_ticket=None, resume=None),
+                          started=datetime(2026, 11, 25, tzinfo=timezone.utc), cluster_name="SSOCLUSTER",
+                          nodes=["NODE1"], biztalk_servers=["BTS1"])
+    config = SimpleNamespace(stash=pytest.Stash())
+    config.stash[RUN_KEY] = run
+    metadata: dict = {}
+    report.pytest_metadata(metadata, config)
+    return metadata
+
+
+def test_the_report_names_how_winrm_travels_including_a_proxy():
+    w = SimpleNamespace(transport="ntlm", https=True, allow_insecure=False, server_cert_validation="validate",
+                        proxy=None)
+    assert _metadata(w)["WinRM"] == "ntlm over https"
+    w.proxy = "http://proxy.corp.example:8080"
+    assert _metadata(w)["WinRM"] == "ntlm over https, through the proxy http://proxy.corp.example:8080"

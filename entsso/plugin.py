@@ -218,6 +218,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     try:
         if getattr(run, "estate_lock", None) is not None:
             run.estate_lock.release()
+        run.close_hosts()  # the shells kept on the hosts, while the hosts (and a lab) still answer
         if run.lab is not None:
             try:
                 (run.dir / "lab-state.json").write_text(json.dumps(run.lab.state(), indent=2, default=str))

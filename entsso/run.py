@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -226,9 +227,15 @@ class Run:
         """Steps a resumed run's predecessor finished (those that cannot be read back from the estate)."""
         return self.prior.done_steps if self.prior else frozenset()
 
+    def close_hosts(self) -> None:
+        """Delete the shells kept on every host, all hosts at once (each is a request to that host)."""
+        hosts = list(self.hosts.values())
+        if hosts:
+            with ThreadPoolExecutor(max_workers=min(64, len(hosts))) as pool:
+                list(pool.map(lambda h: h.close(), hosts))
+
     def close(self) -> None:
-        for h in self.hosts.values():
-            h.close()
+        self.close_hosts()
         self.sql.close()
         if self.journal:
             self.journal.close()

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Protocol as TypingProtocol
 
 import requests
+import urllib3.exceptions
 import winrm.exceptions
 import winrm.transport
 from winrm.protocol import Protocol
@@ -250,9 +251,31 @@ class _Transport(winrm.transport.Transport):
         return super().send_message(message)
 
 
+SHELL_NOT_FOUND = 2150858843  # WSManFault 0x8033805B: the shell was deleted (its IdleTimeout passed, WinRM restarted)
+
+
+def _command_never_ran(exc: BaseException) -> bool:
+    """Whether a failed Command request on a kept shell certainly ran nothing, so that the call may try once
+    more on a fresh connection and shell. Only refusals qualify: the shell is gone, the connection's login
+    is gone, an HTTP error without a WS-Man fault (a message sealed for a login the host no longer has), or
+    a connection that could not be made. A reset or timeout after the request went out may have started
+    the command: that is never retried."""
+    if isinstance(exc, winrm.exceptions.WSManFaultError):
+        return exc.wsman_fault_code == SHELL_NOT_FOUND
+    if isinstance(exc, (winrm.exceptions.InvalidCredentialsError, winrm.exceptions.WinRMTransportError,
+                        requests.exceptions.ConnectTimeout)):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
 class WindowsHost:
     """One Windows host reached over WinRM. Thread-safe: each concurrent call takes its own connection
-    from a small pool, and connections are kept open between calls (pywinrm's Session closes them)."""
+    from a small pool. Connections are kept between calls with their cmd shell (pywinrm runs any number
+    of commands in one shell): a call on a kept shell is Command, [Send], Receive, Signal; close() deletes
+    the shells."""
 
     def __init__(
         self,
@@ -269,7 +292,7 @@ class WindowsHost:
         self._username = username
         self._password = password
         self.calls = calls if calls is not None else CallLog()
-        self._pool: list[Protocol] = []
+        self._pool: list[tuple[Protocol, str]] = []  # (connection, its open shell)
         self._pool_lock = threading.Lock()
         scheme = "https" if settings.https else "http"
         port = settings.port or (5986 if settings.https else 5985)
@@ -299,28 +322,38 @@ class WindowsHost:
         proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
         return proto
 
-    def _acquire(self) -> tuple[Protocol, bool]:
-        """A connection and whether it was kept from an earlier call."""
+    def _acquire(self) -> tuple[Protocol, str | None]:
+        """A kept connection with its shell, or a new connection (shell None)."""
         with self._pool_lock:
             if self._pool:
-                return self._pool.pop(), True
-        return self._new_protocol(), False
+                return self._pool.pop()
+        return self._new_protocol(), None
 
-    def _release(self, proto: Protocol, healthy: bool) -> None:
-        if healthy:
+    def _release(self, proto: Protocol, shell_id: str | None, healthy: bool) -> None:
+        if healthy and shell_id:
             with self._pool_lock:
-                self._pool.append(proto)
-        else:
-            try:
-                proto.transport.close_session()
-            except Exception:  # noqa: BLE001 - a broken session is discarded either way
-                pass
+                self._pool.append((proto, shell_id))
+            return
+        self._discard(proto, shell_id)
+
+    @staticmethod
+    def _discard(proto: Protocol, shell_id: str | None, *, delete_shell: bool = False) -> None:
+        try:
+            if delete_shell and shell_id:
+                proto.close_shell(shell_id, close_session=False)
+        except Exception:  # noqa: BLE001 - best effort: WinRM deletes an idle shell itself (IdleTimeout)
+            pass
+        try:
+            proto.transport.close_session()
+        except Exception:  # noqa: BLE001 - a broken session is discarded either way
+            pass
 
     def close(self) -> None:
+        """Delete the kept shells and close their connections."""
         with self._pool_lock:
             pool, self._pool = self._pool, []
-        for proto in pool:
-            self._release(proto, healthy=False)
+        for proto, shell_id in pool:
+            self._discard(proto, shell_id, delete_shell=True)
 
     # the call
     def run(self, command_line: str, stdin: bytes | None = None, *, timeout: float | None = None,
@@ -328,31 +361,37 @@ class WindowsHost:
         """Run one command line in a cmd shell; return (stdout, stderr, exit code). Raises RemoteError
         subclasses for transport failures and the deadline."""
         deadline = time.monotonic() + timeout if timeout else None
-        proto, pooled = self._acquire()
+        proto, shell_id = self._acquire()
         healthy = False
-        shell_id = command_id = None
+        command_id = None
         try:
-            try:
+            if shell_id is None:
                 shell_id = proto.open_shell(codepage=65001)
-            except (winrm.exceptions.WinRMTransportError, requests.exceptions.ConnectionError):
-                if not pooled:
-                    raise
-                # a kept connection the host dropped (it rebooted, say): opening a shell changes
-                # nothing, so try once more on a fresh connection before calling it a failure
-                self._release(proto, healthy=False)
-                proto, pooled = self._new_protocol(), False
-                shell_id = proto.open_shell(codepage=65001)
-            command_id = proto.run_command(shell_id, command_line)
+                command_id = proto.run_command(shell_id, command_line)
+            else:
+                try:
+                    command_id = proto.run_command(shell_id, command_line)
+                except Exception as exc:  # noqa: BLE001 - classified just below
+                    if not _command_never_ran(exc):
+                        raise
+                    # the kept shell or connection is gone (WinRM's IdleTimeout, a restarted host) and the
+                    # Command was refused before anything ran: once more on a fresh connection and shell
+                    self._discard(proto, shell_id)
+                    proto, shell_id = self._new_protocol(), None
+                    shell_id = proto.open_shell(codepage=65001)
+                    command_id = proto.run_command(shell_id, command_line)
             if stdin is not None:
                 proto.send_command_input(shell_id, command_id, stdin, end=True)
             out, err, code = self._collect(proto, shell_id, command_id, deadline, operation)
-            # no Signal before the Delete: deleting a shell ends its commands and frees their resources
-            # (MS-WSMV 3.1.4.4.1), so a terminate signal to a finished command is one request for nothing
-            proto.close_shell(shell_id, close_session=False)
-            healthy = True
+            try:
+                proto.cleanup_command(shell_id, command_id)  # the command ends; the shell stays for the next call
+                healthy = True
+            except Exception:  # noqa: BLE001 - the answer is in hand; this connection and shell are not kept
+                pass
             return out, err, code
         except OperationTimedOut:
             self._abandon(proto, shell_id, command_id)
+            shell_id = None
             raise
         except winrm.exceptions.InvalidCredentialsError:
             raise CredentialsRefused(
@@ -389,7 +428,7 @@ class WindowsHost:
                     "one with kinit user@REALM.") from None
             raise
         finally:
-            self._release(proto, healthy)
+            self._release(proto, shell_id, healthy)
 
     def _collect(self, proto: Protocol, shell_id: str, command_id: str, deadline: float | None,
                  operation: str) -> tuple[bytes, bytes, int]:

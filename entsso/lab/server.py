@@ -124,7 +124,9 @@ class Lab:
                      for h in self.hosts]
         self.wsman = WsmanServer(endpoints, self.backend,
                                  max_receive_wait=float(scenario.get("max_receive_wait_sec", 5)),
-                                 request_latency=(lambda host: self.clock.real(latency)) if latency else None)
+                                 request_latency=(lambda host: self.clock.real(latency)) if latency else None,
+                                 # winrm/config/winrs IdleTimeout, estate seconds (Windows' default: 2 hours)
+                                 shell_idle_timeout=self.clock.real(float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
         from entsso.lab.sqlserver import SqlEndpoint
 
         self.sql_endpoint = SqlEndpoint(self.sql, address=self.sql_address, port=0,
@@ -206,8 +208,8 @@ class Lab:
         self._sync_reachability(host)
 
     def _sync_reachability(self, host: str) -> None:
-        reachable = host not in self._unreachable and self.estate.is_reachable(host)
-        self.wsman.set_reachable(host, reachable)
+        up = self.estate.is_reachable(host)  # False while the model has the host down (a reboot)
+        self.wsman.set_reachable(host, host not in self._unreachable and up, restarted=not up)
 
     def _watch_reachability(self) -> None:
         # a node that reboots goes away and comes back on the estate's own schedule

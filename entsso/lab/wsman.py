@@ -204,6 +204,7 @@ class _Shell:
     id: str
     owner: str
     commands: dict[str, _Command] = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)  # WinRM deletes a shell idle past IdleTimeout
 
 
 class WsmanFault(Exception):
@@ -220,7 +221,7 @@ class WsmanFault(Exception):
 class _HostState:
     """Everything the server knows about one simulated host; guarded by `lock`."""
 
-    STAT_KEYS = ("requests", "commands", "auth_failures", "receive_timeouts", "shells_open",
+    STAT_KEYS = ("requests", "commands", "shells_created", "auth_failures", "receive_timeouts", "shells_open",
                  "bytes_in", "bytes_out", "encrypted_requests")
 
     def __init__(self, endpoint: HostEndpoint) -> None:
@@ -507,13 +508,16 @@ class WsmanServer:
 
     def __init__(self, endpoints: list[HostEndpoint], backend: ShellBackend, *, max_receive_wait: float = 5.0,
                  request_latency: Callable[[str], float] | None = None, tls: tuple[str, str] | None = None,
-                 allow_unencrypted: bool = True) -> None:
+                 allow_unencrypted: bool = True, shell_idle_timeout: float = 7200.0) -> None:
         names = [e.name for e in endpoints]
         if len(set(names)) != len(names):
             raise ValueError(f"host names must be unique, got {names}")
         self.backend = backend
         self.max_receive_wait = max_receive_wait
         self.request_latency = request_latency
+        # winrm/config/winrs IdleTimeout (real seconds here): a shell with no request for longer is deleted
+        # by the service, and a request naming it gets fault 2150858843
+        self.shell_idle_timeout = shell_idle_timeout
         self.tls = tls
         self.allow_unencrypted = allow_unencrypted
         self._hosts = {e.name: _HostState(e) for e in endpoints}
@@ -565,8 +569,10 @@ class WsmanServer:
                                        name=f"wsman-{host.endpoint.name}", daemon=True)
         host.thread.start()
 
-    def set_reachable(self, host: str, reachable: bool) -> None:
-        """Unreachable: the host's port refuses connections and open connections are reset."""
+    def set_reachable(self, host: str, reachable: bool, *, restarted: bool = False) -> None:
+        """Unreachable: the host's port refuses connections and open connections are reset. `restarted`
+        (a reboot, a node that is down): its WinRM service stops too, and with it every shell it kept; off
+        the network only, the shells wait for their IdleTimeout as on Windows."""
         state = self._hosts[host]
         if state.reachable == reachable:  # the lab's watcher calls this every 50 ms
             return
@@ -579,6 +585,9 @@ class WsmanServer:
                     listener, state.listener = state.listener, None
                 if listener is not None:
                     listener.cut()
+                if restarted:
+                    with state.lock:
+                        state.shells.clear()
                 return
             with state.lock:
                 if self._started and state.listener is None:
@@ -649,14 +658,19 @@ class WsmanServer:
             opts[opt.get("Name", "").upper()] = (opt.text or "").strip()
         return opts
 
-    @staticmethod
-    def _shell(host: _HostState, header: ET.Element) -> _Shell:
+    def _shell(self, host: _HostState, header: ET.Element) -> _Shell:
         shell_id = ""
         for sel in header.iter(_q("w", "Selector")):
             if sel.get("Name") == "ShellId":
                 shell_id = (sel.text or "").strip()
+        now = time.monotonic()
         with host.lock:
             shell = host.shells.get(shell_id.upper())
+            if shell is not None and now - shell.last_used > self.shell_idle_timeout:
+                del host.shells[shell.id]  # idle past IdleTimeout: the service deleted it
+                shell = None
+            if shell is not None:
+                shell.last_used = now
         if shell is None:
             raise WsmanFault(FAULT_SHELL_NOT_FOUND, "w:InvalidSelectors",
                              f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the "
@@ -680,6 +694,7 @@ class WsmanServer:
         shell_id = str(uuid.uuid4()).upper()
         with host.lock:
             host.shells[shell_id] = _Shell(shell_id, host.endpoint.username)
+            host.stats["shells_created"] += 1
         ep = host.endpoint
         addr = f"{'https' if self.tls else 'http'}://{ep.address}:{ep.port}/wsman"
         return "http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", (
@@ -689,7 +704,7 @@ class WsmanServer:
             f"</x:ResourceCreated>"
             f"<rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId><rsp:ResourceUri>{CMD_RESOURCE}</rsp:ResourceUri>"
             f"<rsp:Owner>{_xml_text(ep.username)}</rsp:Owner><rsp:ClientIP>127.0.0.1</rsp:ClientIP>"
-            "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>stdin</rsp:InputStreams>"
+            f"<rsp:IdleTimeOut>PT{self.shell_idle_timeout:.3f}S</rsp:IdleTimeOut><rsp:InputStreams>stdin</rsp:InputStreams>"
             "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
             "<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
         )
@@ -767,7 +782,9 @@ class WsmanServer:
         cmd = self._command_of(host, shell, command_id)
         op_timeout = _duration_seconds(header.findtext(_q("w", "OperationTimeout")))
         wait = self.max_receive_wait if op_timeout is None else min(op_timeout, self.max_receive_wait)
-        if not cmd.done.wait(wait):
+        finished_waiting = cmd.done.wait(wait)
+        shell.last_used = time.monotonic()  # a Receive long-poll is activity until it answers
+        if not finished_waiting:
             host.count("receive_timeouts")
             raise WsmanFault(FAULT_TIMED_OUT, "w:TimedOut", TIMED_OUT_TEXT, sender=False)
         assert cmd.result is not None

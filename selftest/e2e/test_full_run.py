@@ -36,6 +36,16 @@ def test_full_upgrade_on_the_lab(full_run):
     assert firsts == sorted(firsts), phases
 
 
+def test_the_run_reuses_shells_and_leaves_none_open(full_run):
+    """Each host's calls run in kept shells (one Create for many Commands), and the run's end deletes
+    them while the hosts still answer."""
+    stats = full_run.lab_state["winrm"]["stats"]["totals"]
+    calls = sum(full_run.summary["winrm_per_host"][h]["calls"] for h in full_run.summary["winrm_per_host"])
+    assert stats["shells_open"] == 0
+    assert stats["commands"] >= calls
+    assert stats["shells_created"] <= calls / 2, stats  # ~one shell a host and concurrent call, not one a call
+
+
 def test_without_apply_the_whole_suite_changes_nothing(tmp_path):
     run = run_suite(tmp_path, "--lab", "fast")
     assert run.returncode == 1  # the post-state does not hold on an estate that was not upgraded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 
 import pytest
 import winrm
@@ -115,23 +116,71 @@ def test_every_call_is_counted_and_timed_per_host(make_lab):
     assert all(r.seconds > 0 for r in calls.records)
 
 
-def test_a_call_is_create_command_receive_delete_and_no_signal(make_lab):
-    """Deleting the shell ends its commands (MS-WSMV 3.1.4.4.1): a terminate Signal first would be a fifth
-    request for nothing. The first call on a connection adds NTLM's three-request handshake."""
+def _requests(lab, host: str = "NODE1") -> int:
+    return lab.wsman.stats["hosts"][host]["requests"]
+
+
+def _commands(lab, host: str = "NODE1") -> int:
+    return lab.wsman.stats["hosts"][host]["commands"]
+
+
+def test_a_kept_connection_keeps_its_shell_and_close_deletes_it(make_lab):
+    """pywinrm runs several commands in one shell: after the first call (NTLM's three-request handshake,
+    Create, Command, Send, Receive, Signal) a call is Command, [Send], Receive, Signal."""
     lab = make_lab()
     host = lab_host(lab, "NODE1")
 
     def requests_of(operation: str, params: dict) -> int:
-        before = lab.wsman.stats["hosts"]["NODE1"]["requests"]
+        before = _requests(lab)
         host.invoke(operation, params)
-        return lab.wsman.stats["hosts"]["NODE1"]["requests"] - before
+        return _requests(lab) - before
 
-    assert requests_of("Get-HostFacts", FACTS) == 3 + 5  # handshake; Create, Command, Send (stdin), Receive, Delete
-    assert requests_of("Get-HostFacts", FACTS) == 5  # the kept connection is already authenticated
+    assert requests_of("Get-HostFacts", FACTS) == 3 + 5  # handshake; Create, Command, Send (stdin), Receive, Signal
+    assert requests_of("Get-HostFacts", FACTS) == 4  # the kept shell: Command, Send, Receive, Signal
     small = {"path": "C:\\SSOBackup\\t.txt", "content_b64": "eA=="}
     assert not plan_invocation("Write-File", small).via_stdin  # fits the command line: no Send
-    assert requests_of("Write-File", small) == 4
-    assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 0
+    assert requests_of("Write-File", small) == 3
+    assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 1
+    host.close()
+    assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 0  # the run's end deletes what it kept
+
+
+def test_a_shell_winrm_deleted_for_idleness_is_replaced_and_the_command_runs_once(make_lab):
+    lab = make_lab(winrm={"shell_idle_timeout_sec": 20})  # winrm/config/winrs IdleTimeout, estate seconds
+    host = lab_host(lab, "NODE1")
+    host.invoke("Get-HostFacts", FACTS)
+    time.sleep(lab.clock.real(20) + 0.2)  # the kept shell idles past IdleTimeout: the service deletes it
+    before = _commands(lab)
+    assert host.invoke("Get-HostFacts", FACTS)["computer_name"] == "NODE1"
+    assert _commands(lab) - before == 1  # refused with 2150858843, then run once on a fresh shell
+    assert [r.outcome for r in host.calls.records] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["off the network", "restarted"])
+def test_a_host_that_went_away_and_came_back_is_reached_again_and_the_command_runs_once(make_lab, restarted):
+    """Its connections were reset; restarted, its WinRM service also lost the kept shell (2150858843)."""
+    lab = make_lab()
+    host = lab_host(lab, "NODE1")
+    host.invoke("Get-HostFacts", FACTS)
+    lab.wsman.set_reachable("NODE1", False, restarted=restarted)
+    lab.wsman.set_reachable("NODE1", True)
+    assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == (0 if restarted else 1)
+    before = _commands(lab)
+    assert host.invoke("Get-HostFacts", FACTS)["computer_name"] == "NODE1"
+    assert _commands(lab) - before == 1
+
+
+def test_a_command_lost_after_it_was_sent_is_not_sent_again(make_lab):
+    """The host drops the connection while the Command runs: it may have run, so the call fails and says
+    so; it is never retried (a mutating operation must not run twice)."""
+    lab = make_lab()
+    host = lab_host(lab, "NODE1")
+    host.invoke("Get-HostFacts", FACTS)  # a kept shell, so the retry path would be open
+    lab.apply_fault({"kind": "unreachable", "host": "NODE1", "operation": "Read-File"})
+    before = _commands(lab)
+    with pytest.raises(HostUnreachable):
+        host.invoke("Read-File", {"path": "C:\\SSOBackup\\t.txt"})
+    assert _commands(lab) - before == 1
 
 
 def test_proxy_variables_of_the_environment_do_not_carry_winrm(make_lab, monkeypatch):

@@ -87,3 +87,40 @@ def test_call_log_counts_per_host():
         log.add(winrm.CallRecord(host, "Op-X", {}, 0.0, 0.5, False, 10, "ok"))
     assert log.count() == 3 and log.count("A") == 2
     assert log.per_host()["A"]["calls"] == 2 and log.per_host()["B"]["seconds"] == pytest.approx(0.5)
+
+
+# --- which failed Command on a kept shell may be tried again ------------------------------------------------
+def _fault(code: int) -> Exception:
+    import winrm.exceptions as we
+
+    return we.WSManFaultError(500, "fault", "<xml/>", "reason", wsman_fault_code=code)
+
+
+@pytest.mark.parametrize("exc, retried", [
+    (_fault(2150858843), True),  # the shell was deleted (IdleTimeout, a restarted service): nothing ran
+    (_fault(2150858793), False),  # another fault: the service received the Command; no retry
+])
+def test_only_a_missing_shell_fault_retries(exc, retried):
+    from entsso.winrm import _command_never_ran
+
+    assert _command_never_ran(exc) is retried
+
+
+def test_a_refusal_before_processing_retries_and_a_lost_answer_never_does():
+    import requests
+    import urllib3.exceptions as ue
+    import winrm.exceptions as we
+
+    from entsso.winrm import _command_never_ran
+
+    not_connected = requests.exceptions.ConnectionError(
+        ue.MaxRetryError(None, "/wsman", reason=ue.NewConnectionError(None, "refused")))
+    reset_after_send = requests.exceptions.ConnectionError(
+        ue.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer")))
+    assert _command_never_ran(not_connected)
+    assert _command_never_ran(requests.exceptions.ConnectTimeout())
+    assert _command_never_ran(we.InvalidCredentialsError("401"))
+    assert _command_never_ran(we.WinRMTransportError("http", 400, "bad request"))
+    assert not _command_never_ran(reset_after_send)  # it may have run: never sent twice
+    assert not _command_never_ran(requests.exceptions.ReadTimeout())
+    assert not _command_never_ran(RuntimeError("anything else"))

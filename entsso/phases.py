@@ -17,7 +17,7 @@ import pytest
 
 from entsso import backup, biztalk, cluster, gate, services, sqlagent, sso
 from entsso.biztalk import RULE_ENGINE
-from entsso.estate import Snapshot
+from entsso.estate import Snapshot, on_hosts
 from entsso.poll import Poller, WaitTimedOut
 from entsso.run import Baseline, Run
 from entsso.sql import SqlError
@@ -89,23 +89,6 @@ def _outcome(result: Any) -> str:
     if isinstance(result, dict) and isinstance(result.get("exit_code"), int) and result["exit_code"] != 0:
         return f"exit code {result['exit_code']}"  # an installer's answer: the phase decides what it means
     return "unchanged" if flags and not any(flags) else "ok"
-
-
-def on_hosts(hosts: list[str], work: Callable[[str], T]) -> list[T]:
-    """Run per-host work concurrently; the first failure is re-raised after all have finished."""
-    if not hosts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(64, len(hosts))) as pool:  # every host at once (bounded)
-        futures = [pool.submit(work, h) for h in hosts]
-        results, first_error = [], None
-        for f in futures:
-            try:
-                results.append(f.result())
-            except BaseException as exc:  # noqa: BLE001 - includes pytest's Failed from stop()
-                first_error = first_error or exc
-        if first_error:
-            raise first_error
-        return results
 
 
 def poller(run: Run) -> Poller:

@@ -263,11 +263,7 @@ RECOVERY = {
 def recovery_html(run: Run, phase: str) -> str:
     e = html.escape
     return (f"<p><b>Where the estate is and what to do:</b> {RECOVERY.get(phase, 'See docs/recovery.md.')}</p>"
-            f"<p>Resume: <code>{e(resume_command(run))}</code></p>")
-
-
-def resume_command(run: Run) -> str:
-    return run.resume_command()
+            f"<p>Resume: <code>{e(run.resume_command())}</code></p>")
 
 
 # --- secrets ---------------------------------------------------------------------------------------------

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from entsso.estate import Snapshot, gather
+from entsso.estate import Snapshot, gather, on_hosts
 from entsso.journal import Journal, PriorRun, prior_run
 from entsso.poll import Poller
 from entsso.sql import SqlServer, SqlSettings, StatementLog
@@ -229,10 +228,7 @@ class Run:
 
     def close_hosts(self) -> None:
         """Delete the shells kept on every host, all hosts at once (each is a request to that host)."""
-        hosts = list(self.hosts.values())
-        if hosts:
-            with ThreadPoolExecutor(max_workers=min(64, len(hosts))) as pool:
-                list(pool.map(lambda h: h.close(), hosts))
+        on_hosts(self.hosts, lambda name: self.hosts[name].close())
 
     def close(self) -> None:
         self.close_hosts()

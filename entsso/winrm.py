@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, Iterable, Protocol as TypingProtocol
+from typing import Any, Callable, Protocol as TypingProtocol
 
 import requests
 import urllib3.exceptions
@@ -450,13 +450,13 @@ class WindowsHost:
                 return b"".join(out), b"".join(err), code
 
     def _abandon(self, proto: Protocol, shell_id: str | None, command_id: str | None) -> None:
+        """A call past its deadline: tell its command to stop, then delete its shell (best effort)."""
         try:
             if shell_id and command_id:
                 proto.cleanup_command(shell_id, command_id)
-            if shell_id:
-                proto.close_shell(shell_id, close_session=False)
         except Exception:  # noqa: BLE001 - best effort; the deadline error is what matters
             pass
+        self._discard(proto, shell_id, delete_shell=True)
 
     def invoke(self, operation: str, params: dict[str, Any] | None = None, *,
                timeout: float | None = None) -> dict[str, Any]:
@@ -493,23 +493,3 @@ class WindowsHost:
                 host=self.name, operation=operation, params=redact(params), started=started_wall,
                 seconds=time.monotonic() - started, via_stdin=plan.via_stdin,
                 command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code))
-
-
-def invoke_all(calls: Iterable[tuple[WindowsHost, str, dict[str, Any]]], *, max_workers: int = 16,
-               timeout: float | None = None) -> list[dict[str, Any] | RemoteError]:
-    """Run several host calls concurrently; results (or the RemoteError) in the order given."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = list(calls)
-    if not items:
-        return []
-
-    def one(item: tuple[WindowsHost, str, dict[str, Any]]) -> dict[str, Any] | RemoteError:
-        host, operation, params = item
-        try:
-            return host.invoke(operation, params, timeout=timeout)
-        except RemoteError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
-        return list(pool.map(one, items))

@@ -399,7 +399,8 @@ class WindowsHost:
                 f"the credentials for {self._username} were refused by {self.endpoint} (HTTP 401). "
                 "Check the user name and the password environment variable named in the inventory, "
                 "and that the account is allowed to use WinRM on that host.") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:  # the last: the connection broke mid-answer
             if self.settings.proxy and isinstance(exc, requests.exceptions.ProxyError):
                 raise HostUnreachable(
                     self.name, operation,

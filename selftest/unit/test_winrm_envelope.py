@@ -124,3 +124,23 @@ def test_a_refusal_before_processing_retries_and_a_lost_answer_never_does():
     assert not _command_never_ran(reset_after_send)  # it may have run: never sent twice
     assert not _command_never_ran(requests.exceptions.ReadTimeout())
     assert not _command_never_ran(RuntimeError("anything else"))
+
+
+def test_a_connection_that_breaks_mid_answer_is_an_unreachable_host(monkeypatch):
+    """The host vanished while its answer was on the wire (requests' ChunkedEncodingError, found by the CI
+    fault matrix): that is the host dropping off, said as such, not an unclassified exception."""
+    import requests
+
+    from entsso.winrm import HostUnreachable, WindowsHost, WinRMSettings
+
+    class Broken:
+        transport = type("T", (), {"close_session": lambda self: None})()
+
+        def open_shell(self, **_):
+            raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(0 bytes read)")
+
+    host = WindowsHost("NODE1", "10.0.0.11", "CORP\\svc", "pw", WinRMSettings(https=False))
+    monkeypatch.setattr(host, "_new_protocol", lambda: Broken())
+    with pytest.raises(HostUnreachable) as err:
+        host.invoke("Get-HostFacts", {})
+    assert "NODE1" in str(err.value) and "ChunkedEncodingError" in str(err.value)

@@ -42,6 +42,10 @@ def stop(run: Run, phase: str, message: str) -> None:
     pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: {run.resume_command()}", pytrace=False)
 
 
+# what operations raise when the estate refuses or does not answer; anything else is a bug, still stopped
+EXPECTED_FAILURES = (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, LookupError, RuntimeError)
+
+
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
     """One operation: journal the intent, run it, journal the result (or the failure) and return it.
     Once any step of the run has stopped it (a concurrent host's, say), no new step starts."""
@@ -56,11 +60,18 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
     started = time.monotonic()
     try:
         result = action()
-    except (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, LookupError, RuntimeError) as exc:
-        run.journal.result(phase, name, host, "failed", error=str(exc),
+    except Exception as exc:  # noqa: BLE001 - every failure is journalled and stops the run (pytest's own pass)
+        known = isinstance(exc, EXPECTED_FAILURES)
+        text = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        run.journal.result(phase, name, host, "failed", error=text,
                            seconds=round(time.monotonic() - started, 3), **intent)
-        log.error("%s%s: failed: %s", name, f" on {host}" if host else "", exc)
-        stop(run, phase, f"{name}{' on ' + host if host else ''} failed: {exc}")
+        where = f"{name}{' on ' + host if host else ''}"
+        if known:
+            log.error("%s: failed: %s", where, exc)
+            stop(run, phase, f"{where} failed: {text}")
+        log.exception("%s: unexpected error", where)
+        stop(run, phase, f"{where} failed with an unexpected error ({text}). Check the host and the estate's "
+             "state before resuming, and report this error to the entsso-upgrade maintainers.")
         raise  # not reached: stop() raises
     outcome = _outcome(result)
     run.journal.result(phase, name, host, outcome, evidence=result,

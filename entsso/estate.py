@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
-from entsso import backup, biztalk, cluster, sqlagent, sso, tsql
+from entsso import backup, biztalk, change, cluster, sqlagent, sso, tsql
 from entsso.services import Service, parse_services
 from entsso.sql import SqlError, SqlServer
 from entsso.winrm import RemoteError, WindowsHost
@@ -67,6 +67,8 @@ class HostFacts:
     package: dict[str, Any] | None = None
     backup_folder: dict[str, Any] | None = None
     secret_backup: backup.SecretBackupFile | None = None
+    change_records: tuple[change.ChangeRecord, ...] = ()  # entsso-upgrade's own, from the backup folder
+    change_record_problems: tuple[str, ...] = ()  # files of that name that are not change records
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> Service:
@@ -101,6 +103,9 @@ class Snapshot:
         """The cluster as the first reachable node sees it."""
         return next((h.cluster for h in self.nodes if h.reachable and h.cluster), None)
 
+    def change_records(self) -> list[change.ChangeRecord]:
+        return [r for h in self.nodes if h.reachable for r in h.change_records]
+
     def host_instances(self) -> list[biztalk.HostInstance]:
         return [hi for h in self.biztalk_servers for hi in h.host_instances]
 
@@ -125,13 +130,15 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
+    records, problems = change.parse_records(name, doc)
     return HostFacts(
         name=name, role=role, reachable=True,
         computer_name=doc.get("computer_name"), now_utc=_parse_time(doc.get("now_utc")),
         services=parse_services(name, doc), sso=sso.parse_sso(name, doc),
         cluster=cluster.parse_cluster(name, doc), host_instances=biztalk.parse_host_instances(name, doc),
         package=doc.get("package"), backup_folder=doc.get("backup_folder"),
-        secret_backup=backup.parse_secret_backup(name, doc), raw=doc)
+        secret_backup=backup.parse_secret_backup(name, doc),
+        change_records=records, change_record_problems=problems, raw=doc)
 
 
 def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str, HostFacts]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from entsso import change
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import HostFacts, Snapshot
 from entsso.sso import ENTSSO, version_tuple
@@ -281,6 +282,42 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                    lambda n=n: not_half_done(s, n, plan)]
     checks += [lambda j=j: job_idle(s, j) for j in plan.job_names]
     return [f for f in (c() for c in checks) if f]
+
+
+def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str], str]) -> list[Finding]:
+    """No other ticket's change is unfinished on the estate (its record in a node's backup folder), and
+    every such record could be read: one change at a time, and never a new baseline taken from an estate
+    that another change left silenced or unclustered."""
+    out = []
+    for r in s.change_records():
+        if r.open and (ticket is None or change.label(r.ticket) != change.label(ticket)):
+            out.append(Finding("no_unfinished_change", f"change {r.ticket}", f"unfinished: {r.describe()}",
+                               f"no other change in progress — continue it with `{command(r.ticket)}` "
+                               "(or back it out by hand, docs/recovery.md, then delete its record)"))
+    for h in s.nodes:
+        for problem in h.change_record_problems:
+            out.append(Finding("no_unfinished_change", h.name, f"an unreadable change record: {problem}",
+                               "every ENTSSO-*.change.json in the backup folder to be entsso-upgrade's own record"))
+    return out
+
+
+def half_done(s: Snapshot, plan: Plan) -> str | None:
+    """What of the estate looks like a change stopped part-way (for a gate that refuses), or None."""
+    seen = []
+    if s.sql.reachable and s.sql.secret_server and not _same(s.sql.secret_server, plan.cluster_name):
+        seen.append(f"SSODB names {s.sql.secret_server} as the master secret server, not the cluster name "
+                    f"{plan.cluster_name} (phase 3 moves it to the primary)")
+    view = s.cluster_view()
+    if view and view.resource and view.resource.state == "Offline" and view.group and view.group.state != "Offline":
+        # phase 3 takes the resource offline and leaves the group up (PartialOnline); a whole group offline
+        # is the estate's own fault, not a change's leftover
+        seen.append(f"the ENTSSO cluster resource {view.resource.name} is Offline while its group is "
+                    f"{view.group.state} (phase 3 takes it offline)")
+    instances = [i for h in s.biztalk_servers if h.reachable for i in h.host_instances if i.in_process]
+    jobs = [j for j in s.sql.jobs.values() if j.exists]
+    if instances and all(i.state == "Stopped" for i in instances) and jobs and not any(j.enabled for j in jobs):
+        seen.append("BizTalk is silenced: every host instance stopped and every BizTalk job disabled (phase 1)")
+    return "; ".join(seen) or None
 
 
 def change_window_start(now: datetime, hours: float = 12) -> datetime:

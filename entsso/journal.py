@@ -78,6 +78,9 @@ class PriorRun:
     applied: bool = False  # the run had --apply (it may have changed the estate)
     gate_passed: bool = False  # its readiness gate passed before it changed anything
     finished_phases: frozenset[str] = frozenset()  # phases whose last account says "done"
+    recorded: dict[str, Any] | None = None  # the change as this run recorded it on the estate (change_recorded)
+    completed: bool = False  # this run saw the change through phase 7 (change_completed)
+    started_at: str = ""  # the run_started record's time
 
 
 def prior_run(path: Path) -> PriorRun:
@@ -91,12 +94,27 @@ def prior_run(path: Path) -> PriorRun:
     return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), started,
                     baseline, done, records[-1] if records else None, applied=bool(start.get("apply")),
                     gate_passed=any(r.get("kind") == "gate_passed" for r in records),
-                    finished_phases=_finished_phases(records))
+                    finished_phases=_finished_phases(records),
+                    recorded=next((r for r in records if r.get("kind") == "change_recorded"), None),
+                    completed=any(r.get("kind") == "change_completed" for r in records),
+                    started_at=str(start.get("ts", "")))
+
+
+def runs_of(reports: Path, ticket: str, *, exclude: Path | None = None) -> list[PriorRun]:
+    """This admin box's earlier runs of a change ticket under the reports folder, oldest first."""
+    out = []
+    for path in reports.glob("*/journal.jsonl"):
+        if exclude is not None and path.parent == exclude:
+            continue
+        p = prior_run(path)
+        if p.change_ticket == ticket:
+            out.append(p)
+    return sorted(out, key=lambda p: (p.started_at, p.run_id))
 
 
 def _finished_phases(records: list[dict[str, Any]]) -> frozenset[str]:
     last: dict[str, str] = {}
     for r in records:
-        if r.get("kind") == "phase_finished":
-            last[r.get("phase", "")] = r.get("outcome", "")
+        if r.get("kind") == "phase_finished":  # the first part of a two-fixture phase does not finish it
+            last[r.get("phase", "")] = r.get("outcome", "") if r.get("complete", True) else "part done"
     return frozenset(p for p, outcome in last.items() if outcome == "done")

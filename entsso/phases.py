@@ -4,6 +4,7 @@ re-reading the facts. A failure stops the phase with a message that says what ha
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import time
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from entsso import backup, biztalk, cluster, gate, services, sqlagent, sso
+from entsso import backup, biztalk, change, cluster, gate, services, sqlagent, sso
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import Snapshot, on_hosts
 from entsso.poll import Poller, WaitTimedOut
@@ -39,7 +40,7 @@ def stop(run: Run, phase: str, message: str) -> None:
         run.stopped = (phase, message)
         run.journal.write("phase_stopped", phase=phase, message=message,
                           resume=run.resume_command())
-    pytest.fail(f"[{phase}] {message}\nWhen fixed, resume with: {run.resume_command()}", pytrace=False)
+    pytest.fail(f"[{phase}] {message}\nWhen fixed, continue the change with: {run.resume_command()}", pytrace=False)
 
 
 # what operations raise when the estate refuses or does not answer; anything else is a bug, still stopped
@@ -49,22 +50,32 @@ EXPECTED_FAILURES = (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, L
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:
     """One operation: journal the intent, run it, journal the result (or the failure) and return it.
     Once any step of the run has stopped it (a concurrent host's, say), no new step starts."""
+    key = (phase, name, host)
     with run.step_gate:  # atomic with stop(): an intent is never journalled after the stop record
-        stopped = run.stopped
+        stopped = run.stopped or (("interrupted", run.interrupted) if run.interrupted else None)
         if stopped is None:
-            run.journal.intent(phase, name, host, **intent)
+            record = run.journal.intent(phase, name, host, **intent)
+            run.in_flight[key] = record["ts"]
     if stopped is not None:
-        pytest.fail(f"[{phase}] {name}{' on ' + host if host else ''} not started: the run stopped "
-                    f"in phase {stopped[0]}", pytrace=False)
+        pytest.fail(f"[{phase}] {name}{' on ' + host if host else ''} not started: the run "
+                    + (f"was interrupted ({run.interrupted})" if stopped[0] == "interrupted"
+                       else f"stopped in phase {stopped[0]}"), pytrace=False)
     log.info("%s%s: started", name, f" on {host}" if host else "")
     started = time.monotonic()
     try:
         result = action()
+    except (KeyboardInterrupt, SystemExit) as exc:  # SIGINT/SIGTERM/SIGHUP while this step ran here
+        run.journal.result(phase, name, host, "interrupted", error=f"interrupted ({run.interrupted or type(exc).__name__}) "
+                           "while this step ran: its effect is unknown until the estate is read again",
+                           seconds=round(time.monotonic() - started, 3), **intent)
+        run.in_flight.pop(key, None)
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure is journalled and stops the run (pytest's own pass)
         known = isinstance(exc, EXPECTED_FAILURES)
         text = str(exc) if known else f"{type(exc).__name__}: {exc}"
         run.journal.result(phase, name, host, "failed", error=text,
                            seconds=round(time.monotonic() - started, 3), **intent)
+        run.in_flight.pop(key, None)
         where = f"{name}{' on ' + host if host else ''}"
         if known:
             log.error("%s: failed: %s", where, exc)
@@ -76,6 +87,7 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
     outcome = _outcome(result)
     run.journal.result(phase, name, host, outcome, evidence=result,
                        seconds=round(time.monotonic() - started, 3), **intent)
+    run.in_flight.pop(key, None)
     log.info("%s%s: %s in %.1f s", name, f" on {host}" if host else "", outcome, time.monotonic() - started)
     return result
 
@@ -107,40 +119,127 @@ def poller(run: Run) -> Poller:
 
 
 def finished_before(run: Run, name: str) -> bool:
-    """The run this one resumes finished this phase: verify it (the tests do), do not redo it."""
-    if run.prior is not None and name in run.prior.finished_phases:
-        run.journal.write("phase_skipped", phase=name, reason=f"finished by run {run.prior.run_id}")
-        return True
-    return False
+    """An earlier run of this change finished this phase: verify it (the tests do), do not redo it.
+    Phase 1 is the exception until phase 3 is done: it is run again (each step reads first, so on a
+    silenced estate it changes nothing) because BizTalk must be silent when the MSS is unclustered, and
+    someone may have started a host instance since the change was prepared."""
+    if not run.options.change_ticket:
+        return False
+    h = run.history()
+    if name not in h.finished_phases:
+        return False
+    if name == "silence" and "uncluster" not in h.finished_phases:
+        return False
+    run.journal.write("phase_skipped", phase=name, reason=f"finished earlier in change {h.ticket} "
+                      f"(runs {', '.join(h.runs) or 'on another admin box'})")
+    return True
 
 
 def prior_failover_evidence(run: Run) -> dict[str, Any]:
-    """Per node, what the resumed run saw when it owned the group there (its journal's results)."""
+    """Per node, what this change's earlier runs saw when the group was owned there (their journals'
+    results on this admin box); empty when they ran elsewhere (then phase 6 is run again)."""
     from entsso import journal
 
     per_node: dict[str, Any] = {}
-    assert run.prior is not None
-    for r in journal.read(run.dir.parent / run.prior.run_id / "journal.jsonl"):
-        if r.get("kind") != "result" or r.get("phase") != "failover" or r.get("outcome") == "failed":
-            continue
-        if r.get("step", "").startswith("move the SSO group"):
-            per_node.setdefault(r["host"], {})["group"] = r.get("evidence") or {}
-        elif r.get("step", "").startswith("read the adapter handlers"):
-            per_node.setdefault(r["host"], {})["handlers"] = r.get("evidence") or []
+    for p in run.history().local:
+        for r in journal.read(run.dir.parent / p.run_id / "journal.jsonl"):
+            if r.get("kind") != "result" or r.get("phase") != "failover" or r.get("outcome") == "failed":
+                continue
+            if r.get("step", "").startswith("move the SSO group"):
+                per_node.setdefault(r["host"], {})["group"] = r.get("evidence") or {}
+            elif r.get("step", "").startswith("read the adapter handlers"):
+                per_node.setdefault(r["host"], {})["handlers"] = r.get("evidence") or []
     return {n: v for n, v in per_node.items() if "group" in v and "handlers" in v}
 
 
+# --- the change record on the estate (entsso.change) ------------------------------------------------
+def record_change(run: Run) -> None:
+    """Before phase 1 changes anything: the change and its baseline on the estate, beside the master
+    secret backup on the primary (a later run, from any admin box, continues with this baseline). A
+    change already recorded gets this run added. Verified by the size Write-File reports back."""
+    h = run.history()
+    base = run.change_record
+    if base is None:
+        base = change.ChangeRecord(ticket=run.options.change_ticket or "", status="open",
+                                   baseline=run.baseline().to_dict(),
+                                   change_started=run.change_started.isoformat(),
+                                   gate_passed_by=h.gate_passed_by or run.id,
+                                   runs=tuple(h.runs),
+                                   phases_finished=tuple(p for p in change.PHASES if p in h.finished_phases))
+    _write_record(run, "silence", "record the change and its baseline on the estate", base.with_run(run.id))
+    r = run.change_record
+    assert r is not None
+    run.journal.write("change_recorded", ticket=r.ticket, baseline=r.baseline, change_started=r.change_started,
+                      gate_passed_by=r.gate_passed_by, record=r.path, record_on=r.kept_on)
+
+
+def _continue_record(run: Run) -> None:
+    """A run that continues a change (its phase 1 already done) carries the change's record on: this
+    run is added to it when the next phase finishes."""
+    if run.change_record is not None or not (run.options.apply and run.options.change_ticket):
+        return
+    h = run.history()
+    if h.record is not None:
+        run.change_record = dataclasses.replace(h.record, runs=tuple(h.runs)).with_run(run.id)
+    elif h.began and h.baseline is not None:  # recorded by this admin box; the estate's copy was not read
+        run.change_record = change.ChangeRecord(
+            ticket=run.options.change_ticket, status="open", baseline=h.baseline,
+            change_started=h.change_started or run.change_started.isoformat(),
+            gate_passed_by=h.gate_passed_by or run.id, runs=(*h.runs, run.id),
+            phases_finished=tuple(p for p in change.PHASES if p in h.finished_phases),
+            kept_on=run.primary_node(), path=run.change_record_path())
+
+
+def _write_record(run: Run, phase_name: str, what: str, record: change.ChangeRecord) -> None:
+    node = run.primary_node()
+    path = run.change_record_path()
+    data = record.to_bytes()
+
+    def write() -> dict[str, Any]:
+        doc = run.hosts[node].invoke("Write-File", {"path": path, "content_b64": base64.b64encode(data).decode()})
+        if int(doc.get("size", -1)) != len(data):
+            raise RuntimeError(f"the change record {path} on {node} has {doc.get('size')} bytes after writing "
+                               f"{len(data)}; check the disk of {node}'s backup folder")
+        return {"path": path, "size": len(data), "phases_finished": list(record.phases_finished),
+                "status": record.status}
+
+    step(run, phase_name, what, node, write, file=path)
+    run.change_record = dataclasses.replace(record, kept_on=node, path=path)
+    (run.dir / "change.json").write_bytes(data)
+
+
+def _record_phase_done(run: Run, name: str) -> None:
+    """A finished phase in the change record (phase 7's finish closes the change)."""
+    if not run.options.apply or run.change_record is None:
+        return
+    completed = name == "resume"
+    _write_record(run, name, "mark the change completed on the estate" if completed
+                  else f"record phase {change.PHASE_NUMBERS.get(name, '?')} done on the estate",
+                  run.change_record.with_phase(name, completed=completed))
+    if completed:
+        run.journal.write("change_completed", ticket=run.options.change_ticket, record=run.change_record.path)
+
+
 @contextmanager
-def phase(run: Run, name: str) -> Iterator[None]:
-    """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report)."""
+def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
+    """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report).
+    `finishes=False` for the first part of a phase made of two fixtures (phase 2: secret, then databases):
+    only the last part marks the phase finished, here and in the change record."""
     started, wall = time.monotonic(), datetime.now(timezone.utc)
     calls0, statements0 = run.calls.count(), run.statements.count()
     run.current_phase = name
     run.journal.write("phase_started", phase=name)
+    if name != "silence":
+        _continue_record(run)
     outcome = "failed"
     try:
         yield
+        if finishes:
+            _record_phase_done(run, name)
         outcome = "done"
+    except (KeyboardInterrupt, SystemExit):
+        outcome = "interrupted"
+        raise
     finally:
         stats = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
                  "winrm_calls": run.calls.count() - calls0, "sql_statements": run.statements.count() - statements0,
@@ -150,7 +249,7 @@ def phase(run: Run, name: str) -> Iterator[None]:
             stats = {**stats, "started": prior["started"],
                      **{k: round(prior[k] + stats[k], 3) for k in ("seconds", "winrm_calls", "sql_statements")}}
         run.phase_stats[name] = stats
-        run.journal.write("phase_finished", phase=name, **stats)
+        run.journal.write("phase_finished", phase=name, **stats, complete=finishes)
         for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
             try:
                 listener()
@@ -160,18 +259,30 @@ def phase(run: Run, name: str) -> Iterator[None]:
 
 def require_ready(run: Run, action: str) -> None:
     """The gate before the first change: the readiness checks hold and no test before this failed.
-    A resumed run whose predecessor passed the gate does not ask again: the estate is mid-change by
-    design (SSODB may name a node, the group may be offline); each step re-verifies its own state."""
-    if run.prior and run.prior.gate_passed:
-        run.journal.write("gate_passed", action=action, by=run.prior.run_id)
+    A change whose gate passed before it acted (its record says which run) does not ask again: the
+    estate is mid-change by design (SSODB may name a node, the group may be offline); each step
+    re-verifies its own state. Another ticket's unfinished change on the estate refuses this one."""
+    h = run.history()
+    others = gate.no_unfinished_change(run.snapshot(), run.options.change_ticket, run.inventory_command)
+    if others:
+        run.journal.write("gate_refused", action=action, findings=[str(f) for f in others], failed_tests=[])
+        stop(run, "gate", f"refusing to {action} for change {run.options.change_ticket}:\n"
+             + "\n".join(f"  - {f}" for f in others) + "\nNothing was changed for this ticket.")
+    if h.gate_passed_by and not h.completed:
+        run.journal.write("gate_passed", action=action, by=h.gate_passed_by)
         return
     findings = gate.readiness(run.snapshot(), run)
     failed = list(run.failed_tests)
     if failed or findings:
         lines = [f"  - test failed: {t}" for t in failed] + [f"  - {f}" for f in findings]
         run.journal.write("gate_refused", action=action, failed_tests=failed, findings=[str(f) for f in findings])
-        stop(run, "gate", f"refusing to {action}: the estate is not ready:\n" + "\n".join(lines)
-             + "\nNothing was changed. Fix these, then run the gate again (pytest tests_pre).")
+        half = gate.half_done(run.snapshot(), run)
+        advice = ("\nNothing was changed. Fix these, then run the gate again (pytest tests_pre)." if not half else
+                  f"\nNothing was changed by this run, but the estate looks like a change stopped part-way: "
+                  f"{half}. If this ticket's change did that, continue it with the command that started it "
+                  f"({run.resume_command()}) from the admin box that ran it, or put the estate back by hand "
+                  "(docs/recovery.md) and run the gate again.")
+        stop(run, "gate", f"refusing to {action}: the estate is not ready:\n" + "\n".join(lines) + advice)
     run.journal.write("gate_passed", action=action, by=run.id)
 
 

@@ -52,7 +52,7 @@ def latest_report() -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for marker in ("readiness", "prepared", "post", "slow"):
+    for marker in ("readiness", "prepared", "post", "slow", "change_guard"):
         config.addinivalue_line("markers", f"{marker}: entsso phase marker")
     if not _suite_requested(config) or getattr(config, "workerinput", None) is not None:
         return
@@ -108,6 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
         {"phase": run.current_phase, "host": r.host, "operation": r.operation, "outcome": r.outcome,
          "started": r.started, "seconds": round(r.seconds, 4)}))
     config.stash[RUN_KEY] = run
+    _RUNS.append(run)
+    _catch_signals(run)
     if options.apply:
         _lock_estate(run)
     run.journal.write("run_started", change_ticket=options.change_ticket, apply=options.apply,
@@ -140,6 +142,43 @@ def _attach_phase_log(run: Run) -> None:
     logger = logging.getLogger("entsso")
     logger.setLevel(logging.INFO)
     logger.addHandler(_PhaseLog(run))
+
+
+def _catch_signals(run: Run) -> None:
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP (the admin box's session lost) interrupt the run as pytest's
+    KeyboardInterrupt does, after marking the run interrupted: no new step starts (steps on other hosts
+    finish the call they are in and are journalled), the journal records the interruption with the steps
+    in flight, and the verdict is `interrupted`, never a success."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+        name = signal.Signals(signum).name
+        first = run.interrupted is None
+        run.interrupted = run.interrupted or name
+        if first or signum == signal.SIGINT:
+            raise KeyboardInterrupt(f"{name}: the run was interrupted")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, interrupt)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:  # noqa: ARG001
+    """Journal the interruption: where the change was and which steps were in flight."""
+    run = _RUNS[-1] if _RUNS else None
+    if run is None or run.journal is None:
+        return
+    run.interrupted = run.interrupted or "SIGINT"
+    in_flight = [{"phase": k[0], "step": k[1], "host": k[2], "since": ts} for k, ts in list(run.in_flight.items())]
+    run.journal.write("interrupted", signal=run.interrupted, phase=run.current_phase, in_flight=in_flight,
+                      resume=run.resume_command())
+
+
+_RUNS: list[Run] = []  # the run of this process (pytest_keyboard_interrupt is not given the config)
 
 
 def _lock_estate(run: Run) -> None:
@@ -229,10 +268,107 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run.close()
 
 
+CONCLUSION_KEY = pytest.StashKey[dict]()
+
+
+def conclude(config: pytest.Config) -> dict[str, Any] | None:
+    """The run's verdict and, for a change left unfinished, where the estate is (one fresh snapshot
+    compared with the baseline). Once per run; the report, summary.json and the console use it."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return None
+    done = config.stash.get(CONCLUSION_KEY, None)
+    if done is not None:
+        return done
+    from entsso import story
+
+    failed = list(run.failed_tests)
+    v = story.verdict(run, failed, gate_only=_gate_only(config))
+    out: dict[str, Any] = {"verdict": v.verdict, "reason": v.reason, "phase": v.phase, "outage": None,
+                           "continue": None, "record": None}
+    if run.options.apply and v.verdict in ("stopped", "interrupted"):
+        try:
+            snap = run.snapshot(fresh=True)  # each host once more: what the business lives with now
+            run.final_snapshot = snap
+            out["outage"] = story.outage(run, run.baseline(), snap).to_dict()
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+            out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
+        out["continue"] = story.continue_line(run) if story.change_began(run) else None
+        out["record"] = story.record_line(run)
+    if not run.options.apply and failed and run._snapshot is not None:
+        from entsso import gate
+
+        half = gate.half_done(run.snapshot(), run)
+        if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
+            out["reason"] += (f" The estate looks like a change stopped part-way: {half}. Continue that change "
+                              "with its own command (pytest --inventory=FILE --apply --change-ticket ITS-TICKET), "
+                              "or put the estate back by hand (docs/recovery.md).")
+    config.stash[CONCLUSION_KEY] = out
+    run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
+                      outage=out.get("outage"), resume=run.resume_command() if out["continue"] else None)
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    """The verdict as the console's last word, with where BizTalk is and how to continue."""
+    out = conclude(config)
+    if not out:
+        return
+    tr = terminalreporter
+    colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
+    tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
+    tr.write_line(out["reason"])
+    o = out.get("outage")
+    if o is not None:
+        tr.write_line(f"Where the estate is: SSODB's master secret server {o['secret_server']}; ENTSSO resource "
+                      f"{o['resource']}; versions " + ", ".join(f"{h} {v}" for h, v in o["versions"].items()))
+        if o["down"]:
+            tr.write_line(f"BizTalk down compared with before the change ({len(o['down'])}): "
+                          + "; ".join(d["what"] for d in o["down"][:8]) + (" …" if len(o["down"]) > 8 else ""))
+    elif out.get("outage_error"):
+        tr.write_line(out["outage_error"])
+    if out.get("record"):
+        tr.write_line(out["record"])
+    if out.get("continue"):
+        tr.write_line(out["continue"], bold=True)
+
+
+def _gate_only(config: pytest.Config) -> bool:
+    """`pytest tests_pre --apply`: the run asked for phases 1-2 only."""
+    items = getattr(config, "_entsso_items", None)
+    return bool(items) and not any(i.get_closest_marker("post") for i in items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Before junit.xml and report.html are written: the verdict, and an interrupted run's unfinished
+    phase as a failed test of its own (pytest reports nothing for a test whose setup was interrupted, so
+    junit.xml would count an interrupted change as 0 failures)."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    out = conclude(session.config)
+    if out and out["verdict"] == "interrupted":
+        from _pytest.reports import TestReport
+
+        phase = out.get("phase") or run.current_phase
+        text = (f"{out['reason']}\n{out.get('continue') or ''}").strip()
+        report = TestReport(nodeid=f"change::{phase}", location=("change", 0, f"phase {phase}"), keywords={},
+                            outcome="failed", longrepr=text, when="call")
+        session.config.hook.pytest_runtest_logreport(report=report)
+
+
 def _write_summary(run: Run, config: pytest.Config) -> None:
     outcomes = getattr(config, "_entsso_outcomes", {})
+    out = conclude(config) or {}
     summary = {
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
+        "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
+        "estate_now": out.get("outage"), "continue": out.get("continue"),
+        "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
+                    "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
+                    "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}
+                   if run.change_record else None),
         "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
         "sql_statements": run.statements.count(),
         "phases": run.phase_stats,
@@ -281,15 +417,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A resumed run does not re-judge readiness: the estate is mid-change by design. The run it resumes
-    passed the gate before it changed anything (its journal says so), and the report says which run."""
+    """A change that passed its gate before it acted does not re-judge readiness: the estate is mid-change
+    by design. Its record (or this admin box's journal) says which run passed the gate, and the report
+    says so. Nor, in a run that continues the change, its preparation once phase 2 finished (a read-only
+    gate of the ticket re-judges it: that is its point)."""
     run = item.config.stash.get(RUN_KEY, None)
-    if run is None or run.prior is None:
+    if run is None or not run.options.change_ticket:
         return
-    if run.prior.gate_passed and item.get_closest_marker("readiness"):
-        pytest.skip(f"resumed run: readiness was verified by run {run.prior.run_id} before it changed anything")
-    if "backup" in run.prior.finished_phases and item.get_closest_marker("prepared"):
-        pytest.skip(f"resumed run: the preparation (phases 1-2) was verified by run {run.prior.run_id}")
+    if not (item.get_closest_marker("readiness") or item.get_closest_marker("prepared")):
+        return
+    h = run.history()
+    if h.gate_passed_by and item.get_closest_marker("readiness") and not item.get_closest_marker("change_guard"):
+        pytest.skip(f"change {h.ticket} {'is complete' if h.completed else 'is under way'}: its readiness was "
+                    f"verified by run {h.gate_passed_by} before it changed anything")
+    if run.options.apply and "backup" in h.finished_phases and item.get_closest_marker("prepared"):
+        # proved when phase 2 finished; later phases change it by design (phase 7 starts BizTalk again),
+        # and phase 1, run again before phase 3, verifies BizTalk silent itself
+        pytest.skip(f"change {h.ticket}: its preparation (phases 1-2) was verified by its runs "
+                    f"({', '.join(h.runs)})")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -298,6 +443,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return min((PHASE_ORDER[m.name] for m in item.iter_markers() if m.name in PHASE_ORDER), default=9)
 
     items.sort(key=rank)
+    config._entsso_items = items  # type: ignore[attr-defined]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from entsso import journal
-from entsso.plugin import RUN_KEY
+from entsso.plugin import RUN_KEY, conclude
 from entsso.run import Run
 
 PHASE_TITLES = OrderedDict([
@@ -51,7 +51,7 @@ def _pkg(name: str) -> str:
 
 def mode(run: Run) -> str:
     if run.options.resume:
-        return f"resume of {run.options.resume}"
+        return f"continues change {run.options.change_ticket} (--resume {run.options.resume})"
     return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
 
 
@@ -146,9 +146,10 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     run, rep = _run(config), _html_report(config)
     if run is None or rep is None:
         return
+    conclusion = conclude(config) if final else None
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
-    prefix[:] = [story_html(run, final=final)]
-    rep._report.additional_summary["postfix"][:] = [next_steps_html(run)]
+    prefix[:] = [story_html(run, final=final, conclusion=conclusion)]
+    rep._report.additional_summary["postfix"][:] = [next_steps_html(run, conclusion)]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -163,17 +164,62 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # --- the story ------------------------------------------------------------------------------------------
-def story_html(run: Run, *, final: bool = False) -> str:
+BANNER_COLOURS = {"completed": "#1a7f37", "stopped": "#b35900", "interrupted": "#b00020", "refused": "#b35900",
+                  "read-only": "#1f4e99", "in progress": "#555"}
+
+
+def banner_html(run: Run, conclusion: dict[str, Any] | None) -> str:
+    """The verdict at the top, in a colour: green only for a completed change."""
+    e = html.escape
+    if conclusion is None:  # a rewrite during the change: a run that dies now leaves this, never a green one
+        verdict, reason = "in progress", (f"The change was in phase {run.current_phase} when this report was "
+                                          "written; if the run ended without a later report, it did not finish.")
+    else:
+        verdict, reason = conclusion["verdict"], conclusion["reason"]
+    colour = BANNER_COLOURS.get(verdict, "#555")
+    return (f'<div class="entsso-verdict" data-verdict="{e(verdict)}" style="background:{colour};color:#fff;'
+            f'padding:10px 14px;margin:8px 0;font-size:1.2em"><b>{e(verdict.upper())}</b> — '
+            f'{e(run.options.change_ticket or "no change ticket")}: {e(reason)}</div>')
+
+
+def outage_html(conclusion: dict[str, Any] | None) -> str:
+    """What the business lives with while the change is unfinished."""
+    if not conclusion or (conclusion.get("outage") is None and not conclusion.get("outage_error")):
+        return ""
+    e = html.escape
+    if conclusion.get("outage") is None:
+        return f'<div class="entsso-estate-now"><h3>Where the estate is now</h3><p>{e(conclusion["outage_error"])}</p></div>'
+    o = conclusion["outage"]
+    rows = "".join(f"<tr><td>{e(d['what'])}</td><td>{e(d['before'])}</td><td>{e(d['now'])}</td>"
+                   f"<td>{e(d['since'] or 'since this change silenced BizTalk')}</td></tr>" for d in o["down"])
+    down = (f"<p><b>{len(o['down'])} part(s) of BizTalk are down compared with before the change:</b></p>"
+            '<table class="entsso-down" border="1" cellpadding="3" style="border-collapse:collapse">'
+            f"<tr><th>What</th><th>Before the change</th><th>Now</th><th>Since (UTC)</th></tr>{rows}</table>"
+            if o["down"] else "<p>BizTalk is as it was before the change (nothing down compared with the baseline).</p>")
+    versions = ", ".join(f"{h} {v or 'unknown'}" for h, v in o["versions"].items())
+    more = (f"<p>Master secret server (SSODB): <b>{e(str(o['secret_server']))}</b>; ENTSSO cluster resource: "
+            f"{e(str(o['resource']))}.</p><p>SSO versions: {e(versions)}.</p>")
+    if o["unreachable"]:
+        more += f"<p>Not answering: {e(', '.join(o['unreachable']))}.</p>"
+    return f'<div class="entsso-estate-now"><h3>Where the estate is now</h3>{down}{more}</div>'
+
+
+def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | None = None) -> str:
     records = list(journal.read(run.dir / "journal.jsonl"))
     e = html.escape
-    parts = [f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>"]
+    parts = [banner_html(run, conclusion),
+             f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>"]
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
                      f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b><pre style='white-space:pre-wrap'>{e(message)}</pre>"
                      f"{recovery_html(run, phase)}</div>")
-    elif final and run.options.apply:
-        parts.append('<p class="entsso-done"><b>The run finished every phase it was asked for.</b></p>')
+    elif run.interrupted:
+        parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
+                     f"<b>The run was interrupted ({e(run.interrupted)}) in phase "
+                     f"{e(PHASE_TITLES.get(run.current_phase, run.current_phase))}.</b>"
+                     f"{recovery_html(run, run.current_phase)}</div>")
+    parts.append(outage_html(conclusion))
     parts.append("<h3>Timeline</h3>")
     parts.append(timeline_html(records))
     logs = [(p, run.phase_logs[p]) for p in PHASE_TITLES if run.phase_logs.get(p) and p != "gate"]
@@ -185,16 +231,25 @@ def story_html(run: Run, *, final: bool = False) -> str:
     return "\n".join(parts)
 
 
-def next_steps_html(run: Run) -> str:
+def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:
     """The report's closing section: where the estate is and what to do next."""
-    if run.stopped:
-        phase, message = run.stopped
+    e = html.escape
+    verdict = conclusion["verdict"] if conclusion else "in progress"
+    if run.stopped or verdict in ("stopped", "interrupted"):
+        phase = run.stopped[0] if run.stopped else (conclusion or {}).get("phase") or run.current_phase
+        first = (run.stopped[1].splitlines()[0] if run.stopped else (conclusion or {}).get("reason", ""))
         return (f'<h3>What to do next</h3><div class="entsso-next" style="border:2px solid #c00;padding:8px">'
-                f"<p>The run stopped in phase {html.escape(PHASE_TITLES.get(phase, phase))}: "
-                f"{html.escape(message.splitlines()[0])}</p>{recovery_html(run, phase)}"
+                f"<p>The change is unfinished ({e(verdict)} in phase {e(PHASE_TITLES.get(phase, phase))}): "
+                f"{e(first)}</p>{recovery_html(run, phase)}"
                 f"<p>Every phase's recovery: docs/recovery.md.</p></div>")
+    if verdict == "completed":
+        return "<h3>What to do next</h3><p>Nothing: the change is complete; attach this report to the change ticket.</p>"
+    if verdict == "refused":
+        return ("<h3>What to do next</h3><p>The gate refused the change and nothing was changed: fix what it names, "
+                "then run the same command again.</p>")
     if run.options.apply:
-        return "<h3>What to do next</h3><p>Nothing: attach this report to the change ticket.</p>"
+        return ("<h3>What to do next</h3><p>The change is in progress: this report was written before the run "
+                "ended. If no later report exists, the run did not finish: " + e(run.resume_command()) + "</p>")
     return ("<h3>What to do next</h3><p>A read-only gate: fix what failed, run it again; when it passes, run "
             "the change with --apply --change-ticket.</p>")
 
@@ -210,8 +265,12 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
         elif r.get("kind") == "result":
             start = open_intents.pop(key, None)
             by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": start["ts"] if start else r["ts"]})
-        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped", "operator_instruction"):
-            outcome = {"operator_instruction": "told"}.get(r["kind"], r["kind"])
+        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped", "operator_instruction", "interrupted"):
+            outcome = {"operator_instruction": "told", "gate_refused": "refused", "phase_stopped": "stopped",
+                       "snapshot": "read"}.get(r["kind"], r["kind"])
+            if r["kind"] == "interrupted":
+                r = {**r, "message": f"{r.get('signal')}; in flight: "
+                     + (", ".join(f"{x['step']} on {x['host'] or 'SQL Server'}" for x in r.get("in_flight") or []) or "nothing")}
             by_phase.setdefault(r.get("phase") or "gate", []).append({**r, "start": r["ts"], "outcome": outcome})
     for key, r in open_intents.items():  # started, never finished: the run died here
         by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": r["ts"], "outcome": "no result (run ended)"})
@@ -242,7 +301,7 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
 
 
 RECOVERY = {
-    "gate": "Nothing was changed. Fix what the gate names and run <code>pytest tests_pre</code> again.",
+    "gate": "Nothing was changed. Fix what the gate names and run the same command again.",
     "silence": "BizTalk may be partly silenced. Resume to finish; or put it back by hand from baseline.json "
                "(start the host instances and services listed there; re-enable the jobs listed there).",
     "backup": "The estate is silenced; the master secret may not be backed up yet. Resume. Do not uncluster "
@@ -262,8 +321,10 @@ RECOVERY = {
 
 def recovery_html(run: Run, phase: str) -> str:
     e = html.escape
+    if phase == "gate" and run.change_record is None:
+        return f"<p><b>Where the estate is and what to do:</b> {RECOVERY['gate']}</p>"
     return (f"<p><b>Where the estate is and what to do:</b> {RECOVERY.get(phase, 'See docs/recovery.md.')}</p>"
-            f"<p>Resume: <code>{e(run.resume_command())}</code></p>")
+            f"<p>Continue the change (the same command, from any admin box): <code>{e(run.resume_command())}</code></p>")
 
 
 # --- secrets ---------------------------------------------------------------------------------------------

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from entsso import change
 from entsso.estate import Snapshot, gather, on_hosts
-from entsso.journal import Journal, PriorRun, prior_run
+from entsso.journal import Journal, PriorRun, runs_of
 from entsso.poll import Poller
 from entsso.sql import SqlServer, SqlSettings, StatementLog
 from entsso.winrm import CallLog, WindowsHost, WinRMSettings
@@ -106,6 +108,11 @@ class Run:
     phase_logs: dict[str, list[str]] = field(default_factory=dict)  # phase -> its log lines (the report)
     estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
+    interrupted: str | None = None  # the signal (SIGINT, SIGTERM, SIGHUP) that interrupted the run
+    in_flight: dict[tuple[str, str, str | None], str] = field(default_factory=dict)  # step -> intent time
+    change_record: change.ChangeRecord | None = None  # the estate's record as this run last wrote it
+    final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
+    _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
     _change_started: datetime | None = None
@@ -148,7 +155,11 @@ class Run:
             params["package"] = {"path": upgrade.package_path} if upgrade.package_path else None
             params["backup_folder"] = self.inventory.secret_backup.folder
             params["secret_backup_file"] = self.secret_backup_file()
+            params["change_records_folder"] = self.inventory.secret_backup.folder
         return params
+
+    def change_record_path(self) -> str:
+        return change.record_path(self.inventory.secret_backup.folder, self.options.change_ticket or "no-ticket")
 
     # --- snapshots --------------------------------------------------------------------------------
     def snapshot(self, *, fresh: bool = False) -> Snapshot:
@@ -158,14 +169,35 @@ class Run:
                 self._snapshot = gather(self)
             return self._snapshot
 
+    def history(self) -> change.History:
+        """This change as the estate and this admin box know it (the first snapshot's change records)."""
+        with self._lock:
+            if self._history is None:
+                snap = self.snapshot()
+                ticket = self.options.change_ticket
+                records = snap.change_records()
+                unreadable = [f"{h.name} (no answer)" for h in snap.nodes if not h.reachable]
+                unreadable += [p for h in snap.nodes for p in h.change_record_problems]
+                local = runs_of(self.dir.parent, ticket, exclude=self.dir) if ticket else []
+                self._history = change.find(ticket, records, unreadable, local)
+                h = self._history
+                if self.journal:
+                    self.journal.write("change_found", ticket=ticket, began=h.began, completed=h.completed,
+                                       record=h.record.path if h.record else None,
+                                       record_on=h.record.kept_on if h.record else None,
+                                       phases_finished=sorted(h.finished_phases), runs=list(h.runs),
+                                       others_open=[r.describe() for r in h.others_open],
+                                       unreadable=list(h.unreadable))
+            return self._history
+
     def baseline(self) -> Baseline:
-        """The baseline: from the run this one resumes, else from the first snapshot."""
+        """The change's baseline: the one its first acting run recorded (on the estate, or in this admin
+        box's journal of that run), else the first snapshot of this run."""
         with self._lock:
             if self._baseline is None:
-                # the resumed run's baseline only if its gate passed: a gate that refused may have
-                # seen an unreachable host, and a baseline missing it would leave it silenced at the end
-                if self.prior and self.prior.baseline and self.prior.gate_passed:
-                    self._baseline = Baseline.from_dict(self.prior.baseline)
+                recorded = self.history().baseline
+                if recorded is not None:
+                    self._baseline = Baseline.from_dict(recorded)
                 else:
                     self._baseline = Baseline.from_snapshot(self.snapshot())
                     if self.journal:
@@ -175,11 +207,10 @@ class Run:
 
     @property
     def change_started(self) -> datetime:
-        """When this change began (backups must be newer). Found once, journalled with its source:
-        the resumed run's start; else the earliest earlier --apply run for the same ticket under the
-        reports folder (the gate re-run after `pytest tests_pre --apply`); else, for a read-only run,
-        the write time of this change's master secret backup (the change's first durable artefact,
-        when the preparation was done by hand); else now (the first snapshot)."""
+        """When this change began (backups must be newer). Found once, journalled with its source: the
+        change record (on the estate, or this admin box's journal of the run that wrote it); else, for a
+        read-only run, the write time of this change's master secret backup (the change's first durable
+        artefact, when the preparation was done by hand); else now (the first snapshot)."""
         with self._lock:
             if self._change_started is None:
                 at, source = self._find_change_start()
@@ -190,20 +221,11 @@ class Run:
             return self._change_started
 
     def _find_change_start(self) -> tuple[datetime, str]:
-        if self.prior and self.prior.change_started:
-            return datetime.fromisoformat(self.prior.change_started), f"the resumed run {self.prior.run_id}"
+        h = self.history()
+        if h.change_started:
+            where = f"{h.record.path} on {h.record.kept_on}" if h.record else "this admin box's journal"
+            return datetime.fromisoformat(h.change_started), f"the change record of {h.ticket} ({where})"
         ticket = self.options.change_ticket
-        if ticket:
-            earlier = []
-            for path in self.dir.parent.glob("*/journal.jsonl"):
-                if path.parent == self.dir:
-                    continue
-                p = prior_run(path)
-                if p.change_ticket == ticket and p.applied and p.change_started:
-                    earlier.append((datetime.fromisoformat(p.change_started), p.run_id))
-            if earlier:
-                at, run_id = min(earlier)
-                return at, f"the earlier run {run_id} for {ticket}"
         snap = self.snapshot()
         if not self.options.apply and ticket:
             primary = self.primary or (snap.cluster_view().group.owner_node
@@ -215,16 +237,23 @@ class Run:
         return snap.taken_at, "the first observation of this run"
 
     def resume_command(self) -> str:
-        """What the operator types to resume this run once the cause is fixed."""
+        """What the operator types to continue this change once the cause is fixed: the change's own
+        command again (the change, not the run, is the unit: any later run of the ticket continues it)."""
         if self.lab is not None:
-            return (f"pytest --inventory=<a lab started by hand> --resume {self.id}  (a --lab run's estate "
-                    "ends with the run: resume against a lab started with python -m entsso.lab serve)")
-        inventory = getattr(self.inventory, "path", None) or "<the inventory>"
-        return f"pytest --inventory={inventory} --resume {self.id}"
+            return (f"pytest --inventory=<a lab started by hand> --apply --change-ticket {shlex.quote(self.options.change_ticket or '')}"
+                    "  (a --lab run's estate ends with the run: continue against a lab started with "
+                    "python -m entsso.lab serve)")
+        return change_command(getattr(self.inventory, "path", None), self.options.change_ticket)
+
+    def inventory_command(self, ticket: str) -> str:
+        """The command that continues change `ticket` on this estate."""
+        if self.lab is not None:
+            return f"pytest --inventory=<a lab started by hand> --apply --change-ticket {shlex.quote(ticket)}"
+        return change_command(getattr(self.inventory, "path", None), ticket)
 
     def done_steps(self) -> frozenset[tuple[str, str, str | None]]:
-        """Steps a resumed run's predecessor finished (those that cannot be read back from the estate)."""
-        return self.prior.done_steps if self.prior else frozenset()
+        """Steps this change's earlier runs on this admin box finished (those that cannot be read back)."""
+        return self.history().done_steps if self.options.change_ticket else frozenset()
 
     def close_hosts(self) -> None:
         """Delete the shells kept on every host, all hosts at once (each is a request to that host)."""
@@ -235,6 +264,12 @@ class Run:
         self.sql.close()
         if self.journal:
             self.journal.close()
+
+
+def change_command(inventory: Any, ticket: str | None) -> str:
+    """The command that starts, continues or resumes the change `ticket` (the same one every time)."""
+    inv = shlex.quote(str(inventory)) if inventory else "<the inventory>"
+    return f"pytest --inventory={inv} --apply --change-ticket {shlex.quote(ticket or '<ticket>')}"
 
 
 def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:

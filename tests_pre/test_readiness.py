@@ -55,3 +55,9 @@ def test_nothing_half_done_on_node(estate, node, run, judge):
 
 def test_biztalk_job_not_running(estate, job, judge):
     judge(gate.job_idle(estate, job), estate.sql.jobs.get(job))
+
+
+@pytest.mark.change_guard
+def test_no_other_change_unfinished_on_the_estate(estate, run, judge):
+    findings = gate.no_unfinished_change(estate, run.options.change_ticket, run.inventory_command)
+    judge(findings[0] if findings else None, [r.describe() for r in estate.change_records()])

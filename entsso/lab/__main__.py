@@ -45,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"entsso-lab ready control={lab.control_url} winrm_port={lab.winrm_port} "
           f"hosts={','.join(f'{h}={a}' for h, a in lab.addresses.items())}"
           + (f" inventory={inventory}" if inventory else ""), flush=True)
+    parent = int(os.environ.get("ENTSSO_LAB_PARENT") or 0)
+    if parent:  # started for one run or selftest: the lab ends with it, even if that process was killed
+        def watch() -> None:
+            while not done.wait(0.5):
+                try:
+                    os.kill(parent, 0)
+                except ProcessLookupError:
+                    done.set()
+        threading.Thread(target=watch, daemon=True).start()
     done.wait()
     lab.stop()
     return 0

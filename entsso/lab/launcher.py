@@ -65,8 +65,11 @@ class LabProcess:
         if self.speed:
             cmd += ["--speed", str(self.speed)]
         # secrets reach the child through its environment, never its argv
+        # its own session: a Ctrl-C at the suite's terminal interrupts the run, not the estate it reports on
+        # (the lab ends with its parent all the same: ENTSSO_LAB_PARENT)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env={**os.environ, **self.env})
+                                      env={**os.environ, **self.env, "ENTSSO_LAB_PARENT": str(os.getpid())},
+                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         assert self._proc.stdout is not None
         line = ""

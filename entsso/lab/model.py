@@ -604,6 +604,14 @@ class Estate:
                 folder = p["backup_folder"]
                 exists = folder.rstrip("\\").upper() in h.folders
                 doc["backup_folder"] = {"path": folder, "exists": exists, "writable": exists}
+            if p.get("change_records_folder"):
+                folder = p["change_records_folder"].rstrip("\\").upper() + "\\"
+                doc["change_records"] = [
+                    {"path": f.path, "text": f.data.decode("utf-8"), "last_write_utc": _iso(f.mtime)}
+                    for key, f in sorted(h.files.items())
+                    if key.startswith(folder + "ENTSSO-") and key.endswith(".CHANGE.JSON") and "\\" not in key[len(folder):]]
+            else:
+                doc["change_records"] = []
             if p.get("secret_backup_file"):
                 path = p["secret_backup_file"]
                 f = self._file(h, path)

@@ -16,6 +16,7 @@
 #   package            {path} | null
 #   backup_folder      "C:\SSOBackup" | null
 #   secret_backup_file "C:\SSOBackup\CHG1-NODE1.bak" | null
+#   change_records_folder "C:\SSOBackup" | null   (entsso-upgrade's own ENTSSO-*.change.json files, as text)
 #
 # Output (one JSON document):
 #   {"computer_name": "NODE1", "now_utc": "...",
@@ -28,7 +29,8 @@
 #    "host_instances": [{"name", "host_name", "running_server", "host_type", "service_state", "is_disabled"}],
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
-#    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null}
+#    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
+#    "change_records": [{"path", "text", "last_write_utc"}]}
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -286,6 +288,19 @@ if ($EntssoParams.secret_backup_file) {
     }
 }
 
+# entsso-upgrade's change records (the baseline of a change in progress), returned as written
+$changeRecords = @()
+if ($EntssoParams.change_records_folder) {
+    $folder = [string]$EntssoParams.change_records_folder
+    if (Test-Path -LiteralPath $folder -PathType Container) {
+        $changeRecords = @(Get-ChildItem -LiteralPath $folder -Filter 'ENTSSO-*.change.json' -File | ForEach-Object {
+            [pscustomobject]@{ path = [string]$_.FullName
+                               text = [IO.File]::ReadAllText($_.FullName, [Text.Encoding]::UTF8)
+                               last_write_utc = (ConvertTo-IsoUtc $_.LastWriteTimeUtc) }
+        })
+    }
+}
+
 [pscustomobject]@{
     computer_name  = $computer
     now_utc        = (ConvertTo-IsoUtc (Get-Date))
@@ -296,5 +311,6 @@ if ($EntssoParams.secret_backup_file) {
     package        = $package
     backup_folder  = $backupFolder
     secret_backup  = $secretBackup
+    change_records = @($changeRecords)
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,23 +63,89 @@ class SuiteRun:
         return [json.loads(line) for line in (self.dir / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
-def run_suite(reports: Path, *args: str, env: dict[str, str | None] | None = None, timeout: float = 600) -> SuiteRun:
-    """`python -m pytest ARGS` from the project root with reports under `reports`; the new run dir."""
-    reports.mkdir(parents=True, exist_ok=True)
-    before = set(reports.iterdir())
+def _child_env(reports: Path, env: dict[str, str | None] | None) -> dict[str, str]:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTSSO_", "PYTEST_"))}
     # every run is a secrets canary: passwords the test did not choose are recognisable fresh values
     for name in SECRET_VARIABLES:
         child_env[name] = f"Canary-{name[7:11]}-{secrets.token_hex(6)}"
     child_env.update({"ENTSSO_REPORTS": str(reports)}, **(env or {}))
-    child_env = {k: v for k, v in child_env.items() if v is not None}  # None: the test wants it unset
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
-                          cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout)
-    new = sorted(p for p in set(reports.iterdir()) - before if p.is_dir())
-    run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, new[-1] if new else None)
-    leaks = find_secrets(run, [child_env[n] for n in SECRET_VARIABLES if len(child_env.get(n, "")) >= 8])
-    assert not leaks, f"a secret leaked into {leaks}"
-    return run
+    return {k: v for k, v in child_env.items() if v is not None}  # None: the test wants it unset
+
+
+def run_suite(reports: Path, *args: str, env: dict[str, str | None] | None = None, timeout: float = 600) -> SuiteRun:
+    """`python -m pytest ARGS` from the project root with reports under `reports`; the new run dir."""
+    return spawn_suite(reports, *args, env=env).wait(timeout)
+
+
+@dataclass
+class RunningSuite:
+    """A suite run in progress (spawn_suite): signal it, watch its journal, then wait() for its SuiteRun."""
+
+    proc: subprocess.Popen[str]
+    reports: Path
+    before: set[Path]
+    env: dict[str, str]
+    out: Any = None  # the output file
+
+    @property
+    def dir(self) -> Path | None:
+        new = sorted(p for p in set(self.reports.iterdir()) - self.before if p.is_dir())
+        return new[-1] if new else None
+
+    def journal(self) -> list[dict[str, Any]]:
+        d = self.dir
+        if d is None or not (d / "journal.jsonl").exists():
+            return []
+        out = []
+        for line in (d / "journal.jsonl").read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written
+                pass
+        return out
+
+    def wait_for(self, predicate: Any, timeout: float = 120) -> list[dict[str, Any]]:
+        """Poll the journal until predicate(records) holds (or the run ended: then fail)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = self.journal()
+            if predicate(records):
+                return records
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the run ended before the awaited moment: {self.output()[-2000:]}")
+            time.sleep(0.01)
+        raise AssertionError("the awaited moment did not come")
+
+    def output(self) -> str:
+        self.out.seek(0)
+        return self.out.read()
+
+    def wait(self, timeout: float = 600) -> SuiteRun:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        run = SuiteRun(self.proc.returncode, self.output(), self.dir)
+        self.out.close()
+        leaks = find_secrets(run, [self.env[n] for n in SECRET_VARIABLES if len(self.env.get(n, "")) >= 8])
+        assert not leaks, f"a secret leaked into {leaks}"
+        return run
+
+
+def spawn_suite(reports: Path, *args: str, env: dict[str, str | None] | None = None,
+                command: list[str] | None = None) -> RunningSuite:
+    """Start `python -m pytest ARGS` (or `command`, a typed command line's words after `pytest`)."""
+    reports.mkdir(parents=True, exist_ok=True)
+    before = set(reports.iterdir())
+    child_env = _child_env(reports, env)
+    out = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a long run's output never blocks it
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *(command or args)],
+                            cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    return RunningSuite(proc, reports, before, child_env, out)
 
 
 SECRET_VARIABLES = ("ENTSSO_WINRM_PASSWORD", "ENTSSO_SQL_PASSWORD", "ENTSSO_SECRET_PASSWORD")

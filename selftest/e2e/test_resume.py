@@ -41,14 +41,16 @@ def test_stopped_run_resumes_where_it_stopped(lab, tmp_path):
     lab.post("/faults", {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603})
     first = run_suite(tmp_path / "reports", f"--inventory={inv}", "--apply", "--change-ticket", "CHG-RESUME-1", env=env)
     assert first.returncode == 1
-    assert "exit code 1603" in first.output and f"--resume {first.dir.name}" in first.output
+    command = f"--inventory={inv} --apply --change-ticket CHG-RESUME-1"
+    assert "exit code 1603" in first.output and command in first.output
     report = (first.dir / "report.html").read_text()
-    assert "What to do next" in report and f"--resume {first.dir.name}" in report
+    assert "What to do next" in report and command in report
     assert "Read the installer log" in report  # the cause and the way out, in the evidence
     assert _received(lab, "NODE1", "Install-SsoUpdate") == 1
     backups_before = _received(lab, "NODE1", "Backup-MasterSecret")
 
     lab.post("/faults/clear", {})  # the operator fixed the cause on NODE2
+    # --resume RUN-ID still continues the change that run belongs to
     second = run_suite(tmp_path / "reports", f"--inventory={inv}", "--resume", first.dir.name, env=env)
     assert second.returncode == 0, second.output[-3000:]
     # done steps were verified, not redone
@@ -138,4 +140,6 @@ def test_gate_apply_prepares_and_stops_after_phase_2_then_the_read_only_gate_pas
     assert gate.outcomes["test_master_secret_backed_up_in_this_change"] == "passed"
     assert lab.state()["changes"] == changes
     started = [r for r in gate.journal() if r["kind"] == "change_started"]
-    assert started and prepared.dir.name in started[0]["source"]
+    recorded = [r for r in prepared.journal() if r["kind"] == "change_recorded"]
+    assert started and "ENTSSO-CHG-PREP-1.change.json on NODE1" in started[0]["source"]
+    assert started[0]["change_started"] == recorded[0]["change_started"]  # the change's, not this run's

@@ -12,8 +12,9 @@ from entsso.journal import Journal
 
 
 def _run(tmp_path):  # type: ignore[no-untyped-def]
-    return SimpleNamespace(step_gate=threading.Lock(), stopped=None, journal=Journal(tmp_path / "journal.jsonl", "r1"),
-                           resume_command=lambda: "pytest --inventory=prod.yml --resume r1")
+    return SimpleNamespace(step_gate=threading.Lock(), stopped=None, interrupted=None, in_flight={},
+                           journal=Journal(tmp_path / "journal.jsonl", "r1"),
+                           resume_command=lambda: "pytest --inventory=prod.yml --apply --change-ticket CHG1")
 
 
 def _fails(exc: Exception):  # type: ignore[no-untyped-def]
@@ -34,4 +35,30 @@ def test_a_failed_step_is_journalled_and_stops_the_run(tmp_path, exc):
         ("intent", None), ("result", "failed"), ("phase_stopped", None)]
     assert str(exc) in records[1]["error"] and str(exc) in str(err.value)
     assert run.stopped is not None and run.stopped[0] == "recluster"
-    assert "--resume r1" in str(err.value)
+    assert "--apply --change-ticket CHG1" in str(err.value)
+    assert run.in_flight == {}
+
+
+def test_a_step_interrupted_while_it_runs_is_journalled_interrupted_and_the_interrupt_goes_on(tmp_path):
+    run = _run(tmp_path)
+
+    def action():  # type: ignore[no-untyped-def]
+        run.interrupted = "SIGTERM"  # what the plugin's signal handler sets before raising
+        raise KeyboardInterrupt("SIGTERM: the run was interrupted")
+
+    with pytest.raises(KeyboardInterrupt):
+        phases.step(run, "upgrade", "wait for the operator's upgrade", "NODE2", action)
+    records = list(journal.read(tmp_path / "journal.jsonl"))
+    assert [(r["kind"], r.get("outcome")) for r in records] == [("intent", None), ("result", "interrupted")]
+    assert "SIGTERM" in records[1]["error"]
+    assert run.in_flight == {}
+
+
+def test_no_step_starts_once_the_run_is_interrupted(tmp_path):
+    run = _run(tmp_path)
+    run.interrupted = "SIGINT"
+    ran = []
+    with pytest.raises(pytest.fail.Exception) as err:
+        phases.step(run, "silence", "stop host instances", "BTS2", lambda: ran.append(1))
+    assert ran == [] and "interrupted (SIGINT)" in str(err.value)
+    assert list(journal.read(tmp_path / "journal.jsonl")) == []

@@ -8,5 +8,6 @@ pytest_plugins = [
     "fixtures.recluster",
     "fixtures.failover",
     "fixtures.resume",
+    "fixtures.backout",
     "entsso.report",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 FORMAT = "entsso-upgrade change record 1"
 PHASES = ("silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume")
 PHASE_NUMBERS = {p: i + 1 for i, p in enumerate(PHASES)}
+CLOSED = ("completed", "backed-out")
 
 
 class ChangeRecordError(ValueError):
@@ -41,7 +42,7 @@ def _now() -> str:
 @dataclass(frozen=True)
 class ChangeRecord:
     ticket: str
-    status: str  # "open" until phase 7 verified (or the change was finished otherwise), then "completed"
+    status: str  # "open"; "completed" once phase 7 verified; "backed-out" once --backout verified
     baseline: dict[str, Any]
     change_started: str
     gate_passed_by: str  # the run whose readiness gate passed before the change changed anything
@@ -95,10 +96,9 @@ class ChangeRecord:
         runs = self.runs if run_id in self.runs else (*self.runs, run_id)
         return replace(self, runs=runs, updated_at=_now())
 
-    def with_phase(self, phase: str, *, completed: bool = False, keep_silenced: bool | None = None) -> "ChangeRecord":
+    def with_phase(self, phase: str, *, status: str | None = None, keep_silenced: bool | None = None) -> "ChangeRecord":
         done = self.phases_finished if phase in self.phases_finished else (*self.phases_finished, phase)
-        return replace(self, phases_finished=done, updated_at=_now(),
-                       status="completed" if completed else self.status,
+        return replace(self, phases_finished=done, updated_at=_now(), status=status or self.status,
                        keep_silenced=self.keep_silenced if keep_silenced is None else keep_silenced)
 
 
@@ -137,9 +137,16 @@ class History:
 
     @property
     def completed(self) -> bool:
+        """Closed: completed, or backed out (then it is never continued: a new ticket starts afresh)."""
         if self.record is not None:
             return not self.record.open
         return any(p.completed for p in self.local)
+
+    @property
+    def backed_out(self) -> bool:
+        if self.record is not None:
+            return self.record.status == "backed-out"
+        return any(p.backed_out for p in self.local)
 
     @property
     def baseline(self) -> dict[str, Any] | None:

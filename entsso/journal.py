@@ -79,7 +79,8 @@ class PriorRun:
     gate_passed: bool = False  # its readiness gate passed before it changed anything
     finished_phases: frozenset[str] = frozenset()  # phases whose last account says "done"
     recorded: dict[str, Any] | None = None  # the change as this run recorded it on the estate (change_recorded)
-    completed: bool = False  # this run saw the change through phase 7 (change_completed)
+    completed: bool = False  # this run closed the change: phase 7 (change_completed) or a backout
+    backed_out: bool = False  # this run backed the change out (change_completed with status backed-out)
     started_at: str = ""  # the run_started record's time
 
 
@@ -97,6 +98,8 @@ def prior_run(path: Path) -> PriorRun:
                     finished_phases=_finished_phases(records),
                     recorded=next((r for r in records if r.get("kind") == "change_recorded"), None),
                     completed=any(r.get("kind") == "change_completed" for r in records),
+                    backed_out=any(r.get("kind") == "change_completed" and r.get("status") == "backed-out"
+                                   for r in records),
                     started_at=str(start.get("ts", "")))
 
 

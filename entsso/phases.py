@@ -209,15 +209,18 @@ def _write_record(run: Run, phase_name: str, what: str, record: change.ChangeRec
 
 
 def _record_phase_done(run: Run, name: str) -> None:
-    """A finished phase in the change record (phase 7's finish closes the change)."""
+    """A finished phase in the change record (phase 7's finish, or a backout's, closes the change)."""
     if not run.options.apply or run.change_record is None:
         return
-    completed = name == "resume"
-    _write_record(run, name, "mark the change completed on the estate" if completed
-                  else f"record phase {change.PHASE_NUMBERS.get(name, '?')} done on the estate",
-                  run.change_record.with_phase(name, completed=completed))
-    if completed:
-        run.journal.write("change_completed", ticket=run.options.change_ticket, record=run.change_record.path)
+    status = {"resume": "completed", "backout": "backed-out"}.get(name)
+    if status and run.change_record.status == status:
+        return  # closed already (a second backout): nothing to write
+    what = (f"mark the change {status} on the estate" if status
+            else f"record phase {change.PHASE_NUMBERS.get(name, '?')} done on the estate")
+    _write_record(run, name, what, run.change_record.with_phase(name, status=status))
+    if status:
+        run.journal.write("change_completed", ticket=run.options.change_ticket, status=status,
+                          record=run.change_record.path)
 
 
 @contextmanager
@@ -229,6 +232,9 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     calls0, statements0 = run.calls.count(), run.statements.count()
     run.current_phase = name
     run.journal.write("phase_started", phase=name)
+    if run.options.apply and run.options.change_ticket and name != "backout" and run.history().backed_out:
+        stop(run, "gate", f"change {run.options.change_ticket} was backed out: it is never continued (its phases "
+             "would act on an estate put back as before). Start the change again under a new ticket.")
     if name != "silence":
         _continue_record(run)
     outcome = "failed"
@@ -505,11 +511,11 @@ def _upgrade_node(run: Run, node: str) -> None:
 
 
 # --- phase 5: recluster ---------------------------------------------------------------------------------
-def recluster(run: Run, s: Snapshot) -> Snapshot:
+def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     t = run.inventory.timeouts
     primary = run.primary_node()
     host = run.hosts[primary]
-    step(run, "recluster", f"move the master secret server back to {run.cluster_name}", primary,
+    step(run, phase_name, f"move the master secret server back to {run.cluster_name}", primary,
          lambda: sso.ensure_secret_server(host, run.sql, run.cluster_name), secret_server=run.cluster_name)
     # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
     # itself runs (a resumed run may find the resource online on a node) is left to the cluster
@@ -517,30 +523,30 @@ def recluster(run: Run, s: Snapshot) -> Snapshot:
     clustered_on = (view.resource.owner_node or "").upper() if view and view.resource and \
         view.resource.state == "Online" else None
     on_hosts([n for n in run.nodes if n.upper() != clustered_on],
-             lambda n: step(run, "recluster", "stop the SCM-started ENTSSO", n,
+             lambda n: step(run, phase_name, "stop the SCM-started ENTSSO", n,
                             lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))
     # Microsoft's procedure for a clustered MSS: on each node in turn, own the group, cycle the resource
     # offline→online, restore the master secret there. The primary last, so the group ends on it.
     password = run.inventory.secrets.secret_password
     path = run.secret_backup_file()
     for node in [n for n in run.nodes if n != primary] + [primary]:
-        if ("recluster", "restore the master secret", node) in run.done_steps():
+        if (phase_name, "restore the master secret", node) in run.done_steps():
             continue
-        step(run, "recluster", f"move the SSO group to {node}", primary,
+        step(run, phase_name, f"move the SSO group to {node}", primary,
              lambda node=node: cluster.ensure_group_owner(host, run.group, node, t.group_move))
-        step(run, "recluster", "take the ENTSSO resource offline", node,
+        step(run, phase_name, "take the ENTSSO resource offline", node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
-        step(run, "recluster", "bring the ENTSSO resource online", node,
+        step(run, phase_name, "bring the ENTSSO resource online", node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Online", t.group_move))
         if node != primary:
-            step(run, "recluster", "put this change's secret backup on the node", node,
+            step(run, phase_name, "put this change's secret backup on the node", node,
                  lambda node=node: _copy_backup_to(run, primary, node, path))
-        step(run, "recluster", "restore the master secret", node,
+        step(run, phase_name, "restore the master secret", node,
              lambda node=node: sso.restore_secret(run.hosts[node], path, password), file=path)
-    on_hosts(run.nodes, lambda n: step(run, "recluster", f"point SSO tools at {run.cluster_name}", n,
+    on_hosts(run.nodes, lambda n: step(run, phase_name, f"point SSO tools at {run.cluster_name}", n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
     s = _observe(run)
-    _require(run, "recluster", reclustered_findings(run, s))
+    _require(run, phase_name, reclustered_findings(run, s))
     return s
 
 
@@ -588,23 +594,23 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
 
 
 # --- phase 7: put BizTalk back ------------------------------------------------------------------------------
-def resume_biztalk(run: Run, baseline: Baseline) -> Snapshot:
+def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> Snapshot:
     t = run.inventory.timeouts
 
     def server(host: str) -> None:
         wanted_services = [(ENTSSO, "Running")] if baseline.entsso.get(host) == "Running" else []
         if baseline.rule_engine.get(host) == "Running":
             wanted_services.append((RULE_ENGINE, "Running"))
-        step(run, "resume", "start ENTSSO and Rule Engine Update as before", host,
+        step(run, phase_name, "start ENTSSO and Rule Engine Update as before", host,
              lambda: services.ensure_services(run.hosts[host], wanted_services, t.service_start))
         instances = [(n, "Running") for n, st in baseline.host_instances.get(host, {}).items() if st == "Running"]
-        step(run, "resume", "start the host instances that ran", host,
+        step(run, phase_name, "start the host instances that ran", host,
              lambda: biztalk.ensure_host_instances(run.hosts[host], instances, t.service_start))
 
     def jobs() -> None:
         for job, enabled in baseline.jobs_enabled.items():
             if enabled:
-                step(run, "resume", "re-enable job", None,
+                step(run, phase_name, "re-enable job", None,
                      lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, True), job=job)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -612,5 +618,58 @@ def resume_biztalk(run: Run, baseline: Baseline) -> Snapshot:
         on_hosts(run.biztalk_servers, server)
         sql_work.result()
     s = _observe(run)
-    _require(run, "resume", gate.matches_baseline(s, baseline))
+    _require(run, phase_name, gate.matches_baseline(s, baseline))
     return s
+
+
+# --- backout: the estate back in service from any stop of the change -----------------------------------
+def back_out(run: Run, baseline: Baseline) -> Snapshot:
+    """From wherever the change stopped: the MSS clustered on the cluster name with the master secret
+    restored on every node (this change's backup), the SSO tools pointed back, the group on the node that
+    owned it before, BizTalk exactly as the baseline. Nodes already upgraded stay upgraded (ESSO is not
+    downgraded: docs/recovery.md). Every step reads first, so a second backout changes nothing."""
+    t = run.inventory.timeouts
+    h = run.history()
+    if not h.began:
+        stop(run, "backout", f"no change {run.options.change_ticket} on this estate to back out (no change record "
+             "on the nodes and no run of it on this admin box); nothing was changed")
+    if h.completed and not h.backed_out:
+        stop(run, "backout", f"change {run.options.change_ticket} is complete (phase 7 verified BizTalk as before); "
+             "there is nothing to back out, and ESSO is not downgraded")
+    s = _observe(run)
+    if not _clustered_as_before(run, s):
+        mss = run.primary_node()
+        _require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started)])  # the secret to restore
+        s = recluster(run, s, "backout")
+    owner = baseline.group_owner or run.primary_node()
+    step(run, "backout", f"move the SSO group back to {owner}", owner,
+         lambda: cluster.ensure_group_owner(run.hosts[owner], run.group, owner, t.group_move))
+    s = resume_biztalk(run, baseline, "backout")
+    s = _observe(run)
+    _require(run, "backout", backed_out_findings(run, s, baseline))
+    return s
+
+
+def _clustered_as_before(run: Run, s: Snapshot) -> bool:
+    """SSODB names the cluster, the resource is Online and no node runs ENTSSO outside the cluster."""
+    view = s.cluster_view()
+    if (s.sql.secret_server or "").upper() != run.cluster_name.upper():
+        return False
+    if not (view and view.resource and view.resource.state == "Online"):
+        return False
+    owner = (view.resource.owner_node or "").upper()
+    return not any(s.hosts[n].service(ENTSSO).running for n in run.nodes if n.upper() != owner) and all(
+        gate.sso_server_uses_cluster(s, n, run) is None for n in run.nodes)
+
+
+def backed_out_findings(run: Run, s: Snapshot, baseline: Baseline) -> list[gate.Finding | None]:
+    out: list[gate.Finding | None] = [gate.ssodb_names_cluster(s, run), gate.resource_online(s, run)]
+    for n in run.nodes:
+        out.append(gate.sso_server_uses_cluster(s, n, run))
+        out.append(gate.node_holds_secret(s, n))
+    view = s.cluster_view()
+    owner = baseline.group_owner
+    if owner and view and view.group and (view.group.owner_node or "").upper() != owner.upper():
+        out.append(gate.Finding("backed_out", f"cluster group {run.group}", f"owned by {view.group.owner_node}",
+                                f"owned by {owner}, as before the change"))
+    return out + list(gate.matches_baseline(s, baseline))

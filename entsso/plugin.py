@@ -18,7 +18,7 @@ from entsso.operator import Operator
 from entsso.run import Options, Run
 
 RUN_KEY = pytest.StashKey[Run]()
-PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2}
+PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2, "backout": 2}
 REPORTS = Path(os.environ.get("ENTSSO_REPORTS", "reports"))
 
 
@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
     g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
     g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
+    g.addoption("--backout", action="store_true",
+                help="put the estate of change --change-ticket back in service from wherever it stopped "
+                     "(changes the estate; upgraded nodes stay upgraded)")
 
 
 def _suite_requested(config: pytest.Config) -> bool:
@@ -52,7 +55,7 @@ def latest_report() -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for marker in ("readiness", "prepared", "post", "slow", "change_guard"):
+    for marker in ("readiness", "prepared", "post", "slow", "change_guard", "backout"):
         config.addinivalue_line("markers", f"{marker}: entsso phase marker")
     if not _suite_requested(config) or getattr(config, "workerinput", None) is not None:
         return
@@ -62,8 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # `pytest --lab tests_pre`: argparse took the path as the scenario
         config.args.append(lab_value)
         opt.lab = lab_value = "default"
-    options = Options(apply=opt.apply, change_ticket=opt.change_ticket, resume=opt.resume,
-                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced)
+    options = Options(apply=opt.apply or opt.backout, change_ticket=opt.change_ticket, resume=opt.resume,
+                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout)
     prior = _check_options(options)
     if not opt.inventory and not lab_value:
         raise pytest.UsageError(
@@ -219,6 +222,11 @@ def _check_options(options: Options) -> Any:
             "evidence for (e.g. --change-ticket CHG0012345).")
     if options.change_ticket is not None and not options.change_ticket.strip():
         raise pytest.UsageError("--change-ticket is empty: give the change record's ID (e.g. CHG0012345).")
+    if options.backout and not options.change_ticket and not options.resume:
+        raise pytest.UsageError("--backout needs --change-ticket ID: the change to put back (e.g. --change-ticket "
+                                "CHG0012345).")
+    if options.backout and options.keep_silenced:
+        raise pytest.UsageError("--backout puts BizTalk back; it cannot be combined with --keep-silenced.")
     if options.keep_silenced and not options.apply:
         raise pytest.UsageError("--keep-silenced only means something with --apply.")
     if not options.resume:
@@ -331,6 +339,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(out["record"])
     if out.get("continue"):
         tr.write_line(out["continue"], bold=True)
+        if not run_backout(config):
+            tr.write_line(f"Or back it out (the estate in service as before, upgraded nodes stay upgraded): "
+                          f"{config.stash[RUN_KEY].backout_command()}")
+
+
+def run_backout(config: pytest.Config) -> bool:
+    run = config.stash.get(RUN_KEY, None)
+    return bool(run and run.options.backout)
 
 
 def _gate_only(config: pytest.Config) -> bool:
@@ -443,6 +459,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return min((PHASE_ORDER[m.name] for m in item.iter_markers() if m.name in PHASE_ORDER), default=9)
 
     items.sort(key=rank)
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:  # --backout runs the backout's own proof; a change never does
+        backout = run.options.backout
+        keep = [i for i in items if bool(i.get_closest_marker("backout")) == backout]
+        gone = [i for i in items if bool(i.get_closest_marker("backout")) != backout]
+        if gone:
+            config.hook.pytest_deselected(items=gone)
+            items[:] = keep
     config._entsso_items = items  # type: ignore[attr-defined]
 
 

@@ -26,7 +26,7 @@ from entsso.run import Run
 PHASE_TITLES = OrderedDict([
     ("estate", "0. Baseline"), ("gate", "Gate"), ("silence", "1. Silence BizTalk"), ("backup", "2. Back up"),
     ("uncluster", "3. Uncluster the MSS"), ("upgrade", "4. Upgrade each node"), ("recluster", "5. Recluster the MSS"),
-    ("failover", "6. Fail over"), ("resume", "7. Put BizTalk back"),
+    ("failover", "6. Fail over"), ("resume", "7. Put BizTalk back"), ("backout", "Back out"),
 ])
 
 
@@ -50,6 +50,8 @@ def _pkg(name: str) -> str:
 
 
 def mode(run: Run) -> str:
+    if run.options.backout:
+        return "backout (changes the estate: puts it back in service)"
     if run.options.resume:
         return f"continues change {run.options.change_ticket} (--resume {run.options.resume})"
     return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
@@ -316,6 +318,7 @@ RECOVERY = {
     "failover": "The cluster is back; a node could not serve SSO. Restore the master secret on that node "
                 "from this change's backup with the group owned by it, then resume.",
     "resume": "The change is done; BizTalk is not fully back. Resume, or start what baseline.json lists by hand.",
+    "backout": "The backout stopped part-way. Fix what it names and run the backout again (each step reads first).",
 }
 
 
@@ -323,8 +326,10 @@ def recovery_html(run: Run, phase: str) -> str:
     e = html.escape
     if phase == "gate" and run.change_record is None:
         return f"<p><b>Where the estate is and what to do:</b> {RECOVERY['gate']}</p>"
+    back = ("" if run.options.backout else
+            f"<p>Or put the estate back in service instead: <code>{e(run.backout_command())}</code></p>")
     return (f"<p><b>Where the estate is and what to do:</b> {RECOVERY.get(phase, 'See docs/recovery.md.')}</p>"
-            f"<p>Continue the change (the same command, from any admin box): <code>{e(run.resume_command())}</code></p>")
+            f"<p>Continue (the same command, from any admin box): <code>{e(run.resume_command())}</code></p>{back}")
 
 
 # --- secrets ---------------------------------------------------------------------------------------------

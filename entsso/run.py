@@ -70,6 +70,7 @@ class Options:
     resume: str | None = None
     allow_reboot: bool = False
     keep_silenced: bool = False
+    backout: bool = False  # put the estate back in service from wherever the change stopped
 
 
 @dataclass
@@ -243,7 +244,15 @@ class Run:
             return (f"pytest --inventory=<a lab started by hand> --apply --change-ticket {shlex.quote(self.options.change_ticket or '')}"
                     "  (a --lab run's estate ends with the run: continue against a lab started with "
                     "python -m entsso.lab serve)")
-        return change_command(getattr(self.inventory, "path", None), self.options.change_ticket)
+        return change_command(getattr(self.inventory, "path", None), self.options.change_ticket,
+                              backout=self.options.backout)
+
+    def backout_command(self) -> str:
+        """What backs this change out instead of continuing it."""
+        if self.lab is not None:
+            return (f"pytest --inventory=<a lab started by hand> --backout --change-ticket "
+                    f"{shlex.quote(self.options.change_ticket or '')}")
+        return change_command(getattr(self.inventory, "path", None), self.options.change_ticket, backout=True)
 
     def inventory_command(self, ticket: str) -> str:
         """The command that continues change `ticket` on this estate."""
@@ -266,10 +275,11 @@ class Run:
             self.journal.close()
 
 
-def change_command(inventory: Any, ticket: str | None) -> str:
-    """The command that starts, continues or resumes the change `ticket` (the same one every time)."""
+def change_command(inventory: Any, ticket: str | None, *, backout: bool = False) -> str:
+    """The command that starts, continues or resumes the change `ticket` (the same one every time), or
+    backs it out."""
     inv = shlex.quote(str(inventory)) if inventory else "<the inventory>"
-    return f"pytest --inventory={inv} --apply --change-ticket {shlex.quote(ticket or '<ticket>')}"
+    return f"pytest --inventory={inv} {'--backout' if backout else '--apply'} --change-ticket {shlex.quote(ticket or '<ticket>')}"
 
 
 def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:

@@ -20,7 +20,8 @@ from entsso.sso import ENTSSO
 VERDICTS = ("completed", "stopped", "interrupted", "refused", "read-only")
 PHASE_TITLES = {"estate": "0. Baseline", "gate": "the gate", "silence": "1. Silence BizTalk",
                 "backup": "2. Back up", "uncluster": "3. Uncluster the MSS", "upgrade": "4. Upgrade each node",
-                "recluster": "5. Recluster the MSS", "failover": "6. Fail over", "resume": "7. Put BizTalk back"}
+                "recluster": "5. Recluster the MSS", "failover": "6. Fail over", "resume": "7. Put BizTalk back",
+                "backout": "Back out"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ def verdict(run: Run, failed_tests: Iterable[str] = (), *, gate_only: bool = Fal
     if failed:
         return Verdict("stopped", f"{len(failed)} check(s) failed, so the change is not proved complete "
                        f"(first: {failed[0]}).", run.current_phase)
+    if run.options.backout:
+        if run.phase_stats.get("backout", {}).get("outcome") == "done":
+            return Verdict("completed", "The change was backed out: the MSS clustered on the cluster name, the master "
+                           "secret on every node, BizTalk back as before the change (upgraded nodes stay upgraded).")
+        return Verdict("stopped", "The backout did not finish.", "backout")
     if "resume" in done:
         return Verdict("completed", "The change is complete: SSO upgraded, the MSS clustered again, BizTalk back "
                        "as before the change.")

@@ -1,0 +1,59 @@
+"""`--backout --change-ticket X` (issue 17): from a stop in each of phases 1-6, the estate back in
+service — SSODB naming the cluster, the ENTSSO resource Online, the secret on every node, BizTalk as the
+change's baseline — with the verdict `completed` for the backout; a second backout changes nothing; a
+backed-out change is never continued."""
+from __future__ import annotations
+
+import pytest
+
+from selftest.e2e.suite import run_suite
+from selftest.e2e.test_change import biztalk_state
+
+# a fault that stops the change in each phase (on the package scenario: every node upgraded by a package)
+STOPS = {
+    "silence": {"kind": "fail", "host": "BTS2", "operation": "Set-HostInstanceState", "call": 1},
+    "backup": {"kind": "fail", "host": "NODE1", "operation": "Backup-MasterSecret", "call": 1},
+    "uncluster": {"kind": "fail", "host": "NODE1", "operation": "Set-ClusterResourceState", "call": 1},
+    "upgrade": {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603},
+    "recluster": {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "call": 1},
+    "failover": {"kind": "fail", "host": "NODE2", "operation": "Get-AdapterHandlers", "call": 1},
+}
+
+
+@pytest.mark.parametrize("phase", list(STOPS))
+def test_backout_from_a_stop_puts_the_estate_back_in_service(start_lab, tmp_path, phase):
+    lab = start_lab("package")
+    before = biztalk_state(lab)
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    ticket = f"CHG-BACK-{phase}"
+    lab.post("/faults", {**STOPS[phase], "message": "injected fault"})
+    change = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", ticket, env=env)
+    assert change.returncode == 1 and change.summary["verdict"] == "stopped", change.output[-3000:]
+    assert change.summary["verdict_phase"] == phase
+    assert f"{inv} --backout --change-ticket {ticket}" in change.output  # the way back, printed
+    lab.post("/faults/clear", {})
+
+    back = run_suite(tmp_path / "reports", inv, "--backout", "--change-ticket", ticket, env=env)
+    assert back.returncode == 0, back.output[-3000:]
+    assert back.summary["verdict"] == "completed"
+    assert "backed out" in back.summary["verdict_reason"]
+    state = lab.state()
+    assert state["sql"]["secret_server"] == "SSOCLUSTER"
+    assert state["estate"]["cluster"]["resource"]["state"] == "Online"
+    assert state["estate"]["cluster"]["group"]["owner"] == "NODE1"  # where it was before the change
+    assert all(state["estate"]["hosts"][n]["sso"]["holds_secret"] for n in ("NODE1", "NODE2"))
+    assert all(state["estate"]["hosts"][n]["sso"]["tools_server"] == "SSOCLUSTER" for n in ("NODE1", "NODE2"))
+    assert biztalk_state(lab) == before
+    assert set(back.outcomes.values()) == {"passed"} and "test_biztalk_as_before_the_change_after_backout" in back.outcomes
+
+    if phase == "upgrade":  # once is enough for what follows: it does not depend on where the change stopped
+        changes = lab.state()["changes"]
+        again = run_suite(tmp_path / "reports", inv, "--backout", "--change-ticket", ticket, env=env)
+        assert again.returncode == 0 and again.summary["verdict"] == "completed", again.output[-3000:]
+        assert lab.state()["changes"] == changes  # a second backout changes nothing
+        refused = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", ticket, env=env)
+        assert refused.returncode != 0 and "was backed out" in refused.output
+        assert lab.state()["changes"] == changes
+        # the estate takes a new change: no unfinished one is left on it
+        other = run_suite(tmp_path / "reports", "tests_pre", inv, "-m", "readiness", env=env)
+        assert other.outcomes["test_no_other_change_unfinished_on_the_estate"] == "passed"

@@ -80,7 +80,7 @@ def _metadata(winrm: SimpleNamespace) -> dict:
     from datetime import datetime, timezone
 
     run = SimpleNamespace(inventory=SimpleNamespace(winrm=winrm, environment="PROD"), id="r1",
-                          options=SimpleNamespace(apply=False, change_ticket=None, resume=None),
+                          options=SimpleNamespace(apply=False, change_ticket=None, resume=None, backout=False),
                           started=datetime(2026, 11, 25, tzinfo=timezone.utc), cluster_name="SSOCLUSTER",
                           nodes=["NODE1"], biztalk_servers=["BTS1"])
     config = SimpleNamespace(stash=pytest.Stash())

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from entsso import backup, biztalk, change, cluster, gate, services, sqlagent, sso
+from entsso import backup, biztalk, change, cluster, gate, services, sqlagent, sso, window
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import Snapshot, on_hosts
 from entsso.poll import Poller, WaitTimedOut
@@ -237,8 +237,17 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
              "would act on an estate put back as before). Start the change again under a new ticket.")
     if name != "silence":
         _continue_record(run)
+    estimate = window.estimates(run).get(name) if name in window.PHASES else None
     outcome = "failed"
     try:
+        if run.options.apply and not run.options.backout:
+            late = window.check(run, name)
+            if late:
+                run.journal.write("window_refused", phase=name, reason=late,
+                                  window_ends=run.options.window_ends.isoformat() if run.options.window_ends else None)
+                stop(run, name, f"phase {change.PHASE_NUMBERS.get(name)} ({name}) not started: {late}. Nothing in "
+                     f"it was changed. Back the change out now: {run.backout_command()} — or continue it in a later "
+                     "window with the command below.")
         yield
         if finishes:
             _record_phase_done(run, name)
@@ -249,12 +258,16 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     finally:
         stats = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
                  "winrm_calls": run.calls.count() - calls0, "sql_statements": run.statements.count() - statements0,
-                 "outcome": outcome}
+                 "outcome": outcome, "estimate": estimate}
         prior = run.phase_stats.get(name)  # phase 2 is two fixtures (secret, then databases)
         if prior:
             stats = {**stats, "started": prior["started"],
                      **{k: round(prior[k] + stats[k], 3) for k in ("seconds", "winrm_calls", "sql_statements")}}
         run.phase_stats[name] = stats
+        if outcome == "done" and estimate is not None and stats["seconds"] > estimate:
+            log.warning("phase %s took %.0f s, past its estimate of %.0f s (the inventory's timeouts)",
+                        name, stats["seconds"], estimate)
+            run.journal.write("over_estimate", phase=name, seconds=stats["seconds"], estimate=estimate)
         run.journal.write("phase_finished", phase=name, **stats, complete=finishes)
         for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
             try:

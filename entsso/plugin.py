@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
     g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
     g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
+    g.addoption("--window-ends", metavar="TIME",
+                help="the end of the change window (HH:MM local, or ISO): a phase that cannot finish, with time "
+                     "to back out, is not started")
     g.addoption("--backout", action="store_true",
                 help="put the estate of change --change-ticket back in service from wherever it stopped "
                      "(changes the estate; upgraded nodes stay upgraded)")
@@ -67,6 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
         opt.lab = lab_value = "default"
     options = Options(apply=opt.apply or opt.backout, change_ticket=opt.change_ticket, resume=opt.resume,
                       allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout)
+    if opt.window_ends:
+        from entsso.window import WindowError, parse_window_end
+
+        try:
+            options.window_ends = parse_window_end(opt.window_ends)
+        except WindowError as exc:
+            raise pytest.UsageError(str(exc)) from None
     prior = _check_options(options)
     if not opt.inventory and not lab_value:
         raise pytest.UsageError(

@@ -260,6 +260,10 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
     e = html.escape
     by_phase: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((p, []) for p in PHASE_TITLES)
     open_intents: dict[tuple[Any, ...], dict[str, Any]] = {}
+    finished: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.get("kind") == "phase_finished":
+            finished[r.get("phase", "")] = r
     for r in records:
         key = (r.get("phase"), r.get("step"), r.get("host"), r.get("job"))
         if r.get("kind") == "intent":
@@ -267,9 +271,11 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
         elif r.get("kind") == "result":
             start = open_intents.pop(key, None)
             by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": start["ts"] if start else r["ts"]})
-        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped", "operator_instruction", "interrupted"):
+        elif r.get("kind") in ("snapshot", "gate_refused", "phase_stopped", "operator_instruction", "interrupted",
+                               "window_refused", "over_estimate"):
             outcome = {"operator_instruction": "told", "gate_refused": "refused", "phase_stopped": "stopped",
-                       "snapshot": "read"}.get(r["kind"], r["kind"])
+                       "snapshot": "read", "window_refused": "not started (window)",
+                       "over_estimate": "past its estimate"}.get(r["kind"], r["kind"])
             if r["kind"] == "interrupted":
                 r = {**r, "message": f"{r.get('signal')}; in flight: "
                      + (", ".join(f"{x['step']} on {x['host'] or 'SQL Server'}" for x in r.get("in_flight") or []) or "nothing")}
@@ -280,8 +286,15 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
     for phase, items in by_phase.items():
         if not items:
             continue
+        f = finished.get(phase)
+        took = ""
+        if f is not None and f.get("seconds") is not None:
+            took = f" — took {f['seconds']:.1f} s"
+            if f.get("estimate") is not None:
+                over = f["seconds"] > f["estimate"]
+                took += f" (planned at most {f['estimate']:.0f} s{': OVER' if over else ''})"
         rows.append(f'<tr class="entsso-phase"><th colspan="5" style="text-align:left;background:#eef">'
-                    f"{e(PHASE_TITLES.get(phase, phase))}</th></tr>")
+                    f"{e(PHASE_TITLES.get(phase, phase))}<span class='entsso-planned'>{e(took)}</span></th></tr>")
         for r in items:
             what = r.get("step") or r.get("kind")
             if r.get("job"):

@@ -71,6 +71,7 @@ class Options:
     allow_reboot: bool = False
     keep_silenced: bool = False
     backout: bool = False  # put the estate back in service from wherever the change stopped
+    window_ends: datetime | None = None  # --window-ends: no phase starts that cannot finish, with a backout, by then
 
 
 @dataclass

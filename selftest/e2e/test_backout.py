@@ -57,3 +57,36 @@ def test_backout_from_a_stop_puts_the_estate_back_in_service(start_lab, tmp_path
         # the estate takes a new change: no unfinished one is left on it
         other = run_suite(tmp_path / "reports", "tests_pre", inv, "-m", "readiness", env=env)
         assert other.outcomes["test_no_other_change_unfinished_on_the_estate"] == "passed"
+
+
+def test_a_phase_that_cannot_fit_the_window_with_a_backout_is_not_started(start_lab, tmp_path):
+    # timeouts that make phases 1-2 short and the upgrade long (900 s a node, against a 10-minute window)
+    scenario = tmp_path / "window.yml"
+    scenario.write_text("extends: package\nname: window\ntimeouts: {service_start: 10, service_stop: 10, "
+                        "group_move: 10, backup_job: 60, upgrade: 900, reboot: 60}\n")
+    lab = start_lab(str(scenario))
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    from datetime import datetime, timedelta
+
+    ends = (datetime.now().astimezone() + timedelta(minutes=10)).isoformat(timespec="seconds")
+    run = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-WINDOW-1", "--window-ends", ends,
+                    env=env)
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.summary["verdict"] == "stopped" and run.summary["verdict_phase"] == "uncluster"
+    refused = [r for r in run.journal() if r["kind"] == "window_refused"]
+    assert refused and refused[0]["phase"] == "uncluster" and "phases 3-5" in refused[0]["reason"]
+    assert f"{inv} --backout --change-ticket CHG-WINDOW-1" in run.output
+    finished = {r["phase"] for r in run.journal() if r["kind"] == "phase_finished" and r["outcome"] == "done"}
+    assert finished == {"silence", "backup"}
+    received = lab.state()["winrm"]["received"]
+    assert not [k for k in received if k.split()[1] in ("Update-SsoDatabase", "Set-ClusterResourceState", "Set-SsoServer",
+                                                         "Move-ClusterGroup", "Install-SsoUpdate")]
+    assert lab.state()["sql"]["secret_server"] == "SSOCLUSTER"
+    report = (run.dir / "report.html").read_text()
+    assert "planned at most" in report  # planned against actual, per phase
+
+
+def test_window_end_in_the_past_or_malformed_is_refused_before_anything_connects(tmp_path):
+    run = run_suite(tmp_path, "--inventory=inventory/example.yml", "--apply", "--change-ticket", "CHG-W",
+                    "--window-ends", "25:99")
+    assert run.returncode == 4 and "--window-ends '25:99': give the time the change window ends as HH:MM" in run.output

@@ -1,0 +1,93 @@
+"""The change window (`--window-ends`): before each phase that changes the estate, the time that phase
+and a backout from after it may need is compared with the time left; a phase that cannot finish with
+time left to back out is not started. Estimates are the inventory's timeouts — the longest each wait may
+take before the suite itself gives up — so a phase that fits its estimate fits the window. Phases 3-5
+are one unit for the window: once the MSS leaves the cluster, the ways back in are recluster (phase 5)
+or a backout, so phase 3 starts only when phases 3, 4 and 5 and a backout all fit.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+PHASES = ("silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume")
+MARGIN = 60.0  # seconds a phase spends on its own reads and journal beyond its waits
+
+
+class WindowError(ValueError):
+    pass
+
+
+def parse_window_end(text: str, now: datetime | None = None) -> datetime:
+    """`HH:MM` (this admin box's local time; the next such time) or an ISO 8601 time (with an offset,
+    or local when it has none). Returned timezone-aware."""
+    now = now or datetime.now().astimezone()
+    text = text.strip()
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+    if m:
+        end = now.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+        return end if end > now else end + timedelta(days=1)
+    try:
+        end = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise WindowError(f"--window-ends {text!r}: give the time the change window ends as HH:MM (local time, "
+                          "e.g. 05:30) or as an ISO time (e.g. 2026-12-03T05:30+01:00)") from None
+    end = end if end.tzinfo else end.astimezone()  # naive: this admin box's local time
+    if end <= now:
+        raise WindowError(f"--window-ends {text}: that time has passed ({end.isoformat(timespec='minutes')}); give "
+                          "the end of this change's window")
+    return end
+
+
+def estimates(run: Any) -> dict[str, float]:
+    """Per phase, the longest it may take (seconds), from the inventory's timeouts."""
+    t = run.inventory.timeouts
+    nodes = len(run.nodes)
+    upgrade = 0.0
+    for n in run.nodes:
+        upgrade += t.upgrade + t.service_start + (t.reboot if run.options.allow_reboot else 0.0)
+    return {
+        "silence": t.service_stop * 2 + MARGIN,  # host instances, then Rule Engine and ENTSSO (servers at once)
+        "backup": t.backup_job + MARGIN,
+        "uncluster": t.group_move + t.service_start * 2 + MARGIN,
+        "upgrade": upgrade + MARGIN,
+        "recluster": t.service_stop + nodes * 3 * t.group_move + MARGIN,  # per node: move, offline, online
+        "failover": nodes * t.group_move + MARGIN,
+        "resume": t.service_start * 2 + MARGIN,
+    }
+
+
+def backout_estimate(run: Any, after: str) -> float:
+    """The longest a backout from a stop in or after phase `after` may take."""
+    t, e = run.inventory.timeouts, estimates(run)
+    recluster = e["recluster"] if PHASES.index(after) >= PHASES.index("uncluster") else 0.0
+    return recluster + t.group_move + e["resume"]
+
+
+def needed(run: Any, phase: str) -> tuple[float, str]:
+    """What starting `phase` commits to (seconds), and in words."""
+    e = estimates(run)
+    if phase == "uncluster":
+        work = e["uncluster"] + e["upgrade"] + e["recluster"]
+        what = "phases 3-5 (the MSS is outside the cluster until phase 5)"
+    else:
+        work = e[phase]
+        what = f"phase {PHASES.index(phase) + 1}"
+    return work + backout_estimate(run, phase), what
+
+
+def check(run: Any, phase: str, now: datetime | None = None) -> str | None:
+    """Why `phase` must not start in the window (None: it fits)."""
+    end = run.options.window_ends
+    if end is None or phase not in PHASES:
+        return None
+    now = now or datetime.now(timezone.utc)
+    left = (end - now).total_seconds()
+    need, what = needed(run, phase)
+    if need <= left:
+        return None
+    return (f"the change window ends at {end.isoformat(timespec='minutes')}, {max(left, 0) / 60:.1f} min from now; "
+            f"{what} may take up to {need / 60:.1f} min with time to back out after "
+            f"({need - backout_estimate(run, phase):.0f} s of work + {backout_estimate(run, phase):.0f} s of "
+            "backout, from the inventory's timeouts)")

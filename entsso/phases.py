@@ -94,6 +94,8 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
 
 def _outcome(result: Any) -> str:
     """'unchanged' when the operation reports it found the estate already so, else 'ok'."""
+    if isinstance(result, bool):  # an operation that returns whether it changed anything
+        return "ok" if result else "unchanged"
     flags: list[bool] = []
 
     def walk(o: Any) -> None:

@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
     g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
     g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
+    g.addoption("--plan", action="store_true",
+                help="read-only: write plan.md and plan.html (every operation the change would perform, its test "
+                     "and backout plans, how long each phase may take) and run the readiness gate")
     g.addoption("--window-ends", metavar="TIME",
                 help="the end of the change window (HH:MM local, or ISO): a phase that cannot finish, with time "
                      "to back out, is not started")
@@ -68,8 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
         # `pytest --lab tests_pre`: argparse took the path as the scenario
         config.args.append(lab_value)
         opt.lab = lab_value = "default"
+    if opt.plan and (opt.apply or opt.backout or opt.resume):
+        raise pytest.UsageError("--plan is read-only: leave out --apply, --backout and --resume (the plan says what "
+                                "--apply --change-ticket would do).")
     options = Options(apply=opt.apply or opt.backout, change_ticket=opt.change_ticket, resume=opt.resume,
-                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout)
+                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout,
+                      plan=opt.plan)
     if opt.window_ends:
         from entsso.window import WindowError, parse_window_end
 
@@ -313,6 +320,13 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
             out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
         out["continue"] = story.continue_line(run) if story.change_began(run) else None
         out["record"] = story.record_line(run)
+    if run.options.plan and run._snapshot is not None:
+        out["plan"] = _write_plan(run, config)
+        if not failed:
+            out["reason"] = ("A plan (read-only): nothing was changed; the gate holds now. " + out["plan"])
+        else:
+            out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
+                             f"check(s) failed), so the change would not start. " + out["plan"])
     if not run.options.apply and failed and run._snapshot is not None:
         from entsso import gate
 
@@ -334,6 +348,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
+    if out.get("plan"):
+        from entsso import plan
+
+        text = (config.stash[RUN_KEY].dir / "plan.md").read_text(encoding="utf-8")
+        tr.write_line(plan.brief(text))
     tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
     tr.write_line(out["reason"])
     o = out.get("outage")
@@ -352,6 +371,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if not run_backout(config):
             tr.write_line(f"Or back it out (the estate in service as before, upgraded nodes stay upgraded): "
                           f"{config.stash[RUN_KEY].backout_command()}")
+
+
+def _write_plan(run: Run, config: pytest.Config) -> str:
+    from entsso import plan
+
+    p = plan.build(run, run.snapshot(), getattr(config, "_entsso_test_plan", {}))
+    (run.dir / "plan.md").write_text(plan.to_markdown(p, run), encoding="utf-8")
+    (run.dir / "plan.html").write_text(plan.to_html(p, run), encoding="utf-8")
+    run.journal.write("plan", operations=len(p.operations), changes=sum(not o.already for o in p.operations),
+                      skipped=p.skipped)
+    run.plan_summary = {"operations": [{"phase": o.phase, "step": o.step, "host": o.host, "job": o.job,
+                                        "change": o.change, "already": o.already} for o in p.operations],
+                        "skipped": p.skipped, "estimates": p.estimates}
+    changes = sum(not o.already for o in p.operations)
+    return (f"The plan: {len(p.operations)} operations ({changes} that change the estate), written to "
+            f"{run.dir / 'plan.md'} and plan.html.")
 
 
 def run_backout(config: pytest.Config) -> bool:
@@ -391,6 +426,7 @@ def _write_summary(run: Run, config: pytest.Config) -> None:
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
         "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
         "estate_now": out.get("outage"), "continue": out.get("continue"),
+        "plan": getattr(run, "plan_summary", None),
         "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
                     "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
                     "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}
@@ -474,6 +510,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backout = run.options.backout
         keep = [i for i in items if bool(i.get_closest_marker("backout")) == backout]
         gone = [i for i in items if bool(i.get_closest_marker("backout")) != backout]
+        if run.options.plan:  # what is not done yet is the test plan, not a failure: only the gate runs
+            later = [i for i in keep if not i.get_closest_marker("readiness")]
+            config._entsso_test_plan = {  # type: ignore[attr-defined]
+                m: [i.name for i in later if i.get_closest_marker(m)] for m in ("prepared", "post")}
+            config._entsso_test_plan = {"readiness (run now)": [i.name for i in keep if i.get_closest_marker(
+                "readiness")], **config._entsso_test_plan}
+            keep, gone = [i for i in keep if i.get_closest_marker("readiness")], gone + later
         if gone:
             config.hook.pytest_deselected(items=gone)
             items[:] = keep

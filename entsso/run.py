@@ -71,6 +71,7 @@ class Options:
     allow_reboot: bool = False
     keep_silenced: bool = False
     backout: bool = False  # put the estate back in service from wherever the change stopped
+    plan: bool = False  # --plan: read-only; what the change would do, its test and backout plans
     window_ends: datetime | None = None  # --window-ends: no phase starts that cannot finish, with a backout, by then
 
 

@@ -1,0 +1,261 @@
+"""`--plan`: what the change would do, read from the live estate and changing nothing — the
+implementation plan (every operation, phase by phase and host by host, as current state → target, and
+the ones that would find the estate already so), the test plan (the checks that will prove it), the
+backout plan (what `--backout` would do from a stop in each phase) and the longest each phase may take
+(the inventory's timeouts: entsso.window). Written as plan.md and plan.html into the run directory.
+
+The operations are named exactly as entsso.phases journals them; selftest/e2e/test_plan.py compares a
+plan with the journal of the change that follows it, so the two cannot drift apart unseen.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from entsso import sso, window
+from entsso.biztalk import RULE_ENGINE
+from entsso.estate import Snapshot
+from entsso.run import Baseline, Run
+from entsso.sso import ENTSSO
+
+TITLES = {"silence": "1. Silence BizTalk", "backup": "2. Back up", "uncluster": "3. Uncluster the MSS",
+          "upgrade": "4. Upgrade each node", "recluster": "5. Recluster the MSS", "failover": "6. Fail over",
+          "resume": "7. Put BizTalk back"}
+
+
+@dataclass(frozen=True)
+class Operation:
+    phase: str
+    step: str  # as the journal names it
+    host: str | None  # None: SQL Server
+    change: str  # "current → target"
+    already: bool = False  # the estate is already so: the step reads, finds it so, changes nothing
+    job: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.phase, self.step, self.host, self.job)
+
+
+@dataclass
+class Plan:
+    ticket: str | None
+    operations: list[Operation] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # whole steps that would not run, and why
+    tests: dict[str, list[str]] = field(default_factory=dict)  # marker -> test ids
+    backout: dict[str, list[str]] = field(default_factory=dict)  # stop in phase -> what --backout does
+    estimates: dict[str, float] = field(default_factory=dict)
+
+    def add(self, phase: str, step: str, host: str | None, change: str, *, already: bool = False,
+            job: str | None = None) -> None:
+        self.operations.append(Operation(phase, step, host, change, already, job))
+
+
+def _state(s: Snapshot, host: str, service: str) -> str:
+    h = s.hosts.get(host)
+    return (h.service(service).status or "not installed") if h and h.reachable else "unknown (no answer)"
+
+
+def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> Plan:
+    b: Baseline = run.baseline()
+    p = Plan(run.options.change_ticket, tests=tests or {}, estimates=window.estimates(run))
+    primary = run.primary_node()
+    others = [n for n in run.nodes if n != primary]
+    rec = run.change_record_path()
+
+    # 1. silence
+    p.add("silence", "record the change and its baseline on the estate", primary, f"{rec} written (the baseline)")
+    for server in run.biztalk_servers:
+        h = s.hosts[server]
+        now = {i.host_name: i.state for i in h.host_instances if i.in_process}
+        names = list(b.host_instances.get(server, {}))
+        p.add("silence", "stop host instances", server,
+              ", ".join(f"BTSSvc${n} {now.get(n)} → Stopped" for n in names) or "none",
+              already=all(now.get(n) == "Stopped" for n in names))
+        p.add("silence", "stop Rule Engine Update and ENTSSO", server,
+              f"{RULE_ENGINE} {_state(s, server, RULE_ENGINE)} → Stopped, {ENTSSO} {_state(s, server, ENTSSO)} → Stopped",
+              already=all(_state(s, server, x) == "Stopped" for x in (RULE_ENGINE, ENTSSO)))
+    for job in run.job_names:
+        j = s.sql.jobs.get(job)
+        p.add("silence", "disable job", None, f"{'enabled' if j and j.enabled else 'disabled'} → disabled",
+              already=bool(j and not j.enabled), job=job)
+    p.add("silence", "record phase 1 done on the estate", primary, "the change record: phase 1 done")
+
+    # 2. backup
+    path = run.secret_backup_file()
+    p.add("backup", "back up the master secret", primary, f"ssoconfig -backupSecret → {path} on {primary} (new file)")
+    p.add("backup", "copy the secret backup off the node", primary, f"{path} → this admin box (mode 0600)")
+    p.add("backup", "force a full BizTalk backup", None, "sp_ForceFullBackup, then the job run to completion",
+          job=run.inventory.sql.backup_job)
+    p.add("backup", "record phase 2 done on the estate", primary, "the change record: phase 2 done")
+
+    # 3. uncluster
+    ss = s.sql.secret_server
+    if (ss or "").upper() != primary.upper():
+        p.add("uncluster", "point the primary's SSO tools at the cluster name", primary,
+              f"SSO tools {_tools(s, primary)} → {run.cluster_name}", already=_same(_tools(s, primary), run.cluster_name))
+    p.add("uncluster", f"move the master secret server to {primary}", primary, f"SSODB secret server {ss} → {primary}")
+    view = s.cluster_view()
+    res = view.resource.state if view and view.resource else "unknown"
+    p.add("uncluster", "take the ENTSSO cluster resource offline", primary, f"{run.resource} {res} → Offline")
+    p.add("uncluster", "start ENTSSO on the primary through the SCM", primary, f"{ENTSSO} (SCM) → Running")
+    p.add("uncluster", "point the primary's SSO tools at itself", primary, f"SSO tools → {primary}")
+    for n in others:
+        p.add("uncluster", f"point SSO tools at {primary}", n, f"SSO tools {_tools(s, n)} → {primary}")
+        p.add("uncluster", "start ENTSSO through the SCM", n, f"{ENTSSO} (SCM) → Running")
+    p.add("uncluster", "record phase 3 done on the estate", primary, "the change record: phase 3 done")
+
+    # 4. upgrade, the primary first
+    for n in [primary, *others]:
+        cfg = run.inventory.upgrade_for(n)
+        h = s.hosts[n]
+        v = h.sso.version if h.reachable and h.sso else None
+        if v is not None and sso.version_tuple(v) >= sso.version_tuple(cfg.target_version):
+            p.skipped.append(f"{n}: SSO {v} is already at (or past) {cfg.target_version}: not upgraded")
+        elif cfg.mode == "manual":
+            p.add("upgrade", "wait for the operator's upgrade", n,
+                  f"{n} SSO {v} → {cfg.target_version}, manual (the operator runs ESSO Setup; the suite waits)")
+        else:
+            p.add("upgrade", "install the SSO update package", n,
+                  f"{n} SSO {v} → {cfg.target_version}, package {cfg.package_path}")
+        p.add("upgrade", "start ENTSSO through the SCM", n, f"{ENTSSO} (SCM) → Running")
+    p.add("upgrade", "record phase 4 done on the estate", primary, "the change record: phase 4 done")
+
+    # 5. recluster
+    p.add("recluster", f"move the master secret server back to {run.cluster_name}", primary,
+          f"SSODB secret server {primary} → {run.cluster_name}")
+    for n in run.nodes:  # the resource is offline after phase 3: no node runs ENTSSO under the cluster
+        p.add("recluster", "stop the SCM-started ENTSSO", n, f"{ENTSSO} (SCM) Running → Stopped")
+    for n in [*others, primary]:
+        p.add("recluster", f"move the SSO group to {n}", primary, f"group {run.group} → owned by {n}")
+        p.add("recluster", "take the ENTSSO resource offline", n, f"{run.resource} → Offline")
+        p.add("recluster", "bring the ENTSSO resource online", n, f"{run.resource} → Online on {n}")
+        if n != primary:
+            p.add("recluster", "put this change's secret backup on the node", n, f"{path} from {primary} → {n}")
+        p.add("recluster", "restore the master secret", n, f"ssoconfig -restoreSecret {path} on {n}")
+    for n in run.nodes:
+        p.add("recluster", f"point SSO tools at {run.cluster_name}", n, f"SSO tools → {run.cluster_name}")
+    p.add("recluster", "record phase 5 done on the estate", primary, "the change record: phase 5 done")
+
+    # 6. fail over, ending where the group was before the change
+    start = b.group_owner or primary
+    for n in [x for x in run.nodes if x != start] + [start]:
+        p.add("failover", f"move the SSO group to {n}", n, f"group {run.group} → owned by {n}")
+        p.add("failover", "read the adapter handlers' properties through SSO", n,
+              "each adapter handler's properties read through SSO (needs the master secret there)")
+    p.add("failover", "record phase 6 done on the estate", primary, "the change record: phase 6 done")
+
+    # 7. BizTalk back as the baseline
+    if not run.options.keep_silenced:
+        for server in run.biztalk_servers:
+            svcs = [x for x, st in ((ENTSSO, b.entsso.get(server)), (RULE_ENGINE, b.rule_engine.get(server)))
+                    if st == "Running"]
+            p.add("resume", "start ENTSSO and Rule Engine Update as before", server,
+                  ", ".join(f"{x} Stopped → Running" for x in svcs) or "nothing ran before the change")
+            ran = [n for n, st in b.host_instances.get(server, {}).items() if st == "Running"]
+            p.add("resume", "start the host instances that ran", server,
+                  ", ".join(f"BTSSvc${n} → Running" for n in ran) or "none ran before the change")
+        for job, enabled in b.jobs_enabled.items():
+            if enabled:
+                p.add("resume", "re-enable job", None, "disabled → enabled", job=job)
+            else:
+                p.skipped.append(f"job {job}: disabled before the change, stays disabled")
+        p.add("resume", "mark the change completed on the estate", primary, "the change record: completed")
+    else:
+        p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
+
+    p.backout = backout_plan(run, b)
+    return p
+
+
+def _tools(s: Snapshot, host: str) -> str | None:
+    h = s.hosts.get(host)
+    return h.sso.tools_server if h and h.reachable and h.sso else None
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").upper() == (b or "").upper()
+
+
+def backout_plan(run: Run, b: Baseline) -> dict[str, list[str]]:
+    """What `--backout` does after a stop in each phase (entsso.phases.back_out)."""
+    back = [f"move the SSO group back to {b.group_owner or run.primary_node()} (its owner before the change)"]
+    started = [f"{n} on {srv}" for srv, inst in b.host_instances.items() for n, st in inst.items() if st == "Running"]
+    back.append("start what ran before the change: " + (", ".join(started) or "no host instance")
+                + "; ENTSSO and Rule Engine Update where they ran; re-enable "
+                + f"{sum(1 for e in b.jobs_enabled.values() if e)} job(s) that were enabled")
+    recluster = [f"move the master secret server back to {run.cluster_name}",
+                 "stop ENTSSO started through the SCM on the nodes",
+                 "on each node in turn (the primary last): own the group, cycle the ENTSSO resource, restore the "
+                 "master secret from this change's backup", f"point every node's SSO tools at {run.cluster_name}"]
+    out = {}
+    for ph in window.PHASES[:-1]:
+        steps = (recluster if window.PHASES.index(ph) >= window.PHASES.index("uncluster") else []) + back
+        out[ph] = steps + ["verify: SSODB names the cluster, the resource Online, the secret on every node, BizTalk "
+                           "as before; upgraded nodes stay upgraded"]
+    return out
+
+
+def to_markdown(p: Plan, run: Run) -> str:
+    lines = [f"# Plan for change {p.ticket or '(no ticket)'} on {run.inventory.environment}", "",
+             f"Read from the live estate at {run.snapshot().taken_at.isoformat(timespec='seconds')}; nothing was "
+             "changed. Durations are the longest each phase may take (the inventory's timeouts).", "",
+             "## Implementation plan", ""]
+    for ph, title in TITLES.items():
+        ops = [o for o in p.operations if o.phase == ph]
+        if not ops:
+            continue
+        lines.append(f"### {title} (at most {p.estimates.get(ph, 0) / 60:.0f} min)")
+        for o in ops:
+            where = o.host or "SQL Server"
+            what = o.step + (f" ({o.job})" if o.job else "")
+            lines.append(f"- {where}: {what}: {o.change}" + (" — already so, no change" if o.already else ""))
+        lines.append("")
+    if p.skipped:
+        lines += ["## Skipped because the estate is already so", ""] + [f"- {x}" for x in p.skipped] + [""]
+    lines += ["## Test plan", ""]
+    for marker, ids in p.tests.items():
+        lines.append(f"- {marker}: {len(ids)} checks — " + ", ".join(ids))
+    lines += ["", "## Backout plan (`--backout --change-ticket " + (p.ticket or "<ticket>") + "`)", ""]
+    for ph, steps in p.backout.items():
+        lines.append(f"- after a stop in {TITLES[ph]}: " + "; ".join(steps))
+    return "\n".join(lines) + "\n"
+
+
+def to_html(p: Plan, run: Run) -> str:
+    e = html.escape
+    body = [f"<h1>Plan for change {e(p.ticket or '(no ticket)')}</h1>",
+            f"<p>Read from the live estate ({e(run.inventory.environment)}) at "
+            f"{e(run.snapshot().taken_at.isoformat(timespec='seconds'))}; nothing was changed. Durations are the "
+            "longest each phase may take (the inventory's timeouts).</p><h2>Implementation plan</h2>"]
+    for ph, title in TITLES.items():
+        ops = [o for o in p.operations if o.phase == ph]
+        if not ops:
+            continue
+        rows = "".join(f"<tr class='{'already' if o.already else 'change'}'><td>{e(o.host or 'SQL Server')}</td>"
+                       f"<td>{e(o.step + (f' ({o.job})' if o.job else ''))}</td><td>{e(o.change)}</td>"
+                       f"<td>{'already so' if o.already else 'changes'}</td></tr>" for o in ops)
+        body.append(f"<h3>{e(title)} <small>(at most {p.estimates.get(ph, 0) / 60:.0f} min)</small></h3>"
+                    f"<table class='entsso-plan'><tr><th>Host</th><th>Operation</th><th>Current → target</th>"
+                    f"<th></th></tr>{rows}</table>")
+    if p.skipped:
+        body.append("<h2>Skipped because the estate is already so</h2><ul>"
+                    + "".join(f"<li>{e(x)}</li>" for x in p.skipped) + "</ul>")
+    body.append("<h2>Test plan</h2><ul>" + "".join(
+        f"<li><b>{e(m)}</b>: {len(ids)} checks<br><small>{e(', '.join(ids))}</small></li>" for m, ids in p.tests.items())
+        + "</ul>")
+    body.append("<h2>Backout plan</h2><ul>" + "".join(
+        f"<li>After a stop in {e(TITLES[ph])}: {e('; '.join(steps))}</li>" for ph, steps in p.backout.items()) + "</ul>")
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
+             "td,th{border:1px solid #999;padding:3px 6px;text-align:left}tr.already td{color:#777}"
+             "@media print{h3{break-after:avoid}}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Plan {e(p.ticket or '')}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def brief(markdown: str) -> str:
+    """The plan for the console: the implementation plan and what is skipped (the test and backout plans
+    are in plan.md and plan.html)."""
+    head = markdown.split("## Test plan", 1)[0]
+    return head.rstrip() + "\n\n(The test plan and the backout plan per phase: plan.md and plan.html.)"

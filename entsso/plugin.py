@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timezone
@@ -66,6 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _suite_requested(config) or getattr(config, "workerinput", None) is not None:
         return
     opt = config.option
+    if getattr(opt, "help", False) or getattr(opt, "version", False) or getattr(opt, "showfixtures", False) \
+            or getattr(opt, "markers", False):
+        return  # pytest's own help: no estate needed, nothing created
     lab_value = opt.lab
     if lab_value and not lab_value.endswith((".yml", ".yaml")) and Path(lab_value).exists():
         # `pytest --lab tests_pre`: argparse took the path as the scenario
@@ -112,9 +116,10 @@ def pytest_configure(config: pytest.Config) -> None:
         inventory_path = str(lab.inventory_path)
     try:
         run = _load_run(run_dir.name, run_dir, options, inventory_path, prior)
-    except Exception:
+    except BaseException:
         if lab:
             lab.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)  # a refused inventory leaves no run folder
         raise
     run.lab = lab
     control = lab
@@ -135,7 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run.journal.write("run_started", change_ticket=options.change_ticket, apply=options.apply,
                       resume=options.resume, inventory=inventory_path,
                       change_started=(prior.change_started if prior and prior.change_started else None))
-    if not getattr(opt, "htmlpath", None):
+    if not getattr(opt, "htmlpath", None) and not getattr(opt, "collectonly", False):
         opt.htmlpath = str(run_dir / "report.html")
     opt.self_contained_html = True
     if not getattr(opt, "xmlpath", None):
@@ -291,6 +296,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _write_summary(run, config)
     finally:
         run.close()
+        if getattr(config.option, "collectonly", False):
+            shutil.rmtree(run.dir, ignore_errors=True)  # a listing of the tests is not a run
 
 
 CONCLUSION_KEY = pytest.StashKey[dict]()

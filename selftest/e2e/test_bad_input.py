@@ -78,3 +78,20 @@ def test_kerberos_failure_says_to_check_the_ticket(lab):
         host.invoke("Get-HostFacts", {"cluster": None, "services": [], "biztalk": False, "package": None,
                                       "backup_folder": None, "secret_backup_file": None})
     assert "klist" in str(err.value) and "kinit" in str(err.value)
+
+
+def test_help_works_in_the_project_without_an_estate_and_creates_nothing(tmp_path):
+    reports = tmp_path / "reports"
+    run = run_suite(reports, "--help")
+    assert run.returncode == 0, run.output[-2000:]
+    assert "--change-ticket" in run.output and "--backout" in run.output and "--window-ends" in run.output
+    assert list(reports.iterdir()) == []
+
+
+def test_collect_only_and_a_refused_inventory_leave_no_run_folder(tmp_path):
+    reports = tmp_path / "reports"
+    listed = run_suite(reports, "--lab", "fast", "--collect-only")
+    assert listed.returncode == 0 and "tests collected" in listed.output, listed.output[-2000:]
+    refused = run_suite(reports, "--inventory=inventory/example.yml", env={"ENTSSO_WINRM_PASSWORD": None})
+    assert refused.returncode == 4 and "ENTSSO_WINRM_PASSWORD" in refused.output
+    assert list(reports.iterdir()) == []

@@ -27,6 +27,9 @@ from entsso.winrm import RemoteError
 
 T = TypeVar("T")
 log = logging.getLogger("entsso.phases")
+_TITLES = {"silence": "Silence BizTalk", "backup": "Back up the master secret and the databases",
+           "uncluster": "Uncluster the MSS", "upgrade": "Upgrade each node", "recluster": "Recluster the MSS",
+           "failover": "Fail over to every node", "resume": "Put BizTalk back", "backout": "Back out the change"}
 
 
 class PhaseFailed(Exception):
@@ -89,7 +92,16 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
                        seconds=round(time.monotonic() - started, 3), **intent)
     run.in_flight.pop(key, None)
     log.info("%s%s: %s in %.1f s", name, f" on {host}" if host else "", outcome, time.monotonic() - started)
+    _console(run, f"  {host or 'SQL Server':<10} {name}{' (' + intent['job'] + ')' if intent.get('job') else ''}: "
+                  f"{'done' if outcome == 'ok' else outcome} ({time.monotonic() - started:.1f} s)")
     return result
+
+
+def _console(run: Run, line: str) -> None:
+    """A line for the person at the console (entsso.operator), when there is one."""
+    operator = getattr(run, "operator", None)
+    if operator is not None:
+        operator.tell(line)
 
 
 def _outcome(result: Any) -> str:
@@ -240,6 +252,10 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     if name != "silence":
         _continue_record(run)
     estimate = window.estimates(run).get(name) if name in window.PHASES else None
+    number = change.PHASE_NUMBERS.get(name)
+    if name not in run.phase_stats:  # phase 2's second part: announced once
+        title = _TITLES.get(name, name)
+        _console(run, f"\n[phase {number}/7] {title}" if number else f"\n[{title}]")
     outcome = "failed"
     try:
         if run.options.apply and not run.options.backout:
@@ -484,6 +500,7 @@ def _upgrade_node(run: Run, node: str) -> None:
         run.operator.instruct(node, text, target)
 
         silent_since: list[float] = []
+        waited_from, seen = time.monotonic(), [object(), -15.0]
 
         def done() -> str | None:
             v = _node_version(run, node)
@@ -497,7 +514,11 @@ def _upgrade_node(run: Run, node: str) -> None:
             if sso.version_tuple(v) >= sso.version_tuple(target):
                 run.operator.tell(f"    {node} reports SSO {v}: upgraded")
                 return v
-            run.operator.tell(f"    … {node} reports SSO {v or '(no answer)'}, waiting for {target}")
+            elapsed = time.monotonic() - waited_from
+            if v != seen[0] or elapsed - seen[1] >= 15:  # a change, or every 15 s: not the same line each second
+                seen[:] = [v, elapsed]
+                run.operator.tell(f"    … {node} reports SSO {v or '(no answer)'}, waiting for {target} "
+                                  f"({elapsed:.0f} s of at most {t.upgrade:.0f} s)")
             return None
 
         step(run, "upgrade", "wait for the operator's upgrade", node,

@@ -476,6 +476,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
             report.sections.append(("phases set up here", "This test's setup ran the phases " + ", ".join(ran_here)
                                     + ": their logs are in the timeline at the top of the report, each with "
                                       "its phase."))
+    if run is not None and report.when == "setup" and report.failed and (run.stopped or run.interrupted):
+        _once(item, report, run)
     if run is not None and report.failed and item.nodeid not in run.failed_tests:
         run.failed_tests.append(item.nodeid)
     outcomes = item.config.__dict__.setdefault("_entsso_outcomes", {})
@@ -483,6 +485,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
         state = "error" if report.when != "call" and report.failed else report.outcome
         if report.when == "call" or item.nodeid not in outcomes or state != "passed":
             outcomes[item.nodeid] = state
+
+
+STOP_REPORTED_KEY = pytest.StashKey[str]()
+
+
+def _once(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
+    """One cause, one message: the first test whose setup met the stopped phase reports the stop; every
+    later test that depends on it is skipped with a pointer to that one (pytest would repeat the stop for
+    each of them: 46 copies for one down node)."""
+    phase = run.stopped[0] if run.stopped else "interrupted"
+    if f"[{phase}]" not in str(report.longrepr) and "not started: the run" not in str(report.longrepr):
+        return  # a failure of its own, not the stop
+    first = item.config.stash.get(STOP_REPORTED_KEY, None)
+    if first is None:
+        item.config.stash[STOP_REPORTED_KEY] = item.nodeid
+        return
+    path, line, _ = item.location
+    report.outcome = "skipped"
+    report.longrepr = (str(path), (line or 0) + 1,
+                       f"Skipped: not run: the change stopped in phase {phase} (the cause is reported once, by "
+                       f"{first.split('::')[-1]})")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -155,3 +155,18 @@ def test_a_second_ticket_is_refused_while_a_change_is_unfinished_and_the_documen
     # and now the estate takes the next change's gate (which refuses only for what the estate is: upgraded)
     again = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-OTHER-2", env=env)
     assert again.outcomes["test_no_other_change_unfinished_on_the_estate"] == "passed"
+
+
+def test_a_stop_is_reported_once_and_the_console_counts_phases(start_lab, tmp_path):
+    lab = start_lab("package")
+    lab.post("/faults", {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603})
+    run = run_suite(tmp_path / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
+                    "CHG-ONCE-1", env=dict(lab.env))
+    assert run.returncode == 1
+    outcomes = run.outcomes
+    assert sum(1 for s in outcomes.values() if s == "error") == 1  # one cause, one message
+    skipped = [n for n, s in outcomes.items() if s == "skipped"]
+    assert len(skipped) >= 10
+    assert run.output.count("exit code 1603 (fatal error during installation") <= 3  # error, verdict, summary
+    assert "[phase 4/7] Upgrade each node" in run.output and "[phase 5/7]" not in run.output
+    assert "NODE1      install the SSO update package: done" in run.output

@@ -1,7 +1,9 @@
 """Enterprise SSO: what each SSO server reports (version, the SSO server its tools use, the secret server
-it sees, whether it holds the master secret) and the secret server recorded in SSODB."""
+it sees, whether it holds the master secret) and the secret server recorded in SSODB. The SSO tools' text
+(`ssomanage -displaydb`) comes back raw from the host and is parsed here (selftest/transcripts/ssomanage)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,104 @@ from entsso.sql import SqlServer
 ENTSSO = "ENTSSO"
 
 
+class UnknownToolOutput(ValueError):
+    """A tool printed text no parser here recognises: the message names the tool and shows the text."""
+
+    def __init__(self, tool: str, text: str, exit_code: int | None, why: str) -> None:
+        shown = text if len(text) <= 600 else text[:600] + "..."
+        super().__init__(f"{tool} printed text this suite does not recognise ({why}; exit code {exit_code}): "
+                         f"{shown!r}. Run `{tool}` on the host by hand; if Windows prints it so, add the text "
+                         f"as a case under selftest/transcripts and teach entsso/sso.py its form")
+        self.tool, self.text, self.exit_code = tool, text, exit_code
+
+
+@dataclass(frozen=True)
+class DisplayDb:
+    """What `ssomanage -displaydb` said: the SSO database settings, or the error it printed instead."""
+
+    sso_server: str | None  # "Using SSO server : X"; None when it says "on this computer" or says nothing
+    on_this_computer: bool  # "Using SSO server on this computer"
+    sql_server: str | None
+    sso_database: str | None
+    secret_server: str | None
+    settings: tuple[tuple[str, str], ...]  # every "label : value" line, as printed
+    error_code: str | None  # "0xC0002A0F" from "ERROR: 0xC0002A0F : ..."
+    error: str | None  # the error's text (a wrapped message joined into one line)
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    def error_line(self) -> str | None:
+        return f"ERROR: {self.error_code} : {self.error}" if self.error_code else None
+
+
+# The labels Microsoft publishes for the rows -displaydb prints (lower case, blanks collapsed):
+# "SSO secret server name" / "SSO database" in the BizTalk CPR team's transcript (2008), "Single Sign-On
+# Secret Server name" / "Single Sign-On database" in Learn's "How to Display the SSO Database Information".
+_SECRET_SERVER_LABELS = {"sso secret server name", "single sign-on secret server name"}
+_DATABASE_LABELS = {"sso database", "single sign-on database", "sql server database"}
+_SQL_SERVER_LABELS = {"sql server"}
+_USING_LOCAL = re.compile(r"^Using SSO server on this computer\.?$", re.I)
+_USING_REMOTE = re.compile(r"^Using SSO server\s*:\s*(?P<name>\S+)$", re.I)
+_ERROR = re.compile(r"^ERROR:\s*(?P<code>0x[0-9A-Fa-f]{8})\s*:\s*(?P<text>.*)$")
+_SETTING = re.compile(r"^(?P<label>[A-Za-z][^:]*?)\s*:\s*(?P<value>.*?)$")
+
+
+def _lines(stdout: str, stderr: str) -> list[str]:
+    text = (stdout or "") + ("\n" + stderr if stderr else "")
+    return [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+
+
+def parse_displaydb(stdout: str, stderr: str = "", exit_code: int | None = 0) -> DisplayDb:
+    """Parse `ssomanage -displaydb` as Windows prints it (CRLF, any padding around ' : '). An ERROR line
+    makes the result an error whatever the exit code (ssomanage's exit code on failure is unconfirmed).
+    Raises UnknownToolOutput for text in no published form, or settings without the secret server row."""
+    tool = "ssomanage -displaydb"
+    raw = (stdout or "") + (stderr or "")
+    sso_server, local = None, False
+    settings: list[tuple[str, str]] = []
+    error_code: str | None = None
+    error_parts: list[str] = []
+    for line in _lines(stdout, stderr):
+        text = line.strip()
+        if error_code is not None:
+            if text:  # a wrapped error message continues on the next lines
+                error_parts.append(text)
+            continue
+        if not text:
+            continue
+        if _USING_LOCAL.match(text):
+            local = True
+            continue
+        if m := _USING_REMOTE.match(text):
+            sso_server = m.group("name")
+            continue
+        if m := _ERROR.match(text):
+            error_code = m.group("code")[:2].lower() + m.group("code")[2:].upper()
+            error_parts.append(m.group("text").strip())
+            continue
+        if m := _SETTING.match(text):
+            settings.append((" ".join(m.group("label").split()), m.group("value").strip()))
+            continue
+        raise UnknownToolOutput(tool, raw, exit_code, f"the line {text!r} is in no known form")
+
+    def value(labels: set[str]) -> str | None:
+        return next((v for k, v in settings if k.lower() in labels and v), None)
+
+    if error_code is not None:
+        return DisplayDb(sso_server, local, None, None, None, tuple(settings), error_code,
+                         " ".join(p for p in error_parts if p))
+    secret = value(_SECRET_SERVER_LABELS)
+    if secret is None:
+        why = "no secret server row" if settings else "no settings and no ERROR line"
+        raise UnknownToolOutput(tool, raw, exit_code, why)
+    if exit_code not in (0, None):
+        raise UnknownToolOutput(tool, raw, exit_code, "settings printed but the exit code is not 0")
+    return DisplayDb(sso_server, local, value(_SQL_SERVER_LABELS), value(_DATABASE_LABELS), secret,
+                     tuple(settings), None, None)
+
+
 @dataclass(frozen=True)
 class SsoServer:
     host: str
@@ -20,14 +120,31 @@ class SsoServer:
     version: str | None
     tools_server: str | None  # what `ssomanage -serverall` set on this machine
     secret_server: str | None  # what `ssomanage -displaydb` shows through that SSO server
-    displaydb_error: str | None
+    displaydb_error: str | None  # its ERROR line, why it could not run, or the text no parser knows
     holds_secret: bool  # HKLM\SOFTWARE\Microsoft\ENTSSO\SSOSS\{GUID} exists
+
+
+def displaydb_facts(raw: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(secret server, error) from Get-HostFacts' raw `sso.displaydb` {exit_code, stdout, stderr, run_error}."""
+    if not raw:
+        return None, "ssomanage -displaydb was not run (Enterprise SSO not installed)"
+    if raw.get("run_error"):
+        return None, f"ssomanage -displaydb could not run: {raw['run_error']}"
+    try:
+        db = parse_displaydb(raw.get("stdout") or "", raw.get("stderr") or "", raw.get("exit_code"))
+    except UnknownToolOutput as exc:
+        return None, str(exc)
+    if db.failed:
+        return None, db.error_line()
+    return db.secret_server, None
 
 
 def parse_sso(host: str, doc: dict[str, Any]) -> SsoServer:
     s = doc.get("sso") or {}
-    return SsoServer(host, bool(s.get("installed")), s.get("version"), s.get("tools_server"),
-                     s.get("secret_server"), s.get("displaydb_error"), bool(s.get("holds_secret")))
+    installed = bool(s.get("installed"))
+    secret, error = displaydb_facts(s.get("displaydb")) if installed else (None, None)
+    return SsoServer(host, installed, s.get("version"), s.get("tools_server"), secret, error,
+                     bool(s.get("holds_secret")))
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:

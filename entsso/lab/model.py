@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from entsso.lab import texts
+
 ENTSSO = "ENTSSO"
 RULE_ENGINE = "RuleEngineUpdateService"
 ENTSSO_DISPLAY = "Enterprise Single Sign-On Service (ENTSSO)"
@@ -571,25 +573,32 @@ class Estate:
                     if _same(want.get("resource") or c.resource, c.resource) else None)
         return {"nodes": nodes, "group": group, "resource": resource}
 
+    def _displaydb(self, h: Host) -> dict[str, Any]:
+        """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
+        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC."""
+        server = self._resolve(h.tools_server)
+        if server is None:
+            out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+        elif not self._sql_up():
+            out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
+        else:
+            out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server, database="SSODB",
+                                  secret_server=self._secret_server() or "",
+                                  template=self.sso_cfg.get("displaydb_output"))
+        return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
+
     def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
             names = list(p.get("services") or [])
             names += [f"BTSSvc${hi.host_name}" for hi in h.host_instances
                       if hi.host_type == "InProcess" and f"BTSSvc${hi.host_name}" not in names]
-            server = self._resolve(h.tools_server)
-            secret_server, error = None, None
-            if server is None:
-                error = RPC_UNAVAILABLE
-            elif not self._sql_up():
-                error = "ERROR: 0x80131904 : The SSO server could not read the SSO database (SQL Server unavailable)."
-            else:
-                secret_server = self._secret_server()
+            displaydb = self._displaydb(h) if h.sso_installed else None
             doc: dict[str, Any] = {
                 "computer_name": h.name, "now_utc": _iso(self.clock.now()),
                 "services": {n: self._service_doc(h, n) for n in names},
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
-                        "tools_server": h.tools_server, "secret_server": secret_server, "displaydb_error": error,
+                        "tools_server": h.tools_server, "displaydb": displaydb,
                         "holds_secret": h.holds_secret},
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from entsso import sso
 from entsso.lab.clock import Clock
 from entsso.lab.model import Estate, PSError
 from entsso.lab.server import _merge, load_scenario
@@ -22,6 +23,8 @@ CLUSTER = {"network_name": "SSOCLUSTER", "group": "SSO", "resource": "ENTSSO"}
 
 class FakeSql:
     """SSODB's gi_SecretServer and SQL Server's availability: all the model uses of the SQL engine."""
+
+    server = "SQL1"
 
     def __init__(self, secret_server: str) -> None:
         self._secret_server = secret_server
@@ -57,6 +60,11 @@ def facts(e: Estate, host: str, **extra: Any) -> dict[str, Any]:
               "biztalk": not is_node, "package": None, "backup_folder": None, "secret_backup_file": None}
     params.update(extra)
     return e.invoke(host, "Get-HostFacts", params)
+
+
+def sso_seen(e: Estate, host: str) -> sso.SsoServer:
+    """What the suite reads from the lab's Get-HostFacts: the raw -displaydb text through entsso.sso."""
+    return sso.parse_sso(host, facts(e, host))
 
 
 def services(e: Estate, host: str, *wanted: tuple[str, str]) -> dict[str, Any]:
@@ -115,9 +123,9 @@ def test_default_node1_owns_the_online_group_and_resource():
 def test_default_every_host_sees_the_cluster_as_secret_server():
     e = make()
     for host in e.hosts:
-        sso = facts(e, host)["sso"]
-        assert sso["secret_server"] == "SSOCLUSTER", (host, sso)
-        assert sso["displaydb_error"] is None
+        seen = sso_seen(e, host)
+        assert seen.secret_server == "SSOCLUSTER", (host, seen)
+        assert seen.displaydb_error is None
 
 
 def test_default_entsso_runs_on_the_owner_only_among_nodes():
@@ -167,7 +175,9 @@ def test_group_offline_scenario_reports_offline_and_no_displaydb():
     e = make("group-offline")
     c = facts(e, "NODE1")["cluster"]
     assert c["group"]["state"] == "Offline" and c["resource"]["state"] == "Offline"
-    assert facts(e, "BTS1")["sso"]["displaydb_error"] == "ERROR: 0x800706BA : The RPC server is unavailable."
+    assert sso_seen(e, "BTS1").displaydb_error == (
+        "ERROR: 0xC0002A0F : Could not contact the SSO server 'SSOCLUSTER'. Check that SSO is configured and that "
+        "the SSO service is running on that server. (RPC: 0x800706BA: The RPC server is unavailable.)")
 
 
 def test_package_missing_on_node2_only():
@@ -283,7 +293,7 @@ def test_resource_online_around_an_scm_started_entsso_keeps_the_node_name():
     resource(e, "NODE1", "Online")  # without stopping the SCM-started ENTSSO first
     assert e.dump()["cluster"]["clustered_entsso"]["running_as"] == "NODE1"
     tools(e, "NODE1", "SSOCLUSTER")
-    assert facts(e, "NODE1")["sso"]["displaydb_error"] is not None
+    assert sso_seen(e, "NODE1").displaydb_error is not None
     assert handlers(e, "NODE1")[0]["error_code"] == "0xC0002A0F"
 
 
@@ -347,7 +357,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     # uncluster
     uncluster(e)
     assert e.sql.get_secret_server() == "NODE1"
-    assert facts(e, "NODE2")["sso"]["secret_server"] == "NODE1"
+    assert sso_seen(e, "NODE2").secret_server == "NODE1"
     # upgrade: the operator upgrades NODE1, a package NODE2
     e.operator_instruct("NODE1", "10.0.2000.0")
     assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
@@ -373,8 +383,8 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     c = facts(e, "NODE2")["cluster"]
     assert c["resource"]["state"] == "Online" and c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
     for node in ("NODE1", "NODE2"):
-        f = facts(e, node)
-        assert f["sso"]["holds_secret"] and f["sso"]["secret_server"] == "SSOCLUSTER"
+        seen = sso_seen(e, node)
+        assert seen.holds_secret and seen.secret_server == "SSOCLUSTER"
     # fail over: each node owns the group and reads the handlers
     for node in ("NODE2", "NODE1"):
         assert move(e, node, node)["state"] == "Online"

@@ -69,7 +69,19 @@ def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout:
                        timeout=timeout + 60)
 
 
+# What a moved group may come back as, by the state it had before the move. Microsoft's MoveClusterGroup
+# remarks: "the cluster always attempts to return the group to the state it was before the move", so a
+# group whose ENTSSO resource was taken offline (phase 3) stays PartialOnline on its new owner; an Online
+# group must come back Online. A group in any other state (Offline, Failed, Pending) is not moved.
+STATES_AFTER_MOVE: dict[str, tuple[str, ...]] = {
+    "Online": ("Online",),
+    "PartialOnline": ("PartialOnline", "Online"),
+}
+
+
 def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> dict[str, Any]:
-    """Move the SSO group to `node` and wait for it to come Online there (Move-ClusterGroup)."""
-    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout)},
+    """Move the SSO group to `node` (Move-ClusterGroup) and wait there for the state it keeps from before
+    the move (STATES_AFTER_MOVE): the remote wait only compares with the states passed from here."""
+    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout),
+                                             "states_after_move": {k: list(v) for k, v in STATES_AFTER_MOVE.items()}},
                        timeout=timeout + 60)

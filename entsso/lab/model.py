@@ -1047,7 +1047,19 @@ class Estate:
                     f"state {'Down' if target.rebooting else target.node_state}"
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The node "
                               f"'{p.get('node')}' cannot own it ({state}).")
+            state_before = self._group_state()
+            # the states the caller accepts after the move, by the state before it (entsso/cluster.py):
+            # the cluster returns a moved group to the state it had (MoveClusterGroup remarks)
+            table = p.get("states_after_move") or {"Online": ["Online"]}
+            accept = [str(x) for x in table.get(state_before) or []]
+            if not accept:
+                raise PSError(f"Cluster group '{c.group}' is {state_before} on {before}: it is moved only from a "
+                              f"state in states_after_move ({', '.join(table)}). Look at its resources in Failover "
+                              "Cluster Manager, bring the group up there, then re-run.")
             acted = False
+            if _same(before, target.name) and state_before in accept:
+                return {"group": c.group, "owner_before": before, "owner_node": c.owner,
+                        "state_before": state_before, "state": state_before, "changed": False}
             if not _same(before, target.name):
                 acted = True
                 was_online = c.resource_state == "Online" or c.pending_to == "Online"
@@ -1068,17 +1080,19 @@ class Estate:
                         self._resource_online(target, 0.0, "group moved")
 
                 self._schedule(move, f"group arrives on {target.name}", arrive)
-        ok = self._wait(lambda: not c.moving and c.resource_state != "Pending", timeout)
+        ok = self._wait(lambda: not c.moving and (c.resource_state == "Failed" or (
+            _same(c.owner, target.name) and self._group_state() in accept)), timeout)
         with self._lock:
             self._advance()
             if c.resource_state == "Failed":
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The resource "
                               f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. Group state: Failed.")
             if not ok:
-                raise PSError(f"cluster group {c.group} on {h.name} did not reach Online within {timeout:g} s "
-                              f"(last state: {self._group_state()})", "OperationTimeout")
-            return {"group": c.group, "owner_before": before, "owner_node": c.owner, "state": self._group_state(),
-                    "changed": acted}
+                raise PSError(f"Cluster group '{c.group}' on {target.name} did not reach {' or '.join(accept)} within "
+                              f"{timeout:g} s (state before the move: {state_before}; last state: "
+                              f"{self._group_state()} on {c.owner})", "OperationTimeout")
+            return {"group": c.group, "owner_before": before, "owner_node": c.owner, "state_before": state_before,
+                    "state": self._group_state(), "changed": acted}
 
     # --- state dump --------------------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:

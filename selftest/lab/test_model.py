@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from entsso import sso
+from entsso import cluster, sso
 from entsso.lab.clock import Clock
 from entsso.lab.model import Estate, PSError
 from entsso.lab.server import _merge, load_scenario
@@ -76,8 +76,11 @@ def resource(e: Estate, host: str, state: str) -> dict[str, Any]:
     return e.invoke(host, "Set-ClusterResourceState", {"resource": "ENTSSO", "state": state, "timeout_sec": 300})
 
 
-def move(e: Estate, host: str, node: str) -> dict[str, Any]:
-    return e.invoke(host, "Move-ClusterGroup", {"group": "SSO", "node": node, "timeout_sec": 300})
+def move(e: Estate, host: str, node: str, states_after_move: dict[str, Any] | None = None,
+         timeout: float = 300) -> dict[str, Any]:
+    table = states_after_move or {k: list(v) for k, v in cluster.STATES_AFTER_MOVE.items()}
+    return e.invoke(host, "Move-ClusterGroup", {"group": "SSO", "node": node, "timeout_sec": timeout,
+                                                "states_after_move": table})
 
 
 def tools(e: Estate, host: str, server: str) -> dict[str, Any]:
@@ -481,3 +484,49 @@ def test_moving_a_group_whose_resource_is_offline_leaves_it_partially_online():
     out = move(e, "NODE1", "NODE2")
     assert out["owner_node"] == "NODE2" and out["state"] == "PartialOnline"
     assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Offline"
+
+
+# --- Move-ClusterGroup keeps the group's state (MoveClusterGroup remarks) --------------------------------
+def test_a_moved_group_with_its_entsso_resource_offline_stays_partial_online():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    assert facts(e, "NODE1")["cluster"]["group"]["state"] == "PartialOnline"
+    out = move(e, "NODE1", "NODE2")
+    assert (out["owner_node"], out["state_before"], out["state"], out["changed"]) == \
+        ("NODE2", "PartialOnline", "PartialOnline", True)
+    c = facts(e, "NODE2")["cluster"]
+    assert c["group"] == {"name": "SSO", "state": "PartialOnline", "owner_node": "NODE2"}
+    assert c["resource"]["state"] == "Offline"  # the move does not bring the resource online
+
+
+def test_a_wait_for_online_after_moving_a_partial_online_group_times_out_naming_both_states():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    with pytest.raises(PSError) as info:
+        # 0.05 suite seconds are 100 estate seconds: the move itself takes 20
+        move(e, "NODE1", "NODE2", {"PartialOnline": ["Online"]}, timeout=0.05)
+    assert "did not reach Online within 100 s" in str(info.value)
+    assert "state before the move: PartialOnline; last state: PartialOnline on NODE2" in str(info.value)
+
+
+def test_a_moved_online_group_comes_back_online_on_its_new_owner():
+    e = make()
+    out = move(e, "NODE1", "NODE2")
+    assert (out["owner_node"], out["state_before"], out["state"]) == ("NODE2", "Online", "Online")
+    assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Online"
+
+
+def test_a_partial_online_group_already_on_the_node_is_left_alone():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    changes = e.changes
+    out = move(e, "NODE1", "NODE1")
+    assert (out["state"], out["changed"]) == ("PartialOnline", False) and e.changes == changes
+
+
+def test_a_group_in_a_state_without_an_entry_is_not_moved():
+    e = make("group-offline")
+    with pytest.raises(PSError, match="is Offline on NODE1: it is moved only from a state in states_after_move "
+                                      r"\(Online, PartialOnline\)"):
+        move(e, "NODE1", "NODE2")
+    assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"

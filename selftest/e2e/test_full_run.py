@@ -32,6 +32,9 @@ def test_full_upgrade_on_the_lab(full_run):
     first_move = next(r["evidence"] for r in run.journal() if r["kind"] == "result" and r["phase"] == "recluster"
                       and r["step"].startswith("move the SSO group"))
     assert (first_move["state_before"], first_move["state"]) == ("PartialOnline", "PartialOnline"), first_move
+    # every envelope sent over stdin went to a command whose stdin is a pipe: none was dropped as console input
+    totals = run.lab_state["winrm"]["stats"]["totals"]
+    assert totals["stdin_to_console"] == 0 and totals["commands"] > 0, totals
     steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
     phases = [p for p, _ in steps]
     # the runbook's order

@@ -10,6 +10,7 @@ from typing import Any
 from entsso.winrm import WindowsHost
 
 from entsso import tsql
+from entsso.poll import Poller, WaitTimedOut
 from entsso.sql import SqlServer
 
 ENTSSO = "ENTSSO"
@@ -114,6 +115,51 @@ def parse_displaydb(stdout: str, stderr: str = "", exit_code: int | None = 0) ->
 
 
 @dataclass(frozen=True)
+class UpdateDb:
+    """What `ssomanage -updatedb <file>` said: the SSO server it used and its ERROR line, if any. Its
+    success text is not published, so other lines are kept as printed and not judged: whether the
+    secret server moved is read back from SSODB (ensure_secret_server)."""
+
+    sso_server: str | None
+    on_this_computer: bool
+    error_code: str | None
+    error: str | None
+    messages: tuple[str, ...]
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    def error_line(self) -> str | None:
+        return f"ERROR: {self.error_code} : {self.error}" if self.error_code else None
+
+
+def parse_updatedb(stdout: str, stderr: str = "", exit_code: int | None = 0) -> UpdateDb:
+    """Parse `ssomanage -updatedb` as Windows prints it: `Using SSO server …`, then either an
+    `ERROR: 0x… : text` (wrapped lines joined) or lines of its own (kept, unjudged)."""
+    sso_server, local = None, False
+    error_code: str | None = None
+    parts: list[str] = []
+    messages: list[str] = []
+    for line in _lines(stdout, stderr):
+        text = line.strip()
+        if not text:
+            continue
+        if error_code is not None:
+            parts.append(text)
+        elif _USING_LOCAL.match(text):
+            local = True
+        elif m := _USING_REMOTE.match(text):
+            sso_server = m.group("name")
+        elif m := _ERROR.match(text):
+            error_code = m.group("code")[:2].lower() + m.group("code")[2:].upper()
+            parts.append(m.group("text").strip())
+        else:
+            messages.append(text)
+    return UpdateDb(sso_server, local, error_code, " ".join(parts) if error_code else None, tuple(messages))
+
+
+@dataclass(frozen=True)
 class SsoServer:
     host: str
     installed: bool
@@ -172,19 +218,34 @@ def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any
 
 
 
-def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str) -> dict[str, Any]:
+def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeout: float = 120,
+                         poller: Poller | None = None) -> dict[str, Any]:
     """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
     run on `host` (its SSO tools must reach a running SSO server). SSODB is read first: when it already
-    names `name` nothing runs (a resumed run may find no SSO server answering the old name)."""
+    names `name` nothing runs (a resumed run may find no SSO server answering the old name). The tool's
+    ERROR line is a failure; otherwise SSODB is polled until it names `name`."""
     before = secret_server(sql)
     if (before or "").upper() == name.upper():
         return {"secret_server_before": before, "secret_server": before, "changed": False}
     doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
-    after = secret_server(sql)
-    if (after or "").upper() != name.upper():
-        raise RuntimeError(f"ssomanage -updatedb on {host.name} reported success but SSODB names {after!r}, "
-                           f"not {name!r}; check the SSO event log on {host.name}")
-    return doc
+    answer = parse_updatedb(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
+    server = answer.sso_server or host.name
+    if answer.failed:
+        raise RuntimeError(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} The secret server "
+                           f"is still {before!r}. Check that ENTSSO runs on {server}, the SSO server "
+                           f"{host.name}'s tools use, and that the WinRM account is an SSO administrator and a "
+                           f"local administrator there, then re-run")
+    try:
+        after = (poller or Poller()).until(
+            lambda: (lambda v: v if (v or "").upper() == name.upper() else None)(secret_server(sql)),
+            timeout, what=f"SSODB to name {name} as the secret server", describe=lambda: secret_server(sql))
+    except WaitTimedOut as exc:
+        printed = " / ".join(answer.messages) or "nothing after its server line"
+        raise RuntimeError(f"ssomanage -updatedb on {host.name} printed no error ({printed}, exit code "
+                           f"{doc.get('exit_code')}) but SSODB names {exc.last!r}, not {name!r}, after "
+                           f"{timeout:.0f} s; check the SSO event log on {server}") from None
+    return {"secret_server_before": before, "secret_server": after, "changed": True,
+            "sso_server": server, "output": list(answer.messages)}
 
 
 def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:

@@ -41,7 +41,6 @@ CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long be
 REBOOT_DELAY_SEC = 3.0        # Restart-Node returns, then the host goes away
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
-RPC_UNAVAILABLE = "ERROR: 0x800706BA : The RPC server is unavailable."
 
 
 class PSError(Exception):
@@ -821,27 +820,25 @@ class Estate:
             return {"tools_server_before": before, "tools_server": h.tools_server, "changed": changed}
 
     def _op_update_ssodatabase(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """`ssomanage -updatedb` as Update-SsoDatabase returns it: the tool's text and exit code. Its failures
+        print the published ERROR lines (entsso/lab/texts.py); its success text is not published, so the
+        lab prints only the server line, and the suite reads SSODB to see the move."""
         with self._lock:
             self._advance()
             name = p["secret_server"]
-            server = self._resolve(h.tools_server)
-            if server is None:
-                raise PSError(f"ssomanage -updatedb failed on {h.name}: {RPC_UNAVAILABLE} (no SSO server answers "
-                              f"at '{h.tools_server}', the SSO server this machine's tools use)")
-            if not self._sql_up():
-                raise PSError(f"ssomanage -updatedb failed on {h.name}: ERROR: 0x80131904 : the SSO server "
-                              f"{h.tools_server} could not reach the SSO database.")
-            before = self._secret_server()
-            changed = not _same(before, name)
-            if changed:
-                self.sql.set_secret_server(name)
-                self._ss_epoch += 1
-                self._ss_seen = name
-                self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
-            out = (f"Using SSO server on this computer\r\nUpdated SSO database settings.\r\n" if changed
-                   else "Using SSO server on this computer\r\nNo change.\r\n")
-            return {"secret_server_before": before, "secret_server": self._secret_server(), "changed": changed,
-                    "output": out}
+            if self._resolve(h.tools_server) is None:
+                out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+            elif not self._sql_up():
+                out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
+            else:
+                before = self._secret_server()
+                if not _same(before, name):
+                    self.sql.set_secret_server(name)
+                    self._ss_epoch += 1
+                    self._ss_seen = name
+                    self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
+                out = texts.using(h.tools_server, h.name)
+            return {"exit_code": 0, "stdout": out, "stderr": ""}
 
     def _backup_bytes(self, password: str, reminder: str) -> bytes:
         seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "transcripts"
 # (tool folder, the case name's first word) -> parser(stdout, stderr, exit_code)
 PARSERS: dict[tuple[str, str], Callable[[str, str, int], Any]] = {
     ("ssomanage", "displaydb"): sso.parse_displaydb,
+    ("ssomanage", "updatedb"): sso.parse_updatedb,
 }
 CASES = sorted(ROOT.glob("*/*.txt"))
 

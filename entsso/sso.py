@@ -115,15 +115,18 @@ def parse_displaydb(stdout: str, stderr: str = "", exit_code: int | None = 0) ->
 
 
 @dataclass(frozen=True)
-class UpdateDb:
-    """What `ssomanage -updatedb <file>` said: the SSO server it used and its ERROR line, if any. Its
-    success text is not published, so other lines are kept as printed and not judged: whether the
-    secret server moved is read back from SSODB (ensure_secret_server)."""
+class ToolAnswer:
+    """What an SSO tool that changes something said (`ssomanage -updatedb`, `ssoconfig -backupsecret` /
+    `-restoresecret`): the SSO server it used, its ERROR line if any, whether it printed Learn's
+    "The operation completed successfully", and its other lines as printed. Only the ERROR form and that
+    message are published, so other lines are kept, not judged: the caller proves the change itself
+    (ensure_secret_server reads SSODB back)."""
 
     sso_server: str | None
     on_this_computer: bool
     error_code: str | None
     error: str | None
+    completed: bool
     messages: tuple[str, ...]
 
     @property
@@ -134,10 +137,13 @@ class UpdateDb:
         return f"ERROR: {self.error_code} : {self.error}" if self.error_code else None
 
 
-def parse_updatedb(stdout: str, stderr: str = "", exit_code: int | None = 0) -> UpdateDb:
-    """Parse `ssomanage -updatedb` as Windows prints it: `Using SSO server …`, then either an
-    `ERROR: 0x… : text` (wrapped lines joined) or lines of its own (kept, unjudged)."""
-    sso_server, local = None, False
+_COMPLETED = re.compile(r"^The operation completed successfully\.?$", re.I)
+
+
+def parse_tool_answer(stdout: str, stderr: str = "", exit_code: int | None = 0) -> ToolAnswer:
+    """Parse an SSO tool's answer as Windows prints it: `Using SSO server …`, then either an
+    `ERROR: 0x… : text` (a console-wrapped message joined into one line) or lines of its own."""
+    sso_server, local, completed = None, False, False
     error_code: str | None = None
     parts: list[str] = []
     messages: list[str] = []
@@ -154,9 +160,12 @@ def parse_updatedb(stdout: str, stderr: str = "", exit_code: int | None = 0) -> 
         elif m := _ERROR.match(text):
             error_code = m.group("code")[:2].lower() + m.group("code")[2:].upper()
             parts.append(m.group("text").strip())
+        elif _COMPLETED.match(text):
+            completed = True
         else:
             messages.append(text)
-    return UpdateDb(sso_server, local, error_code, " ".join(parts) if error_code else None, tuple(messages))
+    return ToolAnswer(sso_server, local, error_code, " ".join(parts) if error_code else None,
+                      completed and error_code is None, tuple(messages))
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,7 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
     if (before or "").upper() == name.upper():
         return {"secret_server_before": before, "secret_server": before, "changed": False}
     doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
-    answer = parse_updatedb(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
+    answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
     server = answer.sso_server or host.name
     if answer.failed:
         raise RuntimeError(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} The secret server "

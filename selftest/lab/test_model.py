@@ -219,7 +219,7 @@ def test_second_identical_operation_is_unchanged_and_not_counted():
     again = services(e, "BTS2", ("ENTSSO", "Stopped"))
     assert again["services"][0]["changed"] is False and e.changes == n
     assert tools(e, "NODE1", "SSOCLUSTER")["changed"] is False
-    assert not sso.parse_updatedb(**updatedb(e, "NODE1", "SSOCLUSTER")).failed
+    assert not sso.parse_tool_answer(**updatedb(e, "NODE1", "SSOCLUSTER")).failed
     assert move(e, "NODE1", "NODE1")["changed"] is False
     assert resource(e, "NODE1", "Online")["changed"] is False
     assert e.changes == n
@@ -261,7 +261,7 @@ def test_adapter_handlers_unreadable_when_no_sso_server_answers():
 def test_updatedb_fails_with_no_running_sso_server():
     e = make()
     resource(e, "NODE1", "Offline")
-    answer = sso.parse_updatedb(**updatedb(e, "NODE1", "NODE1"))
+    answer = sso.parse_tool_answer(**updatedb(e, "NODE1", "NODE1"))
     assert answer.sso_server == "SSOCLUSTER" and answer.error_code == "0xC0002A0F"
     assert answer.error.endswith("(RPC: 0x800706BA: The RPC server is unavailable.)")
     assert e.sql.get_secret_server() == "SSOCLUSTER"

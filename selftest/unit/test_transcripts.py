@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1] / "transcripts"
 # (tool folder, the case name's first word) -> parser(stdout, stderr, exit_code)
 PARSERS: dict[tuple[str, str], Callable[[str, str, int], Any]] = {
     ("ssomanage", "displaydb"): sso.parse_displaydb,
-    ("ssomanage", "updatedb"): sso.parse_updatedb,
+    ("ssomanage", "updatedb"): sso.parse_tool_answer,
+    ("ssoconfig", "backupsecret"): sso.parse_tool_answer,
+    ("ssoconfig", "restoresecret"): sso.parse_tool_answer,
 }
 CASES = sorted(ROOT.glob("*/*.txt"))
 

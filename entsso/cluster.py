@@ -48,16 +48,41 @@ class ClusterFacts:
         return next((n for n in self.nodes if n.name.upper() == name.upper()), None)
 
 
+# The names the FailoverClusters cmdlets give their State enums (Get-HostFacts sends [string]$x.State):
+# CLUSTER_NODE_STATE, CLUSTER_GROUP_STATE and CLUSTER_RESOURCE_STATE (clusapi.h, Learn) without their
+# prefixes, as the module's ClusterNodeState, ClusterGroupState and ClusterResourceState enums name them.
+NODE_STATES = frozenset({"Up", "Down", "Paused", "Joining", "Unknown"})
+GROUP_STATES = frozenset({"Online", "Offline", "Failed", "PartialOnline", "Pending", "Unknown"})
+RESOURCE_STATES = frozenset({"Inherited", "Initializing", "Online", "Offline", "Failed", "Pending",
+                             "OnlinePending", "OfflinePending", "Unknown"})
+
+
+class UnknownClusterState(ValueError):
+    """A cluster cmdlet gave a State that is not one of its enum's names: the message shows it."""
+
+
+def _state(value: Any, known: frozenset[str], cmdlet: str, host: str, what: str) -> str:
+    if value not in known:
+        raise UnknownClusterState(
+            f"{cmdlet} on {host} gave {what} the State {value!r}, which is none of {', '.join(sorted(known))} "
+            f"(the FailoverClusters module's enum); look at it with `{cmdlet} | Format-List *` on {host}")
+    return str(value)
+
+
 def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
+    """The cluster part of Get-HostFacts; a State no cmdlet gives raises UnknownClusterState."""
     c = doc.get("cluster")
     if not c:
         return None
     g, r = c.get("group"), c.get("resource")
     return ClusterFacts(
         seen_from=host,
-        nodes=tuple(ClusterNode(n["name"], n["state"]) for n in c.get("nodes") or []),
-        group=ClusterGroup(g["name"], g["state"], g.get("owner_node")) if g else None,
-        resource=ClusterResource(r["name"], r["state"], r.get("owner_node"), r.get("resource_type"),
+        nodes=tuple(ClusterNode(n["name"], _state(n["state"], NODE_STATES, "Get-ClusterNode", host, n["name"]))
+                    for n in c.get("nodes") or []),
+        group=ClusterGroup(g["name"], _state(g["state"], GROUP_STATES, "Get-ClusterGroup", host, g["name"]),
+                           g.get("owner_node")) if g else None,
+        resource=ClusterResource(r["name"], _state(r["state"], RESOURCE_STATES, "Get-ClusterResource", host, r["name"]),
+                                 r.get("owner_node"), r.get("resource_type"),
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
     )

@@ -1,7 +1,10 @@
-"""entsso/cluster.py decides what a moved group may come back as; the remote wait only compares."""
+"""entsso/cluster.py: what a moved group may come back as (the remote wait only compares), and the
+State names the FailoverClusters cmdlets give, refused with the value shown when they are not."""
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
 
 from entsso import cluster
 
@@ -36,3 +39,25 @@ def test_the_move_passes_the_accepted_states_to_the_remote_wait():
     assert operation == "Move-ClusterGroup" and timeout == 360
     assert params == {"group": "SSO", "node": "NODE2", "timeout_sec": 300,
                       "states_after_move": {"Online": ["Online"], "PartialOnline": ["PartialOnline", "Online"]}}
+
+
+def _doc(node_state: str = "Up", group_state: str = "PartialOnline", resource_state: str = "Offline") -> dict[str, Any]:
+    return {"cluster": {"nodes": [{"name": "NODE1", "state": node_state}],
+                        "group": {"name": "SSO", "state": group_state, "owner_node": "NODE1"},
+                        "resource": {"name": "ENTSSO", "state": resource_state, "owner_node": "NODE1"}}}
+
+
+def test_the_cmdlets_state_names_are_read_as_they_are():
+    c = cluster.parse_cluster("NODE1", _doc("Paused", "PartialOnline", "OnlinePending"))
+    assert (c.nodes[0].state, c.group.state, c.resource.state) == ("Paused", "PartialOnline", "OnlinePending")
+
+
+@pytest.mark.parametrize("doc, shown", [
+    (_doc(group_state="Partially Online"), "Get-ClusterGroup on NODE1 gave SSO the State 'Partially Online'"),
+    (_doc(resource_state="3"), "Get-ClusterResource on NODE1 gave ENTSSO the State '3'"),
+    (_doc(node_state="up"), "Get-ClusterNode on NODE1 gave NODE1 the State 'up'"),
+])
+def test_a_state_no_cmdlet_gives_raises_showing_it(doc, shown):
+    with pytest.raises(cluster.UnknownClusterState) as info:
+        cluster.parse_cluster("NODE1", doc)
+    assert str(info.value).startswith(shown)

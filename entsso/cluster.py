@@ -48,16 +48,41 @@ class ClusterFacts:
         return next((n for n in self.nodes if n.name.upper() == name.upper()), None)
 
 
+# The names the FailoverClusters cmdlets give their State enums (Get-HostFacts sends [string]$x.State):
+# CLUSTER_NODE_STATE, CLUSTER_GROUP_STATE and CLUSTER_RESOURCE_STATE (clusapi.h, Learn) without their
+# prefixes, as the module's ClusterNodeState, ClusterGroupState and ClusterResourceState enums name them.
+NODE_STATES = frozenset({"Up", "Down", "Paused", "Joining", "Unknown"})
+GROUP_STATES = frozenset({"Online", "Offline", "Failed", "PartialOnline", "Pending", "Unknown"})
+RESOURCE_STATES = frozenset({"Inherited", "Initializing", "Online", "Offline", "Failed", "Pending",
+                             "OnlinePending", "OfflinePending", "Unknown"})
+
+
+class UnknownClusterState(ValueError):
+    """A cluster cmdlet gave a State that is not one of its enum's names: the message shows it."""
+
+
+def _state(value: Any, known: frozenset[str], cmdlet: str, host: str, what: str) -> str:
+    if value not in known:
+        raise UnknownClusterState(
+            f"{cmdlet} on {host} gave {what} the State {value!r}, which is none of {', '.join(sorted(known))} "
+            f"(the FailoverClusters module's enum); look at it with `{cmdlet} | Format-List *` on {host}")
+    return str(value)
+
+
 def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
+    """The cluster part of Get-HostFacts; a State no cmdlet gives raises UnknownClusterState."""
     c = doc.get("cluster")
     if not c:
         return None
     g, r = c.get("group"), c.get("resource")
     return ClusterFacts(
         seen_from=host,
-        nodes=tuple(ClusterNode(n["name"], n["state"]) for n in c.get("nodes") or []),
-        group=ClusterGroup(g["name"], g["state"], g.get("owner_node")) if g else None,
-        resource=ClusterResource(r["name"], r["state"], r.get("owner_node"), r.get("resource_type"),
+        nodes=tuple(ClusterNode(n["name"], _state(n["state"], NODE_STATES, "Get-ClusterNode", host, n["name"]))
+                    for n in c.get("nodes") or []),
+        group=ClusterGroup(g["name"], _state(g["state"], GROUP_STATES, "Get-ClusterGroup", host, g["name"]),
+                           g.get("owner_node")) if g else None,
+        resource=ClusterResource(r["name"], _state(r["state"], RESOURCE_STATES, "Get-ClusterResource", host, r["name"]),
+                                 r.get("owner_node"), r.get("resource_type"),
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
     )
@@ -69,7 +94,19 @@ def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout:
                        timeout=timeout + 60)
 
 
+# What a moved group may come back as, by the state it had before the move. Microsoft's MoveClusterGroup
+# remarks: "the cluster always attempts to return the group to the state it was before the move", so a
+# group whose ENTSSO resource was taken offline (phase 3) stays PartialOnline on its new owner; an Online
+# group must come back Online. A group in any other state (Offline, Failed, Pending) is not moved.
+STATES_AFTER_MOVE: dict[str, tuple[str, ...]] = {
+    "Online": ("Online",),
+    "PartialOnline": ("PartialOnline", "Online"),
+}
+
+
 def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> dict[str, Any]:
-    """Move the SSO group to `node` and wait for it to come Online there (Move-ClusterGroup)."""
-    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout)},
+    """Move the SSO group to `node` (Move-ClusterGroup) and wait there for the state it keeps from before
+    the move (STATES_AFTER_MOVE): the remote wait only compares with the states passed from here."""
+    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout),
+                                             "states_after_move": {k: list(v) for k, v in STATES_AFTER_MOVE.items()}},
                        timeout=timeout + 60)

@@ -1,16 +1,171 @@
 """Enterprise SSO: what each SSO server reports (version, the SSO server its tools use, the secret server
-it sees, whether it holds the master secret) and the secret server recorded in SSODB."""
+it sees, whether it holds the master secret) and the secret server recorded in SSODB. The SSO tools' text
+(`ssomanage -displaydb`) comes back raw from the host and is parsed here (selftest/transcripts/ssomanage)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from entsso.winrm import WindowsHost
 
 from entsso import tsql
+from entsso.poll import Poller, WaitTimedOut
 from entsso.sql import SqlServer
 
 ENTSSO = "ENTSSO"
+
+
+class UnknownToolOutput(ValueError):
+    """A tool printed text no parser here recognises: the message names the tool and shows the text."""
+
+    def __init__(self, tool: str, text: str, exit_code: int | None, why: str) -> None:
+        shown = text if len(text) <= 600 else text[:600] + "..."
+        super().__init__(f"{tool} printed text this suite does not recognise ({why}; exit code {exit_code}): "
+                         f"{shown!r}. Run `{tool}` on the host by hand; if Windows prints it so, add the text "
+                         f"as a case under selftest/transcripts and teach entsso/sso.py its form")
+        self.tool, self.text, self.exit_code = tool, text, exit_code
+
+
+@dataclass(frozen=True)
+class DisplayDb:
+    """What `ssomanage -displaydb` said: the SSO database settings, or the error it printed instead."""
+
+    sso_server: str | None  # "Using SSO server : X"; None when it says "on this computer" or says nothing
+    on_this_computer: bool  # "Using SSO server on this computer"
+    sql_server: str | None
+    sso_database: str | None
+    secret_server: str | None
+    settings: tuple[tuple[str, str], ...]  # every "label : value" line, as printed
+    error_code: str | None  # "0xC0002A0F" from "ERROR: 0xC0002A0F : ..."
+    error: str | None  # the error's text (a wrapped message joined into one line)
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    def error_line(self) -> str | None:
+        return f"ERROR: {self.error_code} : {self.error}" if self.error_code else None
+
+
+# The labels Microsoft publishes for the rows -displaydb prints (lower case, blanks collapsed):
+# "SSO secret server name" / "SSO database" in the BizTalk CPR team's transcript (2008), "Single Sign-On
+# Secret Server name" / "Single Sign-On database" in Learn's "How to Display the SSO Database Information".
+_SECRET_SERVER_LABELS = {"sso secret server name", "single sign-on secret server name"}
+_DATABASE_LABELS = {"sso database", "single sign-on database", "sql server database"}
+_SQL_SERVER_LABELS = {"sql server"}
+_USING_LOCAL = re.compile(r"^Using SSO server on this computer\.?$", re.I)
+_USING_REMOTE = re.compile(r"^Using SSO server\s*:\s*(?P<name>\S+)$", re.I)
+_ERROR = re.compile(r"^ERROR:\s*(?P<code>0x[0-9A-Fa-f]{8})\s*:\s*(?P<text>.*)$")
+_SETTING = re.compile(r"^(?P<label>[A-Za-z][^:]*?)\s*:\s*(?P<value>.*?)$")
+
+
+def _lines(stdout: str, stderr: str) -> list[str]:
+    text = (stdout or "") + ("\n" + stderr if stderr else "")
+    return [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+
+
+def parse_displaydb(stdout: str, stderr: str = "", exit_code: int | None = 0) -> DisplayDb:
+    """Parse `ssomanage -displaydb` as Windows prints it (CRLF, any padding around ' : '). An ERROR line
+    makes the result an error whatever the exit code (ssomanage's exit code on failure is unconfirmed).
+    Raises UnknownToolOutput for text in no published form, or settings without the secret server row."""
+    tool = "ssomanage -displaydb"
+    raw = (stdout or "") + (stderr or "")
+    sso_server, local = None, False
+    settings: list[tuple[str, str]] = []
+    error_code: str | None = None
+    error_parts: list[str] = []
+    for line in _lines(stdout, stderr):
+        text = line.strip()
+        if error_code is not None:
+            if text:  # a wrapped error message continues on the next lines
+                error_parts.append(text)
+            continue
+        if not text:
+            continue
+        if _USING_LOCAL.match(text):
+            local = True
+            continue
+        if m := _USING_REMOTE.match(text):
+            sso_server = m.group("name")
+            continue
+        if m := _ERROR.match(text):
+            error_code = m.group("code")[:2].lower() + m.group("code")[2:].upper()
+            error_parts.append(m.group("text").strip())
+            continue
+        if m := _SETTING.match(text):
+            settings.append((" ".join(m.group("label").split()), m.group("value").strip()))
+            continue
+        raise UnknownToolOutput(tool, raw, exit_code, f"the line {text!r} is in no known form")
+
+    def value(labels: set[str]) -> str | None:
+        return next((v for k, v in settings if k.lower() in labels and v), None)
+
+    if error_code is not None:
+        return DisplayDb(sso_server, local, None, None, None, tuple(settings), error_code,
+                         " ".join(p for p in error_parts if p))
+    secret = value(_SECRET_SERVER_LABELS)
+    if secret is None:
+        why = "no secret server row" if settings else "no settings and no ERROR line"
+        raise UnknownToolOutput(tool, raw, exit_code, why)
+    if exit_code not in (0, None):
+        raise UnknownToolOutput(tool, raw, exit_code, "settings printed but the exit code is not 0")
+    return DisplayDb(sso_server, local, value(_SQL_SERVER_LABELS), value(_DATABASE_LABELS), secret,
+                     tuple(settings), None, None)
+
+
+@dataclass(frozen=True)
+class ToolAnswer:
+    """What an SSO tool that changes something said (`ssomanage -updatedb`, `ssoconfig -backupsecret` /
+    `-restoresecret`): the SSO server it used, its ERROR line if any, whether it printed Learn's
+    "The operation completed successfully", and its other lines as printed. Only the ERROR form and that
+    message are published, so other lines are kept, not judged: the caller proves the change itself
+    (ensure_secret_server reads SSODB back)."""
+
+    sso_server: str | None
+    on_this_computer: bool
+    error_code: str | None
+    error: str | None
+    completed: bool
+    messages: tuple[str, ...]
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    def error_line(self) -> str | None:
+        return f"ERROR: {self.error_code} : {self.error}" if self.error_code else None
+
+
+_COMPLETED = re.compile(r"^The operation completed successfully\.?$", re.I)
+
+
+def parse_tool_answer(stdout: str, stderr: str = "", exit_code: int | None = 0) -> ToolAnswer:
+    """Parse an SSO tool's answer as Windows prints it: `Using SSO server …`, then either an
+    `ERROR: 0x… : text` (a console-wrapped message joined into one line) or lines of its own."""
+    sso_server, local, completed = None, False, False
+    error_code: str | None = None
+    parts: list[str] = []
+    messages: list[str] = []
+    for line in _lines(stdout, stderr):
+        text = line.strip()
+        if not text:
+            continue
+        if error_code is not None:
+            parts.append(text)
+        elif _USING_LOCAL.match(text):
+            local = True
+        elif m := _USING_REMOTE.match(text):
+            sso_server = m.group("name")
+        elif m := _ERROR.match(text):
+            error_code = m.group("code")[:2].lower() + m.group("code")[2:].upper()
+            parts.append(m.group("text").strip())
+        elif _COMPLETED.match(text):
+            completed = True
+        else:
+            messages.append(text)
+    return ToolAnswer(sso_server, local, error_code, " ".join(parts) if error_code else None,
+                      completed and error_code is None, tuple(messages))
 
 
 @dataclass(frozen=True)
@@ -20,14 +175,31 @@ class SsoServer:
     version: str | None
     tools_server: str | None  # what `ssomanage -serverall` set on this machine
     secret_server: str | None  # what `ssomanage -displaydb` shows through that SSO server
-    displaydb_error: str | None
+    displaydb_error: str | None  # its ERROR line, why it could not run, or the text no parser knows
     holds_secret: bool  # HKLM\SOFTWARE\Microsoft\ENTSSO\SSOSS\{GUID} exists
+
+
+def displaydb_facts(raw: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(secret server, error) from Get-HostFacts' raw `sso.displaydb` {exit_code, stdout, stderr, run_error}."""
+    if not raw:
+        return None, "ssomanage -displaydb was not run (Enterprise SSO not installed)"
+    if raw.get("run_error"):
+        return None, f"ssomanage -displaydb could not run: {raw['run_error']}"
+    try:
+        db = parse_displaydb(raw.get("stdout") or "", raw.get("stderr") or "", raw.get("exit_code"))
+    except UnknownToolOutput as exc:
+        return None, str(exc)
+    if db.failed:
+        return None, db.error_line()
+    return db.secret_server, None
 
 
 def parse_sso(host: str, doc: dict[str, Any]) -> SsoServer:
     s = doc.get("sso") or {}
-    return SsoServer(host, bool(s.get("installed")), s.get("version"), s.get("tools_server"),
-                     s.get("secret_server"), s.get("displaydb_error"), bool(s.get("holds_secret")))
+    installed = bool(s.get("installed"))
+    secret, error = displaydb_facts(s.get("displaydb")) if installed else (None, None)
+    return SsoServer(host, installed, s.get("version"), s.get("tools_server"), secret, error,
+                     bool(s.get("holds_secret")))
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
@@ -55,19 +227,34 @@ def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any
 
 
 
-def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str) -> dict[str, Any]:
+def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeout: float = 120,
+                         poller: Poller | None = None) -> dict[str, Any]:
     """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
     run on `host` (its SSO tools must reach a running SSO server). SSODB is read first: when it already
-    names `name` nothing runs (a resumed run may find no SSO server answering the old name)."""
+    names `name` nothing runs (a resumed run may find no SSO server answering the old name). The tool's
+    ERROR line is a failure; otherwise SSODB is polled until it names `name`."""
     before = secret_server(sql)
     if (before or "").upper() == name.upper():
         return {"secret_server_before": before, "secret_server": before, "changed": False}
     doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
-    after = secret_server(sql)
-    if (after or "").upper() != name.upper():
-        raise RuntimeError(f"ssomanage -updatedb on {host.name} reported success but SSODB names {after!r}, "
-                           f"not {name!r}; check the SSO event log on {host.name}")
-    return doc
+    answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
+    server = answer.sso_server or host.name
+    if answer.failed:
+        raise RuntimeError(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} The secret server "
+                           f"is still {before!r}. Check that ENTSSO runs on {server}, the SSO server "
+                           f"{host.name}'s tools use, and that the WinRM account is an SSO administrator and a "
+                           f"local administrator there, then re-run")
+    try:
+        after = (poller or Poller()).until(
+            lambda: (lambda v: v if (v or "").upper() == name.upper() else None)(secret_server(sql)),
+            timeout, what=f"SSODB to name {name} as the secret server", describe=lambda: secret_server(sql))
+    except WaitTimedOut as exc:
+        printed = " / ".join(answer.messages) or "nothing after its server line"
+        raise RuntimeError(f"ssomanage -updatedb on {host.name} printed no error ({printed}, exit code "
+                           f"{doc.get('exit_code')}) but SSODB names {exc.last!r}, not {name!r}, after "
+                           f"{timeout:.0f} s; check the SSO event log on {server}") from None
+    return {"secret_server_before": before, "secret_server": after, "changed": True,
+            "sso_server": server, "output": list(answer.messages)}
 
 
 def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:

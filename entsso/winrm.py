@@ -361,16 +361,20 @@ class WindowsHost:
         """Run one command line in a cmd shell; return (stdout, stderr, exit code). Raises RemoteError
         subclasses for transport failures and the deadline."""
         deadline = time.monotonic() + timeout if timeout else None
+        # A command fed over stdin is created with stdin as a pipe (WINRS_CONSOLEMODE_STDIN false, MS-WSMV
+        # 3.1.4.11): powershell.exe fills $input only from redirected stdin. Ansible's WinRM connection
+        # plugin does the same (console mode only when it sends no stdin); pywinrm's default is console.
+        console_stdin = stdin is None
         proto, shell_id = self._acquire()
         healthy = False
         command_id = None
         try:
             if shell_id is None:
                 shell_id = proto.open_shell(codepage=65001)
-                command_id = proto.run_command(shell_id, command_line)
+                command_id = proto.run_command(shell_id, command_line, console_mode_stdin=console_stdin)
             else:
                 try:
-                    command_id = proto.run_command(shell_id, command_line)
+                    command_id = proto.run_command(shell_id, command_line, console_mode_stdin=console_stdin)
                 except Exception as exc:  # noqa: BLE001 - classified just below
                     if not _command_never_ran(exc):
                         raise
@@ -379,7 +383,7 @@ class WindowsHost:
                     self._discard(proto, shell_id)
                     proto, shell_id = self._new_protocol(), None
                     shell_id = proto.open_shell(codepage=65001)
-                    command_id = proto.run_command(shell_id, command_line)
+                    command_id = proto.run_command(shell_id, command_line, console_mode_stdin=console_stdin)
             if stdin is not None:
                 proto.send_command_input(shell_id, command_id, stdin, end=True)
             out, err, code = self._collect(proto, shell_id, command_id, deadline, operation)

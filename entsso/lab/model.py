@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from entsso.lab import texts
+
 ENTSSO = "ENTSSO"
 RULE_ENGINE = "RuleEngineUpdateService"
 ENTSSO_DISPLAY = "Enterprise Single Sign-On Service (ENTSSO)"
@@ -39,7 +41,6 @@ CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long be
 REBOOT_DELAY_SEC = 3.0        # Restart-Node returns, then the host goes away
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
-RPC_UNAVAILABLE = "ERROR: 0x800706BA : The RPC server is unavailable."
 
 
 class PSError(Exception):
@@ -571,25 +572,32 @@ class Estate:
                     if _same(want.get("resource") or c.resource, c.resource) else None)
         return {"nodes": nodes, "group": group, "resource": resource}
 
+    def _displaydb(self, h: Host) -> dict[str, Any]:
+        """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
+        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC."""
+        server = self._resolve(h.tools_server)
+        if server is None:
+            out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+        elif not self._sql_up():
+            out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
+        else:
+            out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server, database="SSODB",
+                                  secret_server=self._secret_server() or "",
+                                  template=self.sso_cfg.get("displaydb_output"))
+        return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
+
     def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
             names = list(p.get("services") or [])
             names += [f"BTSSvc${hi.host_name}" for hi in h.host_instances
                       if hi.host_type == "InProcess" and f"BTSSvc${hi.host_name}" not in names]
-            server = self._resolve(h.tools_server)
-            secret_server, error = None, None
-            if server is None:
-                error = RPC_UNAVAILABLE
-            elif not self._sql_up():
-                error = "ERROR: 0x80131904 : The SSO server could not read the SSO database (SQL Server unavailable)."
-            else:
-                secret_server = self._secret_server()
+            displaydb = self._displaydb(h) if h.sso_installed else None
             doc: dict[str, Any] = {
                 "computer_name": h.name, "now_utc": _iso(self.clock.now()),
                 "services": {n: self._service_doc(h, n) for n in names},
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
-                        "tools_server": h.tools_server, "secret_server": secret_server, "displaydb_error": error,
+                        "tools_server": h.tools_server, "displaydb": displaydb,
                         "holds_secret": h.holds_secret},
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
@@ -820,27 +828,25 @@ class Estate:
             return {"tools_server_before": before, "tools_server": h.tools_server, "changed": changed}
 
     def _op_update_ssodatabase(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """`ssomanage -updatedb` as Update-SsoDatabase returns it: the tool's text and exit code. Its failures
+        print the published ERROR lines (entsso/lab/texts.py); its success text is not published, so the
+        lab prints only the server line, and the suite reads SSODB to see the move."""
         with self._lock:
             self._advance()
             name = p["secret_server"]
-            server = self._resolve(h.tools_server)
-            if server is None:
-                raise PSError(f"ssomanage -updatedb failed on {h.name}: {RPC_UNAVAILABLE} (no SSO server answers "
-                              f"at '{h.tools_server}', the SSO server this machine's tools use)")
-            if not self._sql_up():
-                raise PSError(f"ssomanage -updatedb failed on {h.name}: ERROR: 0x80131904 : the SSO server "
-                              f"{h.tools_server} could not reach the SSO database.")
-            before = self._secret_server()
-            changed = not _same(before, name)
-            if changed:
-                self.sql.set_secret_server(name)
-                self._ss_epoch += 1
-                self._ss_seen = name
-                self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
-            out = (f"Using SSO server on this computer\r\nUpdated SSO database settings.\r\n" if changed
-                   else "Using SSO server on this computer\r\nNo change.\r\n")
-            return {"secret_server_before": before, "secret_server": self._secret_server(), "changed": changed,
-                    "output": out}
+            if self._resolve(h.tools_server) is None:
+                out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+            elif not self._sql_up():
+                out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
+            else:
+                before = self._secret_server()
+                if not _same(before, name):
+                    self.sql.set_secret_server(name)
+                    self._ss_epoch += 1
+                    self._ss_seen = name
+                    self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
+                out = texts.using(h.tools_server, h.name)
+            return {"exit_code": 0, "stdout": out, "stderr": ""}
 
     def _backup_bytes(self, password: str, reminder: str) -> bytes:
         seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()
@@ -1046,7 +1052,19 @@ class Estate:
                     f"state {'Down' if target.rebooting else target.node_state}"
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The node "
                               f"'{p.get('node')}' cannot own it ({state}).")
+            state_before = self._group_state()
+            # the states the caller accepts after the move, by the state before it (entsso/cluster.py):
+            # the cluster returns a moved group to the state it had (MoveClusterGroup remarks)
+            table = p.get("states_after_move") or {"Online": ["Online"]}
+            accept = [str(x) for x in table.get(state_before) or []]
+            if not accept:
+                raise PSError(f"Cluster group '{c.group}' is {state_before} on {before}: it is moved only from a "
+                              f"state in states_after_move ({', '.join(table)}). Look at its resources in Failover "
+                              "Cluster Manager, bring the group up there, then re-run.")
             acted = False
+            if _same(before, target.name) and state_before in accept:
+                return {"group": c.group, "owner_before": before, "owner_node": c.owner,
+                        "state_before": state_before, "state": state_before, "changed": False}
             if not _same(before, target.name):
                 acted = True
                 was_online = c.resource_state == "Online" or c.pending_to == "Online"
@@ -1067,17 +1085,19 @@ class Estate:
                         self._resource_online(target, 0.0, "group moved")
 
                 self._schedule(move, f"group arrives on {target.name}", arrive)
-        ok = self._wait(lambda: not c.moving and c.resource_state != "Pending", timeout)
+        ok = self._wait(lambda: not c.moving and (c.resource_state == "Failed" or (
+            _same(c.owner, target.name) and self._group_state() in accept)), timeout)
         with self._lock:
             self._advance()
             if c.resource_state == "Failed":
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The resource "
                               f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. Group state: Failed.")
             if not ok:
-                raise PSError(f"cluster group {c.group} on {h.name} did not reach Online within {timeout:g} s "
-                              f"(last state: {self._group_state()})", "OperationTimeout")
-            return {"group": c.group, "owner_before": before, "owner_node": c.owner, "state": self._group_state(),
-                    "changed": acted}
+                raise PSError(f"Cluster group '{c.group}' on {target.name} did not reach {' or '.join(accept)} within "
+                              f"{timeout:g} s (state before the move: {state_before}; last state: "
+                              f"{self._group_state()} on {c.owner})", "OperationTimeout")
+            return {"group": c.group, "owner_before": before, "owner_node": c.owner, "state_before": state_before,
+                    "state": self._group_state(), "changed": acted}
 
     # --- state dump --------------------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:

@@ -140,6 +140,10 @@ class PowerShellBackend:
             return self._cmd(host, command_line)
         if script.strip() == STDIN_BOOTSTRAP:
             script = stdin.decode("utf-8", errors="replace").replace("\r\n", "\n")
+            if not script.strip():
+                # $input was empty (console-mode stdin, or nothing sent): [scriptblock]::Create("") runs
+                # nothing, so powershell.exe prints nothing and exits 0
+                return CommandResult(b"", b"", 0)
         return self._powershell(host, script)
 
     # powershell.exe

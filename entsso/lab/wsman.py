@@ -12,6 +12,10 @@ Choices a reader may want to know about:
   an NTLM-authenticated connection is accepted too (pass allow_unencrypted=False to model the Windows
   default: 401 for Basic over HTTP and for an unencrypted body on an NTLM connection).
 - cmd.exe's 8191-character command-line limit applies unless the client sets WINRS_SKIP_CMD_SHELL.
+- stdin reaches the process only for a command created with WINRS_CONSOLEMODE_STDIN false (stdin as a
+  pipe, MS-WSMV 3.1.4.11). A console-mode command starts at once with nothing on its stdin, and Send
+  data is dropped (counted as stdin_to_console): powershell.exe's $input stays empty, as Ansible's WinRM
+  plugin, which turns console mode off whenever it sends stdin, has it on real Windows.
 - Output is returned when the command has finished, in Receive responses of at most 64 KiB of output
   each (State Running until the last), as Windows splits a large output across Receive calls.
 - NTLM reads credentials from the process-wide NTLM_USER_FILE: every running WsmanServer shares one
@@ -191,6 +195,7 @@ class _Command:
     id: str
     command_line: str
     wants_stdin: bool
+    console_stdin: bool = True  # WINRS_CONSOLEMODE_STDIN: Send data never reaches the process's stdin
     stdin: bytearray = field(default_factory=bytearray)
     started: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -222,7 +227,7 @@ class _HostState:
     """Everything the server knows about one simulated host; guarded by `lock`."""
 
     STAT_KEYS = ("requests", "commands", "shells_created", "auth_failures", "receive_timeouts", "shells_open",
-                 "bytes_in", "bytes_out", "encrypted_requests")
+                 "bytes_in", "bytes_out", "encrypted_requests", "stdin_to_console")
 
     def __init__(self, endpoint: HostEndpoint) -> None:
         self.endpoint = endpoint
@@ -597,7 +602,7 @@ class WsmanServer:
     @property
     def stats(self) -> dict[str, Any]:
         """{"hosts": {NAME: {requests, commands, auth_failures, receive_timeouts, shells_open, bytes_in,
-        bytes_out, encrypted_requests}}, "totals": {same keys summed}}; shells_open is the current count."""
+        bytes_out, encrypted_requests, stdin_to_console}}, "totals": {same keys summed}}; shells_open is the current count."""
         hosts: dict[str, dict[str, int]] = {}
         for name, h in self._hosts.items():
             with h.lock:
@@ -719,16 +724,22 @@ class WsmanServer:
         command = line_el.findtext(_q("rsp", "Command")) or ""
         args = [a.text or "" for a in line_el.findall(_q("rsp", "Arguments"))]
         command_line = " ".join([command, *args]) if args else command
-        skip_cmd = self._options(header).get("WINRS_SKIP_CMD_SHELL", "FALSE").upper() == "TRUE"
+        options = self._options(header)
+        skip_cmd = options.get("WINRS_SKIP_CMD_SHELL", "FALSE").upper() == "TRUE"
+        # MS-WSMV 3.1.4.11: "console if TRUE and pipe if FALSE"; absent, console (what pywinrm sends by default)
+        console_stdin = options.get("WINRS_CONSOLEMODE_STDIN", "TRUE").upper() != "FALSE"
         name = host.endpoint.name
-        cmd = _Command(str(uuid.uuid4()).upper(), command_line, wants_stdin=False)
+        cmd = _Command(str(uuid.uuid4()).upper(), command_line, wants_stdin=False, console_stdin=console_stdin)
         if len(command_line) > CMD_LINE_LIMIT and not skip_cmd:
             # cmd.exe refuses the line before anything runs
             cmd.result = CommandResult(b"", CMD_LINE_TOO_LONG, 1)
             cmd.started = True
             cmd.done.set()
-        else:
+        elif not console_stdin:
+            # stdin is a pipe: the process reads what Send delivers, so it starts once stdin has ended
             cmd.wants_stdin = bool(self.backend.wants_stdin(name, command_line))
+        # else console-mode stdin: the process starts at once with nothing redirected to its stdin, and
+        # what Send delivers goes to a console input buffer powershell.exe's $input never reads
         with host.lock:
             shell.commands[cmd.id] = cmd
             host.stats["commands"] += 1
@@ -768,6 +779,9 @@ class WsmanServer:
                                  "The stdin stream of the Send request is not valid base64.") from None
             start = False
             with host.lock:
+                if cmd.console_stdin:
+                    host.stats["stdin_to_console"] += 1
+                    continue  # not the process's stdin (see _command)
                 cmd.stdin.extend(data)
                 if stream.get("End", "false").lower() == "true" and cmd.wants_stdin and not cmd.started:
                     cmd.started = start = True

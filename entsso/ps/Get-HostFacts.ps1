@@ -3,9 +3,10 @@
 # Reads (changes nothing, except a zero-byte probe file created and deleted in backup_folder to
 # prove it is writable): the asked Windows services and every BTSSvc$<HostName> of this computer's
 # in-process BizTalk host instances, the Enterprise SSO installation (ENTSSO.exe version, the SSO
-# server this machine's SSO tools use, the secret server `ssomanage -displaydb` shows, whether the
-# master secret is in this machine's registry), the failover cluster's view of the SSO role (only
-# when params.cluster is given), an update package, the backup folder and a secret backup file.
+# server this machine's SSO tools use, what `ssomanage -displaydb` prints (its raw text and exit code,
+# which entsso/sso.py parses), whether the master secret is in this machine's registry), the failover
+# cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
+# folder and a secret backup file.
 # One part failing (BizTalk WMI namespace missing, cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
 #
@@ -22,7 +23,8 @@
 #   {"computer_name": "NODE1", "now_utc": "...",
 #    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual"}, ...},
 #    "sso": {"installed": true, "version": "10.0.1000.0", "tools_server": "SSOCLUSTER",
-#            "secret_server": "SSOCLUSTER", "displaydb_error": null, "holds_secret": true},
+#            "displaydb": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null} | null,
+#            "holds_secret": true},
 #    "cluster": {"nodes": [{"name", "state"}], "group": {"name", "state", "owner_node"},
 #                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
 #                             "use_network_name", "possible_owners": [...]}} | null,
@@ -56,23 +58,25 @@ function Get-FileVersionText {
 }
 
 function Invoke-SsoTool {
+    # Runs an SSO tool and returns what it printed, untouched: stdout and stderr as text (CRLF and
+    # padding kept) and the exit code. entsso/sso.py parses it; nothing here reads the text.
     param([string]$Tool, [string[]]$Arguments)
     $exe = Join-Path (Get-SsoFolder) $Tool
     if (-not (Test-Path -LiteralPath $exe)) { throw "'$exe' is missing on $($env:COMPUTERNAME)" }
-    # Windows PowerShell 5.1 turns a native tool's stderr line into a terminating error under
-    # $ErrorActionPreference = 'Stop' when redirected with 2>&1; the tool's own text is what we want.
-    $ErrorActionPreference = 'Continue'
-    $lines = & $exe @Arguments 2>&1 | ForEach-Object { "$_" }
-    [pscustomobject]@{ ExitCode = $LASTEXITCODE; Text = ((@($lines) -join "`n").Trim()) }
-}
-
-function Get-SecretServerFromDisplayDb {
-    # `ssomanage -displaydb` prints the SSO database settings as "Name: value" lines; the secret
-    # server line reads "Secret Server Name: NODE1" (the label the SSO snap-in also shows).
-    param([string]$Text)
-    $m = [regex]::Match($Text, '(?im)^\s*Secret\s*Server(?:\s*Name)?\s*:\s*(?<name>\S+)\s*$')
-    if ($m.Success) { return $m.Groups['name'].Value }
-    $null
+    $psi = New-Object System.Diagnostics.ProcessStartInfo
+    $psi.FileName = $exe
+    $psi.Arguments = ($Arguments -join ' ')
+    $psi.UseShellExecute = $false
+    $psi.CreateNoWindow = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    # Read stderr while stdout drains asynchronously: reading one pipe to its end first can deadlock
+    # a tool that fills the other (ProcessStartInfo.RedirectStandardError remarks).
+    $stdout = $process.StandardOutput.ReadToEndAsync()
+    $stderr = $process.StandardError.ReadToEnd()
+    $process.WaitForExit()
+    [pscustomobject]@{ exit_code = $process.ExitCode; stdout = $stdout.Result; stderr = $stderr; run_error = $null }
 }
 
 function Get-ToolsServer {
@@ -84,8 +88,9 @@ function Get-ToolsServer {
     # (unverified) the all-users setting is kept. Null means neither answered.
     try {
         $r = Invoke-SsoTool -Tool 'ssoclient.exe' -Arguments @('-showserver')
-        if ($r.ExitCode -eq 0 -and $r.Text) {
-            foreach ($line in ($r.Text -split "`n")) {
+        $text = ($r.stdout + $r.stderr).Trim()
+        if ($r.exit_code -eq 0 -and $text) {
+            foreach ($line in ($text -split "`r?`n")) {
                 $m = [regex]::Match($line, '(?i)server\b[^:]*?(?::|\bis\b)\s*''?(?<name>[A-Za-z0-9][A-Za-z0-9.\-]*)''?\s*\.?\s*$')
                 if ($m.Success) { return $m.Groups['name'].Value }
             }
@@ -159,22 +164,15 @@ $entssoExe = Join-Path $ssoFolder 'ENTSSO.exe'
 $installed = Test-Path -LiteralPath $entssoExe
 $version = $null
 $toolsServer = $null
-$secretServer = $null
-$displayDbError = $null
+$displayDb = $null
 if ($installed) {
     try { $version = Get-FileVersionText -Path $entssoExe } catch { $version = $null }
     try { $toolsServer = Get-ToolsServer } catch { $toolsServer = $null }
     try {
-        # ssomanage asks an SSO server over RPC: with none running it fails (0x800706BA).
-        $r = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
-        $secretServer = Get-SecretServerFromDisplayDb -Text $r.Text
-        if ($r.ExitCode -ne 0 -or -not $secretServer) {
-            $secretServer = $null
-            $displayDbError = $r.Text
-            if (-not $displayDbError) { $displayDbError = "ssomanage -displaydb exited with code $($r.ExitCode) and printed nothing" }
-        }
+        # ssomanage asks the SSO server its tools use over RPC; what it prints comes back as it is.
+        $displayDb = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
     } catch {
-        $displayDbError = "ssomanage -displaydb could not run: $($_.Exception.Message)"
+        $displayDb = [pscustomobject]@{ exit_code = $null; stdout = ''; stderr = ''; run_error = $_.Exception.Message }
     }
 }
 # The master secret sits under SSOSS\{GUID} only where it was generated or restored.
@@ -187,8 +185,7 @@ $sso = [pscustomobject]@{
     installed       = [bool]$installed
     version         = $version
     tools_server    = $toolsServer
-    secret_server   = $secretServer
-    displaydb_error = $displayDbError
+    displaydb       = $displayDb
     holds_secret    = [bool]$holdsSecret
 }
 

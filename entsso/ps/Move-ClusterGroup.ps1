@@ -1,14 +1,19 @@
 # entsso-operation: Move-ClusterGroup
 #
 # Changes: moves a failover cluster group (the SSO role) to the given node with
-# Move-ClusterGroup -Node, then waits until the group is Online on that node. A group already
-# Online on that node is left alone (changed false). Run on a cluster node.
+# Move-ClusterGroup -Node -Wait, then waits until the group is on that node in one of the states
+# Python accepts for the state it had before the move (params.states_after_move, decided in
+# entsso/cluster.py: a moved group keeps its state, so a PartialOnline group stays PartialOnline).
+# A group already on that node in an accepted state is left alone (changed false). A group in a
+# state that has no entry is not moved. Run on a cluster node.
 #
 # Params ($EntssoParams):
-#   {"group": "SSO", "node": "NODE2", "timeout_sec": 300}
+#   {"group": "SSO", "node": "NODE2", "timeout_sec": 300,
+#    "states_after_move": {"Online": ["Online"], "PartialOnline": ["PartialOnline", "Online"]}}
 #
 # Output (one JSON document):
-#   {"group": "...", "owner_before": "NODE1", "owner_node": "NODE2", "state": "Online", "changed": true}
+#   {"group": "...", "owner_before": "NODE1", "owner_node": "NODE2", "state_before": "PartialOnline",
+#    "state": "PartialOnline", "changed": true}
 
 Import-Module FailoverClusters
 
@@ -34,9 +39,15 @@ if ([string]$clusterNode.State -ne 'Up') {
 }
 
 $ownerBefore = [string]$group.OwnerNode.Name
-if ($ownerBefore -eq $node -and [string]$group.State -eq 'Online') {
+$stateBefore = [string]$group.State
+$accept = @($EntssoParams.states_after_move.$stateBefore | Where-Object { $_ } | ForEach-Object { [string]$_ })
+if ($accept.Count -eq 0) {
+    throw "Cluster group '$name' is $stateBefore on ${ownerBefore}: it is moved only from a state in states_after_move ($(@($EntssoParams.states_after_move.PSObject.Properties.Name) -join ', ')). Look at its resources in Failover Cluster Manager, bring the group up there, then re-run."
+}
+if ($ownerBefore -eq $node -and $accept -contains $stateBefore) {
     [pscustomobject]@{ group = $name; owner_before = $ownerBefore; owner_node = $ownerBefore;
-                       state = [string]$group.State; changed = $false } | ConvertTo-Json -Depth 8 -Compress
+                       state_before = $stateBefore; state = $stateBefore; changed = $false } |
+        ConvertTo-Json -Depth 8 -Compress
     exit 0
 }
 
@@ -48,21 +59,17 @@ if ($ownerBefore -ne $node) {
     } catch {
         throw "Could not move cluster group '$name' from $ownerBefore to ${node}: $($_.Exception.Message). Check that $node is a possible owner of every resource in the group (Get-ClusterOwnerNode)."
     }
-} elseif ([string]$group.State -ne 'Online') {
-    # Already on the node but not Online (for example Offline after a resource was stopped):
-    # bring it Online there, which is what the move would have ended with.
-    $null = Start-ClusterGroup -Name $name -Wait $timeout
-    $changed = $true
 }
 
+# The cluster returns a moved group to the state it had (MoveClusterGroup remarks); wait for it.
 $deadline = (Get-Date).AddSeconds($timeout)
 $group = Get-ClusterGroup -Name $name
-while ([string]$group.OwnerNode.Name -ne $node -or [string]$group.State -ne 'Online') {
+while ([string]$group.OwnerNode.Name -ne $node -or $accept -notcontains [string]$group.State) {
     if ([string]$group.State -eq 'Failed') {
         throw "Cluster group '$name' on $([string]$group.OwnerNode.Name) failed while moving to $node (last state: Failed). Look at the resources' states in Failover Cluster Manager and the ENTSSO events on $node, then re-run."
     }
     if ((Get-Date) -ge $deadline) {
-        throw "Cluster group '$name' on $node did not reach Online within $timeout s (last state: $($group.State) on $([string]$group.OwnerNode.Name)). Look at Failover Cluster Manager, then re-run."
+        throw "Cluster group '$name' on $node did not reach $($accept -join ' or ') within $timeout s (state before the move: $stateBefore; last state: $($group.State) on $([string]$group.OwnerNode.Name)). Look at Failover Cluster Manager, then re-run."
     }
     Start-Sleep -Seconds 2
     $group = Get-ClusterGroup -Name $name
@@ -72,6 +79,7 @@ while ([string]$group.OwnerNode.Name -ne $node -or [string]$group.State -ne 'Onl
     group        = $name
     owner_before = $ownerBefore
     owner_node   = [string]$group.OwnerNode.Name
+    state_before = $stateBefore
     state        = [string]$group.State
     changed      = $changed
 } | ConvertTo-Json -Depth 8 -Compress

@@ -28,6 +28,13 @@ def test_full_upgrade_on_the_lab(full_run):
 
     kinds = [r["kind"] for r in run.journal()]
     assert "gate_refused" not in kinds and "phase_stopped" not in kinds
+    # phase 5 moves the group while the ENTSSO resource is offline: it arrives PartialOnline, as on Windows
+    first_move = next(r["evidence"] for r in run.journal() if r["kind"] == "result" and r["phase"] == "recluster"
+                      and r["step"].startswith("move the SSO group"))
+    assert (first_move["state_before"], first_move["state"]) == ("PartialOnline", "PartialOnline"), first_move
+    # every envelope sent over stdin went to a command whose stdin is a pipe: none was dropped as console input
+    totals = run.lab_state["winrm"]["stats"]["totals"]
+    assert totals["stdin_to_console"] == 0 and totals["commands"] > 0, totals
     steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
     phases = [p for p, _ in steps]
     # the runbook's order

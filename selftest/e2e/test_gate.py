@@ -79,3 +79,22 @@ def test_readiness_names_each_failure(tmp_path, scenario, expected):
         assert "--apply --change-ticket ITS-TICKET" in run.output
     assert run.summary["verdict"] == "read-only"
     _assert_read_only(run)
+
+
+def test_readiness_fails_naming_displaydb_text_in_no_published_form(tmp_path):
+    """A lab answering `ssomanage -displaydb` in the form the scripts once invented ("Secret Server Name:
+    NODE1") is not Windows: the gate must refuse every SSO server and show the text it could not read,
+    not report the secret server as missing."""
+    scenario = tmp_path / "invented-displaydb.yml"
+    scenario.write_text('extends: default\nname: invented-displaydb\n'
+                        'sso:\n  displaydb_output: "Secret Server Name: {secret_server}\\r\\n"\n', encoding="utf-8")
+    run = run_suite(tmp_path / "reports", "tests_pre", "-m", "readiness", "--lab", str(scenario))
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    hosts = {"NODE1", "NODE2", "BTS1", "BTS2"}
+    assert {f"test_sso_server_uses_the_cluster_name[{h}]" for h in hosts} <= failed, sorted(failed)
+    message = run.message("test_sso_server_uses_the_cluster_name[BTS1]")
+    assert "ssomanage -displaydb printed text this suite does not recognise" in message, message
+    assert "Secret Server Name: SSOCLUSTER" in message, message
+    assert "test_ssodb_names_the_cluster_as_secret_server" not in failed  # SSODB itself is read over SQL
+    _assert_read_only(run)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from entsso import cluster, sso
 from entsso.lab.clock import Clock
 from entsso.lab.model import Estate, PSError
 from entsso.lab.server import _merge, load_scenario
@@ -22,6 +23,8 @@ CLUSTER = {"network_name": "SSOCLUSTER", "group": "SSO", "resource": "ENTSSO"}
 
 class FakeSql:
     """SSODB's gi_SecretServer and SQL Server's availability: all the model uses of the SQL engine."""
+
+    server = "SQL1"
 
     def __init__(self, secret_server: str) -> None:
         self._secret_server = secret_server
@@ -59,6 +62,11 @@ def facts(e: Estate, host: str, **extra: Any) -> dict[str, Any]:
     return e.invoke(host, "Get-HostFacts", params)
 
 
+def sso_seen(e: Estate, host: str) -> sso.SsoServer:
+    """What the suite reads from the lab's Get-HostFacts: the raw -displaydb text through entsso.sso."""
+    return sso.parse_sso(host, facts(e, host))
+
+
 def services(e: Estate, host: str, *wanted: tuple[str, str]) -> dict[str, Any]:
     return e.invoke(host, "Set-ServiceState",
                     {"services": [{"name": n, "status": s} for n, s in wanted], "timeout_sec": 300})
@@ -68,8 +76,11 @@ def resource(e: Estate, host: str, state: str) -> dict[str, Any]:
     return e.invoke(host, "Set-ClusterResourceState", {"resource": "ENTSSO", "state": state, "timeout_sec": 300})
 
 
-def move(e: Estate, host: str, node: str) -> dict[str, Any]:
-    return e.invoke(host, "Move-ClusterGroup", {"group": "SSO", "node": node, "timeout_sec": 300})
+def move(e: Estate, host: str, node: str, states_after_move: dict[str, Any] | None = None,
+         timeout: float = 300) -> dict[str, Any]:
+    table = states_after_move or {k: list(v) for k, v in cluster.STATES_AFTER_MOVE.items()}
+    return e.invoke(host, "Move-ClusterGroup", {"group": "SSO", "node": node, "timeout_sec": timeout,
+                                                "states_after_move": table})
 
 
 def tools(e: Estate, host: str, server: str) -> dict[str, Any]:
@@ -115,9 +126,9 @@ def test_default_node1_owns_the_online_group_and_resource():
 def test_default_every_host_sees_the_cluster_as_secret_server():
     e = make()
     for host in e.hosts:
-        sso = facts(e, host)["sso"]
-        assert sso["secret_server"] == "SSOCLUSTER", (host, sso)
-        assert sso["displaydb_error"] is None
+        seen = sso_seen(e, host)
+        assert seen.secret_server == "SSOCLUSTER", (host, seen)
+        assert seen.displaydb_error is None
 
 
 def test_default_entsso_runs_on_the_owner_only_among_nodes():
@@ -167,7 +178,9 @@ def test_group_offline_scenario_reports_offline_and_no_displaydb():
     e = make("group-offline")
     c = facts(e, "NODE1")["cluster"]
     assert c["group"]["state"] == "Offline" and c["resource"]["state"] == "Offline"
-    assert facts(e, "BTS1")["sso"]["displaydb_error"] == "ERROR: 0x800706BA : The RPC server is unavailable."
+    assert sso_seen(e, "BTS1").displaydb_error == (
+        "ERROR: 0xC0002A0F : Could not contact the SSO server 'SSOCLUSTER'. Check that SSO is configured and that "
+        "the SSO service is running on that server. (RPC: 0x800706BA: The RPC server is unavailable.)")
 
 
 def test_package_missing_on_node2_only():
@@ -206,7 +219,7 @@ def test_second_identical_operation_is_unchanged_and_not_counted():
     again = services(e, "BTS2", ("ENTSSO", "Stopped"))
     assert again["services"][0]["changed"] is False and e.changes == n
     assert tools(e, "NODE1", "SSOCLUSTER")["changed"] is False
-    assert updatedb(e, "NODE1", "SSOCLUSTER")["changed"] is False
+    assert not sso.parse_tool_answer(**updatedb(e, "NODE1", "SSOCLUSTER")).failed
     assert move(e, "NODE1", "NODE1")["changed"] is False
     assert resource(e, "NODE1", "Online")["changed"] is False
     assert e.changes == n
@@ -248,8 +261,9 @@ def test_adapter_handlers_unreadable_when_no_sso_server_answers():
 def test_updatedb_fails_with_no_running_sso_server():
     e = make()
     resource(e, "NODE1", "Offline")
-    with pytest.raises(PSError, match="0x800706BA"):
-        updatedb(e, "NODE1", "NODE1")
+    answer = sso.parse_tool_answer(**updatedb(e, "NODE1", "NODE1"))
+    assert answer.sso_server == "SSOCLUSTER" and answer.error_code == "0xC0002A0F"
+    assert answer.error.endswith("(RPC: 0x800706BA: The RPC server is unavailable.)")
     assert e.sql.get_secret_server() == "SSOCLUSTER"
 
 
@@ -283,7 +297,7 @@ def test_resource_online_around_an_scm_started_entsso_keeps_the_node_name():
     resource(e, "NODE1", "Online")  # without stopping the SCM-started ENTSSO first
     assert e.dump()["cluster"]["clustered_entsso"]["running_as"] == "NODE1"
     tools(e, "NODE1", "SSOCLUSTER")
-    assert facts(e, "NODE1")["sso"]["displaydb_error"] is not None
+    assert sso_seen(e, "NODE1").displaydb_error is not None
     assert handlers(e, "NODE1")[0]["error_code"] == "0xC0002A0F"
 
 
@@ -347,7 +361,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     # uncluster
     uncluster(e)
     assert e.sql.get_secret_server() == "NODE1"
-    assert facts(e, "NODE2")["sso"]["secret_server"] == "NODE1"
+    assert sso_seen(e, "NODE2").secret_server == "NODE1"
     # upgrade: the operator upgrades NODE1, a package NODE2
     e.operator_instruct("NODE1", "10.0.2000.0")
     assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
@@ -373,8 +387,8 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     c = facts(e, "NODE2")["cluster"]
     assert c["resource"]["state"] == "Online" and c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
     for node in ("NODE1", "NODE2"):
-        f = facts(e, node)
-        assert f["sso"]["holds_secret"] and f["sso"]["secret_server"] == "SSOCLUSTER"
+        seen = sso_seen(e, node)
+        assert seen.holds_secret and seen.secret_server == "SSOCLUSTER"
     # fail over: each node owns the group and reads the handlers
     for node in ("NODE2", "NODE1"):
         assert move(e, node, node)["state"] == "Online"
@@ -471,3 +485,49 @@ def test_moving_a_group_whose_resource_is_offline_leaves_it_partially_online():
     out = move(e, "NODE1", "NODE2")
     assert out["owner_node"] == "NODE2" and out["state"] == "PartialOnline"
     assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Offline"
+
+
+# --- Move-ClusterGroup keeps the group's state (MoveClusterGroup remarks) --------------------------------
+def test_a_moved_group_with_its_entsso_resource_offline_stays_partial_online():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    assert facts(e, "NODE1")["cluster"]["group"]["state"] == "PartialOnline"
+    out = move(e, "NODE1", "NODE2")
+    assert (out["owner_node"], out["state_before"], out["state"], out["changed"]) == \
+        ("NODE2", "PartialOnline", "PartialOnline", True)
+    c = facts(e, "NODE2")["cluster"]
+    assert c["group"] == {"name": "SSO", "state": "PartialOnline", "owner_node": "NODE2"}
+    assert c["resource"]["state"] == "Offline"  # the move does not bring the resource online
+
+
+def test_a_wait_for_online_after_moving_a_partial_online_group_times_out_naming_both_states():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    with pytest.raises(PSError) as info:
+        # 0.05 suite seconds are 100 estate seconds: the move itself takes 20
+        move(e, "NODE1", "NODE2", {"PartialOnline": ["Online"]}, timeout=0.05)
+    assert "did not reach Online within 100 s" in str(info.value)
+    assert "state before the move: PartialOnline; last state: PartialOnline on NODE2" in str(info.value)
+
+
+def test_a_moved_online_group_comes_back_online_on_its_new_owner():
+    e = make()
+    out = move(e, "NODE1", "NODE2")
+    assert (out["owner_node"], out["state_before"], out["state"]) == ("NODE2", "Online", "Online")
+    assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Online"
+
+
+def test_a_partial_online_group_already_on_the_node_is_left_alone():
+    e = make()
+    resource(e, "NODE1", "Offline")
+    changes = e.changes
+    out = move(e, "NODE1", "NODE1")
+    assert (out["state"], out["changed"]) == ("PartialOnline", False) and e.changes == changes
+
+
+def test_a_group_in_a_state_without_an_entry_is_not_moved():
+    e = make("group-offline")
+    with pytest.raises(PSError, match="is Offline on NODE1: it is moved only from a state in states_after_move "
+                                      r"\(Online, PartialOnline\)"):
+        move(e, "NODE1", "NODE2")
+    assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"

@@ -80,6 +80,43 @@ def test_long_script_goes_over_stdin_and_runs(make_lab):
     assert base64.b64decode(back["content_b64"]) == data
 
 
+def test_stdin_borne_envelope_is_sent_to_a_command_with_console_mode_stdin_off(make_lab, monkeypatch):
+    """The transport creates a stdin-fed command with WINRS_CONSOLEMODE_STDIN false, as Ansible's WinRM
+    plugin does; a command that sends none keeps pywinrm's console mode."""
+    seen: list[tuple[str, bool]] = []
+    real = winrm.protocol.Protocol.run_command
+
+    def spy(self, shell_id, command, arguments=(), console_mode_stdin=True, skip_cmd_shell=False):
+        seen.append((command[:40], console_mode_stdin))
+        return real(self, shell_id, command, arguments, console_mode_stdin, skip_cmd_shell)
+
+    monkeypatch.setattr(winrm.protocol.Protocol, "run_command", spy)
+    lab = make_lab()
+    host = lab_host(lab, "NODE1")
+    assert plan_invocation("Get-HostFacts", FACTS).via_stdin
+    assert host.invoke("Get-HostFacts", FACTS)["computer_name"] == "NODE1"
+    assert not plan_invocation("Read-File", {"path": "C:\\x"}).via_stdin
+    with pytest.raises(ScriptError):
+        host.invoke("Read-File", {"path": "C:\\no-such-file.bin"})
+    assert [mode for _, mode in seen] == [False, True]
+
+
+def test_a_console_mode_command_gets_no_envelope_from_stdin(make_lab, monkeypatch):
+    """What happens without the fix: the lab, like powershell.exe under console-mode stdin, never sees the
+    envelope; the empty scriptblock prints nothing and the transport names the empty answer."""
+    real = winrm.protocol.Protocol.run_command
+
+    def console_always(self, shell_id, command, arguments=(), console_mode_stdin=True, skip_cmd_shell=False):
+        return real(self, shell_id, command, arguments, True, skip_cmd_shell)
+
+    monkeypatch.setattr(winrm.protocol.Protocol, "run_command", console_always)
+    lab = make_lab()
+    with pytest.raises(BadOutput) as err:
+        lab_host(lab, "NODE1").invoke("Get-HostFacts", FACTS)
+    assert "Get-HostFacts on NODE1" in str(err.value)
+    assert lab.wsman.stats["hosts"]["NODE1"]["stdin_to_console"] >= 1
+
+
 def test_the_same_long_command_line_is_refused_as_cmd_would(make_lab):
     lab = make_lab()
     session = winrm.Session(f"http://{lab.addresses['NODE1']}:{lab.winrm_port}/wsman",

@@ -194,7 +194,7 @@ def test_stdin_sent_with_end_reaches_backend(lab):
     proto = Protocol(url(port), transport="ntlm", username=USER, password=PASSWORD,
                      read_timeout_sec=5, operation_timeout_sec=2)
     shell = proto.open_shell()
-    cid = proto.run_command(shell, "more")
+    cid = proto.run_command(shell, "more", console_mode_stdin=False)
     proto.send_command_input(shell, cid, b"first ", end=False)
     proto.send_command_input(shell, cid, b"second", end=True)
     out, _, code = proto.get_command_output(shell, cid)
@@ -202,6 +202,24 @@ def test_stdin_sent_with_end_reaches_backend(lab):
     proto.close_shell(shell)
     assert (out, code) == (b"first second", 0)
     assert ("NODE1", "more", b"first second") in backend.calls
+
+
+def test_a_console_mode_command_gets_no_stdin(lab):
+    """WINRS_CONSOLEMODE_STDIN TRUE (pywinrm's default): the process runs with nothing on stdin and what
+    Send delivers never reaches it."""
+    server, backend, port, _ = lab
+    proto = Protocol(url(port, "NODE2"), transport="ntlm", username=USER, password=PASSWORD,
+                     read_timeout_sec=5, operation_timeout_sec=2)
+    shell = proto.open_shell()
+    before = server.stats["hosts"]["NODE2"]["stdin_to_console"]
+    cid = proto.run_command(shell, "more")  # console_mode_stdin=True
+    proto.send_command_input(shell, cid, b"lost", end=True)
+    out, _, code = proto.get_command_output(shell, cid)
+    proto.cleanup_command(shell, cid)
+    proto.close_shell(shell)
+    assert (out, code) == (b"", 0)
+    assert ("NODE2", "more", b"") in backend.calls and ("NODE2", "more", b"lost") not in backend.calls
+    assert server.stats["hosts"]["NODE2"]["stdin_to_console"] - before == 1
 
 
 def test_large_output_arrives_complete_across_several_receives(lab, monkeypatch):

@@ -1,0 +1,41 @@
+"""What the SSO tools print, as the lab prints it: the published forms kept in selftest/transcripts
+(selftest/lab/test_texts.py renders each template with a transcript's values and compares the bytes).
+Windows console tools end lines with CRLF; the lab does too."""
+from __future__ import annotations
+
+CRLF = "\r\n"
+# selftest/transcripts/ssomanage/displaydb-local-cpr-2008.txt and displaydb-remote-*.txt
+USING_LOCAL = "Using SSO server on this computer"
+USING_REMOTE = "Using SSO server : {server}"
+DISPLAYDB = "SQL Server : {sql_server}\r\nSSO database : {database}\r\nSSO secret server name : {secret_server}\r\n"
+ERROR = "ERROR: {code} : {message}\r\n"
+# displaydb-remote-rpc-unavailable.txt: no ENTSSO answers as the server the tools use
+COULD_NOT_CONTACT = ("0xC0002A0F", "Could not contact the SSO server '{server}'. Check that SSO is configured and "
+                     "that the SSO service is running on that server. (RPC: 0x800706BA: The RPC server is "
+                     "unavailable.)")
+# displaydb-sql-unavailable.txt (composed, UNCONFIRMED: see docs/domain-notes.md)
+SSODB_LOST = ("0x80131904", "Lost contact with the SSO database. Check that the SSO database is available.")
+
+
+def using(server: str | None, computer: str) -> str:
+    """The first line ssomanage prints: which SSO server it asks."""
+    if not server or server.upper() == computer.upper():
+        return USING_LOCAL + CRLF
+    return USING_REMOTE.format(server=server) + CRLF
+
+
+def displaydb(server: str | None, computer: str, *, sql_server: str, database: str, secret_server: str,
+              template: str | None = None) -> str:
+    """`ssomanage -displaydb` answered. `template` (scenario sso.displaydb_output) replaces the published
+    form, for tests that need the lab to print something else."""
+    values = {"server": server or computer, "sql_server": sql_server, "database": database,
+              "secret_server": secret_server}
+    if template is not None:
+        return template.format(**values)
+    return using(server, computer) + DISPLAYDB.format(**values)
+
+
+def tool_error(server: str | None, computer: str, error: tuple[str, str]) -> str:
+    """An SSO tool's failure: the server line, then `ERROR: 0x… : text`."""
+    code, message = error
+    return using(server, computer) + ERROR.format(code=code, message=message.format(server=server or computer))

@@ -149,8 +149,13 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     if run is None or rep is None:
         return
     conclusion = conclude(config) if final else None
+    verdict = conclusion["verdict"] if conclusion else "in progress"
+    # the verdict is the report's first words: its title (pytest-html puts the environment before the summary)
+    rep._report.title = f"{verdict.upper()} — change {run.options.change_ticket or '(read-only gate)'} — Enterprise SSO upgrade"
+    colour = BANNER_COLOURS.get(verdict, "#555")
+    title_style = f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}</style>"
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
-    prefix[:] = [story_html(run, final=final, conclusion=conclusion)]
+    prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion)]
     rep._report.additional_summary["postfix"][:] = [next_steps_html(run, conclusion)]
 
 

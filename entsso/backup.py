@@ -19,9 +19,25 @@ class DatabaseBackup:
 
 
 @dataclass(frozen=True)
+class ForceFullFlag:
+    """The Backup BizTalk Server job's force-full flag and the table this BizTalk version keeps it in."""
+
+    table: str | None  # "adm_BackupSettings" (BizTalk 2010 and later), "adm_ForceFullBackup", None: neither
+    set: bool | None  # None: not found, or the table has no row
+
+
+FLAG_TABLES = ("adm_BackupSettings", "adm_ForceFullBackup")
+NO_FLAG_TABLE = ("BizTalkMgmtDb has neither adm_BackupSettings.ForceFull (BizTalk 2010 and later) nor "
+                 "adm_ForceFullBackup (older BizTalk), so the Backup BizTalk Server job's force-full flag "
+                 "cannot be read or set. Check that the SQL login reads the BizTalk management database "
+                 "(sql.databases.management in the inventory) and that BizTalk's backup is configured in it")
+
+
+@dataclass(frozen=True)
 class BackupState:
-    force_full: bool | None  # adm_ForceFullBackup's flag (None: could not be read)
+    force_full: bool | None  # the force-full flag (None: could not be read)
     databases: tuple[DatabaseBackup, ...]
+    flag_table: str | None = "adm_BackupSettings"  # where the flag is kept (None: neither table exists)
 
 
 def _dt(value: Any) -> datetime | None:
@@ -32,14 +48,26 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def force_full_flag(sql: SqlServer) -> ForceFullFlag:
+    """Which table holds the flag (probed, never guessed: reading a missing one is error 208), and its value."""
+    probe = sql.execute(tsql.FORCE_FULL_OBJECTS, database="BizTalkMgmtDb").rows[0]
+    if probe.get("backup_settings") is not None:
+        rows = sql.execute(tsql.FORCE_FULL_SETTINGS, database="BizTalkMgmtDb").rows
+        return ForceFullFlag("adm_BackupSettings", bool(rows[0]["force_full"]) if rows else None)
+    if probe.get("force_full_backup") is not None:
+        rows = sql.execute(tsql.FORCE_FULL_LEGACY, database="BizTalkMgmtDb").rows
+        return ForceFullFlag("adm_ForceFullBackup", bool(next(iter(rows[0].values()))) if rows else None)
+    return ForceFullFlag(None, None)
+
+
 def backup_state(sql: SqlServer) -> BackupState:
-    flag_rows = sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").rows
-    force = bool(next(iter(flag_rows[0].values()))) if flag_rows else False
+    flag = force_full_flag(sql)
+    force = flag.set
     dbs = []
     for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows:
         times = [t for t in (_dt(r.get("last_full_history")), _dt(r.get("last_full_finish"))) if t]
         dbs.append(DatabaseBackup(r.get("server_name") or "", r["database_name"], max(times) if times else None))
-    return BackupState(force, tuple(dbs))
+    return BackupState(force, tuple(dbs), flag.table)
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,8 @@ def ensure_full_backup(sql: SqlServer, job_name: str, since: datetime, timeout: 
     for it; verify every database got a full backup after `since` and the flag was consumed.
     Does nothing when that already holds (a resumed run)."""
     before = backup_state(sql)
+    if before.flag_table is None:
+        raise BackupFailed(NO_FLAG_TABLE + "; nothing was backed up.")
     if not before.force_full and before.databases and not full_backup_after(before, since):
         return {"changed": False, "databases": [d.database for d in before.databases]}
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")

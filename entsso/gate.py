@@ -183,6 +183,20 @@ def not_half_done(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     return None
 
 
+def force_full_flag_found(s: Snapshot) -> Finding | None:
+    """The Backup BizTalk Server job's force-full flag exists where this BizTalk version keeps it."""
+    st = s.sql.backups
+    if not s.sql.reachable or st is None:
+        return Finding("force_full_flag_found", "BizTalkMgmtDb", "SQL Server not reachable",
+                       "the force-full flag readable")
+    if st.flag_table is None:
+        return Finding("force_full_flag_found", "BizTalkMgmtDb", "neither adm_BackupSettings.ForceFull "
+                       "(BizTalk 2010 and later) nor adm_ForceFullBackup (older BizTalk)",
+                       "the Backup BizTalk Server job's force-full flag (sp_ForceFullBackup sets it): check that "
+                       "sql.databases.management names the BizTalk management database")
+    return None
+
+
 def job_idle(s: Snapshot, job: str) -> Finding | None:
     j = s.sql.jobs.get(job)
     if j is None or not j.exists:
@@ -257,8 +271,11 @@ def full_backup_complete(s: Snapshot, database: str, change_started: datetime) -
 
 def force_flag_consumed(s: Snapshot) -> Finding | None:
     st = s.sql.backups
-    if st is None or st.force_full:
-        return Finding("force_flag_consumed", "adm_ForceFullBackup", "flag still set" if st else "unreadable",
+    if st is None or st.force_full is not False:
+        where = f"{st.flag_table}.ForceFull" if st and st.flag_table == "adm_BackupSettings" else \
+            (st.flag_table if st and st.flag_table else "the force-full flag")
+        return Finding("force_flag_consumed", where,
+                       "flag still set" if st and st.force_full else "unreadable",
                        "the flag consumed by a completed Backup BizTalk Server run")
     return None
 
@@ -272,7 +289,7 @@ Check = Callable[[], "Finding | None"]
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
-                           lambda: ssodb_names_cluster(s, plan)]
+                           lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

@@ -29,9 +29,16 @@ FROM msdb.dbo.sysjobs j"""
 UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
 START_JOB = "EXEC msdb.dbo.sp_start_job @job_name = ?"
 
-# The force-full flag: read the table's only column without naming it (its name is not documented by
-# Microsoft; set it only through the procedure, as the BizTalk documentation says).
-FORCE_FULL_FLAG = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
+# The force-full flag, where this BizTalk version keeps it: BizTalk 2010 and later in
+# adm_BackupSettings.ForceFull (there is no adm_ForceFullBackup: reading it is error 208), older versions
+# in the one-column table adm_ForceFullBackup, which Microsoft's docs still name. Probe which exists
+# (OBJECT_ID is NULL for a missing object), read that one; set the flag only through sp_ForceFullBackup.
+FORCE_FULL_OBJECTS = """SET NOCOUNT ON;
+SELECT OBJECT_ID(N'BizTalkMgmtDb.dbo.adm_BackupSettings') AS backup_settings,
+  OBJECT_ID(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup') AS force_full_backup"""
+FORCE_FULL_SETTINGS = "SET NOCOUNT ON; SELECT TOP 1 ForceFull AS force_full FROM BizTalkMgmtDb.dbo.adm_BackupSettings"
+# its only column, read without naming it (no public source names it)
+FORCE_FULL_LEGACY = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
 FORCE_FULL_BACKUP = "EXEC BizTalkMgmtDb.dbo.sp_ForceFullBackup"
 
 # The databases the Backup BizTalk Server job covers, with their latest complete full backup as the job

@@ -55,3 +55,7 @@ def test_nothing_half_done_on_node(estate, node, run, judge):
 
 def test_biztalk_job_not_running(estate, job, judge):
     judge(gate.job_idle(estate, job), estate.sql.jobs.get(job))
+
+
+def test_force_full_flag_found_in_the_management_database(estate, judge):
+    judge(gate.force_full_flag_found(estate), estate.sql.backups)

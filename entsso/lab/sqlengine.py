@@ -22,6 +22,7 @@ import re
 import sqlite3
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -31,10 +32,16 @@ import sqlglot
 from sqlglot import exp
 
 BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
-# adm_ForceFullBackup's one column: Microsoft documents only that sp_ForceFullBackup sets "a value 1" in
-# the table; no public source names the column, so the lab calls it ForceFull (the suite reads it with
-# SELECT TOP 1 * and never names it).
+# Where BizTalkMgmtDb keeps the force-full flag (sql.biztalk_schema): BizTalk 2010 and later have
+# adm_BackupSettings (UseCompression, ForceFull) and no adm_ForceFullBackup (the BizTalkMgmtDb schema,
+# docs/domain-notes.md); older versions had the one-column table adm_ForceFullBackup, whose column no
+# public source names: the lab calls it ForceFull (the suite reads that table with SELECT TOP 1 *).
+FORCE_FULL_TABLES = {"2010": "adm_BackupSettings", "2006": "adm_ForceFullBackup"}
 FORCE_FULL_COLUMN = "ForceFull"
+# every key of a scenario's `sql` section (docs/lab.md); any other is refused, never ignored
+SCENARIO_KEYS = frozenset({
+    "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
+    "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema"})
 MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
 AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
 
@@ -281,8 +288,7 @@ CREATE TABLE msdb.backupset (backup_set_id INTEGER PRIMARY KEY AUTOINCREMENT, me
   name TEXT, database_name TEXT COLLATE NOCASE, server_name TEXT COLLATE NOCASE, type TEXT COLLATE NOCASE,
   backup_start_date TEXT, backup_finish_date TEXT, is_copy_only INTEGER, backup_size INTEGER);
 """,
-    "BizTalkMgmtDb": f"""
-CREATE TABLE BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN} INTEGER NOT NULL);
+    "BizTalkMgmtDb": """
 CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOINCREMENT, BackupSetId INTEGER,
   BackupType TEXT COLLATE NOCASE, SetComplete INTEGER, MarkName TEXT, BackupFileName TEXT, BackupFileLocation TEXT,
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BackupDateTime TEXT);
@@ -292,6 +298,12 @@ CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, D
 CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
   SELECT ServerName, DatabaseName FROM lab_GroupDatabases
   UNION SELECT ServerName, DatabaseName FROM adm_OtherBackupDatabases;
+""",
+    "BizTalkMgmtDb 2010": """
+CREATE TABLE BizTalkMgmtDb.adm_BackupSettings (UseCompression INTEGER NOT NULL, ForceFull INTEGER NOT NULL);
+""",
+    "BizTalkMgmtDb 2006": """
+CREATE TABLE BizTalkMgmtDb.adm_ForceFullBackup (ForceFull INTEGER NOT NULL);
 """,
     "SSODB": """
 CREATE TABLE SSODB.SSOX_GlobalInfo (gi_SecretServer TEXT, gi_update_timestamp TEXT, gi_flags INTEGER,
@@ -322,6 +334,16 @@ class SqlEngine:
     SQL Agent, and counters for the lab's report."""
 
     def __init__(self, scenario_sql: dict, secret_server: str, clock: Any) -> None:
+        unknown = sorted(set(scenario_sql) - SCENARIO_KEYS)
+        if unknown:
+            raise ValueError(f"scenario sql: unknown key(s) {', '.join(unknown)}; the lab knows "
+                             f"{', '.join(sorted(SCENARIO_KEYS))}")
+        schema = str(scenario_sql.get("biztalk_schema", "2010"))
+        if schema not in FORCE_FULL_TABLES:
+            raise ValueError(f"scenario sql.biztalk_schema: {schema!r} is not one of "
+                             f"{', '.join(FORCE_FULL_TABLES)}")
+        self.biztalk_schema = schema
+        self.flag_table = FORCE_FULL_TABLES[schema]
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
         instance = scenario_sql.get("instance")
@@ -346,8 +368,12 @@ class SqlEngine:
         self._db.create_function("lab_now", 0, lambda: to_sql_text(self.clock.now()))
         for name in self.databases:
             self._db.execute(f'ATTACH DATABASE ":memory:" AS "{name}"')
-        for ddl in _SCHEMA.values():
+        for part, ddl in _SCHEMA.items():
+            if part.startswith("BizTalkMgmtDb ") and part != f"BizTalkMgmtDb {schema}":
+                continue  # the other BizTalk version's flag table: not in this database
             self._db.executescript(ddl)
+        self._current_database = "master"
+        self._db.create_function("OBJECT_ID", 1, self._object_id)
         self._seed(scenario_sql, secret_server)
 
     # ------------------------------------------------------------------------------------- seed
@@ -392,8 +418,11 @@ class SqlEngine:
             set_id += 1
             self._record_set("db", now + timedelta(seconds=PREPARED_SET_DELAY_SEC), set_id)
         self._next_set_id = set_id + 1
-        db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)",
-                   (1 if sc.get("force_full_backup") else 0,))
+        flag = 1 if sc.get("force_full_backup") else 0
+        if self.flag_table == "adm_BackupSettings":
+            db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupSettings (UseCompression, ForceFull) VALUES (0, ?)", (flag,))
+        else:
+            db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)", (flag,))
         db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
                    (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
                     "SSO Affiliate Administrators"))
@@ -509,8 +538,31 @@ class SqlEngine:
         self.wait_idle(5)
 
     def _force_flag(self) -> int:
-        row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.adm_ForceFullBackup LIMIT 1").fetchone()
+        row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+    def _set_force_flag(self, value: int) -> None:
+        self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))
+
+    def _object_id(self, name: Any) -> int | None:
+        """OBJECT_ID(N'[database.]schema.object'): an id for a table or view of the lab's schema, else NULL
+        (as SQL Server answers for an object that does not exist or that the caller cannot see)."""
+        parts = [p.strip().strip("[]") for p in str(name or "").split(".")]
+        if len(parts) == 1:
+            parts = ["dbo"] + parts
+        if len(parts) == 2:
+            parts = [self._current_database] + parts
+        if len(parts) != 3 or parts[1].lower() != "dbo":
+            return None
+        canon = {d.lower(): d for d in self.databases}
+        database = canon.get(parts[0].lower())
+        if database is None:
+            return None
+        row = self._db.execute(f'SELECT name FROM "{database}".sqlite_master WHERE type IN (\'table\', \'view\') '
+                               "AND name = ? COLLATE NOCASE", (parts[2],)).fetchone()
+        if row is None:
+            return None
+        return zlib.crc32(f"{database}.{row[0]}".lower().encode()) & 0x7FFFFFFF
 
     # ------------------------------------------------------------------------------------- execute
 
@@ -576,6 +628,7 @@ class SqlEngine:
             raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
         mine = [params.pop(0) for _ in range(n)]
         sqlite_sql = _translate(stmt, ctx["database"], self.databases)
+        self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
         try:
             cur = self._db.execute(sqlite_sql, mine)
         except sqlite3.Error as exc:
@@ -692,7 +745,7 @@ class SqlEngine:
         return 0
 
     def _sp_force_full_backup(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
-        self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 1")
+        self._set_force_flag(1)  # BizTalk's procedure: UPDATE [dbo].[adm_BackupSettings] SET [ForceFull] = 1
         self.counters["changes"] += 1
         return 0
 
@@ -781,5 +834,5 @@ class SqlEngine:
             self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?", (set_id,))
             if kind == "db":
                 # the set is complete: the flag is consumed
-                self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 0")
+                self._set_force_flag(0)
         return True, "step 4 (Clear Backup History)"

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import tsql
+from entsso import backup, tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
@@ -30,11 +30,14 @@ COLUMNS = {
     "SECRET_SERVER": ["secret_server"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
-    "FORCE_FULL_FLAG": None,  # one column, name not documented by Microsoft
+    "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
+    "FORCE_FULL_SETTINGS": ["force_full"],
     "BACKUP_DATABASES": ["server_name", "database_name", "last_full_history", "last_full_finish"],
     "GET_ESTATE_LOCK": ["result"],
 }
 PROCEDURES = ("UPDATE_JOB", "START_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
+# statements of an older BizTalk's schema only (sql.biztalk_schema: 2006): one column, its name undocumented
+LEGACY = {"FORCE_FULL_LEGACY": None}
 
 
 def scenario_sql(**overrides: Any) -> dict[str, Any]:
@@ -111,16 +114,16 @@ def wait_finished(sql: SqlServer, name: str, before_instance: int | None, timeou
 
 def test_every_tsql_statement_is_covered_here():
     statements = {n for n in dir(tsql) if n.isupper() and isinstance(getattr(tsql, n), str)}
-    assert statements == set(COLUMNS) | set(PROCEDURES)
+    assert statements == set(COLUMNS) | set(PROCEDURES) | set(LEGACY)
 
 
-@pytest.mark.parametrize("name", sorted(COLUMNS))
+@pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
-    _, sql = lab_sql()
+    _, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
     params = ("entsso-upgrade:SSOCLUSTER",) if name == "GET_ESTATE_LOCK" else ()
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
     assert rows, f"{name} returned no row"
-    if COLUMNS[name] is None:
+    if name in LEGACY:
         assert len(rows[0]) == 1
     else:
         assert list(rows[0]) == COLUMNS[name]
@@ -255,17 +258,47 @@ def test_forced_full_backup_covers_every_database_after_the_moment(lab_sql):
     assert stale == []
 
 
-def test_force_full_flag_is_set_by_the_procedure(lab_sql):
-    _, sql = lab_sql()
+@pytest.mark.parametrize("schema, table", [("2010", "adm_BackupSettings"), ("2006", "adm_ForceFullBackup")])
+def test_force_full_flag_is_set_by_the_procedure_where_the_schema_keeps_it(lab_sql, schema, table):
+    _, sql = lab_sql(biztalk_schema=schema)
+    assert backup.force_full_flag(sql) == backup.ForceFullFlag(table, False)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+    assert backup.force_full_flag(sql) == backup.ForceFullFlag(table, True)
 
 
-def test_backup_job_consumes_the_force_full_flag(lab_sql):
-    _, sql = lab_sql()
+@pytest.mark.parametrize("schema", ["2010", "2006"])
+def test_backup_job_consumes_the_force_full_flag(lab_sql, schema):
+    _, sql = lab_sql(biztalk_schema=schema)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     run_backup_job(sql)
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 0
+    assert backup.force_full_flag(sql).set is False
+
+
+def test_biztalk_2010_schema_has_no_adm_forcefullbackup(lab_sql):
+    """As a real BizTalkMgmtDb of BizTalk 2010 and later: the table the docs name is not there."""
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.FORCE_FULL_LEGACY, database="BizTalkMgmtDb")
+    assert err.value.number == 208
+    assert "Invalid object name 'BizTalkMgmtDb.dbo.adm_ForceFullBackup'." in str(err.value)
+    assert sql.execute(tsql.FORCE_FULL_OBJECTS, database="BizTalkMgmtDb").rows[0]["force_full_backup"] is None
+
+
+def test_biztalk_2006_schema_has_no_adm_backupsettings(lab_sql):
+    _, sql = lab_sql(biztalk_schema="2006")
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.FORCE_FULL_SETTINGS, database="BizTalkMgmtDb")
+    assert "Invalid object name 'BizTalkMgmtDb.dbo.adm_BackupSettings'." in str(err.value)
+
+
+def test_unknown_biztalk_schema_is_refused(make_engine):
+    with pytest.raises(ValueError, match="sql.biztalk_schema: '2013' is not one of 2010, 2006"):
+        make_engine(biztalk_schema="2013")
+
+
+def test_unknown_sql_scenario_key_is_refused(make_engine):
+    with pytest.raises(ValueError, match="unknown key.*utc_ofset_minutes"):
+        make_engine(utc_ofset_minutes=60)
 
 
 def test_failed_backup_run_leaves_the_flag_set(lab_sql):
@@ -273,7 +306,7 @@ def test_failed_backup_run_leaves_the_flag_set(lab_sql):
     engine.fail_job(BACKUP_JOB, "BACKUP DATABASE is terminating abnormally.")
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     assert run_backup_job(sql)["last_run_status"] == 0
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+    assert backup.force_full_flag(sql).set is True
 
 
 def test_backup_job_takes_log_backups_once_today_has_a_full_set(make_engine):
@@ -329,7 +362,7 @@ def test_unknown_table_is_named_as_written(lab_sql):
 def test_plain_writes_are_refused(lab_sql):
     _, sql = lab_sql()
     with pytest.raises(SqlError) as err:
-        sql.execute("UPDATE BizTalkMgmtDb.dbo.adm_ForceFullBackup SET ForceFull = 1", database="BizTalkMgmtDb")
+        sql.execute("UPDATE BizTalkMgmtDb.dbo.adm_BackupSettings SET ForceFull = 1", database="BizTalkMgmtDb")
     assert err.value.number == 229
 
 
@@ -420,10 +453,10 @@ def test_released_estate_lock_can_be_taken_again(make_engine, serve):
 
 def test_reads_alone_change_nothing(lab_sql):
     engine, sql = lab_sql()
-    for name in ("NOW", "SECRET_SERVER", "JOBS", "FORCE_FULL_FLAG", "BACKUP_DATABASES"):
+    for name in ("NOW", "SECRET_SERVER", "JOBS", "FORCE_FULL_OBJECTS", "FORCE_FULL_SETTINGS", "BACKUP_DATABASES"):
         sql.execute(getattr(tsql, name), database="msdb")
     counters = engine.dump()["counters"]
-    assert counters["changes"] == 0 and counters["statements"] == 5
+    assert counters["changes"] == 0 and counters["statements"] == 6
 
 
 def test_changes_are_counted(lab_sql):

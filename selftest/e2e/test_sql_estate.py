@@ -1,0 +1,34 @@
+"""SQL Server and BizTalkMgmtDb as real estates have them, end to end (`pytest tests_pre …` against the
+lab): the force-full flag where each BizTalk version keeps it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selftest.e2e.suite import run_suite
+
+
+def scenario(tmp_path: Path, name: str, **sql: Any) -> str:
+    """A scenario file: the default estate, fast, with these `sql` keys."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump({"extends": "default", "name": name, "speed": 200, "sql": sql}))
+    return str(path)
+
+
+def backup_evidence(run) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    results = [r for r in run.journal() if r["kind"] == "result" and r["step"] == "force a full BizTalk backup"]
+    assert results, "no forced backup step in the journal"
+    return results[-1].get("evidence") or {}
+
+
+def test_forced_backup_on_a_biztalk_2006_schema_uses_adm_forcefullbackup(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", "--lab", scenario(tmp_path, "bts2006", biztalk_schema="2006"),
+                    "--apply", "--change-ticket", "CHG-BTS2006")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.outcomes["test_force_full_flag_found_in_the_management_database"] == "passed"
+    assert run.outcomes["test_force_full_flag_consumed"] == "passed"
+    sql = run.lab_state["sql"]
+    assert sql["counters"]["procedures"].get("sp_ForceFullBackup") == 1
+    assert sql["force_full_backup"] == 0  # set by the procedure, consumed by the job's full set

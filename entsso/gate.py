@@ -7,8 +7,8 @@ the phase fixtures run the same checks before they act, so refusing does not dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import HostFacts, Snapshot
@@ -256,32 +256,46 @@ def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Findin
     return None
 
 
-def full_backup_complete(s: Snapshot, database: str, change_started: datetime) -> Finding | None:
+def full_backup_complete(s: Snapshot, database: str, proof: Mapping[str, Any] | None) -> Finding | None:
+    """`database` has a row in this change's forced full set, proven by the Backup BizTalk Server job's own
+    set ids (phase 2's journalled evidence, `proof`) and still complete in adm_BackupHistory. Never by
+    backup times: SQL Server records them in its local time."""
     st = s.sql.backups
     if st is None:
         return Finding("full_backup_complete", database, "backup state unreadable", "a full backup")
-    db = next((d for d in st.databases if d.database == database), None)
-    if db is None:
-        return Finding("full_backup_complete", database, "not in admv_BackupDatabases", "covered by the backup job")
-    if db.last_full is None or _utc(db.last_full) < change_started:
-        return Finding("full_backup_complete", database, f"last full backup {db.last_full}",
-                       f"a full backup finished after the change began ({change_started.isoformat()})")
+    if not proof or proof.get("set_id") is None:
+        return Finding("full_backup_complete", database, "no forced full set recorded for this change",
+                       "phase 2's forced full backup, proven by its set id (pytest tests_pre --apply "
+                       "--change-ticket … records it)")
+    set_id, before = int(proof["set_id"]), proof.get("before_set_id")
+    if before is not None and set_id <= int(before):
+        return Finding("full_backup_complete", database, f"full set {set_id}, not newer than set {before}",
+                       "a full set newer than the newest one before the forced run")
+    if database.lower() not in {d.lower() for d in proof.get("databases") or {}}:
+        listed = any(d.database.lower() == database.lower() for d in st.databases)
+        return Finding("full_backup_complete", database, f"no row in the forced full set {set_id}"
+                       + ("" if listed else " (not in admv_BackupDatabases)"),
+                       "a full backup of it in that set" + ("" if listed else
+                       ": add it to BizTalkMgmtDb.dbo.adm_OtherBackupDatabases, then force the backup again"))
+    if st.last_full_set is None or st.last_full_set < set_id:
+        return Finding("full_backup_complete", database, f"full set {set_id} no longer complete in adm_BackupHistory "
+                       f"(newest complete full set: {st.last_full_set})", f"the forced full set {set_id}")
     return None
 
 
-def force_flag_consumed(s: Snapshot) -> Finding | None:
+def force_flag_consumed(s: Snapshot, proof: Mapping[str, Any] | None) -> Finding | None:
+    """The card's "adm_ForceFullBackup set": read as set after sp_ForceFullBackup in this change (the
+    proof), then consumed by the new full set (read now)."""
     st = s.sql.backups
+    where = (f"{st.flag_table}.ForceFull" if st and st.flag_table == "adm_BackupSettings" else
+             st.flag_table if st and st.flag_table else "the force-full flag")
     if st is None or st.force_full is not False:
-        where = f"{st.flag_table}.ForceFull" if st and st.flag_table == "adm_BackupSettings" else \
-            (st.flag_table if st and st.flag_table else "the force-full flag")
-        return Finding("force_flag_consumed", where,
-                       "flag still set" if st and st.force_full else "unreadable",
+        return Finding("force_flag_consumed", where, "flag still set" if st and st.force_full else "unreadable",
                        "the flag consumed by a completed Backup BizTalk Server run")
+    if not proof or not proof.get("flag_set_by_sp_ForceFullBackup"):
+        return Finding("force_flag_consumed", where, "no record that sp_ForceFullBackup set it in this change",
+                       "the flag set by sp_ForceFullBackup in phase 2, then consumed by the forced full set")
     return None
-
-
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 Check = Callable[[], "Finding | None"]

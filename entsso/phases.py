@@ -255,13 +255,21 @@ def _copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
 
 def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     job = run.inventory.sql.backup_job  # the inventory checks it is one of sql.jobs
-    step(run, "backup", "force a full BizTalk backup", None,
-         lambda: backup.ensure_full_backup(run.sql, job, run.change_started, run.inventory.timeouts.backup_job,
-                                           run.poller), job=job)
+    names = run.inventory.sql.databases
+    required = [names.ssodb, names.management]  # the change depends on them, listed by the job or not
+    proven = None
+    if run.prior is not None:  # the set a resumed run's predecessor proved: its step's journalled evidence
+        from entsso import journal
+
+        proven = backup.recorded_proof(journal.read(run.dir.parent / run.prior.run_id / "journal.jsonl"))
+    proof = step(run, "backup", backup.FORCE_FULL_STEP, None,
+                 lambda: backup.ensure_full_backup(run.sql, job, required, run.inventory.timeouts.backup_job,
+                                                   run.poller, proven=proven), job=job)
     s = _observe(run)
-    dbs = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
-    _require(run, "backup", [gate.full_backup_complete(s, d, run.change_started) for d in dbs]
-             + [gate.force_flag_consumed(s)])
+    listed = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
+    dbs = required + [d for d in listed if d.lower() not in {r.lower() for r in required}]
+    _require(run, "backup", [gate.full_backup_complete(s, d, proof) for d in dbs]
+             + [gate.force_flag_consumed(s, proof)])
     return s
 
 

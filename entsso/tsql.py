@@ -41,15 +41,28 @@ FORCE_FULL_SETTINGS = "SET NOCOUNT ON; SELECT TOP 1 ForceFull AS force_full FROM
 FORCE_FULL_LEGACY = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
 FORCE_FULL_BACKUP = "EXEC BizTalkMgmtDb.dbo.sp_ForceFullBackup"
 
-# The databases the Backup BizTalk Server job covers, with their latest complete full backup as the job
-# recorded it (adm_BackupHistory covers every server of the group, msdb only this one).
+# The databases the Backup BizTalk Server job covers, each with the newest complete full set of the job
+# (adm_BackupHistory.BackupSetId) that has a row for it. Backups are proven by these set ids, never by
+# their times: backupset's dates are SQL Server's local time and adm_BackupHistory's are UTC or local
+# (@UseLocalTime), so neither compares with a UTC change start.
 BACKUP_DATABASES = """SET NOCOUNT ON;
 SELECT d.ServerName AS server_name, d.DatabaseName AS database_name,
-  (SELECT MAX(h.BackupDateTime) FROM BizTalkMgmtDb.dbo.adm_BackupHistory h
-     WHERE h.DatabaseName = d.DatabaseName AND h.BackupType = 'db' AND h.SetComplete = 1) AS last_full_history,
-  (SELECT MAX(b.backup_finish_date) FROM msdb.dbo.backupset b
-     WHERE b.database_name = d.DatabaseName AND b.type = 'D' AND b.is_copy_only = 0) AS last_full_finish
+  (SELECT MAX(h.BackupSetId) FROM BizTalkMgmtDb.dbo.adm_BackupHistory h
+     WHERE h.DatabaseName = d.DatabaseName AND h.BackupType = 'db' AND h.SetComplete = 1) AS last_full_set
 FROM BizTalkMgmtDb.dbo.admv_BackupDatabases d"""
+
+# The newest complete full set the job made (NULL: none in the history).
+LAST_FULL_SET = """SET NOCOUNT ON;
+SELECT MAX(BackupSetId) AS set_id FROM BizTalkMgmtDb.dbo.adm_BackupHistory
+WHERE BackupType = 'db' AND SetComplete = 1"""
+
+# Every database row of the complete full sets newer than a set id; BackupDateTime only for the record.
+FULL_SETS_AFTER = """SET NOCOUNT ON;
+SELECT BackupSetId AS set_id, DatabaseName AS database_name, ServerName AS server_name,
+  BackupFileName AS backup_file, BackupDateTime AS recorded_at
+FROM BizTalkMgmtDb.dbo.adm_BackupHistory
+WHERE BackupType = 'db' AND SetComplete = 1 AND BackupSetId > ?
+ORDER BY BackupSetId, DatabaseName"""
 
 # The estate lock: one change at a time per SSO system. A session-owned application lock on the SQL
 # Server that holds SSODB: released by SQL Server itself when the holder's connection ends (a run that

@@ -12,8 +12,11 @@ Plain INSERT/UPDATE/DELETE and DDL are refused with SQL Server's permission erro
 login changes the estate only through the procedures, as the BizTalk documentation says to, and the
 model's invariants (one activity row per run, flag consumed by the job) stay intact.
 
-The lab's SQL Server runs in UTC: GETDATE() equals SYSUTCDATETIME(), and every datetime is stored as
-naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' and handed back as a naive datetime (as pyodbc does for
+The lab's SQL Server keeps the server's local time, as SQL Server does: `sql.utc_offset_minutes` east
+of UTC. SYSUTCDATETIME()/GETUTCDATE() are UTC; GETDATE()/SYSDATETIME(), msdb's job dates, sysjobhistory's
+run_date/run_time, backupset's dates (with time_zone, the offset in 15-minute steps) and
+adm_BackupHistory.BackupDateTime (the job as with @UseLocalTime = 1) are local. Every datetime is stored
+as naive text 'YYYY-MM-DD HH:MM:SS.ffffff' and handed back as a naive datetime (as pyodbc does for
 datetime columns).
 """
 from __future__ import annotations
@@ -41,7 +44,8 @@ FORCE_FULL_COLUMN = "ForceFull"
 # every key of a scenario's `sql` section (docs/lab.md); any other is refused, never ignored
 SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
-    "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema"})
+    "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
+    "last_full_minutes_ago"})
 MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
 AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
 
@@ -231,7 +235,8 @@ def _parse_args(text: str, params: list[Any], variables: dict[str, Any]) -> tupl
 # ---------------------------------------------------------------------------------------------- translation
 
 
-_NOW_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE", "SYSDATETIME", "GETDATE")
+_UTC_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE")
+_LOCAL_FUNCTIONS = ("SYSDATETIME", "GETDATE")
 
 
 def _no_database(name: str) -> EngineError:
@@ -258,9 +263,11 @@ def _translate(sql: str, database: str, databases: tuple[str, ...]) -> str:
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
+        if isinstance(node, exp.Anonymous) and str(node.this).upper() in _UTC_FUNCTIONS:
+            return exp.Anonymous(this="lab_utc_now")
         if isinstance(node, (exp.CurrentTimestamp, exp.CurrentDatetime)) or (
-                isinstance(node, exp.Anonymous) and str(node.this).upper() in _NOW_FUNCTIONS):
-            return exp.Anonymous(this="lab_now")
+                isinstance(node, exp.Anonymous) and str(node.this).upper() in _LOCAL_FUNCTIONS):
+            return exp.Anonymous(this="lab_local_now")
         return node
 
     tree = tree.transform(fix)
@@ -286,7 +293,7 @@ CREATE TABLE msdb.backupmediafamily (media_set_id INTEGER, family_sequence_numbe
   device_type INTEGER);
 CREATE TABLE msdb.backupset (backup_set_id INTEGER PRIMARY KEY AUTOINCREMENT, media_set_id INTEGER,
   name TEXT, database_name TEXT COLLATE NOCASE, server_name TEXT COLLATE NOCASE, type TEXT COLLATE NOCASE,
-  backup_start_date TEXT, backup_finish_date TEXT, is_copy_only INTEGER, backup_size INTEGER);
+  backup_start_date TEXT, backup_finish_date TEXT, time_zone INTEGER, is_copy_only INTEGER, backup_size INTEGER);
 """,
     "BizTalkMgmtDb": """
 CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOINCREMENT, BackupSetId INTEGER,
@@ -343,6 +350,13 @@ class SqlEngine:
             raise ValueError(f"scenario sql.biztalk_schema: {schema!r} is not one of "
                              f"{', '.join(FORCE_FULL_TABLES)}")
         self.biztalk_schema = schema
+        try:
+            self.utc_offset = timedelta(minutes=int(scenario_sql.get("utc_offset_minutes", 0)))
+        except (TypeError, ValueError):
+            raise ValueError(f"scenario sql.utc_offset_minutes: {scenario_sql.get('utc_offset_minutes')!r} is not a "
+                             "whole number of minutes") from None
+        if abs(self.utc_offset) > timedelta(hours=14):
+            raise ValueError("scenario sql.utc_offset_minutes: SQL Server's clock is at most 14 hours from UTC")
         self.flag_table = FORCE_FULL_TABLES[schema]
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
@@ -365,7 +379,8 @@ class SqlEngine:
         self._stopping = threading.Event()
         self.counters: dict[str, Any] = {"statements": 0, "procedures": {}, "changes": 0, "errors": 0}
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._db.create_function("lab_now", 0, lambda: to_sql_text(self.clock.now()))
+        self._db.create_function("lab_utc_now", 0, lambda: to_sql_text(self.clock.now()))
+        self._db.create_function("lab_local_now", 0, lambda: to_sql_text(self._now_local()))
         for name in self.databases:
             self._db.execute(f'ATTACH DATABASE ":memory:" AS "{name}"')
         for part, ddl in _SCHEMA.items():
@@ -379,7 +394,7 @@ class SqlEngine:
     # ------------------------------------------------------------------------------------- seed
 
     def _seed(self, sc: dict, secret_server: str) -> None:
-        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        now = self._now_local()
         db = self._db
         agent_start = now - timedelta(days=3, hours=2)
         db.execute("INSERT INTO msdb.syssessions VALUES (?, ?)", (1, to_sql_text(agent_start - timedelta(days=30))))
@@ -411,6 +426,10 @@ class SqlEngine:
         for k in range(4, 0, -1):
             set_id += 1
             self._record_set("lg", now - timedelta(minutes=15 * k), set_id)
+        if sc.get("last_full_minutes_ago") is not None:
+            # a routine full set that finished shortly before the change began (it is not this change's)
+            set_id += 1
+            self._record_set("db", now - timedelta(minutes=float(sc["last_full_minutes_ago"])), set_id)
         if sc.get("full_backup_done"):
             # prepared.yml: a forced full set completed for the change. The estate model writes the change's
             # secret backup (which dates the change) at the lab's start, after this seed runs; the set is
@@ -446,9 +465,11 @@ class SqlEngine:
         self._db.execute("INSERT INTO msdb.backupmediafamily VALUES (?, 1, ?, 2)",
                          (media, self.backup_path.rstrip("\\") + "\\" + file_name))
         self._db.execute("INSERT INTO msdb.backupset (media_set_id, name, database_name, server_name, type, "
-                         "backup_start_date, backup_finish_date, is_copy_only, backup_size) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                         "backup_start_date, backup_finish_date, time_zone, is_copy_only, backup_size) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                          (media, f"BTS_{label}_{database}", database, self.server_name, "D" if kind == "db" else "L",
-                          to_sql_text(start), to_sql_text(finish), 50_000_000 if kind == "db" else 2_000_000))
+                          to_sql_text(start), to_sql_text(finish), int(self.utc_offset.total_seconds() // 900),
+                          50_000_000 if kind == "db" else 2_000_000))
         self._db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupHistory (BackupSetId, BackupType, SetComplete, MarkName, "
                          "BackupFileName, BackupFileLocation, DatabaseName, ServerName, BackupDateTime) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -496,7 +517,7 @@ class SqlEngine:
     def set_secret_server(self, name: str) -> None:
         with self._lock:
             self._db.execute("UPDATE SSODB.SSOX_GlobalInfo SET gi_SecretServer = ?, gi_update_timestamp = ?",
-                             (name, to_sql_text(self.clock.now())))
+                             (name, to_sql_text(self._now_local())))
             self.counters["changes"] += 1
 
     def end_session(self, session: int) -> None:
@@ -540,6 +561,10 @@ class SqlEngine:
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+    def _now_local(self) -> datetime:
+        """SQL Server's local clock (GETDATE()): the lab clock's UTC plus sql.utc_offset_minutes, naive."""
+        return (self.clock.now().astimezone(timezone.utc) + self.utc_offset).replace(tzinfo=None)
 
     def _set_force_flag(self, value: int) -> None:
         self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))
@@ -713,7 +738,7 @@ class SqlEngine:
             if enabled not in (0, 1):
                 raise EngineError(14266, 1, 16, "The specified '@enabled' is invalid (valid values are: 0, 1).")
             self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, version_number = version_number + 1 "
-                             "WHERE job_id = ?", (enabled, to_sql_text(self.clock.now()), job_id))
+                             "WHERE job_id = ?", (enabled, to_sql_text(self._now_local()), job_id))
             # every call is a write (date_modified, version_number), whether or not the flag differed
             self.counters["changes"] += 1
         return 0
@@ -725,7 +750,7 @@ class SqlEngine:
             raise EngineError(22022, 1, 16, f"SQLServerAgent Error: Request to run job {name} (from User {user}) "
                                             f"refused because the job is already running from a request by User "
                                             f"{self._running_user.get(name.lower(), user)}.")
-        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        now = self._now_local()
         cur = self._db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
                                "run_requested_source, start_execution_date, last_executed_step_id) "
                                "VALUES (?, ?, ?, '4', ?, NULL)",
@@ -789,7 +814,7 @@ class SqlEngine:
                 self._sleep(self.job_run_sec)
                 ok, step = failure is None, "step 1 (Run)"
             with self._lock:
-                end = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+                end = self._now_local()
                 message = self._outcome_message(ok, user, step)
                 if failure is not None:
                     self._db.execute(
@@ -825,10 +850,10 @@ class SqlEngine:
         for d in databases:
             if self._stopping.is_set():
                 break
-            t0 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+            t0 = self._now_local()
             self._sleep(self.backup_sec_per_database)
             with self._lock:
-                t1 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+                t1 = self._now_local()
                 self._record_backup(kind, d, t0, t1, set_id, complete=False)
         with self._lock:
             self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?", (set_id,))

@@ -1,10 +1,12 @@
 """SQL Server and BizTalkMgmtDb as real estates have them, end to end (`pytest tests_pre …` against the
-lab): the force-full flag where each BizTalk version keeps it."""
+lab): the force-full flag where each BizTalk version keeps it, the backup proven whatever SQL
+Server's clock."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from selftest.e2e.suite import run_suite
@@ -28,7 +30,27 @@ def test_forced_backup_on_a_biztalk_2006_schema_uses_adm_forcefullbackup(tmp_pat
                     "--apply", "--change-ticket", "CHG-BTS2006")
     assert run.returncode == 0, run.output[-3000:]
     assert run.outcomes["test_force_full_flag_found_in_the_management_database"] == "passed"
-    assert run.outcomes["test_force_full_flag_consumed"] == "passed"
+    assert run.outcomes["test_force_full_flag_set_then_consumed"] == "passed"
+    assert backup_evidence(run)["flag_table"] == "adm_ForceFullBackup"
     sql = run.lab_state["sql"]
     assert sql["counters"]["procedures"].get("sp_ForceFullBackup") == 1
     assert sql["force_full_backup"] == 0  # set by the procedure, consumed by the job's full set
+
+
+@pytest.mark.parametrize("offset", [600, -480])
+def test_backup_proof_holds_whatever_sql_servers_clock(tmp_path, offset):
+    """A routine full set of an hour ago (east of UTC it reads as hours after the change began) is never
+    taken as the change's backup: the forced run is made and proven by its newer set id; west of UTC the
+    fresh set (whose local time reads as before the change began) is always accepted."""
+    run = run_suite(tmp_path, "tests_pre", "--lab",
+                    scenario(tmp_path, f"utc{offset:+d}", utc_offset_minutes=offset, last_full_minutes_ago=60),
+                    "--apply", "--change-ticket", f"CHG-TZ{offset:+d}")
+    assert run.returncode == 0, run.output[-3000:]
+    proof = backup_evidence(run)
+    assert proof["changed"] is True and proof["set_id"] > proof["before_set_id"]
+    assert proof["sql_utc_offset_minutes"] == offset
+    assert {"SSODB", "BizTalkMgmtDb", "BizTalkMsgBoxDb"} <= set(proof["databases"])
+    procedures = run.lab_state["sql"]["counters"]["procedures"]
+    assert procedures.get("sp_ForceFullBackup") == 1 and procedures.get("sp_start_job") == 1
+    assert run.outcomes["test_full_backup_in_this_changes_forced_set[SSODB]"] == "passed"
+    assert run.outcomes["test_force_full_flag_set_then_consumed"] == "passed"

@@ -16,6 +16,7 @@ from entsso import backup, tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
+from entsso.poll import Poller
 from entsso.sql import SqlError, SqlLoginFailed, SqlServer, SqlSettings, SqlUnreachable
 
 SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
@@ -32,7 +33,9 @@ COLUMNS = {
              "last_message", "running"],
     "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
     "FORCE_FULL_SETTINGS": ["force_full"],
-    "BACKUP_DATABASES": ["server_name", "database_name", "last_full_history", "last_full_finish"],
+    "BACKUP_DATABASES": ["server_name", "database_name", "last_full_set"],
+    "LAST_FULL_SET": ["set_id"],
+    "FULL_SETS_AFTER": ["set_id", "database_name", "server_name", "backup_file", "recorded_at"],
     "GET_ESTATE_LOCK": ["result"],
 }
 PROCEDURES = ("UPDATE_JOB", "START_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
@@ -120,7 +123,7 @@ def test_every_tsql_statement_is_covered_here():
 @pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
     _, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
-    params = ("entsso-upgrade:SSOCLUSTER",) if name == "GET_ESTATE_LOCK" else ()
+    params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
     assert rows, f"{name} returned no row"
     if name in LEGACY:
@@ -131,11 +134,34 @@ def test_statement_returns_its_columns(lab_sql, name):
 
 def test_now_reads_the_lab_clock_as_datetimes(lab_sql):
     start = datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-    _, sql = lab_sql(speed=1, start=start)
+    _, sql = lab_sql(start=start)
     row = sql.execute(tsql.NOW).rows[0]
     assert isinstance(row["now_utc"], datetime)
     assert abs(row["now_utc"] - start.replace(tzinfo=None)) < timedelta(seconds=30)
-    assert abs(row["now_local"] - row["now_utc"]) < timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("offset", [600, -480, 0])
+def test_getdate_is_the_servers_local_time_and_sysutcdatetime_utc(lab_sql, offset):
+    _, sql = lab_sql(utc_offset_minutes=offset)
+    row = sql.execute(tsql.NOW).rows[0]
+    assert abs(row["now_local"] - row["now_utc"] - timedelta(minutes=offset)) < timedelta(seconds=5)
+    assert backup.utc_offset_minutes(sql) == offset
+
+
+def test_msdb_and_backup_history_times_are_local(lab_sql):
+    """backupset's dates, its time_zone, sysjobhistory's run_date and adm_BackupHistory (as with
+    @UseLocalTime = 1) are SQL Server's local time, not UTC."""
+    engine, sql = lab_sql(utc_offset_minutes=600)
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    run_backup_job(sql)
+    local = sql.execute(tsql.NOW).rows[0]["now_local"]
+    row = sql.execute("SELECT TOP 1 backup_finish_date AS f, time_zone AS tz FROM msdb.dbo.backupset "
+                      "ORDER BY backup_set_id DESC", database="msdb").rows[0]
+    assert abs(row["f"] - local) < timedelta(minutes=5) and row["tz"] == 40
+    recorded = sql.execute(tsql.FULL_SETS_AFTER, (0,), database="BizTalkMgmtDb").rows[-1]["recorded_at"]
+    assert abs(recorded - local) < timedelta(minutes=5)
+    run = jobs(sql)[BACKUP_JOB]
+    assert run["last_run_date"] == int(local.strftime("%Y%m%d"))
 
 
 def test_jobs_lists_every_scenario_job_with_its_enabled_flag(lab_sql):
@@ -144,13 +170,12 @@ def test_jobs_lists_every_scenario_job_with_its_enabled_flag(lab_sql):
     assert got == {n: bool(v) for n, v in scenario_sql()["jobs"].items()}
 
 
-def test_backup_databases_cover_ssodb_with_a_full_backup_from_yesterday(lab_sql):
+def test_backup_databases_cover_ssodb_with_yesterdays_full_set(lab_sql):
     _, sql = lab_sql()
     rows = {r["database_name"]: r for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows}
     assert set(rows) == set(scenario_sql()["databases"])
-    now = sql.execute(tsql.NOW).rows[0]["now_utc"]
-    assert now - timedelta(days=2) < rows["SSODB"]["last_full_finish"] < now.replace(hour=0, minute=0, second=0)
-    assert rows["SSODB"]["last_full_history"] is not None
+    assert rows["SSODB"]["last_full_set"] == 1  # the seed: yesterday's full set, then log sets
+    assert sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar() == 1
 
 
 def test_secret_server_reads_what_the_estate_set(lab_sql):
@@ -245,17 +270,57 @@ def run_backup_job(sql: SqlServer) -> dict[str, Any]:
     return wait_finished(sql, BACKUP_JOB, before)
 
 
-def test_forced_full_backup_covers_every_database_after_the_moment(lab_sql):
+def test_forced_full_backup_is_a_newer_complete_set_of_every_database(lab_sql):
     _, sql = lab_sql()
-    since = sql.execute(tsql.NOW).rows[0]["now_utc"]
+    before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     assert run_backup_job(sql)["last_run_status"] == 1
-    rows = sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows
-    assert "SSODB" in {r["database_name"] for r in rows}
-    stale = [r["database_name"] for r in rows
-             if not (r["last_full_history"] and r["last_full_history"] >= since
-                     and r["last_full_finish"] and r["last_full_finish"] >= since)]
-    assert stale == []
+    sets = backup.full_sets_after(sql, before)
+    assert len(sets) == 1 and sets[0].set_id > before
+    assert sets[0].missing(scenario_sql()["databases"]) == []
+
+
+def test_unforced_run_after_todays_full_set_makes_no_full_set(lab_sql):
+    _, sql = lab_sql(last_full_minutes_ago=60)
+    before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
+    run_backup_job(sql)  # the job's own rule: a full set when forced or none today, else log backups
+    assert backup.full_sets_after(sql, before) == []
+
+
+REQUIRED = ["SSODB", "BizTalkMgmtDb"]
+
+
+def fast_poller() -> Poller:
+    return Poller(first=0.02, cap=0.05)
+
+
+@pytest.mark.parametrize("offset", [600, -480])
+def test_backup_from_before_the_change_is_never_the_proof(lab_sql, offset):
+    """East of UTC a routine full set of an hour ago reads as hours *after* a UTC change start, west of
+    UTC a fresh one reads as before it: the proof is a set id newer than the newest one before the run."""
+    engine, sql = lab_sql(utc_offset_minutes=offset, last_full_minutes_ago=60)
+    routine = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert proof["changed"] is True and proof["before_set_id"] == routine
+    assert proof["set_id"] > routine
+    assert set(scenario_sql()["databases"]) <= set(proof["databases"])
+    assert proof["sql_utc_offset_minutes"] == offset
+    assert engine.dump()["counters"]["procedures"]["sp_ForceFullBackup"] == 1
+
+
+def test_resumed_backup_with_its_proven_set_is_not_redone(lab_sql):
+    engine, sql = lab_sql()
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    again = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller(), proven=proof)
+    assert again["changed"] is False and again["set_id"] == proof["set_id"]
+    assert engine.dump()["counters"]["procedures"]["sp_start_job"] == 1
+
+
+def test_ssodb_missing_from_the_jobs_view_fails_the_forced_backup_by_name(lab_sql):
+    _, sql = lab_sql(databases=["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb"])
+    with pytest.raises(backup.BackupFailed) as err:
+        backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert "has no row for SSODB (not in admv_BackupDatabases: add it to adm_OtherBackupDatabases)" in str(err.value)
 
 
 @pytest.mark.parametrize("schema, table", [("2010", "adm_BackupSettings"), ("2006", "adm_ForceFullBackup")])
@@ -322,9 +387,10 @@ def test_backup_job_takes_log_backups_once_today_has_a_full_set(make_engine):
 
 def test_prepared_estate_has_a_full_set_after_the_lab_started(make_engine):
     engine = make_engine(full_backup_done=True)
-    started = engine.clock.now().replace(tzinfo=None)
-    rows = engine.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").sets[0].rows
-    assert rows and all(r[3] is not None and r[3] > started for r in rows)
+    started = engine.clock.now().replace(tzinfo=None) + engine.utc_offset
+    rows = engine.execute(tsql.FULL_SETS_AFTER, (0,), database="BizTalkMgmtDb").sets[0].rows
+    newest = max(r[0] for r in rows)
+    assert all(r[4] > started for r in rows if r[0] == newest)
 
 
 def test_full_backup_files_are_named_like_the_real_job(make_engine):

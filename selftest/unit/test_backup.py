@@ -10,6 +10,7 @@ import pytest
 from entsso import backup, gate, tsql
 from entsso.estate import SqlFacts, Snapshot
 from entsso.poll import Poller
+from entsso.sql import Result
 
 
 class _Answers:
@@ -23,13 +24,12 @@ class _Answers:
 
     def execute(self, sql: str, params: Any = (), *, database: str = "master") -> Any:
         self.ran.append(sql)
-        rows = self.answers[sql]
-        return type("Result", (), {"rows": rows})()
+        return Result([self.answers[sql]], [])
 
 
 NEITHER = {tsql.FORCE_FULL_OBJECTS: [{"backup_settings": None, "force_full_backup": None}],
-           tsql.BACKUP_DATABASES: [{"server_name": "SQL1", "database_name": "SSODB", "last_full_history": None,
-                                    "last_full_finish": None}]}
+           tsql.BACKUP_DATABASES: [{"server_name": "SQL1", "database_name": "SSODB", "last_full_set": 7}],
+           tsql.LAST_FULL_SET: [{"set_id": 7}]}
 
 
 def test_flag_is_read_from_neither_table_when_neither_exists():
@@ -50,7 +50,7 @@ def test_gate_names_the_missing_flag_tables():
 def test_forced_backup_refuses_without_a_flag_table_and_starts_no_job():
     sql = _Answers(NEITHER)
     with pytest.raises(backup.BackupFailed) as err:
-        backup.ensure_full_backup(sql, "Backup BizTalk Server (BizTalkMgmtDb)", datetime.now(timezone.utc), 60,
+        backup.ensure_full_backup(sql, "Backup BizTalk Server (BizTalkMgmtDb)", ["SSODB", "BizTalkMgmtDb"], 60,
                                   Poller())
     assert str(err.value).startswith("BizTalkMgmtDb has neither adm_BackupSettings.ForceFull")
     assert "nothing was backed up" in str(err.value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import HostFacts, Snapshot
@@ -36,6 +36,7 @@ class Plan(Protocol):
     nodes: list[str]
     biztalk_servers: list[str]
     job_names: list[str]
+    inventory: Any  # entsso.inventory.Inventory: sql.continuous_jobs
 
     def target_version(self, node: str) -> str: ...
 
@@ -197,12 +198,32 @@ def force_full_flag_found(s: Snapshot) -> Finding | None:
     return None
 
 
-def job_idle(s: Snapshot, job: str) -> Finding | None:
+def sql_agent_running(s: Snapshot) -> Finding | None:
+    """SQL Server Agent runs: phase 1 stops the BizTalk jobs through it, phase 2 runs the backup job."""
+    if not s.sql.reachable:
+        return Finding("sql_agent_running", "SQL Server Agent", "SQL Server not reachable", "Running")
+    if s.sql.agent is None:
+        found = (f"state unreadable ({s.sql.agent_error})" if s.sql.agent_error else
+                 "no SQL Server Agent service in sys.dm_server_services")
+        return Finding("sql_agent_running", "SQL Server Agent", found,
+                       "Running (the login needs VIEW SERVER STATE to read sys.dm_server_services)")
+    if s.sql.agent != "Running":
+        return Finding("sql_agent_running", "SQL Server Agent", f"state {s.sql.agent}",
+                       "Running: start the SQL Server Agent service, then run the gate again (phase 1 stops the "
+                       "BizTalk jobs and phase 2 runs the Backup BizTalk Server job through it)")
+    return None
+
+
+def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Finding | None:
+    """No BizTalk job running before the change, but those SQL Agent keeps running on its own
+    (`expected_running`: the inventory's sql.continuous_jobs), which run on a healthy estate."""
     j = s.sql.jobs.get(job)
     if j is None or not j.exists:
         return Finding("job_idle", job, "no such SQL Agent job", "the BizTalk job named in the inventory")
-    if j.running:
-        return Finding("job_idle", job, "running now", "no BizTalk job running before the change")
+    if j.running and job.lower() not in {n.lower() for n in expected_running}:
+        return Finding("job_idle", job, "running now", "no BizTalk job running before the change (but the "
+                       "continuously running ones of sql.continuous_jobs); wait for this run to end, then run the "
+                       "gate again")
     return None
 
 
@@ -310,7 +331,9 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
         checks += [lambda n=n: node_up(s, n), lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
-    checks += [lambda j=j: job_idle(s, j) for j in plan.job_names]
+    checks += [lambda: sql_agent_running(s)]
+    continuous = plan.inventory.sql.continuous_jobs
+    checks += [lambda j=j: job_idle(s, j, continuous) for j in plan.job_names]
     return [f for f in (c() for c in checks) if f]
 
 

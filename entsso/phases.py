@@ -206,6 +206,12 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
         for job in run.job_names:
             step(run, "silence", "disable job", None, lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, False),
                  job=job)
+        # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
+        # Backup BizTalk Server run from its schedule finish; then wait until none runs
+        backup_job = run.inventory.sql.backup_job
+        step(run, "silence", "stop the jobs still running", None,
+             lambda: sqlagent.ensure_jobs_idle(run.sql, run.job_names, timeouts.backup_job, run.poller,
+                                               wait_for=[backup_job]), jobs=list(run.job_names))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)

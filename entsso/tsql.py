@@ -28,6 +28,14 @@ FROM msdb.dbo.sysjobs j"""
 
 UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
 START_JOB = "EXEC msdb.dbo.sp_start_job @job_name = ?"
+# Asks SQL Agent to stop a run (disabling a job does not stop it); 22022 when the job is not running.
+STOP_JOB = "EXEC msdb.dbo.sp_stop_job @job_name = ?"
+
+# Whether SQL Server Agent runs (sys.dm_server_services, status_desc: Stopped, Start Pending, Running, …);
+# needs VIEW SERVER STATE. No row: an edition without SQL Agent (Express).
+AGENT_STATUS = """SET NOCOUNT ON;
+SELECT servicename AS service_name, status_desc AS status FROM master.sys.dm_server_services
+WHERE servicename LIKE N'SQL Server Agent%'"""
 
 # The force-full flag, where this BizTalk version keeps it: BizTalk 2010 and later in
 # adm_BackupSettings.ForceFull (there is no adm_ForceFullBackup: reading it is error 208), older versions

@@ -54,3 +54,14 @@ def test_backup_proof_holds_whatever_sql_servers_clock(tmp_path, offset):
     assert procedures.get("sp_ForceFullBackup") == 1 and procedures.get("sp_start_job") == 1
     assert run.outcomes["test_full_backup_in_this_changes_forced_set[SSODB]"] == "passed"
     assert run.outcomes["test_force_full_flag_set_then_consumed"] == "passed"
+
+
+def test_sql_agent_stopped_is_a_gate_finding_and_nothing_changes(tmp_path):
+    run = run_suite(tmp_path, f"--lab={scenario(tmp_path, 'agent-stopped', agent_running=False)}",
+                    "--apply", "--change-ticket", "CHG-AGENT")
+    assert run.returncode == 1, run.output[-3000:]
+    assert "SQL Server Agent: found state Stopped; expected Running: start the SQL Server Agent service" in run.output
+    assert run.outcomes["test_sql_server_agent_running"] == "failed"
+    kinds = [r["kind"] for r in run.journal()]
+    assert "gate_refused" in kinds and "intent" not in kinds
+    assert run.lab_state["changes"] == 0

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, tsql
+from entsso import backup, sqlagent, tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
@@ -37,8 +37,9 @@ COLUMNS = {
     "LAST_FULL_SET": ["set_id"],
     "FULL_SETS_AFTER": ["set_id", "database_name", "server_name", "backup_file", "recorded_at"],
     "GET_ESTATE_LOCK": ["result"],
+    "AGENT_STATUS": ["service_name", "status"],
 }
-PROCEDURES = ("UPDATE_JOB", "START_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
+PROCEDURES = ("UPDATE_JOB", "START_JOB", "STOP_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
 # statements of an older BizTalk's schema only (sql.biztalk_schema: 2006): one column, its name undocumented
 LEGACY = {"FORCE_FULL_LEGACY": None}
 
@@ -602,3 +603,107 @@ def test_client_cursor_walks_result_sets_like_pyodbc(make_engine, serve):
     assert cur.fetchall() == [("Backup BizTalk Server (BizTalkMgmtDb)",)]
     assert cur.nextset() is True and cur.fetchone() == (2,)
     assert cur.nextset() is False and cur.description is None
+
+
+# ------------------------------------------------------------------------------------------ jobs SQL Agent runs itself
+
+REFCOUNT = "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"
+CLEANUP = "MessageBox_Message_Cleanup_BizTalkMsgBoxDb"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s")
+
+
+def test_manage_refcountlog_runs_continuously_and_starts_message_cleanup(lab_sql):
+    _, sql = lab_sql()
+    assert jobs(sql)[REFCOUNT]["running"] == 1
+    cleanup = wait_for(lambda: (lambda j: j if j["last_instance_id"] else None)(jobs(sql)[CLEANUP]))
+    assert cleanup["enabled"] == 0  # neither enabled nor scheduled: started by ManageRefCountLog
+    assert "invoked by User NT SERVICE\\SQLSERVERAGENT" in cleanup["last_message"]
+    assert jobs(sql)[REFCOUNT]["running"] == 1
+
+
+def test_disabling_a_running_job_does_not_stop_it(lab_sql):
+    engine, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (REFCOUNT, 0), database="msdb")
+    engine.clock.sleep(3 * 10)  # three of its 10-second rounds
+    j = jobs(sql)[REFCOUNT]
+    assert j["enabled"] == 0 and j["running"] == 1
+
+
+def test_sp_stop_job_stops_a_run_which_ends_canceled(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (REFCOUNT, 0), database="msdb")
+    res = sql.execute(tsql.STOP_JOB, (REFCOUNT,), database="msdb")
+    assert any(m.endswith(f"Job '{REFCOUNT}' stopped successfully.") for m in res.messages)
+    j = wait_finished(sql, REFCOUNT, jobs(sql)[REFCOUNT]["last_instance_id"])
+    assert j["last_run_status"] == 3
+    assert j["last_message"].startswith(f"The job was stopped prior to completion by User {USER}.")
+
+
+def test_stopping_a_job_that_is_not_running_is_22022(lab_sql):
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.STOP_JOB, (MONITOR_JOB,), database="msdb")
+    assert err.value.number == 22022
+    assert f"Request to stop job {MONITOR_JOB} (from User {USER}) refused because the job is not currently running." \
+        in str(err.value)
+
+
+def test_enabled_manage_refcountlog_is_restarted_by_its_schedule(lab_sql):
+    _, sql = lab_sql()
+    before = jobs(sql)[REFCOUNT]["last_instance_id"]
+    sql.execute(tsql.STOP_JOB, (REFCOUNT,), database="msdb")
+    wait_finished(sql, REFCOUNT, before)
+    assert wait_for(lambda: jobs(sql)[REFCOUNT]["running"] == 1)
+
+
+def test_jobs_stopped_and_idle_after_disabling(lab_sql):
+    _, sql = lab_sql()
+    names = list(scenario_sql()["jobs"])
+    for n in names:
+        sql.execute(tsql.UPDATE_JOB, (n, 0), database="msdb")
+    done = sqlagent.ensure_jobs_idle(sql, names, 20, fast_poller(), wait_for=[BACKUP_JOB])
+    assert REFCOUNT in done["stopped"]
+    time.sleep(0.3)  # longer than ManageRefCountLog's rounds and its schedule: nothing starts again
+    assert not any(j["running"] for j in jobs(sql).values())
+
+
+def test_backup_run_from_its_schedule_is_waited_for_not_stopped(lab_sql):
+    engine, sql = lab_sql()
+    engine.run_on_schedule(BACKUP_JOB)
+    done = sqlagent.ensure_jobs_idle(sql, [BACKUP_JOB, MONITOR_JOB], 20, fast_poller(), wait_for=[BACKUP_JOB])
+    assert done["waited_for"] == [BACKUP_JOB] and done["stopped"] == []
+    last = jobs(sql)[BACKUP_JOB]
+    assert last["last_run_status"] == 1 and "invoked by Schedule" in last["last_message"]
+
+
+def test_forced_backup_waits_for_a_scheduled_run_instead_of_colliding(lab_sql):
+    engine, sql = lab_sql()
+    engine.run_on_schedule(BACKUP_JOB)
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert proof["changed"] is True and proof["outcome"] == "Succeeded"
+    assert "invoked by User" in jobs(sql)[BACKUP_JOB]["last_message"]  # our run, after the schedule's
+
+
+def test_sql_agent_stopped_runs_no_job_and_refuses_to_start_one(lab_sql):
+    _, sql = lab_sql(agent_running=False)
+    assert sqlagent.agent_status(sql) == "Stopped"
+    assert not any(j["running"] for j in jobs(sql).values())
+    for statement in (tsql.START_JOB, tsql.STOP_JOB):
+        with pytest.raises(SqlError) as err:
+            sql.execute(statement, (BACKUP_JOB,), database="msdb")
+        assert err.value.number == 22022
+        assert "SQLServerAgent is not currently running so it cannot be notified of this action." in str(err.value)
+
+
+def test_sql_agent_runs_by_default(lab_sql):
+    _, sql = lab_sql()
+    assert sqlagent.agent_status(sql) == "Running"

@@ -22,6 +22,9 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
     assert outcomes and set(outcomes.values()) == {"passed"}
     assert "test_cluster_node_is_up[NODE2]" in outcomes
     assert "test_sso_server_uses_the_cluster_name[BTS1]" in outcomes
+    # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
+    assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
+    assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
     _assert_read_only(run)
 
 

@@ -65,3 +65,16 @@ def test_sql_agent_stopped_is_a_gate_finding_and_nothing_changes(tmp_path):
     kinds = [r["kind"] for r in run.journal()]
     assert "gate_refused" in kinds and "intent" not in kinds
     assert run.lab_state["changes"] == 0
+
+
+def test_ssodb_missing_from_the_backup_jobs_databases_stops_phase_2_by_name(tmp_path):
+    """SSODB is in the job's set only through its adm_OtherBackupDatabases row: without it the forced set
+    has no SSODB row, and the change stops in phase 2 before anything is unclustered."""
+    run = run_suite(tmp_path, "--lab=" + scenario(tmp_path, "no-ssodb-row",
+                                                  databases=["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb"]),
+                    "--apply", "--change-ticket", "CHG-NOSSODB")
+    assert run.returncode == 1, run.output[-3000:]
+    assert "has no row for SSODB (not in admv_BackupDatabases: add it to adm_OtherBackupDatabases)" in run.output
+    stopped = [r for r in run.journal() if r["kind"] == "phase_stopped"]
+    assert [r["phase"] for r in stopped] == ["backup"]
+    assert not [r for r in run.journal() if r["kind"] == "intent" and r["phase"] not in ("silence", "backup")]

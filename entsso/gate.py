@@ -298,9 +298,12 @@ def full_backup_complete(s: Snapshot, database: str, proof: Mapping[str, Any] | 
                        + ("" if listed else " (not in admv_BackupDatabases)"),
                        "a full backup of it in that set" + ("" if listed else
                        ": add it to BizTalkMgmtDb.dbo.adm_OtherBackupDatabases, then force the backup again"))
-    if st.last_full_set is None or st.last_full_set < set_id:
+    # re-read now: the job's history still has a complete full set of it at least as new as the proven one
+    listed = next((d for d in st.databases if d.database.lower() == database.lower()), None)
+    newest = listed.last_full_set if listed is not None else st.last_full_set
+    if newest is None or newest < set_id:
         return Finding("full_backup_complete", database, f"full set {set_id} no longer complete in adm_BackupHistory "
-                       f"(newest complete full set: {st.last_full_set})", f"the forced full set {set_id}")
+                       f"(newest complete full set of it: {newest})", f"the forced full set {set_id}")
     return None
 
 

@@ -3,10 +3,12 @@ kept in SQLite, queried in T-SQL.
 
 SELECTs are translated from T-SQL to SQLite by sqlglot (three-part names become attached-database names,
 TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock). The
-stored procedures the suite calls (sp_update_job, sp_start_job, sp_ForceFullBackup, sp_getapplock,
-sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs started jobs on threads in estate
-time and writes sysjobactivity/sysjobhistory, and the Backup BizTalk Server job writes adm_BackupHistory
-and msdb's backupset as the real one does.
+stored procedures the suite calls (sp_update_job, sp_start_job, sp_stop_job, sp_ForceFullBackup,
+sp_getapplock, sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs jobs on threads in
+estate time and writes sysjobactivity/sysjobhistory: those started by hand, an enabled ManageRefCountLog
+continuously from the Agent's start (and the Message_Cleanup it starts every 10 s); the Backup BizTalk
+Server job writes adm_BackupHistory and msdb's backupset as the real one does. BizTalkMgmtDb keeps the
+force-full flag where the scenario's BizTalk version does (sql.biztalk_schema).
 
 Plain INSERT/UPDATE/DELETE and DDL are refused with SQL Server's permission error 229/262: the suite's
 login changes the estate only through the procedures, as the BizTalk documentation says to, and the

@@ -1,27 +1,59 @@
-"""The Backup BizTalk Server job's state: the force-full flag and the latest full backup of every
-database the job covers (SSODB among them); and the master secret backup file on a node."""
+"""The Backup BizTalk Server job's state: the force-full flag and, per database the job covers, the
+newest complete full set that has it; the forced full backup of the change, proven by the job's own set
+ids (never by backup times, which are SQL Server's local time); and the master secret backup file on a node."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping, Sequence
 
 from entsso import sqlagent, tsql
 from entsso.poll import Poller
 from entsso.sql import SqlServer
+
+FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
 
 
 @dataclass(frozen=True)
 class DatabaseBackup:
     server: str
     database: str
-    last_full: datetime | None  # the later of adm_BackupHistory and msdb.backupset, SQL Server's clock
+    last_full_set: int | None  # the newest complete full set (adm_BackupHistory.BackupSetId) with a row for it
+
+
+@dataclass(frozen=True)
+class ForceFullFlag:
+    """The Backup BizTalk Server job's force-full flag and the table this BizTalk version keeps it in."""
+
+    table: str | None  # "adm_BackupSettings" (BizTalk 2010 and later), "adm_ForceFullBackup", None: neither
+    set: bool | None  # None: not found, or the table has no row
+
+
+FLAG_TABLES = ("adm_BackupSettings", "adm_ForceFullBackup")
+NO_FLAG_TABLE = ("BizTalkMgmtDb has neither adm_BackupSettings.ForceFull (BizTalk 2010 and later) nor "
+                 "adm_ForceFullBackup (older BizTalk), so the Backup BizTalk Server job's force-full flag "
+                 "cannot be read or set. Check that the SQL login reads the BizTalk management database "
+                 "(sql.databases.management in the inventory) and that BizTalk's backup is configured in it")
 
 
 @dataclass(frozen=True)
 class BackupState:
-    force_full: bool | None  # adm_ForceFullBackup's flag (None: could not be read)
-    databases: tuple[DatabaseBackup, ...]
+    force_full: bool | None  # the force-full flag (None: could not be read)
+    databases: tuple[DatabaseBackup, ...]  # admv_BackupDatabases: what the job backs up
+    flag_table: str | None = "adm_BackupSettings"  # where the flag is kept (None: neither table exists)
+    last_full_set: int | None = None  # the newest complete full set of the job, whatever it covers
+
+
+@dataclass(frozen=True)
+class FullSet:
+    """One complete full set of the Backup BizTalk Server job: its id and a row per database."""
+
+    set_id: int
+    databases: dict[str, dict[str, Any]]  # database -> server, backup_file, recorded_at
+
+    def missing(self, required: Iterable[str]) -> list[str]:
+        have = {d.lower() for d in self.databases}
+        return [d for d in required if d.lower() not in have]
 
 
 def _dt(value: Any) -> datetime | None:
@@ -32,14 +64,51 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def force_full_flag(sql: SqlServer) -> ForceFullFlag:
+    """Which table holds the flag (probed, never guessed: reading a missing one is error 208), and its value."""
+    probe = sql.execute(tsql.FORCE_FULL_OBJECTS, database="BizTalkMgmtDb").rows[0]
+    if probe.get("backup_settings") is not None:
+        rows = sql.execute(tsql.FORCE_FULL_SETTINGS, database="BizTalkMgmtDb").rows
+        return ForceFullFlag("adm_BackupSettings", bool(rows[0]["force_full"]) if rows else None)
+    if probe.get("force_full_backup") is not None:
+        rows = sql.execute(tsql.FORCE_FULL_LEGACY, database="BizTalkMgmtDb").rows
+        return ForceFullFlag("adm_ForceFullBackup", bool(next(iter(rows[0].values()))) if rows else None)
+    return ForceFullFlag(None, None)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def last_full_set(sql: SqlServer) -> int | None:
+    return _int(sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar())
+
+
+def full_sets_after(sql: SqlServer, set_id: int | None) -> list[FullSet]:
+    """The job's complete full sets newer than `set_id` (all of them for None), oldest first."""
+    sets: dict[int, FullSet] = {}
+    for r in sql.execute(tsql.FULL_SETS_AFTER, (set_id if set_id is not None else -1,),
+                         database="BizTalkMgmtDb").rows:
+        one = sets.setdefault(int(r["set_id"]), FullSet(int(r["set_id"]), {}))
+        at = _dt(r.get("recorded_at"))
+        one.databases[r["database_name"]] = {"server": r.get("server_name") or "", "backup_file": r.get("backup_file"),
+                                             "recorded_at": at.isoformat() if at else None}
+    return [sets[k] for k in sorted(sets)]
+
+
 def backup_state(sql: SqlServer) -> BackupState:
-    flag_rows = sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").rows
-    force = bool(next(iter(flag_rows[0].values()))) if flag_rows else False
-    dbs = []
-    for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows:
-        times = [t for t in (_dt(r.get("last_full_history")), _dt(r.get("last_full_finish"))) if t]
-        dbs.append(DatabaseBackup(r.get("server_name") or "", r["database_name"], max(times) if times else None))
-    return BackupState(force, tuple(dbs))
+    flag = force_full_flag(sql)
+    dbs = tuple(DatabaseBackup(r.get("server_name") or "", r["database_name"], _int(r.get("last_full_set")))
+                for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows)
+    return BackupState(flag.set, dbs, flag.table, last_full_set(sql))
+
+
+def utc_offset_minutes(sql: SqlServer) -> int:
+    """SQL Server's local clock minus UTC (GETDATE() - SYSUTCDATETIME()), to the nearest 15 minutes: what a
+    reader needs beside the job's recorded times, which are local with @UseLocalTime = 1."""
+    now = sql.execute(tsql.NOW).rows[0]
+    delta = _dt(now["now_local"]) - _dt(now["now_utc"])  # type: ignore[operator]
+    return int(round(delta / timedelta(minutes=15))) * 15
 
 
 @dataclass(frozen=True)
@@ -64,35 +133,82 @@ class BackupFailed(RuntimeError):
     pass
 
 
-def full_backup_after(state: BackupState, since: datetime) -> list[str]:
-    """The databases whose latest full backup is missing or older than `since` (SQL Server's clock)."""
-    def utc(t: datetime) -> datetime:
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+def recorded_proof(records: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The newest forced full set proven by a journal: the evidence of the last successful backup step."""
+    proof = None
+    for r in records:
+        if (r.get("kind") == "result" and r.get("step") == FORCE_FULL_STEP and r.get("outcome") in ("ok", "unchanged")
+                and isinstance(r.get("evidence"), dict) and r["evidence"].get("set_id") is not None):
+            proof = r["evidence"]
+    return proof
 
-    return [d.database for d in state.databases if d.last_full is None or utc(d.last_full) < since]
+
+def _databases(state: BackupState, required: Sequence[str]) -> list[str]:
+    """What a full set of this change must cover: the required databases, then every one the job lists."""
+    out = list(required)
+    for d in state.databases:
+        if d.database.lower() not in {x.lower() for x in out}:
+            out.append(d.database)
+    return out
 
 
-def ensure_full_backup(sql: SqlServer, job_name: str, since: datetime, timeout: float, poll: Poller) -> dict[str, Any]:
-    """Force a full backup set (sp_ForceFullBackup), run the Backup BizTalk Server job by hand and wait
-    for it; verify every database got a full backup after `since` and the flag was consumed.
-    Does nothing when that already holds (a resumed run)."""
-    before = backup_state(sql)
-    if not before.force_full and before.databases and not full_backup_after(before, since):
-        return {"changed": False, "databases": [d.database for d in before.databases]}
+def _evidence(job: str | None, outcome: str | None, flag_table: str | None, before: int | None, full: FullSet,
+              offset: int, changed: bool) -> dict[str, Any]:
+    return {"changed": changed, "job": job, "outcome": outcome, "flag_table": flag_table,
+            "flag_set_by_sp_ForceFullBackup": True, "flag_consumed": True,
+            "before_set_id": before, "set_id": full.set_id, "databases": full.databases,
+            "recorded_at_clock": "BackupDateTime as the job recorded it: UTC, or SQL Server's local time with "
+                                 "@UseLocalTime = 1",
+            "sql_utc_offset_minutes": offset}
+
+
+def ensure_full_backup(sql: SqlServer, job_name: str, required: Sequence[str], timeout: float, poll: Poller,
+                       proven: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A full backup of every database the change depends on, made in this change: note the newest
+    complete full set, set the force-full flag (sp_ForceFullBackup; read back as set), run the Backup
+    BizTalk Server job by hand and wait for it, then require a newer complete full set with a row for each
+    of `required` (SSODB and BizTalkMgmtDb, whether or not the job's view lists them) and of every database
+    the job lists, and the flag consumed. The returned evidence is the proof (journalled by the step).
+    `proven`: the proof a resumed run's predecessor journalled; if that set still holds, nothing is redone."""
+    flag = force_full_flag(sql)
+    if flag.table is None:
+        raise BackupFailed(NO_FLAG_TABLE + "; nothing was backed up.")
+    state = backup_state(sql)
+    wanted = _databases(state, required)
+    if proven and proven.get("set_id") is not None and flag.set is False:
+        earlier = next((f for f in full_sets_after(sql, proven.get("before_set_id"))
+                        if f.set_id == proven["set_id"]), None)
+        if earlier is not None and not earlier.missing(wanted):
+            return {**proven, "changed": False}
+    before = last_full_set(sql)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    if force_full_flag(sql).set is not True:
+        raise BackupFailed(f"sp_ForceFullBackup ran but {flag.table}.ForceFull still reads unset; check the login's "
+                           "EXECUTE right on BizTalkMgmtDb.dbo.sp_ForceFullBackup (BTS_BACKUP_USERS) and re-run")
     job = sqlagent.start_job_and_wait(sql, job_name, timeout, poll)
     if job.last_outcome != "Succeeded":
         raise BackupFailed(
             f"the job {job_name!r} ended {job.last_outcome}: {job.last_message or 'no message'}. "
             "Read its history (msdb.dbo.sysjobhistory) and the backup path's free space, fix it, then re-run: "
             "the force-full flag is still set, so the next run makes the full set.")
-    after = backup_state(sql)
-    stale = full_backup_after(after, since)
-    if stale or after.force_full:
+    sets = full_sets_after(sql, before)
+    consumed = force_full_flag(sql).set is False
+    if not sets:
         raise BackupFailed(
-            f"the job {job_name!r} succeeded but left {'the force-full flag set' if after.force_full else ''}"
-            f"{' and ' if stale and after.force_full else ''}"
-            f"{('no new full backup of ' + ', '.join(stale)) if stale else ''}. Check adm_BackupHistory and "
-            "the job's BackupFull step before going on.")
-    return {"changed": True, "job": job.name, "outcome": job.last_outcome,
-            "databases": {d.database: d.last_full.isoformat() if d.last_full else None for d in after.databases}}
+            f"the job {job_name!r} succeeded but wrote no complete full set after set {before} "
+            f"(BizTalkMgmtDb.dbo.adm_BackupHistory, BackupType 'db', SetComplete 1)"
+            f"{'' if consumed else ' and left the force-full flag set'}. Check the job's BackupFull step before "
+            "going on.")
+    newest = sets[-1]
+    missing = newest.missing(wanted)
+    if missing or not consumed:
+        listed = {d.database.lower() for d in state.databases}
+        what = [f"{d} (not in admv_BackupDatabases: add it to adm_OtherBackupDatabases)"
+                if d.lower() not in listed else d for d in missing]
+        raise BackupFailed(
+            f"the job {job_name!r} made full set {newest.set_id} but "
+            + (f"it has no row for {', '.join(what)}" if missing else "")
+            + (" and " if missing and not consumed else "")
+            + ("left the force-full flag set" if not consumed else "")
+            + ". Check adm_BackupHistory and the job's BackupFull step before going on.")
+    return _evidence(job.name, job.last_outcome, flag.table, before, newest, utc_offset_minutes(sql), True)

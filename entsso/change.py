@@ -49,6 +49,7 @@ class ChangeRecord:
     runs: tuple[str, ...] = ()
     phases_finished: tuple[str, ...] = ()
     keep_silenced: bool = False  # the last run asked to leave BizTalk silenced after phase 6
+    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set (entsso.backup), once proven
     updated_at: str = field(default_factory=_now)
     kept_on: str = ""  # the node whose backup folder holds it (not written: where it was read)
     path: str = ""  # (not written: where it was read)
@@ -72,7 +73,7 @@ class ChangeRecord:
 
     def to_bytes(self) -> bytes:
         doc = {"format": FORMAT, **{k: v for k, v in asdict(self).items() if k not in ("kept_on", "path")}}
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
 
     @classmethod
     def from_text(cls, text: str, kept_on: str, path: str) -> "ChangeRecord":
@@ -88,6 +89,7 @@ class ChangeRecord:
                        change_started=str(doc["change_started"]), gate_passed_by=str(doc["gate_passed_by"]),
                        runs=tuple(doc.get("runs") or ()), phases_finished=tuple(doc.get("phases_finished") or ()),
                        keep_silenced=bool(doc.get("keep_silenced")), updated_at=str(doc.get("updated_at", "")),
+                       backup_proof=doc.get("backup_proof") if isinstance(doc.get("backup_proof"), dict) else None,
                        kept_on=kept_on, path=path)
         except (KeyError, TypeError, ValueError) as exc:
             raise ChangeRecordError(f"{path} on {kept_on} lacks {exc} of a change record") from None
@@ -96,10 +98,12 @@ class ChangeRecord:
         runs = self.runs if run_id in self.runs else (*self.runs, run_id)
         return replace(self, runs=runs, updated_at=_now())
 
-    def with_phase(self, phase: str, *, status: str | None = None, keep_silenced: bool | None = None) -> "ChangeRecord":
+    def with_phase(self, phase: str, *, status: str | None = None, keep_silenced: bool | None = None,
+                   backup_proof: dict[str, Any] | None = None) -> "ChangeRecord":
         done = self.phases_finished if phase in self.phases_finished else (*self.phases_finished, phase)
         return replace(self, phases_finished=done, updated_at=_now(), status=status or self.status,
-                       keep_silenced=self.keep_silenced if keep_silenced is None else keep_silenced)
+                       keep_silenced=self.keep_silenced if keep_silenced is None else keep_silenced,
+                       backup_proof=backup_proof or self.backup_proof)
 
 
 def parse_records(host: str, doc: dict[str, Any]) -> tuple[tuple[ChangeRecord, ...], tuple[str, ...]]:

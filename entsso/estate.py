@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from entsso import backup, biztalk, change, cluster, sqlagent, sso, tsql
 from entsso.services import Service, parse_services
-from entsso.sql import SqlError, SqlServer
+from entsso.sql import SqlError, SqlServer, SqlUnreachable
 from entsso.winrm import RemoteError, WindowsHost
 
 
@@ -83,6 +83,8 @@ class SqlFacts:
     secret_server: str | None = None
     jobs: dict[str, sqlagent.Job] = field(default_factory=dict)
     backups: backup.BackupState | None = None
+    agent: str | None = None  # SQL Server Agent's state (Running, Stopped, …); None: unknown or no Agent
+    agent_error: str | None = None  # why SQL Server did not say (e.g. no VIEW SERVER STATE)
 
 
 @dataclass(frozen=True)
@@ -159,10 +161,17 @@ def gather_sql(target: Target) -> SqlFacts:
     sql = target.sql
     try:
         now = sql.execute(tsql.NOW).rows[0]
+        agent, agent_error = None, None
+        try:
+            agent = sqlagent.agent_status(sql)
+        except SqlError as exc:
+            if isinstance(exc, SqlUnreachable):
+                raise
+            agent_error = str(exc)
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
                         secret_server=sso.secret_server(sql),
                         jobs=sqlagent.jobs(sql, target.job_names),
-                        backups=backup.backup_state(sql))
+                        backups=backup.backup_state(sql), agent=agent, agent_error=agent_error)
     except SqlError as exc:
         return SqlFacts(reachable=False, error=str(exc))
 

@@ -7,8 +7,8 @@ the phase fixtures run the same checks before they act, so refusing does not dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from entsso import change
 from entsso.biztalk import RULE_ENGINE
@@ -37,6 +37,7 @@ class Plan(Protocol):
     nodes: list[str]
     biztalk_servers: list[str]
     job_names: list[str]
+    inventory: Any  # entsso.inventory.Inventory: sql.continuous_jobs
 
     def target_version(self, node: str) -> str: ...
 
@@ -184,12 +185,46 @@ def not_half_done(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     return None
 
 
-def job_idle(s: Snapshot, job: str) -> Finding | None:
+def force_full_flag_found(s: Snapshot) -> Finding | None:
+    """The Backup BizTalk Server job's force-full flag exists where this BizTalk version keeps it."""
+    st = s.sql.backups
+    if not s.sql.reachable or st is None:
+        return Finding("force_full_flag_found", "BizTalkMgmtDb", "SQL Server not reachable",
+                       "the force-full flag readable")
+    if st.flag_table is None:
+        return Finding("force_full_flag_found", "BizTalkMgmtDb", "neither adm_BackupSettings.ForceFull "
+                       "(BizTalk 2010 and later) nor adm_ForceFullBackup (older BizTalk)",
+                       "the Backup BizTalk Server job's force-full flag (sp_ForceFullBackup sets it): check that "
+                       "sql.databases.management names the BizTalk management database")
+    return None
+
+
+def sql_agent_running(s: Snapshot) -> Finding | None:
+    """SQL Server Agent runs: phase 1 stops the BizTalk jobs through it, phase 2 runs the backup job."""
+    if not s.sql.reachable:
+        return Finding("sql_agent_running", "SQL Server Agent", "SQL Server not reachable", "Running")
+    if s.sql.agent is None:
+        found = (f"state unreadable ({s.sql.agent_error})" if s.sql.agent_error else
+                 "no SQL Server Agent service in sys.dm_server_services")
+        return Finding("sql_agent_running", "SQL Server Agent", found,
+                       "Running (the login needs VIEW SERVER STATE to read sys.dm_server_services)")
+    if s.sql.agent != "Running":
+        return Finding("sql_agent_running", "SQL Server Agent", f"state {s.sql.agent}",
+                       "Running: start the SQL Server Agent service, then run the gate again (phase 1 stops the "
+                       "BizTalk jobs and phase 2 runs the Backup BizTalk Server job through it)")
+    return None
+
+
+def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Finding | None:
+    """No BizTalk job running before the change, but those SQL Agent keeps running on its own
+    (`expected_running`: the inventory's sql.continuous_jobs), which run on a healthy estate."""
     j = s.sql.jobs.get(job)
     if j is None or not j.exists:
         return Finding("job_idle", job, "no such SQL Agent job", "the BizTalk job named in the inventory")
-    if j.running:
-        return Finding("job_idle", job, "running now", "no BizTalk job running before the change")
+    if j.running and job.lower() not in {n.lower() for n in expected_running}:
+        return Finding("job_idle", job, "running now", "no BizTalk job running before the change (but the "
+                       "continuously running ones of sql.continuous_jobs); wait for this run to end, then run the "
+                       "gate again")
     return None
 
 
@@ -243,29 +278,49 @@ def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Findin
     return None
 
 
-def full_backup_complete(s: Snapshot, database: str, change_started: datetime) -> Finding | None:
+def full_backup_complete(s: Snapshot, database: str, proof: Mapping[str, Any] | None) -> Finding | None:
+    """`database` has a row in this change's forced full set, proven by the Backup BizTalk Server job's own
+    set ids (phase 2's journalled evidence, `proof`) and still complete in adm_BackupHistory. Never by
+    backup times: SQL Server records them in its local time."""
     st = s.sql.backups
     if st is None:
         return Finding("full_backup_complete", database, "backup state unreadable", "a full backup")
-    db = next((d for d in st.databases if d.database == database), None)
-    if db is None:
-        return Finding("full_backup_complete", database, "not in admv_BackupDatabases", "covered by the backup job")
-    if db.last_full is None or _utc(db.last_full) < change_started:
-        return Finding("full_backup_complete", database, f"last full backup {db.last_full}",
-                       f"a full backup finished after the change began ({change_started.isoformat()})")
+    if not proof or proof.get("set_id") is None:
+        return Finding("full_backup_complete", database, "no forced full set recorded for this change",
+                       "phase 2's forced full backup, proven by its set id (pytest tests_pre --apply "
+                       "--change-ticket … records it)")
+    set_id, before = int(proof["set_id"]), proof.get("before_set_id")
+    if before is not None and set_id <= int(before):
+        return Finding("full_backup_complete", database, f"full set {set_id}, not newer than set {before}",
+                       "a full set newer than the newest one before the forced run")
+    if database.lower() not in {d.lower() for d in proof.get("databases") or {}}:
+        listed = any(d.database.lower() == database.lower() for d in st.databases)
+        return Finding("full_backup_complete", database, f"no row in the forced full set {set_id}"
+                       + ("" if listed else " (not in admv_BackupDatabases)"),
+                       "a full backup of it in that set" + ("" if listed else
+                       ": add it to BizTalkMgmtDb.dbo.adm_OtherBackupDatabases, then force the backup again"))
+    # re-read now: the job's history still has a complete full set of it at least as new as the proven one
+    listed = next((d for d in st.databases if d.database.lower() == database.lower()), None)
+    newest = listed.last_full_set if listed is not None else st.last_full_set
+    if newest is None or newest < set_id:
+        return Finding("full_backup_complete", database, f"full set {set_id} no longer complete in adm_BackupHistory "
+                       f"(newest complete full set of it: {newest})", f"the forced full set {set_id}")
     return None
 
 
-def force_flag_consumed(s: Snapshot) -> Finding | None:
+def force_flag_consumed(s: Snapshot, proof: Mapping[str, Any] | None) -> Finding | None:
+    """The card's "adm_ForceFullBackup set": read as set after sp_ForceFullBackup in this change (the
+    proof), then consumed by the new full set (read now)."""
     st = s.sql.backups
-    if st is None or st.force_full:
-        return Finding("force_flag_consumed", "adm_ForceFullBackup", "flag still set" if st else "unreadable",
+    where = (f"{st.flag_table}.ForceFull" if st and st.flag_table == "adm_BackupSettings" else
+             st.flag_table if st and st.flag_table else "the force-full flag")
+    if st is None or st.force_full is not False:
+        return Finding("force_flag_consumed", where, "flag still set" if st and st.force_full else "unreadable",
                        "the flag consumed by a completed Backup BizTalk Server run")
+    if not proof or not proof.get("flag_set_by_sp_ForceFullBackup"):
+        return Finding("force_flag_consumed", where, "no record that sp_ForceFullBackup set it in this change",
+                       "the flag set by sp_ForceFullBackup in phase 2, then consumed by the forced full set")
     return None
-
-
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 Check = Callable[[], "Finding | None"]
@@ -273,14 +328,16 @@ Check = Callable[[], "Finding | None"]
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
-                           lambda: ssodb_names_cluster(s, plan)]
+                           lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:
         checks += [lambda n=n: node_up(s, n), lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
-    checks += [lambda j=j: job_idle(s, j) for j in plan.job_names]
+    checks += [lambda: sql_agent_running(s)]
+    continuous = plan.inventory.sql.continuous_jobs
+    checks += [lambda j=j: job_idle(s, j, continuous) for j in plan.job_names]
     return [f for f in (c() for c in checks) if f]
 
 

@@ -43,6 +43,12 @@ DEFAULT_JOBS = [
     "Rules_Database_Cleanup_BizTalkRuleEngineDb",
     "TrackedMessages_Copy_BizTalkMsgBoxDb",
 ]
+# BizTalk's jobs SQL Agent keeps running on its own: ManageRefCountLog "runs continuously by default" and
+# starts Message_Cleanup about every 10 s (Learn, "Monitoring SQL Server Agent Jobs")
+DEFAULT_CONTINUOUS_JOBS = [
+    "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb",
+    "MessageBox_Message_Cleanup_BizTalkMsgBoxDb",
+]
 DEFAULT_REMINDER = "ENTSSO master secret backup for change {ticket} (run {run})"
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
 
@@ -181,6 +187,10 @@ class Sql(_Model):
                             description="the BizTalk SQL Agent jobs disabled for the change and re-enabled after")
     backup_job: str = Field("Backup BizTalk Server (BizTalkMgmtDb)", min_length=1,
                             description="the Backup BizTalk Server job (run by hand for a forced full backup)")
+    continuous_jobs: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONTINUOUS_JOBS),
+        description="jobs of sql.jobs that run continuously or are started by another job: expected to be "
+                    "running before the change; phase 1 stops them after disabling them")
 
     @field_validator("server")
     @classmethod
@@ -668,6 +678,11 @@ def _estate_rules(inv: Inventory) -> list[str]:
         if s.username is not None:
             problems.append(f"sql.username: set to {s.username!r} but `auth: kerberos` uses the operator's Windows "
                             "logon; remove username, or set `auth: sql`")
+    if "continuous_jobs" in s.model_fields_set:
+        for name in s.continuous_jobs:
+            if name not in s.jobs:
+                problems.append(f"sql.continuous_jobs: {name!r} is not in sql.jobs; list only jobs the change "
+                                "disables (the gate expects those to be running)")
     if s.backup_job not in s.jobs:
         problems.append(f"sql.backup_job: {s.backup_job!r} is not in sql.jobs; list it there too (the change "
                         "disables it with the other jobs and runs it by hand for the forced full backup)")

@@ -166,6 +166,24 @@ def prior_failover_evidence(run: Run) -> dict[str, Any]:
     return {n: v for n, v in per_node.items() if "group" in v and "handlers" in v}
 
 
+def recorded_backup_proof(run: Run) -> dict[str, Any] | None:
+    """Phase 2's forced full set for this change (entsso.backup's proof): this run's journal, else the
+    change record on the estate, else this admin box's earlier runs of the ticket (newest first)."""
+    from entsso import journal
+
+    found = backup.recorded_proof(journal.read(run.dir / "journal.jsonl"))
+    if found or not run.options.change_ticket:
+        return found
+    h = run.history()
+    if h.record is not None and h.record.backup_proof:
+        return h.record.backup_proof
+    for p in reversed(h.local):
+        found = backup.recorded_proof(journal.read(run.dir.parent / p.run_id / "journal.jsonl"))
+        if found:
+            return found
+    return None
+
+
 # --- the change record on the estate (entsso.change) ------------------------------------------------
 def record_change(run: Run) -> None:
     """Before phase 1 changes anything: the change and its baseline on the estate, beside the master
@@ -231,7 +249,8 @@ def _record_phase_done(run: Run, name: str) -> None:
         return  # closed already (a second backout): nothing to write
     what = (f"mark the change {status} on the estate" if status
             else f"record phase {change.PHASE_NUMBERS.get(name, '?')} done on the estate")
-    _write_record(run, name, what, run.change_record.with_phase(name, status=status))
+    _write_record(run, name, what, run.change_record.with_phase(
+        name, status=status, backup_proof=getattr(run, "backup_proof", None) if name == "backup" else None))
     if status:
         run.journal.write("change_completed", ticket=run.options.change_ticket, status=status,
                           record=run.change_record.path)
@@ -354,6 +373,12 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
         for job in run.job_names:
             step(run, "silence", "disable job", None, lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, False),
                  job=job)
+        # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
+        # Backup BizTalk Server run from its schedule finish; then wait until none runs
+        backup_job = run.inventory.sql.backup_job
+        step(run, "silence", "stop the jobs still running", None,
+             lambda: sqlagent.ensure_jobs_idle(run.sql, run.job_names, timeouts.backup_job, run.poller,
+                                               wait_for=[backup_job]), jobs=list(run.job_names))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)
@@ -403,13 +428,18 @@ def _copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
 
 def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     job = run.inventory.sql.backup_job  # the inventory checks it is one of sql.jobs
-    step(run, "backup", "force a full BizTalk backup", None,
-         lambda: backup.ensure_full_backup(run.sql, job, run.change_started, run.inventory.timeouts.backup_job,
-                                           run.poller), job=job)
+    names = run.inventory.sql.databases
+    required = [names.ssodb, names.management]  # the change depends on them, listed by the job or not
+    proven = recorded_backup_proof(run)  # the set an earlier run of this change proved: redone only if it no longer holds
+    proof = step(run, "backup", backup.FORCE_FULL_STEP, None,
+                 lambda: backup.ensure_full_backup(run.sql, job, required, run.inventory.timeouts.backup_job,
+                                                   run.poller, proven=proven), job=job)
+    run.backup_proof = proof  # kept in the change record when phase 2 is recorded done
     s = _observe(run)
-    dbs = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
-    _require(run, "backup", [gate.full_backup_complete(s, d, run.change_started) for d in dbs]
-             + [gate.force_flag_consumed(s)])
+    listed = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
+    dbs = required + [d for d in listed if d.lower() not in {r.lower() for r in required}]
+    _require(run, "backup", [gate.full_backup_complete(s, d, proof) for d in dbs]
+             + [gate.force_flag_consumed(s, proof)])
     return s
 
 

@@ -80,6 +80,10 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         j = s.sql.jobs.get(job)
         p.add("silence", "disable job", None, f"{'enabled' if j and j.enabled else 'disabled'} → disabled",
               already=bool(j and not j.enabled), job=job)
+    running = [n for n in run.job_names if (j := s.sql.jobs.get(n)) is not None and j.running]
+    p.add("silence", "stop the jobs still running", None,
+          ("sp_stop_job: " + ", ".join(running) + " → idle") if running else "every job idle already (checked)",
+          already=not running)
     p.add("silence", "record phase 1 done on the estate", primary, "the change record: phase 1 done")
 
     # 2. backup

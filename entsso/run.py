@@ -115,6 +115,7 @@ class Run:
     in_flight: dict[tuple[str, str, str | None], str] = field(default_factory=dict)  # step -> intent time
     change_record: change.ChangeRecord | None = None  # the estate's record as this run last wrote it
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
+    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.backup)
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None

@@ -1,12 +1,17 @@
-"""SQL Server Agent jobs of the BizTalk group (msdb): enabled or not, running or not, last outcome."""
+"""SQL Server Agent jobs of the BizTalk group (msdb): enabled or not, running or not, last outcome;
+whether SQL Agent itself runs; disabling, stopping and running jobs as SQL Agent does it (asynchronously)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from entsso import tsql
 from entsso.poll import Poller
-from entsso.sql import SqlServer
+from entsso.sql import SqlError, SqlServer
+
+NOT_RUNNING = "refused because the job is not currently running"  # sp_stop_job's 22022 for an idle job
+ALREADY_RUNNING = "refused because the job is already running"  # sp_start_job's 22022 for a running one
 
 RUN_STATUS = {0: "Failed", 1: "Succeeded", 2: "Retry", 3: "Canceled", 4: "InProgress"}
 
@@ -61,21 +66,82 @@ def ensure_job_enabled(sql: SqlServer, name: str, enabled: bool) -> bool:
     return True
 
 
+def agent_status(sql: SqlServer) -> str | None:
+    """SQL Server Agent's service state as SQL Server reports it (Running, Stopped, …); None: no Agent."""
+    rows = sql.execute(tsql.AGENT_STATUS).rows
+    return str(rows[0]["status"]) if rows else None
+
+
+def stop_job(sql: SqlServer, name: str) -> bool:
+    """sp_stop_job; False when the job had already ended (22022 "not currently running")."""
+    try:
+        sql.execute(tsql.STOP_JOB, (name,), database="msdb")
+    except SqlError as exc:
+        if exc.number == 22022 and NOT_RUNNING in str(exc):
+            return False
+        raise
+    return True
+
+
+def ensure_jobs_idle(sql: SqlServer, names: Iterable[str], timeout: float, poll: Poller,
+                     wait_for: Iterable[str] = ()) -> dict[str, Any]:
+    """None of `names` running: stop what runs (sp_stop_job, again if a job started it anew, as
+    ManageRefCountLog starts Message_Cleanup), except the jobs of `wait_for` (a Backup BizTalk Server run
+    from its schedule is let finish, not cut off), then wait — polling the jobs — until none runs."""
+    names = list(names)
+    patient = {n.lower() for n in wait_for}
+    stopped: list[str] = []
+    waited: list[str] = []
+
+    def idle() -> dict[str, Job] | None:
+        now = jobs(sql, names)
+        running = [j.name for j in now.values() if j.running]
+        if not running:
+            return now
+        for name in running:
+            if name.lower() in patient:
+                if name not in waited:
+                    waited.append(name)
+            elif stop_job(sql, name):
+                stopped.append(name)
+        return None
+
+    def still() -> str:
+        return ", ".join(j.name for j in jobs(sql, names).values() if j.running) or "none"
+
+    poll.until(idle, timeout, what=f"the SQL Agent jobs on {sql.name} to stop", describe=still)
+    return {"changed": bool(stopped), "stopped": sorted(set(stopped)), "waited_for": waited,
+            "stop_requests": len(stopped)}
+
+
 def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) -> Job:
-    """sp_start_job returns once the job has *started*: wait for its outcome row (step 0) to appear."""
+    """sp_start_job returns once the job has *started*: wait for its outcome row (step 0) to appear.
+    A run already going (from its schedule, or one a timed-out earlier run started) is waited for first,
+    never collided with (sp_start_job would refuse it with 22022)."""
+    deadline = time.monotonic() + timeout
     before = jobs(sql, [name])[name]
     if not before.exists:
         raise LookupError(f"SQL Agent job {name!r} does not exist on {sql.name}")
-    if before.running:
-        raise RuntimeError(f"SQL Agent job {name!r} is already running on {sql.name}; wait for it to finish "
-                           "(msdb.dbo.sysjobactivity) and re-run")
-    sql.execute(tsql.START_JOB, (name,), database="msdb")
+    for _attempt in range(3):
+        if before.running:
+            before = poll.until(lambda: (lambda j: j if not j.running else None)(jobs(sql, [name])[name]),
+                                max(0.0, deadline - time.monotonic()),
+                                what=f"the run of SQL Agent job {name!r} already going on {sql.name} to finish")
+        try:
+            sql.execute(tsql.START_JOB, (name,), database="msdb")
+            break
+        except SqlError as exc:
+            if exc.number == 22022 and ALREADY_RUNNING in str(exc):  # its schedule started it just now
+                before = jobs(sql, [name])[name]
+                continue
+            raise
+    else:
+        raise RuntimeError(f"SQL Agent job {name!r} on {sql.name} kept being started by someone else; "
+                           "disable its schedule and re-run")
 
     def finished() -> Job | None:
         j = jobs(sql, [name])[name]
         return j if (not j.running and j.last_instance_id != before.last_instance_id) else None
 
-    job = poll.until(finished, timeout, what=f"SQL Agent job {name!r} on {sql.name} to finish")
-    return job
-
-
+    return poll.until(finished, max(0.0, deadline - time.monotonic()),
+                      what=f"SQL Agent job {name!r} on {sql.name} to finish")

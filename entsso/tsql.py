@@ -28,21 +28,49 @@ FROM msdb.dbo.sysjobs j"""
 
 UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
 START_JOB = "EXEC msdb.dbo.sp_start_job @job_name = ?"
+# Asks SQL Agent to stop a run (disabling a job does not stop it); 22022 when the job is not running.
+STOP_JOB = "EXEC msdb.dbo.sp_stop_job @job_name = ?"
 
-# The force-full flag: read the table's only column without naming it (its name is not documented by
-# Microsoft; set it only through the procedure, as the BizTalk documentation says).
-FORCE_FULL_FLAG = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
+# Whether SQL Server Agent runs (sys.dm_server_services, status_desc: Stopped, Start Pending, Running, …);
+# needs VIEW SERVER STATE. No row: an edition without SQL Agent (Express).
+AGENT_STATUS = """SET NOCOUNT ON;
+SELECT servicename AS service_name, status_desc AS status FROM master.sys.dm_server_services
+WHERE servicename LIKE N'SQL Server Agent%'"""
+
+# The force-full flag, where this BizTalk version keeps it: BizTalk 2010 and later in
+# adm_BackupSettings.ForceFull (there is no adm_ForceFullBackup: reading it is error 208), older versions
+# in the one-column table adm_ForceFullBackup, which Microsoft's docs still name. Probe which exists
+# (OBJECT_ID is NULL for a missing object), read that one; set the flag only through sp_ForceFullBackup.
+FORCE_FULL_OBJECTS = """SET NOCOUNT ON;
+SELECT OBJECT_ID(N'BizTalkMgmtDb.dbo.adm_BackupSettings') AS backup_settings,
+  OBJECT_ID(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup') AS force_full_backup"""
+FORCE_FULL_SETTINGS = "SET NOCOUNT ON; SELECT TOP 1 ForceFull AS force_full FROM BizTalkMgmtDb.dbo.adm_BackupSettings"
+# its only column, read without naming it (no public source names it)
+FORCE_FULL_LEGACY = "SET NOCOUNT ON; SELECT TOP 1 * FROM BizTalkMgmtDb.dbo.adm_ForceFullBackup"
 FORCE_FULL_BACKUP = "EXEC BizTalkMgmtDb.dbo.sp_ForceFullBackup"
 
-# The databases the Backup BizTalk Server job covers, with their latest complete full backup as the job
-# recorded it (adm_BackupHistory covers every server of the group, msdb only this one).
+# The databases the Backup BizTalk Server job covers, each with the newest complete full set of the job
+# (adm_BackupHistory.BackupSetId) that has a row for it. Backups are proven by these set ids, never by
+# their times: backupset's dates are SQL Server's local time and adm_BackupHistory's are UTC or local
+# (@UseLocalTime), so neither compares with a UTC change start.
 BACKUP_DATABASES = """SET NOCOUNT ON;
 SELECT d.ServerName AS server_name, d.DatabaseName AS database_name,
-  (SELECT MAX(h.BackupDateTime) FROM BizTalkMgmtDb.dbo.adm_BackupHistory h
-     WHERE h.DatabaseName = d.DatabaseName AND h.BackupType = 'db' AND h.SetComplete = 1) AS last_full_history,
-  (SELECT MAX(b.backup_finish_date) FROM msdb.dbo.backupset b
-     WHERE b.database_name = d.DatabaseName AND b.type = 'D' AND b.is_copy_only = 0) AS last_full_finish
+  (SELECT MAX(h.BackupSetId) FROM BizTalkMgmtDb.dbo.adm_BackupHistory h
+     WHERE h.DatabaseName = d.DatabaseName AND h.BackupType = 'db' AND h.SetComplete = 1) AS last_full_set
 FROM BizTalkMgmtDb.dbo.admv_BackupDatabases d"""
+
+# The newest complete full set the job made (NULL: none in the history).
+LAST_FULL_SET = """SET NOCOUNT ON;
+SELECT MAX(BackupSetId) AS set_id FROM BizTalkMgmtDb.dbo.adm_BackupHistory
+WHERE BackupType = 'db' AND SetComplete = 1"""
+
+# Every database row of the complete full sets newer than a set id; BackupDateTime only for the record.
+FULL_SETS_AFTER = """SET NOCOUNT ON;
+SELECT BackupSetId AS set_id, DatabaseName AS database_name, ServerName AS server_name,
+  BackupFileName AS backup_file, BackupDateTime AS recorded_at
+FROM BizTalkMgmtDb.dbo.adm_BackupHistory
+WHERE BackupType = 'db' AND SetComplete = 1 AND BackupSetId > ?
+ORDER BY BackupSetId, DatabaseName"""
 
 # The estate lock: one change at a time per SSO system. A session-owned application lock on the SQL
 # Server that holds SSODB: released by SQL Server itself when the holder's connection ends (a run that

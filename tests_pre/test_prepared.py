@@ -35,10 +35,22 @@ def test_master_secret_backed_up_in_this_change(secret_backed_up, run, judge):
            "change_started": run.change_started})
 
 
-def test_full_backup_completed_after_change_began(full_backup_done, database, run, judge):
-    judge(gate.full_backup_complete(full_backup_done, database, run.change_started),
-          full_backup_done.sql.backups)
+def test_full_backup_in_this_changes_forced_set(full_backup_done, full_backup_proof, database, judge):
+    judge(gate.full_backup_complete(full_backup_done, database, full_backup_proof),
+          {"proof": full_backup_proof, "backups": full_backup_done.sql.backups})
 
 
-def test_force_full_flag_consumed(full_backup_done, judge):
-    judge(gate.force_flag_consumed(full_backup_done), full_backup_done.sql.backups)
+def test_ssodb_in_this_changes_forced_set(full_backup_done, full_backup_proof, run, judge):
+    """Required whether or not the Backup BizTalk Server job lists it (adm_OtherBackupDatabases)."""
+    judge(gate.full_backup_complete(full_backup_done, run.inventory.sql.databases.ssodb, full_backup_proof),
+          {"proof": full_backup_proof, "backups": full_backup_done.sql.backups})
+
+
+def test_management_database_in_this_changes_forced_set(full_backup_done, full_backup_proof, run, judge):
+    judge(gate.full_backup_complete(full_backup_done, run.inventory.sql.databases.management, full_backup_proof),
+          {"proof": full_backup_proof, "backups": full_backup_done.sql.backups})
+
+
+def test_force_full_flag_set_then_consumed(full_backup_done, full_backup_proof, judge):
+    judge(gate.force_flag_consumed(full_backup_done, full_backup_proof),
+          {"proof": full_backup_proof, "backups": full_backup_done.sql.backups})

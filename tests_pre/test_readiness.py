@@ -53,8 +53,16 @@ def test_nothing_half_done_on_node(estate, node, run, judge):
           {"entsso": estate.hosts[node].service("ENTSSO"), "sso": estate.hosts[node].sso})
 
 
-def test_biztalk_job_not_running(estate, job, judge):
-    judge(gate.job_idle(estate, job), estate.sql.jobs.get(job))
+def test_sql_server_agent_running(estate, judge):
+    judge(gate.sql_agent_running(estate), {"agent": estate.sql.agent, "error": estate.sql.agent_error})
+
+
+def test_biztalk_job_not_running(estate, job, run, judge):
+    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+
+
+def test_force_full_flag_found_in_the_management_database(estate, judge):
+    judge(gate.force_full_flag_found(estate), estate.sql.backups)
 
 
 @pytest.mark.change_guard

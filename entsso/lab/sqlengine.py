@@ -3,17 +3,22 @@ kept in SQLite, queried in T-SQL.
 
 SELECTs are translated from T-SQL to SQLite by sqlglot (three-part names become attached-database names,
 TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock). The
-stored procedures the suite calls (sp_update_job, sp_start_job, sp_ForceFullBackup, sp_getapplock,
-sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs started jobs on threads in estate
-time and writes sysjobactivity/sysjobhistory, and the Backup BizTalk Server job writes adm_BackupHistory
-and msdb's backupset as the real one does.
+stored procedures the suite calls (sp_update_job, sp_start_job, sp_stop_job, sp_ForceFullBackup,
+sp_getapplock, sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs jobs on threads in
+estate time and writes sysjobactivity/sysjobhistory: those started by hand, an enabled ManageRefCountLog
+continuously from the Agent's start (and the Message_Cleanup it starts every 10 s); the Backup BizTalk
+Server job writes adm_BackupHistory and msdb's backupset as the real one does. BizTalkMgmtDb keeps the
+force-full flag where the scenario's BizTalk version does (sql.biztalk_schema).
 
 Plain INSERT/UPDATE/DELETE and DDL are refused with SQL Server's permission error 229/262: the suite's
 login changes the estate only through the procedures, as the BizTalk documentation says to, and the
 model's invariants (one activity row per run, flag consumed by the job) stay intact.
 
-The lab's SQL Server runs in UTC: GETDATE() equals SYSUTCDATETIME(), and every datetime is stored as
-naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' and handed back as a naive datetime (as pyodbc does for
+The lab's SQL Server keeps the server's local time, as SQL Server does: `sql.utc_offset_minutes` east
+of UTC. SYSUTCDATETIME()/GETUTCDATE() are UTC; GETDATE()/SYSDATETIME(), msdb's job dates, sysjobhistory's
+run_date/run_time, backupset's dates (with time_zone, the offset in 15-minute steps) and
+adm_BackupHistory.BackupDateTime (the job as with @UseLocalTime = 1) are local. Every datetime is stored
+as naive text 'YYYY-MM-DD HH:MM:SS.ffffff' and handed back as a naive datetime (as pyodbc does for
 datetime columns).
 """
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -31,10 +38,26 @@ import sqlglot
 from sqlglot import exp
 
 BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
-# adm_ForceFullBackup's one column: Microsoft documents only that sp_ForceFullBackup sets "a value 1" in
-# the table; no public source names the column, so the lab calls it ForceFull (the suite reads it with
-# SELECT TOP 1 * and never names it).
+# Where BizTalkMgmtDb keeps the force-full flag (sql.biztalk_schema): BizTalk 2010 and later have
+# adm_BackupSettings (UseCompression, ForceFull) and no adm_ForceFullBackup (the BizTalkMgmtDb schema,
+# docs/domain-notes.md); older versions had the one-column table adm_ForceFullBackup, whose column no
+# public source names: the lab calls it ForceFull (the suite reads that table with SELECT TOP 1 *).
+FORCE_FULL_TABLES = {"2010": "adm_BackupSettings", "2006": "adm_ForceFullBackup"}
 FORCE_FULL_COLUMN = "ForceFull"
+# every key of a scenario's `sql` section (docs/lab.md); any other is refused, never ignored
+SCENARIO_KEYS = frozenset({
+    "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
+    "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
+    "last_full_minutes_ago", "agent_running"})
+# BizTalk's jobs that SQL Agent runs on its own: ManageRefCountLog "runs continuously by default" (its
+# schedule restarts it within a minute when it is enabled and idle) and starts Message_Cleanup, which is
+# neither enabled nor scheduled, about every 10 seconds (Learn, "Monitoring SQL Server Agent Jobs").
+CONTINUOUS_PREFIX = "MessageBox_Message_ManageRefCountLog_"
+SELF_STARTED_PREFIX = "MessageBox_Message_Cleanup_"
+SELF_START_EVERY_SEC = 10
+SCHEDULE_EVERY_SEC = 60
+STOP_TAKES_SEC = 1  # sp_stop_job: the running step reaches a point where it can stop (a BACKUP finishes first)
+AGENT_NOT_RUNNING = "SQLServerAgent is not currently running so it cannot be notified of this action."
 MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
 AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
 
@@ -224,7 +247,8 @@ def _parse_args(text: str, params: list[Any], variables: dict[str, Any]) -> tupl
 # ---------------------------------------------------------------------------------------------- translation
 
 
-_NOW_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE", "SYSDATETIME", "GETDATE")
+_UTC_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE")
+_LOCAL_FUNCTIONS = ("SYSDATETIME", "GETDATE")
 
 
 def _no_database(name: str) -> EngineError:
@@ -251,9 +275,11 @@ def _translate(sql: str, database: str, databases: tuple[str, ...]) -> str:
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
+        if isinstance(node, exp.Anonymous) and str(node.this).upper() in _UTC_FUNCTIONS:
+            return exp.Anonymous(this="lab_utc_now")
         if isinstance(node, (exp.CurrentTimestamp, exp.CurrentDatetime)) or (
-                isinstance(node, exp.Anonymous) and str(node.this).upper() in _NOW_FUNCTIONS):
-            return exp.Anonymous(this="lab_now")
+                isinstance(node, exp.Anonymous) and str(node.this).upper() in _LOCAL_FUNCTIONS):
+            return exp.Anonymous(this="lab_local_now")
         return node
 
     tree = tree.transform(fix)
@@ -279,10 +305,9 @@ CREATE TABLE msdb.backupmediafamily (media_set_id INTEGER, family_sequence_numbe
   device_type INTEGER);
 CREATE TABLE msdb.backupset (backup_set_id INTEGER PRIMARY KEY AUTOINCREMENT, media_set_id INTEGER,
   name TEXT, database_name TEXT COLLATE NOCASE, server_name TEXT COLLATE NOCASE, type TEXT COLLATE NOCASE,
-  backup_start_date TEXT, backup_finish_date TEXT, is_copy_only INTEGER, backup_size INTEGER);
+  backup_start_date TEXT, backup_finish_date TEXT, time_zone INTEGER, is_copy_only INTEGER, backup_size INTEGER);
 """,
-    "BizTalkMgmtDb": f"""
-CREATE TABLE BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN} INTEGER NOT NULL);
+    "BizTalkMgmtDb": """
 CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOINCREMENT, BackupSetId INTEGER,
   BackupType TEXT COLLATE NOCASE, SetComplete INTEGER, MarkName TEXT, BackupFileName TEXT, BackupFileLocation TEXT,
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BackupDateTime TEXT);
@@ -292,6 +317,16 @@ CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, D
 CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
   SELECT ServerName, DatabaseName FROM lab_GroupDatabases
   UNION SELECT ServerName, DatabaseName FROM adm_OtherBackupDatabases;
+""",
+    "BizTalkMgmtDb 2010": """
+CREATE TABLE BizTalkMgmtDb.adm_BackupSettings (UseCompression INTEGER NOT NULL, ForceFull INTEGER NOT NULL);
+""",
+    "BizTalkMgmtDb 2006": """
+CREATE TABLE BizTalkMgmtDb.adm_ForceFullBackup (ForceFull INTEGER NOT NULL);
+""",
+    "master": """
+CREATE TABLE master.dm_server_services (servicename TEXT, startup_type_desc TEXT, status_desc TEXT,
+  service_account TEXT, is_clustered TEXT);
 """,
     "SSODB": """
 CREATE TABLE SSODB.SSOX_GlobalInfo (gi_SecretServer TEXT, gi_update_timestamp TEXT, gi_flags INTEGER,
@@ -322,6 +357,24 @@ class SqlEngine:
     SQL Agent, and counters for the lab's report."""
 
     def __init__(self, scenario_sql: dict, secret_server: str, clock: Any) -> None:
+        unknown = sorted(set(scenario_sql) - SCENARIO_KEYS)
+        if unknown:
+            raise ValueError(f"scenario sql: unknown key(s) {', '.join(unknown)}; the lab knows "
+                             f"{', '.join(sorted(SCENARIO_KEYS))}")
+        schema = str(scenario_sql.get("biztalk_schema", "2010"))
+        if schema not in FORCE_FULL_TABLES:
+            raise ValueError(f"scenario sql.biztalk_schema: {schema!r} is not one of "
+                             f"{', '.join(FORCE_FULL_TABLES)}")
+        self.biztalk_schema = schema
+        self.agent_running = bool(scenario_sql.get("agent_running", True))
+        try:
+            self.utc_offset = timedelta(minutes=int(scenario_sql.get("utc_offset_minutes", 0)))
+        except (TypeError, ValueError):
+            raise ValueError(f"scenario sql.utc_offset_minutes: {scenario_sql.get('utc_offset_minutes')!r} is not a "
+                             "whole number of minutes") from None
+        if abs(self.utc_offset) > timedelta(hours=14):
+            raise ValueError("scenario sql.utc_offset_minutes: SQL Server's clock is at most 14 hours from UTC")
+        self.flag_table = FORCE_FULL_TABLES[schema]
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
         instance = scenario_sql.get("instance")
@@ -339,23 +392,34 @@ class SqlEngine:
         self._failures: dict[str, list[str]] = {}
         self._running: dict[str, threading.Thread] = {}
         self._running_user: dict[str, str] = {}  # job (lower) -> who started the run now going
+        self._stop_requests: dict[str, tuple[threading.Event, list[str]]] = {}  # job (lower) -> (stop, [by whom])
         self._applocks: dict[str, int] = {}  # resource (lower) -> owning session
         self._stopping = threading.Event()
         self.counters: dict[str, Any] = {"statements": 0, "procedures": {}, "changes": 0, "errors": 0}
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._db.create_function("lab_now", 0, lambda: to_sql_text(self.clock.now()))
+        self._db.create_function("lab_utc_now", 0, lambda: to_sql_text(self.clock.now()))
+        self._db.create_function("lab_local_now", 0, lambda: to_sql_text(self._now_local()))
         for name in self.databases:
             self._db.execute(f'ATTACH DATABASE ":memory:" AS "{name}"')
-        for ddl in _SCHEMA.values():
+        for part, ddl in _SCHEMA.items():
+            if part.startswith("BizTalkMgmtDb ") and part != f"BizTalkMgmtDb {schema}":
+                continue  # the other BizTalk version's flag table: not in this database
             self._db.executescript(ddl)
+        self._current_database = "master"
+        self._db.create_function("OBJECT_ID", 1, self._object_id)
         self._seed(scenario_sql, secret_server)
+        self._scheduler: threading.Thread | None = None
+        if self.agent_running:
+            self._scheduler = threading.Thread(target=self._schedule, name="lab-sqlagent:schedule", daemon=True)
+            self._scheduler.start()
 
     # ------------------------------------------------------------------------------------- seed
 
     def _seed(self, sc: dict, secret_server: str) -> None:
-        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        now = self._now_local()
         db = self._db
         agent_start = now - timedelta(days=3, hours=2)
+        self._agent_started = agent_start + timedelta(minutes=1)
         db.execute("INSERT INTO msdb.syssessions VALUES (?, ?)", (1, to_sql_text(agent_start - timedelta(days=30))))
         db.execute("INSERT INTO msdb.syssessions VALUES (?, ?)", (2, to_sql_text(agent_start)))
         self._session_id = 2
@@ -385,6 +449,10 @@ class SqlEngine:
         for k in range(4, 0, -1):
             set_id += 1
             self._record_set("lg", now - timedelta(minutes=15 * k), set_id)
+        if sc.get("last_full_minutes_ago") is not None:
+            # a routine full set that finished shortly before the change began (it is not this change's)
+            set_id += 1
+            self._record_set("db", now - timedelta(minutes=float(sc["last_full_minutes_ago"])), set_id)
         if sc.get("full_backup_done"):
             # prepared.yml: a forced full set completed for the change. The estate model writes the change's
             # secret backup (which dates the change) at the lab's start, after this seed runs; the set is
@@ -392,8 +460,16 @@ class SqlEngine:
             set_id += 1
             self._record_set("db", now + timedelta(seconds=PREPARED_SET_DELAY_SEC), set_id)
         self._next_set_id = set_id + 1
-        db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)",
-                   (1 if sc.get("force_full_backup") else 0,))
+        flag = 1 if sc.get("force_full_backup") else 0
+        if self.flag_table == "adm_BackupSettings":
+            db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupSettings (UseCompression, ForceFull) VALUES (0, ?)", (flag,))
+        else:
+            db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)", (flag,))
+        suffix = f"MSSQL${sc.get('instance')}" if sc.get("instance") else "MSSQLSERVER"
+        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', 'Running', ?, 'N')",
+                   (f"SQL Server ({suffix.split('$')[-1]})", f"NT Service\\{suffix}"))
+        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', ?, 'NT Service\\SQLSERVERAGENT', 'N')",
+                   (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
         db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
                    (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
                     "SSO Affiliate Administrators"))
@@ -417,22 +493,25 @@ class SqlEngine:
         self._db.execute("INSERT INTO msdb.backupmediafamily VALUES (?, 1, ?, 2)",
                          (media, self.backup_path.rstrip("\\") + "\\" + file_name))
         self._db.execute("INSERT INTO msdb.backupset (media_set_id, name, database_name, server_name, type, "
-                         "backup_start_date, backup_finish_date, is_copy_only, backup_size) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                         "backup_start_date, backup_finish_date, time_zone, is_copy_only, backup_size) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                          (media, f"BTS_{label}_{database}", database, self.server_name, "D" if kind == "db" else "L",
-                          to_sql_text(start), to_sql_text(finish), 50_000_000 if kind == "db" else 2_000_000))
+                          to_sql_text(start), to_sql_text(finish), int(self.utc_offset.total_seconds() // 900),
+                          50_000_000 if kind == "db" else 2_000_000))
         self._db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupHistory (BackupSetId, BackupType, SetComplete, MarkName, "
                          "BackupFileName, BackupFileLocation, DatabaseName, ServerName, BackupDateTime) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (set_id, kind, 1 if complete else 0, f"{label}_BTS_{stamp}", file_name,
                           self.backup_path, database, self.server_name, to_sql_text(start)))
 
-    def _history(self, job_id: str, start: datetime, seconds: float, ok: bool, message: str) -> int:
+    def _history(self, job_id: str, start: datetime, seconds: float, ok: bool, message: str,
+                 status: int | None = None) -> int:
         cur = self._db.execute(
             "INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, sql_severity, message, "
             "run_status, run_date, run_time, run_duration, operator_id_emailed, retries_attempted, server) "
             "VALUES (?, 0, '(Job outcome)', 0, 0, ?, ?, ?, ?, ?, 0, 0, ?)",
-            (job_id, message, 1 if ok else 0, _int_date(start), _int_time(start), _int_duration(seconds),
-             self.server_name))
+            (job_id, message, status if status is not None else (1 if ok else 0), _int_date(start), _int_time(start),
+             _int_duration(seconds), self.server_name))
         return int(cur.lastrowid)
 
     @staticmethod
@@ -467,7 +546,7 @@ class SqlEngine:
     def set_secret_server(self, name: str) -> None:
         with self._lock:
             self._db.execute("UPDATE SSODB.SSOX_GlobalInfo SET gi_SecretServer = ?, gi_update_timestamp = ?",
-                             (name, to_sql_text(self.clock.now())))
+                             (name, to_sql_text(self._now_local())))
             self.counters["changes"] += 1
 
     def end_session(self, session: int) -> None:
@@ -477,10 +556,15 @@ class SqlEngine:
                 del self._applocks[res]
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait (real seconds) until no job runs; for tests and an orderly stop."""
-        for t in list(self._running.values()):
-            t.join(timeout)
-        return not self._running
+        """Wait (real seconds) until no job runs but those SQL Agent runs on its own (ManageRefCountLog,
+        Message_Cleanup), which never stop unless stopped; for tests and an orderly stop."""
+        def own(name: str) -> bool:
+            return name.startswith((CONTINUOUS_PREFIX.lower(), SELF_STARTED_PREFIX.lower()))
+
+        for name, t in list(self._running.items()):
+            if not own(name):
+                t.join(timeout)
+        return not [n for n in self._running if not own(n)]
 
     def dump(self) -> dict:
         with self._lock:
@@ -506,11 +590,39 @@ class SqlEngine:
 
     def close(self) -> None:
         self._stopping.set()
-        self.wait_idle(5)
+        for t in list(self._running.values()):
+            t.join(5)
 
     def _force_flag(self) -> int:
-        row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.adm_ForceFullBackup LIMIT 1").fetchone()
+        row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+    def _now_local(self) -> datetime:
+        """SQL Server's local clock (GETDATE()): the lab clock's UTC plus sql.utc_offset_minutes, naive."""
+        return (self.clock.now().astimezone(timezone.utc) + self.utc_offset).replace(tzinfo=None)
+
+    def _set_force_flag(self, value: int) -> None:
+        self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))
+
+    def _object_id(self, name: Any) -> int | None:
+        """OBJECT_ID(N'[database.]schema.object'): an id for a table or view of the lab's schema, else NULL
+        (as SQL Server answers for an object that does not exist or that the caller cannot see)."""
+        parts = [p.strip().strip("[]") for p in str(name or "").split(".")]
+        if len(parts) == 1:
+            parts = ["dbo"] + parts
+        if len(parts) == 2:
+            parts = [self._current_database] + parts
+        if len(parts) != 3 or parts[1].lower() != "dbo":
+            return None
+        canon = {d.lower(): d for d in self.databases}
+        database = canon.get(parts[0].lower())
+        if database is None:
+            return None
+        row = self._db.execute(f'SELECT name FROM "{database}".sqlite_master WHERE type IN (\'table\', \'view\') '
+                               "AND name = ? COLLATE NOCASE", (parts[2],)).fetchone()
+        if row is None:
+            return None
+        return zlib.crc32(f"{database}.{row[0]}".lower().encode()) & 0x7FFFFFFF
 
     # ------------------------------------------------------------------------------------- execute
 
@@ -576,6 +688,7 @@ class SqlEngine:
             raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
         mine = [params.pop(0) for _ in range(n)]
         sqlite_sql = _translate(stmt, ctx["database"], self.databases)
+        self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
         try:
             cur = self._db.execute(sqlite_sql, mine)
         except sqlite3.Error as exc:
@@ -619,6 +732,7 @@ class SqlEngine:
         procs = {
             "sp_update_job": ("msdb", self._sp_update_job),
             "sp_start_job": ("msdb", self._sp_start_job),
+            "sp_stop_job": ("msdb", self._sp_stop_job),
             "sp_forcefullbackup": ("BizTalkMgmtDb", self._sp_force_full_backup),
             "sp_getapplock": (None, self._sp_getapplock),
             "sp_releaseapplock": (None, self._sp_releaseapplock),
@@ -660,19 +774,27 @@ class SqlEngine:
             if enabled not in (0, 1):
                 raise EngineError(14266, 1, 16, "The specified '@enabled' is invalid (valid values are: 0, 1).")
             self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, version_number = version_number + 1 "
-                             "WHERE job_id = ?", (enabled, to_sql_text(self.clock.now()), job_id))
+                             "WHERE job_id = ?", (enabled, to_sql_text(self._now_local()), job_id))
             # every call is a write (date_modified, version_number), whether or not the flag differed
             self.counters["changes"] += 1
         return 0
 
     def _sp_start_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
         job_id, name, _enabled = self._job(named, positional, "sp_start_job")
-        user = ctx["login"]
+        if not self.agent_running:
+            raise EngineError(22022, 1, 16, AGENT_NOT_RUNNING)
+        self._start_run(job_id, name, ctx["login"])
+        self.counters["changes"] += 1
+        result.messages.append(f"Job '{name}' started successfully.")
+        return 0
+
+    def _start_run(self, job_id: str, name: str, user: str, started: datetime | None = None) -> None:
+        """SQL Agent starts a run (asked by sp_start_job, by a schedule or by another job); lock held."""
         if name.lower() in self._running:
             raise EngineError(22022, 1, 16, f"SQLServerAgent Error: Request to run job {name} (from User {user}) "
                                             f"refused because the job is already running from a request by User "
                                             f"{self._running_user.get(name.lower(), user)}.")
-        now = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+        now = started or self._now_local()
         cur = self._db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
                                "run_requested_source, start_execution_date, last_executed_step_id) "
                                "VALUES (?, ?, ?, '4', ?, NULL)",
@@ -682,17 +804,32 @@ class SqlEngine:
         queue = self._failures.get(name.lower())
         if queue:
             failure = queue.pop(0)
-        self.counters["changes"] += 1
+        self._stop_requests[name.lower()] = (threading.Event(), [])
         thread = threading.Thread(target=self._run_job, args=(job_id, name, user, now, activity, failure),
                                   name=f"lab-sqlagent:{name}", daemon=True)
         self._running[name.lower()] = thread
         self._running_user[name.lower()] = user
         thread.start()
-        result.messages.append(f"Job '{name}' started successfully.")
+
+    def _sp_stop_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
+        """Asks SQL Agent to stop a run: it stops once the running step can (a BACKUP finishes first), and the
+        history says "canceled"; a job not running is refused with 22022."""
+        _job_id, name, _enabled = self._job(named, positional, "sp_stop_job")
+        if not self.agent_running:
+            raise EngineError(22022, 1, 16, AGENT_NOT_RUNNING)
+        user = ctx["login"]
+        request = self._stop_requests.get(name.lower())
+        if name.lower() not in self._running or request is None:
+            raise EngineError(22022, 1, 16, f"SQLServerAgent Error: Request to stop job {name} (from User {user}) "
+                                            "refused because the job is not currently running.")
+        request[1].append(user)
+        request[0].set()
+        self.counters["changes"] += 1
+        result.messages.append(f"Job '{name}' stopped successfully.")
         return 0
 
     def _sp_force_full_backup(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
-        self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 1")
+        self._set_force_flag(1)  # BizTalk's procedure: UPDATE [dbo].[adm_BackupSettings] SET [ForceFull] = 1
         self.counters["changes"] += 1
         return 0
 
@@ -727,17 +864,39 @@ class SqlEngine:
         """The lab clock's sleep, cut short when the engine closes (a stopping lab waits for no job)."""
         self._stopping.wait(self.clock.real(estate_seconds))
 
+    def _step(self, name: str, estate_seconds: float) -> bool:
+        """Run a job step for `estate_seconds`; True when a stop was asked for (sp_stop_job or the lab
+        closing): the step then takes STOP_TAKES_SEC more to reach a point where it stops."""
+        stop = self._stop_requests[name.lower()][0]
+        end = time.monotonic() + self.clock.real(estate_seconds)
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return stop.is_set() or self._stopping.is_set()
+            if stop.wait(min(left, 0.05)) or self._stopping.is_set():
+                self._sleep(STOP_TAKES_SEC)
+                return True
+
     def _run_job(self, job_id: str, name: str, user: str, started: datetime, activity: int, failure: str | None) -> None:
         """The simulated SQL Agent running one job: estate-time delays, then the outcome rows."""
         try:
+            stopped = False
             if name.lower() == BACKUP_JOB.lower():
-                ok, step = self._run_backup_job(started, failure)
+                ok, step, stopped = self._run_backup_job(name, started, failure)
+            elif name.startswith(CONTINUOUS_PREFIX):
+                ok, step, stopped = False, "step 1 (Manage RefCountLog)", self._run_continuous(name)
             else:
-                self._sleep(self.job_run_sec)
-                ok, step = failure is None, "step 1 (Run)"
+                stopped = self._step(name, self.job_run_sec)
+                ok, step = failure is None and not stopped, "step 1 (Run)"
             with self._lock:
-                end = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
-                message = self._outcome_message(ok, user, step)
+                end = self._now_local()
+                if stopped:
+                    by = (self._stop_requests[name.lower()][1] or ["(the lab stopping)"])[0]
+                    message = (f"The job was stopped prior to completion by User {by}.  "
+                               f"{self._outcome_message(False, user, step).split('  ', 1)[1]}")
+                    failure = None
+                else:
+                    message = self._outcome_message(ok, user, step)
                 if failure is not None:
                     self._db.execute(
                         "INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, sql_severity, "
@@ -746,16 +905,51 @@ class SqlEngine:
                         (job_id, step.split("(")[-1].rstrip(")"), failure, _int_date(started), _int_time(started),
                          _int_duration((end - started).total_seconds()), self.server_name))
                     message = f"{message}  {failure}"
-                hid = self._history(job_id, started, (end - started).total_seconds(), ok, message)
+                hid = self._history(job_id, started, (end - started).total_seconds(), ok, message,
+                                    status=3 if stopped else None)
                 self._db.execute("UPDATE msdb.sysjobactivity SET stop_execution_date = ?, job_history_id = ? "
                                  "WHERE rowid = ?", (to_sql_text(end), hid, activity))
         finally:
             with self._lock:
                 self._running.pop(name.lower(), None)
                 self._running_user.pop(name.lower(), None)
+                self._stop_requests.pop(name.lower(), None)
 
-    def _run_backup_job(self, started: datetime, failure: str | None) -> tuple[bool, str]:
-        """Backup BizTalk Server: a full set when forced or none today, else log backups of every database."""
+    def _run_continuous(self, name: str) -> bool:
+        """ManageRefCountLog: runs until stopped, starting Message_Cleanup about every 10 s. True: stopped."""
+        cleanup = SELF_STARTED_PREFIX + name[len(CONTINUOUS_PREFIX):]
+        while not self._step(name, SELF_START_EVERY_SEC):
+            with self._lock:
+                row = self._db.execute("SELECT job_id, name FROM msdb.sysjobs WHERE name = ?", (cleanup,)).fetchone()
+                if row is not None and row[1].lower() not in self._running:
+                    self._start_run(row[0], row[1], AGENT_USER)
+        return True
+
+    def _schedule(self) -> None:
+        """SQL Agent's schedules, as far as the lab models them: an enabled ManageRefCountLog that is not
+        running is started (its schedule recurs every minute); at the Agent's start it is already running."""
+        first = True
+        while not self._stopping.is_set():
+            with self._lock:
+                for job_id, name in self._db.execute("SELECT job_id, name FROM msdb.sysjobs WHERE enabled = 1").fetchall():
+                    if name.startswith(CONTINUOUS_PREFIX) and name.lower() not in self._running:
+                        self._start_run(job_id, name, "(schedule)",
+                                        started=self._agent_started if first else None)
+            first = False
+            self._sleep(SCHEDULE_EVERY_SEC)
+
+    def run_on_schedule(self, job_name: str) -> None:
+        """Start a job as its schedule would (for tests: a Backup BizTalk Server run already going)."""
+        with self._lock:
+            row = self._db.execute("SELECT job_id, name FROM msdb.sysjobs WHERE name = ?", (job_name,)).fetchone()
+            if row is None:
+                raise LookupError(job_name)
+            self._start_run(row[0], row[1], "(schedule)")
+
+    def _run_backup_job(self, name: str, started: datetime, failure: str | None) -> tuple[bool, str, bool]:
+        """Backup BizTalk Server: a full set when forced or none today, else log backups of every database.
+        A stop takes effect between two databases (a BACKUP runs to its end): the set stays incomplete and
+        the flag set. Returns (succeeded, last step, stopped)."""
         with self._lock:
             force = self._force_flag() == 1
             today = started.strftime("%Y-%m-%d")
@@ -766,20 +960,20 @@ class SqlEngine:
             databases = self._backup_databases()
             set_id = self._next_set_id
             self._next_set_id += 1
+        step = "step 2 (BackupFull)" if kind == "db" else "step 3 (MarkAndBackupLog)"
         if failure is not None:
-            self._sleep(self.backup_sec_per_database)
-            return False, "step 2 (BackupFull)" if kind == "db" else "step 3 (MarkAndBackupLog)"
+            return False, step, self._step(name, self.backup_sec_per_database)
         for d in databases:
-            if self._stopping.is_set():
-                break
-            t0 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+            t0 = self._now_local()
             self._sleep(self.backup_sec_per_database)
             with self._lock:
-                t1 = self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+                t1 = self._now_local()
                 self._record_backup(kind, d, t0, t1, set_id, complete=False)
+            if self._stop_requests[name.lower()][0].is_set() or self._stopping.is_set():
+                return False, step, True
         with self._lock:
             self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?", (set_id,))
             if kind == "db":
                 # the set is complete: the flag is consumed
-                self._db.execute(f"UPDATE BizTalkMgmtDb.adm_ForceFullBackup SET {FORCE_FULL_COLUMN} = 0")
-        return True, "step 4 (Clear Backup History)"
+                self._set_force_flag(0)
+        return True, "step 4 (Clear Backup History)", False

@@ -35,6 +35,13 @@ def test_full_upgrade_on_the_lab(full_run):
     # every envelope sent over stdin went to a command whose stdin is a pipe: none was dropped as console input
     totals = run.lab_state["winrm"]["stats"]["totals"]
     assert totals["stdin_to_console"] == 0 and totals["commands"] > 0, totals
+    # the default lab's ManageRefCountLog ran continuously: phase 1 stopped it (disabling does not), left no
+    # BizTalk job running (its verification), and phase 7 restored exactly the jobs that were enabled
+    from entsso.lab.server import load_scenario
+
+    silenced = [r for r in run.journal() if r["kind"] == "result" and r["step"] == "stop the jobs still running"]
+    assert silenced and "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb" in silenced[0]["evidence"]["stopped"]
+    assert {n: bool(j["enabled"]) for n, j in jobs.items()} == load_scenario("fast")["sql"]["jobs"]
     steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
     phases = [p for p, _ in steps]
     # the runbook's order

@@ -22,6 +22,9 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
     assert outcomes and set(outcomes.values()) == {"passed"}
     assert "test_cluster_node_is_up[NODE2]" in outcomes
     assert "test_sso_server_uses_the_cluster_name[BTS1]" in outcomes
+    # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
+    assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
+    assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
     _assert_read_only(run)
 
 
@@ -46,14 +49,44 @@ def test_prepared_fails_on_the_live_lab_naming_what_is_not_prepared(tmp_path):
     _assert_read_only(run)
 
 
-def test_whole_gate_passes_on_a_prepared_lab(tmp_path):
+BACKUP_PROOF = {"test_ssodb_in_this_changes_forced_set", "test_management_database_in_this_changes_forced_set",
+                "test_force_full_flag_set_then_consumed"}
+
+
+def test_prepared_lab_without_a_record_of_its_forced_set_fails_only_the_backup_proof(tmp_path):
+    """Prepared by hand, the lab has a full set dated after the change began, but only the forced run's own
+    set ids prove a backup without comparing SQL Server's local clock with UTC: the gate says so."""
     run = run_suite(tmp_path, "tests_pre", "--lab", "prepared", "--change-ticket", "CHG-PREPARED")
-    assert run.returncode == 0, run.output[-3000:]
-    outcomes = run.outcomes
-    assert "test_force_full_flag_consumed" in outcomes
-    assert "test_full_backup_completed_after_change_began[SSODB]" in outcomes
-    assert set(outcomes.values()) == {"passed"}
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert BACKUP_PROOF <= failed
+    assert {n for n in failed if not n.startswith("test_full_backup_in_this_changes_forced_set[")} == BACKUP_PROOF
+    assert "test_full_backup_in_this_changes_forced_set[SSODB]" in failed
+    message = run.message("test_ssodb_in_this_changes_forced_set")
+    assert "SSODB: found no forced full set recorded for this change" in message
+    assert "pytest tests_pre --apply --change-ticket" in message
     _assert_read_only(run)
+
+
+def test_whole_gate_passes_once_phase_2_recorded_its_forced_set(start_lab, tmp_path):
+    """`pytest tests_pre --apply` proves the forced full set by its set id (the step's journalled evidence);
+    the gate run again for the same change reads that record and passes, changing nothing."""
+    lab = start_lab("prepared")
+    reports, inv = tmp_path / "reports", f"--inventory={lab.inventory_path}"
+    first = run_suite(reports, "tests_pre", inv, "--apply", "--change-ticket", "CHG-PREPARED", env=dict(lab.env))
+    assert first.returncode == 0, first.output[-3000:]
+    changes = lab.state()["changes"]
+    second = run_suite(reports, "tests_pre", inv, "--change-ticket", "CHG-PREPARED", env=dict(lab.env))
+    assert second.returncode == 0, second.output[-3000:]
+    outcomes = second.outcomes
+    assert BACKUP_PROOF <= set(outcomes) and "test_full_backup_in_this_changes_forced_set[SSODB]" in outcomes
+    assert all(outcomes[t] == "passed" for t in BACKUP_PROOF | {"test_full_backup_in_this_changes_forced_set[SSODB]"})
+    # the change is under way: its readiness was judged before it acted (the gate says by which run), the
+    # preparation is judged now, and nothing fails
+    assert outcomes["test_cluster_node_is_up[NODE1]"] == "skipped"
+    assert outcomes["test_no_other_change_unfinished_on_the_estate"] == "passed"
+    assert set(outcomes.values()) == {"passed", "skipped"}
+    assert lab.state()["changes"] == changes  # the gate changed nothing
 
 
 @pytest.mark.parametrize("scenario, expected", [

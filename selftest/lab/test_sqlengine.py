@@ -12,10 +12,11 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import tsql
+from entsso import backup, sqlagent, tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
+from entsso.poll import Poller
 from entsso.sql import SqlError, SqlLoginFailed, SqlServer, SqlSettings, SqlUnreachable
 
 SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
@@ -30,11 +31,17 @@ COLUMNS = {
     "SECRET_SERVER": ["secret_server"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
-    "FORCE_FULL_FLAG": None,  # one column, name not documented by Microsoft
-    "BACKUP_DATABASES": ["server_name", "database_name", "last_full_history", "last_full_finish"],
+    "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
+    "FORCE_FULL_SETTINGS": ["force_full"],
+    "BACKUP_DATABASES": ["server_name", "database_name", "last_full_set"],
+    "LAST_FULL_SET": ["set_id"],
+    "FULL_SETS_AFTER": ["set_id", "database_name", "server_name", "backup_file", "recorded_at"],
     "GET_ESTATE_LOCK": ["result"],
+    "AGENT_STATUS": ["service_name", "status"],
 }
-PROCEDURES = ("UPDATE_JOB", "START_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
+PROCEDURES = ("UPDATE_JOB", "START_JOB", "STOP_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
+# statements of an older BizTalk's schema only (sql.biztalk_schema: 2006): one column, its name undocumented
+LEGACY = {"FORCE_FULL_LEGACY": None}
 
 
 def scenario_sql(**overrides: Any) -> dict[str, Any]:
@@ -111,16 +118,16 @@ def wait_finished(sql: SqlServer, name: str, before_instance: int | None, timeou
 
 def test_every_tsql_statement_is_covered_here():
     statements = {n for n in dir(tsql) if n.isupper() and isinstance(getattr(tsql, n), str)}
-    assert statements == set(COLUMNS) | set(PROCEDURES)
+    assert statements == set(COLUMNS) | set(PROCEDURES) | set(LEGACY)
 
 
-@pytest.mark.parametrize("name", sorted(COLUMNS))
+@pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
-    _, sql = lab_sql()
-    params = ("entsso-upgrade:SSOCLUSTER",) if name == "GET_ESTATE_LOCK" else ()
+    _, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
+    params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
     assert rows, f"{name} returned no row"
-    if COLUMNS[name] is None:
+    if name in LEGACY:
         assert len(rows[0]) == 1
     else:
         assert list(rows[0]) == COLUMNS[name]
@@ -128,11 +135,34 @@ def test_statement_returns_its_columns(lab_sql, name):
 
 def test_now_reads_the_lab_clock_as_datetimes(lab_sql):
     start = datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-    _, sql = lab_sql(speed=1, start=start)
+    _, sql = lab_sql(start=start)
     row = sql.execute(tsql.NOW).rows[0]
     assert isinstance(row["now_utc"], datetime)
     assert abs(row["now_utc"] - start.replace(tzinfo=None)) < timedelta(seconds=30)
-    assert abs(row["now_local"] - row["now_utc"]) < timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("offset", [600, -480, 0])
+def test_getdate_is_the_servers_local_time_and_sysutcdatetime_utc(lab_sql, offset):
+    _, sql = lab_sql(utc_offset_minutes=offset)
+    row = sql.execute(tsql.NOW).rows[0]
+    assert abs(row["now_local"] - row["now_utc"] - timedelta(minutes=offset)) < timedelta(seconds=5)
+    assert backup.utc_offset_minutes(sql) == offset
+
+
+def test_msdb_and_backup_history_times_are_local(lab_sql):
+    """backupset's dates, its time_zone, sysjobhistory's run_date and adm_BackupHistory (as with
+    @UseLocalTime = 1) are SQL Server's local time, not UTC."""
+    engine, sql = lab_sql(utc_offset_minutes=600)
+    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+    run_backup_job(sql)
+    local = sql.execute(tsql.NOW).rows[0]["now_local"]
+    row = sql.execute("SELECT TOP 1 backup_finish_date AS f, time_zone AS tz FROM msdb.dbo.backupset "
+                      "ORDER BY backup_set_id DESC", database="msdb").rows[0]
+    assert abs(row["f"] - local) < timedelta(minutes=5) and row["tz"] == 40
+    recorded = sql.execute(tsql.FULL_SETS_AFTER, (0,), database="BizTalkMgmtDb").rows[-1]["recorded_at"]
+    assert abs(recorded - local) < timedelta(minutes=5)
+    run = jobs(sql)[BACKUP_JOB]
+    assert run["last_run_date"] == int(local.strftime("%Y%m%d"))
 
 
 def test_jobs_lists_every_scenario_job_with_its_enabled_flag(lab_sql):
@@ -141,13 +171,12 @@ def test_jobs_lists_every_scenario_job_with_its_enabled_flag(lab_sql):
     assert got == {n: bool(v) for n, v in scenario_sql()["jobs"].items()}
 
 
-def test_backup_databases_cover_ssodb_with_a_full_backup_from_yesterday(lab_sql):
+def test_backup_databases_cover_ssodb_with_yesterdays_full_set(lab_sql):
     _, sql = lab_sql()
     rows = {r["database_name"]: r for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows}
     assert set(rows) == set(scenario_sql()["databases"])
-    now = sql.execute(tsql.NOW).rows[0]["now_utc"]
-    assert now - timedelta(days=2) < rows["SSODB"]["last_full_finish"] < now.replace(hour=0, minute=0, second=0)
-    assert rows["SSODB"]["last_full_history"] is not None
+    assert rows["SSODB"]["last_full_set"] == 1  # the seed: yesterday's full set, then log sets
+    assert sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar() == 1
 
 
 def test_secret_server_reads_what_the_estate_set(lab_sql):
@@ -242,30 +271,100 @@ def run_backup_job(sql: SqlServer) -> dict[str, Any]:
     return wait_finished(sql, BACKUP_JOB, before)
 
 
-def test_forced_full_backup_covers_every_database_after_the_moment(lab_sql):
+def test_forced_full_backup_is_a_newer_complete_set_of_every_database(lab_sql):
     _, sql = lab_sql()
-    since = sql.execute(tsql.NOW).rows[0]["now_utc"]
+    before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     assert run_backup_job(sql)["last_run_status"] == 1
-    rows = sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows
-    assert "SSODB" in {r["database_name"] for r in rows}
-    stale = [r["database_name"] for r in rows
-             if not (r["last_full_history"] and r["last_full_history"] >= since
-                     and r["last_full_finish"] and r["last_full_finish"] >= since)]
-    assert stale == []
+    sets = backup.full_sets_after(sql, before)
+    assert len(sets) == 1 and sets[0].set_id > before
+    assert sets[0].missing(scenario_sql()["databases"]) == []
 
 
-def test_force_full_flag_is_set_by_the_procedure(lab_sql):
-    _, sql = lab_sql()
+def test_unforced_run_after_todays_full_set_makes_no_full_set(lab_sql):
+    _, sql = lab_sql(last_full_minutes_ago=60)
+    before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
+    run_backup_job(sql)  # the job's own rule: a full set when forced or none today, else log backups
+    assert backup.full_sets_after(sql, before) == []
+
+
+REQUIRED = ["SSODB", "BizTalkMgmtDb"]
+
+
+def fast_poller() -> Poller:
+    return Poller(first=0.02, cap=0.05)
+
+
+@pytest.mark.parametrize("offset", [600, -480])
+def test_backup_from_before_the_change_is_never_the_proof(lab_sql, offset):
+    """East of UTC a routine full set of an hour ago reads as hours *after* a UTC change start, west of
+    UTC a fresh one reads as before it: the proof is a set id newer than the newest one before the run."""
+    engine, sql = lab_sql(utc_offset_minutes=offset, last_full_minutes_ago=60)
+    routine = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert proof["changed"] is True and proof["before_set_id"] == routine
+    assert proof["set_id"] > routine
+    assert set(scenario_sql()["databases"]) <= set(proof["databases"])
+    assert proof["sql_utc_offset_minutes"] == offset
+    assert engine.dump()["counters"]["procedures"]["sp_ForceFullBackup"] == 1
+
+
+def test_resumed_backup_with_its_proven_set_is_not_redone(lab_sql):
+    engine, sql = lab_sql()
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    again = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller(), proven=proof)
+    assert again["changed"] is False and again["set_id"] == proof["set_id"]
+    assert engine.dump()["counters"]["procedures"]["sp_start_job"] == 1
+
+
+def test_ssodb_missing_from_the_jobs_view_fails_the_forced_backup_by_name(lab_sql):
+    _, sql = lab_sql(databases=["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb"])
+    with pytest.raises(backup.BackupFailed) as err:
+        backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert "has no row for SSODB (not in admv_BackupDatabases: add it to adm_OtherBackupDatabases)" in str(err.value)
+
+
+@pytest.mark.parametrize("schema, table", [("2010", "adm_BackupSettings"), ("2006", "adm_ForceFullBackup")])
+def test_force_full_flag_is_set_by_the_procedure_where_the_schema_keeps_it(lab_sql, schema, table):
+    _, sql = lab_sql(biztalk_schema=schema)
+    assert backup.force_full_flag(sql) == backup.ForceFullFlag(table, False)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+    assert backup.force_full_flag(sql) == backup.ForceFullFlag(table, True)
 
 
-def test_backup_job_consumes_the_force_full_flag(lab_sql):
-    _, sql = lab_sql()
+@pytest.mark.parametrize("schema", ["2010", "2006"])
+def test_backup_job_consumes_the_force_full_flag(lab_sql, schema):
+    _, sql = lab_sql(biztalk_schema=schema)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     run_backup_job(sql)
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 0
+    assert backup.force_full_flag(sql).set is False
+
+
+def test_biztalk_2010_schema_has_no_adm_forcefullbackup(lab_sql):
+    """As a real BizTalkMgmtDb of BizTalk 2010 and later: the table the docs name is not there."""
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.FORCE_FULL_LEGACY, database="BizTalkMgmtDb")
+    assert err.value.number == 208
+    assert "Invalid object name 'BizTalkMgmtDb.dbo.adm_ForceFullBackup'." in str(err.value)
+    assert sql.execute(tsql.FORCE_FULL_OBJECTS, database="BizTalkMgmtDb").rows[0]["force_full_backup"] is None
+
+
+def test_biztalk_2006_schema_has_no_adm_backupsettings(lab_sql):
+    _, sql = lab_sql(biztalk_schema="2006")
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.FORCE_FULL_SETTINGS, database="BizTalkMgmtDb")
+    assert "Invalid object name 'BizTalkMgmtDb.dbo.adm_BackupSettings'." in str(err.value)
+
+
+def test_unknown_biztalk_schema_is_refused(make_engine):
+    with pytest.raises(ValueError, match="sql.biztalk_schema: '2013' is not one of 2010, 2006"):
+        make_engine(biztalk_schema="2013")
+
+
+def test_unknown_sql_scenario_key_is_refused(make_engine):
+    with pytest.raises(ValueError, match="unknown key.*utc_ofset_minutes"):
+        make_engine(utc_ofset_minutes=60)
 
 
 def test_failed_backup_run_leaves_the_flag_set(lab_sql):
@@ -273,7 +372,7 @@ def test_failed_backup_run_leaves_the_flag_set(lab_sql):
     engine.fail_job(BACKUP_JOB, "BACKUP DATABASE is terminating abnormally.")
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     assert run_backup_job(sql)["last_run_status"] == 0
-    assert sql.execute(tsql.FORCE_FULL_FLAG, database="BizTalkMgmtDb").scalar() == 1
+    assert backup.force_full_flag(sql).set is True
 
 
 def test_backup_job_takes_log_backups_once_today_has_a_full_set(make_engine):
@@ -289,9 +388,10 @@ def test_backup_job_takes_log_backups_once_today_has_a_full_set(make_engine):
 
 def test_prepared_estate_has_a_full_set_after_the_lab_started(make_engine):
     engine = make_engine(full_backup_done=True)
-    started = engine.clock.now().replace(tzinfo=None)
-    rows = engine.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").sets[0].rows
-    assert rows and all(r[3] is not None and r[3] > started for r in rows)
+    started = engine.clock.now().replace(tzinfo=None) + engine.utc_offset
+    rows = engine.execute(tsql.FULL_SETS_AFTER, (0,), database="BizTalkMgmtDb").sets[0].rows
+    newest = max(r[0] for r in rows)
+    assert all(r[4] > started for r in rows if r[0] == newest)
 
 
 def test_full_backup_files_are_named_like_the_real_job(make_engine):
@@ -329,7 +429,7 @@ def test_unknown_table_is_named_as_written(lab_sql):
 def test_plain_writes_are_refused(lab_sql):
     _, sql = lab_sql()
     with pytest.raises(SqlError) as err:
-        sql.execute("UPDATE BizTalkMgmtDb.dbo.adm_ForceFullBackup SET ForceFull = 1", database="BizTalkMgmtDb")
+        sql.execute("UPDATE BizTalkMgmtDb.dbo.adm_BackupSettings SET ForceFull = 1", database="BizTalkMgmtDb")
     assert err.value.number == 229
 
 
@@ -420,10 +520,10 @@ def test_released_estate_lock_can_be_taken_again(make_engine, serve):
 
 def test_reads_alone_change_nothing(lab_sql):
     engine, sql = lab_sql()
-    for name in ("NOW", "SECRET_SERVER", "JOBS", "FORCE_FULL_FLAG", "BACKUP_DATABASES"):
+    for name in ("NOW", "SECRET_SERVER", "JOBS", "FORCE_FULL_OBJECTS", "FORCE_FULL_SETTINGS", "BACKUP_DATABASES"):
         sql.execute(getattr(tsql, name), database="msdb")
     counters = engine.dump()["counters"]
-    assert counters["changes"] == 0 and counters["statements"] == 5
+    assert counters["changes"] == 0 and counters["statements"] == 6
 
 
 def test_changes_are_counted(lab_sql):
@@ -503,3 +603,107 @@ def test_client_cursor_walks_result_sets_like_pyodbc(make_engine, serve):
     assert cur.fetchall() == [("Backup BizTalk Server (BizTalkMgmtDb)",)]
     assert cur.nextset() is True and cur.fetchone() == (2,)
     assert cur.nextset() is False and cur.description is None
+
+
+# ------------------------------------------------------------------------------------------ jobs SQL Agent runs itself
+
+REFCOUNT = "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"
+CLEANUP = "MessageBox_Message_Cleanup_BizTalkMsgBoxDb"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s")
+
+
+def test_manage_refcountlog_runs_continuously_and_starts_message_cleanup(lab_sql):
+    _, sql = lab_sql()
+    assert jobs(sql)[REFCOUNT]["running"] == 1
+    cleanup = wait_for(lambda: (lambda j: j if j["last_instance_id"] else None)(jobs(sql)[CLEANUP]))
+    assert cleanup["enabled"] == 0  # neither enabled nor scheduled: started by ManageRefCountLog
+    assert "invoked by User NT SERVICE\\SQLSERVERAGENT" in cleanup["last_message"]
+    assert jobs(sql)[REFCOUNT]["running"] == 1
+
+
+def test_disabling_a_running_job_does_not_stop_it(lab_sql):
+    engine, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (REFCOUNT, 0), database="msdb")
+    engine.clock.sleep(3 * 10)  # three of its 10-second rounds
+    j = jobs(sql)[REFCOUNT]
+    assert j["enabled"] == 0 and j["running"] == 1
+
+
+def test_sp_stop_job_stops_a_run_which_ends_canceled(lab_sql):
+    _, sql = lab_sql()
+    sql.execute(tsql.UPDATE_JOB, (REFCOUNT, 0), database="msdb")
+    res = sql.execute(tsql.STOP_JOB, (REFCOUNT,), database="msdb")
+    assert any(m.endswith(f"Job '{REFCOUNT}' stopped successfully.") for m in res.messages)
+    j = wait_finished(sql, REFCOUNT, jobs(sql)[REFCOUNT]["last_instance_id"])
+    assert j["last_run_status"] == 3
+    assert j["last_message"].startswith(f"The job was stopped prior to completion by User {USER}.")
+
+
+def test_stopping_a_job_that_is_not_running_is_22022(lab_sql):
+    _, sql = lab_sql()
+    with pytest.raises(SqlError) as err:
+        sql.execute(tsql.STOP_JOB, (MONITOR_JOB,), database="msdb")
+    assert err.value.number == 22022
+    assert f"Request to stop job {MONITOR_JOB} (from User {USER}) refused because the job is not currently running." \
+        in str(err.value)
+
+
+def test_enabled_manage_refcountlog_is_restarted_by_its_schedule(lab_sql):
+    _, sql = lab_sql()
+    before = jobs(sql)[REFCOUNT]["last_instance_id"]
+    sql.execute(tsql.STOP_JOB, (REFCOUNT,), database="msdb")
+    wait_finished(sql, REFCOUNT, before)
+    assert wait_for(lambda: jobs(sql)[REFCOUNT]["running"] == 1)
+
+
+def test_jobs_stopped_and_idle_after_disabling(lab_sql):
+    _, sql = lab_sql()
+    names = list(scenario_sql()["jobs"])
+    for n in names:
+        sql.execute(tsql.UPDATE_JOB, (n, 0), database="msdb")
+    done = sqlagent.ensure_jobs_idle(sql, names, 20, fast_poller(), wait_for=[BACKUP_JOB])
+    assert REFCOUNT in done["stopped"]
+    time.sleep(0.3)  # longer than ManageRefCountLog's rounds and its schedule: nothing starts again
+    assert not any(j["running"] for j in jobs(sql).values())
+
+
+def test_backup_run_from_its_schedule_is_waited_for_not_stopped(lab_sql):
+    engine, sql = lab_sql()
+    engine.run_on_schedule(BACKUP_JOB)
+    done = sqlagent.ensure_jobs_idle(sql, [BACKUP_JOB, MONITOR_JOB], 20, fast_poller(), wait_for=[BACKUP_JOB])
+    assert done["waited_for"] == [BACKUP_JOB] and done["stopped"] == []
+    last = jobs(sql)[BACKUP_JOB]
+    assert last["last_run_status"] == 1 and "invoked by Schedule" in last["last_message"]
+
+
+def test_forced_backup_waits_for_a_scheduled_run_instead_of_colliding(lab_sql):
+    engine, sql = lab_sql()
+    engine.run_on_schedule(BACKUP_JOB)
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert proof["changed"] is True and proof["outcome"] == "Succeeded"
+    assert "invoked by User" in jobs(sql)[BACKUP_JOB]["last_message"]  # our run, after the schedule's
+
+
+def test_sql_agent_stopped_runs_no_job_and_refuses_to_start_one(lab_sql):
+    _, sql = lab_sql(agent_running=False)
+    assert sqlagent.agent_status(sql) == "Stopped"
+    assert not any(j["running"] for j in jobs(sql).values())
+    for statement in (tsql.START_JOB, tsql.STOP_JOB):
+        with pytest.raises(SqlError) as err:
+            sql.execute(statement, (BACKUP_JOB,), database="msdb")
+        assert err.value.number == 22022
+        assert "SQLServerAgent is not currently running so it cannot be notified of this action." in str(err.value)
+
+
+def test_sql_agent_runs_by_default(lab_sql):
+    _, sql = lab_sql()
+    assert sqlagent.agent_status(sql) == "Running"

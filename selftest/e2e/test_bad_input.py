@@ -78,3 +78,12 @@ def test_kerberos_failure_says_to_check_the_ticket(lab):
         host.invoke("Get-HostFacts", {"cluster": None, "services": [], "biztalk": False, "package": None,
                                       "backup_folder": None, "secret_backup_file": None})
     assert "klist" in str(err.value) and "kinit" in str(err.value)
+
+
+def test_lab_scenario_with_an_unknown_key_is_a_usage_error_naming_the_key(tmp_path):
+    scenario = tmp_path / "bad.yml"
+    scenario.write_text("extends: fast\nupgrade:\n  restart_delay: 30\n")
+    run = run_suite(tmp_path / "r", f"--lab={scenario}", "tests_pre")
+    assert run.returncode == 4
+    assert "upgrade.restart_delay: unknown key 'restart_delay'" in run.output
+    assert "restart_delay_sec" in run.output  # the keys the lab knows there

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 ENTSSO = "ENTSSO"
@@ -36,7 +36,8 @@ START_RETRY_SEC = 5.0
 START_GIVE_UP_SEC = 60.0
 CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
 CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
-REBOOT_DELAY_SEC = 3.0        # Restart-Node returns, then the host goes away
+RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the host goes away this much later
+BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
 RPC_UNAVAILABLE = "ERROR: 0x800706BA : The RPC server is unavailable."
@@ -111,6 +112,8 @@ class Host:
     files: dict[str, File] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)
     rebooting: bool = False
+    restart_pending: bool = False  # a restart initiated (shutdown /t, an installer's 1641), not yet down
+    boot_time: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime
     installing: bool = False
     install_gen: int = 0
 
@@ -229,6 +232,9 @@ class Estate:
         for n in nodes:  # a node listed down is down from the start
             if self._h[n.upper()].node_state == "Down":
                 self._h[n.upper()].services[ENTSSO].status = "Stopped"
+        booted = self.clock.now() - timedelta(seconds=BOOTED_BEFORE_LAB_SEC)
+        for h in self._h.values():
+            h.boot_time = booted
         self._prepare(scenario)
 
     def _prepare(self, scenario: dict[str, Any]) -> None:
@@ -594,6 +600,7 @@ class Estate:
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
                 "package": None, "backup_folder": None, "secret_backup": None,
+                "last_boot_utc": _iso(h.boot_time),
             }
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
@@ -931,8 +938,8 @@ class Estate:
                     h.version = target
                 elif code in (3010, 1641):
                     h.pending_version = target
-                    if code == 1641:
-                        self._schedule(REBOOT_DELAY_SEC, f"installer restarts {h.name}", lambda: self._go_down(h))
+                    if code == 1641:  # the installer initiated the restart (InitiateSystemShutdown with a timeout)
+                        self._initiate_restart(h, f"the installer (exit code 1641) restarts {h.name}")
                 self._change(h.name, f"update package finished with exit code {code}")
 
             self._schedule(setup, f"update package finishes on {h.name}", finish)
@@ -943,7 +950,19 @@ class Estate:
             return {"exit_code": code, "log_path": log_path, "version_after": h.version}
 
     # --- reboot -----------------------------------------------------------------------------------------
+    def _restart_delay(self) -> float:
+        return float(self.up_cfg.get("restart_delay_sec", RESTART_DELAY_SEC))
+
+    def _initiate_restart(self, h: Host, why: str) -> None:
+        """A restart with a time-out (shutdown /r /t N; an installer's restart): the host keeps answering
+        until the time-out ends, then goes down. One already pending is not scheduled twice (1190)."""
+        if h.restart_pending or h.rebooting:
+            return
+        h.restart_pending = True
+        self._schedule(self._restart_delay(), why, lambda: self._go_down(h))
+
     def _go_down(self, h: Host) -> None:
+        h.restart_pending = False
         if h.rebooting:
             return
         h.rebooting = True
@@ -958,6 +977,7 @@ class Estate:
 
     def _come_back(self, h: Host) -> None:
         h.rebooting, h.installing = False, False
+        h.boot_time = self.clock.now()
         if h.pending_version:
             h.version, h.pending_version = h.pending_version, None
         self._change(h.name, f"restarted: up (SSO {h.version})")
@@ -976,8 +996,9 @@ class Estate:
     def _op_restart_node(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
-            self._change(h.name, "Restart-Computer")
-            self._schedule(REBOOT_DELAY_SEC, f"{h.name} restarts", lambda: self._go_down(h))
+            if not (h.restart_pending or h.rebooting):  # shutdown.exe: 1190 when one is already scheduled
+                self._change(h.name, "Restart-Computer")
+            self._initiate_restart(h, f"{h.name} restarts (shutdown /r /t {self._restart_delay():g})")
             return {"restarting": True}
 
     # --- cluster operations -----------------------------------------------------------------------------
@@ -1088,6 +1109,7 @@ class Estate:
             for h in self._h.values():
                 hosts[h.name] = {
                     "role": h.role, "reachable": self._reachable(h), "rebooting": h.rebooting,
+                    "restart_pending": h.restart_pending, "last_boot_utc": _iso(h.boot_time),
                     "node_state": h.node_state if h.role == "node" else None,
                     "services": {n: {"status": s.status, "start_type": s.start_type} for n, s in h.services.items()},
                     "sso": {"installed": h.sso_installed, "version": h.version, "pending_version": h.pending_version,

@@ -30,7 +30,8 @@
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
-#    "change_records": [{"path", "text", "last_write_utc"}]}
+#    "change_records": [{"path", "text", "last_write_utc"}],
+#    "last_boot_utc": "..." | null}   (Win32_OperatingSystem.LastBootUpTime: Python sees a restart by it)
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -301,6 +302,10 @@ if ($EntssoParams.change_records_folder) {
     }
 }
 
+# when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
+$lastBoot = $null
+try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
+
 [pscustomobject]@{
     computer_name  = $computer
     now_utc        = (ConvertTo-IsoUtc (Get-Date))
@@ -312,5 +317,6 @@ if ($EntssoParams.change_records_folder) {
     backup_folder  = $backupFolder
     secret_backup  = $secretBackup
     change_records = @($changeRecords)
+    last_boot_utc  = $lastBoot
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -471,3 +471,35 @@ def test_moving_a_group_whose_resource_is_offline_leaves_it_partially_online():
     out = move(e, "NODE1", "NODE2")
     assert out["owner_node"] == "NODE2" and out["state"] == "PartialOnline"
     assert facts(e, "NODE2")["cluster"]["resource"]["state"] == "Offline"
+
+
+def test_restart_node_keeps_answering_for_the_restart_delay_then_goes_and_comes_back_with_a_new_boot_time():
+    e = make(upgrade={"restart_delay_sec": 60})
+    booted = facts(e, "NODE2")["last_boot_utc"]
+    started = e.clock.elapsed()
+    e.invoke("NODE2", "Restart-Node", {})
+    e.clock.sleep(30)  # shutdown /t 60: half-way through the time-out the node still answers, not restarted
+    assert e.is_reachable("NODE2") and facts(e, "NODE2")["last_boot_utc"] == booted
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 60)
+    assert e.clock.elapsed() - started >= 60
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["last_boot_utc"] > booted
+
+
+def test_a_second_restart_node_while_one_is_pending_restarts_once():
+    e = make(upgrade={"restart_delay_sec": 20})
+    e.invoke("NODE2", "Restart-Node", {})
+    before = e.changes
+    assert e.invoke("NODE2", "Restart-Node", {}) == {"restarting": True}  # shutdown.exe 1190: already scheduled
+    assert e.changes == before
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 40)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    downs = [ev for ev in e.dump()["events"] if ev["host"] == "NODE2" and ev["what"] == "restarting: down"]
+    assert len(downs) == 1
+
+
+def test_package_1641_leaves_the_node_answering_until_the_restart_delay_ends():
+    e = make(upgrade={"restart_delay_sec": 40, "nodes": {"NODE2": {"exit_code": 1641}}})
+    assert _install(e, "NODE2")["exit_code"] == 1641
+    assert e.is_reachable("NODE2") and e.dump()["hosts"]["NODE2"]["restart_pending"] is True
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 60)

@@ -42,6 +42,13 @@ class Plan(Protocol):
 
     def upgrade_mode(self, node: str) -> str: ...
 
+    def primary_node(self) -> str: ...
+
+    def secret_backup_file(self) -> str: ...
+
+    @property
+    def change_started(self) -> datetime: ...
+
 
 def _same(a: str | None, b: str | None) -> bool:
     return (a or "").upper() == (b or "").upper()
@@ -124,6 +131,27 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
         return Finding("sso_server_uses_cluster", host, f"secret server {h.sso.secret_server!r}",
                        f"{plan.cluster_name!r}")
     return None
+
+
+def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
+    """No file of this change's secret backup name on the primary (the MSS before phase 1) that this change
+    did not write: Backup-MasterSecret never overwrites a file, so phase 2 would stop on it after phase 1
+    silenced BizTalk. (A read-only run dates the change from that file, the preparation done by hand, so
+    only a run that acts, or a change already recorded, can find it stale.)"""
+    node = plan.primary_node()
+    h = s.hosts.get(node)
+    b = h.secret_backup if h is not None and h.reachable else None
+    if b is None or not b.exists or b.last_write_utc is None:
+        return None
+    started = plan.change_started
+    if _utc(b.last_write_utc) >= _utc(started):
+        return None
+    return Finding("no_stale_secret_backup", f"{b.path} on {node}",
+                   f"a file of this change's backup name, written {_utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
+                   f"({b.size} bytes), before this change began ({_utc(started):%Y-%m-%d %H:%M:%S} UTC)",
+                   "no such file: the master secret backup never overwrites one, so phase 2 would stop on it "
+                   f"after BizTalk was silenced. Move it out of the backup folder on {node} (keep it safe: it "
+                   "may be the only copy of an earlier master secret backup), then run the gate again")
 
 
 def node_holds_secret(s: Snapshot, node: str) -> Finding | None:
@@ -273,7 +301,7 @@ Check = Callable[[], "Finding | None"]
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
-                           lambda: ssodb_names_cluster(s, plan)]
+                           lambda: ssodb_names_cluster(s, plan), lambda: no_stale_secret_backup(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

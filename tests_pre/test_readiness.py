@@ -61,3 +61,9 @@ def test_biztalk_job_not_running(estate, job, judge):
 def test_no_other_change_unfinished_on_the_estate(estate, run, judge):
     findings = gate.no_unfinished_change(estate, run.options.change_ticket, run.inventory_command)
     judge(findings[0] if findings else None, [r.describe() for r in estate.change_records()])
+
+
+def test_no_stale_secret_backup_of_this_changes_name_on_the_primary(estate, run, judge):
+    node = run.primary_node()
+    judge(gate.no_stale_secret_backup(estate, run),
+          {"secret_backup": estate.hosts[node].secret_backup, "change_started": run.change_started})

@@ -859,6 +859,15 @@ class Estate:
     def _op_backup_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
+            # the script's own checks come first, before it asks SSO anything (Backup-MasterSecret.ps1)
+            path, password = p["file"], str(p.get("password") or "")
+            if not password:
+                raise PSError("Backup-MasterSecret: a password is required to protect the backup", "InvalidArgument")
+            if self._folder_of(path) not in h.folders:
+                raise PSError(f"Could not find a part of the path '{path}'.", "ObjectNotFound")
+            if self._file(h, path) is not None:
+                raise PSError(f"Secret backup file '{path}' already exists on {h.name}; it is never overwritten. "
+                              "Move it away or choose another file name, then re-run.", "ResourceExists")
             if h.services[ENTSSO].status != "Running":
                 raise PSError(f"{contact_error(h.name)} (Backup-MasterSecret: ENTSSO is not running on {h.name})")
             if not self._is_mss(h):
@@ -866,11 +875,6 @@ class Estate:
                               f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
             if not h.holds_secret:
                 raise PSError(NO_SECRET_ERROR)
-            path, password = p["file"], str(p.get("password") or "")
-            if not password:
-                raise PSError("Backup-MasterSecret: a password is required to protect the backup", "InvalidArgument")
-            if self._folder_of(path) not in h.folders:
-                raise PSError(f"Could not find a part of the path '{path}'.", "ObjectNotFound")
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
             f = self._put_file(h, path, data, self.clock.now())
             self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()

@@ -79,3 +79,23 @@ def test_readiness_names_each_failure(tmp_path, scenario, expected):
         assert "--apply --change-ticket ITS-TICKET" in run.output
     assert run.summary["verdict"] == "read-only"
     _assert_read_only(run)
+
+
+def test_a_stale_secret_backup_of_this_changes_name_is_reported_before_phase_1_and_never_overwritten(tmp_path):
+    # the lab writes ENTSSO-CHG-STALE-1.bak on NODE1 at its start: a backup this change did not make
+    scenario = tmp_path / "stale-backup.yml"
+    scenario.write_text("extends: fast\nname: stale-backup\nprepared_for_change: CHG-STALE-1\n")
+    run = run_suite(tmp_path / "r", f"--lab={scenario}", "--apply", "--change-ticket", "CHG-STALE-1")
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.summary["verdict"] == "refused"
+    message = run.message("test_no_stale_secret_backup_of_this_changes_name_on_the_primary")
+    assert "C:\\SSOBackup\\ENTSSO-CHG-STALE-1.bak on NODE1" in message
+    assert "written 20" in message and "before this change began" in message
+    assert "Move it out of the backup folder on NODE1" in message
+    assert "refusing to silence BizTalk" in run.output and "ENTSSO-CHG-STALE-1.bak" in run.output
+    journal = run.journal()
+    assert "gate_refused" in {r["kind"] for r in journal}
+    assert not [r for r in journal if r["kind"] == "intent"]  # phase 1 never began
+    state = run.lab_state
+    assert state["changes"] == 0
+    assert "NODE1 Backup-MasterSecret" not in state["winrm"]["received"]

@@ -263,6 +263,20 @@ def test_backup_only_on_the_mss_holding_the_secret():
     assert PASSWORD.encode() not in data
 
 
+def test_backup_never_overwrites_an_existing_file_and_says_so_as_the_script_does():
+    e = make()
+    e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    first = e.invoke("NODE1", "Read-File", {"path": BACKUP})
+    changes = e.changes
+    with pytest.raises(PSError) as exc:
+        e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP.lower(), "password": PASSWORD, "reminder": "r"})
+    # Backup-MasterSecret.ps1's own text (Test-Path is case-insensitive on NTFS)
+    assert str(exc.value) == (f"Secret backup file '{BACKUP.lower()}' already exists on NODE1; it is never "
+                              "overwritten. Move it away or choose another file name, then re-run.")
+    assert e.invoke("NODE1", "Read-File", {"path": BACKUP}) == first
+    assert e.changes == changes
+
+
 def test_scm_stop_of_the_clustered_entsso_is_noticed_and_restarted():
     e = make()
     services(e, "NODE1", ("ENTSSO", "Stopped"))

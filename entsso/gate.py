@@ -79,8 +79,27 @@ def node_up(s: Snapshot, node: str) -> Finding | None:
     if n is None:
         return Finding("node_up", node, f"not a member of the cluster (members: {', '.join(x.name for x in view.nodes)})",
                        "the inventory's node to be a cluster node")
+    if n.state == "Paused":  # PauseClusterNode: no group moves to it, none comes online on it
+        return Finding("node_up", node, "cluster node state Paused: the SSO group cannot be moved to it or brought "
+                       "online on it, and phases 5 and 6 move the group to every node",
+                       f"Up: once its maintenance is over, resume it (Resume-ClusterNode {node}), "
+                       "then run the gate again")
     if not n.up:
         return Finding("node_up", node, f"cluster node state {n.state}", "Up")
+    return None
+
+
+def no_pending_restart(s: Snapshot, node: str) -> Finding | None:
+    """No restart owed by Windows before the change: the upgrade's own restart (3010/1641) must be the only
+    one, and an installer on a node with one pending may fail or ask for a restart the runbook did not plan."""
+    h = s.hosts[node]
+    if f := _reach(h, "no_pending_restart"):
+        return f
+    if h.pending_restart:
+        return Finding("no_pending_restart", node, "a restart is pending: " + "; ".join(h.pending_restart),
+                       f"no pending restart before the change: restart {node} before the window (move the SSO "
+                       "group off it first if it owns it), check it is back Up in the cluster, then run the gate "
+                       "again")
     return None
 
 
@@ -305,7 +324,8 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:
-        checks += [lambda n=n: node_up(s, n), lambda n=n: node_holds_secret(s, n),
+        checks += [lambda n=n: node_up(s, n), lambda n=n: no_pending_restart(s, n),
+                   lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
     checks += [lambda j=j: job_idle(s, j) for j in plan.job_names]

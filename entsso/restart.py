@@ -1,13 +1,37 @@
-"""Seeing a node restart: it must first go (its boot time changes, or it stops answering), then come
-back (it answers with a boot time later than before). A node still counting down to its restart
-(`shutdown /r /t 10`, an installer's 1641) answers exactly as before, and is not back yet."""
+"""Restarts of a node. Seeing one: it must first go (its boot time changes, or it stops answering), then
+come back (it answers with a boot time later than before); a node still counting down to its restart
+(`shutdown /r /t 10`, an installer's 1641) answers exactly as before, and is not back yet. And a restart
+Windows still owes from before the change (its registry markers, docs/domain-notes.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from entsso.estate import HostFacts
+if TYPE_CHECKING:
+    from entsso.estate import HostFacts
+
+CBS_REBOOT_PENDING = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"
+WU_REBOOT_REQUIRED = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
+FILE_RENAMES = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\PendingFileRenameOperations"
+
+
+def pending_restart_reasons(doc: dict[str, Any]) -> tuple[str, ...]:
+    """Why Windows owes this host a restart, from Get-HostFacts' `pending_restart` (empty: none owed).
+    Every documented marker counts, file renames included (often left by installers, and exactly what a
+    restart would still do to files the upgrade may touch): the stricter reading."""
+    p = doc.get("pending_restart") or {}
+    reasons = []
+    if p.get("cbs_reboot_pending"):
+        reasons.append(f"{CBS_REBOOT_PENDING} exists (Windows servicing)")
+    if p.get("wu_reboot_required"):
+        reasons.append(f"{WU_REBOOT_REQUIRED} exists (Windows Update)")
+    entries = [str(e) for e in p.get("pending_file_rename_operations") or []]
+    sources = [e for e in entries[::2] if e]  # source, target pairs; an empty target is a delete
+    if sources:
+        reasons.append(f"{FILE_RENAMES} holds {len(sources)} file operation(s) for the next restart, "
+                       f"e.g. {sources[0]}")
+    return tuple(reasons)
 
 
 @dataclass

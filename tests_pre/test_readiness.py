@@ -67,3 +67,7 @@ def test_no_stale_secret_backup_of_this_changes_name_on_the_primary(estate, run,
     node = run.primary_node()
     judge(gate.no_stale_secret_backup(estate, run),
           {"secret_backup": estate.hosts[node].secret_backup, "change_started": run.change_started})
+
+
+def test_no_restart_pending_on_node(estate, node, judge):
+    judge(gate.no_pending_restart(estate, node), {"pending_restart": list(estate.hosts[node].pending_restart)})

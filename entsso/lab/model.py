@@ -114,6 +114,7 @@ class Host:
     rebooting: bool = False
     restart_pending: bool = False  # a restart initiated (shutdown /t, an installer's 1641), not yet down
     boot_time: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime
+    pending_reboot: bool = False  # ...\Component Based Servicing\RebootPending exists (a restart owed)
     installing: bool = False
     install_gen: int = 0
 
@@ -235,6 +236,10 @@ class Estate:
         booted = self.clock.now() - timedelta(seconds=BOOTED_BEFORE_LAB_SEC)
         for h in self._h.values():
             h.boot_time = booted
+        for name, node_cfg in (up.get("nodes") or {}).items():  # a restart owed before the change
+            owed = self._h.get(str(name).upper())
+            if owed is not None and owed.name == name and (node_cfg or {}).get("pending_reboot"):
+                owed.pending_reboot = True  # matched case-sensitively, as upgrade.nodes is
         self._prepare(scenario)
 
     def _prepare(self, scenario: dict[str, Any]) -> None:
@@ -601,6 +606,8 @@ class Estate:
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
                 "package": None, "backup_folder": None, "secret_backup": None,
                 "last_boot_utc": _iso(h.boot_time),
+                "pending_restart": {"cbs_reboot_pending": h.pending_reboot, "wu_reboot_required": False,
+                                    "pending_file_rename_operations": []},
             }
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
@@ -982,6 +989,7 @@ class Estate:
     def _come_back(self, h: Host) -> None:
         h.rebooting, h.installing = False, False
         h.boot_time = self.clock.now()
+        h.pending_reboot = False
         if h.pending_version:
             h.version, h.pending_version = h.pending_version, None
         self._change(h.name, f"restarted: up (SSO {h.version})")
@@ -1114,6 +1122,7 @@ class Estate:
                 hosts[h.name] = {
                     "role": h.role, "reachable": self._reachable(h), "rebooting": h.rebooting,
                     "restart_pending": h.restart_pending, "last_boot_utc": _iso(h.boot_time),
+                    "pending_reboot": h.pending_reboot,
                     "node_state": h.node_state if h.role == "node" else None,
                     "services": {n: {"status": s.status, "start_type": s.start_type} for n, s in h.services.items()},
                     "sso": {"installed": h.sso_installed, "version": h.version, "pending_version": h.pending_version,

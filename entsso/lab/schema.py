@@ -116,6 +116,7 @@ class Package(_Model):
 
 class NodeUpgrade(_Model):
     exit_code: Optional[int] = None
+    pending_reboot: Optional[bool] = None
     mode: Optional[Literal["manual", "package"]] = None
     target_version: Optional[str] = None
     path: Optional[str] = None

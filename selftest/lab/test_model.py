@@ -517,3 +517,20 @@ def test_package_1641_leaves_the_node_answering_until_the_restart_delay_ends():
     assert _install(e, "NODE2")["exit_code"] == 1641
     assert e.is_reachable("NODE2") and e.dump()["hosts"]["NODE2"]["restart_pending"] is True
     assert wait_until(e, lambda: not e.is_reachable("NODE2"), 60)
+
+
+def test_a_pending_reboot_shows_in_the_registry_markers_until_the_node_restarts():
+    e = make("node-pending-reboot", upgrade={"restart_delay_sec": 5})
+    assert facts(e, "NODE2")["pending_restart"]["cbs_reboot_pending"] is True
+    assert facts(e, "NODE1")["pending_restart"]["cbs_reboot_pending"] is False
+    e.invoke("NODE2", "Restart-Node", {})
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 30)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["pending_restart"]["cbs_reboot_pending"] is False
+
+
+def test_a_paused_node_cannot_receive_the_group():
+    e = make("node-paused")
+    with pytest.raises(PSError, match="Paused"):
+        move(e, "NODE1", "NODE2")
+    assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from entsso.estate import HostFacts
-from entsso.restart import RestartWatch
+from entsso.restart import RestartWatch, pending_restart_reasons
 
 BOOTED = datetime(2026, 11, 21, 21, 30, tzinfo=timezone.utc)
 
@@ -47,3 +47,20 @@ def test_without_boot_times_only_silence_then_an_answer_counts():
     assert watch.observe(answer(None)) is False
     assert watch.observe(silent()) is False
     assert watch.observe(answer(None)) is True
+
+
+def test_no_marker_means_no_pending_restart():
+    assert pending_restart_reasons({"pending_restart": {"cbs_reboot_pending": False, "wu_reboot_required": False,
+                                                        "pending_file_rename_operations": []}}) == ()
+    assert pending_restart_reasons({}) == ()
+
+
+def test_each_documented_marker_is_a_reason_named_by_its_registry_key():
+    reasons = pending_restart_reasons({"pending_restart": {
+        "cbs_reboot_pending": True, "wu_reboot_required": True,
+        "pending_file_rename_operations": ["\\??\\C:\\Config.Msi\\3ec7bbbf.rbf", "", "", ""]}})
+    assert len(reasons) == 3
+    assert "Component Based Servicing\\RebootPending exists" in reasons[0]
+    assert "WindowsUpdate\\Auto Update\\RebootRequired exists" in reasons[1]
+    assert "PendingFileRenameOperations holds 1 file operation(s)" in reasons[2]
+    assert "3ec7bbbf.rbf" in reasons[2]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
-from entsso import backup, biztalk, change, cluster, sqlagent, sso, tsql
+from entsso import backup, biztalk, change, cluster, restart, sqlagent, sso, tsql
 from entsso.services import Service, parse_services
 from entsso.sql import SqlError, SqlServer, SqlUnreachable
 from entsso.winrm import RemoteError, WindowsHost
@@ -69,6 +69,8 @@ class HostFacts:
     secret_backup: backup.SecretBackupFile | None = None
     change_records: tuple[change.ChangeRecord, ...] = ()  # entsso-upgrade's own, from the backup folder
     change_record_problems: tuple[str, ...] = ()  # files of that name that are not change records
+    last_boot_utc: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime (entsso.restart)
+    pending_restart: tuple[str, ...] = ()  # why Windows owes it a restart (entsso.restart), empty: none
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> Service:
@@ -140,7 +142,9 @@ def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
         cluster=cluster.parse_cluster(name, doc), host_instances=biztalk.parse_host_instances(name, doc),
         package=doc.get("package"), backup_folder=doc.get("backup_folder"),
         secret_backup=backup.parse_secret_backup(name, doc),
-        change_records=records, change_record_problems=problems, raw=doc)
+        change_records=records, change_record_problems=problems,
+        last_boot_utc=_parse_time(doc.get("last_boot_utc")),
+        pending_restart=restart.pending_restart_reasons(doc), raw=doc)
 
 
 def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str, HostFacts]:

@@ -43,6 +43,13 @@ class Plan(Protocol):
 
     def upgrade_mode(self, node: str) -> str: ...
 
+    def primary_node(self) -> str: ...
+
+    def secret_backup_file(self) -> str: ...
+
+    @property
+    def change_started(self) -> datetime: ...
+
 
 def _same(a: str | None, b: str | None) -> bool:
     return (a or "").upper() == (b or "").upper()
@@ -73,8 +80,27 @@ def node_up(s: Snapshot, node: str) -> Finding | None:
     if n is None:
         return Finding("node_up", node, f"not a member of the cluster (members: {', '.join(x.name for x in view.nodes)})",
                        "the inventory's node to be a cluster node")
+    if n.state == "Paused":  # PauseClusterNode: no group moves to it, none comes online on it
+        return Finding("node_up", node, "cluster node state Paused: the SSO group cannot be moved to it or brought "
+                       "online on it, and phases 5 and 6 move the group to every node",
+                       f"Up: once its maintenance is over, resume it (Resume-ClusterNode {node}), "
+                       "then run the gate again")
     if not n.up:
         return Finding("node_up", node, f"cluster node state {n.state}", "Up")
+    return None
+
+
+def no_pending_restart(s: Snapshot, node: str) -> Finding | None:
+    """No restart owed by Windows before the change: the upgrade's own restart (3010/1641) must be the only
+    one, and an installer on a node with one pending may fail or ask for a restart the runbook did not plan."""
+    h = s.hosts[node]
+    if f := _reach(h, "no_pending_restart"):
+        return f
+    if h.pending_restart:
+        return Finding("no_pending_restart", node, "a restart is pending: " + "; ".join(h.pending_restart),
+                       f"no pending restart before the change: restart {node} before the window (move the SSO "
+                       "group off it first if it owns it), check it is back Up in the cluster, then run the gate "
+                       "again")
     return None
 
 
@@ -125,6 +151,27 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
         return Finding("sso_server_uses_cluster", host, f"secret server {h.sso.secret_server!r}",
                        f"{plan.cluster_name!r}")
     return None
+
+
+def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
+    """No file of this change's secret backup name on the primary (the MSS before phase 1) that this change
+    did not write: Backup-MasterSecret never overwrites a file, so phase 2 would stop on it after phase 1
+    silenced BizTalk. (A read-only run dates the change from that file, the preparation done by hand, so
+    only a run that acts, or a change already recorded, can find it stale.)"""
+    node = plan.primary_node()
+    h = s.hosts.get(node)
+    b = h.secret_backup if h is not None and h.reachable else None
+    if b is None or not b.exists or b.last_write_utc is None:
+        return None
+    started = plan.change_started
+    if _utc(b.last_write_utc) >= _utc(started):
+        return None
+    return Finding("no_stale_secret_backup", f"{b.path} on {node}",
+                   f"a file of this change's backup name, written {_utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
+                   f"({b.size} bytes), before this change began ({_utc(started):%Y-%m-%d %H:%M:%S} UTC)",
+                   "no such file: the master secret backup never overwrites one, so phase 2 would stop on it "
+                   f"after BizTalk was silenced. Move it out of the backup folder on {node} (keep it safe: it "
+                   "may be the only copy of an earlier master secret backup), then run the gate again")
 
 
 def node_holds_secret(s: Snapshot, node: str) -> Finding | None:
@@ -328,11 +375,13 @@ Check = Callable[[], "Finding | None"]
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
-                           lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s)]
+                           lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
+                           lambda: no_stale_secret_backup(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:
-        checks += [lambda n=n: node_up(s, n), lambda n=n: node_holds_secret(s, n),
+        checks += [lambda n=n: node_up(s, n), lambda n=n: no_pending_restart(s, n),
+                   lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
     checks += [lambda: sql_agent_running(s)]

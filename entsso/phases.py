@@ -16,9 +16,9 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from entsso import backup, biztalk, change, cluster, gate, services, sqlagent, sso, window
+from entsso import backup, biztalk, change, cluster, gate, restart, services, sqlagent, sso, window
 from entsso.biztalk import RULE_ENGINE
-from entsso.estate import Snapshot, on_hosts
+from entsso.estate import HostFacts, Snapshot, on_hosts
 from entsso.poll import Poller, WaitTimedOut
 from entsso.run import Baseline, Run
 from entsso.sql import SqlError
@@ -514,10 +514,29 @@ def _node_version(run: Run, node: str) -> str | None:
     return h.sso.version if h.reachable and h.sso else None
 
 
+def _node_facts(run: Run, node: str) -> HostFacts:
+    from entsso.estate import gather_hosts
+
+    return gather_hosts(run, [node])[node]
+
+
+def _wait_for_restart(run: Run, node: str, watch: restart.RestartWatch, timeout: float) -> dict[str, Any]:
+    """Until the node has gone down and come back (entsso.restart): never at the first answer of a node
+    whose restart has not happened yet."""
+    def back() -> dict[str, Any] | None:
+        h = _node_facts(run, node)
+        return watch.evidence(h) if watch.observe(h) else None
+
+    return run.poller_slow.until(back, timeout, what=f"{node} to go down and come back from its restart",
+                                 describe=lambda: watch.last)
+
+
 def _upgrade_node(run: Run, node: str) -> None:
     cfg = run.inventory.upgrade_for(node)
     target, t = cfg.target_version, run.inventory.timeouts
-    if sso.version_tuple(_node_version(run, node)) >= sso.version_tuple(target):
+    before = _node_facts(run, node)
+    installed = before.sso.version if before.reachable and before.sso else None
+    if sso.version_tuple(installed) >= sso.version_tuple(target):
         run.journal.result("upgrade", "upgrade SSO", node, "unchanged", version=target)
     elif cfg.mode == "manual":
         media = cfg.package_path or r"<BizTalk media>\Platform\SSO64\Setup.exe"
@@ -560,15 +579,21 @@ def _upgrade_node(run: Run, node: str) -> None:
                                                  t.upgrade), package=cfg.package_path)
         code = int(result.get("exit_code", -1))
         meaning = sso.MSI_CODES.get(code, "not a Windows Installer success code")
+        if code == 1641 and not run.options.allow_reboot:
+            # the installer itself has begun the restart: nothing to ask of the node, only to wait for it
+            stop(run, "upgrade", f"{node}: the update installed and the installer is restarting {node} itself "
+                 f"(exit code {code}: {meaning}); no restart was asked of it. Wait until {node} is back and "
+                 "answers WinRM, then resume (or resume with --allow-reboot, and the run waits for it).")
+        if code == 3010 and not run.options.allow_reboot:
+            stop(run, "upgrade", f"{node}: the update installed but needs a reboot (exit code {code}: {meaning}). "
+                 f"Reboot {node} yourself and resume, or resume with --allow-reboot.")
         if code in (3010, 1641):
-            if not run.options.allow_reboot:
-                stop(run, "upgrade", f"{node}: the update installed but needs a reboot (exit code {code}: {meaning}). "
-                     f"Reboot {node} yourself and resume, or resume with --allow-reboot.")
+            # the boot time from before the install: a 1641 restart may already be under way
+            watch = restart.RestartWatch(node, before.last_boot_utc if before.reachable else None)
             if code == 3010:
                 step(run, "upgrade", "restart the node", node, lambda: run.hosts[node].invoke("Restart-Node", {}))
             step(run, "upgrade", "wait for the node to come back", node,
-                 lambda: {"version": run.poller_slow.until(lambda: _node_version(run, node), t.reboot,
-                                                           what=f"{node} to answer WinRM after its reboot")})
+                 lambda: _wait_for_restart(run, node, watch, t.reboot))
         elif code != 0:
             stop(run, "upgrade", f"{node}: the update package failed with exit code {code} ({meaning}). "
                  f"Read the installer log {log} on {node}, fix the cause, then resume.")

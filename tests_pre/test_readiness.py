@@ -69,3 +69,13 @@ def test_force_full_flag_found_in_the_management_database(estate, judge):
 def test_no_other_change_unfinished_on_the_estate(estate, run, judge):
     findings = gate.no_unfinished_change(estate, run.options.change_ticket, run.inventory_command)
     judge(findings[0] if findings else None, [r.describe() for r in estate.change_records()])
+
+
+def test_no_stale_secret_backup_of_this_changes_name_on_the_primary(estate, run, judge):
+    node = run.primary_node()
+    judge(gate.no_stale_secret_backup(estate, run),
+          {"secret_backup": estate.hosts[node].secret_backup, "change_started": run.change_started})
+
+
+def test_no_restart_pending_on_node(estate, node, judge):
+    judge(gate.no_pending_restart(estate, node), {"pending_restart": list(estate.hosts[node].pending_restart)})

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from entsso.lab import texts
@@ -38,7 +38,8 @@ START_RETRY_SEC = 5.0
 START_GIVE_UP_SEC = 60.0
 CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
 CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
-REBOOT_DELAY_SEC = 3.0        # Restart-Node returns, then the host goes away
+RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the host goes away this much later
+BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
 
@@ -112,6 +113,9 @@ class Host:
     files: dict[str, File] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)
     rebooting: bool = False
+    restart_pending: bool = False  # a restart initiated (shutdown /t, an installer's 1641), not yet down
+    boot_time: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime
+    pending_reboot: bool = False  # ...\Component Based Servicing\RebootPending exists (a restart owed)
     installing: bool = False
     install_gen: int = 0
 
@@ -230,6 +234,13 @@ class Estate:
         for n in nodes:  # a node listed down is down from the start
             if self._h[n.upper()].node_state == "Down":
                 self._h[n.upper()].services[ENTSSO].status = "Stopped"
+        booted = self.clock.now() - timedelta(seconds=BOOTED_BEFORE_LAB_SEC)
+        for h in self._h.values():
+            h.boot_time = booted
+        for name, node_cfg in (up.get("nodes") or {}).items():  # a restart owed before the change
+            owed = self._h.get(str(name).upper())
+            if owed is not None and owed.name == name and (node_cfg or {}).get("pending_reboot"):
+                owed.pending_reboot = True  # matched case-sensitively, as upgrade.nodes is
         self._prepare(scenario)
 
     def _prepare(self, scenario: dict[str, Any]) -> None:
@@ -602,6 +613,9 @@ class Estate:
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
                 "package": None, "backup_folder": None, "secret_backup": None,
+                "last_boot_utc": _iso(h.boot_time),
+                "pending_restart": {"cbs_reboot_pending": h.pending_reboot, "wu_reboot_required": False,
+                                    "pending_file_rename_operations": []},
             }
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
@@ -858,6 +872,15 @@ class Estate:
     def _op_backup_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
+            # the script's own checks come first, before it asks SSO anything (Backup-MasterSecret.ps1)
+            path, password = p["file"], str(p.get("password") or "")
+            if not password:
+                raise PSError("Backup-MasterSecret: a password is required to protect the backup", "InvalidArgument")
+            if self._folder_of(path) not in h.folders:
+                raise PSError(f"Could not find a part of the path '{path}'.", "ObjectNotFound")
+            if self._file(h, path) is not None:
+                raise PSError(f"Secret backup file '{path}' already exists on {h.name}; it is never overwritten. "
+                              "Move it away or choose another file name, then re-run.", "ResourceExists")
             if h.services[ENTSSO].status != "Running":
                 raise PSError(f"{contact_error(h.name)} (Backup-MasterSecret: ENTSSO is not running on {h.name})")
             if not self._is_mss(h):
@@ -865,11 +888,6 @@ class Estate:
                               f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
             if not h.holds_secret:
                 raise PSError(NO_SECRET_ERROR)
-            path, password = p["file"], str(p.get("password") or "")
-            if not password:
-                raise PSError("Backup-MasterSecret: a password is required to protect the backup", "InvalidArgument")
-            if self._folder_of(path) not in h.folders:
-                raise PSError(f"Could not find a part of the path '{path}'.", "ObjectNotFound")
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
             f = self._put_file(h, path, data, self.clock.now())
             self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()
@@ -937,8 +955,8 @@ class Estate:
                     h.version = target
                 elif code in (3010, 1641):
                     h.pending_version = target
-                    if code == 1641:
-                        self._schedule(REBOOT_DELAY_SEC, f"installer restarts {h.name}", lambda: self._go_down(h))
+                    if code == 1641:  # the installer initiated the restart (InitiateSystemShutdown with a timeout)
+                        self._initiate_restart(h, f"the installer (exit code 1641) restarts {h.name}")
                 self._change(h.name, f"update package finished with exit code {code}")
 
             self._schedule(setup, f"update package finishes on {h.name}", finish)
@@ -949,7 +967,19 @@ class Estate:
             return {"exit_code": code, "log_path": log_path, "version_after": h.version}
 
     # --- reboot -----------------------------------------------------------------------------------------
+    def _restart_delay(self) -> float:
+        return float(self.up_cfg.get("restart_delay_sec", RESTART_DELAY_SEC))
+
+    def _initiate_restart(self, h: Host, why: str) -> None:
+        """A restart with a time-out (shutdown /r /t N; an installer's restart): the host keeps answering
+        until the time-out ends, then goes down. One already pending is not scheduled twice (1190)."""
+        if h.restart_pending or h.rebooting:
+            return
+        h.restart_pending = True
+        self._schedule(self._restart_delay(), why, lambda: self._go_down(h))
+
     def _go_down(self, h: Host) -> None:
+        h.restart_pending = False
         if h.rebooting:
             return
         h.rebooting = True
@@ -964,6 +994,8 @@ class Estate:
 
     def _come_back(self, h: Host) -> None:
         h.rebooting, h.installing = False, False
+        h.boot_time = self.clock.now()
+        h.pending_reboot = False
         if h.pending_version:
             h.version, h.pending_version = h.pending_version, None
         self._change(h.name, f"restarted: up (SSO {h.version})")
@@ -982,8 +1014,9 @@ class Estate:
     def _op_restart_node(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._advance()
-            self._change(h.name, "Restart-Computer")
-            self._schedule(REBOOT_DELAY_SEC, f"{h.name} restarts", lambda: self._go_down(h))
+            if not (h.restart_pending or h.rebooting):  # shutdown.exe: 1190 when one is already scheduled
+                self._change(h.name, "Restart-Computer")
+            self._initiate_restart(h, f"{h.name} restarts (shutdown /r /t {self._restart_delay():g})")
             return {"restarting": True}
 
     # --- cluster operations -----------------------------------------------------------------------------
@@ -1108,6 +1141,8 @@ class Estate:
             for h in self._h.values():
                 hosts[h.name] = {
                     "role": h.role, "reachable": self._reachable(h), "rebooting": h.rebooting,
+                    "restart_pending": h.restart_pending, "last_boot_utc": _iso(h.boot_time),
+                    "pending_reboot": h.pending_reboot,
                     "node_state": h.node_state if h.role == "node" else None,
                     "services": {n: {"status": s.status, "start_type": s.start_type} for n, s in h.services.items()},
                     "sso": {"installed": h.sso_installed, "version": h.version, "pending_version": h.pending_version,

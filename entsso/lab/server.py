@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
+from entsso.lab import schema
 from entsso.lab.clock import Clock
 from entsso.lab.model import PSError
 from entsso.lab.powershell import Faults, PowerShellBackend
-
-FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit")
+from entsso.lab.schema import FAULT_KINDS  # noqa: F401 - where docs/lab.md says the kinds are
 
 
 class ScenarioError(ValueError):
@@ -70,10 +70,19 @@ def load_scenario(name_or_path: str | None) -> dict[str, Any]:
     parent = data.pop("extends", None)
     if parent:
         data = _merge(load_scenario(parent), data)
-    for fault in data.get("faults") or []:
-        if fault.get("kind") not in FAULT_KINDS:
-            raise ScenarioError(f"{where}: faults: unknown kind {fault.get('kind')!r}; use one of {', '.join(FAULT_KINDS)}")
+    check_scenario(data, where)
     return data
+
+
+def check_scenario(data: dict[str, Any], where: str = "scenario") -> None:
+    """Refuse a scenario that says anything the lab does not model (entsso.lab.schema): a key or value
+    it would otherwise ignore, so a scenario can never claim a fault or behaviour the lab never plays."""
+    found = schema.problems(data)
+    if found:
+        raise ScenarioError(f"{where}: the lab does not understand "
+                            + ("this" if len(found) == 1 else f"these {len(found)} things") + ":\n"
+                            + "\n".join(f"  - {p}" for p in found)
+                            + "\nFix the scenario (docs/lab.md, Scenario reference, lists every key).")
 
 
 def _free_port(addresses: list[str]) -> int:
@@ -104,6 +113,7 @@ class Lab:
         from entsso.lab.sqlengine import SqlEngine
         from entsso.lab.wsman import HostEndpoint, WsmanServer
 
+        check_scenario(scenario, f"scenario {scenario.get('name') or '(unnamed)'}")
         self.scenario = scenario
         self.clock = Clock(speed or float(scenario.get("speed", 50)))
         self.sql = SqlEngine(scenario.get("sql", {}), scenario.get("sso", {}).get("secret_server", ""), self.clock)
@@ -166,8 +176,9 @@ class Lab:
     # faults
     def apply_fault(self, fault: dict[str, Any]) -> None:
         kind = fault.get("kind")
-        if kind not in FAULT_KINDS:
-            raise ScenarioError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        found = schema.fault_problems(fault)
+        if found:
+            raise ScenarioError("the lab cannot inject this fault: " + "; ".join(found))
         if _call_fault(fault):
             if fault not in self.faults.faults:
                 self.faults.add(fault)

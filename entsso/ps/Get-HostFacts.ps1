@@ -32,7 +32,9 @@
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
-#    "change_records": [{"path", "text", "last_write_utc"}]}
+#    "change_records": [{"path", "text", "last_write_utc"}],
+#    "last_boot_utc": "..." | null,   (Win32_OperatingSystem.LastBootUpTime: Python sees a restart by it)
+#    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]}}
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -298,6 +300,22 @@ if ($EntssoParams.change_records_folder) {
     }
 }
 
+# when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
+$lastBoot = $null
+try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
+
+# the markers Windows keeps for a restart it still owes (Python decides what they mean)
+$sessionManager = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name PendingFileRenameOperations -ErrorAction SilentlyContinue
+$renames = @()   # REG_MULTI_SZ: source, target, source, target ... (an empty target is a delete)
+if ($null -ne $sessionManager -and $null -ne $sessionManager.PendingFileRenameOperations) {
+    $renames = @($sessionManager.PendingFileRenameOperations | ForEach-Object { [string]$_ })
+}
+$pendingRestart = [pscustomobject]@{
+    cbs_reboot_pending             = [bool](Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending')
+    wu_reboot_required             = [bool](Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired')
+    pending_file_rename_operations = $renames
+}
+
 [pscustomobject]@{
     computer_name  = $computer
     now_utc        = (ConvertTo-IsoUtc (Get-Date))
@@ -309,5 +327,7 @@ if ($EntssoParams.change_records_folder) {
     backup_folder  = $backupFolder
     secret_backup  = $secretBackup
     change_records = @($changeRecords)
+    last_boot_utc  = $lastBoot
+    pending_restart = $pendingRestart
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

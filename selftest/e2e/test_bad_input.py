@@ -95,3 +95,12 @@ def test_collect_only_and_a_refused_inventory_leave_no_run_folder(tmp_path):
     refused = run_suite(reports, "--inventory=inventory/example.yml", env={"ENTSSO_WINRM_PASSWORD": None})
     assert refused.returncode == 4 and "ENTSSO_WINRM_PASSWORD" in refused.output
     assert list(reports.iterdir()) == []
+
+
+def test_lab_scenario_with_an_unknown_key_is_a_usage_error_naming_the_key(tmp_path):
+    scenario = tmp_path / "bad.yml"
+    scenario.write_text("extends: fast\nupgrade:\n  restart_delay: 30\n")
+    run = run_suite(tmp_path / "r", f"--lab={scenario}", "tests_pre")
+    assert run.returncode == 4
+    assert "upgrade.restart_delay: unknown key 'restart_delay'" in run.output
+    assert "restart_delay_sec" in run.output  # the keys the lab knows there

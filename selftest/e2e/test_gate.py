@@ -91,6 +91,8 @@ def test_whole_gate_passes_once_phase_2_recorded_its_forced_set(start_lab, tmp_p
 
 @pytest.mark.parametrize("scenario, expected", [
     ("node-down", {"test_cluster_node_is_up[NODE2]", "test_host_answers_over_winrm[NODE2]"}),
+    ("node-paused", {"test_cluster_node_is_up[NODE2]"}),
+    ("node-pending-reboot", {"test_no_restart_pending_on_node[NODE2]"}),
     ("group-offline", {"test_sso_group_is_online", "test_entsso_resource_is_online_as_generic_service"}),
     ("ssodb-names-node", {"test_ssodb_names_the_cluster_as_secret_server"}),
     ("package-missing", {"test_update_package_in_place_and_newer[NODE2]"}),
@@ -104,6 +106,14 @@ def test_readiness_names_each_failure(tmp_path, scenario, expected):
     assert expected <= failed, f"expected {expected} among the failures, got {sorted(failed)}"
     if scenario == "package-missing":
         assert "test_update_package_in_place_and_newer[NODE1]" not in failed
+    if scenario == "node-paused":
+        message = run.message("test_cluster_node_is_up[NODE2]")
+        assert "cluster node state Paused" in message and "Resume-ClusterNode NODE2" in message
+        assert "test_host_answers_over_winrm[NODE2]" not in failed  # paused, not down
+    if scenario == "node-pending-reboot":
+        assert "test_no_restart_pending_on_node[NODE1]" not in failed
+        message = run.message("test_no_restart_pending_on_node[NODE2]")
+        assert "Component Based Servicing\\RebootPending exists" in message and "restart NODE2" in message
     # an earlier attempt's leftover is named as such, with the way out; a fault of the live estate is not
     looks_half_done = "looks like a change stopped part-way" in run.summary["verdict_reason"]
     assert looks_half_done == (scenario == "ssodb-names-node"), run.summary["verdict_reason"]
@@ -131,3 +141,32 @@ def test_readiness_fails_naming_displaydb_text_in_no_published_form(tmp_path):
     assert "Secret Server Name: SSOCLUSTER" in message, message
     assert "test_ssodb_names_the_cluster_as_secret_server" not in failed  # SSODB itself is read over SQL
     _assert_read_only(run)
+
+
+def test_a_stale_secret_backup_of_this_changes_name_is_reported_before_phase_1_and_never_overwritten(tmp_path):
+    # the lab writes ENTSSO-CHG-STALE-1.bak on NODE1 at its start: a backup this change did not make
+    scenario = tmp_path / "stale-backup.yml"
+    scenario.write_text("extends: fast\nname: stale-backup\nprepared_for_change: CHG-STALE-1\n")
+    run = run_suite(tmp_path / "r", f"--lab={scenario}", "--apply", "--change-ticket", "CHG-STALE-1")
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.summary["verdict"] == "refused"
+    message = run.message("test_no_stale_secret_backup_of_this_changes_name_on_the_primary")
+    assert "C:\\SSOBackup\\ENTSSO-CHG-STALE-1.bak on NODE1" in message
+    assert "written 20" in message and "before this change began" in message
+    assert "Move it out of the backup folder on NODE1" in message
+    assert "refusing to silence BizTalk" in run.output and "ENTSSO-CHG-STALE-1.bak" in run.output
+    journal = run.journal()
+    assert "gate_refused" in {r["kind"] for r in journal}
+    assert not [r for r in journal if r["kind"] == "intent"]  # phase 1 never began
+    state = run.lab_state
+    assert state["changes"] == 0
+    assert "NODE1 Backup-MasterSecret" not in state["winrm"]["received"]
+
+
+def test_apply_on_a_node_owing_a_restart_is_refused_before_phase_1(tmp_path):
+    run = run_suite(tmp_path, "--lab", "node-pending-reboot", "--apply", "--change-ticket", "CHG-PENDING-1")
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.summary["verdict"] == "refused"
+    assert "refusing to silence BizTalk" in run.output and "NODE2: found a restart is pending" in run.output
+    assert not [r for r in run.journal() if r["kind"] == "intent"]
+    assert run.lab_state["changes"] == 0

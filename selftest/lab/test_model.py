@@ -277,6 +277,20 @@ def test_backup_only_on_the_mss_holding_the_secret():
     assert PASSWORD.encode() not in data
 
 
+def test_backup_never_overwrites_an_existing_file_and_says_so_as_the_script_does():
+    e = make()
+    e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
+    first = e.invoke("NODE1", "Read-File", {"path": BACKUP})
+    changes = e.changes
+    with pytest.raises(PSError) as exc:
+        e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP.lower(), "password": PASSWORD, "reminder": "r"})
+    # Backup-MasterSecret.ps1's own text (Test-Path is case-insensitive on NTFS)
+    assert str(exc.value) == (f"Secret backup file '{BACKUP.lower()}' already exists on NODE1; it is never "
+                              "overwritten. Move it away or choose another file name, then re-run.")
+    assert e.invoke("NODE1", "Read-File", {"path": BACKUP}) == first
+    assert e.changes == changes
+
+
 def test_scm_stop_of_the_clustered_entsso_is_noticed_and_restarted():
     e = make()
     services(e, "NODE1", ("ENTSSO", "Stopped"))
@@ -529,5 +543,54 @@ def test_a_group_in_a_state_without_an_entry_is_not_moved():
     e = make("group-offline")
     with pytest.raises(PSError, match="is Offline on NODE1: it is moved only from a state in states_after_move "
                                       r"\(Online, PartialOnline\)"):
+        move(e, "NODE1", "NODE2")
+    assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"
+
+
+def test_restart_node_keeps_answering_for_the_restart_delay_then_goes_and_comes_back_with_a_new_boot_time():
+    e = make(upgrade={"restart_delay_sec": 60})
+    booted = facts(e, "NODE2")["last_boot_utc"]
+    started = e.clock.elapsed()
+    e.invoke("NODE2", "Restart-Node", {})
+    e.clock.sleep(30)  # shutdown /t 60: half-way through the time-out the node still answers, not restarted
+    assert e.is_reachable("NODE2") and facts(e, "NODE2")["last_boot_utc"] == booted
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 60)
+    assert e.clock.elapsed() - started >= 60
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["last_boot_utc"] > booted
+
+
+def test_a_second_restart_node_while_one_is_pending_restarts_once():
+    e = make(upgrade={"restart_delay_sec": 20})
+    e.invoke("NODE2", "Restart-Node", {})
+    before = e.changes
+    assert e.invoke("NODE2", "Restart-Node", {}) == {"restarting": True}  # shutdown.exe 1190: already scheduled
+    assert e.changes == before
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 40)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    downs = [ev for ev in e.dump()["events"] if ev["host"] == "NODE2" and ev["what"] == "restarting: down"]
+    assert len(downs) == 1
+
+
+def test_package_1641_leaves_the_node_answering_until_the_restart_delay_ends():
+    e = make(upgrade={"restart_delay_sec": 40, "nodes": {"NODE2": {"exit_code": 1641}}})
+    assert _install(e, "NODE2")["exit_code"] == 1641
+    assert e.is_reachable("NODE2") and e.dump()["hosts"]["NODE2"]["restart_pending"] is True
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 60)
+
+
+def test_a_pending_reboot_shows_in_the_registry_markers_until_the_node_restarts():
+    e = make("node-pending-reboot", upgrade={"restart_delay_sec": 5})
+    assert facts(e, "NODE2")["pending_restart"]["cbs_reboot_pending"] is True
+    assert facts(e, "NODE1")["pending_restart"]["cbs_reboot_pending"] is False
+    e.invoke("NODE2", "Restart-Node", {})
+    assert wait_until(e, lambda: not e.is_reachable("NODE2"), 30)
+    assert wait_until(e, lambda: e.is_reachable("NODE2"), 200)
+    assert facts(e, "NODE2")["pending_restart"]["cbs_reboot_pending"] is False
+
+
+def test_a_paused_node_cannot_receive_the_group():
+    e = make("node-paused")
+    with pytest.raises(PSError, match="Paused"):
         move(e, "NODE1", "NODE2")
     assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"

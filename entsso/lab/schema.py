@@ -8,7 +8,7 @@ scenario's own mapping, and its defaults are documented in docs/lab.md (which li
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal, Optional
+from typing import Union, Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -105,6 +105,10 @@ class SqlSection(_Model):
     backup_sec_per_database: Optional[Seconds] = None
     force_full_backup: Optional[bool] = None
     full_backup_done: Optional[bool] = None
+    biztalk_schema: Optional[Union[Literal[2010, 2006], Literal["2010", "2006"]]] = None
+    utc_offset_minutes: Optional[int] = None
+    last_full_minutes_ago: Optional[float] = None
+    agent_running: Optional[bool] = None
 
 
 class Package(_Model):

@@ -48,8 +48,9 @@ def test_unknown_key_in_a_per_node_mapping_names_the_node(tmp_path):
 
 
 def test_a_key_the_lab_does_not_model_yet_is_refused_not_ignored(tmp_path):
-    path = _write(tmp_path, "extends: default\nsql:\n  utc_offset_minutes: 60\n")
-    with pytest.raises(ScenarioError, match=r"sql\.utc_offset_minutes: unknown key"):
+    # the failover cluster's restart policy (issue 16) is not modelled yet: a scenario cannot claim it
+    path = _write(tmp_path, "extends: default\ncluster:\n  restart_threshold: 1\n")
+    with pytest.raises(ScenarioError, match=r"cluster\.restart_threshold: unknown key"):
         load_scenario(str(path))
 
 

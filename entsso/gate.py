@@ -7,7 +7,7 @@ the phase fixtures run the same checks before they act, so refusing does not dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from entsso import change
@@ -151,6 +151,10 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
         return Finding("sso_server_uses_cluster", host, f"secret server {h.sso.secret_server!r}",
                        f"{plan.cluster_name!r}")
     return None
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:

@@ -60,6 +60,7 @@ class SsoSection(_Model):
     service_start_sec: Optional[Seconds] = None
     service_stop_sec: Optional[Seconds] = None
     backup_folder: Optional[str] = None
+    displaydb_output: Optional[str] = None
     hosts: Optional[dict[str, SsoHost]] = None
 
 

@@ -19,6 +19,12 @@ from typing import Any, Iterable
 FORMAT = "entsso-upgrade change record 1"
 PHASES = ("silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume")
 PHASE_NUMBERS = {p: i + 1 for i, p in enumerate(PHASES)}
+# the phases in an administrator's words: the console, the report, the plan and the verdict use these
+TITLES = {"silence": "Silence BizTalk", "backup": "Back up", "uncluster": "Uncluster the MSS",
+          "upgrade": "Upgrade each node", "recluster": "Recluster the MSS", "failover": "Fail over",
+          "resume": "Put BizTalk back"}
+NUMBERED_TITLES = {p: f"{PHASE_NUMBERS[p]}. {t}" for p, t in TITLES.items()}
+ALL_TITLES = {"estate": "0. Baseline", "gate": "Gate", **NUMBERED_TITLES, "backout": "Back out"}
 CLOSED = ("completed", "backed-out")
 
 
@@ -152,26 +158,24 @@ class History:
             return self.record.status == "backed-out"
         return any(p.backed_out for p in self.local)
 
+    def _recorded(self, name: str) -> Any:
+        """A field of the change as recorded: the estate's record, else this admin box's journal of it."""
+        if self.record is not None:
+            return getattr(self.record, name)
+        local = self._recorded_locally
+        return local.get(name) if local else None
+
     @property
     def baseline(self) -> dict[str, Any] | None:
-        if self.record is not None:
-            return self.record.baseline
-        local = self._recorded_locally
-        return local.get("baseline") if local else None
+        return self._recorded("baseline")
 
     @property
     def change_started(self) -> str | None:
-        if self.record is not None:
-            return self.record.change_started
-        local = self._recorded_locally
-        return local.get("change_started") if local else None
+        return self._recorded("change_started")
 
     @property
     def gate_passed_by(self) -> str | None:
-        if self.record is not None:
-            return self.record.gate_passed_by
-        local = self._recorded_locally
-        return local.get("gate_passed_by") if local else None
+        return self._recorded("gate_passed_by")
 
     @property
     def finished_phases(self) -> frozenset[str]:

@@ -27,9 +27,7 @@ from entsso.winrm import RemoteError
 
 T = TypeVar("T")
 log = logging.getLogger("entsso.phases")
-_TITLES = {"silence": "Silence BizTalk", "backup": "Back up the master secret and the databases",
-           "uncluster": "Uncluster the MSS", "upgrade": "Upgrade each node", "recluster": "Recluster the MSS",
-           "failover": "Fail over to every node", "resume": "Put BizTalk back", "backout": "Back out the change"}
+
 
 
 class PhaseFailed(Exception):
@@ -273,7 +271,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     estimate = window.estimates(run).get(name) if name in window.PHASES else None
     number = change.PHASE_NUMBERS.get(name)
     if name not in run.phase_stats:  # phase 2's second part: announced once
-        title = _TITLES.get(name, name)
+        title = change.TITLES.get(name) or change.ALL_TITLES.get(name, name)
         _console(run, f"\n[phase {number}/7] {title}" if number else f"\n[{title}]")
     outcome = "failed"
     try:

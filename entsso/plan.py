@@ -13,15 +13,13 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from entsso import sso, window
+from entsso import change, sso, window
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import Snapshot
 from entsso.run import Baseline, Run
 from entsso.sso import ENTSSO
 
-TITLES = {"silence": "1. Silence BizTalk", "backup": "2. Back up", "uncluster": "3. Uncluster the MSS",
-          "upgrade": "4. Upgrade each node", "recluster": "5. Recluster the MSS", "failover": "6. Fail over",
-          "resume": "7. Put BizTalk back"}
+TITLES = change.NUMBERED_TITLES
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,11 @@ from typing import Any
 
 import pytest
 
-from entsso import journal
+from entsso import change, journal
 from entsso.plugin import RUN_KEY, conclude
 from entsso.run import Run
 
-PHASE_TITLES = OrderedDict([
-    ("estate", "0. Baseline"), ("gate", "Gate"), ("silence", "1. Silence BizTalk"), ("backup", "2. Back up"),
-    ("uncluster", "3. Uncluster the MSS"), ("upgrade", "4. Upgrade each node"), ("recluster", "5. Recluster the MSS"),
-    ("failover", "6. Fail over"), ("resume", "7. Put BizTalk back"), ("backout", "Back out"),
-])
+PHASE_TITLES = OrderedDict(change.ALL_TITLES)
 
 
 def _run(config: pytest.Config) -> Run | None:

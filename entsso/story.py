@@ -18,10 +18,7 @@ from entsso.run import Baseline, Run
 from entsso.sso import ENTSSO
 
 VERDICTS = ("completed", "stopped", "interrupted", "refused", "read-only")
-PHASE_TITLES = {"estate": "0. Baseline", "gate": "the gate", "silence": "1. Silence BizTalk",
-                "backup": "2. Back up", "uncluster": "3. Uncluster the MSS", "upgrade": "4. Upgrade each node",
-                "recluster": "5. Recluster the MSS", "failover": "6. Fail over", "resume": "7. Put BizTalk back",
-                "backout": "Back out"}
+PHASE_TITLES = {**change.ALL_TITLES, "gate": "the gate"}
 
 
 @dataclass(frozen=True)

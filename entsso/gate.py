@@ -56,6 +56,9 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 def _reach(h: HostFacts, check: str) -> Finding | None:
+    if not h.reachable and h.error_kind == "dns":
+        return Finding(check, h.name, f"a name that does not resolve ({h.error})",
+                       "the host's name to resolve and the host to answer over WinRM")
     if not h.reachable:
         return Finding(check, h.name, f"no answer ({h.error_kind}: {h.error})", "the host to answer over WinRM")
     return None

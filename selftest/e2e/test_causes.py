@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from selftest.e2e.suite import ROOT, run_suite
+from selftest.e2e.test_report_glance import table
 
 
 def test_a_node_whose_name_does_not_resolve_fails_the_gate_naming_dns(start_lab, tmp_path):
@@ -45,6 +46,13 @@ def test_an_operator_wait_that_times_out_says_the_version_seen_without_a_traceba
     assert "During handling of the above exception" not in run.output
     assert "Traceback" not in run.output
     assert run.summary["verdict"] == "stopped"
+    # the report's before → after shows what the business lives with while the change is stopped
+    rows = {r[0]: r[1:] for r in table((run.dir / "report.html").read_text(), "entsso-before-after")}
+    assert rows["BTS1 (BizTalk server)"] == ["10.0.1000.0 → 10.0.1000.0", "no → no", "SSOCLUSTER → SSOCLUSTER",
+                                             "Running → Stopped", "Running → Stopped", "3 of 4 → 0 of 4"]
+    assert rows["NODE1 (cluster node)"][:2] == ["10.0.1000.0 → 10.0.1000.0",
+                                                "yes, as the cluster SSOCLUSTER → yes (outside the cluster)"]
+    assert rows["SQL1 (SQL Server)"] == ["SQL Agent jobs of the change enabled", "11 of 13 → 0 of 13"]
 
 
 def test_a_lab_stopped_with_ctrl_c_exits_without_a_traceback():

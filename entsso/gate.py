@@ -7,7 +7,7 @@ the phase fixtures run the same checks before they act, so refusing does not dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from entsso import change
@@ -53,6 +53,11 @@ class Plan(Protocol):
 
 def _same(a: str | None, b: str | None) -> bool:
     return (a or "").upper() == (b or "").upper()
+
+
+def _utc(at: datetime) -> datetime:
+    """An aware UTC time: the estate's file times come naive (UTC by convention), the change's start aware."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def _reach(h: HostFacts, check: str) -> Finding | None:

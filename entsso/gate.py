@@ -55,7 +55,15 @@ def _same(a: str | None, b: str | None) -> bool:
     return (a or "").upper() == (b or "").upper()
 
 
+def _utc(at: datetime) -> datetime:
+    """An aware UTC time: the estate's file times come naive (UTC by convention), the change's start aware."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
 def _reach(h: HostFacts, check: str) -> Finding | None:
+    if not h.reachable and h.error_kind == "dns":
+        return Finding(check, h.name, f"a name that does not resolve ({h.error})",
+                       "the host's name to resolve and the host to answer over WinRM")
     if not h.reachable:
         return Finding(check, h.name, f"no answer ({h.error_kind}: {h.error})", "the host to answer over WinRM")
     return None

@@ -7,6 +7,7 @@ bad inventory is reported before anything connects.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import getpass
 import hashlib
@@ -18,6 +19,7 @@ import sys
 import types
 import typing
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +28,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-__all__ = ["InventoryError", "Inventory", "load_inventory"]
+__all__ = ["InventoryError", "Inventory", "check_inventory", "load_inventory", "needed_variables", "outline"]
 
 DEFAULT_JOBS = [
     "Backup BizTalk Server (BizTalkMgmtDb)",
@@ -450,8 +452,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) -> Inventory:
-    """Load, validate and complete (secrets) the inventory at `path`. Raises InventoryError."""
+def check_inventory(path: str | os.PathLike[str] | None) -> Inventory:
+    """Load and validate the inventory at `path` without reading any secret (python -m entsso.inventory).
+    Each problem names its line in the file. Raises InventoryError."""
     if path is None or str(path) == "":
         raise InventoryError("no inventory given: pass --inventory FILE (see docs/inventory.md and "
                              "inventory/example.yml)")
@@ -467,7 +470,13 @@ def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) ->
     except OSError as exc:
         raise InventoryError(f"{where}: cannot be read ({exc.strerror}); check its permissions") from None
     try:
-        doc = yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _UniqueKeyLoader(data.decode("utf-8"))
+        try:
+            # composed first, constructed second (what yaml.load does): the nodes keep their line numbers
+            root = loader.get_single_node()
+            doc = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except UnicodeDecodeError:
         raise InventoryError(f"{where}: is not UTF-8 text; save it as UTF-8") from None
     except yaml.YAMLError as exc:
@@ -479,24 +488,64 @@ def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) ->
                              "`environment:`, `cluster:`, `sql:` (see inventory/example.yml)")
     problems = _literal_secrets(doc, ())
     if problems:
-        raise InventoryError(_join(where, problems))
+        raise InventoryError(_join(where, problems, root))
     try:
         inventory = Inventory.model_validate(doc)
     except ValidationError as exc:
-        raise InventoryError(_join(where, [_describe(e) for e in exc.errors(include_url=False)])) from None
+        raise InventoryError(_join(where, [_describe(e) for e in exc.errors(include_url=False)], root)) from None
     problems = _estate_rules(inventory)
     if problems:
-        raise InventoryError(_join(where, problems))
+        raise InventoryError(_join(where, problems, root))
     inventory._path = p
     inventory._sha256 = hashlib.sha256(data).hexdigest()
-    inventory._secrets = _read_secrets(inventory, where, prompt)
     return inventory
 
 
-def _join(where: str, problems: list[str]) -> str:
+def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) -> Inventory:
+    """Load, validate and complete (secrets) the inventory at `path`. Raises InventoryError."""
+    inventory = check_inventory(path)
+    inventory._secrets = _read_secrets(inventory, str(path), prompt)
+    return inventory
+
+
+def _join(where: str, problems: list[str], root: yaml.Node | None = None) -> str:
+    if root is not None:
+        problems = [_with_line(root, p) for p in problems]
     if len(problems) == 1:
         return f"{where}: {problems[0]}"
     return f"{where}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _with_line(root: yaml.Node, problem: str) -> str:
+    """'line 12: cluster.primary: …': the line of the field a problem names (its nearest written parent when
+    the field is missing), as yamllint and ansible-lint give it."""
+    field = problem.split(": ", 1)[0]
+    if " " in field or field == "(top level)":
+        return problem
+    parts: list[str | int] = [int(i) if i else k for k, i in _PATH_PART.findall(field)]
+    line = _line_of(root, parts)
+    return f"line {line}: {problem}" if line else problem
+
+
+def _line_of(node: yaml.Node, parts: list[str | int]) -> int | None:
+    """The 1-based line where the YAML node at `parts` (or the deepest part of it that exists) starts."""
+    line: int | None = None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+                         None)
+            if match is None:
+                return line or node.start_mark.line + 1
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -748,9 +797,91 @@ def _read_secrets(inv: Inventory, where: str, prompt: bool) -> Secrets:
     return secrets
 
 
-if __name__ == "__main__":  # python -m entsso.inventory FILE: check an inventory without running anything
+@dataclass(frozen=True)
+class NeededVariable:
+    """An environment variable the inventory names for a secret: which field names it and what it holds."""
+
+    variable: str
+    field: str
+    what: str
+
+    @property
+    def is_set(self) -> bool:
+        return bool(os.environ.get(self.variable))
+
+
+def needed_variables(inv: Inventory) -> list[NeededVariable]:
+    """The variables a run will read its secrets from (the same ones `_read_secrets` reads)."""
+    w, s, b = inv.winrm, inv.sql, inv.secret_backup
+    found = [NeededVariable(w.password_env, "winrm.password_env", f"the WinRM password of {w.username}")
+             if w.password_env else None,
+             NeededVariable(s.password_env, "sql.password_env", f"the SQL login password of {s.username}")
+             if s.auth == "sql" and s.password_env else None,
+             NeededVariable(b.password_env, "secret_backup.password_env", "the master secret backup's password")]
+    return [v for v in found if v is not None]
+
+
+def outline(inv: Inventory) -> str:
+    """The plan the inventory describes, in the order the change goes: what a reviewer checks before a run."""
+    c, s, t = inv.cluster, inv.sql, inv.timeouts
+    lines = [f"Estate {inv.environment} ({inv.path}, SHA-256 {inv.sha256[:12]}…)",
+             f"Cluster {c.network_name}: group {c.group!r} with resource {c.resource!r}; primary "
+             f"{c.primary or '(the group’s owner when the change starts)'}",
+             "Nodes, upgraded one at a time to Enterprise SSO:"]
+    for n in c.nodes:
+        u = inv.upgrade_for(n.name)
+        how = ("by an operator running ESSO Setup (the suite waits for the version)" if u.mode == "manual"
+               else f"by the update package {u.package_path} {u.arguments}".rstrip() + f" (log {u.log_path})")
+        where = f" at {n.address}" if n.address != n.name else ""
+        lines.append(f"  {n.name}{where}: {u.target_version}, {how}")
+    lines.append("BizTalk servers (silenced, then put back): "
+                 + (", ".join(b.name + (f" at {b.address}" if b.address != b.name else "")
+                              for b in inv.biztalk_servers) or "none"))
+    auth = f"SQL login {s.username}" if s.auth == "sql" else "the operator's Windows logon (Kerberos)"
+    lines.append(f"SQL Server {s.server}{chr(92) + s.instance if s.instance else ''}"
+                 f"{':' + str(s.port) if s.port else ''} as {auth}, driver {s.driver}; databases "
+                 f"{s.databases.ssodb}, {s.databases.management}, {s.databases.msdb}")
+    lines.append(f"SQL Agent jobs disabled for the change and enabled again after ({len(s.jobs)}):")
+    for job in s.jobs:
+        notes = [w for w, on in (("the forced full backup", job == s.backup_job),
+                                 ("runs continuously: stopped after it is disabled", job in s.continuous_jobs)) if on]
+        lines.append(f"  {job}" + (f" ({'; '.join(notes)})" if notes else ""))
+    w = inv.winrm
+    lines.append(f"WinRM: {w.transport} as {w.username} over {'https' if w.https else 'http'} port {w.port}"
+                 + ("" if not w.https else f", certificates {'validated' if w.server_cert_validation == 'validate' else 'NOT validated'}"))
+    lines.append(f"Master secret backup: written to {inv.secret_backup.folder} on the MSS node, copied to this "
+                 f"machine ({inv.secret_backup.copy_folder or 'secret-backups/<run> beside reports/'})")
+    lines.append(f"Timeouts: service start {t.service_start:g} s, service stop {t.service_stop:g} s, group move "
+                 f"{t.group_move:g} s, backup job {t.backup_job:g} s, upgrade {t.upgrade:g} s per node, "
+                 f"reboot {t.reboot:g} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m entsso.inventory",
+        description="Check an inventory file without connecting to anything and without its secrets: list each "
+                    "problem with its line, the environment variables a run will need (set or not, never their "
+                    "values) and, when it is valid, the outline of the change it describes.")
+    parser.add_argument("file", metavar="FILE", help="the inventory (YAML), e.g. inventory/example.yml")
+    args = parser.parse_args(argv)
     try:
-        print(load_inventory(sys.argv[1] if len(sys.argv) > 1 else None, prompt=sys.stdin.isatty()))
+        inv = check_inventory(args.file)
     except InventoryError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(2)
+        return 2
+    print(outline(inv))
+    needed = needed_variables(inv)
+    print("Secrets a run reads from the environment (or asks for on a terminal):")
+    for v in needed:
+        print(f"  {v.variable}: {v.what} ({v.field}) — {'set' if v.is_set else 'NOT set'}")
+    if inv.sql.auth == "kerberos" or inv.winrm.transport == "kerberos":
+        print("  (Kerberos logons use the operator's ticket: check it with klist)")
+    missing = [v.variable for v in needed if not v.is_set]
+    print(f"{inv.path}: valid" + (f"; before a run, export {', '.join(missing)} (or run on a terminal to be asked)"
+                                 if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":  # python -m entsso.inventory FILE: check an inventory without running anything
+    sys.exit(main())

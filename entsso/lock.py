@@ -2,11 +2,17 @@
 
 A session-owned SQL Server application lock (sp_getapplock) on the SQL Server that holds SSODB, named
 after the cluster: every admin box sees it, and SQL Server drops it when the holder's connection ends,
-so a run that dies cannot leave a stale lock behind.
+so a run that dies cannot leave a stale lock behind. The holder journals who took it (run, change,
+operator, admin box, process), so a refused run names it when it shares that admin box's reports folder.
 """
 from __future__ import annotations
 
-from entsso import tsql
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from entsso import journal, tsql
 from entsso.sql import SqlServer, SqlSettings
 
 GRANTED = (0, 1)
@@ -23,14 +29,25 @@ class EstateLock:
         self.resource = f"entsso-upgrade:{cluster_name.upper()}"
         self.held = False
 
-    def acquire(self) -> None:
+    def acquire(self, reports: Path | None = None) -> None:
+        """Take the lock, or raise EstateLocked naming its holder (found in `reports`, the runs' folder)."""
         code = self.sql.execute(tsql.GET_ESTATE_LOCK, (self.resource,), database="SSODB").scalar()
         if code not in GRANTED:
             self.sql.close()
+            holder = find_holder(reports, self.resource) if reports is not None else None
+            if holder is not None:
+                who = (f"run {holder.get('run')} (change {holder.get('ticket') or '?'}) of {holder.get('operator')} "
+                       f"on the admin box {holder.get('admin_box')}, since {holder.get('ts')} "
+                       f"(its report: {Path(reports or '.') / str(holder.get('run')) / 'report.html'})")
+                raise EstateLocked(
+                    f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is held by {who}: only one "
+                    "change may run against an SSO system at a time. Wait for that run to finish, or ask "
+                    f"{holder.get('operator')} about it; nothing was changed by this run.")
             raise EstateLocked(
                 f"another entsso-upgrade run holds the estate lock {self.resource!r} on SQL Server "
-                f"{self.sql.name} (sp_getapplock returned {code}): only one change may run against an SSO "
-                "system at a time. Wait for that run to finish (its report names it), or find its session "
+                f"{self.sql.name} (sp_getapplock returned {code}), and no run in this admin box's reports folder "
+                "holds it: it runs from another admin box or reports folder. Only one change may run against an "
+                "SSO system at a time. Wait for that run to finish (its report names it), or find its session "
                 "with: SELECT request_session_id FROM sys.dm_tran_locks WHERE resource_type = 'APPLICATION'.")
         self.held = True
 
@@ -41,3 +58,43 @@ class EstateLock:
         finally:
             self.held = False
             self.sql.close()
+
+
+def owner_record() -> dict[str, Any]:
+    """Who takes the lock: journalled by the holder with its run (entsso.plugin)."""
+    import getpass
+
+    return {"operator": getpass.getuser(), "admin_box": socket.gethostname(), "pid": os.getpid()}
+
+
+def find_holder(reports: Path, resource: str) -> dict[str, Any] | None:
+    """The run in `reports` that journalled taking `resource` and did not journal releasing it: the latest
+    whose process still lives (a run of this admin box that died lost its SQL session, and so the lock)."""
+    best: dict[str, Any] | None = None
+    here = socket.gethostname()
+    for path in Path(reports).glob("*/journal.jsonl"):
+        held: dict[str, Any] | None = None
+        for record in journal.read(path):
+            if record.get("resource") != resource:
+                continue
+            if record.get("kind") == "estate_locked":
+                held = record
+            elif record.get("kind") == "estate_unlocked":
+                held = None
+        if held is None or (held.get("admin_box") == here and not _alive(held.get("pid"))):
+            continue
+        if best is None or str(held.get("ts")) > str(best.get("ts")):
+            best = held
+    return best
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -63,6 +63,7 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
                        else f"stopped in phase {stopped[0]}"), pytrace=False)
     log.info("%s%s: started", name, f" on {host}" if host else "")
     started = time.monotonic()
+    failure: str | None = None
     try:
         result = action()
     except (KeyboardInterrupt, SystemExit) as exc:  # SIGINT/SIGTERM/SIGHUP while this step ran here
@@ -80,11 +81,15 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
         where = f"{name}{' on ' + host if host else ''}"
         if known:
             log.error("%s: failed: %s", where, exc)
-            stop(run, phase, f"{where} failed: {text}")
-        log.exception("%s: unexpected error", where)
-        stop(run, phase, f"{where} failed with an unexpected error ({text}). Check the host and the estate's "
-             "state before resuming, and report this error to the entsso-upgrade maintainers.")
-        raise  # not reached: stop() raises
+            failure = f"{where} failed: {text}"
+        else:
+            log.exception("%s: unexpected error", where)
+            failure = (f"{where} failed with an unexpected error ({text}). Check the host and the estate's "
+                       "state before resuming, and report this error to the entsso-upgrade maintainers.")
+    if failure is not None:
+        # stopped outside the except block: the operator sees one message, not the cause's traceback
+        # chained under "During handling of the above exception" (the journal and the log keep the cause)
+        stop(run, phase, failure)
     outcome = _outcome(result)
     run.journal.result(phase, name, host, outcome, evidence=result,
                        seconds=round(time.monotonic() - started, 3), **intent)
@@ -548,9 +553,12 @@ def _upgrade_node(run: Run, node: str) -> None:
 
         silent_since: list[float] = []
         waited_from, seen = time.monotonic(), [object(), -15.0]
+        reported: list[str | None] = []  # each version the node reported, in order, once per change
 
         def done() -> str | None:
             v = _node_version(run, node)
+            if not reported or reported[-1] != v:
+                reported.append(v)
             if v is None:  # Setup may restart the node; longer than a reboot is not that
                 silent_since[:1] = silent_since[:1] or [time.monotonic()]
                 if time.monotonic() - silent_since[0] > t.reboot:
@@ -569,7 +577,8 @@ def _upgrade_node(run: Run, node: str) -> None:
             return None
 
         step(run, "upgrade", "wait for the operator's upgrade", node,
-             lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}")})
+             lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}",
+                                                       seen=lambda: _versions_seen(reported))})
     else:
         log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
         result = step(run, "upgrade", "install the SSO update package", node,
@@ -597,6 +606,16 @@ def _upgrade_node(run: Run, node: str) -> None:
                  f"Read the installer log {log} on {node}, fix the cause, then resume.")
     step(run, "upgrade", "start ENTSSO through the SCM", node,
          lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
+
+
+def _versions_seen(reported: list[str | None]) -> str:
+    """What a node reported while its upgrade was awaited, in words: 'it reported 10.0.1000.0 the whole time'."""
+    words = [v or "no answer" for v in reported]
+    if not words or words == ["no answer"]:
+        return "it did not answer WinRM the whole time"
+    if len(words) == 1:
+        return f"it reported {words[0]} the whole time"
+    return f"it reported {', then '.join(words)} (the last)"
 
 
 # --- phase 5: recluster ---------------------------------------------------------------------------------

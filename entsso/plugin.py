@@ -208,17 +208,17 @@ _RUNS: list[Run] = []  # the run of this process (pytest_keyboard_interrupt is n
 
 def _lock_estate(run: Run) -> None:
     """One change at a time per SSO system (entsso.lock); refused before any test runs."""
-    from entsso.lock import EstateLock, EstateLocked
+    from entsso.lock import EstateLock, EstateLocked, owner_record
     from entsso.sql import SqlError
 
     lock = EstateLock(run.sql.settings, run.sql._password, run.cluster_name)
     try:
-        lock.acquire()
+        lock.acquire(reports=run.dir.parent)  # a refusal names the holder from its journal there
     except (EstateLocked, SqlError) as exc:
         run.journal.write("refused", reason=str(exc))
         raise pytest.UsageError(f"cannot take the estate lock: {exc}") from None
     run.estate_lock = lock
-    run.journal.write("estate_locked", resource=lock.resource)
+    run.journal.write("estate_locked", resource=lock.resource, ticket=run.options.change_ticket, **owner_record())
 
 
 def _console_writer(config: pytest.Config):  # type: ignore[no-untyped-def]
@@ -287,6 +287,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     try:
         if getattr(run, "estate_lock", None) is not None:
             run.estate_lock.release()
+            if run.journal is not None:
+                run.journal.write("estate_unlocked", resource=run.estate_lock.resource)
         run.close_hosts()  # the shells kept on the hosts, while the hosts (and a lab) still answer
         if run.lab is not None:
             try:

@@ -11,8 +11,11 @@ T = TypeVar("T")
 
 
 class WaitTimedOut(Exception):
-    def __init__(self, what: str, seconds: float, last: object) -> None:
-        super().__init__(f"gave up waiting for {what} after {seconds:.0f} s (last seen: {last})")
+    def __init__(self, what: str, seconds: float, last: object, seen: str | None = None) -> None:
+        # `seen`, when the caller can say it in words ("it reported 10.0.1000.0 the whole time"), replaces
+        # the bare last value
+        super().__init__(f"gave up waiting for {what} after {seconds:.0f} s"
+                         + (f"; {seen}" if seen else f" (last seen: {last})"))
         self.what = what
         self.last = last
 
@@ -27,7 +30,7 @@ class Poller:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def until(self, check: Callable[[], T | None], timeout: float, *, what: str,
-              describe: Callable[[], object] | None = None) -> T:
+              describe: Callable[[], object] | None = None, seen: Callable[[], str] | None = None) -> T:
         deadline = time.monotonic() + timeout
         delay = self.first
         while True:
@@ -37,7 +40,7 @@ class Poller:
                 return result
             now = time.monotonic()
             if now >= deadline:
-                raise WaitTimedOut(what, timeout, describe() if describe else result)
+                raise WaitTimedOut(what, timeout, describe() if describe else result, seen() if seen else None)
             pause = min(delay, self.cap, deadline - now)
             self.sleep(pause)
             self.waited += pause

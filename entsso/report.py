@@ -11,8 +11,10 @@ from __future__ import annotations
 import getpass
 import html
 import os
+import socket
 import time
 from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -211,7 +213,9 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     records = list(journal.read(run.dir / "journal.jsonl"))
     e = html.escape
     parts = [banner_html(run, conclusion),
-             f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>"]
+             f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
+             who_when_html(run, ended=datetime.now(timezone.utc) if final else None),
+             before_after_html(run), secret_backup_html(records)]
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -232,6 +236,132 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
             parts.append(f"<details class='entsso-phase-log'><summary>{e(PHASE_TITLES.get(p, p))} "
                          f"({len(lines)} lines)</summary><pre>{e(chr(10).join(lines))}</pre></details>")
     return "\n".join(parts)
+
+
+def _when(at: datetime | None) -> str:
+    """A moment with its date and UTC offset, in this machine's time and in UTC: unambiguous across midnight."""
+    if at is None:
+        return ""
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    local, utc = at.astimezone(), at.astimezone(timezone.utc)
+    text = local.isoformat(sep=" ", timespec="seconds")
+    return text if local.utcoffset() == timedelta(0) else f"{text} ({utc.isoformat(sep=' ', timespec='seconds')})"
+
+
+def who_when_html(run: Run, ended: datetime | None) -> str:
+    """Who made the change, with which accounts, from where, and when it started and ended."""
+    e = html.escape
+    inv = run.inventory
+    operator = getpass.getuser()
+    sql = (f"SQL login {inv.sql.username}" if inv.sql.auth == "sql"
+           else f"{operator}'s Windows logon (Kerberos)")
+    if ended is not None:
+        end = f"{_when(ended)} (after {_duration((ended - run.started).total_seconds())})"
+    else:
+        end = "not yet: the run had not ended when this report was written"
+    rows = [("Operator", f"{operator} on the admin box {socket.gethostname()}"),
+            ("WinRM account", inv.winrm.username), ("SQL Server account", f"{sql} on {inv.sql.server}"),
+            ("Started", _when(run.started)), ("Ended", end)]
+    return ('<table class="entsso-who-when" border="1" cellpadding="3" style="border-collapse:collapse;margin:6px 0">'
+            + "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+            + "</table>")
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {sec} s" if minutes else f"{sec} s"
+
+
+def before_after_html(run: Run) -> str:
+    """Each host before the change (its baseline) and now (the last look at the estate): what a change
+    manager compares first."""
+    base, now = run._baseline, run.final_snapshot or run._snapshot
+    if base is None or now is None or not (run.options.apply or run.options.backout):
+        return ""
+    e = html.escape
+    view = now.cluster_view()
+    owner_now = view.group.owner_node if view and view.group else None
+
+    def mss(host: str, secret_server: str | None, owner: str | None) -> str:
+        if secret_server is None:
+            return "unknown"
+        if secret_server.upper() == host.upper():
+            return "yes (outside the cluster)"
+        if secret_server.upper() == run.cluster_name.upper() and owner and owner.upper() == host.upper():
+            return f"yes, as the cluster {run.cluster_name}"
+        return "no"
+
+    def running(states: list[str]) -> str:
+        return f"{sum(1 for st in states if st == 'Running')} of {len(states)}" if states else "none"
+
+    def cell(before: str, after: str) -> str:
+        if before != after:
+            return f"<td class='entsso-changed' style='font-weight:bold'>{e(before)} → {e(after)}</td>"
+        return f"<td class='entsso-same'>{e(before)} → {e(after)}</td>"
+
+    rows = []
+    for name in [*run.nodes, *run.biztalk_servers]:
+        h = now.hosts.get(name)
+        reach = h is not None and h.reachable
+        biztalk = name in run.biztalk_servers
+        after_sso = h.sso if reach and h.sso else None
+        unknown = "not answering" if not reach else "unknown"
+        tools_before = base.tools_servers.get(name) if base.tools_servers else None
+        cells = [
+            cell(base.versions.get(name) or "not installed",
+                 (after_sso.version or "not installed") if after_sso else unknown),
+            cell(mss(name, base.secret_server, base.group_owner) if base.secret_server else "not recorded",
+                 mss(name, now.sql.secret_server, owner_now) if now.sql.reachable else "unknown"),
+            cell(tools_before or ("not recorded" if not base.tools_servers else "not set"),
+                 (after_sso.tools_server or "not set") if after_sso else unknown),
+            cell(base.entsso.get(name) or "not installed",
+                 (h.service("ENTSSO").status or "not installed") if reach else unknown),
+            cell(base.rule_engine.get(name) or "not installed",
+                 (h.service("RuleEngineUpdateService").status or "not installed") if reach else unknown)
+            if biztalk else "<td>—</td>",
+            cell(running(list(base.host_instances.get(name, {}).values())),
+                 running([i.state for i in h.host_instances if i.in_process]) if reach else unknown)
+            if biztalk else "<td>—</td>",
+        ]
+        role = "BizTalk server" if biztalk else "cluster node"
+        rows.append(f"<tr><th style='text-align:left'>{e(name)} <small>({role})</small></th>{''.join(cells)}</tr>")
+    jobs = run.job_names
+    enabled_before = sum(1 for j in jobs if base.jobs_enabled.get(j))
+    if now.sql.reachable:
+        enabled_now = f"{sum(1 for j in jobs if now.sql.jobs.get(j) and now.sql.jobs[j].enabled)} of {len(jobs)}"
+    else:
+        enabled_now = "unknown (SQL Server not answering)"
+    rows.append(f"<tr><th style='text-align:left'>{e(run.inventory.sql.server)} <small>(SQL Server)</small></th>"
+                f"<td colspan='5' style='text-align:right'>SQL Agent jobs of the change enabled</td>"
+                f"{cell(f'{enabled_before} of {len(jobs)}', enabled_now)}</tr>")
+    head = ("<tr><th>Host</th><th>Enterprise SSO version</th><th>Master secret server</th>"
+            "<th>SSO tools point at</th><th>ENTSSO service</th><th>Rule Engine Update service</th>"
+            "<th>Host instances running</th></tr>")
+    # (no clock times here: the snapshots carry the estate's own clock, which need not be this machine's)
+    return ("<h3>Before → after</h3>"
+            "<p>Before: the change's baseline, read before it changed anything. After: the estate as this run "
+            "last read it. Changed values are in bold.</p>"
+            '<table class="entsso-before-after" border="1" cellpadding="3" style="border-collapse:collapse">'
+            + head + "".join(rows) + "</table>")
+
+
+def secret_backup_html(records: list[dict[str, Any]]) -> str:
+    """Where the master secret backup is: on the node, and the copy off it with its SHA-256."""
+    e = html.escape
+    copies = [r for r in records if r.get("kind") == "result" and r.get("step") == "copy the secret backup off the node"
+              and isinstance(r.get("evidence"), dict) and r["evidence"].get("copy")]
+    if not copies:
+        return ""
+    r = copies[-1]
+    ev = r["evidence"]
+    return ('<div class="entsso-secret-backup"><h3>Master secret backup</h3><table class="entsso-secret-backup" border="1" cellpadding="3" '
+            'style="border-collapse:collapse">'
+            f"<tr><th style='text-align:left'>On the node</th><td>{e(str(r.get('file') or ''))} on {e(str(r.get('host')))}</td></tr>"
+            f"<tr><th style='text-align:left'>Copy off the node</th><td>{e(ev['copy'])}</td></tr>"
+            f"<tr><th style='text-align:left'>SHA-256 of the copy</th><td><code>{e(str(ev.get('sha256')))}</code></td></tr>"
+            f"<tr><th style='text-align:left'>Size</th><td>{e(str(ev.get('size')))} bytes</td></tr>"
+            "</table><p>The password is not in this report: it is the one the operator gave for the backup.</p></div>")
 
 
 def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:

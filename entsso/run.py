@@ -7,7 +7,7 @@ import json
 import re
 import shlex
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ class Baseline:
     entsso: dict[str, str | None]  # every host -> ENTSSO status
     jobs_enabled: dict[str, bool]
     versions: dict[str, str | None]  # host -> SSO version
+    # for the report's before → after table (absent from baselines recorded before they were kept)
+    secret_server: str | None = None  # the master secret server SSODB named
+    tools_servers: dict[str, str | None] = field(default_factory=dict)  # host -> where its SSO tools point
 
     @classmethod
     def from_snapshot(cls, s: Snapshot) -> "Baseline":
@@ -53,11 +56,14 @@ class Baseline:
             entsso={h.name: h.service("ENTSSO").status for h in s.hosts.values()},
             jobs_enabled={name: j.enabled for name, j in s.sql.jobs.items() if j.exists},
             versions={h.name: (h.sso.version if h.sso else None) for h in s.hosts.values()},
+            secret_server=s.sql.secret_server,
+            tools_servers={h.name: (h.sso.tools_server if h.sso else None) for h in s.hosts.values()},
         )
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "Baseline":
-        return cls(**doc)
+        known = {f.name for f in fields(cls)}  # a record written by a newer version may keep more
+        return cls(**{k: v for k, v in doc.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -56,6 +57,12 @@ class RemoteError(Exception):
 
 class HostUnreachable(RemoteError):
     kind = "unreachable"
+
+
+class HostNotResolved(HostUnreachable):
+    """The host's name has no address (DNS): nothing was sent; the inventory or this machine's DNS is wrong."""
+
+    kind = "dns"
 
 
 class CredentialsRefused(RemoteError):
@@ -254,6 +261,22 @@ class _Transport(winrm.transport.Transport):
 SHELL_NOT_FOUND = 2150858843  # WSManFault 0x8033805B: the shell was deleted (its IdleTimeout passed, WinRM restarted)
 
 
+def _name_not_resolved(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name has no address: a getaddrinfo failure somewhere in
+    requests' chain (urllib3 2 wraps it as NameResolutionError inside MaxRetryError)."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        e = pending.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, (socket.gaierror, getattr(urllib3.exceptions, "NameResolutionError", socket.gaierror))):
+            return True
+        pending += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return False
+
+
 def _command_never_ran(exc: BaseException) -> bool:
     """Whether a failed Command request on a kept shell certainly ran nothing, so that the call may try once
     more on a fresh connection and shell. Only refusals qualify: the shell is gone, the connection's login
@@ -411,6 +434,11 @@ class WindowsHost:
                     f"no answer from {self.endpoint} through the proxy {self.settings.proxy} "
                     f"({type(exc).__name__}). Check that the proxy is up and lets this machine reach WinRM's "
                     "port, or remove winrm.proxy from the inventory to go straight to the hosts.") from None
+            if not self.settings.proxy and _name_not_resolved(exc):
+                raise HostNotResolved(
+                    self.name, operation,
+                    f"{self.address} does not resolve (DNS): check the inventory's address for {self.name} or "
+                    "the admin box's DNS (nslookup " + self.address + "); nothing was sent to the host.") from None
             raise HostUnreachable(
                 self.name, operation,
                 f"no answer from {self.endpoint} ({type(exc).__name__}). Check that the host is up, that "

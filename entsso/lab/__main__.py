@@ -21,6 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--speed", type=float, help="estate seconds per real second (overrides the scenario)")
     serve.add_argument("--address-base", type=int, default=2, help="first host gets 127.0.0.<this>")
     args = parser.parse_args(argv)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
+        if done.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop whatever is still starting
+        done.set()
+
+    # from here on Ctrl-C and SIGTERM end the lab cleanly (a lab still starting finishes, then stops)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
     from entsso.lab.server import Lab, ScenarioError, load_scenario
 
@@ -37,11 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab(scenario, winrm_password=os.environ["ENTSSO_WINRM_PASSWORD"],
               sql_password=os.environ["ENTSSO_SQL_PASSWORD"], speed=args.speed,
               address_base=args.address_base)
-    lab.start()
-    inventory = lab.write_inventory(args.write_inventory) if args.write_inventory else None
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    try:
+        lab.start()
+        if done.is_set():
+            lab.stop()
+            _say("entsso-lab: stopped before it was ready (Ctrl-C or SIGTERM); nothing is left running")
+            return 0
+        inventory = lab.write_inventory(args.write_inventory) if args.write_inventory else None
+    except KeyboardInterrupt:
+        lab.stop()
+        raise
     print(f"entsso-lab ready control={lab.control_url} winrm_port={lab.winrm_port} "
           f"hosts={','.join(f'{h}={a}' for h, a in lab.addresses.items())}"
           + (f" inventory={inventory}" if inventory else ""), flush=True)
@@ -56,8 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=watch, daemon=True).start()
     done.wait()
     lab.stop()
+    _say("entsso-lab: stopped")
     return 0
 
 
+def _say(line: str) -> None:
+    """A last line on stderr; a parent that already closed the pipe is no reason for a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C twice, or before the lab had its handlers: no traceback, nothing running
+        _say("entsso-lab: interrupted while starting; nothing is left running")
+        sys.exit(130)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import getpass
 import hashlib
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -162,13 +163,13 @@ def test_missing_environment_is_named(tmp_path: Path) -> None:
 def test_several_mistakes_are_listed_each_with_its_field(tmp_path: Path) -> None:
     message = refused(tmp_path, doc_with(**{"winrm.port": "abc", "timeouts.reboot": 0}))
     assert "2 problems" in message
-    assert "\n  - winrm.port:" in message and "\n  - timeouts.reboot:" in message
+    assert re.search(r"\n  - line \d+: winrm\.port:", message) and re.search(r"\n  - line \d+: timeouts\.reboot:", message)
 
 
 # --- the cluster and the hosts ---------------------------------------------------------------------------
 def test_primary_that_is_not_a_node_is_refused(tmp_path: Path) -> None:
     message = refused(tmp_path, doc_with(**{"cluster.primary": "NODE3"}))
-    assert message.endswith("prod.yml: cluster.primary: 'NODE3' is not one of the cluster's nodes (NODE1, NODE2); "
+    assert message.endswith("prod.yml: line 10: cluster.primary: 'NODE3' is not one of the cluster's nodes (NODE1, NODE2); "
                             "set it to one of them or remove it")
 
 

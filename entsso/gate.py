@@ -161,10 +161,6 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
     return None
 
 
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
 def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
     """No file of this change's secret backup name on the primary (the MSS before phase 1) that this change
     did not write: Backup-MasterSecret never overwrites a file, so phase 2 would stop on it after phase 1

@@ -12,12 +12,12 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, sqlagent, tsql
+from entsso import backup, permissions, sqlagent, tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
 from entsso.poll import Poller
-from entsso.sql import SqlError, SqlLoginFailed, SqlServer, SqlSettings, SqlUnreachable
+from entsso.sql import SqlError, SqlLoginFailed, SqlPermissionDenied, SqlServer, SqlSettings, SqlUnreachable
 
 SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
 PASSWORD = "Sql-" + secrets.token_urlsafe(12)
@@ -27,6 +27,7 @@ DISABLED_JOB = "DTA Purge and Archive (BizTalkDTADb)"
 
 # what each statement that returns rows must return
 COLUMNS = {
+    "GRANTS": ["permission", "object_name", "granted"],
     "NOW": ["now_utc", "now_local"],
     "SECRET_SERVER": ["secret_server"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
@@ -707,3 +708,35 @@ def test_sql_agent_stopped_runs_no_job_and_refuses_to_start_one(lab_sql):
 def test_sql_agent_runs_by_default(lab_sql):
     _, sql = lab_sql()
     assert sqlagent.agent_status(sql) == "Running"
+
+
+def test_a_denied_procedure_is_error_229_with_sql_servers_text(lab_sql):
+    _, sql = lab_sql(denied=["msdb.dbo.sp_update_job"])
+    with pytest.raises(SqlPermissionDenied) as err:
+        sql.execute(tsql.UPDATE_JOB, ("MessageBox_DeadProcesses_Cleanup_BizTalkMsgBoxDb", 0), database="msdb")
+    assert err.value.number == 229
+    assert ("The EXECUTE permission was denied on the object 'sp_update_job', database 'msdb', schema 'dbo'."
+            in str(err.value))
+    assert "GRANT EXECUTE ON msdb.dbo.sp_update_job TO [entsso]" in str(err.value)
+
+
+def test_a_denied_table_is_error_229_on_select(lab_sql):
+    _, sql = lab_sql(denied=["SSODB.dbo.SSOX_GlobalInfo"])
+    with pytest.raises(SqlPermissionDenied) as err:
+        sql.execute(tsql.SECRET_SERVER)
+    assert "The SELECT permission was denied on the object 'SSOX_GlobalInfo', database 'SSODB', schema 'dbo'." \
+        in str(err.value)
+
+
+def test_has_perms_by_name_answers_0_for_a_denied_object_and_null_for_an_absent_one(lab_sql):
+    _, sql = lab_sql(denied=["msdb.dbo.sp_update_job"])
+    answers = {(r["permission"], r["object_name"]): r["granted"] for r in sql.execute(tsql.GRANTS).rows}
+    assert answers[("EXECUTE", "msdb.dbo.sp_update_job")] == 0
+    assert answers[("EXECUTE", "msdb.dbo.sp_start_job")] == 1
+    assert answers[("SELECT", "BizTalkMgmtDb.dbo.adm_ForceFullBackup")] is None  # 2010 schema: no such table
+    assert [str(g) for g in permissions.missing(permissions.grants(sql))] == ["EXECUTE on msdb.dbo.sp_update_job"]
+
+
+def test_a_denied_name_the_lab_does_not_model_is_refused(make_engine):
+    with pytest.raises(ValueError, match="sql.denied: msdb.dbo.sp_nope is not an object the lab models"):
+        make_engine(denied=["msdb.dbo.sp_nope"])

@@ -106,3 +106,34 @@ def test_the_password_is_in_no_classified_message():
                              "(SQLDriverConnect)")
     err = server._classify(exc, connecting=True)
     assert isinstance(err, sql.SqlLoginFailed) and "S3cret;pw" not in str(err) and "***" in str(err)
+
+
+def _snapshot(**sql_facts):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    from entsso.estate import Snapshot, SqlFacts
+
+    return Snapshot(taken_at=datetime(2026, 12, 2, 5, 0), hosts={}, sql=SqlFacts(**sql_facts))
+
+
+def test_gate_shows_the_kind_of_sql_failure():
+    from entsso import gate
+
+    err = classify("SQL01", "42000", f"[42000] {D18}[SQL Server]The SELECT permission was denied on the object "
+                   "'sysjobs', database 'msdb', schema 'dbo'. (229) (SQLExecDirectW)", login="entsso")
+    finding = gate.sql_reachable(_snapshot(reachable=False, error=str(err), error_kind=err.kind))
+    assert "SQL Server SQL01 — permission denied" in str(finding)
+    assert "GRANT SELECT ON msdb.dbo.sysjobs TO [entsso]" in str(finding)
+
+
+def test_gate_names_each_missing_grant_and_its_fix():
+    from entsso import gate
+    from entsso.permissions import Grant
+
+    lacking = [Grant("EXECUTE", "msdb.dbo.sp_update_job", False), Grant("SELECT", "msdb.dbo.syssessions", None)]
+    finding = gate.sql_grants(_snapshot(reachable=True, missing_grants=lacking), "entsso")
+    assert finding is not None and finding.subject == "SQL Server login entsso"
+    assert finding.found == "no EXECUTE on msdb.dbo.sp_update_job, no SELECT on msdb.dbo.syssessions"
+    assert "GRANT EXECUTE ON msdb.dbo.sp_update_job TO [entsso]; GRANT SELECT ON msdb.dbo.syssessions" \
+        in finding.expected
+    assert gate.sql_grants(_snapshot(reachable=True, missing_grants=[]), "entsso") is None

@@ -137,6 +137,7 @@ class SqlSettings:
     username: str | None = None
     login_timeout: int = 15
     query_timeout: int = 0  # 0 = no limit (pyodbc's conn.timeout)
+    connect_retry_count: int | None = None  # ConnectRetryCount (Driver 17.2+/18 idle-connection resiliency)
     lab_address: str | None = None  # set for the lab: the lab's SQL endpoint
     lab_port: int | None = None
 
@@ -158,6 +159,8 @@ class SqlSettings:
             parts = [f"DRIVER={{{self.driver}}}", f"SERVER={target}",
                      f"Encrypt={'yes' if self.encrypt else 'no'}",
                      f"TrustServerCertificate={'yes' if self.trust_server_certificate else 'no'}"]
+            if self.connect_retry_count is not None:
+                parts.append(f"ConnectRetryCount={self.connect_retry_count}")
         parts.append(f"DATABASE={database}")
         parts.append("APP=entsso-upgrade")
         if self.auth == "kerberos":
@@ -218,8 +221,12 @@ class SqlServer:
     connection (pyodbc connections are not for concurrent use)."""
 
     def __init__(self, settings: SqlSettings, password: Any = None, statements: StatementLog | None = None,
-                 connector: Connector | None = None) -> None:
+                 connector: Connector | None = None, *, reconnect: bool = True) -> None:
         self.settings = settings
+        # reconnect=False: a connection that broke stays broken (its session's state, e.g. the estate lock,
+        # went with it); every later statement on that database fails instead of running in a new session
+        self._reconnect = reconnect
+        self._lost: dict[str, str] = {}
         self._password = password
         self.statements = statements if statements is not None else StatementLog()
         self._connector = connector
@@ -258,6 +265,10 @@ class SqlServer:
 
     def _connection(self, database: str) -> Any:
         conn = self._conns.get(database)
+        if conn is None and database in self._lost:
+            raise SqlUnreachable(f"SQL Server {self.name} — unreachable: the connection to {database} was lost "
+                                 f"({self._lost[database]}) and is not re-established: the state of its session "
+                                 "went with it")
         if conn is None:
             try:
                 conn = self._connect(database)
@@ -304,8 +315,10 @@ class SqlServer:
                 raise
             except Exception as exc:  # noqa: BLE001 - pyodbc.Error and the lab client's twins
                 outcome = "error"
-                self._conns.pop(database, None)
-                raise self._classify(exc) from None
+                error = self._classify(exc)
+                if self._conns.pop(database, None) is not None and not self._reconnect:
+                    self._lost[database] = str(error)
+                raise error from None
             finally:
                 self.statements.add(StatementRecord(sql=" ".join(sql.split()), database=database,
                                                     started=started_wall, seconds=time.monotonic() - started,

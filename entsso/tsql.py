@@ -80,6 +80,8 @@ GET_ESTATE_LOCK = """SET NOCOUNT ON;
 DECLARE @result int;
 EXEC @result = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0;
 SELECT @result AS result"""
+# Whether this session still holds the estate lock: 'Exclusive' while it does, 'NoLock' once lost.
+ESTATE_LOCK_MODE = "SET NOCOUNT ON; SELECT APPLOCK_MODE(N'public', ?, N'Session') AS mode"
 RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'"
 
 # The grants the run needs, each asked of SQL Server for the current login (HAS_PERMS_BY_NAME: 1 granted,

@@ -414,6 +414,8 @@ class SqlEngine:
         self._current_database = "master"
         self._db.create_function("OBJECT_ID", 1, self._object_id)
         self._db.create_function("HAS_PERMS_BY_NAME", 3, self._has_perms_by_name)
+        self._current_session = 0
+        self._db.create_function("APPLOCK_MODE", 3, self._applock_mode)
         self._seed(scenario_sql, secret_server)
         self._scheduler: threading.Thread | None = None
         if self.agent_running:
@@ -636,6 +638,12 @@ class SqlEngine:
             return None
         return 0 if name.lower() in self.denied else 1
 
+    def _applock_mode(self, principal: Any, resource: Any, owner: Any) -> str:
+        """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
+        if str(owner or "").lower() != "session":
+            return "NoLock"  # autocommit: no transaction owns a lock
+        return "Exclusive" if self._applocks.get(str(resource).lower()) == self._current_session else "NoLock"
+
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
@@ -738,6 +746,7 @@ class SqlEngine:
                     self._deny("SELECT", database, table.name)
         sqlite_sql = _translate(stmt, ctx["database"], self.databases)
         self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
+        self._current_session = ctx["session"]  # APPLOCK_MODE answers for the calling session
         try:
             cur = self._db.execute(sqlite_sql, mine)
         except sqlite3.Error as exc:

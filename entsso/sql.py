@@ -83,10 +83,11 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
         return SqlCertificateUntrusted(
             f"{head} — certificate not trusted: the ODBC driver refused the server's TLS certificate ({text}). "
             "ODBC Driver 18 validates it whenever it encrypts. If the certificate is issued to another name than "
-            "the one in the inventory (an alias, a listener, an IP address), connect by the name it carries or "
-            "set HostNameInCertificate to it; if it is self-signed or from a private CA, install that CA on this "
-            "machine (update-ca-certificates). TrustServerCertificate=yes (sql.trust_server_certificate: true) "
-            "skips the check: only on a network you trust.", **kw)
+            "the one in the inventory (an alias, a listener, an IP address), set sql.server to the name it "
+            "carries (ODBC's HostNameInCertificate names it apart from the server, which the inventory does not "
+            "set yet); if it is self-signed or from a private CA, install that CA on this machine "
+            "(update-ca-certificates). TrustServerCertificate=yes (sql.trust_server_certificate: true) skips "
+            "the check: only on a network you trust.", **kw)
     if _KERBEROS.search(text):
         return SqlKerberosFailed(
             f"{head} — Kerberos: Trusted_Connection could not authenticate ({text}). Check this machine's "

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
-from entsso import backup, biztalk, change, cluster, restart, sqlagent, sso, tsql
+from entsso import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso, tsql
 from entsso.services import Service, parse_services
 from entsso.sql import SqlError, SqlServer, SqlUnreachable
 from entsso.winrm import RemoteError, WindowsHost
@@ -81,12 +81,14 @@ class HostFacts:
 class SqlFacts:
     reachable: bool
     error: str | None = None
+    error_kind: str | None = None  # the SqlError's kind: unreachable, login failed, permission denied, …
     now_utc: datetime | None = None
     secret_server: str | None = None
     jobs: dict[str, sqlagent.Job] = field(default_factory=dict)
     backups: backup.BackupState | None = None
     agent: str | None = None  # SQL Server Agent's state (Running, Stopped, …); None: unknown or no Agent
     agent_error: str | None = None  # why SQL Server did not say (e.g. no VIEW SERVER STATE)
+    missing_grants: list[permissions.Grant] | None = None  # None: not asked (SQL Server not reachable)
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,11 @@ def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str
 
 def gather_sql(target: Target) -> SqlFacts:
     sql = target.sql
+    lacking: list[permissions.Grant] | None = None
     try:
         now = sql.execute(tsql.NOW).rows[0]
+        # the grants first: a read the login may not do then fails below, and the gate still names them all
+        lacking = permissions.missing(permissions.grants(sql))
         agent, agent_error = None, None
         try:
             agent = sqlagent.agent_status(sql)
@@ -175,9 +180,10 @@ def gather_sql(target: Target) -> SqlFacts:
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
                         secret_server=sso.secret_server(sql),
                         jobs=sqlagent.jobs(sql, target.job_names),
-                        backups=backup.backup_state(sql), agent=agent, agent_error=agent_error)
+                        backups=backup.backup_state(sql), agent=agent, agent_error=agent_error,
+                        missing_grants=lacking)
     except SqlError as exc:
-        return SqlFacts(reachable=False, error=str(exc))
+        return SqlFacts(reachable=False, error=str(exc), error_kind=exc.kind, missing_grants=lacking)
 
 
 def gather(target: Target, clock: Any = None) -> Snapshot:

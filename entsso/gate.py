@@ -76,8 +76,23 @@ def host_reachable(s: Snapshot, host: str) -> Finding | None:
 
 def sql_reachable(s: Snapshot) -> Finding | None:
     if not s.sql.reachable:
-        return Finding("sql_reachable", "SQL Server", f"no answer ({s.sql.error})", "SQL Server to answer over ODBC")
+        # the error names the server and its kind: "SQL Server SQL1 — permission denied: …"
+        return Finding("sql_reachable", "SQL Server", s.sql.error or f"no answer ({s.sql.error_kind})",
+                       "SQL Server to answer the suite's queries over ODBC")
     return None
+
+
+def sql_grants(s: Snapshot, login: str | None = None) -> Finding | None:
+    """The run's SQL login has every grant the change needs (HAS_PERMS_BY_NAME, before anything changes):
+    without one, phase 1 or 2 would stop part-way with error 229."""
+    lacking = s.sql.missing_grants
+    if not lacking:  # None: not asked, SQL Server did not answer (sql_reachable says so)
+        return None
+    return Finding("sql_grants", f"SQL Server login {login}" if login else "SQL Server login",
+                   "no " + ", no ".join(str(g) for g in lacking),
+                   "every grant the run needs (docs/inventory.md, \"SQL Server login\"): have the DBA run "
+                   + "; ".join(g.fix(login) for g in lacking) + " (or make the login sysadmin), then run the "
+                   "gate again")
 
 
 def node_up(s: Snapshot, node: str) -> Finding | None:
@@ -393,6 +408,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
     checks += [lambda: sql_agent_running(s)]
+    checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
     checks += [lambda j=j: job_idle(s, j, continuous) for j in plan.job_names]
     return [f for f in (c() for c in checks) if f]

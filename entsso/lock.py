@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from entsso import journal, tsql
-from entsso.sql import SqlServer, SqlSettings
+from entsso.sql import SqlError, SqlServer, SqlSettings
 
 GRANTED = (0, 1)
 
@@ -22,10 +23,17 @@ class EstateLocked(RuntimeError):
     pass
 
 
+class EstateLockLost(EstateLocked):
+    """The lock's session ended (network drop, failover, idle timeout, a DBA's KILL): another run may now
+    hold the estate."""
+
+
 class EstateLock:
     def __init__(self, settings: SqlSettings, password: object, cluster_name: str) -> None:
-        # its own connection: the lock lives exactly as long as this session
-        self.sql = SqlServer(settings, password)
+        # its own connection: the lock lives exactly as long as this session. Never re-established, by us
+        # (reconnect=False) or by the driver's idle-connection resiliency (ConnectRetryCount=0): a new
+        # session would not hold the lock.
+        self.sql = SqlServer(replace(settings, connect_retry_count=0), password, reconnect=False)
         self.resource = f"entsso-upgrade:{cluster_name.upper()}"
         self.held = False
 
@@ -51,10 +59,39 @@ class EstateLock:
                 "with: SELECT request_session_id FROM sys.dm_tran_locks WHERE resource_type = 'APPLICATION'.")
         self.held = True
 
+    def verify(self) -> None:
+        """Raise EstateLockLost unless this run's session still holds the lock (checked before each phase)."""
+        advice = ("Nothing more is changed by this run. Check that no other entsso-upgrade run is changing this "
+                  "estate (SELECT request_session_id FROM sys.dm_tran_locks WHERE resource_type = 'APPLICATION' "
+                  "on the SSODB server), then continue the change with the command below: it takes the lock again.")
+        if not self.held:
+            raise EstateLockLost(f"the estate lock {self.resource!r} is not held by this run. {advice}")
+        try:
+            mode = self.sql.execute(tsql.ESTATE_LOCK_MODE, (self.resource,), database="SSODB").scalar()
+        except SqlError as exc:
+            self.held = False
+            raise EstateLockLost(f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is lost: its "
+                                 f"session ended ({exc}). {advice}") from None
+        if mode != "Exclusive":
+            self.held = False
+            raise EstateLockLost(f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is lost: its "
+                                 f"session no longer holds it (APPLOCK_MODE {mode}). {advice}")
+
+    def lost(self) -> str | None:
+        """verify()'s message, or None while the lock is held."""
+        try:
+            self.verify()
+        except EstateLockLost as exc:
+            return str(exc)
+        return None
+
     def release(self) -> None:
         try:
             if self.held:
-                self.sql.execute(tsql.RELEASE_ESTATE_LOCK, (self.resource,), database="SSODB")
+                try:
+                    self.sql.execute(tsql.RELEASE_ESTATE_LOCK, (self.resource,), database="SSODB")
+                except SqlError:
+                    pass  # the session is gone, and the lock with it
         finally:
             self.held = False
             self.sql.close()

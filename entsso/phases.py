@@ -268,6 +268,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     calls0, statements0 = run.calls.count(), run.statements.count()
     run.current_phase = name
     run.journal.write("phase_started", phase=name)
+    if run.estate_lock is not None and (lost := run.estate_lock.lost()) is not None: stop(run, name, lost)
     if run.options.apply and run.options.change_ticket and name != "backout" and run.history().backed_out:
         stop(run, "gate", f"change {run.options.change_ticket} was backed out: it is never continued (its phases "
              "would act on an estate put back as before). Start the change again under a new ticket.")

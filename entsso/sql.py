@@ -7,6 +7,7 @@ inventory the same class talks to the lab's SQL endpoint through a pyodbc-shaped
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "Fr
 
 
 class SqlError(Exception):
-    """A statement or connection failed; the message names the server and what to do."""
+    """A statement or connection failed; the message names the server, the kind of failure and the fix."""
+
+    kind = "error"
 
     def __init__(self, message: str, *, number: int | None = None, sqlstate: str | None = None) -> None:
         super().__init__(message)
@@ -25,11 +28,102 @@ class SqlError(Exception):
 
 
 class SqlUnreachable(SqlError):
-    pass
+    kind = "unreachable"
 
 
 class SqlLoginFailed(SqlError):
-    pass
+    kind = "login failed"
+
+
+class SqlPermissionDenied(SqlError):
+    kind = "permission denied"
+
+
+class SqlUnknownObject(SqlError):
+    kind = "unknown object"
+
+
+class SqlTimeout(SqlError):
+    kind = "timeout"
+
+
+class SqlCertificateUntrusted(SqlError):
+    kind = "certificate not trusted"
+
+
+class SqlKerberosFailed(SqlError):
+    kind = "Kerberos"
+
+
+# Texts the drivers print (docs/domain-notes.md, "SQL failures by kind", cites each): ODBC Driver 17/18's
+# "SSL Provider: [error:…certificate verify failed:self signed certificate]" and, on Windows, "The
+# certificate chain was issued by an authority that is not trusted"; "SSPI Provider: No Kerberos
+# credentials available", "Server not found in Kerberos database", "Cannot generate SSPI context"; GSSAPI
+# texts from FreeTDS and other clients.
+_CERTIFICATE = re.compile(r"(?i)SSL Provider|certificate verify failed|self[- ]signed certificate|"
+                          r"certificate chain was issued by an authority that is not trusted|"
+                          r"unable to get local issuer certificate|certificate.*(?:not trusted|name.*mismatch)")
+_KERBEROS = re.compile(r"(?i)SSPI|GSSAPI|Kerberos|krb5|target principal name is incorrect")
+_DENIED = re.compile(r"The (\w+) permission was denied on the object '([^']+)', database '([^']+)', "
+                     r"schema '([^']+)'")
+_NUMBER = re.compile(r"\((-?\d+)\) \(SQL")
+PERMISSION_NUMBERS = (229, 230, 262, 297, 300)
+
+
+def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool = False,
+             login: str | None = None) -> SqlError:
+    """The SqlError of the right kind for a driver's (SQLSTATE, message), by SQLSTATE, the server's error
+    number and, where the driver gives no number (TLS, Kerberos), its text. `text` has no secret in it."""
+    m = _NUMBER.search(text)
+    number = int(m.group(1)) if m else None
+    who = f"[{login}]" if login else "the run's login"
+    kw = {"number": number, "sqlstate": sqlstate}
+    head = f"SQL Server {server}"
+    if _CERTIFICATE.search(text):
+        return SqlCertificateUntrusted(
+            f"{head} — certificate not trusted: the ODBC driver refused the server's TLS certificate ({text}). "
+            "ODBC Driver 18 validates it whenever it encrypts. If the certificate is issued to another name than "
+            "the one in the inventory (an alias, a listener, an IP address), set sql.server to the name it "
+            "carries (ODBC's HostNameInCertificate names it apart from the server, which the inventory does not "
+            "set yet); if it is self-signed or from a private CA, install that CA on this machine "
+            "(update-ca-certificates). TrustServerCertificate=yes (sql.trust_server_certificate: true) skips "
+            "the check: only on a network you trust.", **kw)
+    if _KERBEROS.search(text):
+        return SqlKerberosFailed(
+            f"{head} — Kerberos: Trusted_Connection could not authenticate ({text}). Check this machine's "
+            "ticket with klist (kinit if there is none or it has expired: a long change needs a ticket that "
+            "outlives it), and that the SQL Server's service account has the SPN MSSQLSvc/<fully qualified "
+            "name>:<port> for exactly the name the inventory uses (setspn -L <account>): a short name, an "
+            "alias or an IP address has none. Or use a SQL login (sql.auth: sql).", **kw)
+    if sqlstate == "28000" or number in (18456, 18452, 4060):
+        hint = ("the database is missing or the login has no user in it: create the user (docs/inventory.md, "
+                "minimum grants)" if number == 4060 else
+                "check the SQL login's user name and its password environment variable, that the login is "
+                "enabled and SQL Server accepts SQL logins (mixed mode), or the Kerberos ticket (klist) for "
+                "Trusted_Connection; the server's error log names the reason (the state of error 18456)")
+        return SqlLoginFailed(f"{head} — login failed: {text}. {hint}.", **kw)
+    if number in PERMISSION_NUMBERS or "permission was denied" in text or "permission denied" in text.lower():
+        d = _DENIED.search(text)
+        fix = (f"GRANT {d.group(1)} ON {d.group(3)}.{d.group(4)}.{d.group(2)} TO {who}" if d else
+               f"grant {who} the permission")
+        return SqlPermissionDenied(
+            f"{head} — permission denied: {text}. The login lacks a grant the run needs: {fix} (or add it to "
+            "the role that carries it); docs/inventory.md lists the minimum grants.", **kw)
+    if number == 208 or sqlstate == "42S02":
+        return SqlUnknownObject(
+            f"{head} — unknown object: {text}. The object does not exist in that database, or the login may "
+            "not see it (SQL Server answers 208 for both): check the inventory's database names and the "
+            "BizTalk version's schema.", **kw)
+    if sqlstate in ("HYT00", "HYT01") and not connecting and "login timeout" not in text.lower():
+        return SqlTimeout(
+            f"{head} — timeout: a statement did not finish within the query timeout ({text}). Something "
+            "blocks it (sys.dm_exec_requests' blocking_session_id names the session) or the server is "
+            "overloaded; re-run once it answers.", **kw)
+    if connecting or (sqlstate or "").startswith("08") or sqlstate in ("HYT00", "HYT01"):
+        return SqlUnreachable(
+            f"{head} — unreachable: could not be reached ({text}). Check the server name, instance or port, "
+            "that SQL Server runs and listens on TCP, the firewall, and the ODBC driver in the inventory.", **kw)
+    return SqlError(f"{head}: {text}", **kw)
 
 
 @dataclass(frozen=True)
@@ -44,6 +138,7 @@ class SqlSettings:
     username: str | None = None
     login_timeout: int = 15
     query_timeout: int = 0  # 0 = no limit (pyodbc's conn.timeout)
+    connect_retry_count: int | None = None  # ConnectRetryCount (Driver 17.2+/18 idle-connection resiliency)
     lab_address: str | None = None  # set for the lab: the lab's SQL endpoint
     lab_port: int | None = None
 
@@ -65,6 +160,8 @@ class SqlSettings:
             parts = [f"DRIVER={{{self.driver}}}", f"SERVER={target}",
                      f"Encrypt={'yes' if self.encrypt else 'no'}",
                      f"TrustServerCertificate={'yes' if self.trust_server_certificate else 'no'}"]
+            if self.connect_retry_count is not None:
+                parts.append(f"ConnectRetryCount={self.connect_retry_count}")
         parts.append(f"DATABASE={database}")
         parts.append("APP=entsso-upgrade")
         if self.auth == "kerberos":
@@ -125,8 +222,12 @@ class SqlServer:
     connection (pyodbc connections are not for concurrent use)."""
 
     def __init__(self, settings: SqlSettings, password: Any = None, statements: StatementLog | None = None,
-                 connector: Connector | None = None) -> None:
+                 connector: Connector | None = None, *, reconnect: bool = True) -> None:
         self.settings = settings
+        # reconnect=False: a connection that broke stays broken (its session's state, e.g. the estate lock,
+        # went with it); every later statement on that database fails instead of running in a new session
+        self._reconnect = reconnect
+        self._lost: dict[str, str] = {}
         self._password = password
         self.statements = statements if statements is not None else StatementLog()
         self._connector = connector
@@ -165,6 +266,10 @@ class SqlServer:
 
     def _connection(self, database: str) -> Any:
         conn = self._conns.get(database)
+        if conn is None and database in self._lost:
+            raise SqlUnreachable(f"SQL Server {self.name} — unreachable: the connection to {database} was lost "
+                                 f"({self._lost[database]}) and is not re-established: the state of its session "
+                                 "went with it")
         if conn is None:
             try:
                 conn = self._connect(database)
@@ -177,23 +282,10 @@ class SqlServer:
         args = getattr(exc, "args", ())
         sqlstate = args[0] if args and isinstance(args[0], str) and len(args[0]) == 5 else None
         text = args[1] if len(args) > 1 and isinstance(args[1], str) else str(exc)
-        text = text.replace(self._secret() or "\0never\0", "***") if self._secret() else text
-        number = None
-        import re
-
-        m = re.search(r"\((\d+)\) \(SQL", text)
-        if m:
-            number = int(m.group(1))
-        if sqlstate == "28000" or number == 18456:
-            return SqlLoginFailed(
-                f"SQL Server {self.name} refused the login ({text}). Check the SQL login's user name and "
-                "its password environment variable, or the Kerberos ticket (klist) for Trusted_Connection.",
-                number=number, sqlstate=sqlstate)
-        if connecting or (sqlstate or "").startswith("08") or sqlstate == "HYT00":
-            return SqlUnreachable(
-                f"SQL Server {self.name} could not be reached ({text}). Check the server name, instance "
-                "or port, the firewall, and the ODBC driver in the inventory.", number=number, sqlstate=sqlstate)
-        return SqlError(f"SQL Server {self.name}: {text}", number=number, sqlstate=sqlstate)
+        secret = self._secret()
+        if secret:
+            text = text.replace(secret, "***")
+        return classify(self.name, sqlstate, text, connecting=connecting, login=self.settings.username)
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master") -> Result:
         """Run one batch with ? parameters; drain and return every result set."""
@@ -224,8 +316,10 @@ class SqlServer:
                 raise
             except Exception as exc:  # noqa: BLE001 - pyodbc.Error and the lab client's twins
                 outcome = "error"
-                self._conns.pop(database, None)
-                raise self._classify(exc) from None
+                error = self._classify(exc)
+                if self._conns.pop(database, None) is not None and not self._reconnect:
+                    self._lost[database] = str(error)
+                raise error from None
             finally:
                 self.statements.add(StatementRecord(sql=" ".join(sql.split()), database=database,
                                                     started=started_wall, seconds=time.monotonic() - started,

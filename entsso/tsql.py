@@ -80,4 +80,31 @@ GET_ESTATE_LOCK = """SET NOCOUNT ON;
 DECLARE @result int;
 EXEC @result = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0;
 SELECT @result AS result"""
+# Whether this session still holds the estate lock: 'Exclusive' while it does, 'NoLock' once lost.
+ESTATE_LOCK_MODE = "SET NOCOUNT ON; SELECT APPLOCK_MODE(N'public', ?, N'Session') AS mode"
 RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'"
+
+# The grants the run needs, each asked of SQL Server for the current login (HAS_PERMS_BY_NAME: 1 granted,
+# 0 not, NULL when the object does not exist or the login cannot see it). One row per grant; the force-full
+# flag table is asked under both its names (only the one this BizTalk version has answers non-NULL).
+# sp_getapplock needs no grant beyond a user in SSODB, which reading SSOX_GlobalInfo already needs.
+GRANTS = """SET NOCOUNT ON;
+SELECT N'EXECUTE' AS permission, N'msdb.dbo.sp_update_job' AS object_name,
+  HAS_PERMS_BY_NAME(N'msdb.dbo.sp_update_job', N'OBJECT', N'EXECUTE') AS granted
+UNION ALL SELECT N'EXECUTE', N'msdb.dbo.sp_start_job', HAS_PERMS_BY_NAME(N'msdb.dbo.sp_start_job', N'OBJECT', N'EXECUTE')
+UNION ALL SELECT N'EXECUTE', N'msdb.dbo.sp_stop_job', HAS_PERMS_BY_NAME(N'msdb.dbo.sp_stop_job', N'OBJECT', N'EXECUTE')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobs', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobs', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobhistory', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobhistory', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobactivity', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobactivity', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.syssessions', HAS_PERMS_BY_NAME(N'msdb.dbo.syssessions', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'EXECUTE', N'BizTalkMgmtDb.dbo.sp_ForceFullBackup',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.sp_ForceFullBackup', N'OBJECT', N'EXECUTE')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupHistory',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_BackupHistory', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.admv_BackupDatabases',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.admv_BackupDatabases', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupSettings',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_BackupSettings', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')"""

@@ -110,6 +110,7 @@ class SqlSection(_Model):
     utc_offset_minutes: Optional[int] = None
     last_full_minutes_ago: Optional[float] = None
     agent_running: Optional[bool] = None
+    denied: Optional[list[str]] = None  # objects (three-part names) the lab's login has no grant on
 
 
 class Package(_Model):

@@ -13,6 +13,8 @@ force-full flag where the scenario's BizTalk version does (sql.biztalk_schema).
 Plain INSERT/UPDATE/DELETE and DDL are refused with SQL Server's permission error 229/262: the suite's
 login changes the estate only through the procedures, as the BizTalk documentation says to, and the
 model's invariants (one activity row per run, flag consumed by the job) stay intact.
+`sql.denied` names objects the login has no grant on: reading or executing one is error 229 with SQL
+Server's text, and HAS_PERMS_BY_NAME answers 0 for it (1 for the rest, NULL for an absent object).
 
 The lab's SQL Server keeps the server's local time, as SQL Server does: `sql.utc_offset_minutes` east
 of UTC. SYSUTCDATETIME()/GETUTCDATE() are UTC; GETDATE()/SYSDATETIME(), msdb's job dates, sysjobhistory's
@@ -48,7 +50,10 @@ FORCE_FULL_COLUMN = "ForceFull"
 SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
-    "last_full_minutes_ago", "agent_running"})
+    "last_full_minutes_ago", "agent_running", "denied"})
+# The procedures the lab models, by three-part name (sp_getapplock/sp_releaseapplock run in any database).
+PROCEDURES = ("msdb.dbo.sp_update_job", "msdb.dbo.sp_start_job", "msdb.dbo.sp_stop_job",
+              "BizTalkMgmtDb.dbo.sp_ForceFullBackup")
 # BizTalk's jobs that SQL Agent runs on its own: ManageRefCountLog "runs continuously by default" (its
 # schedule restarts it within a minute when it is enabled and idle) and starts Message_Cleanup, which is
 # neither enabled nor scheduled, about every 10 seconds (Learn, "Monitoring SQL Server Agent Jobs").
@@ -375,6 +380,7 @@ class SqlEngine:
         if abs(self.utc_offset) > timedelta(hours=14):
             raise ValueError("scenario sql.utc_offset_minutes: SQL Server's clock is at most 14 hours from UTC")
         self.flag_table = FORCE_FULL_TABLES[schema]
+        self.denied = self._denied(scenario_sql.get("denied"), schema)
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
         instance = scenario_sql.get("instance")
@@ -407,6 +413,9 @@ class SqlEngine:
             self._db.executescript(ddl)
         self._current_database = "master"
         self._db.create_function("OBJECT_ID", 1, self._object_id)
+        self._db.create_function("HAS_PERMS_BY_NAME", 3, self._has_perms_by_name)
+        self._current_session = 0
+        self._db.create_function("APPLOCK_MODE", 3, self._applock_mode)
         self._seed(scenario_sql, secret_server)
         self._scheduler: threading.Thread | None = None
         if self.agent_running:
@@ -593,6 +602,48 @@ class SqlEngine:
         for t in list(self._running.values()):
             t.join(5)
 
+    @staticmethod
+    def _denied(value: Any, schema: str) -> frozenset[str]:
+        """sql.denied: the objects (three-part names) on which the suite's login lacks its grant."""
+        if value is None:
+            return frozenset()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"scenario sql.denied: {value!r} is not a list of three-part object names")
+        known = {n.lower(): n for n in PROCEDURES}
+        for database, ddl in _SCHEMA.items():
+            if database.startswith("BizTalkMgmtDb ") and database != f"BizTalkMgmtDb {schema}":
+                continue
+            for db, obj in re.findall(r"CREATE (?:TABLE|VIEW) (\w+)\.(\w+)", ddl):
+                known[f"{db}.dbo.{obj}".lower()] = f"{db}.dbo.{obj}"
+        unknown = [v for v in value if v.lower() not in known]
+        if unknown:
+            raise ValueError(f"scenario sql.denied: {', '.join(unknown)} is not an object the lab models "
+                             f"(one of {', '.join(sorted(known.values()))})")
+        return frozenset(v.lower() for v in value)
+
+    def _deny(self, permission: str, database: str, obj: str) -> None:
+        """Error 229 as SQL Server sends it when the login lacks `permission` on database.dbo.obj."""
+        if f"{database}.dbo.{obj}".lower() in self.denied:
+            raise EngineError(229, 5, 14, f"The {permission} permission was denied on the object '{obj}', "
+                                          f"database '{database}', schema 'dbo'.")
+
+    def _has_perms_by_name(self, securable: Any, securable_class: Any, permission: Any) -> int | None:
+        """HAS_PERMS_BY_NAME(N'db.schema.object', N'OBJECT', N'EXECUTE'|N'SELECT'): 1 granted, 0 not, NULL
+        when the object does not exist (the only class the lab models is OBJECT)."""
+        if str(securable_class or "").upper() != "OBJECT":
+            raise EngineError(50000, 1, 16, f"HAS_PERMS_BY_NAME: the lab models the OBJECT class only, not "
+                                            f"{securable_class!r}")
+        name = ".".join(p.strip().strip("[]") for p in str(securable or "").split("."))
+        if name.lower() not in {p.lower() for p in PROCEDURES} and self._object_id(name) is None:
+            return None
+        return 0 if name.lower() in self.denied else 1
+
+    def _applock_mode(self, principal: Any, resource: Any, owner: Any) -> str:
+        """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
+        if str(owner or "").lower() != "session":
+            return "NoLock"  # autocommit: no transaction owns a lock
+        return "Exclusive" if self._applocks.get(str(resource).lower()) == self._current_session else "NoLock"
+
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
@@ -687,8 +738,15 @@ class SqlEngine:
         if n > len(params):
             raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
         mine = [params.pop(0) for _ in range(n)]
+        if self.denied:  # SELECT on a table or view the login has no grant on: error 229 (sql.denied)
+            canon = {d.lower(): d for d in self.databases}
+            for table in sqlglot.parse_one(stmt, read="tsql").find_all(exp.Table):
+                if table.name:
+                    database = canon.get((table.catalog or ctx["database"]).lower(), table.catalog)
+                    self._deny("SELECT", database, table.name)
         sqlite_sql = _translate(stmt, ctx["database"], self.databases)
         self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
+        self._current_session = ctx["session"]  # APPLOCK_MODE answers for the calling session
         try:
             cur = self._db.execute(sqlite_sql, mine)
         except sqlite3.Error as exc:
@@ -740,6 +798,8 @@ class SqlEngine:
         entry = procs.get(key)
         if entry is None or (entry[0] is not None and entry[0].lower() != db.lower()):
             raise EngineError(2812, 62, 16, f"Could not find stored procedure '{proc_text}'.")
+        if entry[0] is not None:
+            self._deny("EXECUTE", entry[0], next(p.split(".")[-1] for p in PROCEDURES if p.lower().endswith(key)))
         counts = self.counters["procedures"]
         counts[name] = counts.get(name, 0) + 1
         code = entry[1](named, positional, ctx, result)

@@ -78,3 +78,29 @@ def test_ssodb_missing_from_the_backup_jobs_databases_stops_phase_2_by_name(tmp_
     stopped = [r for r in run.journal() if r["kind"] == "phase_stopped"]
     assert [r["phase"] for r in stopped] == ["backup"]
     assert not [r for r in run.journal() if r["kind"] == "intent" and r["phase"] not in ("silence", "backup")]
+
+
+def test_missing_grant_is_refused_by_the_gate_naming_it_and_nothing_changes(tmp_path):
+    """A login without EXECUTE on sp_update_job: the gate asks HAS_PERMS_BY_NAME before anything changes,
+    names the grant and the GRANT that adds it; phase 1 never gets to error 229."""
+    run = run_suite(tmp_path, f"--lab={scenario(tmp_path, 'denied', denied=['msdb.dbo.sp_update_job'])}",
+                    "--apply", "--change-ticket", "CHG-DENIED")
+    assert run.returncode == 1, run.output[-3000:]
+    assert "found no EXECUTE on msdb.dbo.sp_update_job" in run.output
+    assert "GRANT EXECUTE ON msdb.dbo.sp_update_job TO [entsso]" in run.output
+    assert run.outcomes["test_sql_login_has_the_grants_the_run_needs"] == "failed"
+    assert run.outcomes["test_sql_server_answers"] == "passed"
+    kinds = [r["kind"] for r in run.journal()]
+    assert "gate_refused" in kinds and "intent" not in kinds
+    assert run.lab_state["changes"] == 0
+    assert "sp_update_job" not in run.lab_state["sql"]["counters"]["procedures"]
+
+
+def test_a_read_the_login_may_not_do_is_named_permission_denied_not_unreachable(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", f"--lab={scenario(tmp_path, 'denied-read', denied=['msdb.dbo.sysjobs'])}")
+    assert run.returncode == 1, run.output[-3000:]
+    assert ("permission denied: [42000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]The SELECT "
+            "permission was denied on the object 'sysjobs', database 'msdb', schema 'dbo'. (229)") in run.output
+    assert "GRANT SELECT ON msdb.dbo.sysjobs TO [entsso]" in run.output
+    assert "could not be reached" not in run.output
+    assert run.outcomes["test_sql_login_has_the_grants_the_run_needs"] == "failed"

@@ -12,12 +12,13 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, sqlagent, tsql
+from entsso import backup, permissions, sqlagent, tsql
 from entsso.lab.clock import Clock
+from entsso.lock import EstateLock, EstateLockLost
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.sqlserver import SqlEndpoint
 from entsso.poll import Poller
-from entsso.sql import SqlError, SqlLoginFailed, SqlServer, SqlSettings, SqlUnreachable
+from entsso.sql import SqlError, SqlLoginFailed, SqlPermissionDenied, SqlServer, SqlSettings, SqlUnreachable
 
 SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
 PASSWORD = "Sql-" + secrets.token_urlsafe(12)
@@ -27,6 +28,8 @@ DISABLED_JOB = "DTA Purge and Archive (BizTalkDTADb)"
 
 # what each statement that returns rows must return
 COLUMNS = {
+    "GRANTS": ["permission", "object_name", "granted"],
+    "ESTATE_LOCK_MODE": ["mode"],
     "NOW": ["now_utc", "now_local"],
     "SECRET_SERVER": ["secret_server"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
@@ -124,7 +127,8 @@ def test_every_tsql_statement_is_covered_here():
 @pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
     _, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
-    params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,)}.get(name, ())
+    params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,),
+              "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
     assert rows, f"{name} returned no row"
     if name in LEGACY:
@@ -707,3 +711,82 @@ def test_sql_agent_stopped_runs_no_job_and_refuses_to_start_one(lab_sql):
 def test_sql_agent_runs_by_default(lab_sql):
     _, sql = lab_sql()
     assert sqlagent.agent_status(sql) == "Running"
+
+
+def test_a_denied_procedure_is_error_229_with_sql_servers_text(lab_sql):
+    _, sql = lab_sql(denied=["msdb.dbo.sp_update_job"])
+    with pytest.raises(SqlPermissionDenied) as err:
+        sql.execute(tsql.UPDATE_JOB, ("MessageBox_DeadProcesses_Cleanup_BizTalkMsgBoxDb", 0), database="msdb")
+    assert err.value.number == 229
+    assert ("The EXECUTE permission was denied on the object 'sp_update_job', database 'msdb', schema 'dbo'."
+            in str(err.value))
+    assert "GRANT EXECUTE ON msdb.dbo.sp_update_job TO [entsso]" in str(err.value)
+
+
+def test_a_denied_table_is_error_229_on_select(lab_sql):
+    _, sql = lab_sql(denied=["SSODB.dbo.SSOX_GlobalInfo"])
+    with pytest.raises(SqlPermissionDenied) as err:
+        sql.execute(tsql.SECRET_SERVER)
+    assert "The SELECT permission was denied on the object 'SSOX_GlobalInfo', database 'SSODB', schema 'dbo'." \
+        in str(err.value)
+
+
+def test_has_perms_by_name_answers_0_for_a_denied_object_and_null_for_an_absent_one(lab_sql):
+    _, sql = lab_sql(denied=["msdb.dbo.sp_update_job"])
+    answers = {(r["permission"], r["object_name"]): r["granted"] for r in sql.execute(tsql.GRANTS).rows}
+    assert answers[("EXECUTE", "msdb.dbo.sp_update_job")] == 0
+    assert answers[("EXECUTE", "msdb.dbo.sp_start_job")] == 1
+    assert answers[("SELECT", "BizTalkMgmtDb.dbo.adm_ForceFullBackup")] is None  # 2010 schema: no such table
+    assert [str(g) for g in permissions.missing(permissions.grants(sql))] == ["EXECUTE on msdb.dbo.sp_update_job"]
+
+
+def test_a_denied_name_the_lab_does_not_model_is_refused(make_engine):
+    with pytest.raises(ValueError, match="sql.denied: msdb.dbo.sp_nope is not an object the lab models"):
+        make_engine(denied=["msdb.dbo.sp_nope"])
+
+
+def _estate_lock(ep: SqlEndpoint) -> EstateLock:
+    return EstateLock(client(ep).settings, PASSWORD, "SSOCLUSTER")
+
+
+def test_estate_lock_verifies_while_its_session_holds_it(make_engine, serve):
+    lock = _estate_lock(serve(make_engine()))
+    lock.acquire()
+    try:
+        lock.verify()
+        assert lock.lost() is None
+    finally:
+        lock.release()
+
+
+def test_estate_lock_lost_with_its_session_is_named_and_never_retaken_silently(make_engine, serve):
+    engine = make_engine()
+    lock = _estate_lock(serve(engine))
+    lock.acquire()
+    engine.set_unavailable(True)  # the network drops: SQL Server ends the session, and the lock with it
+    time.sleep(0.2)
+    engine.set_unavailable(False)
+    with pytest.raises(EstateLockLost) as err:
+        lock.verify()
+    assert "the estate lock 'entsso-upgrade:SSOCLUSTER' on SQL Server SQL1 is lost: its session ended" in str(err.value)
+    assert "sys.dm_tran_locks" in str(err.value)
+    with pytest.raises(EstateLockLost):  # still lost: no new session quietly took over
+        lock.verify()
+    assert engine.dump()["app_locks"] == []
+    lock.release()
+
+
+def test_estate_lock_whose_session_was_ended_reports_nolock(make_engine, serve):
+    engine = make_engine()
+    lock = _estate_lock(serve(engine))
+    lock.acquire()
+    with engine._lock:
+        engine._applocks.clear()  # a DBA's KILL would end the session; here only the lock goes
+    with pytest.raises(EstateLockLost, match="no longer holds it \\(APPLOCK_MODE NoLock\\)"):
+        lock.verify()
+    lock.release()
+
+
+def test_lock_connection_string_disables_the_drivers_reconnect():
+    lock = EstateLock(SqlSettings(server="SQL01"), None, "SSOCLUSTER")
+    assert "ConnectRetryCount=0" in lock.sql.settings.connection_string("SSODB")

@@ -1,0 +1,41 @@
+"""What the run's SQL login may do: the grants the change needs, asked of SQL Server before anything
+changes (HAS_PERMS_BY_NAME), so a missing one is a gate finding that names it, not a stop in phase 1.
+
+The minimum grants are listed in docs/inventory.md ("SQL Server login"); sysadmin has them all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entsso import tsql
+from entsso.sql import SqlServer
+
+# the force-full flag table has one of two names by BizTalk version: NULL (absent) for the other is expected
+EITHER_OF = {"BizTalkMgmtDb.dbo.adm_BackupSettings", "BizTalkMgmtDb.dbo.adm_ForceFullBackup"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    permission: str  # EXECUTE | SELECT
+    object_name: str  # three-part name
+    granted: bool | None  # None: SQL Server does not show the object to this login (or it does not exist)
+
+    def __str__(self) -> str:
+        return f"{self.permission} on {self.object_name}"
+
+    def fix(self, login: str | None) -> str:
+        return f"GRANT {self.permission} ON {self.object_name} TO [{login or '<the run login>'}]"
+
+
+def grants(sql: SqlServer) -> list[Grant]:
+    """Every grant the run needs, as SQL Server answers for the current login."""
+    rows = sql.execute(tsql.GRANTS).rows
+    return [Grant(str(r["permission"]), str(r["object_name"]),
+                  None if r["granted"] is None else bool(r["granted"])) for r in rows]
+
+
+def missing(found: list[Grant]) -> list[Grant]:
+    """The grants the login lacks: 0, or NULL for an object the run reads (SQL Server hides an object from a
+    login without any permission on it). The flag table's absent twin is not missing (and neither flag table
+    is the gate's force_full_flag_found finding, not a grant)."""
+    return [g for g in found if not g.granted and not (g.granted is None and g.object_name in EITHER_OF)]

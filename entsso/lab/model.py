@@ -60,6 +60,16 @@ def _same(a: str | None, b: str | None) -> bool:
     return (a or "").upper() == (b or "").upper() and a is not None and b is not None
 
 
+# Windows Installer's refusals before anything runs (Microsoft Learn, "MsiExec.exe and InstMsi.exe Error Messages")
+INSTALLER_REFUSES = {
+    1618: "Another installation is already in progress. Complete that installation before proceeding with this install.",
+    1619: "This installation package could not be opened. Verify that the package exists and is accessible, or "
+          "contact the application vendor to verify that this is a valid Windows Installer package.",
+    1638: "Another version of this product is already installed. Installation of this version cannot continue. To "
+          "configure or remove the existing version of this product, use Add/Remove Programs in Control Panel.",
+}
+
+
 def contact_error(name: str) -> str:
     return (f"Could not contact the SSO server '{name}'. Check that SSO is configured and that the SSO service "
             "is running on that server.")
@@ -929,17 +939,29 @@ class Estate:
         with self._lock:
             self._advance()
             target = str(self.up_cfg.get("target_version"))
-            if self._file(h, p["path"]) is None:
-                return {"exit_code": 1619, "log_path": log_path, "version_after": h.version}
+            if self._file(h, p["path"]) is None:  # as Install-SsoUpdate.ps1: it never starts msiexec
+                raise PSError(f"Update package '{p['path']}' was not found on {h.name}; copy it there (the "
+                              "inventory's package path), then re-run.", "ObjectNotFound")
             node_cfg = (self.up_cfg.get("nodes") or {}).get(h.name) or {}
             code = int(node_cfg.get("exit_code", (self.up_cfg.get("package") or {}).get("exit_code", 0)))
             if h.name in self.installer_exit:  # an injected fault wins over the scenario
                 code = self.installer_exit[h.name]
             if h.version == target and h.pending_version is None:
                 return {"exit_code": 0, "log_path": log_path, "version_after": h.version}
+            if code in INSTALLER_REFUSES:
+                # Windows Installer refuses before its execute sequence runs (1618: the _MSIExecute mutex
+                # is held; 1619: the package cannot be opened; 1638: another version is installed): it
+                # returns at once, stops no service and changes no file but its log
+                self._put_file(h, log_path, f"MSI (s) lab: exit code {code} ({INSTALLER_REFUSES[code]})\r\n"
+                               .encode(), self.clock.now())
+                self._log.append({"time": _iso(self.clock.now()), "host": h.name,
+                                  "what": f"update package refused at once with exit code {code}: nothing changed"})
+                return {"exit_code": code, "log_path": log_path, "version_after": h.version}
             h.install_gen += 1
             gen = h.install_gen
             h.installing = True
+            entsso_before = h.services[ENTSSO].status
+            scm_entsso_before = entsso_before == "Running" and not h.entsso_clustered
             if h.services[ENTSSO].status != "Stopped":
                 self._scm_stop_entsso(h, "the update package stops ENTSSO")
             self._change(h.name, f"update package {p['path']} installing")
@@ -958,6 +980,14 @@ class Estate:
                     if code == 1641:  # the installer initiated the restart (InitiateSystemShutdown with a timeout)
                         self._initiate_restart(h, f"the installer (exit code 1641) restarts {h.name}")
                 self._change(h.name, f"update package finished with exit code {code}")
+                if code not in (0, 3010, 1641):
+                    # a failed installation is rolled back "to its original state": files as they were, and
+                    # the services its StopServices stopped started again (docs/domain-notes.md)
+                    self._change(h.name, f"update package rolled back (exit code {code}): version {h.version} "
+                                 f"kept, ENTSSO {entsso_before} as before")
+                    if scm_entsso_before and self._reachable(h):
+                        self._begin_entsso(h, h.name, False, float(self.sso_cfg.get("service_start_sec", 15)))
+                        self._change(h.name, "ENTSSO start requested (the installer's rollback)")
 
             self._schedule(setup, f"update package finishes on {h.name}", finish)
         if not self._wait(lambda: not h.installing or h.install_gen != gen, timeout):

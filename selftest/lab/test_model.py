@@ -457,16 +457,45 @@ def test_restart_of_the_owner_fails_the_group_over():
     assert facts(e, "NODE2")["cluster"]["group"]["owner_node"] == "NODE2"
 
 
-def test_package_1603_changes_nothing_but_the_log():
+def test_package_1603_rolls_back_version_kept_and_the_stopped_entsso_started_again():
     e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1603}}})
+    e.invoke("NODE2", "Set-ServiceState", {"services": [{"name": "ENTSSO", "status": "Running"}], "timeout_sec": 120})
+    assert e.services_of("NODE2")["ENTSSO"] == "Running"
     out = _install(e, "NODE2")
     assert out["exit_code"] == 1603 and out["version_after"] == "10.0.1000.0"
+    events = [x["what"] for x in e.dump()["events"] if x["host"] == "NODE2"]
+    assert "ENTSSO stopped (the update package stops ENTSSO)" in events  # it did run, and stopped ENTSSO
+    assert any(x.startswith("update package rolled back (exit code 1603)") for x in events)
+    assert wait_until(e, lambda: e.services_of("NODE2")["ENTSSO"] == "Running", 60)  # as before the install
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.1000.0"
     assert e.invoke("NODE2", "Read-File", {"path": "C:\\Windows\\Temp\\u.log"})["size"] > 0
 
 
-def test_package_missing_gives_1619():
+def test_package_1603_leaves_a_stopped_entsso_stopped():
+    e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1603}}})
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"
+    assert _install(e, "NODE2")["exit_code"] == 1603
+    e.clock.sleep(60)
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"
+
+
+@pytest.mark.parametrize("code", [1618, 1619, 1638])
+def test_installer_refusal_returns_at_once_and_changes_nothing(code):
+    e = make(upgrade={"setup_sec": 100000, "nodes": {"NODE2": {"exit_code": code}}})
+    e.invoke("NODE2", "Set-ServiceState", {"services": [{"name": "ENTSSO", "status": "Running"}], "timeout_sec": 120})
+    changes, began = e.changes, e.clock.elapsed()
+    out = _install(e, "NODE2")
+    assert out["exit_code"] == code and out["version_after"] == "10.0.1000.0"
+    assert e.clock.elapsed() - began < 1000  # not setup_sec (100000 estate seconds): at once
+    assert e.changes == changes  # ENTSSO never stopped, nothing installed
+    assert e.services_of("NODE2")["ENTSSO"] == "Running"
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.1000.0"
+
+
+def test_package_missing_is_refused_by_the_script_before_msiexec():
     e = make("package-missing")
-    assert _install(e, "NODE2")["exit_code"] == 1619
+    with pytest.raises(PSError, match=r"Update package '.*' was not found on NODE2; copy it there"):
+        _install(e, "NODE2")
 
 
 def test_operator_upgrade_now_sets_the_version():

@@ -415,12 +415,58 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     assert all(h["readable"] for h in handlers(e, "BTS1"))
 
 
-def test_host_instance_cannot_start_without_entsso():
+def test_host_instance_cannot_start_without_entsso_with_the_scms_dependency_text():
     e = make()
     services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
-    with pytest.raises(PSError, match="Single Sign-On"):
+    with pytest.raises(PSError, match=r"to Running: The dependency service or group failed to start\."):
         e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "SendHost", "state": "Running"}],
                                                    "timeout_sec": 120})
+    assert e.services_of("BTS2")["BTSSvc$SendHost"] == "Stopped"
+
+
+def test_btssvc_start_through_the_scm_with_entsso_stopped_fails_with_1068():
+    e = make()
+    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError) as exc:
+        services(e, "BTS2", ("BTSSvc$SendHost", "Running"))
+    assert str(exc.value).startswith("Service 'BTSSvc$SendHost' cannot be started due to the following error: "
+                                     "Cannot start service BTSSvc$SendHost on computer '.'. (The dependency "
+                                     "service or group failed to start.")
+    assert e.services_of("BTS2")["ENTSSO"] == "Stopped" and e.services_of("BTS2")["BTSSvc$SendHost"] == "Stopped"
+
+
+DRAINING = {"biztalk": {"servers": [{"name": "BTS1", "host_instances": [
+    {"host": "ReceiveHost", "state": "Running", "stop_sec": 2000},
+    {"host": "SendHost", "state": "Running"}]}]}}
+
+
+def _stop_instances(e: Estate, *names: str) -> dict[str, Any]:
+    return e.invoke("BTS1", "Set-HostInstanceState",
+                    {"host_instances": [{"host_name": n, "state": "Stopped"} for n in names], "timeout_sec": 3000})
+
+
+def test_host_instance_that_drains_longer_than_the_scm_waits_fails_1053_and_stays_stop_pending():
+    e = make(**DRAINING)
+    began = e.clock.elapsed()
+    with pytest.raises(PSError) as exc:
+        _stop_instances(e, "ReceiveHost", "SendHost")
+    assert ("host instance 'Microsoft BizTalk Server ReceiveHost BTS1' on BTS1 to Stopped: The service did not "
+            "respond to the start or control request in a timely fashion.") in str(exc.value)
+    assert 30 <= e.clock.elapsed() - began < 2000  # the SCM's wait, not the drain
+    assert e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "StopPending"  # it goes on draining
+    assert e.services_of("BTS1")["BTSSvc$SendHost"] == "Running"  # the script threw before it
+    assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
+
+
+def test_a_stop_pending_host_instance_gets_no_second_stop_the_call_waits_for_it():
+    e = make(**DRAINING)
+    with pytest.raises(PSError):
+        _stop_instances(e, "ReceiveHost")
+    out = _stop_instances(e, "ReceiveHost", "SendHost")["host_instances"]
+    assert [(o["host_name"], o["state_before"], o["state"]) for o in out] == [
+        ("ReceiveHost", "StopPending", "Stopped"), ("SendHost", "Running", "Stopped")]
+    requested = [x["what"] for x in e.dump()["events"] if x["what"] == "BTSSvc$ReceiveHost stop requested"]
+    assert len(requested) == 1
 
 
 def test_disabled_host_instance_cannot_start():

@@ -810,6 +810,14 @@ class Estate:
             if want not in ("Running", "Stopped"):
                 raise PSError(f"Set-ServiceState: status must be Running or Stopped, not '{want}'", "InvalidArgument")
             before = s.status
+            if name == ENTSSO and want == "Stopped" and before != want:
+                # as Set-ServiceState.ps1 (the SCM itself would answer 1051, ERROR_DEPENDENT_SERVICES_RUNNING):
+                # ENTSSO is not stopped while a BTSSvc$ that depends on it is anything but Stopped
+                running = [n for n, d in h.services.items() if n.startswith("BTSSvc$") and d.status != "Stopped"]
+                if running:
+                    raise PSError(f"Service '{name}' on {h.name} has running dependent services "
+                                  f"({', '.join(running)}); stop them first (for BTSSvc$ services: stop the BizTalk "
+                                  "host instances), then re-run.")
             target_pending = "StartPending" if want == "Running" else "StopPending"
             acted = False
             if s.status not in (want, target_pending):

@@ -213,6 +213,7 @@ def test_read_only_operations_change_nothing():
 
 def test_second_identical_operation_is_unchanged_and_not_counted():
     e = make()
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"))  # its dependents first, as phase 1
     first = services(e, "BTS2", ("RuleEngineUpdateService", "Stopped"), ("ENTSSO", "Stopped"))
     assert [s["changed"] for s in first["services"]] == [False, True]
     n = e.changes
@@ -417,7 +418,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
 
 def test_host_instance_cannot_start_without_entsso_with_the_scms_dependency_text():
     e = make()
-    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
     with pytest.raises(PSError, match=r"to Running: The dependency service or group failed to start\."):
         e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "SendHost", "state": "Running"}],
                                                    "timeout_sec": 120})
@@ -426,7 +427,7 @@ def test_host_instance_cannot_start_without_entsso_with_the_scms_dependency_text
 
 def test_btssvc_start_through_the_scm_with_entsso_stopped_fails_with_1068():
     e = make()
-    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
     with pytest.raises(PSError) as exc:
         services(e, "BTS2", ("BTSSvc$SendHost", "Running"))
     assert str(exc.value).startswith("Service 'BTSSvc$SendHost' cannot be started due to the following error: "
@@ -554,7 +555,7 @@ def test_dump_is_json_serialisable():
     import json
 
     e = make()
-    services(e, "BTS2", ("ENTSSO", "Stopped"))
+    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"))
     doc = json.loads(json.dumps(e.dump()))
     assert doc["changes"] == e.changes and doc["events"]
     assert doc["cluster"]["clustered_entsso"]["host"] == "NODE1"
@@ -669,3 +670,20 @@ def test_a_paused_node_cannot_receive_the_group():
     with pytest.raises(PSError, match="Paused"):
         move(e, "NODE1", "NODE2")
     assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"
+
+
+def test_entsso_is_not_stopped_while_a_host_instance_still_runs_or_drains():
+    e = make(**DRAINING)
+    services(e, "BTS1", ("ENTSSO", "Running"))
+    with pytest.raises(PSError, match=r"Service 'ENTSSO' on BTS1 has running dependent services "
+                                      r"\(BTSSvc\$ReceiveHost, BTSSvc\$SendHost\); stop them first"):
+        services(e, "BTS1", ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError):
+        _stop_instances(e, "ReceiveHost")  # 1053: ReceiveHost still StopPending
+    _stop_instances(e, "SendHost")
+    with pytest.raises(PSError, match=r"running dependent services \(BTSSvc\$ReceiveHost\)"):
+        services(e, "BTS1", ("ENTSSO", "Stopped"))  # a StopPending dependent blocks it too
+    assert e.services_of("BTS1")["ENTSSO"] == "Running"
+    assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
+    assert services(e, "BTS1", ("ENTSSO", "Stopped"))["services"][0]["status"] == "Stopped"
+

@@ -2,10 +2,11 @@
 BizTalk server, and the adapter handlers whose properties only SSO can decrypt."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from entsso.winrm import WindowsHost
+from entsso.winrm import RemoteError, WindowsHost
 
 RULE_ENGINE = "RuleEngineUpdateService"
 
@@ -53,13 +54,51 @@ def parse_adapter_handlers(host: str, doc: dict[str, Any]) -> tuple[AdapterHandl
                  for h in doc.get("handlers") or [])
 
 
+# what the SCM (through MSBTS_HostInstance.Stop) or Set-HostInstanceState say of an instance that is still
+# stopping: ERROR_SERVICE_REQUEST_TIMEOUT's text (1053), or the script's own wait ending in StopPending
+STILL_STOPPING = ("did not respond to the start or control request in a timely fashion", "(last state: StopPending)")
+
+
+class HostInstanceDraining(RuntimeError):
+    """A host instance asked to stop is still StopPending: BizTalk is finishing its in-flight work."""
+
+    def __init__(self, server: str, host_name: str, said: str) -> None:
+        super().__init__(
+            f"BizTalk host instance {host_name} on {server} is still draining (StopPending: it is finishing its "
+            f"in-flight work, which adapters such as MSMQ can make last minutes; Windows said: {said}). Do not "
+            f"stop it again and do not end its BTSNTSvc process: wait until BTSSvc${host_name} on {server} shows "
+            "Stopped (Get-Service, or BizTalk Administration's host instances), then continue. The continuing "
+            "run sends it no second stop and waits for it; if it stays StopPending, read the Application event "
+            f"log (source BizTalk Server) on {server}.")
+        self.server, self.host_name = server, host_name
+
+
+def draining_instance(text: str, wanted: list[tuple[str, str]]) -> str | None:
+    """The host (of `wanted` ones to stop) that a Set-HostInstanceState failure says is still stopping."""
+    if not any(marker in text for marker in STILL_STOPPING):
+        return None
+    quoted = re.search(r"[Hh]ost instance '([^']*)'", text)
+    named = quoted.group(1) if quoted else text
+    return next((n for n, s in wanted if s == "Stopped" and re.search(rf"\b{re.escape(n)}\b", named)), None)
+
+
 def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float) -> list[dict[str, Any]]:
-    """Start or stop host instances through BizTalk's WMI provider (Set-HostInstanceState)."""
+    """Start or stop host instances through BizTalk's WMI provider (Set-HostInstanceState). One still
+    draining after the stop is HostInstanceDraining (a stop is sent once: the script only waits for an
+    instance it finds StopPending)."""
     if not wanted:
         return []
-    doc = host.invoke("Set-HostInstanceState",
-                      {"host_instances": [{"host_name": n, "state": s} for n, s in wanted],
-                       "timeout_sec": int(timeout)}, timeout=timeout * len(wanted) + 60)
+    try:
+        doc = host.invoke("Set-HostInstanceState",
+                          {"host_instances": [{"host_name": n, "state": s} for n, s in wanted],
+                           "timeout_sec": int(timeout)}, timeout=timeout * len(wanted) + 60)
+    except RemoteError as exc:
+        draining = draining_instance(str(exc), wanted)
+        if draining is None:
+            raise
+        said = ("error 1053, the service did not respond to the start or control request in a timely fashion"
+                if STILL_STOPPING[0] in str(exc) else f"not Stopped within {timeout:.0f} s, last state StopPending")
+        raise HostInstanceDraining(host.name, draining, said) from None
     return list(doc.get("host_instances") or [])
 
 

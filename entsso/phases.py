@@ -603,8 +603,7 @@ def _upgrade_node(run: Run, node: str) -> None:
             step(run, "upgrade", "wait for the node to come back", node,
                  lambda: _wait_for_restart(run, node, watch, t.reboot))
         elif code != 0:
-            stop(run, "upgrade", f"{node}: the update package failed with exit code {code} ({meaning}). "
-                 f"Read the installer log {log} on {node}, fix the cause, then resume.")
+            stop(run, "upgrade", sso.installer_failure(node, code, log, result.get("version_after"), cfg.package_path))
     step(run, "upgrade", "start ENTSSO through the SCM", node,
          lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
 

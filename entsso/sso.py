@@ -277,3 +277,31 @@ MSI_CODES = {
     1619: "the installation package could not be opened (ERROR_INSTALL_PACKAGE_OPEN_FAILED)",
     1638: "another version of this product is already installed (ERROR_PRODUCT_VERSION)",
 }
+
+
+def installer_failure(node: str, code: int, log_path: str, version_after: str | None, package: str | None) -> str:
+    """The stop message for an update package that did not succeed: what Windows Installer did (its side
+    effects by exit code, docs/domain-notes.md) and what the operator does before continuing."""
+    meaning = MSI_CODES.get(code, "not a Windows Installer success code")
+    kept = f"{node} still reports Enterprise SSO {version_after}" if version_after else f"{node}'s version is unchanged"
+    head = f"{node}: the update package returned exit code {code} ({meaning})"
+    if code == 1618:
+        return (f"{head}. Windows Installer did not start it and changed nothing ({kept}; ENTSSO left as it was). "
+                f"Another installation holds the installer on {node}: find it (Get-Process msiexec on {node}; the "
+                "Application log's MsiInstaller events name the product), let it finish or end it, then continue.")
+    if code == 1619:
+        return (f"{head}. Windows Installer could not open {package or 'the package'} and changed nothing ({kept}; "
+                f"ENTSSO left as it was). Check that the file on {node} is complete and a valid package for this "
+                "update (compare its size and hash with the download; the account must be able to read it), then "
+                "continue.")
+    if code == 1638:
+        return (f"{head}. Windows Installer refused it and changed nothing ({kept}; ENTSSO left as it was). "
+                f"{node} already has another version of the product installed: check Programs and Features on "
+                f"{node} (which Enterprise SSO version is there) against the inventory's package and target "
+                "version, correct whichever is wrong, then continue.")
+    if code == 1603:
+        return (f"{head}. Windows Installer rolled the installation back ({kept}; the services it stopped are "
+                f"started again). Read the installer log {log_path} on {node} (the first 'Return value 3' names "
+                "the failing action), fix the cause, then continue.")
+    return (f"{head}; {kept}. Read the installer log {log_path} on {node}, fix the cause, then continue.")
+

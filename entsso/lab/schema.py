@@ -69,6 +69,7 @@ class HostInstance(_Model):
     type: Optional[Literal["InProcess", "Isolated"]] = None
     state: Optional[ServiceState] = None
     disabled: Optional[bool] = None
+    stop_sec: Optional[Seconds] = None
 
 
 class BizTalkServer(_Model):

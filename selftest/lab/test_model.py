@@ -213,6 +213,7 @@ def test_read_only_operations_change_nothing():
 
 def test_second_identical_operation_is_unchanged_and_not_counted():
     e = make()
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"))  # its dependents first, as phase 1
     first = services(e, "BTS2", ("RuleEngineUpdateService", "Stopped"), ("ENTSSO", "Stopped"))
     assert [s["changed"] for s in first["services"]] == [False, True]
     n = e.changes
@@ -415,12 +416,58 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     assert all(h["readable"] for h in handlers(e, "BTS1"))
 
 
-def test_host_instance_cannot_start_without_entsso():
+def test_host_instance_cannot_start_without_entsso_with_the_scms_dependency_text():
     e = make()
-    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
-    with pytest.raises(PSError, match="Single Sign-On"):
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError, match=r"to Running: The dependency service or group failed to start\."):
         e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "SendHost", "state": "Running"}],
                                                    "timeout_sec": 120})
+    assert e.services_of("BTS2")["BTSSvc$SendHost"] == "Stopped"
+
+
+def test_btssvc_start_through_the_scm_with_entsso_stopped_fails_with_1068():
+    e = make()
+    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError) as exc:
+        services(e, "BTS2", ("BTSSvc$SendHost", "Running"))
+    assert str(exc.value).startswith("Service 'BTSSvc$SendHost' cannot be started due to the following error: "
+                                     "Cannot start service BTSSvc$SendHost on computer '.'. (The dependency "
+                                     "service or group failed to start.")
+    assert e.services_of("BTS2")["ENTSSO"] == "Stopped" and e.services_of("BTS2")["BTSSvc$SendHost"] == "Stopped"
+
+
+DRAINING = {"biztalk": {"servers": [{"name": "BTS1", "host_instances": [
+    {"host": "ReceiveHost", "state": "Running", "stop_sec": 2000},
+    {"host": "SendHost", "state": "Running"}]}]}}
+
+
+def _stop_instances(e: Estate, *names: str) -> dict[str, Any]:
+    return e.invoke("BTS1", "Set-HostInstanceState",
+                    {"host_instances": [{"host_name": n, "state": "Stopped"} for n in names], "timeout_sec": 3000})
+
+
+def test_host_instance_that_drains_longer_than_the_scm_waits_fails_1053_and_stays_stop_pending():
+    e = make(**DRAINING)
+    began = e.clock.elapsed()
+    with pytest.raises(PSError) as exc:
+        _stop_instances(e, "ReceiveHost", "SendHost")
+    assert ("host instance 'Microsoft BizTalk Server ReceiveHost BTS1' on BTS1 to Stopped: The service did not "
+            "respond to the start or control request in a timely fashion.") in str(exc.value)
+    assert 30 <= e.clock.elapsed() - began < 2000  # the SCM's wait, not the drain
+    assert e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "StopPending"  # it goes on draining
+    assert e.services_of("BTS1")["BTSSvc$SendHost"] == "Running"  # the script threw before it
+    assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
+
+
+def test_a_stop_pending_host_instance_gets_no_second_stop_the_call_waits_for_it():
+    e = make(**DRAINING)
+    with pytest.raises(PSError):
+        _stop_instances(e, "ReceiveHost")
+    out = _stop_instances(e, "ReceiveHost", "SendHost")["host_instances"]
+    assert [(o["host_name"], o["state_before"], o["state"]) for o in out] == [
+        ("ReceiveHost", "StopPending", "Stopped"), ("SendHost", "Running", "Stopped")]
+    requested = [x["what"] for x in e.dump()["events"] if x["what"] == "BTSSvc$ReceiveHost stop requested"]
+    assert len(requested) == 1
 
 
 def test_disabled_host_instance_cannot_start():
@@ -457,16 +504,45 @@ def test_restart_of_the_owner_fails_the_group_over():
     assert facts(e, "NODE2")["cluster"]["group"]["owner_node"] == "NODE2"
 
 
-def test_package_1603_changes_nothing_but_the_log():
+def test_package_1603_rolls_back_version_kept_and_the_stopped_entsso_started_again():
     e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1603}}})
+    e.invoke("NODE2", "Set-ServiceState", {"services": [{"name": "ENTSSO", "status": "Running"}], "timeout_sec": 120})
+    assert e.services_of("NODE2")["ENTSSO"] == "Running"
     out = _install(e, "NODE2")
     assert out["exit_code"] == 1603 and out["version_after"] == "10.0.1000.0"
+    events = [x["what"] for x in e.dump()["events"] if x["host"] == "NODE2"]
+    assert "ENTSSO stopped (the update package stops ENTSSO)" in events  # it did run, and stopped ENTSSO
+    assert any(x.startswith("update package rolled back (exit code 1603)") for x in events)
+    assert wait_until(e, lambda: e.services_of("NODE2")["ENTSSO"] == "Running", 60)  # as before the install
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.1000.0"
     assert e.invoke("NODE2", "Read-File", {"path": "C:\\Windows\\Temp\\u.log"})["size"] > 0
 
 
-def test_package_missing_gives_1619():
+def test_package_1603_leaves_a_stopped_entsso_stopped():
+    e = make(upgrade={"nodes": {"NODE2": {"exit_code": 1603}}})
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"
+    assert _install(e, "NODE2")["exit_code"] == 1603
+    e.clock.sleep(60)
+    assert e.services_of("NODE2")["ENTSSO"] == "Stopped"
+
+
+@pytest.mark.parametrize("code", [1618, 1619, 1638])
+def test_installer_refusal_returns_at_once_and_changes_nothing(code):
+    e = make(upgrade={"setup_sec": 100000, "nodes": {"NODE2": {"exit_code": code}}})
+    e.invoke("NODE2", "Set-ServiceState", {"services": [{"name": "ENTSSO", "status": "Running"}], "timeout_sec": 120})
+    changes, began = e.changes, e.clock.elapsed()
+    out = _install(e, "NODE2")
+    assert out["exit_code"] == code and out["version_after"] == "10.0.1000.0"
+    assert e.clock.elapsed() - began < 1000  # not setup_sec (100000 estate seconds): at once
+    assert e.changes == changes  # ENTSSO never stopped, nothing installed
+    assert e.services_of("NODE2")["ENTSSO"] == "Running"
+    assert facts(e, "NODE2")["sso"]["version"] == "10.0.1000.0"
+
+
+def test_package_missing_is_refused_by_the_script_before_msiexec():
     e = make("package-missing")
-    assert _install(e, "NODE2")["exit_code"] == 1619
+    with pytest.raises(PSError, match=r"Update package '.*' was not found on NODE2; copy it there"):
+        _install(e, "NODE2")
 
 
 def test_operator_upgrade_now_sets_the_version():
@@ -479,7 +555,7 @@ def test_dump_is_json_serialisable():
     import json
 
     e = make()
-    services(e, "BTS2", ("ENTSSO", "Stopped"))
+    services(e, "BTS2", ("BTSSvc$SendHost", "Stopped"))
     doc = json.loads(json.dumps(e.dump()))
     assert doc["changes"] == e.changes and doc["events"]
     assert doc["cluster"]["clustered_entsso"]["host"] == "NODE1"
@@ -594,3 +670,20 @@ def test_a_paused_node_cannot_receive_the_group():
     with pytest.raises(PSError, match="Paused"):
         move(e, "NODE1", "NODE2")
     assert facts(e, "NODE1")["cluster"]["group"]["owner_node"] == "NODE1"
+
+
+def test_entsso_is_not_stopped_while_a_host_instance_still_runs_or_drains():
+    e = make(**DRAINING)
+    services(e, "BTS1", ("ENTSSO", "Running"))
+    with pytest.raises(PSError, match=r"Service 'ENTSSO' on BTS1 has running dependent services "
+                                      r"\(BTSSvc\$ReceiveHost, BTSSvc\$SendHost\); stop them first"):
+        services(e, "BTS1", ("ENTSSO", "Stopped"))
+    with pytest.raises(PSError):
+        _stop_instances(e, "ReceiveHost")  # 1053: ReceiveHost still StopPending
+    _stop_instances(e, "SendHost")
+    with pytest.raises(PSError, match=r"running dependent services \(BTSSvc\$ReceiveHost\)"):
+        services(e, "BTS1", ("ENTSSO", "Stopped"))  # a StopPending dependent blocks it too
+    assert e.services_of("BTS1")["ENTSSO"] == "Running"
+    assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
+    assert services(e, "BTS1", ("ENTSSO", "Stopped"))["services"][0]["status"] == "Stopped"
+

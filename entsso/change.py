@@ -180,9 +180,9 @@ class History:
     @property
     def finished_phases(self) -> frozenset[str]:
         out: set[str] = set(self.record.phases_finished) if self.record else set()
-        for p in self.local:
-            if p.recorded or p.change_ticket == self.ticket:
-                out |= set(p.finished_phases) if p.applied else set()
+        for p in self.local:  # this ticket's runs only (entsso.journal.runs_of)
+            if p.applied:
+                out |= set(p.finished_phases)
         return frozenset(out)
 
     @property

@@ -22,6 +22,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 GATE_TRIES = 3  # the wall-time criterion takes the fastest of up to three gates, as timeit takes the minimum
+GATE_LIMIT = 2.5 * LATENCY  # issue 8: the gate within two and a half round trips
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def gates(reports: Path) -> list[run.Result]:
     out: list[run.Result] = []
     while len(out) < GATE_TRIES:
         out.append(run.bench_gate("default lab", scenarios.default_scenario(20, LATENCY), reports))
-        if out[-1].total.wall <= 2.5 * LATENCY:
+        if out[-1].total.wall <= GATE_LIMIT:
             break
     return out
 
@@ -61,7 +62,7 @@ def test_gate_asks_all_hosts_at_once(gates: list[run.Result]):
 
 
 def test_gate_wall_time_is_within_two_and_a_half_round_trips(gates: list[run.Result], gate: run.Result):
-    assert gate.total.wall <= 2.5 * LATENCY, "".join(run.table(g) for g in gates)
+    assert gate.total.wall <= GATE_LIMIT, "".join(run.table(g) for g in gates)
 
 
 def test_gate_on_32_servers_asks_all_34_hosts_in_one_wave(gate_32: run.Result):

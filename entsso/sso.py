@@ -173,22 +173,41 @@ class SsoServer:
     host: str
     installed: bool
     version: str | None
-    tools_server: str | None  # what `ssomanage -serverall` set on this machine
+    tools_server: str | None  # the SSO server ssomanage says it uses ("Using SSO server …"); None: unknown
     secret_server: str | None  # what `ssomanage -displaydb` shows through that SSO server
     displaydb_error: str | None  # its ERROR line, why it could not run, or the text no parser knows
     holds_secret: bool  # HKLM\SOFTWARE\Microsoft\ENTSSO\SSOSS\{GUID} exists
 
 
-def displaydb_facts(raw: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """(secret server, error) from Get-HostFacts' raw `sso.displaydb` {exit_code, stdout, stderr, run_error}."""
+def tools_server_of(db: DisplayDb | ToolAnswer, computer: str) -> str | None:
+    """The SSO server an SSO tool says it asks, from the line it prints first (published:
+    "Using SSO server on this computer" / "Using SSO server : X", docs/domain-notes.md): `computer`
+    for the first, X for the second, None when it printed neither. This is the server every ssomanage
+    command of the WinRM account uses: the all-users setting `-serverall` writes, unless that account
+    has its own (`ssomanage -server`)."""
+    if db.on_this_computer:
+        return computer
+    return db.sso_server
+
+
+def read_displaydb(raw: dict[str, Any] | None) -> tuple[DisplayDb | None, str | None]:
+    """(parsed, error) from a raw `ssomanage -displaydb` {exit_code, stdout, stderr, run_error}: error is
+    why it was not run, could not run, or printed text no parser knows (then parsed is None)."""
     if not raw:
         return None, "ssomanage -displaydb was not run (Enterprise SSO not installed)"
     if raw.get("run_error"):
         return None, f"ssomanage -displaydb could not run: {raw['run_error']}"
     try:
-        db = parse_displaydb(raw.get("stdout") or "", raw.get("stderr") or "", raw.get("exit_code"))
+        return parse_displaydb(raw.get("stdout") or "", raw.get("stderr") or "", raw.get("exit_code")), None
     except UnknownToolOutput as exc:
         return None, str(exc)
+
+
+def displaydb_facts(raw: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(secret server, error) from Get-HostFacts' raw `sso.displaydb` {exit_code, stdout, stderr, run_error}."""
+    db, error = read_displaydb(raw)
+    if db is None:
+        return None, error
     if db.failed:
         return None, db.error_line()
     return db.secret_server, None
@@ -197,9 +216,12 @@ def displaydb_facts(raw: dict[str, Any] | None) -> tuple[str | None, str | None]
 def parse_sso(host: str, doc: dict[str, Any]) -> SsoServer:
     s = doc.get("sso") or {}
     installed = bool(s.get("installed"))
-    secret, error = displaydb_facts(s.get("displaydb")) if installed else (None, None)
-    return SsoServer(host, installed, s.get("version"), s.get("tools_server"), secret, error,
-                     bool(s.get("holds_secret")))
+    secret, error, tools = None, None, None
+    if installed:
+        db, _ = read_displaydb(s.get("displaydb"))
+        secret, error = displaydb_facts(s.get("displaydb"))
+        tools = tools_server_of(db, doc.get("computer_name") or host) if db else None
+    return SsoServer(host, installed, s.get("version"), tools, secret, error, bool(s.get("holds_secret")))
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
@@ -257,9 +279,46 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
             "sso_server": server, "output": list(answer.messages)}
 
 
+class ToolsServerNotSet(RuntimeError):
+    """`ssomanage -serverall` ran, but ssomanage does not use the wanted server afterwards."""
+
+
 def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
-    """Point this machine's SSO tools at `server` (`ssomanage -serverall`)."""
-    return host.invoke("Set-SsoServer", {"server": server}, timeout=120)
+    """Point this machine's SSO tools at `server` for all users (`ssomanage -serverall`, "How to Set the SSO
+    Server") and prove it by the server ssomanage then says it uses (`-displaydb`'s first line, read before
+    and after by Set-SsoServer: that line is printed even when the SSO server does not answer). Writing the
+    setting it already has changes nothing, so `changed` is whether the server before differed."""
+    doc = host.invoke("Set-SsoServer", {"server": server}, timeout=120)
+    computer = doc.get("computer_name") or host.name
+
+    def used(raw: dict[str, Any] | None, when: str) -> str | None:
+        db, error = read_displaydb(raw)
+        if db is None:
+            raise ToolsServerNotSet(f"{host.name}: cannot tell which SSO server its tools use {when} "
+                                    f"`ssomanage -serverall {server}`: {error}")
+        return tools_server_of(db, computer)
+
+    before = used(doc.get("before"), "before")
+    ran = doc.get("serverall") or {}
+    answer = parse_tool_answer(ran.get("stdout") or "", ran.get("stderr") or "", ran.get("exit_code"))
+    if answer.failed:
+        raise ToolsServerNotSet(f"ssomanage -serverall {server} on {host.name} failed: {answer.error_line()} Its "
+                                f"SSO tools still use {before!r}. Run it as a local administrator of {host.name}, "
+                                "then continue")
+    after = used(doc.get("after"), "after")
+    if not _same_name(after, server):
+        raise ToolsServerNotSet(
+            f"ssomanage -serverall {server} on {host.name} printed no error, but ssomanage then says it uses "
+            f"{after!r}, not {server!r}. A per-user setting of the WinRM account (`ssomanage -server`) overrides "
+            f"the all-users one: on {host.name}, as that account, run `ssomanage -server {server}` (or remove its "
+            "own setting), then continue")
+    return {"tools_server_before": before, "tools_server": after, "changed": not _same_name(before, server),
+            "output": list(answer.messages)}
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    """Windows computer names compare case-insensitively; None matches nothing."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> dict[str, Any]:

@@ -628,8 +628,7 @@ class Estate:
                 "computer_name": h.name, "now_utc": _iso(self.clock.now()),
                 "services": {n: self._service_doc(h, n) for n in names},
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
-                        "tools_server": h.tools_server, "displaydb": displaydb,
-                        "holds_secret": h.holds_secret},
+                        "displaydb": displaydb, "holds_secret": h.holds_secret},
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
                 "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
                 "package": None, "backup_folder": None, "secret_backup": None,
@@ -883,15 +882,18 @@ class Estate:
 
     # --- SSO operations ---------------------------------------------------------------------------------
     def _op_set_ssoserver(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """Set-SsoServer as it returns: `ssomanage -displaydb` before and after `-serverall` (their first
+        line names the server the tools use) and -serverall's own text, which is not published: the lab
+        prints nothing for it. Writing the value the machine already has changes nothing."""
         with self._lock:
             self._advance()
             server = p["server"]
-            before = h.tools_server
-            changed = (before or "").upper() != server.upper()  # Windows names are case-insensitive
-            if changed:
+            before = self._displaydb(h)
+            if (h.tools_server or "").upper() != server.upper():  # Windows names are case-insensitive
                 h.tools_server = server
                 self._change(h.name, f"ssomanage -serverall {server}")
-            return {"tools_server_before": before, "tools_server": h.tools_server, "changed": changed}
+            serverall = {"exit_code": 0, "stdout": "", "stderr": "", "run_error": None}
+            return {"computer_name": h.name, "before": before, "serverall": serverall, "after": self._displaydb(h)}
 
     def _op_update_ssodatabase(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         """`ssomanage -updatedb` as Update-SsoDatabase returns it: the tool's text and exit code. Its failures

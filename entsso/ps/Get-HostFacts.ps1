@@ -2,10 +2,10 @@
 #
 # Reads (changes nothing, except a zero-byte probe file created and deleted in backup_folder to
 # prove it is writable): the asked Windows services and every BTSSvc$<HostName> of this computer's
-# in-process BizTalk host instances, the Enterprise SSO installation (ENTSSO.exe version, the SSO
-# server this machine's SSO tools use, what `ssomanage -displaydb` prints (its raw text and exit code,
-# which entsso/sso.py parses), whether the master secret is in this machine's registry), the failover
-# cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
+# in-process BizTalk host instances, the Enterprise SSO installation (ENTSSO.exe version, what
+# `ssomanage -displaydb` prints: its raw text and exit code, which entsso/sso.py parses, the SSO server
+# this machine's SSO tools use included, as its first line names it; whether the master secret is in
+# this machine's registry), the failover cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
 # folder and a secret backup file.
 # One part failing (BizTalk WMI namespace missing, cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
@@ -22,7 +22,7 @@
 # Output (one JSON document):
 #   {"computer_name": "NODE1", "now_utc": "...",
 #    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual"}, ...},
-#    "sso": {"installed": true, "version": "10.0.1000.0", "tools_server": "SSOCLUSTER",
+#    "sso": {"installed": true, "version": "10.0.1000.0",
 #            "displaydb": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null} | null,
 #            "holds_secret": true},
 #    "cluster": {"nodes": [{"name", "state"}], "group": {"name", "state", "owner_node"},
@@ -79,33 +79,6 @@ function Invoke-SsoTool {
     $stderr = $process.StandardError.ReadToEnd()
     $process.WaitForExit()
     [pscustomobject]@{ exit_code = $process.ExitCode; stdout = $stdout.Result; stderr = $stderr; run_error = $null }
-}
-
-function Get-ToolsServer {
-    # Which SSO server this machine's SSO tools use (what `ssomanage -serverall` set).
-    # Microsoft documents reading it with `ssoclient -showserver` ("How to Display the SSO Server
-    # Using the Client Utility"); the exact wording of its output is not documented, so take the
-    # server name after the last ':' or after "is". UNVERIFIED on a live system: if it cannot be
-    # parsed, fall back to the registry value HKLM\SOFTWARE\Microsoft\ENTSSO\Client\Server, where
-    # (unverified) the all-users setting is kept. Null means neither answered.
-    try {
-        $r = Invoke-SsoTool -Tool 'ssoclient.exe' -Arguments @('-showserver')
-        $text = ($r.stdout + $r.stderr).Trim()
-        if ($r.exit_code -eq 0 -and $text) {
-            foreach ($line in ($text -split "`r?`n")) {
-                $m = [regex]::Match($line, '(?i)server\b[^:]*?(?::|\bis\b)\s*''?(?<name>[A-Za-z0-9][A-Za-z0-9.\-]*)''?\s*\.?\s*$')
-                if ($m.Success) { return $m.Groups['name'].Value }
-            }
-        }
-    } catch {
-        # fall through to the registry
-    }
-    $key = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\Client'
-    if (Test-Path -LiteralPath $key) {
-        $value = (Get-ItemProperty -LiteralPath $key -ErrorAction SilentlyContinue).Server
-        if ($value) { return [string]$value }
-    }
-    $null
 }
 
 function Get-ServiceFacts {
@@ -165,11 +138,9 @@ $ssoFolder = Get-SsoFolder
 $entssoExe = Join-Path $ssoFolder 'ENTSSO.exe'
 $installed = Test-Path -LiteralPath $entssoExe
 $version = $null
-$toolsServer = $null
 $displayDb = $null
 if ($installed) {
     try { $version = Get-FileVersionText -Path $entssoExe } catch { $version = $null }
-    try { $toolsServer = Get-ToolsServer } catch { $toolsServer = $null }
     try {
         # ssomanage asks the SSO server its tools use over RPC; what it prints comes back as it is.
         $displayDb = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
@@ -186,7 +157,6 @@ if (Test-Path -LiteralPath $ssossKey) {
 $sso = [pscustomobject]@{
     installed       = [bool]$installed
     version         = $version
-    tools_server    = $toolsServer
     displaydb       = $displayDb
     holds_secret    = [bool]$holdsSecret
 }

@@ -2,25 +2,30 @@
 #
 # Changes: points this machine's Enterprise SSO tools (ssomanage, the SSO snap-in) at an SSO server
 # for all users, with `ssomanage -serverall <server>` ("How to Set the SSO Server"). This does not
-# make anything a master secret server (that is Update-SsoDatabase). When the tools already use
-# that server, nothing is run (changed false).
+# make anything a master secret server (that is Update-SsoDatabase).
 #
-# Reading the current setting: Microsoft documents `ssoclient -showserver` for it, but not the
-# wording of its output; this script parses the server name after the last ':' or "is", and falls
-# back to HKLM\SOFTWARE\Microsoft\ENTSSO\Client value Server, where the all-users setting is kept
-# (UNVERIFIED: confirm both on a live system and record what was found in docs/).
+# Thin: it runs `ssomanage -displaydb` before and after, whose first line names the SSO server
+# ssomanage uses ("Using SSO server on this computer" / "Using SSO server : X", printed even when
+# that server does not answer), and returns all three tools' text untouched. entsso/sso.py decides
+# whether the tools use the server afterwards and whether anything changed; nothing here reads the
+# text. (`ssoclient -showserver`'s output and the registry value -serverall writes are not
+# published: docs/domain-notes.md.) Writing the setting the machine already has changes nothing.
 #
 # Params ($EntssoParams):
 #   {"server": "SSOCLUSTER"}
 #
 # Output (one JSON document):
-#   {"tools_server_before": "NODE1", "tools_server": "SSOCLUSTER", "changed": true}
+#   {"computer_name": "NODE1",
+#    "before":    {"exit_code": 0, "stdout": "Using SSO server : NODE1\r\n...", "stderr": "", "run_error": null},
+#    "serverall": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null},
+#    "after":     {"exit_code": 0, "stdout": "Using SSO server : SSOCLUSTER\r\n...", "stderr": "", "run_error": null}}
 
 $computer = $env:COMPUTERNAME
 $target = [string]$EntssoParams.server
 if (-not $target) { throw "Set-SsoServer on ${computer}: params.server is empty." }
 
 function Invoke-SsoTool {
+    # Runs an SSO tool and returns what it printed, untouched (stdout, stderr, exit code).
     param([string]$Tool, [string[]]$Arguments)
     $common = $env:CommonProgramW6432
     if (-not $common) { $common = $env:CommonProgramFiles }
@@ -28,50 +33,26 @@ function Invoke-SsoTool {
     if (-not (Test-Path -LiteralPath $exe)) {
         throw "Enterprise SSO tools are not installed on $computer ('$exe' is missing)."
     }
-    # Windows PowerShell 5.1 turns a native tool's stderr line into a terminating error under
-    # $ErrorActionPreference = 'Stop' when redirected with 2>&1; the tool's own text is what we want.
-    $ErrorActionPreference = 'Continue'
-    $lines = & $exe @Arguments 2>&1 | ForEach-Object { "$_" }
-    [pscustomobject]@{ ExitCode = $LASTEXITCODE; Text = ((@($lines) -join "`n").Trim()) }
+    $psi = New-Object System.Diagnostics.ProcessStartInfo
+    $psi.FileName = $exe
+    $psi.Arguments = ($Arguments -join ' ')
+    $psi.UseShellExecute = $false
+    $psi.CreateNoWindow = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    # Read stderr while stdout drains asynchronously: reading one pipe to its end first can deadlock
+    # a tool that fills the other (ProcessStartInfo.RedirectStandardError remarks).
+    $stdout = $process.StandardOutput.ReadToEndAsync()
+    $stderr = $process.StandardError.ReadToEnd()
+    $process.WaitForExit()
+    [pscustomobject]@{ exit_code = $process.ExitCode; stdout = $stdout.Result; stderr = $stderr; run_error = $null }
 }
 
-function Get-ToolsServer {
-    try {
-        $r = Invoke-SsoTool -Tool 'ssoclient.exe' -Arguments @('-showserver')
-        if ($r.ExitCode -eq 0 -and $r.Text) {
-            foreach ($line in ($r.Text -split "`n")) {
-                $m = [regex]::Match($line, '(?i)server\b[^:]*?(?::|\bis\b)\s*''?(?<name>[A-Za-z0-9][A-Za-z0-9.\-]*)''?\s*\.?\s*$')
-                if ($m.Success) { return $m.Groups['name'].Value }
-            }
-        }
-    } catch {
-        # fall through to the registry
-    }
-    $key = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\Client'
-    if (Test-Path -LiteralPath $key) {
-        $value = (Get-ItemProperty -LiteralPath $key -ErrorAction SilentlyContinue).Server
-        if ($value) { return [string]$value }
-    }
-    $null
-}
+$before = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
+$serverall = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-serverall', ('"' + $target + '"'))
+$after = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-displaydb')
 
-$before = Get-ToolsServer
-if ($before -eq $target) {
-    [pscustomobject]@{ tools_server_before = $before; tools_server = $before; changed = $false } |
-        ConvertTo-Json -Depth 8 -Compress
-    exit 0
-}
-
-$r = Invoke-SsoTool -Tool 'ssomanage.exe' -Arguments @('-serverall', $target)
-if ($r.ExitCode -ne 0 -or $r.Text -match '(?i)\berror\b|0x8[0-9A-F]{7}|0xC[0-9A-F]{7}') {
-    throw "ssomanage -serverall $target on $computer failed (exit code $($r.ExitCode)): $($r.Text). Run it as a local administrator of $computer, then re-run."
-}
-
-$after = Get-ToolsServer
-if ($after -ne $target) {
-    throw "The SSO tools on $computer did not reach server '$target' (last state: '$after') although ssomanage -serverall reported: $($r.Text)"
-}
-
-[pscustomobject]@{ tools_server_before = $before; tools_server = $after; changed = $true } |
+[pscustomobject]@{ computer_name = $computer; before = $before; serverall = $serverall; after = $after } |
     ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -83,8 +83,19 @@ def move(e: Estate, host: str, node: str, states_after_move: dict[str, Any] | No
                                                 "states_after_move": table})
 
 
+class _LabHost:
+    """A WindowsHost's invoke() on the model itself, so the suite's own decision code reads the lab's text."""
+
+    def __init__(self, e: Estate, name: str) -> None:
+        self.e, self.name = e, name
+
+    def invoke(self, operation: str, params: dict[str, Any], timeout: float = 0) -> dict[str, Any]:
+        return self.e.invoke(self.name, operation, params)
+
+
 def tools(e: Estate, host: str, server: str) -> dict[str, Any]:
-    return e.invoke(host, "Set-SsoServer", {"server": server})
+    """Set-SsoServer through sso.ensure_tools_server (which reads ssomanage's server line before and after)."""
+    return sso.ensure_tools_server(_LabHost(e, host), server)  # type: ignore[arg-type]
 
 
 def updatedb(e: Estate, host: str, name: str) -> dict[str, Any]:

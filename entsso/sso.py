@@ -327,14 +327,62 @@ def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, 
                                              "timeout_sec": int(timeout)}, timeout=timeout + 120)
 
 
+# Windows Installer's exit codes as Microsoft Learn tables them ("MsiExec.exe and InstMsi.exe Error Messages",
+# learn.microsoft.com/windows/win32/msi/error-codes): name and description verbatim. "The error codes
+# ERROR_SUCCESS, ERROR_SUCCESS_REBOOT_INITIATED, and ERROR_SUCCESS_REBOOT_REQUIRED are indicative of success."
+INSTALLER_CODES: dict[int, tuple[str, str]] = {
+    0: ("ERROR_SUCCESS", "The action completed successfully."),
+    1603: ("ERROR_INSTALL_FAILURE", "A fatal error occurred during installation."),
+    1605: ("ERROR_UNKNOWN_PRODUCT", "This action is only valid for products that are currently installed."),
+    1618: ("ERROR_INSTALL_ALREADY_RUNNING", "Another installation is already in progress. Complete that installation "
+           "before proceeding with this install."),
+    1619: ("ERROR_INSTALL_PACKAGE_OPEN_FAILED", "This installation package could not be opened. Verify that the package "
+           "exists and is accessible, or contact the application vendor to verify that this is a valid Windows "
+           "Installer package."),
+    1638: ("ERROR_PRODUCT_VERSION", "Another version of this product is already installed. Installation of this version "
+           "cannot continue. To configure or remove the existing version of this product, use Add/Remove Programs in "
+           "Control Panel."),
+    1641: ("ERROR_SUCCESS_REBOOT_INITIATED", "The installer has initiated a restart. This message is indicative of a "
+           "success."),
+    1642: ("ERROR_PATCH_TARGET_NOT_FOUND", "The installer cannot install the upgrade patch because the program being "
+           "upgraded may be missing or the upgrade patch updates a different version of the program. Verify that the "
+           "program to be upgraded exists on your computer and that you have the correct upgrade patch."),
+    3010: ("ERROR_SUCCESS_REBOOT_REQUIRED", "A restart is required to complete the install. This message is indicative "
+           "of a success. This does not include installs where the ForceReboot action is run."),
+}
+
+
+@dataclass(frozen=True)
+class InstallerExit:
+    """What an update package's exit code says, by Windows Installer's table: its name (None for a code the
+    table here does not hold), whether it is a success, and the restart it implies (none, required, initiated)."""
+
+    code: int
+    name: str | None
+    succeeded: bool
+    restart: str
+
+
+def parse_installer_exit(stdout: str, stderr: str = "", exit_code: int | None = None) -> InstallerExit:
+    """Install-SsoUpdate runs the package quietly (`/quiet`: msiexec prints nothing), so its answer is the exit
+    code alone. Raises UnknownToolOutput when there is none."""
+    if not isinstance(exit_code, int):
+        raise UnknownToolOutput("the update package", (stdout or "") + (stderr or ""), exit_code, "no exit code")
+    name = INSTALLER_CODES.get(exit_code, (None, ""))[0]
+    restart = {3010: "required", 1641: "initiated"}.get(exit_code, "none")
+    return InstallerExit(exit_code, name, exit_code in (0, 3010, 1641), restart)
+
+
 MSI_CODES = {
-    0: "success",
+    0: "success (ERROR_SUCCESS)",
     3010: "success, reboot required (ERROR_SUCCESS_REBOOT_REQUIRED)",
     1641: "success, the installer started a reboot (ERROR_SUCCESS_REBOOT_INITIATED)",
     1603: "fatal error during installation (ERROR_INSTALL_FAILURE)",
     1618: "another installation is already in progress (ERROR_INSTALL_ALREADY_RUNNING)",
     1619: "the installation package could not be opened (ERROR_INSTALL_PACKAGE_OPEN_FAILED)",
     1638: "another version of this product is already installed (ERROR_PRODUCT_VERSION)",
+    1605: "the product to update is not installed (ERROR_UNKNOWN_PRODUCT)",
+    1642: "the update's target is missing or another version (ERROR_PATCH_TARGET_NOT_FOUND)",
 }
 
 

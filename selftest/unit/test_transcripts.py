@@ -1,6 +1,11 @@
 """Every transcript under selftest/transcripts/<tool>/<case>.txt (the text as Windows prints it, after
-`# source:` and optional `# exit_code:` header lines) through its parser, compared with <case>.json (what
-the parser returns, or {"raises": ..., "message_contains": [...]}). A new case is a new pair of files."""
+`# source:` and optional `# exit_code:` / `# command:` / `# documented:` header lines) through its parser,
+compared with <case>.json (what the parser returns, or {"raises": ..., "message_contains": [...]}). A new
+case is a new pair of files.
+
+msiexec: `/quiet` prints nothing, so a case is its exit code and Learn's row for it (`# documented:`).
+failoverclusters: Learn's example tables of the cmdlets; each row's State goes through cluster.parse_cluster
+as Get-HostFacts sends it (`[string]$x.State`, the enum's name, which is what the table shows)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from entsso import sso
+from entsso import cluster, sso
 
 ROOT = Path(__file__).resolve().parents[1] / "transcripts"
 # (tool folder, the case name's first word) -> parser(stdout, stderr, exit_code)
@@ -19,7 +24,42 @@ PARSERS: dict[tuple[str, str], Callable[[str, str, int], Any]] = {
     ("ssomanage", "updatedb"): sso.parse_tool_answer,
     ("ssoconfig", "backupsecret"): sso.parse_tool_answer,
     ("ssoconfig", "restoresecret"): sso.parse_tool_answer,
+    ("msiexec", "exit"): sso.parse_installer_exit,
 }
+
+
+def _table_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    """A Format-Table as the console prints it: header, dashes, rows. A column starts one blank before its
+    dashes (a right-aligned enum wider than its header, such as `Paused`, begins there)."""
+    import re
+    lines = [line for line in text.split("\r\n") if line.strip()]
+    starts = [m.start() for m in re.finditer(r"-+", lines[1])]
+    bounds = [0] + [start - 1 for start in starts[1:]] + [None]
+
+    def cells(line: str) -> list[str]:
+        return [line[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+    return cells(lines[0]), [cells(line) for line in lines[2:]]
+
+
+def _cluster_states(kind: str) -> Callable[[str, str, int], Any]:
+    """Each row's (Name, State) through cluster.parse_cluster, as the part of Get-HostFacts it would be."""
+    def parse(text: str, _stderr: str, _exit_code: int) -> list[list[str]]:
+        header, rows = _table_rows(text)
+        name, state = header.index("Name"), header.index("State")
+        out = []
+        for row in rows:
+            item = {"name": row[name], "state": row[state], "owner_node": None}
+            doc = {"cluster": {"nodes": [item] if kind == "nodes" else [], "group": item if kind == "groups" else None,
+                               "resource": item if kind == "resources" else None}}
+            facts = cluster.parse_cluster("NODE1", doc)
+            got = facts.nodes[0] if kind == "nodes" else facts.group if kind == "groups" else facts.resource
+            out.append([got.name, got.state])
+        return out
+    return parse
+
+
+for _kind in ("groups", "resources", "nodes"):
+    PARSERS[("failoverclusters", _kind)] = _cluster_states(_kind)
 CASES = sorted(ROOT.glob("*/*.txt"))
 
 
@@ -47,7 +87,10 @@ def test_there_are_transcripts_for_every_parser():
 def test_transcript_parses_to_its_json(case: Path):
     headers, text = read_transcript(case)
     assert headers.get("source"), f"{case.name}: the first line must be '# source: <URL or document>'"
-    assert "\r\n" in text and "\n" not in text.replace("\r\n", ""), f"{case.name}: not CRLF as Windows prints it"
+    if text:  # msiexec /quiet prints nothing
+        assert "\r\n" in text and "\n" not in text.replace("\r\n", ""), f"{case.name}: not CRLF as Windows prints it"
+    else:
+        assert "exit_code" in headers, f"{case.name}: a case without text is its exit code"
     parser = PARSERS.get((case.parent.name, case.stem.split("-")[0]))
     assert parser is not None, f"no parser for {case}: add it to PARSERS"
     expected = json.loads(case.with_suffix(".json").read_text(encoding="utf-8"))
@@ -60,3 +103,16 @@ def test_transcript_parses_to_its_json(case: Path):
             assert part in str(info.value)
     else:
         assert _plain(parser(text, "", exit_code)) == expected
+    if "documented" in headers:  # the code's row as Learn tables it: the suite's table holds the same words
+        name, code, description = (part.strip() for part in headers["documented"].split(" | "))
+        assert sso.INSTALLER_CODES[int(code)] == (name, description) and int(code) == exit_code
+
+
+def test_every_installer_code_the_suite_words_is_in_learns_table_by_its_name():
+    for code, meaning in sso.MSI_CODES.items():
+        assert sso.INSTALLER_CODES[code][0] in meaning, code
+
+
+def test_a_missing_installer_exit_code_is_unknown_output_not_a_success():
+    with pytest.raises(sso.UnknownToolOutput, match="no exit code"):
+        sso.parse_installer_exit("", "", None)

@@ -29,11 +29,22 @@ class HostInstance:
         return f"BTSSvc${self.host_name}" if self.in_process else None
 
 
+SERVICE_PREFIX = "BTSSvc$"
+
+
 def parse_host_instances(host: str, doc: dict[str, Any]) -> tuple[HostInstance, ...]:
-    return tuple(HostInstance(server=h.get("running_server") or host, host_name=h["host_name"],
-                              name=h.get("name") or h["host_name"], host_type=h.get("host_type", "InProcess"),
-                              state=h.get("service_state", "Unknown"), disabled=bool(h.get("is_disabled")))
-                 for h in doc.get("host_instances") or [])
+    """This server's in-process host instances, as the Windows services `BTSSvc$<HostName>` Get-HostFacts
+    lists through the local SCM (a host instance of an in-process host *is* that service: docs/domain-notes.md),
+    their state the SCM's status name. Isolated host instances (in IIS) have no service and are not listed:
+    nothing here starts or stops them. Read without BizTalk's WMI provider, which would be a second hop."""
+    out = []
+    for name, svc in (doc.get("services") or {}).items():
+        if name.startswith(SERVICE_PREFIX) and svc.get("exists"):
+            host_name = name[len(SERVICE_PREFIX):]
+            out.append(HostInstance(server=host, host_name=host_name, name=f"{host_name} on {host}",
+                                    host_type="InProcess", state=svc.get("status") or "Unknown",
+                                    disabled=svc.get("start_type") == "Disabled"))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -83,14 +94,15 @@ def draining_instance(text: str, wanted: list[tuple[str, str]]) -> str | None:
 
 
 def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float) -> list[dict[str, Any]]:
-    """Start or stop host instances through BizTalk's WMI provider (Set-HostInstanceState). One still
-    draining after the stop is HostInstanceDraining (a stop is sent once: the script only waits for an
-    instance it finds StopPending)."""
+    """Start or stop in-process host instances as their services `BTSSvc$<HostName>` through this server's
+    SCM (Set-ServiceState): one hop, where BizTalk's WMI provider (MSBTS_HostInstance) would read
+    BizTalkMgmtDb as the caller, a second hop the default NTLM transport cannot make. One still draining
+    after the stop is HostInstanceDraining (a StopPending service is sent no second stop: the script waits)."""
     if not wanted:
         return []
     try:
-        doc = host.invoke("Set-HostInstanceState",
-                          {"host_instances": [{"host_name": n, "state": s} for n, s in wanted],
+        doc = host.invoke("Set-ServiceState",
+                          {"services": [{"name": SERVICE_PREFIX + n, "status": s} for n, s in wanted],
                            "timeout_sec": int(timeout)}, timeout=timeout * len(wanted) + 60)
     except RemoteError as exc:
         draining = draining_instance(str(exc), wanted)
@@ -99,7 +111,8 @@ def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], time
         said = ("error 1053, the service did not respond to the start or control request in a timely fashion"
                 if STILL_STOPPING[0] in str(exc) else f"not Stopped within {timeout:.0f} s, last state StopPending")
         raise HostInstanceDraining(host.name, draining, said) from None
-    return list(doc.get("host_instances") or [])
+    return [{"host_name": s["name"][len(SERVICE_PREFIX):], "state_before": s.get("status_before"),
+             "state": s.get("status"), "changed": s.get("changed")} for s in doc.get("services") or []]
 
 
 def adapter_handlers(host: WindowsHost) -> tuple[AdapterHandler, ...]:

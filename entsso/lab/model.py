@@ -621,8 +621,8 @@ class Estate:
         with self._lock:
             self._advance()
             names = list(p.get("services") or [])
-            names += [f"BTSSvc${hi.host_name}" for hi in h.host_instances
-                      if hi.host_type == "InProcess" and f"BTSSvc${hi.host_name}" not in names]
+            if p.get("biztalk"):  # Get-Service -Name 'BTSSvc$*': every in-process host instance's service
+                names += [n for n in h.services if n.startswith("BTSSvc$") and n not in names]
             displaydb = self._displaydb(h) if h.sso_installed else None
             doc: dict[str, Any] = {
                 "computer_name": h.name, "now_utc": _iso(self.clock.now()),
@@ -630,7 +630,6 @@ class Estate:
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
                         "displaydb": displaydb, "holds_secret": h.holds_secret},
                 "cluster": self._cluster_doc(p["cluster"]) if p.get("cluster") and h.role == "node" else None,
-                "host_instances": self._host_instances_doc(h) if p.get("biztalk") else [],
                 "package": None, "backup_folder": None, "secret_backup": None,
                 "last_boot_utc": _iso(h.boot_time),
                 "pending_restart": {"cbs_reboot_pending": h.pending_reboot, "wu_reboot_required": False,

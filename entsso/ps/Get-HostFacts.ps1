@@ -1,13 +1,13 @@
 # entsso-operation: Get-HostFacts
 #
 # Reads (changes nothing, except a zero-byte probe file created and deleted in backup_folder to
-# prove it is writable): the asked Windows services and every BTSSvc$<HostName> of this computer's
-# in-process BizTalk host instances, the Enterprise SSO installation (ENTSSO.exe version, what
+# prove it is writable): the asked Windows services and, with params.biztalk, every BTSSvc$<HostName>
+# service (this computer's in-process BizTalk host instances, through the local SCM), the Enterprise SSO installation (ENTSSO.exe version, what
 # `ssomanage -displaydb` prints: its raw text and exit code, which entsso/sso.py parses, the SSO server
 # this machine's SSO tools use included, as its first line names it; whether the master secret is in
 # this machine's registry), the failover cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
 # folder and a secret backup file.
-# One part failing (BizTalk WMI namespace missing, cluster service down, ssomanage failing) does not
+# One part failing (cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
 #
 # Params ($EntssoParams, see docs/operations.md):
@@ -28,7 +28,6 @@
 #    "cluster": {"nodes": [{"name", "state"}], "group": {"name", "state", "owner_node"},
 #                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
 #                             "use_network_name", "possible_owners": [...]}} | null,
-#    "host_instances": [{"name", "host_name", "running_server", "host_type", "service_state", "is_disabled"}],
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
@@ -90,44 +89,18 @@ function Get-ServiceFacts {
     [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType }
 }
 
-$HostInstanceStates = @{ 1 = 'Stopped'; 2 = 'StartPending'; 3 = 'StopPending'; 4 = 'Running';
-                         5 = 'ContinuePending'; 6 = 'PausePending'; 7 = 'Paused'; 8 = 'Unknown' }
 $computer = $env:COMPUTERNAME
 
-# --- BizTalk host instances on this computer ---------------------------------------------------
-$hostInstances = @()
-if ($EntssoParams.biztalk) {
-    try {
-        $hostInstances = @(Get-CimInstance -Namespace 'root/MicrosoftBizTalkServer' -ClassName 'MSBTS_HostInstance' `
-                               -Filter "RunningServer = '$computer'" | ForEach-Object {
-            $state = $HostInstanceStates[[int]$_.ServiceState]
-            if (-not $state) { $state = 'Unknown' }
-            $type = 'InProcess'
-            if ([int]$_.HostType -eq 2) { $type = 'Isolated' }
-            [pscustomobject]@{
-                name           = [string]$_.Name
-                host_name      = [string]$_.HostName
-                running_server = [string]$_.RunningServer
-                host_type      = $type
-                service_state  = $state
-                is_disabled    = [bool]$_.IsDisabled
-            }
-        })
-    } catch {
-        # BizTalk absent or its WMI provider not answering: no host instances to report.
-        $hostInstances = @()
-    }
-}
-
-# --- Services: the asked ones plus BTSSvc$<HostName> of in-process host instances --------------
+# --- Services: the asked ones plus every BTSSvc$<HostName> (BizTalk's in-process host instances) ------
+# The host instances are read as the services they are, through this computer's SCM (one hop), not
+# through BizTalk's WMI provider, which reads BizTalkMgmtDb as the caller: a second hop over NTLM.
 $serviceNames = New-Object System.Collections.Generic.List[string]
 foreach ($name in @($EntssoParams.services)) {
     if ($name -and -not $serviceNames.Contains([string]$name)) { $serviceNames.Add([string]$name) }
 }
-foreach ($hi in $hostInstances) {
-    if ($hi.host_type -eq 'InProcess') {
-        $svcName = 'BTSSvc$' + $hi.host_name
-        if (-not $serviceNames.Contains($svcName)) { $serviceNames.Add($svcName) }
+if ($EntssoParams.biztalk) {
+    foreach ($svc in @(Get-Service -Name 'BTSSvc$*')) {
+        if (-not $serviceNames.Contains([string]$svc.Name)) { $serviceNames.Add([string]$svc.Name) }
     }
 }
 $services = [ordered]@{}
@@ -292,7 +265,6 @@ $pendingRestart = [pscustomobject]@{
     services       = [pscustomobject]$services
     sso            = $sso
     cluster        = $cluster
-    host_instances = @($hostInstances)
     package        = $package
     backup_folder  = $backupFolder
     secret_backup  = $secretBackup

@@ -11,7 +11,7 @@ from selftest.e2e.test_change import biztalk_state
 
 # a fault that stops the change in each phase (on the package scenario: every node upgraded by a package)
 STOPS = {
-    "silence": {"kind": "fail", "host": "BTS2", "operation": "Set-HostInstanceState", "call": 1},
+    "silence": {"kind": "fail", "host": "BTS2", "operation": "Set-ServiceState", "call": 1},  # its host instances
     "backup": {"kind": "fail", "host": "NODE1", "operation": "Backup-MasterSecret", "call": 1},
     "uncluster": {"kind": "fail", "host": "NODE1", "operation": "Set-ClusterResourceState", "call": 1},
     "upgrade": {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603},

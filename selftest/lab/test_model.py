@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from entsso import cluster, sso
+from entsso import biztalk, cluster, sso
 from entsso.lab.clock import Clock
 from entsso.lab.model import Estate, PSError
 from entsso.lab.server import _merge, load_scenario
@@ -150,11 +150,11 @@ def test_default_entsso_runs_on_the_owner_only_among_nodes():
 
 def test_default_host_instances_and_their_services():
     doc = facts(make(), "BTS1")
-    states = {h["host_name"]: h["service_state"] for h in doc["host_instances"]}
+    states = {h.host_name: h.state for h in biztalk.parse_host_instances("BTS1", doc)}
     assert states["OrchestrationHost"] == "Stopped" and states["ReceiveHost"] == "Running"
     assert doc["services"]["BTSSvc$ReceiveHost"]["status"] == "Running"
-    assert "BTSSvc$BizTalkServerIsolatedHost" not in doc["services"]
-    assert doc["host_instances"][0]["name"] == "Microsoft BizTalk Server BizTalkServerApplication BTS1"
+    assert "BTSSvc$BizTalkServerIsolatedHost" not in doc["services"] and "BizTalkServerIsolatedHost" not in states
+    assert "host_instances" not in doc  # no BizTalk WMI: the services are the host instances
 
 
 def test_default_adapter_handlers_are_readable_on_the_owner():

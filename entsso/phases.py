@@ -678,6 +678,14 @@ def reclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
 
 
 # --- phase 6: fail over -----------------------------------------------------------------------------------
+def adapter_proof_host(run: Run) -> str | None:
+    """Where phase 6 reads the adapter handlers: a BizTalk server (it has BizTalk's WMI provider, which the
+    MSS nodes need not have: Microsoft suggests the SQL cluster for the MSS, without BizTalk). Its SSO
+    tools point at the cluster name, so each read goes through the SSO service of the node that owns the
+    group then. None (the owner itself reads) only for an estate listing no BizTalk server."""
+    return run.biztalk_servers[0] if run.biztalk_servers else None
+
+
 def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     """Own the group on every node in turn; on each owner read the adapter handlers' properties through
     SSO; end on the node that owned the group when the change began."""
@@ -685,11 +693,14 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     start_owner = run.baseline().group_owner or run.primary_node()
     seen: dict[str, Any] = {}
     order = [n for n in run.nodes if n != start_owner] + [start_owner]
+    reader = adapter_proof_host(run)
     for node in order:
         moved = step(run, "failover", f"move the SSO group to {node}", node,
                      lambda node=node: cluster.ensure_group_owner(run.hosts[node], run.group, node, t.group_move))
+        # the step is the owner's (resume keys it by node); the reading is done where BizTalk is installed
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
-                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node])])
+                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[reader or node])],
+                        read_from=reader or node)
         seen[node] = {"group": moved, "handlers": handlers}
         unreadable = [h for h in handlers if not h["readable"]]
         if unreadable:

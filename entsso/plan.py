@@ -144,8 +144,10 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
     start = b.group_owner or primary
     for n in [x for x in run.nodes if x != start] + [start]:
         p.add("failover", f"move the SSO group to {n}", n, f"group {run.group} → owned by {n}")
+        reader = run.biztalk_servers[0] if run.biztalk_servers else n
         p.add("failover", "read the adapter handlers' properties through SSO", n,
-              "each adapter handler's properties read through SSO (needs the master secret there)")
+              f"each adapter handler's properties read from {reader} through SSO on {n} (needs the master "
+              "secret there)")
     p.add("failover", "record phase 6 done on the estate", primary, "the change record: phase 6 done")
 
     # 7. BizTalk back as the baseline

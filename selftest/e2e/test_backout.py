@@ -16,7 +16,7 @@ STOPS = {
     "uncluster": {"kind": "fail", "host": "NODE1", "operation": "Set-ClusterResourceState", "call": 1},
     "upgrade": {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603},
     "recluster": {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "call": 1},
-    "failover": {"kind": "fail", "host": "NODE2", "operation": "Get-AdapterHandlers", "call": 1},
+    "failover": {"kind": "fail", "host": "BTS1", "operation": "Get-AdapterHandlers", "call": 1},  # read from BTS1
 }
 
 

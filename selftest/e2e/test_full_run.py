@@ -42,6 +42,13 @@ def test_full_upgrade_on_the_lab(full_run):
     silenced = [r for r in run.journal() if r["kind"] == "result" and r["step"] == "stop the jobs still running"]
     assert silenced and "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb" in silenced[0]["evidence"]["stopped"]
     assert {n: bool(j["enabled"]) for n, j in jobs.items()} == load_scenario("fast")["sql"]["jobs"]
+    # the MSS nodes have no BizTalk (fast: biztalk.admin_tools_on_nodes false): phase 6 read the adapter
+    # handlers from a BizTalk server, through the SSO service of each owner in turn, and the run completed
+    assert load_scenario("fast")["biztalk"]["admin_tools_on_nodes"] is False
+    reads = [r for r in run.journal() if r["kind"] == "intent" and r["phase"] == "failover"
+             and r["step"].startswith("read the adapter handlers")]
+    assert [(r["host"], r["read_from"]) for r in reads] == [("NODE2", "BTS1"), ("NODE1", "BTS1")], reads
+    assert run.lab_state["winrm"]["received"].get("NODE1 Get-AdapterHandlers", 0) == 0
     steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
     phases = [p for p, _ in steps]
     # the runbook's order

@@ -245,7 +245,10 @@ def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) ->
 
 
 def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any]:
-    return host.invoke("Restore-MasterSecret", {"file": file, "password": password}, timeout=300)
+    """Restore the master secret on a node (Restore-MasterSecret, password over stdin); `changed` is whether
+    the node held no secret before (RestoreSecret writes the same secret again otherwise)."""
+    doc = host.invoke("Restore-MasterSecret", {"file": file, "password": password}, timeout=300)
+    return {**doc, "changed": not doc.get("held_before")}
 
 
 

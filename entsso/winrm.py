@@ -32,7 +32,8 @@ ENVELOPE_HEAD = (
     "# entsso-envelope 1\n"
     "$ErrorActionPreference = 'Stop'\n"
     "$ProgressPreference = 'SilentlyContinue'\n"
-    "[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding($false)\n"
+    # in try/catch as Ansible's exec wrapper does: a host without a console cannot set it (review m9)
+    "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding($false) } catch { }\n"
 )
 SECRET_KEYS = frozenset({"password"})
 REDACTED = "***"

@@ -974,7 +974,7 @@ class Estate:
             if changed:  # restoring the same secret again leaves the registry as it was
                 h.holds_secret = True
                 self._change(h.name, f"master secret restored from {path}")
-            return {"holds_secret": True, "changed": changed}
+            return {"holds_secret": True, "held_before": not changed}
 
     def _op_install_ssoupdate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         timeout = float(p.get("timeout_sec", 1800))

@@ -125,7 +125,7 @@ if ($installed) {
 $holdsSecret = $false
 $ssossKey = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\SSOSS'
 if (Test-Path -LiteralPath $ssossKey) {
-    $holdsSecret = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction SilentlyContinue).Count -gt 0
+    $holdsSecret = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction Stop).Count -gt 0
 }
 $sso = [pscustomobject]@{
     installed       = [bool]$installed

@@ -51,6 +51,8 @@ if ($ownerBefore -eq $node -and $accept -contains $stateBefore) {
     exit 0
 }
 
+# One deadline for the cmdlet's own -Wait and the wait below, so the call ends within timeout_sec (review m1).
+$deadline = (Get-Date).AddSeconds($timeout)
 $changed = $false
 if ($ownerBefore -ne $node) {
     try {
@@ -62,7 +64,6 @@ if ($ownerBefore -ne $node) {
 }
 
 # The cluster returns a moved group to the state it had (MoveClusterGroup remarks); wait for it.
-$deadline = (Get-Date).AddSeconds($timeout)
 $group = Get-ClusterGroup -Name $name
 while ([string]$group.OwnerNode.Name -ne $node -or $accept -notcontains [string]$group.State) {
     if ([string]$group.State -eq 'Failed') {

@@ -10,7 +10,7 @@
 #   {"file": "C:\\SSOBackup\\CHG1.bak", "password": "..."}
 #
 # Output (one JSON document):
-#   {"holds_secret": true}
+#   {"holds_secret": true, "held_before": false}   (entsso/sso.py adds changed = not held_before)
 
 $computer = $env:COMPUTERNAME
 $file = [string]$EntssoParams.file
@@ -28,6 +28,13 @@ if (-not (Test-Path -LiteralPath $interop)) {
 }
 Add-Type -Path $interop
 
+# Whether this node held a secret before (Python says from it whether anything changed, review m6).
+$ssossKey = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\SSOSS'
+$heldBefore = $false
+if (Test-Path -LiteralPath $ssossKey) {
+    $heldBefore = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction Stop).Count -gt 0
+}
+
 # SSOConfigOM implements ISSOConfigSS; call through the interface type (see Backup-MasterSecret).
 $configOm = New-Object -TypeName 'Microsoft.EnterpriseSingleSignOn.Interop.SSOConfigOM'
 $flags = [System.Reflection.BindingFlags]::InvokeMethod -bor [System.Reflection.BindingFlags]::Instance -bor [System.Reflection.BindingFlags]::Public
@@ -41,13 +48,12 @@ try {
 }
 
 $holdsSecret = $false
-$ssossKey = 'HKLM:\SOFTWARE\Microsoft\ENTSSO\SSOSS'
 if (Test-Path -LiteralPath $ssossKey) {
-    $holdsSecret = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction SilentlyContinue).Count -gt 0
+    $holdsSecret = @(Get-ChildItem -LiteralPath $ssossKey -ErrorAction Stop).Count -gt 0
 }
 if (-not $holdsSecret) {
     throw "RestoreSecret returned without error but $computer has no master secret in HKLM\SOFTWARE\Microsoft\ENTSSO\SSOSS; check the Application event log (source ENTSSO)."
 }
 
-[pscustomobject]@{ holds_secret = [bool]$holdsSecret } | ConvertTo-Json -Depth 8 -Compress
+[pscustomobject]@{ holds_secret = [bool]$holdsSecret; held_before = [bool]$heldBefore } | ConvertTo-Json -Depth 8 -Compress
 exit 0

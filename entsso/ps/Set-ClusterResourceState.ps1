@@ -35,7 +35,9 @@ if ($before -eq $target) {
     exit 0
 }
 
-# -Wait makes the cmdlet itself wait up to timeout_sec; the loop below is the check that counts.
+# -Wait makes the cmdlet itself wait up to timeout_sec; the loop below is the check that counts. One
+# deadline for both, taken before the cmdlet, so the call ends within timeout_sec (review m1).
+$deadline = (Get-Date).AddSeconds($timeout)
 try {
     if ($target -eq 'Online') {
         $null = Start-ClusterResource -Name $name -Wait $timeout
@@ -46,7 +48,6 @@ try {
     throw "Could not bring cluster resource '$name' $target from ${computer}: $($_.Exception.Message). Look at the cluster events in Failover Cluster Manager."
 }
 
-$deadline = (Get-Date).AddSeconds($timeout)
 $resource = Get-ClusterResource -Name $name
 while ([string]$resource.State -ne $target) {
     if ($target -eq 'Online' -and [string]$resource.State -eq 'Failed') {

@@ -16,6 +16,18 @@ $computer = $env:COMPUTERNAME
 $timeout = 120
 if ($EntssoParams.timeout_sec) { $timeout = [int]$EntssoParams.timeout_sec }
 
+function Wait-ServiceStatus {
+    # ServiceController.WaitForStatus throws System.ServiceProcess.TimeoutException with .NET's own text;
+    # say it in this contract's words instead (review m5).
+    param($Service, [string]$Status, [int]$Seconds, [string]$Why)
+    try {
+        $Service.WaitForStatus($Status, [TimeSpan]::FromSeconds($Seconds))
+    } catch [System.ServiceProcess.TimeoutException] {
+        $Service.Refresh()
+        throw "Service '$($Service.Name)' on $computer did not reach $Status within $Seconds s $Why (last state: $($Service.Status)). Look at the System event log (Service Control Manager) on $computer, then re-run."
+    }
+}
+
 $results = New-Object System.Collections.Generic.List[object]
 foreach ($wanted in @($EntssoParams.services)) {
     $name = [string]$wanted.name
@@ -39,19 +51,26 @@ foreach ($wanted in @($EntssoParams.services)) {
             throw "Service '$name' on $computer has running dependent services ($($running -join ', ')); stop them first (for BTSSvc`$ services: stop the BizTalk host instances), then re-run."
         }
         # ServiceController.Stop()/Start() return at once, so the deadline below is ours;
-        # Stop-Service/Start-Service would wait without a limit.
+        # Stop-Service/Start-Service would wait without a limit. A service still starting does not accept
+        # a stop control (1061): let it finish starting first (review m3).
+        if ($before -eq 'StartPending') { Wait-ServiceStatus $svc 'Running' $timeout 'before it could be stopped' }
         if ($before -ne 'StopPending') { $svc.Stop() }
     } else {
         if ($svc.StartType -eq 'Disabled') {
             throw "Service '$name' on $computer is disabled (start type Disabled); set its start type first, then re-run."
         }
-        if ($before -eq 'StopPending') { $svc.WaitForStatus('Stopped', [TimeSpan]::FromSeconds($timeout)) }
+        if ($before -eq 'StopPending') { Wait-ServiceStatus $svc 'Stopped' $timeout 'before it could be started' }
         if ($before -ne 'StartPending') { $svc.Start() }
     }
 
     $deadline = (Get-Date).AddSeconds($timeout)
     $svc.Refresh()
     while ([string]$svc.Status -ne $target) {
+        if ($target -eq 'Running' -and [string]$svc.Status -eq 'Stopped') {
+            # it started and stopped again: say why, with the SCM's exit codes (review m4)
+            $cim = Get-CimInstance -ClassName Win32_Service -Filter ("Name = '{0}'" -f $name.Replace("'", "\'"))
+            throw "Service '$name' on $computer stopped again after it was started (exit code $($cim.ExitCode), service-specific exit code $($cim.ServiceSpecificExitCode)). Look at the System event log (Service Control Manager) and the service's own log on $computer, then re-run."
+        }
         if ((Get-Date) -ge $deadline) {
             throw "Service '$name' on $computer did not reach $target within $timeout s (last state: $($svc.Status)). Look at the System event log (Service Control Manager) and the service's own log on $computer, then re-run."
         }

@@ -59,6 +59,9 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\/:*?\"<>|]+\\[^\\/:*?\"<>|]+)")
+# MSSQLSvc/<fqdn>, MSSQLSvc/<fqdn>:<port>, MSSQLSvc/<fqdn>:<instance> (Learn, "Register a Service Principal
+# Name for Kerberos Connections")
+_SPN = re.compile(rf"^MSSQLSvc/{_LABEL}(?:\.{_LABEL})*(?::(?:\d{{1,5}}|[A-Za-z_][A-Za-z0-9_$#@]{{0,15}}))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Keys that would hold a secret written into the file (password_env, which names a variable, is fine).
 _SECRET_KEY = re.compile(r"(?i)^(?:.*password|passwd|pwd|secret|.*_secret|credential|credentials)$")
@@ -181,7 +184,13 @@ class Sql(_Model):
     driver: Literal[DRIVERS] = Field(DRIVERS[0], description="the ODBC driver")  # type: ignore[valid-type]
     encrypt: bool = Field(True, description="Encrypt=yes")
     trust_server_certificate: bool = Field(False, description="TrustServerCertificate=yes (skips validation)")
+    host_name_in_certificate: str | None = Field(
+        None, description="the host name SQL Server's TLS certificate carries, when the suite connects by another "
+                          "(ODBC Driver 18's HostnameInCertificate)")
     auth: Literal["kerberos", "sql"] = Field("kerberos", description="kerberos (integrated) or sql (a SQL login)")
+    server_spn: str | None = Field(
+        None, description="the SPN of SQL Server's service account, MSSQLSvc/<fqdn>[:<port>|:<instance>], when it is "
+                          "not the one the driver derives from sql.server (ODBC's ServerSPN; auth: kerberos)")
     username: str | None = Field(None, min_length=1, description="the SQL login (auth: sql)")
     password_env: str | None = Field(None, description="the variable holding the SQL login's password (auth: sql)")
     databases: Databases = Field(default_factory=Databases)
@@ -203,6 +212,28 @@ class Sql(_Model):
     @classmethod
     def _env(cls, value: str | None) -> str | None:
         return None if value is None else check_env_name(value)
+
+    @field_validator("host_name_in_certificate")
+    @classmethod
+    def _certificate_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _DNS_NAME.match(value) or value.replace(".", "").isdigit():
+            raise _fail("{name!r} is not a host name; write the DNS name the certificate is issued to (its subject "
+                        "or a subject alternative name), such as sql1.corp.example — no port, instance, wildcard "
+                        "or spaces", name=value)
+        return value
+
+    @field_validator("server_spn")
+    @classmethod
+    def _spn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _SPN.match(value):
+            raise _fail("{spn!r} is not a SQL Server SPN; write MSSQLSvc/<fully qualified name>:<port> (or "
+                        ":<instance name>), e.g. MSSQLSvc/sql1.corp.example:1433, as `setspn -L <service account>` "
+                        "lists it", spn=value)
+        return value
 
     @field_validator("jobs")
     @classmethod
@@ -727,6 +758,22 @@ def _estate_rules(inv: Inventory) -> list[str]:
         if s.username is not None:
             problems.append(f"sql.username: set to {s.username!r} but `auth: kerberos` uses the operator's Windows "
                             "logon; remove username, or set `auth: sql`")
+    if s.host_name_in_certificate is not None:
+        if s.driver != "ODBC Driver 18 for SQL Server":
+            problems.append(f"sql.host_name_in_certificate: {s.driver} has no HostnameInCertificate (ODBC Driver 18 "
+                            "and later only); set `driver: ODBC Driver 18 for SQL Server`, or remove it and set "
+                            "sql.server to the name the certificate carries")
+        elif s.trust_server_certificate:
+            problems.append("sql.host_name_in_certificate: has no effect with `trust_server_certificate: true` (the "
+                            "certificate is not checked at all); remove one of them — keep the name to have the "
+                            "certificate checked")
+    if s.server_spn is not None:
+        if s.auth != "kerberos":
+            problems.append("sql.server_spn: is for Kerberos only, and `auth: sql` logs in with a SQL login; remove "
+                            "server_spn, or set `auth: kerberos`")
+        elif s.driver == "FreeTDS":
+            problems.append("sql.server_spn: FreeTDS has no ServerSPN; use `driver: ODBC Driver 18 for SQL Server` "
+                            "(or 17), or remove server_spn and set sql.server to the name the SPN is registered for")
     if "continuous_jobs" in s.model_fields_set:
         for name in s.continuous_jobs:
             if name not in s.jobs:

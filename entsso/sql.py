@@ -83,18 +83,19 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
         return SqlCertificateUntrusted(
             f"{head} — certificate not trusted: the ODBC driver refused the server's TLS certificate ({text}). "
             "ODBC Driver 18 validates it whenever it encrypts. If the certificate is issued to another name than "
-            "the one in the inventory (an alias, a listener, an IP address), set sql.server to the name it "
-            "carries (ODBC's HostNameInCertificate names it apart from the server, which the inventory does not "
-            "set yet); if it is self-signed or from a private CA, install that CA on this machine "
-            "(update-ca-certificates). TrustServerCertificate=yes (sql.trust_server_certificate: true) skips "
-            "the check: only on a network you trust.", **kw)
+            "the one the suite connects to (an alias, a listener, an IP address), set sql.host_name_in_certificate "
+            "to the name it carries (ODBC's HostnameInCertificate, Driver 18), or sql.server to that name; if it "
+            "is self-signed or from a private CA, install that CA on this machine (update-ca-certificates). "
+            "TrustServerCertificate=yes (sql.trust_server_certificate: true) skips the check: only on a network "
+            "you trust.", **kw)
     if _KERBEROS.search(text):
         return SqlKerberosFailed(
             f"{head} — Kerberos: Trusted_Connection could not authenticate ({text}). Check this machine's "
             "ticket with klist (kinit if there is none or it has expired: a long change needs a ticket that "
             "outlives it), and that the SQL Server's service account has the SPN MSSQLSvc/<fully qualified "
             "name>:<port> for exactly the name the inventory uses (setspn -L <account>): a short name, an "
-            "alias or an IP address has none. Or use a SQL login (sql.auth: sql).", **kw)
+            "alias or an IP address has none — set sql.server to the fully qualified name, or name the SPN the "
+            "account has in sql.server_spn (ODBC's ServerSPN). Or use a SQL login (sql.auth: sql).", **kw)
     if sqlstate == "28000" or number in (18456, 18452, 4060):
         hint = ("the database is missing or the login has no user in it: create the user (docs/inventory.md, "
                 "minimum grants)" if number == 4060 else
@@ -139,6 +140,8 @@ class SqlSettings:
     login_timeout: int = 15
     query_timeout: int = 0  # 0 = no limit (pyodbc's conn.timeout)
     connect_retry_count: int | None = None  # ConnectRetryCount (Driver 17.2+/18 idle-connection resiliency)
+    host_name_in_certificate: str | None = None  # HostnameInCertificate (Driver 18): the name the certificate carries
+    server_spn: str | None = None  # ServerSPN: the SPN Kerberos asks a ticket for, instead of the driver's own
     lab_address: str | None = None  # set for the lab: the lab's SQL endpoint
     lab_port: int | None = None
 
@@ -151,6 +154,8 @@ class SqlSettings:
             if self.instance and not self.port:
                 parts = [f"DRIVER={{FreeTDS}}", f"SERVER={self.server}\\{self.instance}", "TDS_Version=7.4"]
             parts.append(f"Encryption={'require' if self.encrypt else 'off'}")
+            if self.host_name_in_certificate or self.server_spn:
+                raise ValueError("FreeTDS has neither HostnameInCertificate nor ServerSPN; use ODBC Driver 18")
         else:
             target = self.server
             if self.port:
@@ -162,6 +167,14 @@ class SqlSettings:
                      f"TrustServerCertificate={'yes' if self.trust_server_certificate else 'no'}"]
             if self.connect_retry_count is not None:
                 parts.append(f"ConnectRetryCount={self.connect_retry_count}")
+            if self.host_name_in_certificate:
+                if self.driver != "ODBC Driver 18 for SQL Server":
+                    raise ValueError(f"HostnameInCertificate needs ODBC Driver 18 for SQL Server, not {self.driver}")
+                parts.append(f"HostnameInCertificate={self.host_name_in_certificate}")
+            if self.server_spn:
+                if self.auth != "kerberos":
+                    raise ValueError("ServerSPN is for Kerberos (Trusted_Connection) only")
+                parts.append(f"ServerSPN={self.server_spn}")
         parts.append(f"DATABASE={database}")
         parts.append("APP=entsso-upgrade")
         if self.auth == "kerberos":

@@ -46,10 +46,10 @@ CASES = [
     ("certificate-self-signed-driver18-openssl1", "08001",
      f"[08001] {D18}SSL Provider: [error:1416F086:SSL routines:tls_process_server_certificate:certificate "
      "verify failed:self signed certificate] (-1) (SQLDriverConnect)", True,
-     sql.SqlCertificateUntrusted, ["certificate not trusted", "HostNameInCertificate", "TrustServerCertificate"]),
+     sql.SqlCertificateUntrusted, ["certificate not trusted", "sql.host_name_in_certificate", "HostnameInCertificate", "TrustServerCertificate"]),
     ("certificate-self-signed-driver18-openssl3", "08001",
      f"[08001] {D18}SSL Provider: [error:0A000086:SSL routines::certificate verify failed:self-signed "
-     "certificate] (-1) (SQLDriverConnect)", True, sql.SqlCertificateUntrusted, ["HostNameInCertificate"]),
+     "certificate] (-1) (SQLDriverConnect)", True, sql.SqlCertificateUntrusted, ["HostnameInCertificate"]),
     ("certificate-private-ca", "08001",
      f"[08001] {D17}SSL Provider: [error:1416F086:SSL routines:tls_process_server_certificate:certificate "
      "verify failed:unable to get local issuer certificate] (-1) (SQLDriverConnect)", True,
@@ -62,7 +62,7 @@ CASES = [
      "(851968) (SQLDriverConnect)", True, sql.SqlKerberosFailed, ["Kerberos", "klist", "kinit"]),
     ("kerberos-no-spn", "HY000",
      f"[HY000] {D17}SSPI Provider: Server not found in Kerberos database (851968) (SQLDriverConnect)", True,
-     sql.SqlKerberosFailed, ["MSSQLSvc/", "setspn -L"]),
+     sql.SqlKerberosFailed, ["MSSQLSvc/", "setspn -L", "sql.server_spn"]),
     ("kerberos-cannot-generate-sspi-context", "HY000",
      f"[HY000] {D17}Cannot generate SSPI context (0) (SQLDriverConnect)", True, sql.SqlKerberosFailed, ["SPN"]),
     ("kerberos-gssapi-freetds", "08001",

@@ -163,13 +163,15 @@ def _evidence(job: str | None, outcome: str | None, flag_table: str | None, befo
 
 
 def ensure_full_backup(sql: SqlServer, job_name: str, required: Sequence[str], timeout: float, poll: Poller,
-                       proven: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       proven: Mapping[str, Any] | None = None, job_sql: SqlServer | None = None) -> dict[str, Any]:
     """A full backup of every database the change depends on, made in this change: note the newest
     complete full set, set the force-full flag (sp_ForceFullBackup; read back as set), run the Backup
     BizTalk Server job by hand and wait for it, then require a newer complete full set with a row for each
     of `required` (SSODB and BizTalkMgmtDb, whether or not the job's view lists them) and of every database
     the job lists, and the flag consumed. The returned evidence is the proof (journalled by the step).
-    `proven`: the proof a resumed run's predecessor journalled; if that set still holds, nothing is redone."""
+    `proven`: the proof a resumed run's predecessor journalled; if that set still holds, nothing is redone.
+    `sql`: the management database's instance; `job_sql`: the instance whose msdb has the job (the same one
+    unless the inventory says otherwise)."""
     flag = force_full_flag(sql)
     if flag.table is None:
         raise BackupFailed(NO_FLAG_TABLE + "; nothing was backed up.")
@@ -185,7 +187,7 @@ def ensure_full_backup(sql: SqlServer, job_name: str, required: Sequence[str], t
     if force_full_flag(sql).set is not True:
         raise BackupFailed(f"sp_ForceFullBackup ran but {flag.table}.ForceFull still reads unset; check the login's "
                            "EXECUTE right on BizTalkMgmtDb.dbo.sp_ForceFullBackup (BTS_BACKUP_USERS) and re-run")
-    job = sqlagent.start_job_and_wait(sql, job_name, timeout, poll)
+    job = sqlagent.start_job_and_wait(job_sql or sql, job_name, timeout, poll)
     if job.last_outcome != "Succeeded":
         raise BackupFailed(
             f"the job {job_name!r} ended {job.last_outcome}: {job.last_message or 'no message'}. "

@@ -11,7 +11,9 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from entsso import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso, tsql
 from entsso.services import Service, parse_services
+from entsso import sqlestate
 from entsso.sql import SqlError, SqlServer, SqlUnreachable
+from entsso.sqlestate import SqlEstate
 from entsso.winrm import RemoteError, WindowsHost
 
 
@@ -43,7 +45,7 @@ class Target(Protocol):
     """What a snapshot needs to know of the estate (entsso.run.Run provides it from the inventory)."""
 
     hosts: dict[str, WindowsHost]
-    sql: SqlServer
+    sql: SqlEstate  # (a SqlServer: an estate of one instance)
     nodes: list[str]
     biztalk_servers: list[str]
     job_names: list[str]
@@ -89,6 +91,10 @@ class SqlFacts:
     agent: str | None = None  # SQL Server Agent's state (Running, Stopped, …); None: unknown or no Agent
     agent_error: str | None = None  # why SQL Server did not say (e.g. no VIEW SERVER STATE)
     missing_grants: list[permissions.Grant] | None = None  # None: not asked (SQL Server not reachable)
+    main_instance: str | None = None  # the management database's instance (sql.server)
+    agent_instance: str | None = None  # the instance whose SQL Agent `agent` is (only with several instances)
+    # the databases the Backup BizTalk Server job's view puts on another instance than the inventory does
+    misplaced: list[sqlestate.Misplaced] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,24 +170,43 @@ def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str
 
 
 def gather_sql(target: Target) -> SqlFacts:
-    sql = target.sql
+    """SQL Server's facts, each read on the instance that holds it (entsso.sqlestate): the clock and the
+    backup state on the management database's instance, the secret server on SSODB's, each job and SQL
+    Agent on the instance that runs it, the grants and the instance's own name on each."""
+    estate = target.sql if isinstance(target.sql, SqlEstate) else sqlestate.single(target.sql)
     lacking: list[permissions.Grant] | None = None
     try:
-        now = sql.execute(tsql.NOW).rows[0]
+        now = estate.main.execute(tsql.NOW).rows[0]
         # the grants first: a read the login may not do then fails below, and the gate still names them all
-        lacking = permissions.missing(permissions.grants(sql))
-        agent, agent_error = None, None
+        lacking = [g for inst in estate.instances for g in permissions.missing(permissions.grants(inst, inst.holds))]
+        agent, agent_error, agent_on = None, None, None
+        running_jobs = [inst for inst, _ in estate.jobs_by_instance(target.job_names)] or [estate.main]
+        for inst in running_jobs:
+            try:
+                agent, agent_on = sqlagent.agent_status(inst), inst.name
+            except SqlError as exc:
+                if isinstance(exc, SqlUnreachable):
+                    raise
+                agent, agent_error, agent_on = None, str(exc), inst.name
+            if agent != "Running":
+                break
+        backups = backup.backup_state(estate.management)
+        names = {inst.label: sqlestate.server_name(inst) for inst in estate.instances}
+        misplaced = sqlestate.misplaced(estate, backups.databases, names)
         try:
-            agent = sqlagent.agent_status(sql)
+            secret_server = sso.secret_server(estate)
         except SqlError as exc:
-            if isinstance(exc, SqlUnreachable):
+            if not misplaced or isinstance(exc, SqlUnreachable):
                 raise
-            agent_error = str(exc)
+            secret_server = None  # SSODB is not where the inventory says: sql_instances_match names it
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
-                        secret_server=sso.secret_server(sql),
-                        jobs=sqlagent.jobs(sql, target.job_names),
-                        backups=backup.backup_state(sql), agent=agent, agent_error=agent_error,
-                        missing_grants=lacking)
+                        secret_server=secret_server,
+                        jobs=sqlagent.jobs_everywhere(estate, target.job_names),
+                        backups=backups, agent=agent, agent_error=agent_error,
+                        agent_instance=agent_on if len(estate.instances) > 1 else None,
+                        main_instance=estate.main.label,
+                        missing_grants=lacking,
+                        misplaced=misplaced)
     except SqlError as exc:
         return SqlFacts(reachable=False, error=str(exc), error_kind=exc.kind, missing_grants=lacking)
 

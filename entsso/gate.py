@@ -279,10 +279,28 @@ def sql_agent_running(s: Snapshot) -> Finding | None:
         return Finding("sql_agent_running", "SQL Server Agent", found,
                        "Running (the login needs VIEW SERVER STATE to read sys.dm_server_services)")
     if s.sql.agent != "Running":
-        return Finding("sql_agent_running", "SQL Server Agent", f"state {s.sql.agent}",
+        where = f"SQL Server Agent on {s.sql.agent_instance}" if s.sql.agent_instance else "SQL Server Agent"
+        return Finding("sql_agent_running", where, f"state {s.sql.agent}",
                        "Running: start the SQL Server Agent service, then run the gate again (phase 1 stops the "
                        "BizTalk jobs and phase 2 runs the Backup BizTalk Server job through it)")
     return None
+
+
+def sql_instances_match(s: Snapshot) -> Finding | None:
+    """Each database the run reads is on the instance the inventory puts it on, as the Backup BizTalk Server
+    job's view (admv_BackupDatabases.ServerName) says: otherwise the run would read SSODB, or run a job,
+    on the wrong instance."""
+    if not s.sql.reachable or not s.sql.misplaced:
+        return None
+    m = s.sql.misplaced
+    fix = "; ".join(f"list {x.database} under sql.instances with `server: {x.view_server.split(chr(92))[0]}`"
+                    + (f" and `instance: {x.view_server.split(chr(92))[1]}`" if "\\" in x.view_server else "")
+                    if x.inventory_instance == s.sql.main_instance else
+                    f"move {x.database} to the sql.instances entry (or sql.server) of {x.view_server}" for x in m)
+    return Finding("sql_instances_match", ", ".join(x.database for x in m), "; ".join(str(x) for x in m),
+                   f"each database on the instance BizTalk names: {fix} (docs/inventory.md, sql.instances); "
+                   "if that is another name of the same instance (a client alias), set the inventory's server "
+                   "to that name")
 
 
 def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Finding | None:
@@ -407,7 +425,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                    lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]
-    checks += [lambda: sql_agent_running(s)]
+    checks += [lambda: sql_agent_running(s), lambda: sql_instances_match(s)]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
     checks += [lambda j=j: job_idle(s, j, continuous) for j in plan.job_names]

@@ -62,6 +62,7 @@ _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\/:*?\"<>|]+\\[^\\/:*?\"
 # MSSQLSvc/<fqdn>, MSSQLSvc/<fqdn>:<port>, MSSQLSvc/<fqdn>:<instance> (Learn, "Register a Service Principal
 # Name for Kerberos Connections")
 _SPN = re.compile(rf"^MSSQLSvc/{_LABEL}(?:\.{_LABEL})*(?::(?:\d{{1,5}}|[A-Za-z_][A-Za-z0-9_$#@]{{0,15}}))?$")
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Keys that would hold a secret written into the file (password_env, which names a variable, is fine).
 _SECRET_KEY = re.compile(r"(?i)^(?:.*password|passwd|pwd|secret|.*_secret|credential|credentials)$")
@@ -171,10 +172,49 @@ class Cluster(_Model):
         return check_host_name(value)
 
 
+def check_database_name(value: str) -> str:
+    # written into T-SQL's three-part names (a name cannot be a ? parameter): regular identifiers only
+    if not _DATABASE_NAME.match(value):
+        raise _fail("{name!r} is not a database name the suite accepts; write the name as sys.databases shows it "
+                    "(letters, digits and _, starting with a letter or _), such as BizTalkMgmtDb_PRD", name=value)
+    return value
+
+
 class Databases(_Model):
     ssodb: str = Field("SSODB", min_length=1, description="the SSO database")
     management: str = Field("BizTalkMgmtDb", min_length=1, description="the BizTalk management database")
     msdb: str = Field("msdb", min_length=1, description="SQL Server Agent's database")
+
+    @field_validator("ssodb", "management", "msdb")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_database_name(value)
+
+
+class SqlInstance(_Model):
+    """Another SQL Server instance that holds some of BizTalk's databases (and their jobs)."""
+
+    server: HostName = Field(description="the SQL Server host (or listener/alias name) of this instance")
+    instance: str | None = Field(None, min_length=1, description="the named instance, if not the default one")
+    port: int | None = Field(None, ge=1, le=65535, description="the TCP port (overrides the instance lookup)")
+    databases: list[str] = Field(min_length=1, description="the databases this instance holds, as the Backup BizTalk "
+                                                           "Server job's view (admv_BackupDatabases) names them")
+    jobs: list[str] = Field(default_factory=list,
+                            description="jobs of sql.jobs in this instance's msdb whose name does not end with "
+                                        "one of its databases")
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        return check_address(value)
+
+    @field_validator("databases")
+    @classmethod
+    def _databases(cls, value: list[str]) -> list[str]:
+        return [check_database_name(v) for v in value]
+
+    def label(self) -> str:
+        return self.server + (f"\\{self.instance}" if self.instance else "") + (f",{self.port}" if self.port else "")
 
 
 class Sql(_Model):
@@ -194,6 +234,9 @@ class Sql(_Model):
     username: str | None = Field(None, min_length=1, description="the SQL login (auth: sql)")
     password_env: str | None = Field(None, description="the variable holding the SQL login's password (auth: sql)")
     databases: Databases = Field(default_factory=Databases)
+    instances: list[SqlInstance] = Field(
+        default_factory=list, description="only where BizTalk's databases live on several SQL instances: each other "
+                                          "instance with the databases it holds; sql.server holds the rest")
     jobs: list[str] = Field(default_factory=lambda: list(DEFAULT_JOBS), min_length=1,
                             description="the BizTalk SQL Agent jobs disabled for the change and re-enabled after")
     backup_job: str = Field("Backup BizTalk Server (BizTalkMgmtDb)", min_length=1,
@@ -386,12 +429,18 @@ class Timeouts(_Model):
     reboot: Seconds = 900.0
 
 
+class LabSql(_Model):
+    sql_address: str
+    sql_port: int = Field(ge=1, le=65535)
+
+
 class Lab(_Model):
-    """Written by the lab only: where its SQL endpoint and control endpoint listen."""
+    """Written by the lab only: where its SQL endpoints and control endpoint listen."""
 
     sql_address: str
     sql_port: int = Field(ge=1, le=65535)
     control_url: str
+    instances: list[LabSql] = Field(default_factory=list, description="the endpoint of each of sql.instances")
 
 
 class Secrets:
@@ -779,6 +828,37 @@ def _estate_rules(inv: Inventory) -> list[str]:
             if name not in s.jobs:
                 problems.append(f"sql.continuous_jobs: {name!r} is not in sql.jobs; list only jobs the change "
                                 "disables (the gate expects those to be running)")
+    seen_dbs = {s.databases.management.lower(): "sql.server"}
+    seen_instances = {(s.server.lower(), (s.instance or "").lower(), s.port)}
+    for i, other in enumerate(s.instances):
+        where = f"sql.instances[{i}]"
+        key = (other.server.lower(), (other.instance or "").lower(), other.port)
+        if key in seen_instances:
+            problems.append(f"{where}.server: {other.label()} is listed already (as sql.server or another instance); "
+                            "list each SQL instance once, with all the databases it holds")
+        seen_instances.add(key)
+        for j, d in enumerate(other.databases):
+            if d.lower() == s.databases.management.lower():
+                problems.append(f"{where}.databases[{j}]: {d!r} is the management database, which is on sql.server "
+                                "by definition (the Backup BizTalk Server job runs there); set sql.server to its "
+                                "instance and list the other databases here")
+            elif d.lower() == s.databases.msdb.lower():
+                problems.append(f"{where}.databases[{j}]: every instance has its own msdb; list BizTalk's databases "
+                                "here (and a job of another msdb under jobs)")
+            elif d.lower() in seen_dbs:
+                problems.append(f"{where}.databases[{j}]: {d!r} is already placed on {seen_dbs[d.lower()]}; a "
+                                "database lives on one instance")
+            else:
+                seen_dbs[d.lower()] = where
+        for j, job in enumerate(other.jobs):
+            if job not in s.jobs:
+                problems.append(f"{where}.jobs[{j}]: {job!r} is not in sql.jobs; list it there too")
+    placed_jobs = [j.lower() for o in s.instances for j in o.jobs]
+    for job in sorted({j for j in placed_jobs if placed_jobs.count(j) > 1}):
+        problems.append(f"sql.instances: the job {job!r} is placed on more than one instance; a job is in one msdb")
+    if inv.lab is not None and len(inv.lab.instances) != len(s.instances):
+        problems.append(f"lab.instances: {len(inv.lab.instances)} endpoint(s) for {len(s.instances)} sql.instances; "
+                        "the lab writes one per instance")
     if s.backup_job not in s.jobs:
         problems.append(f"sql.backup_job: {s.backup_job!r} is not in sql.jobs; list it there too (the change "
                         "disables it with the other jobs and runs it by hand for the forced full backup)")

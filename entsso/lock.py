@@ -29,17 +29,18 @@ class EstateLockLost(EstateLocked):
 
 
 class EstateLock:
-    def __init__(self, settings: SqlSettings, password: object, cluster_name: str) -> None:
+    def __init__(self, settings: SqlSettings, password: object, cluster_name: str, database: str = "SSODB") -> None:
         # its own connection: the lock lives exactly as long as this session. Never re-established, by us
         # (reconnect=False) or by the driver's idle-connection resiliency (ConnectRetryCount=0): a new
         # session would not hold the lock.
         self.sql = SqlServer(replace(settings, connect_retry_count=0), password, reconnect=False)
         self.resource = f"entsso-upgrade:{cluster_name.upper()}"
+        self.database = database  # SSODB as the inventory names it, on its own instance (settings)
         self.held = False
 
     def acquire(self, reports: Path | None = None) -> None:
         """Take the lock, or raise EstateLocked naming its holder (found in `reports`, the runs' folder)."""
-        code = self.sql.execute(tsql.GET_ESTATE_LOCK, (self.resource,), database="SSODB").scalar()
+        code = self.sql.execute(tsql.GET_ESTATE_LOCK, (self.resource,), database=self.database).scalar()
         if code not in GRANTED:
             self.sql.close()
             holder = find_holder(reports, self.resource) if reports is not None else None
@@ -67,7 +68,7 @@ class EstateLock:
         if not self.held:
             raise EstateLockLost(f"the estate lock {self.resource!r} is not held by this run. {advice}")
         try:
-            mode = self.sql.execute(tsql.ESTATE_LOCK_MODE, (self.resource,), database="SSODB").scalar()
+            mode = self.sql.execute(tsql.ESTATE_LOCK_MODE, (self.resource,), database=self.database).scalar()
         except SqlError as exc:
             self.held = False
             raise EstateLockLost(f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is lost: its "
@@ -89,7 +90,7 @@ class EstateLock:
         try:
             if self.held:
                 try:
-                    self.sql.execute(tsql.RELEASE_ESTATE_LOCK, (self.resource,), database="SSODB")
+                    self.sql.execute(tsql.RELEASE_ESTATE_LOCK, (self.resource,), database=self.database)
                 except SqlError:
                     pass  # the session is gone, and the lock with it
         finally:

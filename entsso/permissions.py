@@ -6,12 +6,13 @@ The minimum grants are listed in docs/inventory.md ("SQL Server login"); sysadmi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from entsso import tsql
 from entsso.sql import SqlServer
 
 # the force-full flag table has one of two names by BizTalk version: NULL (absent) for the other is expected
-EITHER_OF = {"BizTalkMgmtDb.dbo.adm_BackupSettings", "BizTalkMgmtDb.dbo.adm_ForceFullBackup"}
+EITHER_OF = (".dbo.adm_backupsettings", ".dbo.adm_forcefullbackup")  # in the management database, whatever its name
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,17 @@ class Grant:
         return f"GRANT {self.permission} ON {self.object_name} TO [{login or '<the run login>'}]"
 
 
-def grants(sql: SqlServer) -> list[Grant]:
-    """Every grant the run needs, as SQL Server answers for the current login."""
+def grants(sql: SqlServer, holds: Callable[[str], bool] | None = None) -> list[Grant]:
+    """Every grant the run needs, as SQL Server answers for the current login; with `holds` (a database
+    name -> whether this instance holds it), only those on objects of the instance's own databases."""
     rows = sql.execute(tsql.GRANTS).rows
-    return [Grant(str(r["permission"]), str(r["object_name"]),
-                  None if r["granted"] is None else bool(r["granted"])) for r in rows]
+    found = [Grant(str(r["permission"]), str(r["object_name"]),
+                   None if r["granted"] is None else bool(r["granted"])) for r in rows]
+    return [g for g in found if holds is None or holds(g.object_name.split(".", 1)[0])]
 
 
 def missing(found: list[Grant]) -> list[Grant]:
     """The grants the login lacks: 0, or NULL for an object the run reads (SQL Server hides an object from a
     login without any permission on it). The flag table's absent twin is not missing (and neither flag table
     is the gate's force_full_flag_found finding, not a grant)."""
-    return [g for g in found if not g.granted and not (g.granted is None and g.object_name in EITHER_OF)]
+    return [g for g in found if not g.granted and not (g.granted is None and g.object_name.lower().endswith(EITHER_OF))]

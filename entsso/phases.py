@@ -375,14 +375,14 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 
     def jobs() -> None:
         for job in run.job_names:
-            step(run, "silence", "disable job", None, lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, False),
+            step(run, "silence", "disable job", None, lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False),
                  job=job)
         # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
         # Backup BizTalk Server run from its schedule finish; then wait until none runs
         backup_job = run.inventory.sql.backup_job
         step(run, "silence", "stop the jobs still running", None,
-             lambda: sqlagent.ensure_jobs_idle(run.sql, run.job_names, timeouts.backup_job, run.poller,
-                                               wait_for=[backup_job]), jobs=list(run.job_names))
+             lambda: sqlagent.ensure_jobs_idle_everywhere(run.sql, run.job_names, timeouts.backup_job, run.poller,
+                                                          wait_for=[backup_job]), jobs=list(run.job_names))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)
@@ -436,8 +436,9 @@ def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     required = [names.ssodb, names.management]  # the change depends on them, listed by the job or not
     proven = recorded_backup_proof(run)  # the set an earlier run of this change proved: redone only if it no longer holds
     proof = step(run, "backup", backup.FORCE_FULL_STEP, None,
-                 lambda: backup.ensure_full_backup(run.sql, job, required, run.inventory.timeouts.backup_job,
-                                                   run.poller, proven=proven), job=job)
+                 lambda: backup.ensure_full_backup(run.sql.management, job, required,
+                                                   run.inventory.timeouts.backup_job, run.poller, proven=proven,
+                                                   job_sql=run.sql.job_instance(job)), job=job)
     run.backup_proof = proof  # kept in the change record when phase 2 is recorded done
     s = _observe(run)
     listed = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
@@ -730,7 +731,7 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
         for job, enabled in baseline.jobs_enabled.items():
             if enabled:
                 step(run, phase_name, "re-enable job", None,
-                     lambda job=job: sqlagent.ensure_job_enabled(run.sql, job, True), job=job)
+                     lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, True), job=job)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)

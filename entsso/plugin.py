@@ -211,7 +211,7 @@ def _lock_estate(run: Run) -> None:
     from entsso.lock import EstateLock, EstateLocked, owner_record
     from entsso.sql import SqlError
 
-    lock = EstateLock(run.sql.settings, run.sql._password, run.cluster_name)
+    lock = EstateLock(run.sql.ssodb.settings, run.sql._password, run.cluster_name, run.sql.names.ssodb)
     try:
         lock.acquire(reports=run.dir.parent)  # a refusal names the holder from its journal there
     except (EstateLocked, SqlError) as exc:

@@ -7,7 +7,7 @@ import json
 import re
 import shlex
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from entsso.estate import Snapshot, gather, on_hosts
 from entsso.journal import Journal, PriorRun, runs_of
 from entsso.poll import Poller
 from entsso.sql import SqlServer, SqlSettings, StatementLog
+from entsso.sqlestate import DatabaseNames, SqlEstate, SqlInstance
 from entsso.winrm import CallLog, WindowsHost, WinRMSettings
 
 
@@ -90,7 +91,7 @@ class Run:
     options: Options
     inventory: Any  # entsso.inventory.Inventory
     hosts: dict[str, WindowsHost]
-    sql: SqlServer
+    sql: SqlEstate  # every SQL instance, with the inventory's database names
     nodes: list[str]
     biztalk_servers: list[str]
     cluster_name: str
@@ -291,6 +292,27 @@ def change_command(inventory: Any, ticket: str | None, *, backout: bool = False)
     return f"pytest --inventory={inv} {'--backout' if backout else '--apply'} --change-ticket {shlex.quote(ticket or '<ticket>')}"
 
 
+def sql_estate(inventory: Any, main: SqlSettings, statements: StatementLog) -> SqlEstate:
+    """Every SQL instance the inventory names (sql.server first), with its database names."""
+    s, lab = inventory.sql, getattr(inventory, "lab", None)
+    names = DatabaseNames(ssodb=s.databases.ssodb, management=s.databases.management, msdb=s.databases.msdb)
+    password = inventory.secrets.sql_password
+    placed = {d.lower() for o in s.instances for d in o.databases}
+    main_dbs = [d for d in (names.ssodb, names.management) if d.lower() not in placed]
+    first = SqlServer(main, password, statements)
+    instances = [SqlInstance(first.name, first, names, main_dbs)]
+    jobs: dict[str, str] = {}
+    for i, o in enumerate(s.instances):
+        endpoint = lab.instances[i] if lab else None
+        settings = replace(main, server=o.server, instance=o.instance, port=o.port, host_name_in_certificate=None,
+                           server_spn=None, lab_address=endpoint.sql_address if endpoint else None,
+                           lab_port=endpoint.sql_port if endpoint else None)
+        server = SqlServer(settings, password, statements)
+        instances.append(SqlInstance(server.name, server, names, o.databases))
+        jobs.update({j.lower(): server.name for j in o.jobs})
+    return SqlEstate(names, instances, jobs)
+
+
 def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:
     """The Run for an inventory (entsso.inventory.Inventory): hosts, SQL Server, plan."""
     calls, statements = CallLog(), StatementLog()
@@ -310,7 +332,7 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                                auth=s.auth, username=s.username,
                                host_name_in_certificate=s.host_name_in_certificate, server_spn=s.server_spn,
                                lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
-    sql = SqlServer(sql_settings, inventory.secrets.sql_password, statements)
+    sql = sql_estate(inventory, sql_settings, statements)
     c = inventory.cluster
     run = Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
               nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],

@@ -145,3 +145,27 @@ def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) 
 
     return poll.until(finished, max(0.0, deadline - time.monotonic()),
                       what=f"SQL Agent job {name!r} on {sql.name} to finish")
+
+
+def jobs_everywhere(estate: Any, names: Iterable[str]) -> dict[str, Job]:
+    """The named jobs, each read on the instance whose msdb holds it (entsso.sqlestate.SqlEstate)."""
+    out: dict[str, Job] = {}
+    for inst, group in estate.jobs_by_instance(names):
+        out.update(jobs(inst, group))
+    return {n: out[n] for n in names if n in out}
+
+
+def ensure_jobs_idle_everywhere(estate: Any, names: Iterable[str], timeout: float, poll: Poller,
+                                wait_for: Iterable[str] = ()) -> dict[str, Any]:
+    """ensure_jobs_idle on each instance for its own jobs (one after the other, each within `timeout`)."""
+    done: dict[str, Any] = {"changed": False, "stopped": [], "waited_for": [], "stop_requests": 0}
+    wait_for = list(wait_for)
+    for inst, group in estate.jobs_by_instance(names):
+        one = ensure_jobs_idle(inst, group, timeout, poll, wait_for=wait_for)
+        done["changed"] = done["changed"] or one["changed"]
+        done["stopped"] += one["stopped"]
+        done["waited_for"] += one["waited_for"]
+        done["stop_requests"] += one["stop_requests"]
+    if len(estate.instances) > 1:
+        done["instances"] = [inst.name for inst, _ in estate.jobs_by_instance(names)]
+    return done

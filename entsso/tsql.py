@@ -1,8 +1,35 @@
 """Every T-SQL statement the suite runs, in one place: three-part names, `?` parameters, nothing
 formatted in. Facts read; the EXECs are the operations' (sp_update_job, sp_start_job, sp_ForceFullBackup).
+
+The statements name BizTalk's databases by their default names (SSODB, BizTalkMgmtDb, msdb), which stand
+for the three roles; `render` puts in the inventory's names (entsso/sqlestate.py runs every statement
+through it). Database names cannot be `?` parameters: the inventory accepts only regular identifiers
+(letters, digits, _), so a rendered name cannot change a statement's meaning.
 """
+import re
+
+# the default name of each role (lower) -> the role (entsso.sqlestate.DatabaseNames' field)
+ROLE_OF = {"ssodb": "ssodb", "biztalkmgmtdb": "management", "msdb": "msdb"}
+_THREE_PART = re.compile(r"\b(SSODB|BizTalkMgmtDb|msdb)\.dbo\.", re.IGNORECASE)
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def render(statement: str, names: object) -> str:
+    """`statement` with each default database name of a three-part name replaced by the inventory's
+    (`names`: an object with ssodb, management and msdb)."""
+    def one(m: re.Match[str]) -> str:
+        name = getattr(names, ROLE_OF[m.group(1).lower()])
+        if not IDENTIFIER.match(name):
+            raise ValueError(f"{name!r} is not a database name the suite writes into T-SQL (letters, digits, _)")
+        return f"{name}.dbo."
+    return _THREE_PART.sub(one, statement)
+
 
 NOW = "SET NOCOUNT ON; SELECT SYSUTCDATETIME() AS now_utc, GETDATE() AS now_local"
+
+# The instance's own name as SQL Server knows it (host or host\instance): what the Backup BizTalk Server
+# job's view gives as each database's ServerName (SERVERPROPERTY('servername') for the management database).
+SERVER_NAME = "SET NOCOUNT ON; SELECT SERVERPROPERTY('ServerName') AS server_name"
 
 SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
 

@@ -61,6 +61,12 @@ def test_sql_server_agent_running(estate, judge):
     judge(gate.sql_agent_running(estate), {"agent": estate.sql.agent, "error": estate.sql.agent_error})
 
 
+def test_each_database_on_the_instance_the_backup_job_names(estate, judge):
+    judge(gate.sql_instances_match(estate),
+          {"view": [(d.database, d.server) for d in (estate.sql.backups.databases if estate.sql.backups else ())],
+           "misplaced": [str(m) for m in estate.sql.misplaced]})
+
+
 def test_biztalk_job_not_running(estate, job, run, judge):
     judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
 

@@ -64,6 +64,17 @@ def lab_inventory(lab: Any) -> dict[str, Any]:
         "jobs": jobs,
         "backup_job": backup_job,
     }
+    lab_doc: dict[str, Any] = {"sql_address": lab.sql_address, "sql_port": lab.sql_endpoint.port,
+                               "control_url": lab.control_url}
+    second = sql.get("second_instance")
+    if second:
+        # what an operator writes for an estate whose SSODB (or MessageBox) is on another instance: that
+        # instance and the databases it holds; its jobs follow from their names
+        other = {"server": second.get("server", "SQL2"), "databases": list(second.get("databases") or ["SSODB"])}
+        if second.get("instance"):
+            other["instance"] = second["instance"]
+        sql_doc["instances"] = [other]
+        lab_doc["instances"] = [{"sql_address": lab.sql_addresses[1], "sql_port": lab.sql_endpoints[1].port}]
     transport = winrm.get("transport", "ntlm")
     winrm_doc: dict[str, Any] = {
         "transport": transport,
@@ -97,5 +108,5 @@ def lab_inventory(lab: Any) -> dict[str, Any]:
         },
         "upgrade": upgrade_doc,
         "timeouts": {**LAB_TIMEOUTS, **(sc.get("timeouts") or {})},  # a scenario may shorten them
-        "lab": {"sql_address": lab.sql_address, "sql_port": lab.sql_endpoint.port, "control_url": lab.control_url},
+        "lab": lab_doc,
     }

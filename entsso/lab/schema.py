@@ -96,6 +96,12 @@ class BizTalkSection(_Model):
     admin_tools_on_nodes: Optional[bool] = None
 
 
+class SecondInstance(_Model):
+    server: Optional[str] = None
+    instance: Optional[str] = None
+    databases: Optional[list[str]] = None  # of the group's databases; default [SSODB]
+
+
 class SqlSection(_Model):
     server: Optional[str] = None
     instance: Optional[str] = None
@@ -112,6 +118,7 @@ class SqlSection(_Model):
     last_full_minutes_ago: Optional[float] = None
     agent_running: Optional[bool] = None
     denied: Optional[list[str]] = None  # objects (three-part names) the lab's login has no grant on
+    second_instance: Optional[SecondInstance] = None  # another SQL instance holding some of the databases
 
 
 class Package(_Model):

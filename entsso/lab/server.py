@@ -110,14 +110,20 @@ class Lab:
     def __init__(self, scenario: dict[str, Any], *, winrm_password: str, sql_password: str,
                  speed: float | None = None, address_base: int = 2) -> None:
         from entsso.lab.model import Estate
-        from entsso.lab.sqlengine import SqlEngine
+        from entsso.lab.sqlengine import SqlEngine, split_instances
         from entsso.lab.wsman import HostEndpoint, WsmanServer
 
         check_scenario(scenario, f"scenario {scenario.get('name') or '(unnamed)'}")
         self.scenario = scenario
         self.clock = Clock(speed or float(scenario.get("speed", 50)))
-        self.sql = SqlEngine(scenario.get("sql", {}), scenario.get("sso", {}).get("secret_server", ""), self.clock)
-        self.estate = Estate(scenario, self.clock, self.sql)
+        secret_server = scenario.get("sso", {}).get("secret_server", "")
+        # one SQL Server instance, or two (sql.second_instance): the first holds the management database
+        self.sql_engines = [SqlEngine(sc, secret_server, self.clock, hosted=hosted, remote=remote)
+                            for sc, hosted, remote in split_instances(scenario.get("sql", {}))]
+        self.sql = self.sql_engines[0]
+        # the SSO service reads and writes SSODB where it lives
+        self.ssodb_engine = next(e for e in self.sql_engines if "ssodb" in e.hosted)
+        self.estate = Estate(scenario, self.clock, self.ssodb_engine)
         self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])
         winrm_cfg = scenario.get("winrm", {})
         self.username = winrm_cfg.get("username", "LAB\\svc-entsso")
@@ -125,6 +131,7 @@ class Lab:
         self.hosts: list[str] = list(self.estate.hosts)
         self.addresses = {h: f"127.0.0.{address_base + i}" for i, h in enumerate(self.hosts)}
         self.sql_address = f"127.0.0.{address_base + len(self.hosts)}"
+        self.sql_addresses = [f"127.0.0.{address_base + len(self.hosts) + i}" for i in range(len(self.sql_engines))]
         self.winrm_port = _free_port(list(self.addresses.values()))
         self.backend = PowerShellBackend(self.estate, self.faults, self.clock.sleep,
                                          usernames={h: self.username for h in self.hosts},
@@ -139,8 +146,9 @@ class Lab:
                                  shell_idle_timeout=self.clock.real(float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
         from entsso.lab.sqlserver import SqlEndpoint
 
-        self.sql_endpoint = SqlEndpoint(self.sql, address=self.sql_address, port=0,
-                                        username=self.sql_username, password=sql_password)
+        self.sql_endpoints = [SqlEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password)
+                              for e, a in zip(self.sql_engines, self.sql_addresses)]
+        self.sql_endpoint = self.sql_endpoints[0]
         self._control: ThreadingHTTPServer | None = None
         self._timers: list[threading.Timer] = []
         self._unreachable: set[str] = set()
@@ -149,7 +157,8 @@ class Lab:
     # lifecycle
     def start(self) -> None:
         self.wsman.start()
-        self.sql_endpoint.start()
+        for ep in self.sql_endpoints:
+            ep.start()
         self._control = ThreadingHTTPServer(("127.0.0.1", 0), _control_handler(self))
         self._control.daemon_threads = True
         # shutdown() waits for serve_forever's next poll: socketserver's 0.5 s default made every lab's stop
@@ -168,8 +177,10 @@ class Lab:
             self._control.shutdown()
             self._control.server_close()
         self.wsman.stop()
-        self.sql_endpoint.stop()
-        self.sql.close()  # cut SQL Agent jobs still running short
+        for ep in self.sql_endpoints:
+            ep.stop()
+        for e in self.sql_engines:
+            e.close()  # cut SQL Agent jobs still running short
 
     @property
     def control_url(self) -> str:
@@ -196,10 +207,14 @@ class Lab:
             else:
                 self.set_unreachable(host, True)
         elif kind == "job_fails":
+            for e in self.sql_engines[1:]:
+                e.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
+                           times=int(fault.get("times", 1)))
             self.sql.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
                               times=int(fault.get("times", 1)))
         elif kind == "sql_unavailable":
-            self.sql.set_unavailable(True)
+            for e in self.sql_engines:
+                e.set_unavailable(True)
         elif kind == "installer_exit":
             self.estate.installer_exit[fault["host"]] = int(fault["exit_code"])
 
@@ -207,8 +222,9 @@ class Lab:
         self.faults.clear()
         for host in list(self._unreachable):
             self.set_unreachable(host, False)
-        self.sql.set_unavailable(False)
-        self.sql.clear_job_failures()
+        for e in self.sql_engines:
+            e.set_unavailable(False)
+            e.clear_job_failures()
         self.estate.installer_exit.clear()
         for t in self._timers:  # an `unreachable` fault whose time has not come yet
             t.cancel()
@@ -241,12 +257,26 @@ class Lab:
             "speed": self.clock.speed,
             "estate_time": self.clock.now().isoformat().replace("+00:00", "Z"),
             "estate": self.estate.dump(),
-            "sql": self.sql.dump(),
+            "sql": self._sql_dump(),
             "winrm": {"received": dict(self.backend.received), "stats": self.wsman.stats},
             "faults": {"active": self.faults.faults, "fired": self.faults.fired,
                        "unreachable": sorted(self._unreachable)},
-            "changes": self.estate.changes + self.sql.dump().get("counters", {}).get("changes", 0),
+            "changes": self.estate.changes + sum(e.dump().get("counters", {}).get("changes", 0)
+                                                 for e in self.sql_engines),
         }
+
+    def _sql_dump(self) -> dict[str, Any]:
+        """The first instance's state; with a second one, its jobs merged in, SSODB's secret server from
+        wherever SSODB lives, and the second instance's own state under `second_instance`."""
+        doc = self.sql.dump()
+        if len(self.sql_engines) > 1:
+            other = self.sql_engines[1].dump()
+            doc["jobs"] = {**doc["jobs"], **other["jobs"]}
+            doc["secret_server"] = self.ssodb_engine.get_secret_server()
+            doc["second_instance"] = {"server_name": other["server_name"], "jobs": sorted(other["jobs"]),
+                                      "databases": list(self.sql_engines[1].databases),
+                                      "counters": other["counters"]}
+        return doc
 
     def write_inventory(self, path: str | os.PathLike[str]) -> Path:
         from entsso.lab.inventory import lab_inventory

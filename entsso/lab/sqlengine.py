@@ -50,7 +50,10 @@ FORCE_FULL_COLUMN = "ForceFull"
 SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
-    "last_full_minutes_ago", "agent_running", "denied"})
+    "last_full_minutes_ago", "agent_running", "denied", "second_instance"})
+# sql.second_instance: another SQL Server instance of the estate that holds some of the group's databases
+# (SSODB, the MessageBox …) and the jobs BizTalk creates for them there (docs/lab.md)
+SECOND_INSTANCE_KEYS = frozenset({"server", "instance", "databases"})
 # The procedures the lab models, by three-part name (sp_getapplock/sp_releaseapplock run in any database).
 PROCEDURES = ("msdb.dbo.sp_update_job", "msdb.dbo.sp_start_job", "msdb.dbo.sp_stop_job",
               "BizTalkMgmtDb.dbo.sp_ForceFullBackup")
@@ -256,6 +259,37 @@ _UTC_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE")
 _LOCAL_FUNCTIONS = ("SYSDATETIME", "GETDATE")
 
 
+def split_instances(scenario_sql: dict) -> list[tuple[dict, list[str] | None, dict[str, str]]]:
+    """The scenario's SQL instances as (the engine's scenario, hosted databases or None for all, remote
+    databases -> their instance's name): one, or two with `sql.second_instance`, which holds its
+    `databases` (default SSODB) and the jobs BizTalk creates for them (named …_<database> or … (<database>))."""
+    second = scenario_sql.get("second_instance")
+    if not second:
+        return [(scenario_sql, None, {})]
+    unknown = sorted(set(second) - SECOND_INSTANCE_KEYS)
+    if unknown:
+        raise ValueError(f"scenario sql.second_instance: unknown key(s) {', '.join(unknown)}; the lab knows "
+                         f"{', '.join(sorted(SECOND_INSTANCE_KEYS))}")
+    moved = [str(d) for d in (second.get("databases") or ["SSODB"])]
+    if any(d.lower() in ("master", "msdb", "biztalkmgmtdb") for d in moved):
+        raise ValueError("scenario sql.second_instance.databases: master, msdb and BizTalkMgmtDb stay on the "
+                         "first instance (the Backup BizTalk Server job runs there)")
+    server = str(second.get("server") or "SQL2")
+    name = f"{server}\\{second['instance']}" if second.get("instance") else server
+
+    def on_second(job: str) -> bool:
+        return any(job.lower().endswith((f"_{d.lower()}", f"({d.lower()})")) for d in moved)
+
+    jobs = dict(scenario_sql.get("jobs") or {})
+    first = {k: v for k, v in scenario_sql.items() if k != "second_instance"}
+    first["jobs"] = {j: e for j, e in jobs.items() if not on_second(j)}
+    other = {k: scenario_sql[k] for k in ("utc_offset_minutes", "agent_running", "job_run_sec", "denied",
+                                          "username") if k in scenario_sql}
+    other.update({"server": server, "instance": second.get("instance"),
+                  "jobs": {j: e for j, e in jobs.items() if on_second(j)}})
+    return [(first, None, {d: name for d in moved}), (other, moved, {})]
+
+
 def _no_database(name: str) -> EngineError:
     return EngineError(911, 1, 16, f"Database '{name}' does not exist. Make sure that the name is entered correctly.")
 
@@ -361,7 +395,11 @@ class SqlEngine:
     """The SQL Server of the lab: one SQLite connection (in memory) guarded by one lock, a simulated
     SQL Agent, and counters for the lab's report."""
 
-    def __init__(self, scenario_sql: dict, secret_server: str, clock: Any) -> None:
+    def __init__(self, scenario_sql: dict, secret_server: str, clock: Any, *,
+                 hosted: Sequence[str] | None = None, remote: dict[str, str] | None = None) -> None:
+        """`hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
+        group's databases); `remote`: database -> the other instance's name (SERVERPROPERTY('ServerName'))
+        for the group's databases that live there (the Backup BizTalk Server job's view names it)."""
         unknown = sorted(set(scenario_sql) - SCENARIO_KEYS)
         if unknown:
             raise ValueError(f"scenario sql: unknown key(s) {', '.join(unknown)}; the lab knows "
@@ -390,9 +428,14 @@ class SqlEngine:
         self.backup_path = str(scenario_sql.get("backup_path") or "F:\\Backup")
         self.job_run_sec = float(scenario_sql.get("job_run_sec", 5))
         self.backup_sec_per_database = float(scenario_sql.get("backup_sec_per_database", 4))
+        self.remote = {k.lower(): v for k, v in (remote or {}).items()}
         names = list(MODELLED_DATABASES) + [d for d in self.group_databases if d.lower() not in
                                             {m.lower() for m in MODELLED_DATABASES}]
+        if hosted is not None:
+            names = ["master", "msdb"] + [d for d in hosted if d.lower() not in ("master", "msdb")]
+        names = [d for d in names if d.lower() not in self.remote]
         self.databases: tuple[str, ...] = tuple(names)
+        self.hosted = {d.lower() for d in names}
         self._lock = threading.RLock()
         self._available = True
         self._failures: dict[str, list[str]] = {}
@@ -410,7 +453,11 @@ class SqlEngine:
         for part, ddl in _SCHEMA.items():
             if part.startswith("BizTalkMgmtDb ") and part != f"BizTalkMgmtDb {schema}":
                 continue  # the other BizTalk version's flag table: not in this database
+            if part.split()[0].lower() not in self.hosted:
+                continue  # a database of another instance
             self._db.executescript(ddl)
+        self._db.create_function("SERVERPROPERTY", 1,
+                                 lambda p: self.server_name if str(p).lower() == "servername" else None)
         self._current_database = "master"
         self._db.create_function("OBJECT_ID", 1, self._object_id)
         self._db.create_function("HAS_PERMS_BY_NAME", 3, self._has_perms_by_name)
@@ -450,8 +497,23 @@ class SqlEngine:
                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                (self._session_id, job_id, to_sql_text(start), "1", to_sql_text(start),
                                 to_sql_text(start + timedelta(seconds=self.job_run_sec)), hid))
+        if "biztalkmgmtdb" in self.hosted:
+            self._seed_management(sc, now, yesterday)
+        suffix = f"MSSQL${sc.get('instance')}" if sc.get("instance") else "MSSQLSERVER"
+        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', 'Running', ?, 'N')",
+                   (f"SQL Server ({suffix.split('$')[-1]})", f"NT Service\\{suffix}"))
+        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', ?, 'NT Service\\SQLSERVERAGENT', 'N')",
+                   (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
+        if "ssodb" in self.hosted:
+            db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
+                       (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
+                        "SSO Affiliate Administrators"))
+
+    def _seed_management(self, sc: dict, now: datetime, yesterday: datetime) -> None:
+        db = self._db
         for d in self.group_databases:
-            db.execute("INSERT INTO BizTalkMgmtDb.lab_GroupDatabases VALUES (?, ?)", (self.server_name, d))
+            db.execute("INSERT INTO BizTalkMgmtDb.lab_GroupDatabases VALUES (?, ?)",
+                       (self.remote.get(d.lower(), self.server_name), d))
         # yesterday's full set, then log backups every 15 minutes of the last hour
         set_id = 1
         self._record_set("db", yesterday + timedelta(minutes=1), set_id)
@@ -474,14 +536,6 @@ class SqlEngine:
             db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupSettings (UseCompression, ForceFull) VALUES (0, ?)", (flag,))
         else:
             db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)", (flag,))
-        suffix = f"MSSQL${sc.get('instance')}" if sc.get("instance") else "MSSQLSERVER"
-        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', 'Running', ?, 'N')",
-                   (f"SQL Server ({suffix.split('$')[-1]})", f"NT Service\\{suffix}"))
-        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', ?, 'NT Service\\SQLSERVERAGENT', 'N')",
-                   (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
-        db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
-                   (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
-                    "SSO Affiliate Administrators"))
 
     def _record_set(self, kind: str, start: datetime, set_id: int) -> None:
         """A complete backup set written at once (seed history)."""
@@ -497,7 +551,8 @@ class SqlEngine:
                        *, complete: bool) -> None:
         stamp = _file_stamp(start)
         label = "Full" if kind == "db" else "Log"
-        file_name = f"{self.server_name.replace(chr(92), '_')}_{database}_{label}_BTS_{stamp}.bak"
+        server = self.remote.get(database.lower(), self.server_name)  # the database's instance names the file
+        file_name = f"{server.replace(chr(92), '_')}_{database}_{label}_BTS_{stamp}.bak"
         media = self._db.execute("SELECT COALESCE(MAX(media_set_id), 0) + 1 FROM msdb.backupset").fetchone()[0]
         self._db.execute("INSERT INTO msdb.backupmediafamily VALUES (?, 1, ?, 2)",
                          (media, self.backup_path.rstrip("\\") + "\\" + file_name))
@@ -511,7 +566,7 @@ class SqlEngine:
                          "BackupFileName, BackupFileLocation, DatabaseName, ServerName, BackupDateTime) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (set_id, kind, 1 if complete else 0, f"{label}_BTS_{stamp}", file_name,
-                          self.backup_path, database, self.server_name, to_sql_text(start)))
+                          self.backup_path, database, server, to_sql_text(start)))
 
     def _history(self, job_id: str, start: datetime, seconds: float, ok: bool, message: str,
                  status: int | None = None) -> int:
@@ -586,12 +641,14 @@ class SqlEngine:
                               "last_outcome": None if last is None else {
                                   "run_status": last[0], "run_date": last[1], "run_time": last[2], "message": last[3]}}
             backups = {}
-            for d in self._backup_databases():
+            for d in (self._backup_databases() if "biztalkmgmtdb" in self.hosted else []):
                 full = self._db.execute("SELECT MAX(backup_finish_date) FROM msdb.backupset WHERE database_name = ? "
                                         "AND type = 'D' AND is_copy_only = 0", (d,)).fetchone()[0]
                 backups[d] = {"last_full": full.replace(" ", "T") if full else None}
-            return {"jobs": jobs, "force_full_backup": self._force_flag(), "backups": backups,
-                    "secret_server": self.get_secret_server(),
+            return {"jobs": jobs, "server_name": self.server_name,
+                    "force_full_backup": self._force_flag() if "biztalkmgmtdb" in self.hosted else None,
+                    "backups": backups,
+                    "secret_server": self.get_secret_server() if "ssodb" in self.hosted else None,
                     "app_locks": sorted(self._applocks),
                     "counters": {"statements": self.counters["statements"],
                                  "procedures": dict(self.counters["procedures"]),
@@ -634,6 +691,8 @@ class SqlEngine:
             raise EngineError(50000, 1, 16, f"HAS_PERMS_BY_NAME: the lab models the OBJECT class only, not "
                                             f"{securable_class!r}")
         name = ".".join(p.strip().strip("[]") for p in str(securable or "").split("."))
+        if name.split(".", 1)[0].lower() not in self.hosted:
+            return None  # a database this instance does not have
         if name.lower() not in {p.lower() for p in PROCEDURES} and self._object_id(name) is None:
             return None
         return 0 if name.lower() in self.denied else 1
@@ -796,6 +855,8 @@ class SqlEngine:
             "sp_releaseapplock": (None, self._sp_releaseapplock),
         }
         entry = procs.get(key)
+        if db.lower() not in self.hosted:
+            raise _no_database(db)  # a database of another instance
         if entry is None or (entry[0] is not None and entry[0].lower() != db.lower()):
             raise EngineError(2812, 62, 16, f"Could not find stored procedure '{proc_text}'.")
         if entry[0] is not None:

@@ -32,6 +32,7 @@ COLUMNS = {
     "ESTATE_LOCK_MODE": ["mode"],
     "NOW": ["now_utc", "now_local"],
     "SECRET_SERVER": ["secret_server"],
+    "SERVER_NAME": ["server_name"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
     "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],

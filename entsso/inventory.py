@@ -968,6 +968,10 @@ def outline(inv: Inventory) -> str:
     lines.append(f"SQL Server {s.server}{chr(92) + s.instance if s.instance else ''}"
                  f"{':' + str(s.port) if s.port else ''} as {auth}, driver {s.driver}; databases "
                  f"{s.databases.ssodb}, {s.databases.management}, {s.databases.msdb}")
+    for other in s.instances:
+        lines.append(f"  and SQL Server {other.label()}: databases {', '.join(other.databases)}"
+                     + (f"; jobs {', '.join(other.jobs)}" if other.jobs else "")
+                     + " (each job runs on the instance of the database its name ends with)")
     lines.append(f"SQL Agent jobs disabled for the change and enabled again after ({len(s.jobs)}):")
     for job in s.jobs:
         notes = [w for w, on in (("the forced full backup", job == s.backup_job),

@@ -375,8 +375,8 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 
     def jobs() -> None:
         for job in run.job_names:
-            step(run, "silence", "disable job", None, lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False),
-                 job=job)
+            step(run, "silence", "disable job", None,
+                 lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False), job=job)
         # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
         # Backup BizTalk Server run from its schedule finish; then wait until none runs
         backup_job = run.inventory.sql.backup_job

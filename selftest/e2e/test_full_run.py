@@ -39,6 +39,7 @@ def test_full_upgrade_on_the_lab(full_run):
     # BizTalk job running (its verification), and phase 7 restored exactly the jobs that were enabled
     from entsso.lab.server import load_scenario
 
+    assert outcomes["test_biztalk_job_disabled[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     silenced = [r for r in run.journal() if r["kind"] == "result" and r["step"] == "stop the jobs still running"]
     assert silenced and "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb" in silenced[0]["evidence"]["stopped"]
     assert {n: bool(j["enabled"]) for n, j in jobs.items()} == load_scenario("fast")["sql"]["jobs"]

@@ -46,7 +46,8 @@ CASES = [
     ("certificate-self-signed-driver18-openssl1", "08001",
      f"[08001] {D18}SSL Provider: [error:1416F086:SSL routines:tls_process_server_certificate:certificate "
      "verify failed:self signed certificate] (-1) (SQLDriverConnect)", True,
-     sql.SqlCertificateUntrusted, ["certificate not trusted", "sql.host_name_in_certificate", "HostnameInCertificate", "TrustServerCertificate"]),
+     sql.SqlCertificateUntrusted, ["certificate not trusted", "sql.host_name_in_certificate", "HostnameInCertificate",
+                                   "TrustServerCertificate"]),
     ("certificate-self-signed-driver18-openssl3", "08001",
      f"[08001] {D18}SSL Provider: [error:0A000086:SSL routines::certificate verify failed:self-signed "
      "certificate] (-1) (SQLDriverConnect)", True, sql.SqlCertificateUntrusted, ["HostnameInCertificate"]),

@@ -200,3 +200,11 @@ def test_the_estate_lock_is_taken_in_ssodb_as_the_inventory_names_it_on_its_inst
 ])
 def test_a_placement_that_cannot_be_right_is_refused_by_field(tmp_path: Path, field: str, value: Any, words: str):
     assert words in refused(tmp_path, doc_with(**{field: value}))
+
+
+def test_the_outline_shows_each_instance_and_what_it_holds(tmp_path: Path):
+    from entsso.inventory import check_inventory, outline
+
+    inv = check_inventory(write(tmp_path, doc_with(**{
+        "sql.instances": [{"server": "SQL2", "instance": "SSO", "databases": ["SSODB"]}]})))
+    assert "  and SQL Server SQL2\\SSO: databases SSODB" in outline(inv)

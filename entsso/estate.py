@@ -178,9 +178,10 @@ def gather_sql(target: Target) -> SqlFacts:
     try:
         now = estate.main.execute(tsql.NOW).rows[0]
         # the grants first: a read the login may not do then fails below, and the gate still names them all
-        lacking = [g for inst in estate.instances for g in permissions.missing(permissions.grants(inst, inst.holds))]
-        agent, agent_error, agent_on = None, None, None
         running_jobs = [inst for inst, _ in estate.jobs_by_instance(target.job_names)] or [estate.main]
+        lacking = [g for inst in estate.instances
+                   for g in permissions.missing(permissions.grants(inst, estate.asks_grants(inst, target.job_names)))]
+        agent, agent_error, agent_on = None, None, None
         for inst in running_jobs:
             try:
                 agent, agent_on = sqlagent.agent_status(inst), inst.name

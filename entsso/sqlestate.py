@@ -15,7 +15,7 @@ on `sql.server`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from entsso import tsql
 from entsso.sql import Result, SqlServer, StatementLog
@@ -132,6 +132,13 @@ class SqlEstate:
         placed = [d for i in self.instances[1:] for d in i.databases]
         database = job_database(job, placed)
         return self.instance_of(database) if database else self.main
+
+    def asks_grants(self, inst: SqlInstance, jobs: Iterable[str]) -> Callable[[str], bool]:
+        """Which databases' grants the run needs on `inst`: each database it holds, and msdb only where
+        one of the run's jobs runs (an instance that runs none is never asked to stop or start a job)."""
+        runs_jobs = inst in [i for i, _ in self.jobs_by_instance(jobs)] or inst is self.main
+        msdb = self.names.msdb.lower()
+        return lambda db: inst.holds(db) and (db.lower() != msdb or runs_jobs)
 
     def jobs_by_instance(self, jobs: Iterable[str]) -> list[tuple[SqlInstance, list[str]]]:
         """The jobs grouped by the instance that runs them, in instance order (empty groups left out)."""

@@ -151,6 +151,22 @@ def test_grants_are_asked_on_each_instance_for_its_own_databases():
     assert permissions.missing([twin]) == []
 
 
+def test_msdb_grants_are_asked_only_where_the_run_controls_jobs():
+    rows = [(p, o, 0) for p, o in (("EXECUTE", "msdb.dbo.sp_update_job"), ("SELECT", "SSODB_PRD.dbo.SSOX_GlobalInfo"))]
+
+    def answer(sql: str, db: str):  # type: ignore[no-untyped-def]
+        return (["permission", "object_name", "granted"], rows) if "HAS_PERMS_BY_NAME" in sql else ([], [])
+    estate = two_instances([], answer)
+    jobs = ["Backup BizTalk Server (BizTalkMgmtDb)"]  # runs on SQL1; SQL2\SSO and SQL3 run none
+    lacking = {inst.label: [g.object_name for g in permissions.missing(permissions.grants(inst, estate.asks_grants(inst, jobs)))]
+               for inst in estate.instances}
+    assert lacking == {"SQL1": ["msdb.dbo.sp_update_job"], "SQL2\\SSO": ["SSODB_PRD.dbo.SSOX_GlobalInfo"], "SQL3": []}
+    # a MessageBox job placed on SQL3 makes SQL3's msdb grants count
+    jobs.append("MessageBox_UpdateStats_BizTalkMsgBoxDb")
+    assert [g.object_name for g in permissions.missing(permissions.grants(estate.instances[2], estate.asks_grants(estate.instances[2], jobs)))] \
+        == ["msdb.dbo.sp_update_job"]
+
+
 def row(database: str, server: str) -> Any:
     return SimpleNamespace(database=database, server=server)
 

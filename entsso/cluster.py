@@ -24,6 +24,20 @@ class ClusterGroup:
     name: str
     state: str  # Online, Offline, Failed, PartialOnline, Pending
     owner_node: str | None
+    preferred_owners: tuple[str, ...] = ()
+    auto_failback_type: int | None = None  # AutoFailbackType: 0 prevent, 1 allow (None: not read)
+
+    @property
+    def fails_back(self) -> bool:
+        """Failback allowed and a preferred owner to fail back to (AutoFailbackType needs one)."""
+        return self.auto_failback_type == 1 and bool(self.preferred_owners)
+
+
+@dataclass(frozen=True)
+class ClusterQuorum:
+    type: str | None  # QuorumType: Majority (2016+), NodeMajority, NodeAndDiskMajority, …
+    witness: str | None  # the witness resource's name; None: no witness
+    witness_state: str | None
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class ClusterFacts:
     nodes: tuple[ClusterNode, ...]
     group: ClusterGroup | None
     resource: ClusterResource | None
+    quorum: ClusterQuorum | None = None
 
     def node(self, name: str) -> ClusterNode | None:
         return next((n for n in self.nodes if n.name.upper() == name.upper()), None)
@@ -55,6 +70,22 @@ NODE_STATES = frozenset({"Up", "Down", "Paused", "Joining", "Unknown"})
 GROUP_STATES = frozenset({"Online", "Offline", "Failed", "PartialOnline", "Pending", "Unknown"})
 RESOURCE_STATES = frozenset({"Inherited", "Initializing", "Online", "Offline", "Failed", "Pending",
                              "OnlinePending", "OfflinePending", "Unknown"})
+
+
+# The resource states in which the cluster itself runs ENTSSO on the owner, or is bringing it up or down:
+# an SCM stop of ENTSSO there would be a stop behind the cluster's back, which its restart policy answers
+# with restarts and then a failover of the group (RestartAction, RestartThreshold: docs/domain-notes.md).
+CLUSTER_HOLDS_ENTSSO = frozenset({"Online", "Pending", "OnlinePending", "OfflinePending", "Initializing"})
+
+
+def cluster_runs_entsso_on(facts: "ClusterFacts | None") -> str | None:
+    """The node (upper case) whose ENTSSO is the cluster's to stop (through Stop-ClusterResource or a move),
+    never the SCM's; None when the resource is Offline or Failed there (nothing of the cluster's runs)."""
+    r = facts.resource if facts else None
+    if r is None or r.state not in CLUSTER_HOLDS_ENTSSO:
+        return None
+    owner = r.owner_node or (facts.group.owner_node if facts and facts.group else None)
+    return owner.upper() if owner else None
 
 
 class UnknownClusterState(ValueError):
@@ -80,12 +111,22 @@ def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
         nodes=tuple(ClusterNode(n["name"], _state(n["state"], NODE_STATES, "Get-ClusterNode", host, n["name"]))
                     for n in c.get("nodes") or []),
         group=ClusterGroup(g["name"], _state(g["state"], GROUP_STATES, "Get-ClusterGroup", host, g["name"]),
-                           g.get("owner_node")) if g else None,
+                           g.get("owner_node"), tuple(g.get("preferred_owners") or ()),
+                           g.get("auto_failback_type")) if g else None,
         resource=ClusterResource(r["name"], _state(r["state"], RESOURCE_STATES, "Get-ClusterResource", host, r["name"]),
                                  r.get("owner_node"), r.get("resource_type"),
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
+        quorum=_quorum(host, c.get("quorum")),
     )
+
+
+def _quorum(host: str, q: dict[str, Any] | None) -> ClusterQuorum | None:
+    if not q:
+        return None
+    w = q.get("witness")
+    return ClusterQuorum(q.get("type"), w["name"] if w else None,
+                         _state(w["state"], RESOURCE_STATES, "Get-ClusterQuorum", host, w["name"]) if w else None)
 
 
 def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout: float) -> dict[str, Any]:

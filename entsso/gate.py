@@ -127,6 +127,55 @@ def no_pending_restart(s: Snapshot, node: str) -> Finding | None:
     return None
 
 
+def possible_owner(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    """Every node may own the ENTSSO resource: phases 5 and 6 bring it online on each node in turn, and a
+    node outside its possible owners would stop the run mid-recluster, the MSS half moved."""
+    view = s.cluster_view()
+    r = view.resource if view else None
+    if r is None:
+        return None  # resource_online names a missing resource
+    if not r.possible_owners:
+        return Finding("possible_owner", node, f"the possible owners of cluster resource {plan.resource} could not "
+                       "be read (Get-ClusterOwnerNode gave none)", "a list of possible owners that names every node")
+    if not any(_same(node, o) for o in r.possible_owners):
+        return Finding("possible_owner", node, f"not a possible owner of cluster resource {plan.resource} "
+                       f"(possible owners: {', '.join(r.possible_owners)}): phases 5 and 6 bring it online on every "
+                       "node", f"a possible owner: add it (Set-ClusterOwnerNode -Resource {plan.resource} -Owners "
+                       f"{', '.join(plan.nodes)}), or check the inventory's nodes, then run the gate again")
+    return None
+
+
+def quorum_safe(s: Snapshot) -> Finding | None:
+    """The witness is online: with it down, one more failure (a node restarting in phase 4, a node lost)
+    leaves the cluster without quorum, and the cluster stops — network name, IP and the SSO role with it."""
+    view = s.cluster_view()
+    q = view.quorum if view else None
+    if q is None:
+        return Finding("quorum_safe", "cluster quorum", "not readable (Get-ClusterQuorum failed)",
+                       "the quorum configuration readable from a node")
+    if q.witness is not None and q.witness_state != "Online":
+        return Finding("quorum_safe", f"cluster witness {q.witness}", f"state {q.witness_state}: one more failure "
+                       "(a node restarting for its upgrade, a node lost) leaves the cluster without quorum and it "
+                       "stops, the SSO role with it", "Online: bring the witness online (Failover Cluster Manager, "
+                       "Cluster Core Resources; check the witness share or disk), then run the gate again")
+    return None
+
+
+def no_failback(s: Snapshot, plan: Plan) -> Finding | None:
+    """The SSO group does not fail back on its own: with failback allowed, a preferred owner that comes back
+    (from its upgrade's restart) pulls the group to itself mid-change, and a restore runs where the group
+    is not."""
+    view = s.cluster_view()
+    g = view.group if view else None
+    if g is None or not g.fails_back:
+        return None
+    return Finding("no_failback", f"cluster group {g.name}", f"failback allowed (AutoFailbackType 1) to its preferred "
+                   f"owners {', '.join(g.preferred_owners)}: a node that comes back from a restart takes the group "
+                   "back in the middle of the change", f"failback prevented for the change window: "
+                   f"(Get-ClusterGroup {g.name}).AutoFailbackType = 0 (Failover Cluster Manager: the role's "
+                   "Failover tab, Prevent failback), then run the gate again; set it back after the change")
+
+
 def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     view = s.cluster_view()
     g = view.group if view else None
@@ -417,11 +466,13 @@ Check = Callable[[], "Finding | None"]
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
-                           lambda: no_stale_secret_backup(s, plan)]
+                           lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
+                           lambda: no_failback(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:
-        checks += [lambda n=n: node_up(s, n), lambda n=n: no_pending_restart(s, n),
+        checks += [lambda n=n: node_up(s, n), lambda n=n: possible_owner(s, n, plan),
+                   lambda n=n: no_pending_restart(s, n),
                    lambda n=n: node_holds_secret(s, n),
                    lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
                    lambda n=n: not_half_done(s, n, plan)]

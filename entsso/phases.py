@@ -627,10 +627,9 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     step(run, phase_name, f"move the master secret server back to {run.cluster_name}", primary,
          lambda: sso.ensure_secret_server(host, run.sql, run.cluster_name), secret_server=run.cluster_name)
     # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
-    # itself runs (a resumed run may find the resource online on a node) is left to the cluster
-    view = _observe(run).cluster_view()
-    clustered_on = (view.resource.owner_node or "").upper() if view and view.resource and \
-        view.resource.state == "Online" else None
+    # itself runs or is starting (a resumed run may find the resource online on a node) is left to the
+    # cluster: an SCM stop of it would trip the resource's restart policy (restarts, then a failover)
+    clustered_on = cluster.cluster_runs_entsso_on(_observe(run).cluster_view())
     on_hosts([n for n in run.nodes if n.upper() != clustered_on],
              lambda n: step(run, phase_name, "stop the SCM-started ENTSSO", n,
                             lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))

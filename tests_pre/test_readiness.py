@@ -22,6 +22,18 @@ def test_cluster_node_is_up(estate, node, judge):
     judge(gate.node_up(estate, node), estate.cluster_view())
 
 
+def test_node_is_a_possible_owner_of_the_entsso_resource(estate, node, run, judge):
+    judge(gate.possible_owner(estate, node, run), estate.cluster_view())
+
+
+def test_cluster_witness_online(estate, judge):
+    judge(gate.quorum_safe(estate), estate.cluster_view())
+
+
+def test_sso_group_does_not_fail_back_on_its_own(estate, run, judge):
+    judge(gate.no_failback(estate, run), estate.cluster_view())
+
+
 def test_sso_group_is_online(estate, run, judge):
     judge(gate.group_online(estate, run), estate.cluster_view())
 

@@ -38,6 +38,11 @@ START_RETRY_SEC = 5.0
 START_GIVE_UP_SEC = 60.0
 CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
 CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
+# the resource's and the group's policy defaults (Learn, MSCS common properties: RestartThreshold 3,
+# RestartPeriod 900000 ms, FailoverThreshold "the number of nodes in the cluster minus 1", FailoverPeriod 6 h)
+RESTART_THRESHOLD = 3
+RESTART_PERIOD_SEC = 900.0
+FAILOVER_PERIOD_SEC = 6 * 3600.0
 RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the host goes away this much later
 BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
 ERR_CONTACT = "0xC0002A0F"
@@ -153,6 +158,9 @@ class Cluster:
     adopted_scm_process: bool = False  # Online around an ENTSSO the SCM started: it runs as the node's name
     online_epoch: dict[str, int] = field(default_factory=dict)  # node -> secret-server epoch it came online in
     last_error: str | None = None
+    restarts: list[float] = field(default_factory=list)  # estate times of the restart policy's restarts
+    failovers: list[float] = field(default_factory=list)  # estate times of the policy's group failovers
+    policy_log: list[dict[str, Any]] = field(default_factory=list)  # what the restart policy did, in order
 
 
 class Estate:
@@ -242,7 +250,7 @@ class Estate:
             o = self._h[owner.upper()]
             if o.node_state == "Up":
                 o.services[ENTSSO].status = "Running"
-                o.entsso_identity, o.entsso_clustered, o.secret_cache = self.cluster_name, True, True
+                o.entsso_identity, o.entsso_clustered, o.secret_cache = self._clustered_identity(o), True, True
                 self.cluster.online_epoch[o.name.upper()] = 0
             else:
                 self.cluster.resource_state = "Offline"
@@ -476,8 +484,10 @@ class Estate:
                 c.resource_state = "Failed"
                 c.last_error = problem
                 self._change(node.name, f"resource {c.resource} Failed: {problem}")
+                if why.startswith("restart policy"):  # the cluster's own attempt failed: its policy goes on
+                    self._restart_policy(node, f"ENTSSO did not start: {problem}")
 
-        self._begin_entsso(node, c.name, True, delay, result)
+        self._begin_entsso(node, self._clustered_identity(node), True, delay, result)
 
     def _resource_offline_now(self) -> None:
         c = self.cluster
@@ -487,10 +497,26 @@ class Estate:
             self._stop_entsso_now(owner)
         c.resource_state, c.pending_to, c.adopted_scm_process = "Offline", None, False
 
+    def _clustered_identity(self, node: Host) -> str:
+        """The name the cluster's ENTSSO answers as: the network name with the Generic Service's
+        UseNetworkName ("Use Network Name for computer name"), else the node's own name."""
+        return self.cluster_name if self.cl_cfg.get("use_network_name", True) else node.name
+
+    def _possible_owners(self) -> list[str]:
+        """The ENTSSO resource's possible owners (Get-ClusterOwnerNode): `cluster.possible_owners`, else
+        every node (what Add-ClusterGenericServiceRole sets)."""
+        listed = self.cl_cfg.get("possible_owners")
+        if listed is None:
+            return list(self.cluster.nodes)
+        return [n for n in self.cluster.nodes if any(_same(n, x) for x in listed)]
+
+    def _can_own(self, name: str) -> bool:
+        return any(_same(name, n) for n in self._possible_owners())
+
     def _fail_over_from(self, h: Host) -> None:
         """h went down while owning the group: the cluster moves the group to another Up node."""
         c = self.cluster
-        target = next((self._h[n.upper()] for n in c.nodes
+        target = next((self._h[n.upper()] for n in self._possible_owners()
                        if n.upper() != h.name.upper() and self._h[n.upper()].node_state == "Up"
                        and self._reachable(self._h[n.upper()])), None)
         was_online = c.resource_state in ("Online", "Pending") and c.pending_to != "Offline"
@@ -597,11 +623,17 @@ class Estate:
                  for n in c.nodes]
         group = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
                  if _same(want.get("group") or c.group, c.group) else None)
+        if group is not None:
+            group["preferred_owners"] = list(self.cl_cfg.get("preferred_owners") or [])
+            group["auto_failback_type"] = 1 if self.cl_cfg.get("auto_failback") else 0
         resource = ({"name": c.resource, "state": c.resource_state, "owner_node": c.owner,
-                     "resource_type": "Generic Service", "service_name": ENTSSO, "use_network_name": True,
-                     "possible_owners": list(c.nodes)}
+                     "resource_type": "Generic Service", "service_name": ENTSSO,
+                     "use_network_name": bool(self.cl_cfg.get("use_network_name", True)),
+                     "possible_owners": self._possible_owners()}
                     if _same(want.get("resource") or c.resource, c.resource) else None)
-        return {"nodes": nodes, "group": group, "resource": resource}
+        witness = self.cl_cfg.get("witness", "Online")
+        quorum = {"type": "Majority", "witness": {"name": "File Share Witness", "state": witness}}
+        return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum}
 
     def _displaydb(self, h: Host) -> dict[str, Any]:
         """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
@@ -718,23 +750,70 @@ class Estate:
         self._stop_entsso_now(h)
         self._change(h.name, f"ENTSSO stopped ({why})")
         if clustered_here:
-            # the cluster sees its Generic Service stop behind its back: Failed, then its restart policy
+            # the cluster sees its Generic Service stop behind its back (its health check is a query of
+            # the SCM): the resource fails, and the resource's restart policy takes over
             gen = c.gen
 
             def notice() -> None:
                 if c.gen != gen or not _same(c.owner, h.name):
                     return
-                c.resource_state = "Failed"
                 self._change(h.name, f"cluster: resource {c.resource} Failed (ENTSSO stopped outside the cluster)")
-                if self._reachable(h) and not h.installing:
-                    # the restart policy brings it back on the same node (shown Failed until then)
-                    self._schedule(CLUSTER_RESTART_SEC, f"cluster restarts {c.resource} on {h.name}", restart)
-
-            def restart() -> None:
-                if c.gen == gen and c.resource_state == "Failed" and _same(c.owner, h.name) and not h.installing:
-                    self._resource_online(h, float(self.cl_cfg.get("resource_online_sec", 10)), "restart policy")
+                self._restart_policy(h, f"ENTSSO stopped outside the cluster ({why})")
 
             self._schedule(CLUSTER_NOTICE_SEC, f"cluster notices ENTSSO stopped on {h.name}", notice)
+
+    def _policy(self, node: str, what: str) -> None:
+        self.cluster.policy_log.append({"time": _iso(self.clock.now()), "node": node, "what": what})
+        self._change(node, f"cluster restart policy: {what}")
+
+    def _restart_policy(self, h: Host, why: str) -> None:
+        """The ENTSSO resource failed on its owner h. As a real cluster with RestartAction
+        ClusterResourceRestartNotify (the default): restart it on h up to `restart_threshold` times within
+        `restart_period_sec`; past that, fail the group over to another node that can own it, at most
+        `failover_threshold` times in FailoverPeriod (6 h); past that, leave the group Failed."""
+        c = self.cluster
+        cfg = self.cl_cfg
+        now = self.clock.elapsed()
+        c.gen += 1
+        gen = c.gen
+        c.resource_state, c.pending_to, c.last_error = "Failed", None, why
+        threshold = int(cfg.get("restart_threshold", RESTART_THRESHOLD))
+        period = float(cfg.get("restart_period_sec", RESTART_PERIOD_SEC))
+        c.restarts = [t for t in c.restarts if now - t < period]
+        if len(c.restarts) < threshold and h.node_state == "Up" and self._reachable(h):
+            c.restarts.append(now)
+            self._policy(h.name, f"restart {len(c.restarts)} of {threshold} within {period:g} s on {h.name} ({why})")
+
+            def restart() -> None:
+                if c.gen != gen or not _same(c.owner, h.name):
+                    return  # taken offline, moved or restarted by someone else meanwhile
+                if h.installing:
+                    self._change(h.name, f"cluster: {c.resource} cannot start (ESSO Setup is running on {h.name})")
+                    self._restart_policy(h, "ENTSSO cannot start while ESSO Setup runs")
+                    return
+                self._resource_online(h, float(cfg.get("resource_online_sec", 10)), "restart policy")
+
+            self._schedule(CLUSTER_RESTART_SEC, f"cluster restarts {c.resource} on {h.name}", restart)
+            return
+        limit = int(cfg.get("failover_threshold", max(0, len(c.nodes) - 1)))
+        c.failovers = [t for t in c.failovers if now - t < FAILOVER_PERIOD_SEC]
+        target = next((self._h[n.upper()] for n in self._possible_owners()
+                       if n.upper() != h.name.upper() and self._h[n.upper()].node_state == "Up"
+                       and self._reachable(self._h[n.upper()])), None)
+        if target is None or len(c.failovers) >= limit:
+            reason = ("no other node can own it" if target is None
+                      else f"{len(c.failovers)} failover(s) of {limit} allowed in {FAILOVER_PERIOD_SEC / 3600:g} h")
+            self._policy(h.name, f"restart threshold {threshold} passed on {h.name}; group {c.group} left Failed "
+                                 f"({reason})")
+            return
+        c.failovers.append(now)
+        c.restarts = []
+        self._resource_offline_now()
+        c.resource_state, c.last_error = "Failed", why
+        c.owner = target.name
+        self._policy(h.name, f"restart threshold {threshold} passed on {h.name}: group {c.group} failed over to "
+                             f"{target.name} (failover {len(c.failovers)} of {limit})")
+        self._resource_online(target, float(cfg.get("resource_online_sec", 10)), "restart policy failover")
 
     def _start_service(self, h: Host, name: str) -> None:
         """Start a service (lock held): schedule it to reach Running, or raise why it cannot."""
@@ -1083,6 +1162,34 @@ class Estate:
         c = self.cluster
         if h.role == "node" and _same(c.owner, h.name) and c.resource_state == "Offline" and c.base_online:
             pass  # the group waited for this node; its resource stays as the operator left it
+        elif h.role == "node" and h.node_state == "Up":
+            self._maybe_fail_back(h)
+
+    def _maybe_fail_back(self, h: Host) -> None:
+        """AutoFailbackType allow (`cluster.auto_failback`): a node that comes back and is the group's most
+        preferred owner (`cluster.preferred_owners`) gets the group back, as a move (the lab ignores the
+        failback window: it fails back at once)."""
+        c = self.cluster
+        preferred = [n for n in self.cl_cfg.get("preferred_owners") or [] if self._host(n) is not None]
+        if not self.cl_cfg.get("auto_failback") or not preferred or not _same(preferred[0], h.name) \
+                or _same(c.owner, h.name) or c.moving or not self._can_own(h.name):
+            return
+        was_online = c.resource_state == "Online" or c.pending_to == "Online"
+        self._resource_offline_now()
+        c.moving = True
+        c.gen += 1
+        gen = c.gen
+        self._change(h.name, f"group {c.group} fails back to its preferred owner {h.name} (from {c.owner})")
+
+        def arrive() -> None:
+            if c.gen != gen:
+                return
+            c.moving, c.owner = False, h.name
+            self._change(h.name, f"group {c.group} now owned by {h.name} (failback)")
+            if was_online:
+                self._resource_online(h, 0.0, "failback")
+
+        self._schedule(float(self.cl_cfg.get("move_sec", 20)), f"group fails back to {h.name}", arrive)
 
     def _op_restart_node(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1158,6 +1265,10 @@ class Estate:
                     f"state {'Down' if target.rebooting else target.node_state}"
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The node "
                               f"'{p.get('node')}' cannot own it ({state}).")
+            if not self._can_own(target.name):
+                raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The node "
+                              f"'{target.name}' cannot own it (not a possible owner of resource '{c.resource}': "
+                              f"{', '.join(self._possible_owners()) or 'none'}).")
             state_before = self._group_state()
             # the states the caller accepts after the move, by the state before it (entsso/cluster.py):
             # the cluster returns a moved group to the state it had (MoveClusterGroup remarks)
@@ -1240,7 +1351,11 @@ class Estate:
                                                  "running_as": owner.entsso_identity if owner and
                                                  owner.entsso_clustered else None,
                                                  "adopted_scm_process": c.adopted_scm_process},
-                            "online_epoch": dict(c.online_epoch), "secret_server_epoch": self._ss_epoch},
+                            "online_epoch": dict(c.online_epoch), "secret_server_epoch": self._ss_epoch,
+                            "possible_owners": self._possible_owners(),
+                            "restart_policy": {"restarts_in_period": len(c.restarts),
+                                               "failovers_in_period": len(c.failovers),
+                                               "actions": list(c.policy_log)}},
                 "secret_server": ss,
                 "operations": dict(self._received),
                 "service_controls": dict(self._controls),

@@ -43,6 +43,14 @@ class ClusterSection(_Model):
     move_sec: Optional[Seconds] = None
     resource_online_sec: Optional[Seconds] = None
     resource_offline_sec: Optional[Seconds] = None
+    restart_threshold: Optional[Annotated[int, Field(ge=0)]] = None
+    restart_period_sec: Optional[Seconds] = None
+    failover_threshold: Optional[Annotated[int, Field(ge=0)]] = None
+    possible_owners: Optional[list[str]] = None
+    preferred_owners: Optional[list[str]] = None
+    auto_failback: Optional[bool] = None
+    witness: Optional[Literal["Online", "Offline"]] = None
+    use_network_name: Optional[bool] = None
 
 
 class SsoHost(_Model):

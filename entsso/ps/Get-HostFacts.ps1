@@ -25,9 +25,11 @@
 #    "sso": {"installed": true, "version": "10.0.1000.0",
 #            "displaydb": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null} | null,
 #            "holds_secret": true},
-#    "cluster": {"nodes": [{"name", "state"}], "group": {"name", "state", "owner_node"},
+#    "cluster": {"nodes": [{"name", "state"}],
+#                "group": {"name", "state", "owner_node", "preferred_owners": [...], "auto_failback_type"},
 #                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
-#                             "use_network_name", "possible_owners": [...]}} | null,
+#                             "use_network_name", "possible_owners": [...]},
+#                "quorum": {"type", "witness": {"name", "state"} | null} | null} | null,
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
@@ -140,6 +142,7 @@ if ($null -ne $EntssoParams.cluster) {
     $nodes = @()
     $group = $null
     $resource = $null
+    $quorum = $null
     try {
         Import-Module FailoverClusters -ErrorAction Stop
         try {
@@ -149,8 +152,24 @@ if ($null -ne $EntssoParams.cluster) {
         } catch { $nodes = @() }
         try {
             $g = Get-ClusterGroup -Name ([string]$EntssoParams.cluster.group)
-            $group = [pscustomobject]@{ name = [string]$g.Name; state = [string]$g.State; owner_node = [string]$g.OwnerNode.Name }
+            # Preferred owners (Get-ClusterOwnerNode -Group) and AutoFailbackType (0 prevent, 1 allow
+            # failback to the most preferred owner when it comes back)
+            $preferred = @()
+            try {
+                $preferred = @((Get-ClusterOwnerNode -Group $g.Name).OwnerNodes | ForEach-Object { [string]$_.Name })
+            } catch { $preferred = @() }
+            $group = [pscustomobject]@{ name = [string]$g.Name; state = [string]$g.State; owner_node = [string]$g.OwnerNode.Name
+                                        preferred_owners = $preferred; auto_failback_type = [int]$g.AutoFailbackType }
         } catch { $group = $null }
+        # Quorum (Get-ClusterQuorum): its type and the witness resource (none: QuorumResource is null)
+        try {
+            $q = Get-ClusterQuorum
+            $witness = $null
+            if ($null -ne $q.QuorumResource) {
+                $witness = [pscustomobject]@{ name = [string]$q.QuorumResource.Name; state = [string]$q.QuorumResource.State }
+            }
+            $quorum = [pscustomobject]@{ type = [string]$q.QuorumType; witness = $witness }
+        } catch { $quorum = $null }
         try {
             $res = Get-ClusterResource -Name ([string]$EntssoParams.cluster.resource)
             # Private properties of a Generic Service resource: ServiceName and UseNetworkName
@@ -186,7 +205,7 @@ if ($null -ne $EntssoParams.cluster) {
         # Cluster service or module not available: report the parts as unknown.
         $nodes = @()
     }
-    $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource }
+    $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource; quorum = $quorum }
 }
 
 # --- Files -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def test_backout_from_a_stop_puts_the_estate_back_in_service(start_lab, tmp_path
     assert state["sql"]["secret_server"] == "SSOCLUSTER"
     assert state["estate"]["cluster"]["resource"]["state"] == "Online"
     assert state["estate"]["cluster"]["group"]["owner"] == "NODE1"  # where it was before the change
+    assert state["estate"]["cluster"]["restart_policy"]["actions"] == []  # never an SCM stop of the cluster's ENTSSO
     assert all(state["estate"]["hosts"][n]["sso"]["holds_secret"] for n in ("NODE1", "NODE2"))
     assert all(state["estate"]["hosts"][n]["sso"]["tools_server"] == "SSOCLUSTER" for n in ("NODE1", "NODE2"))
     assert biztalk_state(lab) == before

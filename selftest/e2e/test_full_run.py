@@ -21,6 +21,7 @@ def test_full_upgrade_on_the_lab(full_run):
         assert estate["hosts"][node]["sso"]["holds_secret"] is True
     assert estate["cluster"]["group"]["owner"] == "NODE1"
     assert estate["cluster"]["resource"]["state"] == "Online"
+    assert estate["cluster"]["restart_policy"]["actions"] == [], estate["cluster"]["restart_policy"]  # the run never stopped the cluster's own ENTSSO behind its back (its restart policy is active)
     # BizTalk put back as found: what ran runs, what was stopped stays stopped
     jobs = run.lab_state["sql"]["jobs"]
     assert jobs["Backup BizTalk Server (BizTalkMgmtDb)"]["enabled"] in (True, 1)

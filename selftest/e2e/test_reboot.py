@@ -39,6 +39,7 @@ def test_allow_reboot_with_3010_waits_for_the_node_to_go_and_come_back_and_compl
     evidence = waited[0].get("evidence") or {}
     assert evidence["booted"] > evidence["booted_before"], evidence
     assert run.lab_state["estate"]["hosts"]["NODE2"]["sso"]["version"] == "10.0.2000.0"
+    assert run.lab_state["estate"]["cluster"]["restart_policy"]["actions"] == []  # the run never stopped the cluster's own ENTSSO behind its back (its restart policy is active)
 
 
 INSTALLER_RESTARTS_PRIMARY = ("extends: package\nfaults:\n"

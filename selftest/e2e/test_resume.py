@@ -62,6 +62,7 @@ def test_stopped_run_resumes_where_it_stopped(lab, tmp_path):
     bts1 = {i["host_name"]: i["service_state"] for i in estate["hosts"]["BTS1"]["host_instances"]}
     assert bts1["ReceiveHost"] == "Running" and bts1["OrchestrationHost"] == "Stopped"
     assert lab.state()["sql"]["jobs"]["Backup BizTalk Server (BizTalkMgmtDb)"]["enabled"] in (True, 1)
+    assert estate["cluster"]["restart_policy"]["actions"] == []  # the resume too: the run never stopped the cluster's own ENTSSO behind its back (its restart policy is active)
 
 
 def test_second_run_against_the_same_estate_is_refused(lab, tmp_path):

@@ -129,7 +129,8 @@ def uncluster(e: Estate) -> None:
 # --- the default scenario's facts ---------------------------------------------------------------------
 def test_default_node1_owns_the_online_group_and_resource():
     c = facts(make(), "NODE1")["cluster"]
-    assert c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
+    assert c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1",
+                          "preferred_owners": [], "auto_failback_type": 0}
     assert c["resource"]["state"] == "Online" and c["resource"]["owner_node"] == "NODE1"
     assert c["resource"]["use_network_name"] is True and c["resource"]["possible_owners"] == ["NODE1", "NODE2"]
 
@@ -411,7 +412,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
         tools(e, node, "SSOCLUSTER")
     assert e.sql.get_secret_server() == "SSOCLUSTER"
     c = facts(e, "NODE2")["cluster"]
-    assert c["resource"]["state"] == "Online" and c["group"] == {"name": "SSO", "state": "Online", "owner_node": "NODE1"}
+    assert c["resource"]["state"] == "Online" and (c["group"]["state"], c["group"]["owner_node"]) == ("Online", "NODE1")
     for node in ("NODE1", "NODE2"):
         seen = sso_seen(e, node)
         assert seen.holds_secret and seen.secret_server == "SSOCLUSTER"
@@ -597,7 +598,8 @@ def test_a_moved_group_with_its_entsso_resource_offline_stays_partial_online():
     assert (out["owner_node"], out["state_before"], out["state"], out["changed"]) == \
         ("NODE2", "PartialOnline", "PartialOnline", True)
     c = facts(e, "NODE2")["cluster"]
-    assert c["group"] == {"name": "SSO", "state": "PartialOnline", "owner_node": "NODE2"}
+    assert c["group"] == {"name": "SSO", "state": "PartialOnline", "owner_node": "NODE2",
+                          "preferred_owners": [], "auto_failback_type": 0}
     assert c["resource"]["state"] == "Offline"  # the move does not bring the resource online
 
 
@@ -698,3 +700,108 @@ def test_entsso_is_not_stopped_while_a_host_instance_still_runs_or_drains():
     assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
     assert services(e, "BTS1", ("ENTSSO", "Stopped"))["services"][0]["status"] == "Stopped"
 
+
+
+def _scm_stop_and_settle(e: Estate, node: str) -> dict[str, Any]:
+    """Stop ENTSSO on `node` through the SCM behind the cluster's back; what the cluster made of it."""
+    services(e, node, ("ENTSSO", "Stopped"))
+    # notice (3 s), restart delay (2 s), resource online (10 s): settled within 15 estate s, if loaded later
+    assert wait_until(e, lambda: e.dump()["cluster"]["resource"]["state"] in ("Online",) and not any(
+        "cluster" in p["what"] or "resource" in p["what"] for p in e.dump()["pending"]), 300)
+    return e.dump()["cluster"]
+
+
+def slow(**overrides: Any) -> Estate:
+    """The default estate at speed 200: RestartPeriod (900 estate s) outlasts a loaded test's real delays."""
+    doc = _merge(load_scenario("default"), overrides)
+    return Estate(doc, Clock(200.0), FakeSql(doc["sso"]["secret_server"]))
+
+
+def test_restart_policy_restarts_on_the_node_then_fails_the_group_over_then_leaves_it_failed():
+    # RestartThreshold 1 within RestartPeriod, FailoverThreshold 1 (Learn, MSCS common properties)
+    e = slow(cluster={"restart_threshold": 1, "failover_threshold": 1})
+    c = _scm_stop_and_settle(e, "NODE1")
+    assert (c["group"]["owner"], c["resource"]["state"]) == ("NODE1", "Online")  # restarted where it was
+    c = _scm_stop_and_settle(e, "NODE1")
+    assert (c["group"]["owner"], c["resource"]["state"]) == ("NODE2", "Online")  # past the threshold: failover
+    assert e.dump()["hosts"]["NODE2"]["sso"]["running_as"] == "SSOCLUSTER"
+    c = _scm_stop_and_settle(e, "NODE2")  # the count starts again on the new owner
+    assert (c["group"]["owner"], c["resource"]["state"]) == ("NODE2", "Online")
+    services(e, "NODE2", ("ENTSSO", "Stopped"))
+    assert wait_until(e, lambda: "left Failed" in (e.dump()["cluster"]["restart_policy"]["actions"] or [{}])[-1]
+                      .get("what", ""), 60)
+    c = e.dump()["cluster"]
+    assert (c["group"]["owner"], c["group"]["state"], c["resource"]["state"]) == ("NODE2", "Failed", "Failed")
+    assert [a["what"].split(":")[0].split(" (")[0] for a in c["restart_policy"]["actions"]] == [
+        "restart 1 of 1 within 900 s on NODE1", "restart threshold 1 passed on NODE1",
+        "restart 1 of 1 within 900 s on NODE2", "restart threshold 1 passed on NODE2; group SSO left Failed"]
+    assert not wait_until(e, lambda: e.dump()["cluster"]["resource"]["state"] != "Failed", 60)  # nothing else tries
+
+
+def test_restart_policy_defaults_restart_three_times_then_fail_over():
+    e = slow()  # RestartThreshold 3, RestartPeriod 900 s, FailoverThreshold nodes - 1
+    for _ in range(3):
+        assert _scm_stop_and_settle(e, "NODE1")["group"]["owner"] == "NODE1"
+    c = _scm_stop_and_settle(e, "NODE1")
+    assert (c["group"]["owner"], c["resource"]["state"]) == ("NODE2", "Online")
+    assert c["restart_policy"]["failovers_in_period"] == 1
+
+
+def test_restart_policy_restarts_count_only_within_the_restart_period():
+    e = slow(cluster={"restart_threshold": 1, "restart_period_sec": 30})
+    assert _scm_stop_and_settle(e, "NODE1")["group"]["owner"] == "NODE1"
+    e.clock.sleep(31)  # the earlier restart falls out of RestartPeriod
+    assert _scm_stop_and_settle(e, "NODE1")["group"]["owner"] == "NODE1"
+
+
+def test_taking_the_resource_offline_through_the_cluster_trips_no_restart_policy():
+    e = make(cluster={"restart_threshold": 0})
+    uncluster(e)  # the resource taken offline through the cluster, then ENTSSO started through the SCM
+    services(e, "NODE1", ("ENTSSO", "Stopped"))  # the SCM instance, not the cluster's
+    e.clock.sleep(30)
+    c = e.dump()["cluster"]
+    assert (c["group"]["owner"], c["resource"]["state"], c["restart_policy"]["actions"]) == ("NODE1", "Offline", [])
+
+
+def test_the_restart_policy_fails_over_only_to_a_possible_owner():
+    e = make(cluster={"restart_threshold": 0, "possible_owners": ["NODE1"]})
+    services(e, "NODE1", ("ENTSSO", "Stopped"))
+    assert wait_until(e, lambda: e.dump()["cluster"]["restart_policy"]["actions"], 30)
+    assert "left Failed (no other node can own it)" in e.dump()["cluster"]["restart_policy"]["actions"][0]["what"]
+    assert facts(e, "NODE1")["cluster"]["resource"]["possible_owners"] == ["NODE1"]
+    resource(e, "NODE1", "Offline")
+    with pytest.raises(PSError, match=r"'NODE2' cannot own it \(not a possible owner of resource 'ENTSSO': NODE1\)"):
+        move(e, "NODE1", "NODE2")
+
+
+def test_failback_allowed_takes_the_group_back_to_its_preferred_owner_when_it_returns():
+    e = make(cluster={"preferred_owners": ["NODE1", "NODE2"], "auto_failback": True})
+    g = facts(e, "NODE2")["cluster"]["group"]
+    assert (g["preferred_owners"], g["auto_failback_type"]) == (["NODE1", "NODE2"], 1)
+    e.invoke("NODE1", "Restart-Node", {})
+    assert wait_until(e, lambda: e.dump()["cluster"]["group"]["owner"] == "NODE2", 60)  # failed over
+    assert wait_until(e, lambda: e.dump()["cluster"]["group"]["owner"] == "NODE1"
+                      and e.dump()["cluster"]["resource"]["state"] == "Online", 400)  # and back once NODE1 is up
+
+
+def test_failback_prevented_by_default_leaves_the_group_where_it_failed_over():
+    e = make(cluster={"preferred_owners": ["NODE1", "NODE2"]})
+    assert facts(e, "NODE2")["cluster"]["group"]["auto_failback_type"] == 0
+    e.invoke("NODE1", "Restart-Node", {})
+    assert wait_until(e, lambda: not e.dump()["hosts"]["NODE1"]["rebooting"]
+                      and e.dump()["hosts"]["NODE1"]["last_boot_utc"] != facts(e, "NODE2")["last_boot_utc"], 400)
+    e.clock.sleep(60)
+    assert e.dump()["cluster"]["group"]["owner"] == "NODE2"
+
+
+def test_without_use_network_name_the_clustered_entsso_answers_as_the_node():
+    e = make(cluster={"use_network_name": False})
+    assert facts(e, "NODE1")["cluster"]["resource"]["use_network_name"] is False
+    assert e.dump()["hosts"]["NODE1"]["sso"]["running_as"] == "NODE1"
+    assert sso_seen(e, "BTS1").displaydb_error is not None  # nothing answers as SSOCLUSTER
+
+
+def test_the_witness_state_is_reported_as_get_clusterquorum_gives_it():
+    assert facts(make(), "NODE1")["cluster"]["quorum"] == {
+        "type": "Majority", "witness": {"name": "File Share Witness", "state": "Online"}}
+    assert facts(make(cluster={"witness": "Offline"}), "NODE2")["cluster"]["quorum"]["witness"]["state"] == "Offline"

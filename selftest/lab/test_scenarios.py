@@ -48,9 +48,9 @@ def test_unknown_key_in_a_per_node_mapping_names_the_node(tmp_path):
 
 
 def test_a_key_the_lab_does_not_model_yet_is_refused_not_ignored(tmp_path):
-    # the failover cluster's restart policy (issue 16) is not modelled yet: a scenario cannot claim it
-    path = _write(tmp_path, "extends: default\ncluster:\n  restart_threshold: 1\n")
-    with pytest.raises(ScenarioError, match=r"cluster\.restart_threshold: unknown key"):
+    # the cluster's quorum model is not modelled (only its witness is): a scenario cannot claim it
+    path = _write(tmp_path, "extends: default\ncluster:\n  quorum_type: NodeMajority\n")
+    with pytest.raises(ScenarioError, match=r"cluster\.quorum_type: unknown key"):
         load_scenario(str(path))
 
 

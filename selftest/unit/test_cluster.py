@@ -61,3 +61,15 @@ def test_a_state_no_cmdlet_gives_raises_showing_it(doc, shown):
     with pytest.raises(cluster.UnknownClusterState) as info:
         cluster.parse_cluster("NODE1", doc)
     assert str(info.value).startswith(shown)
+
+
+@pytest.mark.parametrize("state, holds", [("Online", True), ("Pending", True), ("OnlinePending", True),
+                                          ("OfflinePending", True), ("Initializing", True),
+                                          ("Offline", False), ("Failed", False)])
+def test_the_cluster_keeps_its_own_entsso_from_the_scm_in_every_state_it_runs_or_starts_it(state, holds):
+    facts = cluster.parse_cluster("NODE2", _doc(group_state="Online", resource_state=state))
+    assert cluster.cluster_runs_entsso_on(facts) == ("NODE1" if holds else None)
+
+
+def test_no_cluster_view_leaves_every_node_to_the_scm():
+    assert cluster.cluster_runs_entsso_on(None) is None

@@ -145,6 +145,27 @@ STATES_AFTER_MOVE: dict[str, tuple[str, ...]] = {
 }
 
 
+def why_cannot_own(facts: ClusterFacts | None, node: str) -> str | None:
+    """Why the cluster, as read now, will not let `node` own the SSO group — a node paused or gone since
+    the gate passed (Cluster-Aware Updating, a colleague's maintenance) — with what to do; None if it can."""
+    n = facts.node(node) if facts else None
+    if n is None:
+        return None
+    if n.state == "Paused":
+        return (f"{node} is Paused in the cluster (paused during the run: maintenance or Cluster-Aware Updating), "
+                f"and no group moves to a paused node. Once its maintenance is over, resume it "
+                f"(Resume-ClusterNode {node}), check it is Up (Get-ClusterNode), then resume the change")
+    if n.state != "Up":
+        return (f"{node} is {n.state} in the cluster, and the group moves only to an Up node. Bring {node} back "
+                "(it must answer and show Up in Get-ClusterNode), then resume the change")
+    r = facts.resource if facts else None
+    if r is not None and r.possible_owners and not any(o.upper() == node.upper() for o in r.possible_owners):
+        return (f"{node} is no longer a possible owner of cluster resource {r.name} (possible owners: "
+                f"{', '.join(r.possible_owners)}). Add it back (Set-ClusterOwnerNode -Resource {r.name}), then "
+                "resume the change")
+    return None
+
+
 def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> dict[str, Any]:
     """Move the SSO group to `node` (Move-ClusterGroup) and wait there for the state it keeps from before
     the move (STATES_AFTER_MOVE): the remote wait only compares with the states passed from here."""

@@ -641,7 +641,7 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
         if (phase_name, "restore the master secret", node) in run.done_steps():
             continue
         step(run, phase_name, f"move the SSO group to {node}", primary,
-             lambda node=node: cluster.ensure_group_owner(host, run.group, node, t.group_move))
+             lambda node=node: _move_group(run, primary, node))
         step(run, phase_name, "take the ENTSSO resource offline", node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
         step(run, phase_name, "bring the ENTSSO resource online", node,
@@ -656,6 +656,21 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     s = _observe(run)
     _require(run, phase_name, reclustered_findings(run, s))
     return s
+
+
+def _move_group(run: Run, via: str, node: str) -> dict[str, Any]:
+    """Move the SSO group to `node` through `via`; a refused move says why when the cluster shows it (a
+    node paused or lost since the gate) and what to do. Nothing moved: the group stays where it was."""
+    try:
+        return cluster.ensure_group_owner(run.hosts[via], run.group, node, run.inventory.timeouts.group_move)
+    except RemoteError as exc:
+        try:
+            why = cluster.why_cannot_own(_node_facts(run, via).cluster, node)
+        except Exception:  # noqa: BLE001 - the move's own error is what to report then
+            why = None
+        if why is None:
+            raise
+        raise RuntimeError(f"{why}. (The move was refused: {exc})") from exc
 
 
 def _copy_backup_to(run: Run, source: str, node: str, path: str) -> dict[str, Any]:
@@ -689,14 +704,13 @@ def adapter_proof_host(run: Run) -> str | None:
 def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     """Own the group on every node in turn; on each owner read the adapter handlers' properties through
     SSO; end on the node that owned the group when the change began."""
-    t = run.inventory.timeouts
     start_owner = run.baseline().group_owner or run.primary_node()
     seen: dict[str, Any] = {}
     order = [n for n in run.nodes if n != start_owner] + [start_owner]
     reader = adapter_proof_host(run)
     for node in order:
         moved = step(run, "failover", f"move the SSO group to {node}", node,
-                     lambda node=node: cluster.ensure_group_owner(run.hosts[node], run.group, node, t.group_move))
+                     lambda node=node: _move_group(run, node, node))
         # the step is the owner's (resume keys it by node); the reading is done where BizTalk is installed
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
                         lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[reader or node])],

@@ -543,6 +543,18 @@ class Estate:
             h = self._host(host)
             return {n: s.status for n, s in h.services.items()} if h else {}
 
+    def pause_node(self, name: str) -> None:
+        """Suspend-ClusterNode (without -Drain): the node stays in the cluster, keeps what it owns, and no
+        group may move to it or come online on it until it is resumed (PauseClusterNode)."""
+        with self._lock:
+            self._advance()
+            h = self._need(name)
+            if h.role != "node":
+                raise PSError(f"{h.name} is not a node of cluster {self.cluster.name}", "ObjectNotFound")
+            if h.node_state == "Up":
+                h.node_state = "Paused"
+                self._change(h.name, "cluster node paused (Suspend-ClusterNode)")
+
     def operator_instruct(self, host: str, version: str) -> None:
         with self._lock:
             self._advance()

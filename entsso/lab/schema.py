@@ -173,7 +173,8 @@ class TimeoutsSection(_Model):
     reboot: Optional[Seconds] = None
 
 
-FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit")
+FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
+               "node_paused")
 
 
 class Fault(_Model):
@@ -181,7 +182,8 @@ class Fault(_Model):
     sends one shape for every kind, and a field a kind does not use is harmless; a field no kind knows
     is refused."""
 
-    kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit"]
+    kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
+                  "node_paused"]
     host: Optional[str] = None
     operation: Optional[str] = None
     call: Optional[int] = Field(default=None, ge=1)
@@ -192,6 +194,7 @@ class Fault(_Model):
     output: Optional[str] = None
     after_sec: Optional[Seconds] = None
     job: Optional[str] = None
+    node: Optional[str] = None  # node_paused: the cluster node paused (default: host)
 
 
 class Scenario(_Model):
@@ -214,7 +217,7 @@ class Scenario(_Model):
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
-_FAULT_NEEDS = {"job_fails": ("job",), "installer_exit": ("host", "exit_code")}
+_FAULT_NEEDS = {"job_fails": ("job",), "installer_exit": ("host", "exit_code"), "node_paused": ("host",)}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

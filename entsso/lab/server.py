@@ -33,7 +33,8 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
-    return kind in ("fail", "hang", "wrong_output") or (kind == "unreachable" and bool(fault.get("operation")))
+    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused")
+                                                       and bool(fault.get("operation")))
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -217,6 +218,8 @@ class Lab:
                 e.set_unavailable(True)
         elif kind == "installer_exit":
             self.estate.installer_exit[fault["host"]] = int(fault["exit_code"])
+        elif kind == "node_paused":  # without an operation: paused now
+            self.estate.pause_node(str(fault.get("node") or fault["host"]))
 
     def clear_faults(self) -> None:
         self.faults.clear()

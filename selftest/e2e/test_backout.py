@@ -16,7 +16,8 @@ STOPS = {
     "uncluster": {"kind": "fail", "host": "NODE1", "operation": "Set-ClusterResourceState", "call": 1},
     "upgrade": {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603},
     "recluster": {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "call": 1},
-    "failover": {"kind": "fail", "host": "BTS1", "operation": "Get-AdapterHandlers", "call": 1},  # read from BTS1
+    # NODE2 paused mid-run (Cluster-Aware Updating, say) as phase 6's first move, to NODE2, arrives
+    "failover": {"kind": "node_paused", "host": "NODE2", "operation": "Move-ClusterGroup", "call": 1},
 }
 
 
@@ -31,6 +32,14 @@ def test_backout_from_a_stop_puts_the_estate_back_in_service(start_lab, tmp_path
     assert change.returncode == 1 and change.summary["verdict"] == "stopped", change.output[-3000:]
     assert change.summary["verdict_phase"] == phase
     assert f"{inv} --backout --change-ticket {ticket}" in change.output  # the way back, printed
+    if phase == "failover":  # stopped at the move, saying why and what to do; nothing after it ran
+        assert "move the SSO group to NODE2 on NODE2 failed: NODE2 is Paused in the cluster (paused during the " \
+               "run" in change.output, change.output[-3000:]
+        assert "resume it (Resume-ClusterNode NODE2)" in change.output
+        state = lab.state()
+        assert state["estate"]["hosts"]["NODE2"]["node_state"] == "Paused"
+        assert state["estate"]["cluster"]["group"]["owner"] == "NODE1"  # nothing moved
+        assert not any(k.endswith(" Get-AdapterHandlers") for k in state["winrm"]["received"])
     lab.post("/faults/clear", {})
 
     back = run_suite(tmp_path / "reports", inv, "--backout", "--change-ticket", ticket, env=env)

@@ -805,3 +805,15 @@ def test_the_witness_state_is_reported_as_get_clusterquorum_gives_it():
     assert facts(make(), "NODE1")["cluster"]["quorum"] == {
         "type": "Majority", "witness": {"name": "File Share Witness", "state": "Online"}}
     assert facts(make(cluster={"witness": "Offline"}), "NODE2")["cluster"]["quorum"]["witness"]["state"] == "Offline"
+
+
+def test_a_node_paused_mid_run_keeps_what_it_owns_and_receives_no_group():
+    e = make()
+    e.pause_node("NODE1")  # the owner: the group stays, Online
+    c = facts(e, "NODE2")["cluster"]
+    assert [n["state"] for n in c["nodes"]] == ["Paused", "Up"] and c["group"]["owner_node"] == "NODE1"
+    assert c["group"]["state"] == "Online"
+    move(e, "NODE1", "NODE2")
+    e.pause_node("NODE2")
+    with pytest.raises(PSError, match=r"The node 'NODE1' cannot own it \(state Paused\)"):
+        move(e, "NODE2", "NODE1")

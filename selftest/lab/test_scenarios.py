@@ -77,7 +77,7 @@ def test_fault_without_what_it_needs_is_refused(tmp_path):
 def test_posted_fault_with_a_field_no_kind_knows_is_refused():
     assert schema.fault_problems({"kind": "hang", "host": "NODE1", "secs": 5}) == [
         "fault.secs: unknown key 'secs'; the lab knows here: kind, host, operation, call, times, message, "
-        "exit_code, seconds, output, after_sec, job"]
+        "exit_code, seconds, output, after_sec, job, node"]
     assert schema.fault_problems({"kind": "hang", "host": "NODE1", "seconds": 5}) == []
 
 
@@ -124,3 +124,9 @@ def test_docs_lab_md_lists_every_scenario_key():
     assert missing == [], f"docs/lab.md's Scenario reference does not list: {missing}"
     unknown = sorted(k for k in documented if k not in schema.keys())
     assert unknown == [], f"docs/lab.md's Scenario reference lists keys the lab refuses: {unknown}"
+
+
+def test_a_node_paused_fault_needs_the_host_it_names():
+    assert schema.fault_problems({"kind": "node_paused"}) == ["fault: a node_paused fault needs 'host'"]
+    assert schema.fault_problems({"kind": "node_paused", "host": "NODE2", "operation": "Move-ClusterGroup",
+                                  "call": 1}) == []

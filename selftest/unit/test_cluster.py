@@ -73,3 +73,23 @@ def test_the_cluster_keeps_its_own_entsso_from_the_scm_in_every_state_it_runs_or
 
 def test_no_cluster_view_leaves_every_node_to_the_scm():
     assert cluster.cluster_runs_entsso_on(None) is None
+
+
+def test_a_move_refused_to_a_node_paused_since_the_gate_says_so_and_what_to_do():
+    facts = cluster.parse_cluster("NODE1", {"cluster": {**_doc()["cluster"], "nodes": [
+        {"name": "NODE1", "state": "Up"}, {"name": "NODE2", "state": "Paused"}]}})
+    why = cluster.why_cannot_own(facts, "NODE2")
+    assert why and why.startswith("NODE2 is Paused in the cluster") and "Resume-ClusterNode NODE2" in why
+    assert cluster.why_cannot_own(facts, "NODE1") is None
+
+
+def test_a_move_refused_to_a_node_down_or_no_longer_a_possible_owner_says_which():
+    doc = _doc()["cluster"]
+    down = cluster.parse_cluster("NODE1", {"cluster": {**doc, "nodes": [{"name": "NODE2", "state": "Down"}]}})
+    assert "NODE2 is Down in the cluster" in (cluster.why_cannot_own(down, "NODE2") or "")
+    owners = {**doc["resource"], "possible_owners": ["NODE1"]}
+    not_owner = cluster.parse_cluster("NODE1", {"cluster": {**doc, "resource": owners,
+                                                            "nodes": [{"name": "NODE2", "state": "Up"}]}})
+    assert "no longer a possible owner of cluster resource ENTSSO (possible owners: NODE1)" in (
+        cluster.why_cannot_own(not_owner, "NODE2") or "")
+    assert cluster.why_cannot_own(not_owner, "NODE3") is None  # not a member: the move's own error says it

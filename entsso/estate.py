@@ -95,6 +95,8 @@ class SqlFacts:
     agent_instance: str | None = None  # the instance whose SQL Agent `agent` is (only with several instances)
     # the databases the Backup BizTalk Server job's view puts on another instance than the inventory does
     misplaced: list[sqlestate.Misplaced] = field(default_factory=list)
+    sso_servers: tuple[str, ...] | None = None  # the SSO servers registered in SSODB; None: not read
+    sso_servers_error: str | None = None  # why they could not be read
 
 
 @dataclass(frozen=True)
@@ -200,8 +202,15 @@ def gather_sql(target: Target) -> SqlFacts:
             if not misplaced or isinstance(exc, SqlUnreachable):
                 raise
             secret_server = None  # SSODB is not where the inventory says: sql_instances_match names it
+        servers, servers_error = None, None
+        try:
+            servers = tuple(sso.registered_servers(estate))
+        except SqlError as exc:
+            if isinstance(exc, SqlUnreachable):
+                raise
+            servers_error = str(exc)
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
-                        secret_server=secret_server,
+                        secret_server=secret_server, sso_servers=servers, sso_servers_error=servers_error,
                         jobs=sqlagent.jobs_everywhere(estate, target.job_names),
                         backups=backups, agent=agent, agent_error=agent_error,
                         agent_instance=agent_on if len(estate.instances) > 1 else None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
-from entsso import change
+from entsso import change, sso
 from entsso.biztalk import RULE_ENGINE
 from entsso.estate import HostFacts, Snapshot
 from entsso.sso import ENTSSO, version_tuple
@@ -174,6 +174,27 @@ def no_failback(s: Snapshot, plan: Plan) -> Finding | None:
                    "back in the middle of the change", f"failback prevented for the change window: "
                    f"(Get-ClusterGroup {g.name}).AutoFailbackType = 0 (Failover Cluster Manager: the role's "
                    "Failover tab, Prevent failback), then run the gate again; set it back after the change")
+
+
+def no_unlisted_sso_servers(s: Snapshot, plan: Plan) -> Finding | None:
+    """Every SSO server that shares SSODB is in the inventory: one the runbook does not know keeps running
+    through the change unsilenced, and cannot start while the MSS is down (phase 4) or unclustered."""
+    if not s.sql.reachable:
+        return None  # sql_reachable names it
+    if s.sql.sso_servers is None:
+        return Finding("no_unlisted_sso_servers", "SSODB server list", f"not readable ({s.sql.sso_servers_error})",
+                       "SELECT on SSODB.dbo.SSOX_Servers for the suite's login, to find every SSO server of SSODB")
+    known = list(s.hosts) + [plan.cluster_name]
+    unlisted = sso.unlisted_servers(list(s.sql.sso_servers), known)
+    if unlisted:
+        return Finding("no_unlisted_sso_servers", "SSODB server list",
+                       f"SSO servers the inventory does not list share SSODB: {', '.join(unlisted)} (registered in "
+                       "SSOX_Servers within the last 10 days). The change would leave them running unsilenced, "
+                       "and one that restarts while the master secret server is down or unclustered cannot start",
+                       "every SSO server of SSODB in the inventory (biztalk_servers, so phase 1 stops their ENTSSO "
+                       "and phase 7 starts it again), or their ENTSSO stopped for the change window by their "
+                       "owners; then run the gate again")
+    return None
 
 
 def group_online(s: Snapshot, plan: Plan) -> Finding | None:
@@ -467,7 +488,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
-                           lambda: no_failback(s, plan)]
+                           lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

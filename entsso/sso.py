@@ -237,6 +237,18 @@ def secret_server(sql: SqlServer) -> str | None:
     return sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar()
 
 
+def registered_servers(sql: SqlServer) -> list[str]:
+    """The SSO servers registered in SSODB (SSOX_Servers, unexpired), as they registered (lower case)."""
+    return [str(r["server_name"]) for r in sql.execute(tsql.SSO_SERVERS, database="SSODB").rows]
+
+
+def unlisted_servers(registered: list[str], known: list[str]) -> list[str]:
+    """The registered SSO servers that are none of `known` (the inventory's hosts and the cluster name),
+    compared by their first DNS label, case-insensitively: NODE1 is node1.contoso.local."""
+    names = {k.split(".")[0].lower() for k in known if k}
+    return [r for r in registered if r.split(".")[0].lower() not in names]
+
+
 def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) -> dict[str, Any]:
     """Back up the master secret on the MSS through the SSO admin object model (Backup-MasterSecret).
     The password travels over stdin inside the envelope, never on a command line."""

@@ -33,6 +33,12 @@ SERVER_NAME = "SET NOCOUNT ON; SELECT SERVERPROPERTY('ServerName') AS server_nam
 
 SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
 
+# The SSO servers that share SSODB: each registers its name (lower case) when it starts, for 10 days
+# (ssox_spSetServer: expiry = GETDATE() + 10 days; expired rows are deleted at the next registration).
+SSO_SERVERS = """SET NOCOUNT ON;
+SELECT srv_server_name AS server_name FROM SSODB.dbo.SSOX_Servers
+WHERE srv_expire_timestamp > GETDATE() ORDER BY srv_server_name"""
+
 # One row per SQL Agent job: enabled, whether it runs now (in the current Agent session), its last outcome.
 JOBS = """SET NOCOUNT ON;
 SELECT j.name AS name, j.enabled AS enabled,

@@ -34,6 +34,10 @@ def test_sso_group_does_not_fail_back_on_its_own(estate, run, judge):
     judge(gate.no_failback(estate, run), estate.cluster_view())
 
 
+def test_no_sso_server_outside_the_inventory_shares_ssodb(estate, run, judge):
+    judge(gate.no_unlisted_sso_servers(estate, run), {"registered": estate.sql.sso_servers})
+
+
 def test_sso_group_is_online(estate, run, judge):
     judge(gate.group_online(estate, run), estate.cluster_view())
 

@@ -69,6 +69,7 @@ class SsoSection(_Model):
     service_stop_sec: Optional[Seconds] = None
     backup_folder: Optional[str] = None
     displaydb_output: Optional[str] = None
+    extra_servers: Optional[list[str]] = None  # SSO servers outside the scenario's hosts sharing SSODB
     hosts: Optional[dict[str, SsoHost]] = None
 
 

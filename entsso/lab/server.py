@@ -125,6 +125,10 @@ class Lab:
         # the SSO service reads and writes SSODB where it lives
         self.ssodb_engine = next(e for e in self.sql_engines if "ssodb" in e.hosted)
         self.estate = Estate(scenario, self.clock, self.ssodb_engine)
+        # every SSO server of the estate registered itself in SSODB (the cluster's instance as its network
+        # name), and so did those outside it that share SSODB (`sso.extra_servers`)
+        self.ssodb_engine.register_sso_servers(self.estate.hosts + [self.estate.cluster_name]
+                                               + list((scenario.get("sso") or {}).get("extra_servers") or []))
         self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])
         winrm_cfg = scenario.get("winrm", {})
         self.username = winrm_cfg.get("username", "LAB\\svc-entsso")

@@ -370,6 +370,8 @@ CREATE TABLE master.dm_server_services (servicename TEXT, startup_type_desc TEXT
     "SSODB": """
 CREATE TABLE SSODB.SSOX_GlobalInfo (gi_SecretServer TEXT, gi_update_timestamp TEXT, gi_flags INTEGER,
   gi_SSOAdminGroup TEXT, gi_AffiliateAppMgrGroup TEXT);
+CREATE TABLE SSODB.SSOX_Servers (srv_server_name TEXT NOT NULL UNIQUE, srv_expire_timestamp TEXT NOT NULL,
+  srv_audit_id TEXT NOT NULL UNIQUE);
 """,
 }
 
@@ -706,6 +708,16 @@ class SqlEngine:
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+    def register_sso_servers(self, names: list[str], days_ago: float = 0) -> None:
+        """The SSO servers that share SSODB, as each registers itself when it starts (ssox_spSetServer:
+        its name in lower case, expiring 10 days after SQL Server's local now), `days_ago` days ago.
+        Starting state: not a change."""
+        with self._lock:
+            expire = to_sql_text(self._now_local() + timedelta(days=10 - days_ago))
+            for name in names:
+                self._db.execute("INSERT OR REPLACE INTO SSODB.SSOX_Servers VALUES (?, ?, ?)",
+                                 (str(name).lower(), expire, str(uuid.uuid4())))
 
     def _now_local(self) -> datetime:
         """SQL Server's local clock (GETDATE()): the lab clock's UTC plus sql.utc_offset_minutes, naive."""

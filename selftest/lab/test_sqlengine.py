@@ -33,6 +33,7 @@ COLUMNS = {
     "NOW": ["now_utc", "now_local"],
     "SECRET_SERVER": ["secret_server"],
     "SERVER_NAME": ["server_name"],
+    "SSO_SERVERS": ["server_name"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
     "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
@@ -127,7 +128,9 @@ def test_every_tsql_statement_is_covered_here():
 
 @pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
-    _, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
+    engine, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
+    if name == "SSO_SERVERS":  # the lab's server registers its hosts (entsso.lab.server.Lab)
+        engine.register_sso_servers(["NODE1"])
     params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,),
               "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
@@ -791,3 +794,14 @@ def test_estate_lock_whose_session_was_ended_reports_nolock(make_engine, serve):
 def test_lock_connection_string_disables_the_drivers_reconnect():
     lock = EstateLock(SqlSettings(server="SQL01"), None, "SSOCLUSTER")
     assert "ConnectRetryCount=0" in lock.sql.settings.connection_string("SSODB")
+
+
+def test_ssodb_lists_the_sso_servers_registered_within_ten_days(make_engine):
+    from entsso import tsql
+
+    e = make_engine(utc_offset_minutes=-300)  # the expiry is SQL Server's local time, as GETDATE() is
+    e.register_sso_servers(["NODE1", "SSOCLUSTER", "HIS1.contoso.local"])
+    names = [r[0] for r in e.execute(tsql.SSO_SERVERS, database="SSODB").sets[0].rows]
+    assert names == ["his1.contoso.local", "node1", "ssocluster"]
+    e.register_sso_servers(["BTSOLD"], days_ago=10.01)  # a server gone for over ten days: expired
+    assert "btsold" not in [r[0] for r in e.execute(tsql.SSO_SERVERS, database="SSODB").sets[0].rows]

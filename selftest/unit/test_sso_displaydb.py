@@ -80,3 +80,10 @@ def test_host_facts_say_why_ssomanage_could_not_run():
     doc = {"sso": {"installed": True, "displaydb": {"exit_code": None, "stdout": "", "stderr": "",
                                                    "run_error": "'C:\\x\\ssomanage.exe' is missing on NODE1"}}}
     assert "could not run: 'C:\\x\\ssomanage.exe' is missing" in sso.parse_sso("NODE1", doc).displaydb_error
+
+
+def test_sso_servers_outside_the_inventory_are_those_no_host_or_cluster_name_matches_by_first_label():
+    registered = ["bts1.contoso.local", "his1.contoso.local", "node1", "ssocluster", "btsb1"]
+    assert sso.unlisted_servers(registered, ["NODE1", "NODE2", "BTS1", "BTS2", "SSOCLUSTER"]) == [
+        "his1.contoso.local", "btsb1"]
+    assert sso.unlisted_servers([], ["NODE1"]) == []

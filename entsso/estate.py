@@ -97,6 +97,8 @@ class SqlFacts:
     misplaced: list[sqlestate.Misplaced] = field(default_factory=list)
     sso_servers: tuple[str, ...] | None = None  # the SSO servers registered in SSODB; None: not read
     sso_servers_error: str | None = None  # why they could not be read
+    group_sso_server: str | None = None  # the BizTalk group's SSO server name (adm_Group.SSOServerName)
+    group_sso_server_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,15 +204,22 @@ def gather_sql(target: Target) -> SqlFacts:
             if not misplaced or isinstance(exc, SqlUnreachable):
                 raise
             secret_server = None  # SSODB is not where the inventory says: sql_instances_match names it
-        servers, servers_error = None, None
+        servers, servers_error, group_server, group_error = None, None, None, None
         try:
             servers = tuple(sso.registered_servers(estate))
         except SqlError as exc:
             if isinstance(exc, SqlUnreachable):
                 raise
             servers_error = str(exc)
+        try:
+            group_server = sso.group_sso_server(estate)
+        except SqlError as exc:
+            if isinstance(exc, SqlUnreachable):
+                raise
+            group_error = str(exc)
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
                         secret_server=secret_server, sso_servers=servers, sso_servers_error=servers_error,
+                        group_sso_server=group_server, group_sso_server_error=group_error,
                         jobs=sqlagent.jobs_everywhere(estate, target.job_names),
                         backups=backups, agent=agent, agent_error=agent_error,
                         agent_instance=agent_on if len(estate.instances) > 1 else None,

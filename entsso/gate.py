@@ -197,6 +197,25 @@ def no_unlisted_sso_servers(s: Snapshot, plan: Plan) -> Finding | None:
     return None
 
 
+def group_sso_server_is_cluster(s: Snapshot, plan: Plan) -> Finding | None:
+    """The BizTalk group's SSO server (adapter configuration) is the cluster: one naming a BizTalk server
+    stops answering when phase 1 stops its ENTSSO, and phase 6 reads the handlers through it."""
+    if not s.sql.reachable:
+        return None
+    name = s.sql.group_sso_server
+    if s.sql.group_sso_server_error is not None:
+        return Finding("group_sso_server", "BizTalk group's SSO server", f"not readable ({s.sql.group_sso_server_error})",
+                       "SELECT on BizTalkMgmtDb.dbo.adm_Group for the suite's login")
+    if name is None or (name.split(".")[0].lower() != plan.cluster_name.split(".")[0].lower()):
+        return Finding("group_sso_server", "BizTalk group's SSO server", f"{name!r} (MSBTS_GroupSetting.SSOServerName), "
+                       f"not the cluster {plan.cluster_name}: the adapter handlers' properties are read through it, "
+                       "and phase 1 stops ENTSSO on the BizTalk servers, so phase 6 could not read them",
+                       f"{plan.cluster_name}: set the group's SSO Server name to it (BizTalk Administration console, "
+                       "the group's Properties, General), as Microsoft's move of the MSS to a cluster asks, then "
+                       "run the gate again")
+    return None
+
+
 def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     view = s.cluster_view()
     g = view.group if view else None
@@ -488,7 +507,8 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
-                           lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan)]
+                           lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
+                           lambda: group_sso_server_is_cluster(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

@@ -237,6 +237,11 @@ def secret_server(sql: SqlServer) -> str | None:
     return sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar()
 
 
+def group_sso_server(sql: SqlServer) -> str | None:
+    """The BizTalk group's SSO server name (adm_Group.SSOServerName, what MSBTS_GroupSetting shows)."""
+    return sql.execute(tsql.GROUP_SSO_SERVER, database="BizTalkMgmtDb").scalar()
+
+
 def registered_servers(sql: SqlServer) -> list[str]:
     """The SSO servers registered in SSODB (SSOX_Servers, unexpired), as they registered (lower case)."""
     return [str(r["server_name"]) for r in sql.execute(tsql.SSO_SERVERS, database="SSODB").rows]

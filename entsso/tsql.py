@@ -33,6 +33,10 @@ SERVER_NAME = "SET NOCOUNT ON; SELECT SERVERPROPERTY('ServerName') AS server_nam
 
 SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
 
+# The SSO server the BizTalk group's admin tools use for adapter configuration (MSBTS_GroupSetting.SSOServerName,
+# the group's adm_Group row): the cluster name once the MSS is clustered.
+GROUP_SSO_SERVER = "SET NOCOUNT ON; SELECT TOP 1 SSOServerName AS sso_server FROM BizTalkMgmtDb.dbo.adm_Group"
+
 # The SSO servers that share SSODB: each registers its name (lower case) when it starts, for 10 days
 # (ssox_spSetServer: expiry = GETDATE() + 10 days; expired rows are deleted at the next registration).
 SSO_SERVERS = """SET NOCOUNT ON;

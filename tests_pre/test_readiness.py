@@ -38,6 +38,10 @@ def test_no_sso_server_outside_the_inventory_shares_ssodb(estate, run, judge):
     judge(gate.no_unlisted_sso_servers(estate, run), {"registered": estate.sql.sso_servers})
 
 
+def test_biztalk_groups_sso_server_is_the_cluster(estate, run, judge):
+    judge(gate.group_sso_server_is_cluster(estate, run), {"group_sso_server": estate.sql.group_sso_server})
+
+
 def test_sso_group_is_online(estate, run, judge):
     judge(gate.group_online(estate, run), estate.cluster_view())
 

@@ -709,10 +709,13 @@ class Estate:
             if not (h.role == "biztalk" or h.admin_tools):
                 raise PSError("Invalid namespace \"root\\MicrosoftBizTalkServer\": the BizTalk WMI provider "
                               f"(BizTalk administration tools) is not installed on {h.name}", "ObjectNotFound")
-            server = self._resolve(h.tools_server)
+            # the group's SSO server (MSBTS_GroupSetting.SSOServerName) when the scenario sets one; else the
+            # SSO server this machine's tools use
+            via = self.bt_cfg.get("group_sso_server") or h.tools_server
+            server = self._resolve(via)
             code, error = None, None
             if server is None:
-                code, error = ERR_CONTACT, contact_error(h.tools_server)
+                code, error = ERR_CONTACT, contact_error(via)
             elif not self._has_secret(server):
                 code, error = ERR_NO_SECRET, NO_SECRET_ERROR
             out = []

@@ -103,6 +103,7 @@ class BizTalkSection(_Model):
     host_instance_stop_sec: Optional[Seconds] = None
     adapter_handlers: Optional[list[AdapterHandler]] = None
     admin_tools_on_nodes: Optional[bool] = None
+    group_sso_server: Optional[str] = None  # MSBTS_GroupSetting.SSOServerName (adm_Group.SSOServerName)
 
 
 class SecondInstance(_Model):

@@ -127,6 +127,8 @@ class Lab:
         self.estate = Estate(scenario, self.clock, self.ssodb_engine)
         # every SSO server of the estate registered itself in SSODB (the cluster's instance as its network
         # name), and so did those outside it that share SSODB (`sso.extra_servers`)
+        self.sql.set_group("BizTalk Group", str((scenario.get("biztalk") or {}).get("group_sso_server")
+                                                or self.estate.cluster_name))
         self.ssodb_engine.register_sso_servers(self.estate.hosts + [self.estate.cluster_name]
                                                + list((scenario.get("sso") or {}).get("extra_servers") or []))
         self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])

@@ -352,6 +352,7 @@ CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOI
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BackupDateTime TEXT);
 CREATE TABLE BizTalkMgmtDb.adm_OtherBackupDatabases (DefaultDatabaseName TEXT COLLATE NOCASE,
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BTSServerName TEXT COLLATE NOCASE);
+CREATE TABLE BizTalkMgmtDb.adm_Group (Name TEXT, SSOServerName TEXT COLLATE NOCASE);
 CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, DatabaseName TEXT COLLATE NOCASE);
 CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
   SELECT ServerName, DatabaseName FROM lab_GroupDatabases
@@ -708,6 +709,13 @@ class SqlEngine:
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+    def set_group(self, name: str, sso_server: str) -> None:
+        """The BizTalk group's row of adm_Group: its name and the SSO server its admin tools use for adapter
+        configuration (MSBTS_GroupSetting.SSOServerName). Starting state: not a change."""
+        with self._lock:
+            self._db.execute("DELETE FROM BizTalkMgmtDb.adm_Group")
+            self._db.execute("INSERT INTO BizTalkMgmtDb.adm_Group VALUES (?, ?)", (name, sso_server))
 
     def register_sso_servers(self, names: list[str], days_ago: float = 0) -> None:
         """The SSO servers that share SSODB, as each registers itself when it starts (ssox_spSetServer:

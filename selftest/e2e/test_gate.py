@@ -24,7 +24,8 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
     assert "test_sso_server_uses_the_cluster_name[BTS1]" in outcomes
     assert {"test_node_is_a_possible_owner_of_the_entsso_resource[NODE2]", "test_cluster_witness_online",
             "test_sso_group_does_not_fail_back_on_its_own",
-            "test_no_sso_server_outside_the_inventory_shares_ssodb"} <= set(outcomes)  # and passed, as above
+            "test_no_sso_server_outside_the_inventory_shares_ssodb",
+            "test_biztalk_groups_sso_server_is_the_cluster"} <= set(outcomes)  # and passed, as above
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
@@ -136,7 +137,8 @@ def test_readiness_names_each_cluster_and_sso_setting_that_would_break_the_chang
     scenario = tmp_path / "cluster-settings.yml"
     scenario.write_text("extends: default\nname: cluster-settings\ncluster:\n  possible_owners: [NODE1]\n"
                         "  witness: Offline\n  preferred_owners: [NODE1, NODE2]\n  auto_failback: true\n"
-                        "  use_network_name: false\nsso:\n  extra_servers: [HIS1.contoso.local]\n",
+                        "  use_network_name: false\nsso:\n  extra_servers: [HIS1.contoso.local]\n"
+                        "biztalk:\n  group_sso_server: BTS1\n",
                         encoding="utf-8")
     run = run_suite(tmp_path / "reports", "tests_pre", "-m", "readiness", "--lab", str(scenario))
     assert run.returncode == 1, run.output[-3000:]
@@ -144,7 +146,8 @@ def test_readiness_names_each_cluster_and_sso_setting_that_would_break_the_chang
     assert {"test_node_is_a_possible_owner_of_the_entsso_resource[NODE2]", "test_cluster_witness_online",
             "test_sso_group_does_not_fail_back_on_its_own",
             "test_entsso_resource_is_online_as_generic_service",
-            "test_no_sso_server_outside_the_inventory_shares_ssodb"} <= failed, sorted(failed)
+            "test_no_sso_server_outside_the_inventory_shares_ssodb",
+            "test_biztalk_groups_sso_server_is_the_cluster"} <= failed, sorted(failed)
     assert "test_node_is_a_possible_owner_of_the_entsso_resource[NODE1]" not in failed
     message = run.message("test_node_is_a_possible_owner_of_the_entsso_resource[NODE2]")
     assert "not a possible owner of cluster resource ENTSSO (possible owners: NODE1)" in message
@@ -159,6 +162,8 @@ def test_readiness_names_each_cluster_and_sso_setting_that_would_break_the_chang
     message = run.message("test_no_sso_server_outside_the_inventory_shares_ssodb")
     assert "SSO servers the inventory does not list share SSODB: his1.contoso.local" in message
     assert "node1" not in message and "ssocluster" not in message  # the estate's own are not blamed
+    message = run.message("test_biztalk_groups_sso_server_is_the_cluster")
+    assert "'BTS1' (MSBTS_GroupSetting.SSOServerName), not the cluster SSOCLUSTER" in message
     cluster = run.lab_state["estate"]["cluster"]
     assert cluster["possible_owners"] == ["NODE1"]
     assert cluster["clustered_entsso"]["running_as"] == "NODE1"  # not the network name

@@ -817,3 +817,13 @@ def test_a_node_paused_mid_run_keeps_what_it_owns_and_receives_no_group():
     e.pause_node("NODE2")
     with pytest.raises(PSError, match=r"The node 'NODE1' cannot own it \(state Paused\)"):
         move(e, "NODE2", "NODE1")
+
+
+def test_adapter_handlers_are_read_through_the_groups_sso_server_when_the_scenario_sets_one():
+    e = make(biztalk={"group_sso_server": "BTS1"})
+    assert all(h["readable"] for h in handlers(e, "NODE1"))  # BTS1's ENTSSO runs, with the cached secret
+    for hi in e.dump()["hosts"]["BTS1"]["host_instances"]:
+        if hi["service_state"] != "Stopped" and hi["host_type"] == "InProcess":
+            services(e, "BTS1", (f"BTSSvc${hi['host_name']}", "Stopped"))
+    services(e, "BTS1", ("ENTSSO", "Stopped"))  # phase 1 silences BTS1
+    assert {h["error_code"] for h in handlers(e, "NODE1")} == {"0xC0002A0F"}

@@ -34,6 +34,7 @@ COLUMNS = {
     "SECRET_SERVER": ["secret_server"],
     "SERVER_NAME": ["server_name"],
     "SSO_SERVERS": ["server_name"],
+    "GROUP_SSO_SERVER": ["sso_server"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
     "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
@@ -131,6 +132,8 @@ def test_statement_returns_its_columns(lab_sql, name):
     engine, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
     if name == "SSO_SERVERS":  # the lab's server registers its hosts (entsso.lab.server.Lab)
         engine.register_sso_servers(["NODE1"])
+    if name == "GROUP_SSO_SERVER":  # and the group's row
+        engine.set_group("BizTalk Group", "SSOCLUSTER")
     params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,),
               "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows

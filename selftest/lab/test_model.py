@@ -827,3 +827,16 @@ def test_adapter_handlers_are_read_through_the_groups_sso_server_when_the_scenar
             services(e, "BTS1", (f"BTSSvc${hi['host_name']}", "Stopped"))
     services(e, "BTS1", ("ENTSSO", "Stopped"))  # phase 1 silences BTS1
     assert {h["error_code"] for h in handlers(e, "NODE1")} == {"0xC0002A0F"}
+
+
+def test_esso_setup_under_the_online_resource_exhausts_its_restarts_and_the_group_fails_over():
+    # what the runbook avoids by taking the resource offline first (phase 3): Setup stops the cluster's
+    # ENTSSO, each restart fails while Setup runs, and past RestartThreshold the role moves to NODE2
+    e = slow()
+    e.operator_instruct("NODE1", "10.0.2000.0")
+    assert wait_until(e, lambda: e.dump()["cluster"]["group"]["owner"] == "NODE2", 300)
+    actions = [a["what"] for a in e.dump()["cluster"]["restart_policy"]["actions"]]
+    assert actions[:3] == [f"restart {n} of 3 within 900 s on NODE1 (" + ("ENTSSO stopped outside the cluster "
+                           "(ESSO Setup stops ENTSSO))" if n == 1 else "ENTSSO cannot start while ESSO Setup runs)")
+                           for n in (1, 2, 3)]
+    assert actions[3].startswith("restart threshold 3 passed on NODE1: group SSO failed over to NODE2")

@@ -144,4 +144,6 @@ UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupSettings',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_BackupSettings', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')"""
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""

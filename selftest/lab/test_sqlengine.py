@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, permissions, sqlagent, tsql
+from entsso import backup, permissions, sqlagent, sso, tsql
 from entsso.lab.clock import Clock
 from entsso.lock import EstateLock, EstateLockLost
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
@@ -745,6 +745,16 @@ def test_has_perms_by_name_answers_0_for_a_denied_object_and_null_for_an_absent_
     assert answers[("EXECUTE", "msdb.dbo.sp_start_job")] == 1
     assert answers[("SELECT", "BizTalkMgmtDb.dbo.adm_ForceFullBackup")] is None  # 2010 schema: no such table
     assert [str(g) for g in permissions.missing(permissions.grants(sql))] == ["EXECUTE on msdb.dbo.sp_update_job"]
+
+
+def test_the_gates_sso_server_reads_are_among_the_grants_asked(lab_sql):
+    # the gate reads SSOX_Servers (SSO servers sharing SSODB) and adm_Group (the group's SSO server): a login
+    # without them is named with its GRANT before anything changes, not found by a 229 in the gate's reads
+    _, sql = lab_sql(denied=["SSODB.dbo.SSOX_Servers", "BizTalkMgmtDb.dbo.adm_Group"])
+    assert [str(g) for g in permissions.missing(permissions.grants(sql))] == [
+        "SELECT on BizTalkMgmtDb.dbo.adm_Group", "SELECT on SSODB.dbo.SSOX_Servers"]
+    with pytest.raises(SqlPermissionDenied):
+        sso.registered_servers(sql)
 
 
 def test_a_denied_name_the_lab_does_not_model_is_refused(make_engine):

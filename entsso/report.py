@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from entsso import change, journal
+from entsso import change, gantt, journal
 from entsso.plugin import RUN_KEY, conclude
 from entsso.run import Run
 
@@ -227,8 +227,15 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
                      f"{e(PHASE_TITLES.get(run.current_phase, run.current_phase))}.</b>"
                      f"{recovery_html(run, run.current_phase)}</div>")
     parts.append(outage_html(conclusion))
+    runs = change_runs(run, records)
+    parts.append(runs_html(run, runs))
     parts.append("<h3>Timeline</h3>")
-    parts.append(timeline_html(records))
+    parts.append(f"<p>Every run of this change{' (' + str(len(runs)) + ' runs, the pauses between them cut out)' if len(runs) > 1 else ''}: "
+                 "each phase (blue: what it took; dashed: the longest the plan gives it) and each host's steps. "
+                 "Hover a bar for its step, outcome and time.</p>")
+    parts.append(f'<div class="entsso-gantt-box" style="overflow-x:auto">{gantt.gantt_svg(runs)}</div>')
+    parts.append("<details class='entsso-timeline-table'><summary>Every operation of this run, as a table</summary>"
+                 + timeline_html(records) + "</details>")
     logs = [(p, run.phase_logs[p]) for p in PHASE_TITLES if run.phase_logs.get(p) and p != "gate"]
     if logs:
         parts.append("<h3>Log of each phase</h3>")
@@ -236,6 +243,53 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
             parts.append(f"<details class='entsso-phase-log'><summary>{e(PHASE_TITLES.get(p, p))} "
                          f"({len(lines)} lines)</summary><pre>{e(chr(10).join(lines))}</pre></details>")
     return "\n".join(parts)
+
+
+def change_runs(run: Run, records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """This change's runs whose journals are in this reports folder (oldest first), this run last: a
+    stop and its resume are one change, and each run's report shows all of it."""
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    if run._snapshot is not None and run.options.change_ticket:
+        for prior in run.history().local:
+            if prior.applied and prior.run_id != run.id:
+                out.append((prior.run_id, list(journal.read(run.dir.parent / prior.run_id / "journal.jsonl"))))
+    return [*out, (run.id, records)]
+
+
+def runs_html(run: Run, runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    """The change's runs: this admin box's journals of it, and the ones the estate's record names that were
+    made elsewhere. Nothing for a change of one run."""
+    recorded = list(run.change_record.runs) if run.change_record is not None else []
+    if run.change_record is None and run._snapshot is not None and run.options.change_ticket:
+        recorded = list(run.history().runs)
+    here = {rid for rid, _ in runs}
+    elsewhere = [rid for rid in recorded if rid not in here]
+    if len(runs) < 2 and not elsewhere:
+        return ""
+    e = html.escape
+    rows = []
+    for rid, recs in runs:
+        start = next((r for r in recs if r.get("kind") == "run_started"), {})
+        verdict = next((r for r in reversed(recs) if r.get("kind") == "verdict"), None)
+        done = sorted({r.get("phase") for r in recs if r.get("kind") == "phase_finished" and r.get("outcome") == "done"
+                       and r.get("complete", True)}, key=lambda p: change.PHASE_NUMBERS.get(p, 99))
+        how = ("backed the change out" if start.get("backout") or "backout" in done
+               else f"continued it (--resume {start['resume']})" if start.get("resume")
+               else "started the change" if rid == runs[0][0] else "continued it (same ticket)")
+        outcome = (verdict["verdict"] if verdict else "no verdict (the run ended without one)")
+        link = ("this report" if rid == run.id else
+                f"<a href='../{e(rid)}/report.html'>its report</a>" if (run.dir.parent / rid / "report.html").exists()
+                else "no report")
+        rows.append(f"<tr><td>{e(rid)}</td><td>{e(str(start.get('ts', ''))[:19].replace('T', ' '))}</td><td>{e(how)}</td>"
+                    f"<td>{e(', '.join(PHASE_TITLES.get(p, p) for p in done) or 'none')}</td><td>{e(outcome)}</td><td>{link}</td></tr>")
+    for rid in elsewhere:
+        rows.append(f"<tr><td>{e(rid)}</td><td colspan='4'>made from another admin box (named by the change's record on "
+                    f"the estate; its journal is not in this reports folder)</td><td>—</td></tr>")
+    return ("<h3>This change's runs</h3><p>One change, several runs (a stop, then a resume): this report shows all of "
+            "them; the timeline below draws each run's journal.</p>"
+            '<table class="entsso-runs" border="1" cellpadding="3" style="border-collapse:collapse">'
+            "<tr><th>Run</th><th>Started (UTC)</th><th>What it did</th><th>Phases it finished</th><th>Its verdict</th>"
+            "<th>Report</th></tr>" + "".join(rows) + "</table>")
 
 
 def _when(at: datetime | None) -> str:

@@ -115,6 +115,20 @@ def test_stop_then_stop_again_then_the_printed_command_completes_with_the_origin
     assert json.loads((third.dir / "baseline.json").read_text()) == json.loads((first.dir / "baseline.json").read_text())
     assert biztalk_state(lab) == before
     assert third.summary["change"]["runs"] == [first.dir.name, second.dir.name, third.dir.name]
+    # one report covers the whole change: the last run's report lists its three runs and draws them all
+    report = (third.dir / "report.html").read_text()
+    runs_table = re.search(r'<table class="entsso-runs".*?</table>', report, re.S).group(0)
+    for run in (first, second, third):
+        assert run.dir.name in runs_table
+    assert runs_table.count("continued it (same ticket)") == 2 and "started the change" in runs_table
+    assert f"../{first.dir.name}/report.html" in runs_table
+    chart = re.search(r'<svg class="entsso-gantt".*?</svg>', report, re.S).group(0)
+    assert 'data-runs="3"' in chart
+    assert re.findall(r'class="entsso-gantt-run" data-run="([^"]+)"', chart) == [first.dir.name, second.dir.name,
+                                                                                 third.dir.name]
+    # the runs that stopped left the installer's failure on NODE2 drawn red, the last one its success
+    failed = re.findall(r'data-phase="upgrade" data-host="NODE2" data-outcome="exit code 1603"[^>]* fill="([^"]+)"', chart)
+    assert failed == ["#cf222e", "#cf222e"], failed  # red, once in each stopped run
 
 
 def test_a_second_ticket_is_refused_while_a_change_is_unfinished_and_the_documented_command_continues_it(

@@ -4,9 +4,12 @@ kept in the run directory. And the canary secret of the run appears in no file i
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,55 @@ def rendered(full_run, tmp_path_factory):
     snap = _chromium(str(work / "y"), "--window-size=1400,2400", "--virtual-time-budget=5000",
                      f"--screenshot={shot}", report.as_uri())
     assert snap.returncode == 0, snap.stderr[-2000:]
+    keep_artifact(shot, "report-completed.png")
     return {"dom": dom.stdout, "netlog": netlog.read_text(errors="replace"), "screenshot": shot}
+
+
+ARTIFACTS = Path(os.environ.get("ENTSSO_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "reports" / "selftest-artifacts"))
+
+
+def keep_artifact(path: Path, name: str) -> Path:
+    """Keep a screenshot where a person (or CI) looks after the run: reports/selftest-artifacts/ (git-ignored;
+    ENTSSO_TEST_ARTIFACTS moves it), not only in pytest's temporary folder."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(path, ARTIFACTS / name))
+
+
+def png_pixel(path: Path, x: int, y: int) -> tuple[int, int, int]:
+    """The RGB of one pixel of an 8-bit RGB(A) PNG, as Chromium writes its screenshots (no imaging library
+    on the admin box: the PNG format's own filters, RFC 2083 section 6)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + size]
+        if kind == b"IHDR":
+            width, _, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour in (2, 6), (depth, colour)
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + size
+    raw, stride, prev = zlib.decompress(idat), width * bpp, bytearray(width * bpp)
+    for row in range(y + 1):
+        line = raw[row * (stride + 1):(row + 1) * (stride + 1)]
+        f, cur = line[0], bytearray(line[1:])
+        for i in range(stride):
+            a = cur[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                cur[i] = (cur[i] + a) & 255
+            elif f == 2:
+                cur[i] = (cur[i] + b) & 255
+            elif f == 3:
+                cur[i] = (cur[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                cur[i] = (cur[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = cur
+    return tuple(prev[x * bpp:x * bpp + 3])  # type: ignore[return-value]
 
 
 # Chromium's NetLog tags each request with its network traffic annotation: the page's own loads are
@@ -91,6 +142,39 @@ def test_report_shows_ticket_phases_and_outcome_counts(rendered, full_run):
     # pytest-html renders the counts with JavaScript from the embedded data: only a browser shows them
     assert re.search(rf"{passed}\s+Passed", dom), "the passed count is not rendered"
     assert rendered["screenshot"].stat().st_size > 10_000
+
+
+def test_the_rendered_banner_says_completed_in_green(rendered):
+    dom = rendered["dom"]
+    banner = re.search(r'<div class="entsso-verdict" data-verdict="([a-z -]+)" style="background:(#[0-9a-f]{6})[^"]*">'
+                       r"(.*?)</div>", dom)
+    assert banner, "no verdict banner in the rendered page"
+    verdict, colour, text = banner.groups()
+    assert verdict == "completed" and colour == "#1a7f37"
+    assert re.sub("<[^>]+>", "", text) == ("COMPLETED — CHG-SELFTEST-1: The change is complete: SSO upgraded, the MSS "
+                                           "clustered again, BizTalk back as before the change.")
+    assert re.search(r'<h1 id="title">COMPLETED — change CHG-SELFTEST-1', dom)
+    # and it is green on the screen: the title bar at the top of the screenshot, as a person sees it
+    r, g, b = png_pixel(rendered["screenshot"], 1200, 30)
+    assert (r, g, b) == (0x1a, 0x7f, 0x37), (r, g, b)
+
+
+def test_the_rendered_timeline_is_an_svg_gantt_of_every_phase_and_host(rendered):
+    dom = rendered["dom"]
+    svg = re.search(r'<svg class="entsso-gantt".*?</svg>', dom, re.S)
+    assert svg, "no SVG timeline in the rendered page"
+    chart = svg.group(0)
+    assert 'data-runs="1"' in chart
+    phases = set(re.findall(r'class="entsso-gantt-phase" data-phase="(\w+)"', chart))
+    assert phases >= set(PHASES)
+    planned = set(re.findall(r'class="entsso-gantt-planned" data-phase="(\w+)"', chart))
+    assert planned == set(PHASES), "each phase is drawn against its plan"
+    hosts = set(re.findall(r'class="entsso-gantt-step" data-phase="upgrade" data-host="(\w+)"', chart))
+    assert hosts == {"NODE1", "NODE2"}
+    outcomes = set(re.findall(r'data-outcome="([a-z ]+)"', chart))
+    assert "no result" not in outcomes and "ok" in outcomes
+    figures = re.findall(r'class="entsso-gantt-figure"[^>]*>([^<]+)<', chart)
+    assert len(figures) >= 7 and all(re.fullmatch(r"[\d.]+ (s|min) of ≤ [\d.]+ (s|min)", f) for f in figures), figures
 
 
 def test_canary_secret_in_no_file_of_the_run(full_run):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from selftest.e2e.test_report import _chromium
+from selftest.e2e.test_report import _chromium, keep_artifact
 
 
 class _Tables(HTMLParser):
@@ -55,6 +55,7 @@ def page(full_run, tmp_path_factory) -> str:
     shot = _chromium(str(work / "y"), "--window-size=1400,1800", "--virtual-time-budget=5000",
                      f"--screenshot={full_run.dir / 'report-glance.png'}", (full_run.dir / "report.html").as_uri())
     assert shot.returncode == 0
+    keep_artifact(full_run.dir / "report-glance.png", "report-glance.png")
     return dom.stdout
 
 

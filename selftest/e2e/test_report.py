@@ -177,6 +177,18 @@ def test_the_rendered_timeline_is_an_svg_gantt_of_every_phase_and_host(rendered)
     assert len(figures) >= 7 and all(re.fullmatch(r"[\d.]+ (s|min) of ≤ [\d.]+ (s|min)", f) for f in figures), figures
 
 
+DEMO_CONSOLE_LINES = 120  # issue 19: the demo's whole console fits on a screen an operator can scroll once
+
+
+def test_the_demos_console_fits_in_120_lines(full_run):
+    """The shared run is `make demo`'s command on the same estate (the fast scenario is the default one
+    with short delays) and the same -q; make adds two lines of its own (the command, and the report's
+    path). Measured 2026-12-02: `make demo` printed 103 lines (106 with a first bootstrap)."""
+    lines = full_run.output.splitlines()
+    assert len(lines) + 2 <= DEMO_CONSOLE_LINES, f"{len(lines)} lines:\n" + "\n".join(lines)
+    assert "[phase 7/7] Put BizTalk back" in full_run.output and "entsso: COMPLETED" in full_run.output
+
+
 def test_canary_secret_in_no_file_of_the_run(full_run):
     assert full_run.returncode == 0
     hits = [str(p) for p in full_run.dir.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]

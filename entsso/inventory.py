@@ -472,6 +472,9 @@ class Inventory(_Model):
     secret_backup: SecretBackup = Field(description="where and how the master secret is backed up")
     upgrade: Upgrade = Field(description="the Enterprise SSO update: target version and how it is installed")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="each step's deadline, in seconds")
+    site_checks: str | None = Field(None, min_length=1, description="a folder of the site's own read-only checks "
+                                    "(pytest files using testinfra's host fixture), relative to this file: run in the "
+                                    "gate and again after the change (docs/site-checks.md)")
     lab: Lab | None = Field(None, description="written by the lab only")
 
     _path: Path = PrivateAttr(default=Path())

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--window-ends", metavar="TIME",
                 help="the end of the change window (HH:MM local, or ISO): a phase that cannot finish, with time "
                      "to back out, is not started")
+    g.addoption("--site-checks", metavar="FOLDER", default=None,
+                help="the site's own read-only checks (pytest files with testinfra's host fixture), run in the gate "
+                     "and after the change; default: the inventory's site_checks")
     g.addoption("--backout", action="store_true",
                 help="put the estate of change --change-ticket back in service from wherever it stopped "
                      "(changes the estate; upgraded nodes stay upgraded)")
@@ -122,6 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)  # a refused inventory leaves no run folder
         raise
     run.lab = lab
+    _add_site_checks(config, run, opt.site_checks)
     control = lab
     if control is None and getattr(run.inventory, "lab", None) is not None and run.inventory.lab.control_url:
         from entsso.lab.launcher import LabControl
@@ -145,6 +149,22 @@ def pytest_configure(config: pytest.Config) -> None:
     opt.self_contained_html = True
     if not getattr(opt, "xmlpath", None):
         opt.xmlpath = str(run_dir / "junit.xml")
+
+
+def _add_site_checks(config: pytest.Config, run: Run, override: str | None) -> None:
+    """Collect the site's checks (entsso.sitechecks) with the suite's own tests."""
+    from entsso import sitechecks
+
+    folder = sitechecks.folder_of(run.inventory, override)
+    run.site_checks = folder  # type: ignore[attr-defined]
+    if folder is None:
+        return
+    if not folder.is_dir():
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise pytest.UsageError(f"site checks: {folder} is not a folder (the inventory's site_checks, or "
+                                "--site-checks, names it)")
+    if not any(Path(a).resolve() == folder for a in config.args):
+        config.args.append(str(folder))
 
 
 class _PhaseLog(logging.Handler):
@@ -531,6 +551,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     f"({', '.join(h.runs)})")
 
 
+def _is_site_check(run: Run, path: Path) -> bool:
+    from entsso.sitechecks import is_site_check
+
+    return is_site_check(path, getattr(run, "site_checks", None))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Readiness before prepared before post (stable): the gate's tests report before a phase acts."""
     def rank(item: pytest.Item) -> int:
@@ -542,6 +568,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backout = run.options.backout
         keep = [i for i in items if bool(i.get_closest_marker("backout")) == backout]
         gone = [i for i in items if bool(i.get_closest_marker("backout")) != backout]
+        # the site's checks after the change run only where the change runs to its end (with the suite's
+        # own post tests): `pytest tests_pre --apply` must not run phases 3-7 for them
+        site_after = [i for i in keep if _is_site_check(run, i.path) and i.get_closest_marker("post")]
+        if site_after and not any(i.get_closest_marker("post") and not _is_site_check(run, i.path) for i in keep):
+            keep, gone = [i for i in keep if i not in site_after], gone + site_after
         if run.options.plan:  # what is not done yet is the test plan, not a failure: only the gate runs
             later = [i for i in keep if not i.get_closest_marker("readiness")]
             config._entsso_test_plan = {  # type: ignore[attr-defined]
@@ -561,6 +592,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if run is None:
         return
     names = metafunc.fixturenames
+    if "host" in names and _is_site_check(run, metafunc.definition.path):
+        from entsso.sitechecks import MOMENTS
+
+        marks = {"gate": pytest.mark.readiness, "after": pytest.mark.post}
+        metafunc.parametrize("host", [pytest.param((name, moment), marks=marks[moment], id=f"{moment}-{name}")
+                                      for moment in MOMENTS for name in run.hosts], indirect=True)
     if "node" in names:
         metafunc.parametrize("node", run.nodes)
     if "biztalk_server" in names:
@@ -648,25 +685,33 @@ PHASES_SET_UP_KEY = pytest.StashKey[list]()
 
 @pytest.fixture(scope="session")
 def testinfra_host(run: Run):  # type: ignore[no-untyped-def]
-    """testinfra_host("NODE1") -> a pytest-testinfra Host (winrm backend, NTLM, cmd shell) for simple
-    per-host checks: host.run, host.check_output, host.file. PowerShell goes through entsso.winrm."""
-    import urllib.parse
-
-    import testinfra
+    """testinfra_host("NODE1") -> a pytest-testinfra Host (winrm backend, cmd shell) for simple per-host
+    checks (host.run, host.check_output), reached with the suite's own WinRM settings and credentials,
+    never through a URL that holds the password (entsso.sitechecks). PowerShell goes through entsso.winrm."""
+    from entsso.sitechecks import testinfra_host as make
 
     cache: dict[str, Any] = {}
 
     def get(name: str) -> Any:
         if name not in cache:
-            h = run.hosts[name]
-            s = h.settings
-            user = urllib.parse.quote(h._username, safe="")
-            secret = h._password.get_secret_value() if hasattr(h._password, "get_secret_value") else h._password
-            port = s.port or (5986 if s.https else 5985)
-            query = "&".join(q for q in ("no_ssl=true" if not s.https else "",
-                                         "no_verify_ssl=true" if not s.cert_validation else "") if q)
-            spec = f"winrm://{user}:{urllib.parse.quote(secret or '', safe='')}@{h.address}:{port}"
-            cache[name] = testinfra.get_host(spec + (f"?{query}" if query else ""))
+            cache[name] = make(run, name)
         return cache[name]
 
     return get
+
+
+@pytest.fixture
+def host(request: pytest.FixtureRequest, run: Run, testinfra_host):  # type: ignore[no-untyped-def]
+    """testinfra's `host`, for the site's checks: one of the estate's hosts, in the gate (before anything
+    changes) or after the change (once phase 7 has put BizTalk back). Overrides pytest-testinfra's own
+    `host` (its --hosts URLs would carry the password)."""
+    param = getattr(request, "param", None)
+    if param is None:
+        pytest.fail("`host` is the site checks' fixture: put the test in the folder the inventory's site_checks "
+                    "names (or --site-checks)", pytrace=False)
+    name, moment = param
+    if moment == "after":
+        request.getfixturevalue("resumed")  # the whole change, as the suite's own post tests have it
+    h = testinfra_host(name)
+    h.estate_name = name
+    return h

@@ -154,7 +154,7 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     title_style = f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}</style>"
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
     prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion)]
-    rep._report.additional_summary["postfix"][:] = [next_steps_html(run, conclusion)]
+    rep._report.additional_summary["postfix"][:] = [site_checks_html(config, run) + next_steps_html(run, conclusion)]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -398,6 +398,32 @@ def before_after_html(run: Run) -> str:
             "last read it. Changed values are in bold.</p>"
             '<table class="entsso-before-after" border="1" cellpadding="3" style="border-collapse:collapse">'
             + head + "".join(rows) + "</table>")
+
+
+def site_checks_html(config: pytest.Config, run: Run) -> str:
+    """The site's own checks (entsso.sitechecks): each test on each host, in the gate and after the change."""
+    from entsso.sitechecks import is_site_check
+
+    folder = getattr(run, "site_checks", None)
+    items = [i for i in getattr(config, "_entsso_items", []) if is_site_check(i.path, folder)]
+    if not items:
+        return ""
+    e = html.escape
+    outcomes = config.__dict__.get("_entsso_outcomes", {})
+    table: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+    for i in items:
+        spec = getattr(i, "callspec", None)
+        name, moment = spec.params["host"] if spec else (i.name, "gate")
+        table.setdefault((i.originalname, name), {})[moment] = outcomes.get(i.nodeid, "not run yet")
+    colours = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e", "skipped": "#8c959f"}
+    rows = "".join(f"<tr><td>{e(test.removeprefix('test_').replace('_', ' '))}</td><td>{e(host)}</td>"
+                   + "".join(f"<td style='color:{colours.get(m.get(k, ''), '#555')}'>{e(m.get(k, 'not in this run'))}</td>"
+                             for k in ("gate", "after")) + "</tr>"
+                   for (test, host), m in table.items())
+    return (f'<h3>Site checks</h3><p>The site\'s own checks from {e(str(folder))}, each on each host: in the gate '
+            "(before anything changed) and after the change.</p>"
+            '<table class="entsso-site-checks" border="1" cellpadding="3" style="border-collapse:collapse">'
+            "<tr><th>Check</th><th>Host</th><th>In the gate</th><th>After the change</th></tr>" + rows + "</table>")
 
 
 def secret_backup_html(records: list[dict[str, Any]]) -> str:

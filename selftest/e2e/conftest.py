@@ -4,16 +4,17 @@ from __future__ import annotations
 import pytest
 
 from entsso.lab.launcher import LabProcess
-from selftest.e2e.suite import SuiteRun, run_suite
+from selftest.e2e.suite import ROOT, SuiteRun, run_suite
 
-CANARY = "Canary-Secret-9b1e77d2"  # the master secret backup password for the shared run
+CANARY = "Canary-Secret-9b1e77d2"
+SITE_CHECKS = ROOT / "site_checks" / "example"  # the shipped example of a site's own checks (docs/site-checks.md)  # the master secret backup password for the shared run
 
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     reports = tmp_path_factory.mktemp("full-run")
     return run_suite(reports, "--lab", "fast", "--apply", "--change-ticket", "CHG-SELFTEST-1",
-                     env={"ENTSSO_SECRET_PASSWORD": CANARY})
+                     "--site-checks", str(SITE_CHECKS), env={"ENTSSO_SECRET_PASSWORD": CANARY})
 
 
 @pytest.fixture

@@ -147,3 +147,8 @@ UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""
+
+# discovery (python -m entsso.discover): the group's BizTalk servers and every SQL
+# Agent job
+BIZTALK_SERVERS = "SELECT Name FROM BizTalkMgmtDb.dbo.adm_Server ORDER BY Name"
+ALL_JOBS = "SELECT name, enabled FROM msdb.dbo.sysjobs ORDER BY name"

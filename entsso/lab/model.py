@@ -647,6 +647,22 @@ class Estate:
         quorum = {"type": "Majority", "witness": {"name": "File Share Witness", "state": witness}}
         return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum}
 
+    def _op_get_clusterssoroles(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002
+        """Get-ClusterSsoRoles: on a node, the cluster and its one Generic Service resource (ENTSSO); on
+        another machine, the FailoverClusters module is not there (Import-Module's own message)."""
+        with self._lock:
+            self._advance()
+            if h.role != "node":
+                return {"cluster_name": None, "nodes": [], "resources": [],
+                        "error": "The specified module 'FailoverClusters' was not loaded because no valid module "
+                                 "file was found in any module directory."}
+            c = self.cluster
+            doc = self._cluster_doc({})
+            return {"cluster_name": c.name, "error": None, "nodes": doc["nodes"],
+                    "resources": [{"name": c.resource, "group": c.group, "state": c.resource_state,
+                                   "owner_node": c.owner, "resource_type": "Generic Service",
+                                   "service_name": ENTSSO}]}
+
     def _displaydb(self, h: Host) -> dict[str, Any]:
         """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
         forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC."""

@@ -118,8 +118,11 @@ class Lab:
         self.scenario = scenario
         self.clock = Clock(speed or float(scenario.get("speed", 50)))
         secret_server = scenario.get("sso", {}).get("secret_server", "")
-        # one SQL Server instance, or two (sql.second_instance): the first holds the management database
-        self.sql_engines = [SqlEngine(sc, secret_server, self.clock, hosted=hosted, remote=remote)
+        # one SQL Server instance, or two (sql.second_instance): the first holds the management database (and
+        # adm_Server, the group's BizTalk servers)
+        biztalk_servers = tuple(str(b["name"]) for b in (scenario.get("biztalk") or {}).get("servers") or [])
+        self.sql_engines = [SqlEngine(sc, secret_server, self.clock, hosted=hosted, remote=remote,
+                                      biztalk_servers=biztalk_servers if hosted is None else ())
                             for sc, hosted, remote in split_instances(scenario.get("sql", {}))]
         self.sql = self.sql_engines[0]
         # the SSO service reads and writes SSODB where it lives

@@ -353,6 +353,7 @@ CREATE TABLE BizTalkMgmtDb.adm_BackupHistory (BackupId INTEGER PRIMARY KEY AUTOI
 CREATE TABLE BizTalkMgmtDb.adm_OtherBackupDatabases (DefaultDatabaseName TEXT COLLATE NOCASE,
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BTSServerName TEXT COLLATE NOCASE);
 CREATE TABLE BizTalkMgmtDb.adm_Group (Name TEXT, SSOServerName TEXT COLLATE NOCASE);
+CREATE TABLE BizTalkMgmtDb.adm_Server (Id INTEGER PRIMARY KEY AUTOINCREMENT, Name TEXT COLLATE NOCASE UNIQUE);
 CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, DatabaseName TEXT COLLATE NOCASE);
 CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
   SELECT ServerName, DatabaseName FROM lab_GroupDatabases
@@ -399,7 +400,8 @@ class SqlEngine:
     SQL Agent, and counters for the lab's report."""
 
     def __init__(self, scenario_sql: dict, secret_server: str, clock: Any, *,
-                 hosted: Sequence[str] | None = None, remote: dict[str, str] | None = None) -> None:
+                 hosted: Sequence[str] | None = None, remote: dict[str, str] | None = None,
+                 biztalk_servers: Sequence[str] = ()) -> None:
         """`hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
         group's databases); `remote`: database -> the other instance's name (SERVERPROPERTY('ServerName'))
         for the group's databases that live there (the Backup BizTalk Server job's view names it)."""
@@ -467,6 +469,8 @@ class SqlEngine:
         self._current_session = 0
         self._db.create_function("APPLOCK_MODE", 3, self._applock_mode)
         self._seed(scenario_sql, secret_server)
+        for server in biztalk_servers:  # the group's servers, as BizTalk Configuration enlists them
+            self._db.execute("INSERT INTO BizTalkMgmtDb.adm_Server (Name) VALUES (?)", (server,))
         self._scheduler: threading.Thread | None = None
         if self.agent_running:
             self._scheduler = threading.Thread(target=self._schedule, name="lab-sqlagent:schedule", daemon=True)

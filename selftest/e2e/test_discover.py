@@ -1,0 +1,72 @@
+"""python -m entsso.discover against a hand-started lab (an estate that outlives the run, as a real one):
+it reads the estate read-only, writes an inventory that `python -m entsso.inventory` accepts and with
+which the readiness gate passes, and a twin scenario whose lab, started fresh, gives the same gate facts
+(the same baseline and the same gate verdicts, test by test) as the estate it came from."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from entsso.lab.launcher import LabProcess
+from selftest.e2e.suite import ROOT, run_suite
+
+
+def _discover(lab, out, *extra):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ENTSSO_")}, **lab.env}
+    return subprocess.run([sys.executable, "-m", "entsso.discover", "--cluster", "SSOCLUSTER", "--sql", "SQL1",
+                           "--sql-auth", "sql", "--sql-user", "entsso", "--winrm-user", "LAB\\svc-entsso",
+                           "--network", str(lab.inventory_path), "--target-version", "10.0.2000.0",
+                           "--package-path", "C:\\Install\\BizTalk Server 2020\\Platform\\SSO64\\Setup.exe",
+                           "--environment", "LAB", "--out", str(out), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _gate_facts(run):
+    baseline = next(r["baseline"] for r in run.journal() if r["kind"] == "baseline")
+    baseline.pop("taken_at")
+    return baseline, run.outcomes
+
+
+def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_gate_facts(start_lab, tmp_path):
+    lab = start_lab("fast")
+    before = lab.state()["changes"]
+    out = tmp_path / "discovered.yml"
+    done = _discover(lab, out)
+    assert done.returncode == 0, done.stderr
+    assert "2 node(s) (NODE1, NODE2), 2 BizTalk server(s), 13 BizTalk job(s)" in done.stdout
+    assert lab.state()["changes"] == before  # read-only
+    text = out.read_text()
+    assert "upgrade.mode: manual" in text and "secret_backup.folder" in text  # what it could not know, said
+    inv = yaml.safe_load(text)
+    assert [n["name"] for n in inv["cluster"]["nodes"]] == ["NODE1", "NODE2"]
+    assert (inv["cluster"]["group"], inv["cluster"]["resource"], inv["cluster"]["primary"]) == ("SSO", "ENTSSO", "NODE1")
+    assert [b["name"] for b in inv["biztalk_servers"]] == ["BTS1", "BTS2"]
+    assert inv["sql"]["backup_job"] == "Backup BizTalk Server (BizTalkMgmtDb)" and len(inv["sql"]["jobs"]) == 13
+    # a name that is not a cluster node is said to be one, and nothing is written
+    wrong = _discover(lab, tmp_path / "x.yml", "--cluster", "BTS1")
+    assert wrong.returncode == 1 and not (tmp_path / "x.yml").exists()
+    assert "discovery stopped: BTS1 is not a failover cluster node" in wrong.stderr and "FailoverClusters" in wrong.stderr
+
+    check = subprocess.run([sys.executable, "-m", "entsso.inventory", str(out)], cwd=ROOT, capture_output=True,
+                           text=True, env={k: v for k, v in os.environ.items() if not k.startswith("ENTSSO_")})
+    assert check.returncode == 0 and ": valid" in check.stdout, check.stdout + check.stderr
+
+    gate = run_suite(tmp_path / "reports", "tests_pre", "-m", "readiness", f"--inventory={out}", env=dict(lab.env))
+    assert gate.returncode == 0, gate.output[-3000:]
+    assert gate.summary["verdict"] == "read-only"
+
+    twin_path = tmp_path / "discovered-twin.yml"
+    twin = LabProcess(str(twin_path), tmp_path / "twin" / "lab-inventory.yml", speed=200).start()
+    try:
+        twin_gate = run_suite(tmp_path / "reports-twin", "tests_pre", "-m", "readiness",
+                              f"--inventory={twin.inventory_path}", env=dict(twin.env))
+    finally:
+        twin.stop()
+    assert twin_gate.returncode == 0, twin_gate.output[-3000:]
+    base, outcomes = _gate_facts(gate)
+    twin_base, twin_outcomes = _gate_facts(twin_gate)
+    assert twin_base == base
+    assert twin_outcomes == outcomes and len(outcomes) > 20

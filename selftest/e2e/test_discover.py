@@ -4,24 +4,25 @@ which the readiness gate passes, and a twin scenario whose lab, started fresh, g
 (the same baseline and the same gate verdicts, test by test) as the estate it came from."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import yaml
 
+from entsso import discover
+from entsso import inventory as inventory_check
 from entsso.lab.launcher import LabProcess
-from selftest.e2e.suite import ROOT, run_suite
+from selftest.e2e.suite import run_suite
 
 
-def _discover(lab, out, *extra):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ENTSSO_")}, **lab.env}
-    return subprocess.run([sys.executable, "-m", "entsso.discover", "--cluster", "SSOCLUSTER", "--sql", "SQL1",
-                           "--sql-auth", "sql", "--sql-user", "entsso", "--winrm-user", "LAB\\svc-entsso",
-                           "--network", str(lab.inventory_path), "--target-version", "10.0.2000.0",
-                           "--package-path", "C:\\Install\\BizTalk Server 2020\\Platform\\SSO64\\Setup.exe",
-                           "--environment", "LAB", "--out", str(out), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+def _discover(lab, out, monkeypatch, capsys, *extra):
+    """python -m entsso.discover, in this process (its code is the same; a child would cost a second start)."""
+    for name, value in lab.env.items():
+        monkeypatch.setenv(name, value)
+    code = discover.main(["--cluster", "SSOCLUSTER", "--sql", "SQL1", "--sql-auth", "sql", "--sql-user", "entsso",
+                          "--winrm-user", "LAB\\svc-entsso", "--network", str(lab.inventory_path),
+                          "--target-version", "10.0.2000.0",
+                          "--package-path", "C:\\Install\\BizTalk Server 2020\\Platform\\SSO64\\Setup.exe",
+                          "--environment", "LAB", "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def _gate_facts(run):
@@ -30,13 +31,14 @@ def _gate_facts(run):
     return baseline, run.outcomes
 
 
-def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_gate_facts(start_lab, tmp_path):
+def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_gate_facts(start_lab, tmp_path,
+                                                                                         monkeypatch, capsys):
     lab = start_lab("fast")
     before = lab.state()["changes"]
     out = tmp_path / "discovered.yml"
-    done = _discover(lab, out)
-    assert done.returncode == 0, done.stderr
-    assert "2 node(s) (NODE1, NODE2), 2 BizTalk server(s), 13 BizTalk job(s)" in done.stdout
+    code, stdout, stderr = _discover(lab, out, monkeypatch, capsys)
+    assert code == 0, stderr
+    assert "2 node(s) (NODE1, NODE2), 2 BizTalk server(s), 13 BizTalk job(s)" in stdout
     assert lab.state()["changes"] == before  # read-only
     text = out.read_text()
     assert "upgrade.mode: manual" in text and "secret_backup.folder" in text  # what it could not know, said
@@ -46,13 +48,14 @@ def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_
     assert [b["name"] for b in inv["biztalk_servers"]] == ["BTS1", "BTS2"]
     assert inv["sql"]["backup_job"] == "Backup BizTalk Server (BizTalkMgmtDb)" and len(inv["sql"]["jobs"]) == 13
     # a name that is not a cluster node is said to be one, and nothing is written
-    wrong = _discover(lab, tmp_path / "x.yml", "--cluster", "BTS1")
-    assert wrong.returncode == 1 and not (tmp_path / "x.yml").exists()
-    assert "discovery stopped: BTS1 is not a failover cluster node" in wrong.stderr and "FailoverClusters" in wrong.stderr
+    code, _, stderr = _discover(lab, tmp_path / "x.yml", monkeypatch, capsys, "--cluster", "BTS1")
+    assert code == 1 and not (tmp_path / "x.yml").exists()
+    assert "discovery stopped: BTS1 is not a failover cluster node" in stderr and "FailoverClusters" in stderr
 
-    check = subprocess.run([sys.executable, "-m", "entsso.inventory", str(out)], cwd=ROOT, capture_output=True,
-                           text=True, env={k: v for k, v in os.environ.items() if not k.startswith("ENTSSO_")})
-    assert check.returncode == 0 and ": valid" in check.stdout, check.stdout + check.stderr
+    for name in lab.env:  # the checker needs no secret
+        monkeypatch.delenv(name)
+    assert inventory_check.main([str(out)]) == 0
+    assert ": valid" in capsys.readouterr().out
 
     gate = run_suite(tmp_path / "reports", "tests_pre", "-m", "readiness", f"--inventory={out}", env=dict(lab.env))
     assert gate.returncode == 0, gate.output[-3000:]

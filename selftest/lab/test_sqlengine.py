@@ -28,6 +28,8 @@ DISABLED_JOB = "DTA Purge and Archive (BizTalkDTADb)"
 
 # what each statement that returns rows must return
 COLUMNS = {
+    "BIZTALK_SERVERS": ["Name"],
+    "ALL_JOBS": ["name", "enabled"],
     "GRANTS": ["permission", "object_name", "granted"],
     "ESTATE_LOCK_MODE": ["mode"],
     "NOW": ["now_utc", "now_local"],
@@ -61,7 +63,8 @@ def make_engine() -> Callable[..., SqlEngine]:
     engines: list[SqlEngine] = []
 
     def make(speed: float = 200, start: datetime | None = None, **overrides: Any) -> SqlEngine:
-        e = SqlEngine(scenario_sql(**overrides), "SSOCLUSTER", Clock(speed=speed, start=start))
+        e = SqlEngine(scenario_sql(**overrides), "SSOCLUSTER", Clock(speed=speed, start=start),
+                      biztalk_servers=("BTS1", "BTS2"))
         engines.append(e)
         return e
 
@@ -120,6 +123,11 @@ def wait_finished(sql: SqlServer, name: str, before_instance: int | None, timeou
 
 
 # ------------------------------------------------------------------------------------------ statements
+
+
+def test_adm_server_lists_the_groups_biztalk_servers(lab_sql):
+    _, sql = lab_sql()
+    assert [r["Name"] for r in sql.execute(tsql.BIZTALK_SERVERS).rows] == ["BTS1", "BTS2"]
 
 
 def test_every_tsql_statement_is_covered_here():

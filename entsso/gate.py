@@ -64,6 +64,9 @@ def _reach(h: HostFacts, check: str) -> Finding | None:
     if not h.reachable and h.error_kind == "dns":
         return Finding(check, h.name, f"a name that does not resolve ({h.error})",
                        "the host's name to resolve and the host to answer over WinRM")
+    if not h.reachable and h.error_kind == "certificate":
+        return Finding(check, h.name, f"an HTTPS certificate this machine refuses ({h.error})",
+                       "the host's WinRM certificate to validate against winrm.ca_trust_path")
     if not h.reachable:
         return Finding(check, h.name, f"no answer ({h.error_kind}: {h.error})", "the host to answer over WinRM")
     return None

@@ -19,8 +19,9 @@ LAB_TIMEOUTS = {"service_start": 120, "service_stop": 120, "group_move": 180, "b
 BACKUP_JOB_PREFIX = "Backup BizTalk Server"
 
 
-def lab_inventory(lab: Any) -> dict[str, Any]:
-    """The inventory (a plain dict, to be dumped as YAML) for `lab` (entsso.lab.server.Lab)."""
+def lab_inventory(lab: Any, ca_trust_path: str | None = None) -> dict[str, Any]:
+    """The inventory (a plain dict, to be dumped as YAML) for `lab` (entsso.lab.server.Lab); WinRM over
+    HTTPS validated against `ca_trust_path` (the lab CA's certificate), or over http without one."""
     sc: dict[str, Any] = lab.scenario
     cluster = sc.get("cluster") or {}
     sso = sc.get("sso") or {}
@@ -78,7 +79,7 @@ def lab_inventory(lab: Any) -> dict[str, Any]:
     transport = winrm.get("transport", "ntlm")
     winrm_doc: dict[str, Any] = {
         "transport": transport,
-        "https": False,  # the lab listens on plain http on loopback
+        "https": ca_trust_path is not None,  # as every real inventory: https, certificates validated
         "port": lab.winrm_port,
         "username": lab.username,
         "password_env": WINRM_PASSWORD_ENV,
@@ -88,7 +89,10 @@ def lab_inventory(lab: Any) -> dict[str, Any]:
         # real seconds on top of an operation's own timeout_sec; a scenario may shorten it (hang faults)
         "call_timeout": winrm.get("call_timeout", 60),
     }
-    if transport == "basic":
+    if ca_trust_path is not None:
+        winrm_doc["server_cert_validation"] = "validate"
+        winrm_doc["ca_trust_path"] = ca_trust_path
+    elif transport == "basic":
         winrm_doc["allow_insecure"] = True  # loopback only; the report flags it
     return {
         "environment": str(sc.get("environment") or f"LAB ({sc.get('name', 'default')})"),

@@ -162,6 +162,7 @@ class UpgradeSection(_Model):
 class WinrmSection(_Model):
     username: Optional[str] = None
     transport: Optional[Literal["ntlm", "basic"]] = None
+    https: Optional[bool] = None
     call_timeout: Optional[Seconds] = None
     shell_idle_timeout_sec: Optional[Seconds] = None
 

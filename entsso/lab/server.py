@@ -149,7 +149,21 @@ class Lab:
         latency = float(scenario.get("latency_sec", 0.0))
         endpoints = [HostEndpoint(h, self.addresses[h], self.winrm_port, self.username, winrm_password)
                      for h in self.hosts]
-        self.wsman = WsmanServer(endpoints, self.backend,
+        # the lab's CA (entsso.lab.pki): each host's HTTPS listener has its own certificate from it, for its
+        # name and its loopback address, and the written inventory validates against it
+        from entsso.lab.pki import LabCA
+
+        self.ca = LabCA(f"entsso lab CA ({scenario.get('name') or 'scenario'})")
+        self.ca_path = self.ca.write_certificate(Path(self.ca.directory) / "lab-ca.pem")
+        self.winrm_https = bool(winrm_cfg.get("https", True))
+        tls: dict[str, tuple[str, str]] | None = None
+        if self.winrm_https:
+            issued = {h: self.ca.issue(h, addresses=[self.addresses[h]]) for h in self.hosts}
+            tls = {h: (c.cert_path, c.key_path) for h, c in issued.items()}
+        # over http the service is Windows' default (AllowUnencrypted=false: NTLM bodies must be sealed),
+        # unless the scenario asks for basic over http, which only AllowUnencrypted=true serves
+        self.wsman = WsmanServer(endpoints, self.backend, tls=tls,
+                                 allow_unencrypted=not self.winrm_https and winrm_cfg.get("transport") == "basic",
                                  max_receive_wait=float(scenario.get("max_receive_wait_sec", 5)),
                                  request_latency=(lambda host: self.clock.real(latency)) if latency else None,
                                  # winrm/config/winrs IdleTimeout, estate seconds (Windows' default: 2 hours)
@@ -191,6 +205,7 @@ class Lab:
             ep.stop()
         for e in self.sql_engines:
             e.close()  # cut SQL Agent jobs still running short
+        self.ca.cleanup()  # the hosts' keys; an inventory keeps its own copy of the CA certificate
 
     @property
     def control_url(self) -> str:
@@ -293,9 +308,11 @@ class Lab:
     def write_inventory(self, path: str | os.PathLike[str]) -> Path:
         from entsso.lab.inventory import lab_inventory
 
-        doc = lab_inventory(self)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # the CA certificate beside the inventory (public; the keys stay in the lab's private directory)
+        ca_file = self.ca.write_certificate(path.with_name(path.stem + "-ca.pem")) if self.winrm_https else None
+        doc = lab_inventory(self, ca_trust_path=str(ca_file.resolve()) if ca_file else None)
         path.write_text("# Written by the lab (python -m entsso.lab serve); points the suite at it.\n"
                         + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         return path

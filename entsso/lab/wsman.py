@@ -8,9 +8,12 @@ message encryption over HTTP exactly as Windows does it) and hands each command 
 Choices a reader may want to know about:
 - request_latency(host) is slept once per Command request (before the CommandId is returned), not per
   Receive poll: a call costs one latency however long the command runs, as a ~1 s Windows host would.
-- Accepting Basic over HTTP means the modelled service has AllowUnencrypted=true, so a plain SOAP body on
-  an NTLM-authenticated connection is accepted too (pass allow_unencrypted=False to model the Windows
-  default: 401 for Basic over HTTP and for an unencrypted body on an NTLM connection).
+- Over HTTP the service is Windows' default, AllowUnencrypted=false: Basic is not offered (401) and a
+  plain SOAP body on an NTLM-authenticated connection is refused with HTTP 500 and no envelope, as
+  Windows answers it (docs/domain-notes.md, "WinRM over HTTP"); only sealed bodies are served. Pass
+  allow_unencrypted=True to model a service configured with AllowUnencrypted=true.
+- `tls`: one (certificate, key) pair for every host, or a mapping of host name to its own pair (the lab
+  issues one per host from its CA, entsso.lab.pki): each host then listens on HTTPS only.
 - cmd.exe's 8191-character command-line limit applies unless the client sets WINRS_SKIP_CMD_SHELL.
 - stdin reaches the process only for a command created with WINRS_CONSOLEMODE_STDIN false (stdin as a
   pipe, MS-WSMV 3.1.4.11). A console-mode command starts at once with nothing on its stdin, and Send
@@ -227,7 +230,8 @@ class _HostState:
     """Everything the server knows about one simulated host; guarded by `lock`."""
 
     STAT_KEYS = ("requests", "commands", "shells_created", "auth_failures", "receive_timeouts", "shells_open",
-                 "bytes_in", "bytes_out", "encrypted_requests", "stdin_to_console")
+                 "bytes_in", "bytes_out", "encrypted_requests", "stdin_to_console", "tls_handshakes",
+                 "unencrypted_refused")
 
     def __init__(self, endpoint: HostEndpoint) -> None:
         self.endpoint = endpoint
@@ -306,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             except (OSError, ssl.SSLError):
                 self.server.forget(self.request)
                 raise
+            self.server.host.count("tls_handshakes")
         super().setup()
         self.ntlm: Any = None  # spnego server context of this connection, once complete
         self.ntlm_pending: Any = None  # context between NEGOTIATE and AUTHENTICATE
@@ -349,7 +354,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             host.count("encrypted_requests")
         elif body and not self.server.wsman.allow_unencrypted and self.server.ssl_context is None:
-            self._deny()
+            # AllowUnencrypted=false over HTTP: Windows refuses a plain body on an authenticated connection
+            # with HTTP 500 and logs that it received an unencrypted message (docs/domain-notes.md)
+            host.count("unencrypted_refused")
+            self._reply(500, b"")
             return
         if not body:
             # pywinrm's setup_encryption: an empty POST that only authenticates the connection
@@ -512,8 +520,9 @@ class WsmanServer:
     """The WinRM service of every simulated host. Thread-safe; start() before use, stop() at the end."""
 
     def __init__(self, endpoints: list[HostEndpoint], backend: ShellBackend, *, max_receive_wait: float = 5.0,
-                 request_latency: Callable[[str], float] | None = None, tls: tuple[str, str] | None = None,
-                 allow_unencrypted: bool = True, shell_idle_timeout: float = 7200.0) -> None:
+                 request_latency: Callable[[str], float] | None = None,
+                 tls: tuple[str, str] | dict[str, tuple[str, str]] | None = None,
+                 allow_unencrypted: bool = False, shell_idle_timeout: float = 7200.0) -> None:
         names = [e.name for e in endpoints]
         if len(set(names)) != len(names):
             raise ValueError(f"host names must be unique, got {names}")
@@ -526,7 +535,7 @@ class WsmanServer:
         self.tls = tls
         self.allow_unencrypted = allow_unencrypted
         self._hosts = {e.name: _HostState(e) for e in endpoints}
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_contexts: dict[str, ssl.SSLContext] = {}
         self._started = False
         self._lifecycle = threading.Lock()
 
@@ -535,9 +544,13 @@ class WsmanServer:
         with self._lifecycle:
             if self._started:
                 return
-            if self.tls:
-                self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                self._ssl_context.load_cert_chain(*self.tls)
+            for name in self._hosts:
+                pair = self.tls.get(name) if isinstance(self.tls, dict) else self.tls
+                if pair:
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Windows Server 2016+ default floor
+                    ctx.load_cert_chain(*pair)
+                    self._ssl_contexts[name] = ctx
             _NTLM_STORE.register(id(self), [h.endpoint for h in self._hosts.values()])
             self._started = True
             try:
@@ -568,7 +581,7 @@ class WsmanServer:
 
     def _listen(self, host: _HostState) -> None:
         """Open the host's listener (caller holds host.lock)."""
-        listener = _Listener(self, host, self._ssl_context)
+        listener = _Listener(self, host, self._ssl_contexts.get(host.endpoint.name))
         host.listener = listener
         host.thread = threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.05},
                                        name=f"wsman-{host.endpoint.name}", daemon=True)
@@ -602,7 +615,7 @@ class WsmanServer:
     @property
     def stats(self) -> dict[str, Any]:
         """{"hosts": {NAME: {requests, commands, auth_failures, receive_timeouts, shells_open, bytes_in,
-        bytes_out, encrypted_requests, stdin_to_console}}, "totals": {same keys summed}}; shells_open is the current count."""
+        bytes_out, encrypted_requests, stdin_to_console, tls_handshakes, unencrypted_refused}}, "totals": {same keys summed}}; shells_open is the current count."""
         hosts: dict[str, dict[str, int]] = {}
         for name, h in self._hosts.items():
             with h.lock:
@@ -612,7 +625,10 @@ class WsmanServer:
 
     def endpoint_url(self, host: str) -> str:
         ep = self._hosts[host].endpoint
-        return f"{'https' if self.tls else 'http'}://{ep.address}:{ep.port}/wsman"
+        return f"{'https' if self._uses_tls(host) else 'http'}://{ep.address}:{ep.port}/wsman"
+
+    def _uses_tls(self, host: str) -> bool:
+        return bool(self.tls.get(host) if isinstance(self.tls, dict) else self.tls)
 
     # SOAP dispatch
     def _dispatch(self, host: _HostState, body: bytes) -> tuple[int, bytes]:
@@ -701,7 +717,7 @@ class WsmanServer:
             host.shells[shell_id] = _Shell(shell_id, host.endpoint.username)
             host.stats["shells_created"] += 1
         ep = host.endpoint
-        addr = f"{'https' if self.tls else 'http'}://{ep.address}:{ep.port}/wsman"
+        addr = f"{'https' if self._uses_tls(ep.name) else 'http'}://{ep.address}:{ep.port}/wsman"
         return "http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", (
             f"<x:ResourceCreated><a:Address>{addr}</a:Address><a:ReferenceParameters>"
             f"<w:ResourceURI>{CMD_RESOURCE}</w:ResourceURI><w:SelectorSet>"

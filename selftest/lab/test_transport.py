@@ -119,8 +119,8 @@ def test_a_console_mode_command_gets_no_envelope_from_stdin(make_lab, monkeypatc
 
 def test_the_same_long_command_line_is_refused_as_cmd_would(make_lab):
     lab = make_lab()
-    session = winrm.Session(f"http://{lab.addresses['NODE1']}:{lab.winrm_port}/wsman",
-                            auth=(lab.username, WINRM_PASSWORD), transport="ntlm")
+    session = winrm.Session(f"https://{lab.addresses['NODE1']}:{lab.winrm_port}/wsman",
+                            auth=(lab.username, WINRM_PASSWORD), transport="ntlm", ca_trust_path=str(lab.ca_path))
     result = session.run_cmd("echo " + "x" * 9000)
     assert result.status_code == 1
     assert b"The command line is too long." in result.std_err
@@ -162,8 +162,8 @@ def _commands(lab, host: str = "NODE1") -> int:
 
 
 def test_a_kept_connection_keeps_its_shell_and_close_deletes_it(make_lab):
-    """pywinrm runs several commands in one shell: after the first call (NTLM's three-request handshake,
-    Create, Command, Send, Receive, Signal) a call is Command, [Send], Receive, Signal."""
+    """pywinrm runs several commands in one shell: after the first call (NTLM's handshake, Create, Command,
+    Send, Receive, Signal) a call is Command, [Send], Receive, Signal, on the same TLS connection."""
     lab = make_lab()
     host = lab_host(lab, "NODE1")
 
@@ -172,12 +172,15 @@ def test_a_kept_connection_keeps_its_shell_and_close_deletes_it(make_lab):
         host.invoke(operation, params)
         return _requests(lab) - before
 
-    assert requests_of("Get-HostFacts", FACTS) == 3 + 5  # handshake; Create, Command, Send (stdin), Receive, Signal
+    # over https NTLM's handshake is the refused first request and the challenge; then Create, Command,
+    # Send (stdin), Receive, Signal
+    assert requests_of("Get-HostFacts", FACTS) == 2 + 5
     assert requests_of("Get-HostFacts", FACTS) == 4  # the kept shell: Command, Send, Receive, Signal
     small = {"path": "C:\\SSOBackup\\t.txt", "content_b64": "eA=="}
     assert not plan_invocation("Write-File", small).via_stdin  # fits the command line: no Send
     assert requests_of("Write-File", small) == 3
     assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 1
+    assert lab.wsman.stats["hosts"]["NODE1"]["tls_handshakes"] == 1  # keep-alive: one handshake for three calls
     host.close()
     assert lab.wsman.stats["hosts"]["NODE1"]["shells_open"] == 0  # the run's end deletes what it kept
 

@@ -76,7 +76,8 @@ def lab():
 
     port = _free_port()
     endpoints = [HostEndpoint(name, addr, port, USER, PASSWORD) for name, addr in ADDRESSES.items()]
-    server = WsmanServer(endpoints, backend, max_receive_wait=0.5, request_latency=latency)
+    # a service configured with AllowUnencrypted=true, as these tests drive Basic over http
+    server = WsmanServer(endpoints, backend, max_receive_wait=0.5, request_latency=latency, allow_unencrypted=True)
     server.start()
     yield server, backend, port, latency_calls
     server.stop()

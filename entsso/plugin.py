@@ -297,6 +297,13 @@ def _load_run(run_id: str, run_dir: Path, options: Options, inventory_path: str 
         inventory = load_inventory(inventory_path, prompt=os.isatty(0))
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from entsso import doctor
+
+    missing = doctor.blocking(inventory)  # what this admin box lacks for it: named before anything connects
+    if missing:
+        raise pytest.UsageError(f"this machine lacks what {inventory.path} needs; nothing was contacted:\n"
+                                + doctor.render(missing)
+                                + "\nInstall it and run again (python -m entsso doctor --inventory=FILE checks it).")
     return build_run(run_id, run_dir, options, inventory, prior)
 
 

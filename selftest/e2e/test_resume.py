@@ -27,9 +27,9 @@ def test_hand_started_lab_answers_pywinrm_from_another_process(lab):
     assert lab.env["ENTSSO_WINRM_PASSWORD"] not in text  # the inventory names variables, never values
     inventory = yaml.safe_load(text)
     node = inventory["cluster"]["nodes"][0]
-    session = winrm.Session(f"http://{node['address']}:{inventory['winrm']['port']}/wsman",
+    session = winrm.Session(f"https://{node['address']}:{inventory['winrm']['port']}/wsman",
                             auth=(inventory["winrm"]["username"], lab.env["ENTSSO_WINRM_PASSWORD"]),
-                            transport="ntlm")
+                            transport="ntlm", ca_trust_path=inventory["winrm"]["ca_trust_path"])
     result = session.run_cmd("hostname")
     assert result.status_code == 0
     assert result.std_out.decode().strip() == node["name"]

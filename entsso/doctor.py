@@ -31,8 +31,8 @@ def _msodbcsql(n: int) -> dict[str, str]:
         DEBIAN: ("curl -sSL -O https://packages.microsoft.com/config/$(. /etc/os-release; echo \"$ID/$VERSION_ID\")"
                  f"/packages-microsoft-prod.deb && sudo dpkg -i packages-microsoft-prod.deb && sudo apt-get update "
                  f"&& sudo ACCEPT_EULA=Y apt-get install -y msodbcsql{n}"),
-        RHEL: ("sudo dnf install -y https://packages.microsoft.com/config/rhel/$(rpm -E %rhel)/packages-microsoft-prod.rpm "
-               f"&& sudo ACCEPT_EULA=Y dnf install -y msodbcsql{n}"),
+        RHEL: ("sudo dnf install -y https://packages.microsoft.com/config/rhel/$(rpm -E %rhel)"
+               f"/packages-microsoft-prod.rpm && sudo ACCEPT_EULA=Y dnf install -y msodbcsql{n}"),
         WINDOWS: f"msiexec /quiet /passive /qn /i msodbcsql.msi IACCEPTMSODBCSQLLICENSETERMS=YES  (ODBC Driver {n} "
                  "for SQL Server's installer from Microsoft's download page)",
     }
@@ -60,12 +60,15 @@ KLIST_FIX = {DEBIAN: "sudo apt-get install -y krb5-user", RHEL: "sudo dnf instal
              WINDOWS: "(klist is part of Windows)"}
 TICKET_FIX = {DEBIAN: "kinit <your account>@<REALM>", RHEL: "kinit <your account>@<REALM>",
               WINDOWS: "log on to the admin box with your domain account (klist shows the ticket)"}
-CREDSSP_FIX = {p: ("pip install \"entsso-upgrade[credssp]\"" if p == WINDOWS else "pip install 'entsso-upgrade[credssp]'")
-               for p in (DEBIAN, RHEL, WINDOWS)}
+CREDSSP_FIX = {DEBIAN: "pip install 'entsso-upgrade[credssp]'", RHEL: "pip install 'entsso-upgrade[credssp]'",
+               WINDOWS: "pip install \"entsso-upgrade[credssp]\""}
+_PEM_LINUX = ("openssl x509 -in <the CA certificate> -out /etc/entsso/ca.pem  "
+              "(then winrm.ca_trust_path: /etc/entsso/ca.pem)")
 CA_FIX = {
-    DEBIAN: "openssl x509 -in <the CA certificate> -out /etc/entsso/ca.pem  (PEM; then winrm.ca_trust_path: /etc/entsso/ca.pem)",
-    RHEL: "openssl x509 -in <the CA certificate> -out /etc/entsso/ca.pem  (PEM; then winrm.ca_trust_path: /etc/entsso/ca.pem)",
-    WINDOWS: "certutil -encode <the CA certificate>.cer C:\\entsso\\ca.pem  (then winrm.ca_trust_path: C:\\entsso\\ca.pem)",
+    DEBIAN: _PEM_LINUX,
+    RHEL: _PEM_LINUX,
+    WINDOWS: ("certutil -encode <the CA certificate>.cer C:\\entsso\\ca.pem  "
+              "(then winrm.ca_trust_path: C:\\entsso\\ca.pem)"),
 }
 
 

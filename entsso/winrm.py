@@ -339,8 +339,8 @@ def _issuer_of(cert: Any) -> str:
     return cert.issuer.rfc4514_string() or "an unnamed issuer"
 
 
-def certificate_problem(host: str, operation: str, endpoint: str, address: str, port: int,
-                        ca_trust_path: str | None, exc: BaseException, timeout: float = 5.0) -> CertificateRejected | None:
+def certificate_problem(host: str, operation: str, endpoint: str, address: str, port: int, ca_trust_path: str | None,
+                        exc: BaseException, timeout: float = 5.0) -> CertificateRejected | None:
     """The certificate (or TLS) failure behind `exc`, as one message naming the cause and the fix; None if
     `exc` is not a TLS failure."""
     import ssl
@@ -559,7 +559,8 @@ class WindowsHost:
                 "WinRM listens on that port (winrm enumerate winrm/config/listener) and that the firewall "
                 "allows it.") from None
         except OSError as exc:
-            if "CA certificate bundle" not in str(exc):  # requests: "Could not find a suitable TLS CA certificate bundle"
+            # requests, before it connects: "Could not find a suitable TLS CA certificate bundle, invalid path"
+            if "CA certificate bundle" not in str(exc):
                 raise
             raise CertificateRejected(
                 self.name, operation,

@@ -615,7 +615,8 @@ class WsmanServer:
     @property
     def stats(self) -> dict[str, Any]:
         """{"hosts": {NAME: {requests, commands, auth_failures, receive_timeouts, shells_open, bytes_in,
-        bytes_out, encrypted_requests, stdin_to_console, tls_handshakes, unencrypted_refused}}, "totals": {same keys summed}}; shells_open is the current count."""
+        bytes_out, encrypted_requests, stdin_to_console, tls_handshakes, unencrypted_refused}},
+        "totals": {same keys summed}}; shells_open is the current count."""
         hosts: dict[str, dict[str, int]] = {}
         for name, h in self._hosts.items():
             with h.lock:

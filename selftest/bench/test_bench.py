@@ -65,6 +65,16 @@ def test_gate_wall_time_is_within_two_and_a_half_round_trips(gates: list[run.Res
     assert gate.total.wall <= GATE_LIMIT, "".join(run.table(g) for g in gates)
 
 
+def test_gate_pays_one_tls_handshake_per_host(gate: run.Result):
+    """WinRM over HTTPS (the lab's inventory, as a real one): each host's session keeps its connection, so the
+    handshake is paid once per host, not per request."""
+    import json
+
+    stats = json.loads((gate.run_dir / "lab-state.json").read_text())["winrm"]["stats"]["hosts"]
+    assert {h: s["tls_handshakes"] for h, s in stats.items()} == {h: 1 for h in stats}
+    assert all(s["encrypted_requests"] == 0 for s in stats.values())  # TLS protects it; no sealing inside
+
+
 def test_gate_on_32_servers_asks_all_34_hosts_in_one_wave(gate_32: run.Result):
     assert gate_32.total.calls == 34 and gate_32.total.critical_path == 1, run.table(gate_32)
 

@@ -73,7 +73,8 @@ def test_kerberos_failure_says_to_check_the_ticket(lab):
     node = inv["cluster"]["nodes"][0]
     host = WindowsHost(node["name"], node["address"], "svc-entsso@LAB.EXAMPLE", None,
                        WinRMSettings(transport="kerberos", https=True, port=inv["winrm"]["port"],
-                                     ca_trust_path=inv["winrm"]["ca_trust_path"], connect_timeout=3, read_timeout=10, operation_timeout=5))
+                                     ca_trust_path=inv["winrm"]["ca_trust_path"], connect_timeout=3,
+                                     read_timeout=10, operation_timeout=5))
     with pytest.raises(CredentialsRefused) as err:
         host.invoke("Get-HostFacts", {"cluster": None, "services": [], "biztalk": False, "package": None,
                                       "backup_folder": None, "secret_backup_file": None})

@@ -34,6 +34,7 @@ def lab_host(lab: Lab, name: str, *, password: str = WINRM_PASSWORD, transport: 
              calls: CallLog | None = None, call_timeout: float = 60.0, proxy: str | None = None) -> WindowsHost:
     # as the lab's own inventory says: https, certificates validated against the lab's CA
     settings = WinRMSettings(transport=transport, https=lab.winrm_https, port=lab.winrm_port,
-                             cert_validation=True, ca_trust_path=str(lab.ca_path), connect_timeout=3, read_timeout=30, operation_timeout=2, call_timeout=call_timeout,
+                             cert_validation=True, ca_trust_path=str(lab.ca_path), connect_timeout=3,
+                             read_timeout=30, operation_timeout=2, call_timeout=call_timeout,
                              proxy=proxy)
     return WindowsHost(name, lab.addresses[name], lab.username, password, settings, calls)

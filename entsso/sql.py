@@ -2,12 +2,21 @@
 
 `SqlServer` builds the ODBC connection string (ODBC Driver 18/17 or FreeTDS; Encrypt=yes by default;
 Kerberos or a SQL login from the environment), runs statements with autocommit on and every result set
-drained (BACKUP and job control need both), and counts and times every statement. For the lab's
-inventory the same class talks to the lab's SQL endpoint through a pyodbc-shaped client.
+drained (BACKUP and job control need both), and counts and times every statement. The lab's inventory
+takes the same path: pyodbc, Debian's FreeTDS driver, TDS with TLS validated against the lab's CA; its
+`lab:` section only says at which address and port the lab's SQL Server listens (as a hosts entry would).
+
+FreeTDS 1.3 takes no CA file in the connection string (its `ServerCertificate` keyword is newer): it
+validates the server's certificate only when freetds.conf names a `ca file` (sql-review.md M6). For
+`sql.ca_file` this module writes a freetds.conf section of its own per server (in a private temporary
+directory, pointed at by FREETDSCONF) and connects with SERVERNAME=<that section>.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,6 +62,10 @@ class SqlCertificateUntrusted(SqlError):
 
 class SqlKerberosFailed(SqlError):
     kind = "Kerberos"
+
+
+class SqlCancelled(SqlError):
+    kind = "cancelled"
 
 
 # Texts the drivers print (docs/domain-notes.md, "SQL failures by kind", cites each): ODBC Driver 17/18's
@@ -120,6 +133,10 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
             f"{head} — timeout: a statement did not finish within the query timeout ({text}). Something "
             "blocks it (sys.dm_exec_requests' blocking_session_id names the session) or the server is "
             "overloaded; re-run once it answers.", **kw)
+    if sqlstate == "HY008":
+        return SqlCancelled(
+            f"{head} — cancelled: the statement was cancelled before it finished ({text}); what it was doing "
+            "may or may not have happened: the step's own check says which. Re-run the step.", **kw)
     if connecting or (sqlstate or "").startswith("08") or sqlstate in ("HYT00", "HYT01"):
         return SqlUnreachable(
             f"{head} — unreachable: could not be reached ({text}). Check the server name, instance or port, "
@@ -142,26 +159,50 @@ class SqlSettings:
     connect_retry_count: int | None = None  # ConnectRetryCount (Driver 17.2+/18 idle-connection resiliency)
     host_name_in_certificate: str | None = None  # HostnameInCertificate (Driver 18): the name the certificate carries
     server_spn: str | None = None  # ServerSPN: the SPN Kerberos asks a ticket for, instead of the driver's own
-    lab_address: str | None = None  # set for the lab: the lab's SQL endpoint
+    ca_file: str | None = None  # PEM of the CA that issued SQL Server's certificate (FreeTDS: freetds.conf `ca file`)
+    lab_address: str | None = None  # set for the lab: the address and port its SQL Server listens on
     lab_port: int | None = None
+
+    @property
+    def host(self) -> str:
+        """The host name (or address) connected to: the lab's address for the lab, else the server."""
+        return self.lab_address or self.server
+
+    @property
+    def tcp_port(self) -> int | None:
+        return self.lab_port or self.port
+
+    def freetds_section(self) -> str | None:
+        """The name of this server's freetds.conf section (FreeTDS with a CA file), else None."""
+        if self.driver != "FreeTDS" or not self.ca_file or not self.encrypt:
+            return None
+        key = f"{self.host}|{self.tcp_port}|{self.instance}|{self.ca_file}"
+        return "entsso-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def connection_string(self, database: str = "master") -> str:
         """The ODBC connection string, without the password (added at connect time)."""
         if self.driver not in DRIVERS:
             raise ValueError(f"unknown ODBC driver {self.driver!r}; use one of {', '.join(DRIVERS)}")
+        host, port = self.host, self.tcp_port
         if self.driver == "FreeTDS":
-            parts = [f"DRIVER={{FreeTDS}}", f"SERVER={self.server}", f"PORT={self.port or 1433}", "TDS_Version=7.4"]
-            if self.instance and not self.port:
-                parts = [f"DRIVER={{FreeTDS}}", f"SERVER={self.server}\\{self.instance}", "TDS_Version=7.4"]
-            parts.append(f"Encryption={'require' if self.encrypt else 'off'}")
+            section = self.freetds_section()
+            if section:  # host, port and the CA are in the section (see the module's docstring)
+                parts = [f"DRIVER={{FreeTDS}}", f"SERVERNAME={section}", "TDS_Version=7.4"]
+            elif self.instance and not port:
+                parts = [f"DRIVER={{FreeTDS}}", f"SERVER={host}\\{self.instance}", "TDS_Version=7.4"]
+            else:
+                parts = [f"DRIVER={{FreeTDS}}", f"SERVER={host}", f"PORT={port or 1433}", "TDS_Version=7.4"]
+            # FreeTDS's own Encrypt=no is "request" (TLS for the login packet at least, when the server has a
+            # certificate): "off" would send the password in the clear
+            parts.append(f"Encryption={'require' if self.encrypt else 'request'}")
             if self.host_name_in_certificate or self.server_spn:
                 raise ValueError("FreeTDS has neither HostnameInCertificate nor ServerSPN; use ODBC Driver 18")
         else:
-            target = self.server
-            if self.port:
-                target = f"tcp:{self.server},{self.port}"
+            target = host
+            if port:
+                target = f"tcp:{host},{port}"
             elif self.instance:
-                target = f"{self.server}\\{self.instance}"
+                target = f"{host}\\{self.instance}"
             parts = [f"DRIVER={{{self.driver}}}", f"SERVER={target}",
                      f"Encrypt={'yes' if self.encrypt else 'no'}",
                      f"TrustServerCertificate={'yes' if self.trust_server_certificate else 'no'}"]
@@ -182,6 +223,58 @@ class SqlSettings:
         else:
             parts.append(f"UID={self.username}")
         return ";".join(parts)
+
+
+class FreeTdsConf:
+    """This process's freetds.conf: one section per server connected to with a CA file (FreeTDS reads it
+    at each connect). FREETDSCONF points at it; a FREETDSCONF naming another file is refused, since FreeTDS
+    would not see these sections."""
+
+    MARK = "# written by entsso-upgrade (entsso/sql.py): one section per SQL Server with sql.ca_file\n"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sections: dict[str, str] = {}
+        self._path: str | None = None
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    def ensure(self, s: SqlSettings) -> str:
+        name = s.freetds_section()
+        assert name
+        with self._lock:
+            current = os.environ.get("FREETDSCONF")
+            if current and current != self._path:
+                try:
+                    ours = open(current, encoding="utf-8").readline() == self.MARK
+                except OSError:
+                    ours = False
+                if not ours:
+                    raise SqlError(f"SQL Server {s.server}: FREETDSCONF names {current}, so FreeTDS would not read "
+                                   "the section that carries sql.ca_file: unset FREETDSCONF, or remove sql.ca_file "
+                                   f"and set `ca file = {s.ca_file}` in that file's section for the server")
+            if name not in self._sections:
+                lines = [f"[{name}]", f"\thost = {s.host}"]
+                if s.tcp_port or not s.instance:
+                    lines.append(f"\tport = {s.tcp_port or 1433}")
+                else:
+                    lines.append(f"\tinstance = {s.instance}")
+                lines += ["\ttds version = 7.4", "\tencryption = require", f"\tca file = {s.ca_file}",
+                          "\tcheck certificate hostname = yes"]
+                self._sections[name] = "\n".join(lines) + "\n"
+                if self._path is None:
+                    self._path = os.path.join(tempfile.mkdtemp(prefix="entsso-freetds-"), "freetds.conf")
+                tmp = self._path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(self.MARK + "".join(self._sections.values()))
+                os.replace(tmp, self._path)
+            os.environ["FREETDSCONF"] = self._path  # type: ignore[assignment]
+        return name
+
+
+freetds_conf = FreeTdsConf()
 
 
 @dataclass(frozen=True)
@@ -263,16 +356,20 @@ class SqlServer:
         s = self.settings
         if self._connector is not None:
             return self._connector(database)
-        if s.lab_address:
+        if s.lab_address and not s.ca_file:  # the lab's JSON-lines endpoint (goes in the next commit)
             from entsso.lab import sqlclient
 
             return sqlclient.connect(s.lab_address, s.lab_port, s.username or "", self._secret() or "",
                                      database=database, timeout=s.login_timeout, autocommit=True)
         import pyodbc  # imported late: needs unixODBC's libodbc.so.2
 
+        pyodbc.pooling = False  # close() must end the session (the estate lock is session-owned): sql-review m8
+        if s.freetds_section():
+            freetds_conf.ensure(s)
         conn_str = s.connection_string(database)
         if s.auth == "sql":
-            conn_str += ";PWD={" + (self._secret() or "").replace("}", "}}") + "}"
+            # brace-quoted with } doubled (ODBC); the closing ";" too: FreeTDS ends a braced value at "};" only
+            conn_str += ";PWD={" + (self._secret() or "").replace("}", "}}") + "};"
         conn = pyodbc.connect(conn_str, autocommit=True, timeout=s.login_timeout)
         conn.timeout = s.query_timeout
         return conn

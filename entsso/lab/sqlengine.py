@@ -89,6 +89,13 @@ class EngineError(Exception):
         return f"EngineError({self.number}, {self.state}, {self.severity}, {self.message!r})"
 
 
+class StatementCancelled(Exception):
+    """The client cancelled the running batch (TDS ATTENTION: a cancel or the driver's query timeout)."""
+
+
+_WAITFOR = re.compile(r"(?i)WAITFOR\s+DELAY\s+'(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?'\s*;?\s*")
+
+
 @dataclass
 class ResultSet:
     columns: list[str]
@@ -760,9 +767,22 @@ class SqlEngine:
 
     # ------------------------------------------------------------------------------------- execute
 
+    supports_cancel = True  # execute(cancel=...): WAITFOR ends when the client cancels
+
     def execute(self, sql: str, params: Sequence = (), database: str = "master", *,
-                session: int = 0, login: str = "sa") -> EngineResult:
-        """Run one T-SQL batch with ? parameters in `database`'s context."""
+                session: int = 0, login: str = "sa", cancel: threading.Event | None = None) -> EngineResult:
+        """Run one T-SQL batch with ? parameters in `database`'s context. A batch may start with
+        WAITFOR DELAY 'hh:mm:ss' (estate time; other sessions run meanwhile); `cancel` set ends it with
+        StatementCancelled, as SQL Server ends a batch on an attention."""
+        m = _WAITFOR.match(sql.lstrip())
+        if m:
+            h, mi, se, ms = m.groups()
+            seconds = int(h) * 3600 + int(mi) * 60 + int(se) + int((ms or "0").ljust(3, "0")) / 1000
+            if (cancel or threading.Event()).wait(self.clock.real(seconds)):
+                raise StatementCancelled()
+            sql = sql.lstrip()[m.end():]
+            if not sql.strip():
+                return EngineResult()
         canon = {d.lower(): d for d in self.databases}
         if database.lower() not in canon:
             raise _no_database(database)

@@ -227,6 +227,9 @@ class Sql(_Model):
     host_name_in_certificate: str | None = Field(
         None, description="the host name SQL Server's TLS certificate carries, when the suite connects by another "
                           "(ODBC Driver 18's HostnameInCertificate)")
+    ca_file: str | None = Field(None, min_length=1,
+                                description="the CA certificate (PEM) that issued SQL Server's certificate; FreeTDS "
+                                            "validates the certificate only against a CA file (freetds.conf `ca file`)")
     auth: Literal["kerberos", "sql"] = Field("kerberos", description="kerberos (integrated) or sql (a SQL login)")
     server_spn: str | None = Field(
         None, description="the SPN of SQL Server's service account, MSSQLSvc/<fqdn>[:<port>|:<instance>], when it is "

@@ -329,7 +329,7 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
     lab = getattr(inventory, "lab", None)
     sql_settings = SqlSettings(server=s.server, instance=s.instance, port=s.port, driver=s.driver,
                                encrypt=s.encrypt, trust_server_certificate=s.trust_server_certificate,
-                               auth=s.auth, username=s.username,
+                               ca_file=s.ca_file, auth=s.auth, username=s.username,
                                host_name_in_certificate=s.host_name_in_certificate, server_spn=s.server_spn,
                                lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
     sql = sql_estate(inventory, sql_settings, statements)

@@ -79,6 +79,9 @@ _CERTIFICATE = re.compile(r"(?i)SSL Provider|certificate verify failed|self[- ]s
 _KERBEROS = re.compile(r"(?i)SSPI|GSSAPI|Kerberos|krb5|target principal name is incorrect")
 _DENIED = re.compile(r"The (\w+) permission was denied on the object '([^']+)', database '([^']+)', "
                      r"schema '([^']+)'")
+# FreeTDS 1.3's ODBC_SAFE_ERROR (src/odbc/odbc.c): a failed call with no diagnostic of its own, as when the
+# connection is reset under a statement (its "08S01" comes only on the next call)
+_FREETDS_LOST = re.compile(r"\[FreeTDS\].*Unknown error \(0\)")
 _NUMBER = re.compile(r"\((-?\d+)\) \(SQL")
 PERMISSION_NUMBERS = (229, 230, 262, 297, 300)
 
@@ -137,6 +140,12 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
         return SqlCancelled(
             f"{head} — cancelled: the statement was cancelled before it finished ({text}); what it was doing "
             "may or may not have happened: the step's own check says which. Re-run the step.", **kw)
+    if sqlstate == "HY000" and _FREETDS_LOST.search(text):
+        return SqlUnreachable(
+            f"{head} — unreachable: the connection broke during the statement ({text}: FreeTDS's text for a "
+            "statement that failed without a server error, as when the server resets the connection). Check "
+            "that SQL Server runs (a restart or failover ends every session) and the network; re-run once it "
+            "answers.", **kw)
     if connecting or (sqlstate or "").startswith("08") or sqlstate in ("HYT00", "HYT01"):
         return SqlUnreachable(
             f"{head} — unreachable: could not be reached ({text}). Check the server name, instance or port, "
@@ -356,11 +365,6 @@ class SqlServer:
         s = self.settings
         if self._connector is not None:
             return self._connector(database)
-        if s.lab_address and not s.ca_file:  # the lab's JSON-lines endpoint (goes in the next commit)
-            from entsso.lab import sqlclient
-
-            return sqlclient.connect(s.lab_address, s.lab_port, s.username or "", self._secret() or "",
-                                     database=database, timeout=s.login_timeout, autocommit=True)
         import pyodbc  # imported late: needs unixODBC's libodbc.so.2
 
         pyodbc.pooling = False  # close() must end the session (the estate lock is session-owned): sql-review m8
@@ -424,7 +428,7 @@ class SqlServer:
             except SqlError:
                 outcome = "error"
                 raise
-            except Exception as exc:  # noqa: BLE001 - pyodbc.Error and the lab client's twins
+            except Exception as exc:  # noqa: BLE001 - pyodbc.Error
                 outcome = "error"
                 error = self._classify(exc)
                 if self._conns.pop(database, None) is not None and not self._reconnect:

@@ -19,7 +19,7 @@ LAB_TIMEOUTS = {"service_start": 120, "service_stop": 120, "group_move": 180, "b
 BACKUP_JOB_PREFIX = "Backup BizTalk Server"
 
 
-def lab_inventory(lab: Any, ca_trust_path: str | None = None) -> dict[str, Any]:
+def lab_inventory(lab: Any, ca_trust_path: str | None = None, sql_ca_file: str | None = None) -> dict[str, Any]:
     """The inventory (a plain dict, to be dumped as YAML) for `lab` (entsso.lab.server.Lab); WinRM over
     HTTPS validated against `ca_trust_path` (the lab CA's certificate), or over http without one."""
     sc: dict[str, Any] = lab.scenario
@@ -59,6 +59,10 @@ def lab_inventory(lab: Any, ca_trust_path: str | None = None) -> dict[str, Any]:
     sql_doc: dict[str, Any] = {
         "server": sql.get("server", "SQL1"),
         "instance": sql.get("instance"),
+        # reached as an estate's: pyodbc and FreeTDS, TLS validated against the lab's CA
+        "driver": "FreeTDS",
+        "encrypt": True,
+        "ca_file": sql_ca_file or str(lab.ca_path),
         "auth": "sql",
         "username": lab.sql_username,
         "password_env": SQL_PASSWORD_ENV,

@@ -71,6 +71,14 @@ class LabCA:
     def pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate in the CA's own directory (gone at cleanup(); an inventory keeps a copy)."""
+        path = Path(self.directory) / "ca.pem"
+        if not path.exists():
+            self.write_certificate(path)
+        return path
+
     def write_certificate(self, path: str | os.PathLike[str]) -> Path:
         """Write the CA certificate (what an inventory's ca_trust_path names)."""
         path = Path(path)

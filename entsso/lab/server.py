@@ -1,7 +1,8 @@
 """The lab process: one simulated estate served on loopback.
 
 `Lab(scenario).start()` builds the estate model, the SQL engine, one WS-Management endpoint per Windows
-host (127.0.0.2, .3, …), the SQL endpoint and a control endpoint (127.0.0.1) for faults, the operator
+host (127.0.0.2, .3, …), the SQL endpoint (TDS with TLS, entsso.lab.tds; its certificate from the lab's
+CA, entsso.lab.pki) and a control endpoint (127.0.0.1) for faults, the operator
 and the state dump; `write_inventory()` writes the inventory that points the suite at it.
 """
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -154,7 +157,7 @@ class Lab:
         from entsso.lab.pki import LabCA
 
         self.ca = LabCA(f"entsso lab CA ({scenario.get('name') or 'scenario'})")
-        self.ca_path = self.ca.write_certificate(Path(self.ca.directory) / "lab-ca.pem")
+        self.ca_path = self.ca.ca_path
         self.winrm_https = bool(winrm_cfg.get("https", True))
         tls: dict[str, tuple[str, str]] | None = None
         if self.winrm_https:
@@ -168,10 +171,15 @@ class Lab:
                                  request_latency=(lambda host: self.clock.real(latency)) if latency else None,
                                  # winrm/config/winrs IdleTimeout, estate seconds (Windows' default: 2 hours)
                                  shell_idle_timeout=self.clock.real(float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
-        from entsso.lab.sqlserver import SqlEndpoint
+        from entsso.lab.tds import TdsEndpoint
 
-        self.sql_endpoints = [SqlEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password)
-                              for e, a in zip(self.sql_engines, self.sql_addresses)]
+        # each SQL Server instance speaks TDS with a certificate from the lab's CA (the inventory names the CA
+        # as sql.ca_file), issued to the instance's host name and the address it listens on
+        self.sql_certificates = [self.ca.issue(e.server_name.split("\\")[0], dns_names=["localhost"], addresses=[a])
+                                 for e, a in zip(self.sql_engines, self.sql_addresses)]
+        self.sql_endpoints = [TdsEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password,
+                                          certificate=c, server_name=e.server_name)
+                              for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates)]
         self.sql_endpoint = self.sql_endpoints[0]
         self._control: ThreadingHTTPServer | None = None
         self._timers: list[threading.Timer] = []
@@ -311,8 +319,9 @@ class Lab:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # the CA certificate beside the inventory (public; the keys stay in the lab's private directory)
-        ca_file = self.ca.write_certificate(path.with_name(path.stem + "-ca.pem")) if self.winrm_https else None
-        doc = lab_inventory(self, ca_trust_path=str(ca_file.resolve()) if ca_file else None)
+        # (WinRM's ca_trust_path with https, and SQL Server's ca_file always: its TDS is always TLS)
+        ca_file = self.ca.write_certificate(path.with_name(path.stem + "-ca.pem")).resolve()
+        doc = lab_inventory(self, ca_trust_path=str(ca_file) if self.winrm_https else None, sql_ca_file=str(ca_file))
         path.write_text("# Written by the lab (python -m entsso.lab serve); points the suite at it.\n"
                         + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         return path

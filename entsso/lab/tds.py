@@ -8,7 +8,7 @@ or any other TDS client (FreeTDS's `tsql`). What it speaks (MS-TDS section numbe
   (ENCRYPT_OFF) gets only its LOGIN7 packet encrypted; one without TLS (ENCRYPT_NOT_SUP) logs in in the
   clear, unless the endpoint forces encryption. The TLS handshake travels inside PRELOGIN packets; after
   it, TLS records flow on the socket with the TDS packets inside them [3.3.4.4]. TLS 1.2 only, as SQL
-  Server negotiates for TDS 7.x. The certificate is one the lab's CA issued (entsso.lab.certs).
+  Server negotiates for TDS 7.x. The certificate is one the lab's CA issued (entsso.lab.pki).
 - LOGIN7 [2.2.6.4] with a SQL login; a wrong user or password gets error 18456, state 1, class 14
   ("Login failed for user '…'.") as SQL Server sends it (the real reason goes to its error log only); an
   unknown database gets 4060 then 18456; an integrated-security (SSPI) login gets 18452.
@@ -415,6 +415,46 @@ def _engine_value(v: Any) -> Any:
     return v
 
 
+# ------------------------------------------------------------------------------------------ the catalog
+
+# sp_datatype_info_100 <ODBC type>, 3: SQLGetTypeInfo as FreeTDS sends it; pyodbc asks for varchar, nvarchar,
+# varbinary and timestamp once per connection string and sizes its parameters by COLUMN_SIZE (PRECISION).
+# The first row SQL Server answers for each type (Learn, "sp_datatype_info (Transact-SQL)"): datetime, 23,
+# for SQL_TYPE_TIMESTAMP, so pyodbc sends datetime parameters to the millisecond, as with SQL Server.
+TYPE_INFO_COLUMNS = ["TYPE_NAME", "DATA_TYPE", "PRECISION", "LITERAL_PREFIX", "LITERAL_SUFFIX", "CREATE_PARAMS",
+                     "NULLABLE", "CASE_SENSITIVE", "SEARCHABLE", "UNSIGNED_ATTRIBUTE", "MONEY", "AUTO_INCREMENT",
+                     "LOCAL_TYPE_NAME", "MINIMUM_SCALE", "MAXIMUM_SCALE", "SQL_DATA_TYPE", "SQL_DATETIME_SUB",
+                     "NUM_PREC_RADIX", "INTERVAL_PRECISION", "USERTYPE"]
+_TYPES = {  # ODBC type: (name, precision, prefix, suffix, create params, case sensitive, searchable, usertype)
+    1: ("char", 8000, "'", "'", "length", 0, 3, 1), 12: ("varchar", 8000, "'", "'", "max length", 0, 3, 2),
+    -1: ("text", 2147483647, "'", "'", None, 0, 1, 19), -8: ("nchar", 4000, "N'", "'", "length", 0, 3, 0),
+    -9: ("nvarchar", 4000, "N'", "'", "max length", 0, 3, 0), -10: ("ntext", 1073741823, "N'", "'", None, 0, 1, 0),
+    -2: ("binary", 8000, "0x", None, "length", 0, 2, 3), -3: ("varbinary", 8000, "0x", None, "max length", 0, 2, 4),
+    -4: ("image", 2147483647, "0x", None, None, 0, 0, 20), 4: ("int", 10, None, None, None, 0, 2, 7),
+    -5: ("bigint", 19, None, None, None, 0, 2, 0), 5: ("smallint", 5, None, None, None, 0, 2, 6),
+    -6: ("tinyint", 3, None, None, None, 0, 2, 5), -7: ("bit", 1, None, None, None, 0, 2, 16),
+    8: ("float", 53, None, None, None, 0, 2, 8), 7: ("real", 24, None, None, None, 0, 2, 23),
+    93: ("datetime", 23, "'", "'", None, 0, 3, 12), 91: ("date", 10, "'", "'", None, 0, 3, 0),
+}
+_DATATYPE_INFO = re.compile(r"(?i)^\s*(?:exec(?:ute)?\s+)?(?:master\.dbo\.|dbo\.)?sp_datatype_info(?:_90|_100)?"
+                            r"\s+(-?\d+)(?:\s*,\s*\d+)?\s*;?\s*$")
+
+
+def datatype_info(sql: str) -> bytes | None:
+    """SQL Server's answer to sp_datatype_info_100 (a catalog procedure, not the estate: not the engine's)."""
+    m = _DATATYPE_INFO.match(sql)
+    if not m:
+        return None
+    t = _TYPES.get(int(m.group(1)))
+    rows = []
+    if t:
+        name, prec, prefix, suffix, params, case, search, usertype = t
+        odbc = int(m.group(1))
+        rows = [(name, odbc, prec, prefix, suffix, params, 1, case, search, None, 0, None, name, None, None,
+                 93 if odbc == 93 else odbc, None, None, None, usertype)]
+    return result_set(TYPE_INFO_COLUMNS, rows) + done(TOK_DONE, DONE_COUNT, len(rows))
+
+
 # ------------------------------------------------------------------------------------------ the wire
 
 
@@ -710,6 +750,9 @@ class _Handler(socketserver.BaseRequestHandler):
         r = _Reader(payload)
         _skip_all_headers(r)
         sql = r.data[r.pos:].decode("utf-16-le")
+        catalog = datatype_info(sql)
+        if catalog is not None:
+            return catalog
         try:
             res = self._run(sql, [], cancel)
         except EngineError as exc:
@@ -793,10 +836,20 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     endpoint: "TdsEndpoint"
 
+    def shutdown_request(self, request: Any) -> None:
+        if not self.endpoint.engine.available or self.endpoint._stop.is_set():
+            try:  # SO_LINGER 0 and no FIN first: close() resets the connection
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            self.close_request(request)
+            return
+        super().shutdown_request(request)
+
 
 class TdsEndpoint:
     """The lab's SQL Server on (address, port), speaking TDS 7.4; `.port` is the bound port (0 asks the OS).
-    `certificate` (an entsso.lab.certs.IssuedCertificate) enables TLS; without one the server answers
+    `certificate` (an entsso.lab.pki.IssuedCertificate) enables TLS; without one the server answers
     PRELOGIN with ENCRYPT_NOT_SUP, as SQL Server without a certificate never does (it makes one): tests only."""
 
     def __init__(self, engine: SqlEngine, address: str, port: int, username: str, password: str, *,
@@ -849,7 +902,10 @@ class TdsEndpoint:
             conns = list(self._conns)
         for c in conns:
             try:
-                c.shutdown(socket.SHUT_RDWR)
+                # wake the session's reader without a FIN; _Server.shutdown_request then resets the connection,
+                # as a stopped SQL Server's connections are reset (the client reports 08S01)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
 

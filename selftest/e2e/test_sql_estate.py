@@ -99,7 +99,7 @@ def test_missing_grant_is_refused_by_the_gate_naming_it_and_nothing_changes(tmp_
 def test_a_read_the_login_may_not_do_is_named_permission_denied_not_unreachable(tmp_path):
     run = run_suite(tmp_path, "tests_pre", f"--lab={scenario(tmp_path, 'denied-read', denied=['msdb.dbo.sysjobs'])}")
     assert run.returncode == 1, run.output[-3000:]
-    assert ("permission denied: [42000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]The SELECT "
+    assert ("permission denied: [42000] [FreeTDS][SQL Server]The SELECT "
             "permission was denied on the object 'sysjobs', database 'msdb', schema 'dbo'. (229)") in run.output
     assert "GRANT SELECT ON msdb.dbo.sysjobs TO [entsso]" in run.output
     assert "could not be reached" not in run.output

@@ -16,7 +16,8 @@ from entsso import backup, permissions, sqlagent, sso, tsql
 from entsso.lab.clock import Clock
 from entsso.lock import EstateLock, EstateLockLost
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
-from entsso.lab.sqlserver import SqlEndpoint
+from entsso.lab.pki import LabCA
+from entsso.lab.tds import TdsEndpoint
 from entsso.poll import Poller
 from entsso.sql import SqlError, SqlLoginFailed, SqlPermissionDenied, SqlServer, SqlSettings, SqlUnreachable
 
@@ -73,12 +74,20 @@ def make_engine() -> Callable[..., SqlEngine]:
         e.close()
 
 
-@pytest.fixture
-def serve() -> Callable[[SqlEngine], SqlEndpoint]:
-    endpoints: list[SqlEndpoint] = []
+@pytest.fixture(scope="module")
+def lab_ca(tmp_path_factory) -> tuple[LabCA, Any]:
+    ca = LabCA("entsso lab CA")
+    return ca, ca.issue("SQL1", addresses=["127.0.0.1"])
 
-    def start(engine: SqlEngine) -> SqlEndpoint:
-        ep = SqlEndpoint(engine, "127.0.0.1", 0, USER, PASSWORD)
+
+@pytest.fixture
+def serve(lab_ca) -> Callable[[SqlEngine], TdsEndpoint]:
+    endpoints: list[TdsEndpoint] = []
+    ca, cert = lab_ca
+
+    def start(engine: SqlEngine) -> TdsEndpoint:
+        ep = TdsEndpoint(engine, "127.0.0.1", 0, USER, PASSWORD, certificate=cert)
+        ep.ca_file = str(ca.ca_path)  # for client(): the CA the lab's inventory names
         ep.start()
         endpoints.append(ep)
         return ep
@@ -88,9 +97,10 @@ def serve() -> Callable[[SqlEngine], SqlEndpoint]:
         ep.stop()
 
 
-def client(ep: SqlEndpoint, password: str = PASSWORD) -> SqlServer:
-    return SqlServer(SqlSettings(server="SQL1", lab_address="127.0.0.1", lab_port=ep.port, auth="sql",
-                                 username=USER, login_timeout=5), password)
+def client(ep: TdsEndpoint, password: str = PASSWORD) -> SqlServer:
+    """The suite's SqlServer as the lab's inventory sets it up: pyodbc, FreeTDS, TLS against the lab CA."""
+    return SqlServer(SqlSettings(server="SQL1", driver="FreeTDS", ca_file=ep.ca_file, lab_address="127.0.0.1",
+                                 lab_port=ep.port, auth="sql", username=USER, login_timeout=5), password)
 
 
 @pytest.fixture
@@ -157,7 +167,8 @@ def test_now_reads_the_lab_clock_as_datetimes(lab_sql):
     _, sql = lab_sql(start=start)
     row = sql.execute(tsql.NOW).rows[0]
     assert isinstance(row["now_utc"], datetime)
-    assert abs(row["now_utc"] - start.replace(tzinfo=None)) < timedelta(seconds=30)
+    # the first TLS login of a worker loads the driver: a few hundred ms at speed 200 on a busy runner
+    assert abs(row["now_utc"] - start.replace(tzinfo=None)) < timedelta(seconds=120)
 
 
 @pytest.mark.parametrize("offset", [600, -480, 0])
@@ -583,45 +594,34 @@ def test_engine_error_carries_number_state_and_severity(make_engine):
 # ------------------------------------------------------------------------------------------ the client
 
 
-def test_client_login_failure_is_pyodbc_shaped(make_engine, serve):
-    from entsso.lab import sqlclient
+def test_client_login_failure_is_a_named_login_failure(make_engine, serve):
+    sql = client(serve(make_engine()), password="wrong-" + PASSWORD)
+    with pytest.raises(SqlLoginFailed) as err:
+        sql.execute("SELECT 1 AS one")
+    assert err.value.number == 18456 and f"Login failed for user '{USER}'." in str(err.value)
+    assert PASSWORD not in str(err.value)
 
+
+def test_client_nothing_listening_is_unreachable(make_engine, serve):
     ep = serve(make_engine())
-    with pytest.raises(sqlclient.InterfaceError) as err:
-        sqlclient.connect("127.0.0.1", ep.port, USER, "wrong-" + PASSWORD)
-    assert err.value.args == ("28000", f"[28000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Login "
-                                       f"failed for user '{USER}'. (18456) (SQLDriverConnect)")
-
-
-def test_client_nothing_listening_is_08001(make_engine, serve):
-    from entsso.lab import sqlclient
-
-    ep = serve(make_engine())
-    port = ep.port
     ep.stop()
-    with pytest.raises(sqlclient.OperationalError) as err:
-        sqlclient.connect("127.0.0.1", port, USER, PASSWORD, timeout=2)
-    assert err.value.args[0] == "08001" and "(10061)" in err.value.args[1]
+    with pytest.raises(SqlUnreachable) as err:
+        client(ep).execute("SELECT 1 AS one")
+    assert err.value.sqlstate.startswith("08") and "unreachable" in str(err.value), err.value
 
 
-def test_client_error_classes_follow_pyodbc(make_engine, serve):
-    from entsso.lab import sqlclient
+def test_client_unknown_object_is_42S02(make_engine, serve):
+    from entsso.sql import SqlUnknownObject
 
-    conn = sqlclient.connect("127.0.0.1", serve(make_engine()).port, USER, PASSWORD, database="msdb")
-    with pytest.raises(sqlclient.ProgrammingError) as err:
-        conn.cursor().execute("SELECT name FROM dbo.sysjobz")
-    assert err.value.args[0] == "42S02" and isinstance(err.value, sqlclient.DatabaseError)
+    with pytest.raises(SqlUnknownObject) as err:
+        client(serve(make_engine())).execute("SELECT name FROM dbo.sysjobz", database="msdb")
+    assert err.value.sqlstate == "42S02" and err.value.number == 208
 
 
-def test_client_cursor_walks_result_sets_like_pyodbc(make_engine, serve):
-    from entsso.lab import sqlclient
-
-    conn = sqlclient.connect("127.0.0.1", serve(make_engine()).port, USER, PASSWORD, database="msdb")
-    cur = conn.cursor().execute("SELECT TOP 1 name FROM dbo.sysjobs ORDER BY name; SELECT 2 AS two")
-    assert cur.description[0][0] == "name" and len(cur.description[0]) == 7
-    assert cur.fetchall() == [("Backup BizTalk Server (BizTalkMgmtDb)",)]
-    assert cur.nextset() is True and cur.fetchone() == (2,)
-    assert cur.nextset() is False and cur.description is None
+def test_client_walks_result_sets(make_engine, serve):
+    res = client(serve(make_engine())).execute(
+        "SELECT TOP 1 name FROM dbo.sysjobs ORDER BY name; SELECT 2 AS two", database="msdb")
+    assert res.sets == [[{"name": "Backup BizTalk Server (BizTalkMgmtDb)"}], [{"two": 2}]]
 
 
 # ------------------------------------------------------------------------------------------ jobs SQL Agent runs itself
@@ -697,6 +697,7 @@ def test_jobs_stopped_and_idle_after_disabling(lab_sql):
 
 def test_backup_run_from_its_schedule_is_waited_for_not_stopped(lab_sql):
     engine, sql = lab_sql()
+    sql.execute(tsql.NOW, database="msdb")  # connected first: a TLS login lasts estate seconds at speed 200
     engine.run_on_schedule(BACKUP_JOB)
     done = sqlagent.ensure_jobs_idle(sql, [BACKUP_JOB, MONITOR_JOB], 20, fast_poller(), wait_for=[BACKUP_JOB])
     assert done["waited_for"] == [BACKUP_JOB] and done["stopped"] == []
@@ -706,6 +707,7 @@ def test_backup_run_from_its_schedule_is_waited_for_not_stopped(lab_sql):
 
 def test_forced_backup_waits_for_a_scheduled_run_instead_of_colliding(lab_sql):
     engine, sql = lab_sql()
+    sql.execute(tsql.NOW, database="msdb")  # connected first: a TLS login lasts estate seconds at speed 200
     engine.run_on_schedule(BACKUP_JOB)
     proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
     assert proof["changed"] is True and proof["outcome"] == "Succeeded"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from entsso.lab.certs import LabCA
+from entsso.lab.pki import LabCA
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import SqlEngine
 from entsso.lab.tds import TdsEndpoint
@@ -25,9 +25,9 @@ SECRET_SERVER_SQL = "SELECT gi_SecretServer FROM SSODB.dbo.SSOX_GlobalInfo"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Any:
     d = tmp_path_factory.mktemp("tds")
-    ca = LabCA(d / "ca")
+    ca = LabCA("entsso lab CA")
     engine = SqlEngine(scenario_sql(), "SSOCLUSTER", Clock(speed=200))
-    ep = TdsEndpoint(engine, "127.0.0.1", 0, USER, PASSWORD, certificate=ca.issue("sql", ["127.0.0.1", "SQL1"]))
+    ep = TdsEndpoint(engine, "127.0.0.1", 0, USER, PASSWORD, certificate=ca.issue("SQL1", addresses=["127.0.0.1"]))
     ep.start()
 
     class Lab:
@@ -134,7 +134,7 @@ def test_wrong_password_is_error_18456(lab):
 
 
 def test_a_certificate_from_another_ca_is_refused(lab):
-    other = LabCA(lab.dir / "other-ca")
+    other = LabCA("someone else's CA")
     with pytest.raises(pyodbc.OperationalError) as err:
         connect(lab, ca_file=str(other.ca_path))
     assert err.value.args[0] == "08001"

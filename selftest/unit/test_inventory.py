@@ -342,7 +342,8 @@ def fake_lab() -> SimpleNamespace:
     hosts = [n["name"] for n in scenario["cluster"]["nodes"]] + [b["name"] for b in scenario["biztalk"]["servers"]]
     return SimpleNamespace(scenario=scenario, addresses={h: f"127.0.0.{2 + i}" for i, h in enumerate(hosts)},
                            winrm_port=45985, sql_address="127.0.0.6", sql_endpoint=SimpleNamespace(port=41433),
-                           username="LAB\\svc-entsso", sql_username="entsso", control_url="http://127.0.0.1:40000")
+                           username="LAB\\svc-entsso", sql_username="entsso", control_url="http://127.0.0.1:40000",
+                           ca_path=Path("/tmp/entsso-lab-ca/ca.pem"))
 
 
 def test_lab_inventory_of_the_default_scenario_loads(tmp_path: Path) -> None:
@@ -354,6 +355,9 @@ def test_lab_inventory_of_the_default_scenario_loads(tmp_path: Path) -> None:
     assert len(inv.sql.jobs) == 13 and inv.sql.backup_job == "Backup BizTalk Server (BizTalkMgmtDb)"
     assert (inv.lab.sql_address, inv.lab.sql_port, inv.lab.control_url) == (
         "127.0.0.6", 41433, "http://127.0.0.1:40000")
+    # the lab's SQL Server is reached as an estate's: FreeTDS, TLS, its certificate checked against the lab CA
+    assert (inv.sql.driver, inv.sql.encrypt, inv.sql.trust_server_certificate, inv.sql.ca_file) == (
+        "FreeTDS", True, False, "/tmp/entsso-lab-ca/ca.pem")
     assert inv.upgrade_for("NODE2").target_version == "10.0.2000.0"
     assert inv.secret_backup.folder == "C:\\SSOBackup"
     assert inv.environment == "LAB"

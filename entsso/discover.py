@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from entsso import estate, sso, tsql
-from entsso.sql import SqlError, SqlServer, SqlSettings
+from entsso.sql import DRIVERS, SqlError, SqlServer, SqlSettings
 from entsso.winrm import RemoteError, WindowsHost, WinRMSettings
 
 ENTSSO = "ENTSSO"
@@ -120,12 +120,24 @@ def _host_facts_params(role: str, cluster: tuple[str, str, str] | None, package:
             "secret_backup_file": None}
 
 
+def _ca_trust_path(args: argparse.Namespace, net: Network) -> str | None:
+    """The CA file that validates the hosts' WinRM certificates: --ca-trust-path, else the network file's."""
+    return args.ca_trust_path or (net.doc.get("winrm") or {}).get("ca_trust_path")
+
+
+def _sql_tls(args: argparse.Namespace, net: Network) -> tuple[str, str | None]:
+    """The ODBC driver and the CA file for SQL Server's certificate: the flags, else the network file's."""
+    s = net.doc.get("sql") or {}
+    return (args.sql_driver or s.get("driver") or DRIVERS[0]), (args.sql_ca_file or s.get("ca_file"))
+
+
 def discover(args: argparse.Namespace, winrm_password: str, sql_password: str | None) -> Estate:
     net = Network(args.network)
     w = net.doc.get("winrm") or {}
     settings = WinRMSettings(transport=args.winrm_transport or w.get("transport") or "ntlm",
                              https=not args.http if args.http else bool(w.get("https", True)),
-                             port=args.winrm_port or w.get("port"), cert_validation=not args.no_verify)
+                             port=args.winrm_port or w.get("port"), cert_validation=not args.no_verify,
+                             ca_trust_path=_ca_trust_path(args, net))
     user = args.winrm_user
 
     def windows(name: str) -> WindowsHost:
@@ -150,7 +162,9 @@ def discover(args: argparse.Namespace, winrm_password: str, sql_password: str | 
 
     # SQL Server: the group's servers, its jobs, SSODB's secret server
     lab = net.lab or {}
+    driver, ca_file = _sql_tls(args, net)
     sql = SqlServer(SqlSettings(server=args.sql, instance=args.sql_instance, auth=args.sql_auth, username=args.sql_user,
+                                driver=driver, ca_file=ca_file,
                                 lab_address=lab.get("sql_address"), lab_port=lab.get("sql_port")), sql_password)
     try:
         servers = [r["Name"] for r in sql.execute(tsql.BIZTALK_SERVERS).rows]
@@ -206,13 +220,16 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
                     "primary": e.owner or e.nodes[0].name},
         "biztalk_servers": [{"name": h.name, **({"address": h.address} if h.address else {})}
                             for h in e.biztalk_servers],
-        "sql": {"server": e.sql_server, "instance": e.sql_instance, "auth": args.sql_auth,
+        "sql": {"server": e.sql_server, "instance": e.sql_instance, "driver": _sql_tls(args, network)[0],
+                **({"ca_file": _sql_tls(args, network)[1]} if _sql_tls(args, network)[1] else {}),
+                "auth": args.sql_auth,
                 **({"username": args.sql_user, "password_env": args.sql_password_env} if args.sql_auth == "sql" else {}),
                 "jobs": list(jobs), "backup_job": backup_job},
         "winrm": {"transport": args.winrm_transport or (network.doc.get("winrm") or {}).get("transport") or "ntlm",
                   "https": not args.http if args.http else bool((network.doc.get("winrm") or {}).get("https", True)),
                   **({"port": args.winrm_port or (network.doc.get("winrm") or {}).get("port")}
                      if args.winrm_port or (network.doc.get("winrm") or {}).get("port") else {}),
+                  **({"ca_trust_path": _ca_trust_path(args, network)} if _ca_trust_path(args, network) else {}),
                   "username": args.winrm_user, "password_env": args.winrm_password_env},
         "secret_backup": {"folder": args.backup_folder, "password_env": args.secret_password_env},
         "upgrade": {"target_version": args.target_version or "CHANGE-ME", "mode": "manual",
@@ -320,6 +337,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--winrm-port", type=int)
     p.add_argument("--http", action="store_true", help="WinRM over HTTP (default HTTPS)")
     p.add_argument("--no-verify", action="store_true", help="do not validate the WinRM certificate")
+    p.add_argument("--ca-trust-path", metavar="PEM", help="the CA that issued the hosts' WinRM certificates "
+                   "(default: the system's store)")
+    p.add_argument("--sql-driver", choices=DRIVERS, help=f"the ODBC driver (default: {DRIVERS[0]})")
+    p.add_argument("--sql-ca-file", metavar="PEM", help="the CA that issued SQL Server's certificate (FreeTDS)")
     p.add_argument("--secret-password-env", default="ENTSSO_SECRET_PASSWORD", metavar="VAR")
     p.add_argument("--backup-folder", default="C:\\SSOBackup", help="proposed secret backup folder on the nodes")
     p.add_argument("--target-version", metavar="X.Y.Z.W", help="the update's version (discovery cannot know it)")

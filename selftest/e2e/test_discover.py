@@ -1,7 +1,8 @@
 """python -m entsso.discover against a hand-started lab (an estate that outlives the run, as a real one):
 it reads the estate read-only, writes an inventory that `python -m entsso.inventory` accepts and with
 which the readiness gate passes, and a twin scenario whose lab, started fresh, gives the same gate facts
-(the same baseline and the same gate verdicts, test by test) as the estate it came from."""
+(the same baseline and the same gate verdicts, test by test) as the estate it came from; and the change,
+run with that inventory as written, completes."""
 from __future__ import annotations
 
 import yaml
@@ -73,3 +74,11 @@ def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_
     twin_base, twin_outcomes = _gate_facts(twin_gate)
     assert twin_base == base
     assert twin_outcomes == outcomes and len(outcomes) > 20
+
+    # the change itself, with the discovered inventory as written: it completes on the estate it came from
+    change = run_suite(tmp_path / "reports-change", f"--inventory={out}", "--apply", "--change-ticket", "CHG-DISCOVERED",
+                       env=dict(lab.env))
+    assert change.returncode == 0, change.output[-3000:]
+    assert set(change.outcomes.values()) == {"passed"}, sorted(n for n, s in change.outcomes.items() if s != "passed")
+    hosts = lab.state()["estate"]["hosts"]
+    assert [hosts[n]["sso"]["version"] for n in ("NODE1", "NODE2")] == ["10.0.2000.0"] * 2

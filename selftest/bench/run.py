@@ -84,7 +84,9 @@ def bench_gate(label: str, scenario: dict[str, Any], reports: Path) -> Result:
 def bench_full(label: str, scenario: dict[str, Any], reports: Path) -> Result:
     path = scenarios.write(scenario, reports / "scenarios")
     sc = scenarios.resolved(path)
-    run_dir = _run(path, reports, "--apply", "--change-ticket", "CHG-BENCH-1")
+    # one ticket per estate: each full run is its own change on a fresh lab (this admin box's earlier runs of
+    # a ticket are that change's history: a second run of CHG-BENCH-1 here would take its phases as done)
+    run_dir = _run(path, reports, "--apply", "--change-ticket", f"CHG-BENCH-{sc['name']}")
     doc = measure.load(run_dir)
     latency = float(sc["latency_sec"]) / float(sc["speed"])
     res = Result(label, "full", sc, run_dir, latency, float(sc["speed"]), measure.per_segment(doc),

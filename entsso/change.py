@@ -141,6 +141,15 @@ class History:
         return next((p.recorded for p in self.local if p.recorded), None)
 
     @property
+    def record_lost(self) -> dict[str, Any] | None:
+        """This admin box recorded the change on the estate (its journal's change_recorded), yet every node
+        was read and none holds a record of it: another estate than those runs' (a new lab, the wrong
+        inventory), or the record was removed. Its change_recorded entry, else None."""
+        if self.record is not None or self.unreadable:
+            return None
+        return self._recorded_locally
+
+    @property
     def began(self) -> bool:
         """The change has acted (its record was written before its first change)."""
         return self.record is not None or self._recorded_locally is not None

@@ -142,6 +142,8 @@ def finished_before(run: Run, name: str) -> bool:
     someone may have started a host instance since the change was prepared."""
     if not run.options.change_ticket:
         return False
+    if run.options.apply:
+        _refuse_a_lost_record(run, "continue")  # those phases were finished on another estate
     h = run.history()
     if name not in h.finished_phases:
         return False
@@ -317,12 +319,30 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
                 pass
 
 
+def _refuse_a_lost_record(run: Run, action: str) -> None:
+    """Stop before anything changes when this admin box's runs of the ticket recorded the change on an estate
+    that, read in full, has no record of it: taking those runs' phases as done would skip them here."""
+    lost = run.history().record_lost
+    if lost is None:
+        return
+    ticket = run.options.change_ticket
+    where = f"{lost.get('record') or 'the change record'} on {lost.get('record_on') or 'the primary node'}"
+    run.journal.write("gate_refused", action=action, failed_tests=[],
+                      findings=[f"change record of {ticket} missing from the estate"])
+    stop(run, "gate", f"refusing to {action} for change {ticket}: this admin box's earlier runs of it recorded the "
+         f"change as {where}, but no node of this estate holds that record now. Either this is another estate than "
+         "those runs' (a new lab, another inventory), or the record was removed. Nothing was changed. A new change "
+         "takes a new ticket (--change-ticket); if this is the same estate, find out what removed the record "
+         "(docs/recovery.md) before you continue.")
+
+
 def require_ready(run: Run, action: str) -> None:
     """The gate before the first change: the readiness checks hold and no test before this failed.
     A change whose gate passed before it acted (its record says which run) does not ask again: the
     estate is mid-change by design (SSODB may name a node, the group may be offline); each step
     re-verifies its own state. Another ticket's unfinished change on the estate refuses this one."""
     h = run.history()
+    _refuse_a_lost_record(run, action)
     others = gate.no_unfinished_change(run.snapshot(), run.options.change_ticket, run.inventory_command)
     if others:
         run.journal.write("gate_refused", action=action, findings=[str(f) for f in others], failed_tests=[])
@@ -763,6 +783,7 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
     downgraded: docs/recovery.md). Every step reads first, so a second backout changes nothing."""
     t = run.inventory.timeouts
     h = run.history()
+    _refuse_a_lost_record(run, "back out")
     if not h.began:
         stop(run, "backout", f"no change {run.options.change_ticket} on this estate to back out (no change record "
              "on the nodes and no run of it on this admin box); nothing was changed")

@@ -79,7 +79,10 @@ def lab_inventory(lab: Any, ca_trust_path: str | None = None, sql_ca_file: str |
     if second:
         # what an operator writes for an estate whose SSODB (or MessageBox) is on another instance: that
         # instance and the databases it holds; its jobs follow from their names
-        other = {"server": second.get("server", "SQL2"), "databases": list(second.get("databases") or [names.get("ssodb", "SSODB")])}
+        # a database the scenario names by its default name, as the estate names it
+        estate_name = {"ssodb": names.get("ssodb", "SSODB"), "biztalkmgmtdb": names.get("management", "BizTalkMgmtDb")}
+        other = {"server": second.get("server", "SQL2"),
+                 "databases": [estate_name.get(str(d).lower(), str(d)) for d in second.get("databases") or ["SSODB"]]}
         if second.get("instance"):
             other["instance"] = second["instance"]
         sql_doc["instances"] = [other]

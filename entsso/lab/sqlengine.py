@@ -15,6 +15,10 @@ login changes the estate only through the procedures, as the BizTalk documentati
 model's invariants (one activity row per run, flag consumed by the job) stay intact.
 `sql.denied` names objects the login has no grant on: reading or executing one is error 229 with SQL
 Server's text, and HAS_PERMS_BY_NAME answers 0 for it (1 for the rest, NULL for an absent object).
+`sql.database_names` gives SSODB and the management database the estate's names: the engine keeps them
+under their modelled names in SQLite and serves them only under the estate's (logins, three-part names,
+USE, EXEC, OBJECT_ID, HAS_PERMS_BY_NAME, the backup view and history). `received` keeps the batches the
+engine was sent, with their database, for tests that assert where each statement went.
 
 The lab's SQL Server keeps the server's local time, as SQL Server does: `sql.utc_offset_minutes` east
 of UTC. SYSUTCDATETIME()/GETUTCDATE() are UTC; GETDATE()/SYSDATETIME(), msdb's job dates, sysjobhistory's

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
 
@@ -329,15 +329,12 @@ class Result:
         return next(iter(rows[0].values()))
 
 
-Connector = Callable[[str], Any]
-
-
 class SqlServer:
     """One SQL Server. Connections are opened per database and kept; statements are serialised per
     connection (pyodbc connections are not for concurrent use)."""
 
     def __init__(self, settings: SqlSettings, password: Any = None, statements: StatementLog | None = None,
-                 connector: Connector | None = None, *, reconnect: bool = True) -> None:
+                 *, reconnect: bool = True) -> None:
         self.settings = settings
         # reconnect=False: a connection that broke stays broken (its session's state, e.g. the estate lock,
         # went with it); every later statement on that database fails instead of running in a new session
@@ -345,7 +342,6 @@ class SqlServer:
         self._lost: dict[str, str] = {}
         self._password = password
         self.statements = statements if statements is not None else StatementLog()
-        self._connector = connector
         self._conns: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -363,8 +359,6 @@ class SqlServer:
 
     def _connect(self, database: str) -> Any:
         s = self.settings
-        if self._connector is not None:
-            return self._connector(database)
         import pyodbc  # imported late: needs unixODBC's libodbc.so.2
 
         pyodbc.pooling = False  # close() must end the session (the estate lock is session-owned): sql-review m8

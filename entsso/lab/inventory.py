@@ -69,13 +69,20 @@ def lab_inventory(lab: Any, ca_trust_path: str | None = None, sql_ca_file: str |
         "jobs": jobs,
         "backup_job": backup_job,
     }
+    names = sql.get("database_names") or {}
+    if names:
+        # the estate's names of SSODB and the management database, as the lab's engines serve them
+        sql_doc["databases"] = {key: names[key] for key in ("ssodb", "management") if key in names}
     lab_doc: dict[str, Any] = {"sql_address": lab.sql_address, "sql_port": lab.sql_endpoint.port,
                                "control_url": lab.control_url}
     second = sql.get("second_instance")
     if second:
         # what an operator writes for an estate whose SSODB (or MessageBox) is on another instance: that
         # instance and the databases it holds; its jobs follow from their names
-        other = {"server": second.get("server", "SQL2"), "databases": list(second.get("databases") or ["SSODB"])}
+        # a database the scenario names by its default name, as the estate names it
+        estate_name = {"ssodb": names.get("ssodb", "SSODB"), "biztalkmgmtdb": names.get("management", "BizTalkMgmtDb")}
+        other = {"server": second.get("server", "SQL2"),
+                 "databases": [estate_name.get(str(d).lower(), str(d)) for d in second.get("databases") or ["SSODB"]]}
         if second.get("instance"):
             other["instance"] = second["instance"]
         sql_doc["instances"] = [other]

@@ -112,6 +112,11 @@ class SecondInstance(_Model):
     databases: Optional[list[str]] = None  # of the group's databases; default [SSODB]
 
 
+class DatabaseNames(_Model):  # the inventory's sql.databases keys (master and msdb keep their names)
+    ssodb: Optional[str] = None
+    management: Optional[str] = None
+
+
 class SqlSection(_Model):
     server: Optional[str] = None
     instance: Optional[str] = None
@@ -129,6 +134,7 @@ class SqlSection(_Model):
     agent_running: Optional[bool] = None
     denied: Optional[list[str]] = None  # objects (three-part names) the lab's login has no grant on
     second_instance: Optional[SecondInstance] = None  # another SQL instance holding some of the databases
+    database_names: Optional[DatabaseNames] = None  # the estate's names of SSODB and the management database
 
 
 class Package(_Model):

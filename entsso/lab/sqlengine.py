@@ -15,6 +15,10 @@ login changes the estate only through the procedures, as the BizTalk documentati
 model's invariants (one activity row per run, flag consumed by the job) stay intact.
 `sql.denied` names objects the login has no grant on: reading or executing one is error 229 with SQL
 Server's text, and HAS_PERMS_BY_NAME answers 0 for it (1 for the rest, NULL for an absent object).
+`sql.database_names` gives SSODB and the management database the estate's names: the engine keeps them
+under their modelled names in SQLite and serves them only under the estate's (logins, three-part names,
+USE, EXEC, OBJECT_ID, HAS_PERMS_BY_NAME, the backup view and history). `received` keeps the batches the
+engine was sent, with their database, for tests that assert where each statement went.
 
 The lab's SQL Server keeps the server's local time, as SQL Server does: `sql.utc_offset_minutes` east
 of UTC. SYSUTCDATETIME()/GETUTCDATE() are UTC; GETDATE()/SYSDATETIME(), msdb's job dates, sysjobhistory's
@@ -31,6 +35,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -50,7 +55,13 @@ FORCE_FULL_COLUMN = "ForceFull"
 SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
-    "last_full_minutes_ago", "agent_running", "denied", "second_instance"})
+    "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names"})
+# sql.database_names: the names the estate gives SSODB and the management database (the inventory's
+# sql.databases keys); the engine keeps each database under its modelled name and serves it under the
+# estate's, so a statement naming the default name where the estate renamed it fails as on SQL Server
+DATABASE_NAME_KEYS = {"ssodb": "SSODB", "management": "BizTalkMgmtDb"}
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RECEIVED_KEPT = 10_000  # SqlEngine.received: the newest batches, for tests
 # sql.second_instance: another SQL Server instance of the estate that holds some of the group's databases
 # (SSODB, the MessageBox …) and the jobs BizTalk creates for them there (docs/lab.md)
 SECOND_INSTANCE_KEYS = frozenset({"server", "instance", "databases"})
@@ -266,6 +277,30 @@ _UTC_FUNCTIONS = ("SYSUTCDATETIME", "GETUTCDATE")
 _LOCAL_FUNCTIONS = ("SYSDATETIME", "GETDATE")
 
 
+def database_names(value: Any) -> dict[str, str]:
+    """sql.database_names as {modelled name: the estate's name} (`{ssodb: SSODB_PRD}` -> `{SSODB: SSODB_PRD}`)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"scenario sql.database_names: {value!r} is not a mapping; write e.g. "
+                         "{ssodb: SSODB_PRD, management: BizTalkMgmtDb_PRD}")
+    unknown = sorted(set(value) - set(DATABASE_NAME_KEYS))
+    if unknown:
+        raise ValueError(f"scenario sql.database_names: unknown key(s) {', '.join(map(str, unknown))}; the lab knows "
+                         f"{', '.join(sorted(DATABASE_NAME_KEYS))} (it serves master and msdb under their own names)")
+    out = {}
+    for key, name in value.items():
+        if not isinstance(name, str) or not _DATABASE_NAME.match(name):
+            raise ValueError(f"scenario sql.database_names.{key}: {name!r} is not a database name the lab serves "
+                             "(letters, digits and _, starting with a letter or _)")
+        out[DATABASE_NAME_KEYS[key]] = name
+    served = [out.get(d, d).lower() for d in MODELLED_DATABASES]
+    if len(set(served)) != len(served):
+        raise ValueError(f"scenario sql.database_names: {value!r} gives two databases one name (master, msdb, "
+                         "SSODB and the management database each need their own)")
+    return out
+
+
 def split_instances(scenario_sql: dict) -> list[tuple[dict, list[str] | None, dict[str, str]]]:
     """The scenario's SQL instances as (the engine's scenario, hosted databases or None for all, remote
     databases -> their instance's name): one, or two with `sql.second_instance`, which holds its
@@ -277,8 +312,10 @@ def split_instances(scenario_sql: dict) -> list[tuple[dict, list[str] | None, di
     if unknown:
         raise ValueError(f"scenario sql.second_instance: unknown key(s) {', '.join(unknown)}; the lab knows "
                          f"{', '.join(sorted(SECOND_INSTANCE_KEYS))}")
-    moved = [str(d) for d in (second.get("databases") or ["SSODB"])]
-    if any(d.lower() in ("master", "msdb", "biztalkmgmtdb") for d in moved):
+    renamed = database_names(scenario_sql.get("database_names"))
+    moved = [str(d) for d in (second.get("databases") or [renamed.get("SSODB", "SSODB")])]
+    management = renamed.get("BizTalkMgmtDb", "BizTalkMgmtDb").lower()
+    if any(d.lower() in ("master", "msdb", "biztalkmgmtdb", management) for d in moved):
         raise ValueError("scenario sql.second_instance.databases: master, msdb and BizTalkMgmtDb stay on the "
                          "first instance (the Backup BizTalk Server job runs there)")
     server = str(second.get("server") or "SQL2")
@@ -291,7 +328,7 @@ def split_instances(scenario_sql: dict) -> list[tuple[dict, list[str] | None, di
     first = {k: v for k, v in scenario_sql.items() if k != "second_instance"}
     first["jobs"] = {j: e for j, e in jobs.items() if not on_second(j)}
     other = {k: scenario_sql[k] for k in ("utc_offset_minutes", "agent_running", "job_run_sec", "denied",
-                                          "username") if k in scenario_sql}
+                                          "username", "database_names") if k in scenario_sql}
     other.update({"server": server, "instance": second.get("instance"),
                   "jobs": {j: e for j, e in jobs.items() if on_second(j)}})
     return [(first, None, {d: name for d in moved}), (other, moved, {})]
@@ -302,22 +339,23 @@ def _no_database(name: str) -> EngineError:
 
 
 @lru_cache(maxsize=256)
-def _translate(sql: str, database: str, databases: tuple[str, ...]) -> str:
-    """T-SQL SELECT → SQLite, names mapped to the attached databases."""
+def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) -> str:
+    """T-SQL SELECT → SQLite, names mapped to the attached databases (`databases`: (the name the engine
+    serves it under, lower; its attached name); `database`: the context's attached name)."""
     try:
         tree = sqlglot.parse_one(sql, read="tsql")
     except sqlglot.errors.ParseError as exc:
         raise EngineError(102, 1, 15, f"Incorrect syntax near '{sql.strip()[:40]}'. ({str(exc).splitlines()[0]})") from None
-    canon = {d.lower(): d for d in databases}
+    canon = dict(databases)
 
     def fix(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.name:
             catalog, db = node.catalog, node.db
-            target = catalog or (db if db and db.lower() != "dbo" and db.lower() in canon else database)
-            if target.lower() not in canon:
+            named = catalog or (db if db and db.lower() != "dbo" and db.lower() in canon else None)
+            if named is not None and named.lower() not in canon:
                 raise EngineError(208, 1, 16, f"Invalid object name '{'.'.join(p for p in (catalog, db, node.name) if p)}'.")
             node.set("catalog", None)
-            node.set("db", exp.to_identifier(canon[target.lower()]))
+            node.set("db", exp.to_identifier(canon[named.lower()] if named is not None else database))
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
@@ -430,24 +468,37 @@ class SqlEngine:
         if abs(self.utc_offset) > timedelta(hours=14):
             raise ValueError("scenario sql.utc_offset_minutes: SQL Server's clock is at most 14 hours from UTC")
         self.flag_table = FORCE_FULL_TABLES[schema]
-        self.denied = self._denied(scenario_sql.get("denied"), schema)
+        self.database_names = database_names(scenario_sql.get("database_names"))
+        back = {v.lower(): k for k, v in self.database_names.items()}
+
+        def modelled(d: str) -> str:  # the estate's name -> the engine's (others unchanged)
+            return back.get(d.lower(), d)
+        denied = scenario_sql.get("denied")
+        if isinstance(denied, list):  # either name of a renamed database
+            denied = [".".join([modelled(v.split(".", 1)[0])] + v.split(".")[1:]) if isinstance(v, str) else v
+                      for v in denied]
+        self.denied = self._denied(denied, schema)
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
         instance = scenario_sql.get("instance")
         self.server_name = f"{self.server}\\{instance}" if instance else self.server
-        self.group_databases: list[str] = list(scenario_sql.get("databases") or
-                                               ["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb", "SSODB"])
+        # as BizTalk names them in its backup view and history: the estate's names
+        self.group_databases: list[str] = [self.estate_name(str(d)) for d in scenario_sql.get("databases") or
+                                           ["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb", "SSODB"]]
         self.backup_path = str(scenario_sql.get("backup_path") or "F:\\Backup")
         self.job_run_sec = float(scenario_sql.get("job_run_sec", 5))
         self.backup_sec_per_database = float(scenario_sql.get("backup_sec_per_database", 4))
-        self.remote = {k.lower(): v for k, v in (remote or {}).items()}
-        names = list(MODELLED_DATABASES) + [d for d in self.group_databases if d.lower() not in
+        self.remote = {self.estate_name(k).lower(): v for k, v in (remote or {}).items()}
+        names = list(MODELLED_DATABASES) + [modelled(d) for d in self.group_databases if modelled(d).lower() not in
                                             {m.lower() for m in MODELLED_DATABASES}]
         if hosted is not None:
-            names = ["master", "msdb"] + [d for d in hosted if d.lower() not in ("master", "msdb")]
-        names = [d for d in names if d.lower() not in self.remote]
-        self.databases: tuple[str, ...] = tuple(names)
-        self.hosted = {d.lower() for d in names}
+            names = ["master", "msdb"] + [modelled(d) for d in hosted if d.lower() not in ("master", "msdb")]
+        names = [d for d in names if self.estate_name(d).lower() not in self.remote]
+        self._attached_names: tuple[str, ...] = tuple(names)  # SQLite's: the modelled names
+        self.databases: tuple[str, ...] = tuple(self.estate_name(d) for d in names)  # as sys.databases lists them
+        self._served = tuple((self.estate_name(d).lower(), d) for d in names)  # served name (lower) -> attached
+        self.hosted = {d.lower() for d in names}  # the modelled names of the databases it has
+        self.received: deque[tuple[str, str]] = deque(maxlen=RECEIVED_KEPT)  # (database, batch) as received
         self._lock = threading.RLock()
         self._available = True
         self._failures: dict[str, list[str]] = {}
@@ -460,7 +511,7 @@ class SqlEngine:
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._db.create_function("lab_utc_now", 0, lambda: to_sql_text(self.clock.now()))
         self._db.create_function("lab_local_now", 0, lambda: to_sql_text(self._now_local()))
-        for name in self.databases:
+        for name in self._attached_names:
             self._db.execute(f'ATTACH DATABASE ":memory:" AS "{name}"')
         for part, ddl in _SCHEMA.items():
             if part.startswith("BizTalkMgmtDb ") and part != f"BizTalkMgmtDb {schema}":
@@ -696,7 +747,7 @@ class SqlEngine:
         """Error 229 as SQL Server sends it when the login lacks `permission` on database.dbo.obj."""
         if f"{database}.dbo.{obj}".lower() in self.denied:
             raise EngineError(229, 5, 14, f"The {permission} permission was denied on the object '{obj}', "
-                                          f"database '{database}', schema 'dbo'.")
+                                          f"database '{self.estate_name(database)}', schema 'dbo'.")
 
     def _has_perms_by_name(self, securable: Any, securable_class: Any, permission: Any) -> int | None:
         """HAS_PERMS_BY_NAME(N'db.schema.object', N'OBJECT', N'EXECUTE'|N'SELECT'): 1 granted, 0 not, NULL
@@ -705,11 +756,13 @@ class SqlEngine:
             raise EngineError(50000, 1, 16, f"HAS_PERMS_BY_NAME: the lab models the OBJECT class only, not "
                                             f"{securable_class!r}")
         name = ".".join(p.strip().strip("[]") for p in str(securable or "").split("."))
-        if name.split(".", 1)[0].lower() not in self.hosted:
-            return None  # a database this instance does not have
-        if name.lower() not in {p.lower() for p in PROCEDURES} and self._object_id(name) is None:
+        database = self._attached(name.split(".", 1)[0])
+        if database is None:
+            return None  # a database this instance does not have (or not under that name)
+        modelled = ".".join([database] + name.split(".")[1:])
+        if modelled.lower() not in {p.lower() for p in PROCEDURES} and self._object_id(name) is None:
             return None
-        return 0 if name.lower() in self.denied else 1
+        return 0 if modelled.lower() in self.denied else 1
 
     def _applock_mode(self, principal: Any, resource: Any, owner: Any) -> str:
         """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
@@ -745,6 +798,14 @@ class SqlEngine:
     def _set_force_flag(self, value: int) -> None:
         self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))
 
+    def estate_name(self, database: str) -> str:
+        """The name the engine serves a modelled database under (sql.database_names; others unchanged)."""
+        return next((v for k, v in self.database_names.items() if k.lower() == database.lower()), database)
+
+    def _attached(self, served: str) -> str | None:
+        """The attached (modelled) name of a database this instance serves as `served`, else None."""
+        return dict(self._served).get(served.lower())
+
     def _object_id(self, name: Any) -> int | None:
         """OBJECT_ID(N'[database.]schema.object'): an id for a table or view of the lab's schema, else NULL
         (as SQL Server answers for an object that does not exist or that the caller cannot see)."""
@@ -752,11 +813,10 @@ class SqlEngine:
         if len(parts) == 1:
             parts = ["dbo"] + parts
         if len(parts) == 2:
-            parts = [self._current_database] + parts
+            parts = [self.estate_name(self._current_database)] + parts
         if len(parts) != 3 or parts[1].lower() != "dbo":
             return None
-        canon = {d.lower(): d for d in self.databases}
-        database = canon.get(parts[0].lower())
+        database = self._attached(parts[0]) if len(parts[0]) else None
         if database is None:
             return None
         row = self._db.execute(f'SELECT name FROM "{database}".sqlite_master WHERE type IN (\'table\', \'view\') '
@@ -774,6 +834,7 @@ class SqlEngine:
         """Run one T-SQL batch with ? parameters in `database`'s context. A batch may start with
         WAITFOR DELAY 'hh:mm:ss' (estate time; other sessions run meanwhile); `cancel` set ends it with
         StatementCancelled, as SQL Server ends a batch on an attention."""
+        self.received.append((database, sql))
         m = _WAITFOR.match(sql.lstrip())
         if m:
             h, mi, se, ms = m.groups()
@@ -783,10 +844,10 @@ class SqlEngine:
             sql = sql.lstrip()[m.end():]
             if not sql.strip():
                 return EngineResult()
-        canon = {d.lower(): d for d in self.databases}
-        if database.lower() not in canon:
+        attached = self._attached(database)
+        if attached is None:
             raise _no_database(database)
-        ctx = {"database": canon[database.lower()], "session": session, "login": login, "vars": {}}
+        ctx = {"database": attached, "session": session, "login": login, "vars": {}}
         remaining = [_param(p) for p in params]
         result = EngineResult()
         with self._lock:
@@ -811,9 +872,10 @@ class SqlEngine:
             return
         if word == "USE":
             name = stmt.split(None, 1)[1].strip().strip("[]")
-            if name.lower() not in {d.lower() for d in self.databases}:
+            attached = self._attached(name)
+            if attached is None:
                 raise _no_database(name)
-            ctx["database"] = next(d for d in self.databases if d.lower() == name.lower())
+            ctx["database"] = attached
             return
         if word in ("EXEC", "EXECUTE"):
             self._exec(stmt, params, ctx, result)
@@ -823,10 +885,10 @@ class SqlEngine:
             return
         if word in ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE"):
             raise EngineError(229, 5, 14, f"The {word} permission was denied on the object, database "
-                                          f"'{ctx['database']}', schema 'dbo'. (The lab's login changes the estate "
+                                          f"'{self.estate_name(ctx['database'])}', schema 'dbo'. (The lab's login changes the estate "
                                           "only through the documented procedures.)")
         if word in ("CREATE", "ALTER", "DROP", "GRANT", "DENY", "REVOKE", "BACKUP", "RESTORE"):
-            raise EngineError(262, 1, 14, f"{word} permission denied in database '{ctx['database']}'.")
+            raise EngineError(262, 1, 14, f"{word} permission denied in database '{self.estate_name(ctx['database'])}'.")
         raise EngineError(102, 1, 15, f"Incorrect syntax near '{stmt.split(None, 1)[0]}'.")
 
     def _select(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
@@ -842,12 +904,11 @@ class SqlEngine:
             raise EngineError(8178, 1, 16, "The parameterized query expects a parameter, which was not supplied.")
         mine = [params.pop(0) for _ in range(n)]
         if self.denied:  # SELECT on a table or view the login has no grant on: error 229 (sql.denied)
-            canon = {d.lower(): d for d in self.databases}
             for table in sqlglot.parse_one(stmt, read="tsql").find_all(exp.Table):
                 if table.name:
-                    database = canon.get((table.catalog or ctx["database"]).lower(), table.catalog)
-                    self._deny("SELECT", database, table.name)
-        sqlite_sql = _translate(stmt, ctx["database"], self.databases)
+                    database = self._attached(table.catalog) if table.catalog else ctx["database"]
+                    self._deny("SELECT", database or table.catalog, table.name)
+        sqlite_sql = _translate(stmt, ctx["database"], self._served)
         self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
         self._current_session = ctx["session"]  # APPLOCK_MODE answers for the calling session
         try:
@@ -888,7 +949,7 @@ class SqlEngine:
         named, positional = _parse_args(args_text, params, ctx["vars"])
         parts = [p.strip("[]") for p in proc_text.split(".")]
         name = parts[-1]
-        db = parts[0] if len(parts) == 3 else ctx["database"]
+        db = (self._attached(parts[0]) or parts[0]) if len(parts) == 3 else ctx["database"]
         key = name.lower()
         procs = {
             "sp_update_job": ("msdb", self._sp_update_job),
@@ -899,8 +960,8 @@ class SqlEngine:
             "sp_releaseapplock": (None, self._sp_releaseapplock),
         }
         entry = procs.get(key)
-        if db.lower() not in self.hosted:
-            raise _no_database(db)  # a database of another instance
+        if db.lower() not in self.hosted or (len(parts) == 3 and self._attached(parts[0]) is None):
+            raise _no_database(parts[0] if len(parts) == 3 else db)  # a database of another instance, or not so named
         if entry is None or (entry[0] is not None and entry[0].lower() != db.lower()):
             raise EngineError(2812, 62, 16, f"Could not find stored procedure '{proc_text}'.")
         if entry[0] is not None:

@@ -1,4 +1,4 @@
-"""The lab's SQL Server through the suite's own SQL layer (entsso.sql over the lab's pyodbc-shaped client):
+"""The lab's SQL Server through the suite's own SQL layer (entsso.sql: pyodbc, FreeTDS, TDS with TLS from the lab CA):
 every statement of entsso/tsql.py, SQL Agent job control, the Backup BizTalk Server job, the errors the
 suite classifies, and the counters the lab reports."""
 from __future__ import annotations

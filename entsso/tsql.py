@@ -37,6 +37,23 @@ SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server F
 # the group's adm_Group row): the cluster name once the MSS is clustered.
 GROUP_SSO_SERVER = "SET NOCOUNT ON; SELECT TOP 1 SSOServerName AS sso_server FROM BizTalkMgmtDb.dbo.adm_Group"
 
+# Every adapter handler of the group, with what names its configuration in SSO: the adapter (the SSO
+# application, UNCONFIRMED: docs/domain-notes.md) and the handler's uidCustomCfgID (the config info's
+# identifier; BizTalk's own adm_ReceiveHandler_Enum / adm_SendHandler_Load give it braced, "{GUID}", which
+# entsso.biztalk adds to the GUID's text, CONVERT(nvarchar(36), …): upper case, no braces). Read from the
+# admin box so that no host asks BizTalkMgmtDb itself (BizTalk's WMI provider would: a second hop).
+ADAPTER_HANDLERS = """SET NOCOUNT ON;
+SELECT N'receive' AS kind, a.Name AS adapter, h.Name AS host_name,
+  CONVERT(nvarchar(36), r.uidCustomCfgID) AS config_id
+FROM BizTalkMgmtDb.dbo.adm_ReceiveHandler r
+  JOIN BizTalkMgmtDb.dbo.adm_Adapter a ON a.Id = r.AdapterId
+  JOIN BizTalkMgmtDb.dbo.adm_Host h ON h.Id = r.HostId
+UNION ALL
+SELECT N'send', a.Name, h.Name, CONVERT(nvarchar(36), s.uidCustomCfgID)
+FROM BizTalkMgmtDb.dbo.adm_SendHandler s
+  JOIN BizTalkMgmtDb.dbo.adm_Adapter a ON a.Id = s.AdapterId
+  JOIN BizTalkMgmtDb.dbo.adm_Host h ON h.Id = s.HostId"""
+
 # The SSO servers that share SSODB: each registers its name (lower case) when it starts, for 10 days
 # (ssox_spSetServer: expiry = GETDATE() + 10 days; expired rows are deleted at the next registration).
 SSO_SERVERS = """SET NOCOUNT ON;

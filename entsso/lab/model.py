@@ -24,6 +24,7 @@ import itertools
 import os
 import re
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -85,6 +86,24 @@ SCM_1068 = "The dependency service or group failed to start."  # ERROR_SERVICE_D
 def contact_error(name: str) -> str:
     return (f"Could not contact the SSO server '{name}'. Check that SSO is configured and that the SSO service "
             "is running on that server.")
+
+
+# GetConfigInfo's documented failures beyond SSO's own (E_ACCESSDENIED, E_INVALIDARG), with Windows' texts
+ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT = "0x80070005", "Access is denied."
+ERR_INVALID_ARG, INVALID_ARG_TEXT = "0x80070057", "The parameter is incorrect."
+SSO_FLAG_RUNTIME = 0x4
+
+
+def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scenario's adapter handlers, each with its uidCustomCfgID (a stable GUID per handler, upper case
+    as CONVERT(nvarchar(36), …) gives it) and how many properties its SSO configuration holds."""
+    out = []
+    for a in bt_cfg.get("adapter_handlers") or []:
+        kind, host = a.get("kind", "receive"), a.get("host") or "BizTalkServerApplication"
+        cfg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-adapter-handler:{kind}:{a['adapter']}:{host}")).upper()
+        out.append({"kind": kind, "adapter": a["adapter"], "host": host, "config_id": "{" + cfg_id + "}",
+                    "guid": cfg_id, "properties": int(a.get("properties", 3))})
+    return out
 
 
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
@@ -720,26 +739,36 @@ class Estate:
             return doc
 
     def _op_get_adapterhandlers(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """ISSOConfigStore.GetConfigInfo for each config asked for, through h's own SSO service. Run-time mode
+        (SSO_FLAG_RUNTIME) uses only the local SSO server; admin mode asks the SSO server h's registry names
+        (its tools_server), and when that is another machine the call is a second hop the WinRM NTLM logon
+        cannot make: the remote SSO server refuses the anonymous caller (E_ACCESSDENIED, docs/domain-notes.md)."""
         with self._lock:
             self._advance()
-            if not (h.role == "biztalk" or h.admin_tools):
-                raise PSError("Invalid namespace \"root\\MicrosoftBizTalkServer\": the BizTalk WMI provider "
-                              f"(BizTalk administration tools) is not installed on {h.name}", "ObjectNotFound")
-            # the group's SSO server (MSBTS_GroupSetting.SSOServerName) when the scenario sets one; else the
-            # SSO server this machine's tools use
-            via = self.bt_cfg.get("group_sso_server") or h.tools_server
-            server = self._resolve(via)
+            if not h.sso_installed:
+                raise PSError(f"Enterprise SSO is not installed on {h.name} ('C:\\Program Files\\Common Files\\"
+                              "Enterprise Single Sign-On\\Microsoft.EnterpriseSingleSignOn.Interop.dll' is missing); "
+                              "read the adapter handlers on the node that owns the SSO group.", "ObjectNotFound")
+            runtime = bool(int(p.get("flags") or 0) & SSO_FLAG_RUNTIME)
             code, error = None, None
-            if server is None:
-                code, error = ERR_CONTACT, contact_error(via)
-            elif not self._has_secret(server):
+            if not runtime and not _same(h.tools_server, h.name):
+                code, error = ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT  # the second hop
+            elif h.services[ENTSSO].status != "Running":
+                code, error = ERR_CONTACT, contact_error(h.name)
+            elif not self._has_secret(h):
                 code, error = ERR_NO_SECRET, NO_SECRET_ERROR
-            out = []
-            for a in self.bt_cfg.get("adapter_handlers") or []:
-                out.append({"kind": a.get("kind", "receive"), "adapter": a["adapter"], "host_name": a.get("host", ""),
-                            "readable": code is None, "property_count": int(a.get("properties", 3)) if code is None else 0,
-                            "error_code": code, "error": error})
-            return {"handlers": out}
+            known = {(c["adapter"].lower(), c["config_id"].upper()): c for c in adapter_configs(self.bt_cfg)}
+            reads = []
+            for c in p.get("configs") or []:
+                app, ident = str(c.get("application", "")), str(c.get("identifier", ""))
+                cfg = known.get((app.lower(), ident.upper()))
+                one_code, one_error = (code, error) if code else (None, None)
+                if cfg is None and not one_code:
+                    one_code, one_error = ERR_INVALID_ARG, INVALID_ARG_TEXT
+                reads.append({"application": app, "identifier": ident,
+                              "property_count": None if one_code else cfg["properties"],
+                              "hresult": one_code, "error": one_error})
+            return {"computer_name": h.name, "reads": reads}
 
     def _op_read_file(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

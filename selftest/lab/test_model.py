@@ -12,7 +12,7 @@ import pytest
 
 from entsso import biztalk, cluster, sso
 from entsso.lab.clock import Clock
-from entsso.lab.model import Estate, PSError
+from entsso.lab.model import Estate, PSError, adapter_configs
 from entsso.lab.server import _merge, load_scenario
 
 SPEED = 2000.0
@@ -102,8 +102,13 @@ def updatedb(e: Estate, host: str, name: str) -> dict[str, Any]:
     return e.invoke(host, "Update-SsoDatabase", {"secret_server": name})
 
 
-def handlers(e: Estate, host: str) -> list[dict[str, Any]]:
-    return e.invoke(host, "Get-AdapterHandlers", {})["handlers"]
+def handlers(e: Estate, host: str, flags: int = biztalk.SSO_FLAG_RUNTIME) -> list[dict[str, Any]]:
+    """Get-AdapterHandlers as phase 6 calls it (the configs BizTalkMgmtDb lists), through its Python parser."""
+    configs = tuple(biztalk.HandlerConfig(c["kind"], c["adapter"], c["host"], c["config_id"])
+                    for c in adapter_configs(e.bt_cfg))
+    doc = e.invoke(host, "Get-AdapterHandlers", {
+        "flags": flags, "configs": [{"application": c.adapter, "identifier": c.config_id} for c in configs]})
+    return [h.__dict__ for h in biztalk.parse_adapter_reads(host, configs, doc)]
 
 
 def wait_until(e: Estate, done: Any, estate_sec: float) -> bool:
@@ -267,8 +272,9 @@ def test_mss_without_the_secret_cannot_serve_it():
 def test_adapter_handlers_unreadable_when_no_sso_server_answers():
     e = make()
     resource(e, "NODE1", "Offline")
-    hs = handlers(e, "NODE1")
-    assert hs[0]["error_code"] == "0xC0002A0F" and "SSOCLUSTER" in hs[0]["error"]
+    hs = handlers(e, "NODE1")  # the read is NODE1's own SSO service, stopped with the resource
+    assert hs[0]["error_code"] == "0xC0002A0F" and "'NODE1'" in hs[0]["error"]
+    assert not any(h["readable"] for h in hs)
 
 
 def test_updatedb_fails_with_no_running_sso_server():
@@ -325,7 +331,8 @@ def test_resource_online_around_an_scm_started_entsso_keeps_the_node_name():
     assert e.dump()["cluster"]["clustered_entsso"]["running_as"] == "NODE1"
     tools(e, "NODE1", "SSOCLUSTER")
     assert sso_seen(e, "NODE1").displaydb_error is not None
-    assert handlers(e, "NODE1")[0]["error_code"] == "0xC0002A0F"
+    # the tools cannot reach SSOCLUSTER, but a run-time read asks NODE1's own service, which decrypts
+    assert all(h["readable"] for h in handlers(e, "NODE1"))
 
 
 def test_move_to_a_down_node_is_refused():
@@ -819,14 +826,33 @@ def test_a_node_paused_mid_run_keeps_what_it_owns_and_receives_no_group():
         move(e, "NODE2", "NODE1")
 
 
-def test_adapter_handlers_are_read_through_the_groups_sso_server_when_the_scenario_sets_one():
-    e = make(biztalk={"group_sso_server": "BTS1"})
-    assert all(h["readable"] for h in handlers(e, "NODE1"))  # BTS1's ENTSSO runs, with the cached secret
-    for hi in e.dump()["hosts"]["BTS1"]["host_instances"]:
-        if hi["service_state"] != "Stopped" and hi["host_type"] == "InProcess":
-            services(e, "BTS1", (f"BTSSvc${hi['host_name']}", "Stopped"))
-    services(e, "BTS1", ("ENTSSO", "Stopped"))  # phase 1 silences BTS1
-    assert {h["error_code"] for h in handlers(e, "NODE1")} == {"0xC0002A0F"}
+def test_adapter_handlers_are_read_through_the_local_sso_service_only():
+    # run-time mode: the owner's own ENTSSO decrypts; a node that does not own the group has no running
+    # ENTSSO to ask (its clustered service is stopped there), whatever its tools point at
+    e = make()
+    assert all(h["readable"] and h["property_count"] == 3 for h in handlers(e, "NODE1"))
+    assert {h["error_code"] for h in handlers(e, "NODE2")} == {"0xC0002A0F"}
+    # no BizTalk needed on the node: the read is SSO's (the WMI provider is not asked)
+    e = make(biztalk={"admin_tools_on_nodes": False})
+    assert all(h["readable"] for h in handlers(e, "NODE1"))
+
+
+def test_an_admin_mode_read_through_a_remote_sso_server_is_a_second_hop_and_is_refused():
+    # admin mode asks the SSO server the machine's registry names: BTS1's tools point at SSOCLUSTER, another
+    # machine, which sees the WinRM NTLM logon's outbound call as anonymous and refuses it
+    e = make()
+    hs = handlers(e, "BTS1", flags=0)
+    assert {(h["error_code"], h["error"]) for h in hs} == {("0x80070005", "Access is denied.")}
+    tools(e, "NODE1", "NODE1")  # admin mode against the local server is one hop
+    assert all(h["readable"] for h in handlers(e, "NODE1", flags=0))
+
+
+def test_a_config_sso_does_not_hold_is_an_invalid_argument():
+    e = make()
+    doc = e.invoke("NODE1", "Get-AdapterHandlers", {"flags": 4, "configs": [
+        {"application": "FILE", "identifier": "{00000000-0000-0000-0000-000000000000}"}]})
+    assert doc["reads"] == [{"application": "FILE", "identifier": "{00000000-0000-0000-0000-000000000000}",
+                             "property_count": None, "hresult": "0x80070057", "error": "The parameter is incorrect."}]
 
 
 def test_esso_setup_under_the_online_resource_exhausts_its_restarts_and_the_group_fails_over():

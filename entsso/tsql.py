@@ -141,6 +141,7 @@ RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Sessi
 # The grants the run needs, each asked of SQL Server for the current login (HAS_PERMS_BY_NAME: 1 granted,
 # 0 not, NULL when the object does not exist or the login cannot see it). One row per grant; the force-full
 # flag table is asked under both its names (only the one this BizTalk version has answers non-NULL).
+# The adapter handler tables are read in phase 6 (ADAPTER_HANDLERS): a missing grant is the gate's, not a stop there.
 # sp_getapplock needs no grant beyond a user in SSODB, which reading SSOX_GlobalInfo already needs.
 GRANTS = """SET NOCOUNT ON;
 SELECT N'EXECUTE' AS permission, N'msdb.dbo.sp_update_job' AS object_name,
@@ -162,6 +163,12 @@ UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupSettings',
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ReceiveHandler',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ReceiveHandler', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_SendHandler',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_SendHandler', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Adapter', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Adapter', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Host', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Host', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""
 

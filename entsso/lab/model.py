@@ -78,8 +78,6 @@ INSTALLER_REFUSES = {
 
 # ERROR_SERVICE_REQUEST_TIMEOUT (System Error Codes 1000-1299), and how long the SCM waits for a service to
 # answer a control before it gives it (the 30 s default of ServicesPipeTimeout; docs/domain-notes.md)
-SCM_1053 = "The service did not respond to the start or control request in a timely fashion."
-SCM_CONTROL_WAIT_SEC = 30.0
 SCM_1068 = "The dependency service or group failed to start."  # ERROR_SERVICE_DEPENDENCY_FAIL
 
 
@@ -977,46 +975,6 @@ class Estate:
     def _op_set_servicestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         timeout = float(p.get("timeout_sec", 120))
         return {"services": [self._set_service(h, w["name"], w["status"], timeout) for w in p.get("services") or []]}
-
-    def _op_set_hostinstancestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
-        timeout = float(p.get("timeout_sec", 120))
-        out = []
-        for w in p.get("host_instances") or []:
-            with self._lock:
-                self._advance()
-                hi = next((i for i in h.host_instances if i.host_name == w["host_name"]), None)
-                if hi is None:
-                    raise PSError(f"No host instance of host '{w['host_name']}' on {h.name} (MSBTS_HostInstance)",
-                                  "ObjectNotFound")
-                before = self._instance_state(h, hi)
-                if hi.host_type == "Isolated":
-                    out.append({"host_name": hi.host_name, "state_before": before, "state": before, "changed": False})
-                    continue
-                if w["state"] == "Running" and before not in ("Running", "StartPending"):
-                    if hi.disabled:
-                        raise PSError(f"The host instance 'Microsoft BizTalk Server {hi.host_name} {h.name}' is "
-                                      "disabled and cannot be started.")
-                    if h.services[ENTSSO].status != "Running":
-                        raise PSError(f"Could not bring host instance 'Microsoft BizTalk Server {hi.host_name} "
-                                      f"{h.name}' on {h.name} to Running: {SCM_1068} Look at the Application event "
-                                      f"log (source BizTalk Server) on {h.name}.")
-            service = h.services[f"BTSSvc${hi.host_name}"]
-            stopped_here = False
-            if w["state"] == "Stopped" and before not in ("Stopped", "StopPending"):
-                # MSBTS_HostInstance.Stop() waits on the SCM, which gives a service SCM_CONTROL_WAIT_SEC to
-                # answer; one still draining then fails the call with 1053 and keeps stopping (a StopPending
-                # one is sent no second stop: the script only waits for it)
-                with self._lock:
-                    self._stop_service(h, service.name)
-                stopped_here = True
-                if not self._wait(lambda: service.status == "Stopped", SCM_CONTROL_WAIT_SEC):
-                    raise PSError(f"Could not bring host instance 'Microsoft BizTalk Server {hi.host_name} "
-                                  f"{h.name}' on {h.name} to Stopped: {SCM_1053} Look at the Application event "
-                                  f"log (source BizTalk Server) on {h.name}.")
-            svc = self._set_service(h, f"BTSSvc${hi.host_name}", w["state"], timeout)
-            out.append({"host_name": hi.host_name, "state_before": before, "state": svc["status"],
-                        "changed": svc["changed"] or stopped_here})
-        return {"host_instances": out}
 
     # --- SSO operations ---------------------------------------------------------------------------------
     def _op_set_ssoserver(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

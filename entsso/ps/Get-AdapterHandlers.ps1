@@ -37,8 +37,8 @@ public sealed class EntssoCountingBag : Microsoft.EnterpriseSingleSignOn.Interop
 '@
 
 # PowerShell does not show interface methods of a COM interop object: call through the interface type
-# (as Backup-MasterSecret does).
-$store = New-Object -TypeName 'Microsoft.EnterpriseSingleSignOn.Interop.SSOConfigStore'
+# (as Backup-MasterSecret does). The store is created inside each read's try, so that a failure to reach
+# the SSO service comes back as that read's raw HRESULT.
 $invoke = [System.Reflection.BindingFlags]::InvokeMethod -bor [System.Reflection.BindingFlags]::Instance -bor [System.Reflection.BindingFlags]::Public
 $reads = foreach ($c in @($EntssoParams.configs)) {
     $bag = New-Object -TypeName 'EntssoCountingBag'
@@ -46,6 +46,7 @@ $reads = foreach ($c in @($EntssoParams.configs)) {
     $hresult = $null
     $err = $null
     try {
+        $store = New-Object -TypeName 'Microsoft.EnterpriseSingleSignOn.Interop.SSOConfigStore'
         $null = [Microsoft.EnterpriseSingleSignOn.Interop.ISSOConfigStore].InvokeMember('GetConfigInfo', $invoke, $null, $store,
             [object[]]@([string]$c.application, [string]$c.identifier, [int]$EntssoParams.flags, $bag))
         $count = $bag.Count

@@ -149,7 +149,6 @@ class Host:
     entsso_gen: int = 0  # bumped whenever ENTSSO's lifecycle changes; stale scheduled events check it
     last_start_error: str | None = None
     host_instances: list[HostInstance] = field(default_factory=list)
-    admin_tools: bool = True
     files: dict[str, File] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)
     rebooting: bool = False
@@ -220,8 +219,7 @@ class Estate:
             d = doc if isinstance(doc, dict) else {"name": str(doc)}
             h = Host(d["name"], "node", node_state=d.get("state", "Up"),
                      version=str(d.get("sso_version", version)), tools_server=d.get("tools_server", self.cluster_name),
-                     holds_secret=d["name"].upper() in secret_on,
-                     admin_tools=bool(bt.get("admin_tools_on_nodes", True)))
+                     holds_secret=d["name"].upper() in secret_on)
             h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual")
             folder = sso.get("backup_folder")
             if folder:

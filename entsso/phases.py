@@ -492,6 +492,9 @@ def unclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
     for n in run.nodes:
         h = s.hosts[n]
         out.append(gate.service_running(s, n, ENTSSO))
+        if h.reachable and h.sso and h.sso.secret_server is None and n != primary \
+                and (h.sso.tools_server or "").upper() == primary.upper():
+            continue  # its tools ask the primary: a second hop to read back; SSODB's row is checked above
         if h.reachable and h.sso and (h.sso.secret_server or "").upper() != primary.upper():
             out.append(gate.Finding("unclustered", f"SSO on {n}", f"secret server {h.sso.secret_server!r} "
                                     f"({h.sso.displaydb_error or 'answered'})", repr(primary)))

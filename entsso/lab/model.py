@@ -680,16 +680,20 @@ class Estate:
 
     def _displaydb(self, h: Host) -> dict[str, Any]:
         """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
-        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC."""
+        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC, as the
+        WinRM logon: when that server is another machine, a second hop the lab's NTLM/Basic logons cannot
+        make (texts.SECOND_HOP; a scenario's `displaydb_output` template still prints instead)."""
         server = self._resolve(h.tools_server)
+        template = self.sso_cfg.get("displaydb_output")
         if server is None:
             out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+        elif server is not h and template is None:  # another machine's SSO server: a second hop (the
+            out = texts.tool_error(h.tools_server, h.name, texts.SECOND_HOP)  # lab's WinRM is NTLM or Basic)
         elif not self._sql_up():
             out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
         else:
             out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server, database="SSODB",
-                                  secret_server=self._secret_server() or "",
-                                  template=self.sso_cfg.get("displaydb_output"))
+                                  secret_server=self._secret_server() or "", template=template)
         return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
 
     def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
@@ -996,8 +1000,11 @@ class Estate:
         with self._lock:
             self._advance()
             name = p["secret_server"]
-            if self._resolve(h.tools_server) is None:
+            server = self._resolve(h.tools_server)
+            if server is None:
                 out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+            elif server is not h:  # another machine's SSO server: a second hop
+                out = texts.tool_error(h.tools_server, h.name, texts.SECOND_HOP)
             elif not self._sql_up():
                 out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
             else:

@@ -140,12 +140,25 @@ def test_default_node1_owns_the_online_group_and_resource():
     assert c["resource"]["use_network_name"] is True and c["resource"]["possible_owners"] == ["NODE1", "NODE2"]
 
 
-def test_default_every_host_sees_the_cluster_as_secret_server():
+def test_default_every_hosts_tools_use_the_cluster_and_only_the_owner_answers_without_a_second_hop():
     e = make()
     for host in e.hosts:
+        assert sso_seen(e, host).tools_server == "SSOCLUSTER", host
+    owner = sso_seen(e, "NODE1")  # the cluster name is NODE1 itself: one hop
+    assert owner.secret_server == "SSOCLUSTER" and owner.displaydb_error is None
+    for host in ("NODE2", "BTS1", "BTS2"):  # their tools ask another machine's SSO server as the NTLM logon
         seen = sso_seen(e, host)
-        assert seen.secret_server == "SSOCLUSTER", (host, seen)
-        assert seen.displaydb_error is None
+        assert seen.secret_server is None
+        assert seen.displaydb_error == ("ERROR: 0xC0002A0F : Could not contact the SSO server 'SSOCLUSTER'. Check "
+                                        "that SSO is configured and that the SSO service is running on that server. "
+                                        "(RPC: 0x80070005: Access is denied.)"), host
+
+
+def test_updatedb_through_another_machines_sso_server_is_a_second_hop_and_changes_nothing():
+    e = make()
+    answer = sso.parse_tool_answer(**updatedb(e, "NODE2", "NODE2"))  # NODE2's tools: SSOCLUSTER, owned by NODE1
+    assert answer.error_code == "0xC0002A0F" and answer.error.endswith("(RPC: 0x80070005: Access is denied.)")
+    assert e.sql.get_secret_server() == "SSOCLUSTER" and e.changes == 0
 
 
 def test_default_entsso_runs_on_the_owner_only_among_nodes():
@@ -394,7 +407,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     # uncluster
     uncluster(e)
     assert e.sql.get_secret_server() == "NODE1"
-    assert sso_seen(e, "NODE2").secret_server == "NODE1"
+    assert sso_seen(e, "NODE2").tools_server == "NODE1"  # asking NODE1 from NODE2 would be a second hop
     # upgrade: the operator upgrades NODE1, a package NODE2
     e.operator_instruct("NODE1", "10.0.2000.0")
     assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
@@ -421,7 +434,8 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     assert c["resource"]["state"] == "Online" and (c["group"]["state"], c["group"]["owner_node"]) == ("Online", "NODE1")
     for node in ("NODE1", "NODE2"):
         seen = sso_seen(e, node)
-        assert seen.holds_secret and seen.secret_server == "SSOCLUSTER"
+        assert seen.holds_secret and seen.tools_server == "SSOCLUSTER"
+    assert sso_seen(e, "NODE1").secret_server == "SSOCLUSTER"  # the owner answers as the cluster: one hop
     # fail over: each node owns the group and reads the handlers
     for node in ("NODE2", "NODE1"):
         assert move(e, node, node)["state"] == "Online"

@@ -219,6 +219,24 @@ def group_sso_server_is_cluster(s: Snapshot, plan: Plan) -> Finding | None:
     return None
 
 
+def primary_owns_group(s: Snapshot, plan: Plan) -> Finding | None:
+    """The primary owns the SSO group when the change starts. Phase 2 backs up the secret there (BackupSecret
+    runs only on the master secret server, the owner's clustered ENTSSO) and phase 3 runs `ssomanage -updatedb`
+    there through the cluster name; from another node that asks another machine's SSO server as the WinRM
+    logon: a second hop the default NTLM transport cannot make."""
+    view = s.cluster_view()
+    owner = view.group.owner_node if view and view.group else None
+    primary = plan.primary_node()
+    if owner is None or _same(owner, primary):
+        return None
+    return Finding("primary_owns_group", f"cluster group {plan.group}",
+                   f"owned by {owner}, while cluster.primary is {primary}: phase 2 would back up the secret on "
+                   f"{primary}, not the master secret server, and phase 3 would ask the cluster's SSO server on "
+                   f"{owner} from {primary} (a second hop over NTLM)",
+                   f"the primary to own it: Move-ClusterGroup {plan.group} -Node {primary} before the change, or "
+                   f"set cluster.primary to {owner} (or remove it: the owner is then the primary)")
+
+
 def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     view = s.cluster_view()
     g = view.group if view else None
@@ -537,7 +555,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
-                           lambda: group_sso_server_is_cluster(s, plan)]
+                           lambda: group_sso_server_is_cluster(s, plan), lambda: primary_owns_group(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

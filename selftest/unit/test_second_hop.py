@@ -61,3 +61,14 @@ def test_an_answer_through_delegation_is_still_judged():
     s = snapshot("NODE1", BTS1=seen("BTS1", "SSOCLUSTER", "NODE1"))
     finding = gate.sso_server_uses_cluster(s, "BTS1", PLAN)  # type: ignore[arg-type]
     assert finding is not None and "secret server 'NODE1'" in finding.found
+
+
+@pytest.mark.parametrize("owner, primary, refused", [("NODE1", "NODE1", False), ("node1", "NODE1", False),
+                                                      ("NODE2", "NODE1", True), (None, "NODE1", False)])
+def test_the_primary_must_own_the_group_before_the_change(owner, primary, refused):
+    s = snapshot(owner)
+    plan = SimpleNamespace(cluster_name="SSOCLUSTER", group="SSO", primary_node=lambda: primary)
+    finding = gate.primary_owns_group(s, plan)  # type: ignore[arg-type]
+    assert (finding is not None) is refused
+    if refused:
+        assert finding is not None and "second hop" in finding.found and "Move-ClusterGroup SSO -Node NODE1" in finding.expected

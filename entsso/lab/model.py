@@ -76,8 +76,7 @@ INSTALLER_REFUSES = {
 }
 
 
-# ERROR_SERVICE_REQUEST_TIMEOUT (System Error Codes 1000-1299), and how long the SCM waits for a service to
-# answer a control before it gives it (the 30 s default of ServicesPipeTimeout; docs/domain-notes.md)
+# System Error Codes 1000-1299 (docs/domain-notes.md)
 SCM_1068 = "The dependency service or group failed to start."  # ERROR_SERVICE_DEPENDENCY_FAIL
 
 
@@ -751,7 +750,10 @@ class Estate:
                               "read the adapter handlers on the node that owns the SSO group.", "ObjectNotFound")
             runtime = bool(int(p.get("flags") or 0) & SSO_FLAG_RUNTIME)
             code, error = None, None
-            if not runtime and not _same(h.tools_server, h.name):
+            remote = None if runtime else self._resolve(h.tools_server)
+            if not runtime and remote is None:
+                code, error = ERR_CONTACT, contact_error(h.tools_server or h.name)
+            elif remote is not None and remote is not h:
                 code, error = ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT  # the second hop
             elif h.services[ENTSSO].status != "Running":
                 code, error = ERR_CONTACT, contact_error(h.name)

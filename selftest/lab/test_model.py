@@ -846,8 +846,10 @@ def test_an_admin_mode_read_through_a_remote_sso_server_is_a_second_hop_and_is_r
     e = make()
     hs = handlers(e, "BTS1", flags=0)
     assert {(h["error_code"], h["error"]) for h in hs} == {("0x80070005", "Access is denied.")}
-    tools(e, "NODE1", "NODE1")  # admin mode against the local server is one hop
+    # on the owner the cluster name is its own clustered ENTSSO: admin mode is one hop there
     assert all(h["readable"] for h in handlers(e, "NODE1", flags=0))
+    move(e, "NODE1", "NODE2")  # now NODE1's tools ask SSOCLUSTER on NODE2
+    assert {h["error_code"] for h in handlers(e, "NODE1", flags=0)} == {"0x80070005"}
 
 
 def test_a_config_sso_does_not_hold_is_an_invalid_argument():

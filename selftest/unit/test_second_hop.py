@@ -72,3 +72,12 @@ def test_the_primary_must_own_the_group_before_the_change(owner, primary, refuse
     assert (finding is not None) is refused
     if refused:
         assert finding is not None and "second hop" in finding.found and "Move-ClusterGroup SSO -Node NODE1" in finding.expected
+
+
+def test_the_labs_second_hop_text_is_the_published_error_form_and_keeps_the_server_line():
+    from entsso.lab import texts
+
+    out = texts.tool_error("SSOCLUSTER", "BTS1", texts.SECOND_HOP)
+    db = sso.parse_displaydb(out)
+    assert out.startswith("Using SSO server : SSOCLUSTER\r\nERROR: 0xC0002A0F : Could not contact the SSO server")
+    assert (sso.tools_server_of(db, "BTS1"), db.secret_server, db.error_line()) == ("SSOCLUSTER", None, HOP_ERROR)

@@ -1,11 +1,13 @@
-"""BizTalk Server: host instances (MSBTS_HostInstance) and the Rule Engine Update service on each
-BizTalk server, and the adapter handlers whose properties only SSO can decrypt."""
+"""BizTalk Server: host instances (their BTSSvc$ services) and the Rule Engine Update service on each
+BizTalk server, and the adapter handlers whose properties only SSO can decrypt (listed from BizTalkMgmtDb
+over ODBC, read through the local SSO service: no BizTalk WMI, no second hop)."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from entsso import tsql
 from entsso.winrm import RemoteError, WindowsHost
 
 RULE_ENGINE = "RuleEngineUpdateService"
@@ -48,6 +50,37 @@ def parse_host_instances(host: str, doc: dict[str, Any]) -> tuple[HostInstance, 
 
 
 @dataclass(frozen=True)
+class HandlerConfig:
+    """One adapter handler as BizTalkMgmtDb lists it, with what names its configuration in SSO."""
+    kind: str  # receive | send
+    adapter: str  # adm_Adapter.Name: the SSO application of its configuration (UNCONFIRMED: docs/domain-notes.md)
+    host_name: str
+    config_id: str  # "{GUID}": adm_*Handler.uidCustomCfgID, the SSO config info's identifier
+
+
+_GUID = re.compile(r"^\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?$")
+
+
+def parse_handler_rows(rows: list[dict[str, Any]]) -> tuple[HandlerConfig, ...]:
+    """tsql.ADAPTER_HANDLERS' rows. A row that is not what the statement selects is one clear error."""
+    out = []
+    for i, row in enumerate(rows):
+        kind, adapter, cfg = row.get("kind"), row.get("adapter"), row.get("config_id")
+        m = _GUID.match(str(cfg or "").strip())
+        if kind not in ("receive", "send") or not adapter or m is None:
+            raise ValueError(f"BizTalkMgmtDb's adapter handlers (tsql.ADAPTER_HANDLERS), row {i + 1}: expected a kind "
+                             f"receive/send, an adapter name and a uidCustomCfgID GUID, got {row!r}")
+        out.append(HandlerConfig(kind, str(adapter), str(row.get("host_name") or ""), "{" + m.group(1).upper() + "}"))
+    return tuple(out)
+
+
+def handler_configs(sql: Any) -> tuple[HandlerConfig, ...]:
+    """The group's adapter handlers, read from BizTalkMgmtDb over ODBC from the admin box (one hop)."""
+    found = parse_handler_rows(sql.execute(tsql.ADAPTER_HANDLERS, database="BizTalkMgmtDb").rows)
+    return tuple(sorted(found, key=lambda c: (c.kind, c.adapter.lower(), c.host_name.lower())))
+
+
+@dataclass(frozen=True)
 class AdapterHandler:
     seen_from: str
     kind: str  # receive | send
@@ -59,14 +92,39 @@ class AdapterHandler:
     error: str | None
 
 
-def parse_adapter_handlers(host: str, doc: dict[str, Any]) -> tuple[AdapterHandler, ...]:
-    return tuple(AdapterHandler(host, h["kind"], h["adapter"], h.get("host_name", ""), bool(h.get("readable")),
-                                int(h.get("property_count") or 0), h.get("error_code"), h.get("error"))
-                 for h in doc.get("handlers") or [])
+# ISSOConfigStore.GetConfigInfo's run-time (lookup) mode: "only the SSO server on the current computer", and the
+# masked properties too (those SSO must decrypt). 4 as the public SSO helpers pass it (docs/domain-notes.md).
+SSO_FLAG_RUNTIME = 0x4
 
 
-# what the SCM (through MSBTS_HostInstance.Stop) or Set-HostInstanceState say of an instance that is still
-# stopping: ERROR_SERVICE_REQUEST_TIMEOUT's text (1053), or the script's own wait ending in StopPending
+def parse_adapter_reads(host: str, configs: tuple[HandlerConfig, ...], doc: dict[str, Any]) -> tuple[AdapterHandler, ...]:
+    """Get-AdapterHandlers' raw reads -> one AdapterHandler per config asked for. Readable: GetConfigInfo returned
+    (no HRESULT) and filled the bag with at least one property — an empty bag proves nothing was decrypted."""
+    reads = doc.get("reads")
+    if not isinstance(reads, list):
+        raise ValueError(f"Get-AdapterHandlers on {host} returned no 'reads' list: {str(doc)[:300]}")
+    by_key = {(str(r.get("application", "")).lower(), str(r.get("identifier", "")).upper()): r
+              for r in reads if isinstance(r, dict)}
+    out = []
+    for c in configs:
+        r = by_key.get((c.adapter.lower(), c.config_id.upper()))
+        if r is None:
+            raise ValueError(f"Get-AdapterHandlers on {host} returned no read for {c.kind} handler {c.adapter} "
+                             f"({c.config_id}): {str(reads)[:300]}")
+        code, count = r.get("hresult"), r.get("property_count")
+        if code is None and not isinstance(count, int):
+            raise ValueError(f"Get-AdapterHandlers on {host}: a read of {c.adapter} ({c.config_id}) without an "
+                             f"HRESULT or a property count: {r!r}")
+        readable = code is None and count > 0
+        error = r.get("error") if code is not None else (None if readable else
+                                                         "GetConfigInfo returned no property (nothing was decrypted)")
+        out.append(AdapterHandler(host, c.kind, c.adapter, c.host_name, readable, int(count or 0),
+                                  str(code) if code is not None else None, error))
+    return tuple(out)
+
+
+# what the SCM says of an instance that is still stopping: ERROR_SERVICE_REQUEST_TIMEOUT's text (1053), or
+# Set-ServiceState's own wait ending in StopPending
 STILL_STOPPING = ("did not respond to the start or control request in a timely fashion", "(last state: StopPending)")
 
 
@@ -85,7 +143,7 @@ class HostInstanceDraining(RuntimeError):
 
 
 def draining_instance(text: str, wanted: list[tuple[str, str]]) -> str | None:
-    """The host (of `wanted` ones to stop) that a Set-HostInstanceState failure says is still stopping."""
+    """The host (of `wanted` ones to stop) that a Set-ServiceState failure says is still stopping."""
     if not any(marker in text for marker in STILL_STOPPING):
         return None
     quoted = re.search(r"[Hh]ost instance '([^']*)'", text)
@@ -115,6 +173,13 @@ def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], time
              "state": s.get("status"), "changed": s.get("changed")} for s in doc.get("services") or []]
 
 
-def adapter_handlers(host: WindowsHost) -> tuple[AdapterHandler, ...]:
-    return parse_adapter_handlers(host.name, host.invoke("Get-AdapterHandlers", {}))
+def adapter_handlers(host: WindowsHost, configs: tuple[HandlerConfig, ...]) -> tuple[AdapterHandler, ...]:
+    """Each handler's configuration read through `host`'s own ENTSSO service (run-time mode: local only), which
+    reaches SSODB with its service account: one hop, and a proof that this SSO service can decrypt."""
+    if not configs:
+        return ()
+    doc = host.invoke("Get-AdapterHandlers", {
+        "flags": SSO_FLAG_RUNTIME,
+        "configs": [{"application": c.adapter, "identifier": c.config_id} for c in configs]})
+    return parse_adapter_reads(host.name, configs, doc)
 

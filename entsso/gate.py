@@ -219,6 +219,24 @@ def group_sso_server_is_cluster(s: Snapshot, plan: Plan) -> Finding | None:
     return None
 
 
+def primary_owns_group(s: Snapshot, plan: Plan) -> Finding | None:
+    """The primary owns the SSO group when the change starts. Phase 2 backs up the secret there (BackupSecret
+    runs only on the master secret server, the owner's clustered ENTSSO) and phase 3 runs `ssomanage -updatedb`
+    there through the cluster name; from another node that asks another machine's SSO server as the WinRM
+    logon: a second hop the default NTLM transport cannot make."""
+    view = s.cluster_view()
+    owner = view.group.owner_node if view and view.group else None
+    primary = plan.primary_node()
+    if owner is None or _same(owner, primary):
+        return None
+    return Finding("primary_owns_group", f"cluster group {plan.group}",
+                   f"owned by {owner}, while cluster.primary is {primary}: phase 2 would back up the secret on "
+                   f"{primary}, not the master secret server, and phase 3 would ask the cluster's SSO server on "
+                   f"{owner} from {primary} (a second hop over NTLM)",
+                   f"the primary to own it: Move-ClusterGroup {plan.group} -Node {primary} before the change, or "
+                   f"set cluster.primary to {owner} (or remove it: the owner is then the primary)")
+
+
 def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     view = s.cluster_view()
     g = view.group if view else None
@@ -253,12 +271,38 @@ def ssodb_names_cluster(s: Snapshot, plan: Plan) -> Finding | None:
     return None
 
 
+def asks_another_machine(s: Snapshot, host: str, server: str | None, plan: Plan) -> bool:
+    """Whether `server`, the SSO server `host`'s tools ask, is another machine: its own name is not, nor the
+    cluster name while `host` owns the group (the clustered ENTSSO runs there). Such a call presents the
+    WinRM logon to a third machine: a second hop the default NTLM transport cannot make."""
+    if server is None or _same(server, host):
+        return False
+    view = s.cluster_view()
+    owner = view.group.owner_node if view and view.group else None
+    return not (_same(server, plan.cluster_name) and _same(owner, host))
+
+
+SECOND_HOP_FIX = ("with winrm.transport ntlm that call is a second hop (the SSO server sees an anonymous caller); "
+                  "the suite reads the secret server from SSODB instead, so only where the tools point is judged")
+
+
 def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | None:
+    """The SSO server this host's tools use names the cluster as secret server. A host whose tools ask another
+    machine (a BizTalk server, a node not owning the group) is judged by where its tools point: asking that
+    server as the WinRM logon would be a second hop, and what it would answer is SSODB's secret server, which
+    ssodb_names_cluster reads over SQL."""
     h = s.hosts[host]
     if f := _reach(h, "sso_server_uses_cluster"):
         return f
     if not h.sso or not h.sso.installed:
         return Finding("sso_server_uses_cluster", host, "Enterprise SSO not installed", "an SSO server")
+    if h.sso.secret_server is None and asks_another_machine(s, host, h.sso.tools_server, plan):
+        if _same(h.sso.tools_server, plan.cluster_name):
+            return None
+        return Finding("sso_server_uses_cluster", host, f"its SSO tools use {h.sso.tools_server!r} "
+                       f"(ssomanage -displaydb: {h.sso.displaydb_error})",
+                       f"its tools to use the cluster name {plan.cluster_name} (ssomanage -serverall "
+                       f"{plan.cluster_name} on {host}); {SECOND_HOP_FIX}")
     if h.sso.secret_server is None:
         return Finding("sso_server_uses_cluster", host, f"ssomanage -displaydb failed: {h.sso.displaydb_error}",
                        f"its SSO to name {plan.cluster_name} as secret server")
@@ -511,7 +555,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
-                           lambda: group_sso_server_is_cluster(s, plan)]
+                           lambda: group_sso_server_is_cluster(s, plan), lambda: primary_owns_group(s, plan)]
     for h in s.hosts:
         checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
     for n in plan.nodes:

@@ -512,6 +512,9 @@ def unclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
     for n in run.nodes:
         h = s.hosts[n]
         out.append(gate.service_running(s, n, ENTSSO))
+        if h.reachable and h.sso and h.sso.secret_server is None and n != primary \
+                and (h.sso.tools_server or "").upper() == primary.upper():
+            continue  # its tools ask the primary: a second hop to read back; SSODB's row is checked above
         if h.reachable and h.sso and (h.sso.secret_server or "").upper() != primary.upper():
             out.append(gate.Finding("unclustered", f"SSO on {n}", f"secret server {h.sso.secret_server!r} "
                                     f"({h.sso.displaydb_error or 'answered'})", repr(primary)))
@@ -713,35 +716,30 @@ def reclustered_findings(run: Run, s: Snapshot) -> list[gate.Finding | None]:
 
 
 # --- phase 6: fail over -----------------------------------------------------------------------------------
-def adapter_proof_host(run: Run) -> str | None:
-    """Where phase 6 reads the adapter handlers: a BizTalk server (it has BizTalk's WMI provider, which the
-    MSS nodes need not have: Microsoft suggests the SQL cluster for the MSS, without BizTalk). Its SSO
-    tools point at the cluster name, so each read goes through the SSO service of the node that owns the
-    group then. None (the owner itself reads) only for an estate listing no BizTalk server."""
-    return run.biztalk_servers[0] if run.biztalk_servers else None
-
-
 def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     """Own the group on every node in turn; on each owner read the adapter handlers' properties through
-    SSO; end on the node that owned the group when the change began."""
+    that node's own SSO service (the clustered ENTSSO, the master secret server then); end on the node that
+    owned the group when the change began. The handlers are listed once from BizTalkMgmtDb, from the admin
+    box; each read is local to the owner (ISSOConfigStore in run-time mode): no BizTalk on the nodes, no
+    second hop (docs/inventory.md)."""
     start_owner = run.baseline().group_owner or run.primary_node()
     seen: dict[str, Any] = {}
     order = [n for n in run.nodes if n != start_owner] + [start_owner]
-    reader = adapter_proof_host(run)
+    configs = step(run, "failover", "list the adapter handlers from BizTalkMgmtDb", None,
+                   lambda: [c.__dict__ for c in biztalk.handler_configs(run.sql)])
+    wanted = tuple(biztalk.HandlerConfig(**c) for c in configs)
     for node in order:
         moved = step(run, "failover", f"move the SSO group to {node}", node,
                      lambda node=node: _move_group(run, node, node))
-        # the step is the owner's (resume keys it by node); the reading is done where BizTalk is installed
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
-                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[reader or node])],
-                        read_from=reader or node)
+                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node], wanted)])
         seen[node] = {"group": moved, "handlers": handlers}
         unreadable = [h for h in handlers if not h["readable"]]
         if unreadable:
             h = unreadable[0]
             stop(run, "failover", f"with the group on {node}, {len(unreadable)} adapter handler(s) could not be read "
-                 f"through SSO (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']}). Check ENTSSO on "
-                 f"{node} and the master secret there (restore it from this change's backup), then resume.")
+                 f"through SSO on {node} (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']}). Check "
+                 f"ENTSSO on {node} and the master secret there (restore it from this change's backup), then resume.")
     run.failover_evidence = seen
     return {"snapshot": _observe(run), "per_node": seen, "start_owner": start_owner}
 

@@ -142,11 +142,12 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 
     # 6. fail over, ending where the group was before the change
     start = b.group_owner or primary
+    p.add("failover", "list the adapter handlers from BizTalkMgmtDb", None,
+          "the group's adapter handlers and their SSO configuration ids, read over ODBC")
     for n in [x for x in run.nodes if x != start] + [start]:
         p.add("failover", f"move the SSO group to {n}", n, f"group {run.group} → owned by {n}")
-        reader = run.biztalk_servers[0] if run.biztalk_servers else n
         p.add("failover", "read the adapter handlers' properties through SSO", n,
-              f"each adapter handler's properties read from {reader} through SSO on {n} (needs the master "
+              f"each adapter handler's properties read through the SSO service on {n} (needs the master "
               "secret there)")
     p.add("failover", "record phase 6 done on the estate", primary, "the change record: phase 6 done")
 

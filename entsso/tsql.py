@@ -37,6 +37,23 @@ SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server F
 # the group's adm_Group row): the cluster name once the MSS is clustered.
 GROUP_SSO_SERVER = "SET NOCOUNT ON; SELECT TOP 1 SSOServerName AS sso_server FROM BizTalkMgmtDb.dbo.adm_Group"
 
+# Every adapter handler of the group, with what names its configuration in SSO: the adapter (the SSO
+# application, UNCONFIRMED: docs/domain-notes.md) and the handler's uidCustomCfgID (the config info's
+# identifier; BizTalk's own adm_ReceiveHandler_Enum / adm_SendHandler_Load give it braced, "{GUID}", which
+# entsso.biztalk adds to the GUID's text, CONVERT(nvarchar(36), …): upper case, no braces). Read from the
+# admin box so that no host asks BizTalkMgmtDb itself (BizTalk's WMI provider would: a second hop).
+ADAPTER_HANDLERS = """SET NOCOUNT ON;
+SELECT N'receive' AS kind, a.Name AS adapter, h.Name AS host_name,
+  CONVERT(nvarchar(36), r.uidCustomCfgID) AS config_id
+FROM BizTalkMgmtDb.dbo.adm_ReceiveHandler r
+  JOIN BizTalkMgmtDb.dbo.adm_Adapter a ON a.Id = r.AdapterId
+  JOIN BizTalkMgmtDb.dbo.adm_Host h ON h.Id = r.HostId
+UNION ALL
+SELECT N'send', a.Name, h.Name, CONVERT(nvarchar(36), s.uidCustomCfgID)
+FROM BizTalkMgmtDb.dbo.adm_SendHandler s
+  JOIN BizTalkMgmtDb.dbo.adm_Adapter a ON a.Id = s.AdapterId
+  JOIN BizTalkMgmtDb.dbo.adm_Host h ON h.Id = s.HostId"""
+
 # The SSO servers that share SSODB: each registers its name (lower case) when it starts, for 10 days
 # (ssox_spSetServer: expiry = GETDATE() + 10 days; expired rows are deleted at the next registration).
 SSO_SERVERS = """SET NOCOUNT ON;
@@ -124,6 +141,7 @@ RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Sessi
 # The grants the run needs, each asked of SQL Server for the current login (HAS_PERMS_BY_NAME: 1 granted,
 # 0 not, NULL when the object does not exist or the login cannot see it). One row per grant; the force-full
 # flag table is asked under both its names (only the one this BizTalk version has answers non-NULL).
+# The adapter handler tables are read in phase 6 (ADAPTER_HANDLERS): a missing grant is the gate's, not a stop there.
 # sp_getapplock needs no grant beyond a user in SSODB, which reading SSOX_GlobalInfo already needs.
 GRANTS = """SET NOCOUNT ON;
 SELECT N'EXECUTE' AS permission, N'msdb.dbo.sp_update_job' AS object_name,
@@ -145,6 +163,12 @@ UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupSettings',
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ReceiveHandler',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ReceiveHandler', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_SendHandler',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_SendHandler', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Adapter', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Adapter', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Host', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Host', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""
 

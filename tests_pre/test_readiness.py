@@ -42,6 +42,10 @@ def test_biztalk_groups_sso_server_is_the_cluster(estate, run, judge):
     judge(gate.group_sso_server_is_cluster(estate, run), {"group_sso_server": estate.sql.group_sso_server})
 
 
+def test_primary_owns_the_sso_group(estate, run, judge):
+    judge(gate.primary_owns_group(estate, run), estate.cluster_view())
+
+
 def test_sso_group_is_online(estate, run, judge):
     judge(gate.group_online(estate, run), estate.cluster_view())
 

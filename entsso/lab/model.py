@@ -24,6 +24,7 @@ import itertools
 import os
 import re
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -75,16 +76,31 @@ INSTALLER_REFUSES = {
 }
 
 
-# ERROR_SERVICE_REQUEST_TIMEOUT (System Error Codes 1000-1299), and how long the SCM waits for a service to
-# answer a control before it gives it (the 30 s default of ServicesPipeTimeout; docs/domain-notes.md)
-SCM_1053 = "The service did not respond to the start or control request in a timely fashion."
-SCM_CONTROL_WAIT_SEC = 30.0
+# System Error Codes 1000-1299 (docs/domain-notes.md)
 SCM_1068 = "The dependency service or group failed to start."  # ERROR_SERVICE_DEPENDENCY_FAIL
 
 
 def contact_error(name: str) -> str:
     return (f"Could not contact the SSO server '{name}'. Check that SSO is configured and that the SSO service "
             "is running on that server.")
+
+
+# GetConfigInfo's documented failures beyond SSO's own (E_ACCESSDENIED, E_INVALIDARG), with Windows' texts
+ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT = "0x80070005", "Access is denied."
+ERR_INVALID_ARG, INVALID_ARG_TEXT = "0x80070057", "The parameter is incorrect."
+SSO_FLAG_RUNTIME = 0x4
+
+
+def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scenario's adapter handlers, each with its uidCustomCfgID (a stable GUID per handler, upper case
+    as CONVERT(nvarchar(36), …) gives it) and how many properties its SSO configuration holds."""
+    out = []
+    for a in bt_cfg.get("adapter_handlers") or []:
+        kind, host = a.get("kind", "receive"), a.get("host") or "BizTalkServerApplication"
+        cfg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-adapter-handler:{kind}:{a['adapter']}:{host}")).upper()
+        out.append({"kind": kind, "adapter": a["adapter"], "host": host, "config_id": "{" + cfg_id + "}",
+                    "guid": cfg_id, "properties": int(a.get("properties", 3))})
+    return out
 
 
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
@@ -132,7 +148,6 @@ class Host:
     entsso_gen: int = 0  # bumped whenever ENTSSO's lifecycle changes; stale scheduled events check it
     last_start_error: str | None = None
     host_instances: list[HostInstance] = field(default_factory=list)
-    admin_tools: bool = True
     files: dict[str, File] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)
     rebooting: bool = False
@@ -203,8 +218,7 @@ class Estate:
             d = doc if isinstance(doc, dict) else {"name": str(doc)}
             h = Host(d["name"], "node", node_state=d.get("state", "Up"),
                      version=str(d.get("sso_version", version)), tools_server=d.get("tools_server", self.cluster_name),
-                     holds_secret=d["name"].upper() in secret_on,
-                     admin_tools=bool(bt.get("admin_tools_on_nodes", True)))
+                     holds_secret=d["name"].upper() in secret_on)
             h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual")
             folder = sso.get("backup_folder")
             if folder:
@@ -665,16 +679,20 @@ class Estate:
 
     def _displaydb(self, h: Host) -> dict[str, Any]:
         """`ssomanage -displaydb` on h as Get-HostFacts returns it: the text the tool prints (the published
-        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC."""
+        forms, entsso/lab/texts.py) and its exit code. It asks the SSO server h's tools use over RPC, as the
+        WinRM logon: when that server is another machine, a second hop the lab's NTLM/Basic logons cannot
+        make (texts.SECOND_HOP; a scenario's `displaydb_output` template still prints instead)."""
         server = self._resolve(h.tools_server)
+        template = self.sso_cfg.get("displaydb_output")
         if server is None:
             out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+        elif server is not h and template is None:  # another machine's SSO server: a second hop (the
+            out = texts.tool_error(h.tools_server, h.name, texts.SECOND_HOP)  # lab's WinRM is NTLM or Basic)
         elif not self._sql_up():
             out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
         else:
             out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server, database="SSODB",
-                                  secret_server=self._secret_server() or "",
-                                  template=self.sso_cfg.get("displaydb_output"))
+                                  secret_server=self._secret_server() or "", template=template)
         return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
 
     def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
@@ -720,26 +738,39 @@ class Estate:
             return doc
 
     def _op_get_adapterhandlers(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """ISSOConfigStore.GetConfigInfo for each config asked for, through h's own SSO service. Run-time mode
+        (SSO_FLAG_RUNTIME) uses only the local SSO server; admin mode asks the SSO server h's registry names
+        (its tools_server), and when that is another machine the call is a second hop the WinRM NTLM logon
+        cannot make: the remote SSO server refuses the anonymous caller (E_ACCESSDENIED, docs/domain-notes.md)."""
         with self._lock:
             self._advance()
-            if not (h.role == "biztalk" or h.admin_tools):
-                raise PSError("Invalid namespace \"root\\MicrosoftBizTalkServer\": the BizTalk WMI provider "
-                              f"(BizTalk administration tools) is not installed on {h.name}", "ObjectNotFound")
-            # the group's SSO server (MSBTS_GroupSetting.SSOServerName) when the scenario sets one; else the
-            # SSO server this machine's tools use
-            via = self.bt_cfg.get("group_sso_server") or h.tools_server
-            server = self._resolve(via)
+            if not h.sso_installed:
+                raise PSError(f"Enterprise SSO is not installed on {h.name} ('C:\\Program Files\\Common Files\\"
+                              "Enterprise Single Sign-On\\Microsoft.EnterpriseSingleSignOn.Interop.dll' is missing); "
+                              "read the adapter handlers on the node that owns the SSO group.", "ObjectNotFound")
+            runtime = bool(int(p.get("flags") or 0) & SSO_FLAG_RUNTIME)
             code, error = None, None
-            if server is None:
-                code, error = ERR_CONTACT, contact_error(via)
-            elif not self._has_secret(server):
+            remote = None if runtime else self._resolve(h.tools_server)
+            if not runtime and remote is None:
+                code, error = ERR_CONTACT, contact_error(h.tools_server or h.name)
+            elif remote is not None and remote is not h:
+                code, error = ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT  # the second hop
+            elif h.services[ENTSSO].status != "Running":
+                code, error = ERR_CONTACT, contact_error(h.name)
+            elif not self._has_secret(h):
                 code, error = ERR_NO_SECRET, NO_SECRET_ERROR
-            out = []
-            for a in self.bt_cfg.get("adapter_handlers") or []:
-                out.append({"kind": a.get("kind", "receive"), "adapter": a["adapter"], "host_name": a.get("host", ""),
-                            "readable": code is None, "property_count": int(a.get("properties", 3)) if code is None else 0,
-                            "error_code": code, "error": error})
-            return {"handlers": out}
+            known = {(c["adapter"].lower(), c["config_id"].upper()): c for c in adapter_configs(self.bt_cfg)}
+            reads = []
+            for c in p.get("configs") or []:
+                app, ident = str(c.get("application", "")), str(c.get("identifier", ""))
+                cfg = known.get((app.lower(), ident.upper()))
+                one_code, one_error = (code, error) if code else (None, None)
+                if cfg is None and not one_code:
+                    one_code, one_error = ERR_INVALID_ARG, INVALID_ARG_TEXT
+                reads.append({"application": app, "identifier": ident,
+                              "property_count": None if one_code else cfg["properties"],
+                              "hresult": one_code, "error": one_error})
+            return {"computer_name": h.name, "reads": reads}
 
     def _op_read_file(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -949,46 +980,6 @@ class Estate:
         timeout = float(p.get("timeout_sec", 120))
         return {"services": [self._set_service(h, w["name"], w["status"], timeout) for w in p.get("services") or []]}
 
-    def _op_set_hostinstancestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
-        timeout = float(p.get("timeout_sec", 120))
-        out = []
-        for w in p.get("host_instances") or []:
-            with self._lock:
-                self._advance()
-                hi = next((i for i in h.host_instances if i.host_name == w["host_name"]), None)
-                if hi is None:
-                    raise PSError(f"No host instance of host '{w['host_name']}' on {h.name} (MSBTS_HostInstance)",
-                                  "ObjectNotFound")
-                before = self._instance_state(h, hi)
-                if hi.host_type == "Isolated":
-                    out.append({"host_name": hi.host_name, "state_before": before, "state": before, "changed": False})
-                    continue
-                if w["state"] == "Running" and before not in ("Running", "StartPending"):
-                    if hi.disabled:
-                        raise PSError(f"The host instance 'Microsoft BizTalk Server {hi.host_name} {h.name}' is "
-                                      "disabled and cannot be started.")
-                    if h.services[ENTSSO].status != "Running":
-                        raise PSError(f"Could not bring host instance 'Microsoft BizTalk Server {hi.host_name} "
-                                      f"{h.name}' on {h.name} to Running: {SCM_1068} Look at the Application event "
-                                      f"log (source BizTalk Server) on {h.name}.")
-            service = h.services[f"BTSSvc${hi.host_name}"]
-            stopped_here = False
-            if w["state"] == "Stopped" and before not in ("Stopped", "StopPending"):
-                # MSBTS_HostInstance.Stop() waits on the SCM, which gives a service SCM_CONTROL_WAIT_SEC to
-                # answer; one still draining then fails the call with 1053 and keeps stopping (a StopPending
-                # one is sent no second stop: the script only waits for it)
-                with self._lock:
-                    self._stop_service(h, service.name)
-                stopped_here = True
-                if not self._wait(lambda: service.status == "Stopped", SCM_CONTROL_WAIT_SEC):
-                    raise PSError(f"Could not bring host instance 'Microsoft BizTalk Server {hi.host_name} "
-                                  f"{h.name}' on {h.name} to Stopped: {SCM_1053} Look at the Application event "
-                                  f"log (source BizTalk Server) on {h.name}.")
-            svc = self._set_service(h, f"BTSSvc${hi.host_name}", w["state"], timeout)
-            out.append({"host_name": hi.host_name, "state_before": before, "state": svc["status"],
-                        "changed": svc["changed"] or stopped_here})
-        return {"host_instances": out}
-
     # --- SSO operations ---------------------------------------------------------------------------------
     def _op_set_ssoserver(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         """Set-SsoServer as it returns: `ssomanage -displaydb` before and after `-serverall` (their first
@@ -1011,8 +1002,11 @@ class Estate:
         with self._lock:
             self._advance()
             name = p["secret_server"]
-            if self._resolve(h.tools_server) is None:
+            server = self._resolve(h.tools_server)
+            if server is None:
                 out = texts.tool_error(h.tools_server, h.name, texts.COULD_NOT_CONTACT)
+            elif server is not h:  # another machine's SSO server: a second hop
+                out = texts.tool_error(h.tools_server, h.name, texts.SECOND_HOP)
             elif not self._sql_up():
                 out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
             else:

@@ -135,6 +135,10 @@ class Lab:
         # name), and so did those outside it that share SSODB (`sso.extra_servers`)
         self.sql.set_group("BizTalk Group", str((scenario.get("biztalk") or {}).get("group_sso_server")
                                                 or self.estate.cluster_name))
+        from entsso.lab.model import adapter_configs
+
+        self.sql.set_adapter_handlers([(c["kind"], c["adapter"], c["host"], c["guid"])
+                                       for c in adapter_configs(scenario.get("biztalk") or {})])
         self.ssodb_engine.register_sso_servers(self.estate.hosts + [self.estate.cluster_name]
                                                + list((scenario.get("sso") or {}).get("extra_servers") or []))
         self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])

@@ -399,6 +399,12 @@ CREATE TABLE BizTalkMgmtDb.adm_OtherBackupDatabases (DefaultDatabaseName TEXT CO
   DatabaseName TEXT COLLATE NOCASE, ServerName TEXT COLLATE NOCASE, BTSServerName TEXT COLLATE NOCASE);
 CREATE TABLE BizTalkMgmtDb.adm_Group (Name TEXT, SSOServerName TEXT COLLATE NOCASE);
 CREATE TABLE BizTalkMgmtDb.adm_Server (Id INTEGER PRIMARY KEY AUTOINCREMENT, Name TEXT COLLATE NOCASE UNIQUE);
+CREATE TABLE BizTalkMgmtDb.adm_Adapter (Id INTEGER PRIMARY KEY AUTOINCREMENT, Name TEXT COLLATE NOCASE UNIQUE);
+CREATE TABLE BizTalkMgmtDb.adm_Host (Id INTEGER PRIMARY KEY AUTOINCREMENT, Name TEXT COLLATE NOCASE UNIQUE);
+CREATE TABLE BizTalkMgmtDb.adm_ReceiveHandler (Id INTEGER PRIMARY KEY AUTOINCREMENT, AdapterId INTEGER NOT NULL,
+  HostId INTEGER, uidCustomCfgID TEXT NOT NULL);
+CREATE TABLE BizTalkMgmtDb.adm_SendHandler (Id INTEGER PRIMARY KEY AUTOINCREMENT, AdapterId INTEGER NOT NULL,
+  HostId INTEGER, uidCustomCfgID TEXT NOT NULL);
 CREATE TABLE BizTalkMgmtDb.lab_GroupDatabases (ServerName TEXT COLLATE NOCASE, DatabaseName TEXT COLLATE NOCASE);
 CREATE VIEW BizTalkMgmtDb.admv_BackupDatabases AS
   SELECT ServerName, DatabaseName FROM lab_GroupDatabases
@@ -780,6 +786,19 @@ class SqlEngine:
         with self._lock:
             self._db.execute("DELETE FROM BizTalkMgmtDb.adm_Group")
             self._db.execute("INSERT INTO BizTalkMgmtDb.adm_Group VALUES (?, ?)", (name, sso_server))
+
+    def set_adapter_handlers(self, handlers: Sequence[tuple[str, str, str, str]]) -> None:
+        """The group's adapter handlers, (kind receive|send, adapter, host, uidCustomCfgID as upper-case GUID
+        text), as BizTalk's adapter and handler registration writes them. Starting state: not a change."""
+        with self._lock:
+            db = self._db
+            for kind, adapter, host, cfg_id in handlers:
+                db.execute("INSERT OR IGNORE INTO BizTalkMgmtDb.adm_Adapter (Name) VALUES (?)", (adapter,))
+                db.execute("INSERT OR IGNORE INTO BizTalkMgmtDb.adm_Host (Name) VALUES (?)", (host,))
+                table = "adm_ReceiveHandler" if kind == "receive" else "adm_SendHandler"
+                db.execute(f"INSERT INTO BizTalkMgmtDb.{table} (AdapterId, HostId, uidCustomCfgID) VALUES "
+                           "((SELECT Id FROM BizTalkMgmtDb.adm_Adapter WHERE Name = ?), "
+                           "(SELECT Id FROM BizTalkMgmtDb.adm_Host WHERE Name = ?), ?)", (adapter, host, cfg_id))
 
     def register_sso_servers(self, names: list[str], days_ago: float = 0) -> None:
         """The SSO servers that share SSODB, as each registers itself when it starts (ssox_spSetServer:

@@ -13,6 +13,12 @@ ERROR = "ERROR: {code} : {message}\r\n"
 COULD_NOT_CONTACT = ("0xC0002A0F", "Could not contact the SSO server '{server}'. Check that SSO is configured and "
                      "that the SSO service is running on that server. (RPC: 0x800706BA: The RPC server is "
                      "unavailable.)")
+# The second hop: a tool whose SSO server is another machine calls it over RPC as the WinRM logon, which over
+# NTLM has no credentials to present there: the remote SSO service sees an anonymous caller and refuses it.
+# Composed (UNCONFIRMED, docs/domain-notes.md): the published "Could not contact" form with the RPC status of
+# a refused caller, E_ACCESSDENIED's Windows text.
+SECOND_HOP = ("0xC0002A0F", "Could not contact the SSO server '{server}'. Check that SSO is configured and "
+              "that the SSO service is running on that server. (RPC: 0x80070005: Access is denied.)")
 # displaydb-sql-unavailable.txt (composed, UNCONFIRMED: see docs/domain-notes.md)
 SSODB_LOST = ("0x80131904", "Lost contact with the SSO database. Check that the SSO database is available.")
 

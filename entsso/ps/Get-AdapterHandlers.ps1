@@ -1,83 +1,69 @@
 # entsso-operation: Get-AdapterHandlers
 #
-# Reads (changes nothing) every BizTalk adapter handler's properties through BizTalk's WMI provider:
-# MSBTS_ReceiveHandler and MSBTS_SendHandler2 (keys AdapterName, HostName) and their CustomCfg,
-# which the provider decrypts through Enterprise SSO. This is the scripted twin of opening the
-# adapter handler properties in the BizTalk Administration console: it fails when SSO cannot
-# decrypt (0xC0002A0F "Could not contact the SSO server", 0xC0002A1F "secret is not available").
-# Property values are never returned (they may hold passwords): only how many were read.
+# Reads (changes nothing) the adapter handlers' configuration through the Enterprise SSO service of THIS
+# machine: ISSOConfigStore.GetConfigInfo(application, identifier, flags, propertyBag) of the SSO admin
+# object model (Microsoft.EnterpriseSingleSignOn.Interop, as Backup-MasterSecret uses it), in run-time
+# mode, which "only uses the SSO server on the current computer" and returns the masked properties too:
+# the ones SSO can give back only by decrypting them with the master secret. The local ENTSSO service
+# reaches SSODB with its own account, so this is one hop (BizTalk's WMI provider would read
+# BizTalkMgmtDb as the caller: a second hop NTLM cannot make). Which handlers to read comes from Python
+# (BizTalkMgmtDb, read from the admin box). Property values are never kept or returned (they may hold
+# passwords): only how many the bag received. Each read's failure is returned raw (its HRESULT and
+# message); Python decides what is readable.
 #
-# Params ($EntssoParams): {}
+# Params ($EntssoParams):
+#   {"flags": 4, "configs": [{"application": "FILE", "identifier": "{5D0B…}"}]}
 #
 # Output (one JSON document):
-#   {"handlers": [{"kind": "receive", "adapter": "FILE", "host_name": "BizTalkServerApplication",
-#                  "readable": true, "property_count": 3, "error_code": null, "error": null}]}
+#   {"computer_name": "NODE1",
+#    "reads": [{"application": "FILE", "identifier": "{5D0B…}", "property_count": 3, "hresult": null, "error": null}]}
 
-$Namespace = 'root/MicrosoftBizTalkServer'
-
-function Get-HResultText {
-    # SSO's HRESULT from the error text (the provider puts it in the message), else from the exception.
-    param([System.Management.Automation.ErrorRecord]$ErrorRecord)
-    $text = $ErrorRecord.Exception.Message
-    $m = [regex]::Match([string]$text, '0x[0-9A-Fa-f]{8}')
-    if ($m.Success) { return $m.Value.ToUpperInvariant().Replace('0X', '0x') }
-    $hr = $ErrorRecord.Exception.HResult
-    if ($hr -ne 0) { return ('0x{0:X8}' -f $hr) }
-    $null
+$computer = $env:COMPUTERNAME
+$common = $env:CommonProgramW6432
+if (-not $common) { $common = $env:CommonProgramFiles }
+$interop = Join-Path $common 'Enterprise Single Sign-On\Microsoft.EnterpriseSingleSignOn.Interop.dll'
+if (-not (Test-Path -LiteralPath $interop)) {
+    throw "Enterprise SSO is not installed on $computer ('$interop' is missing); read the adapter handlers on the node that owns the SSO group."
 }
+Add-Type -Path $interop
 
-function Get-CustomPropertyCount {
-    # CustomCfg is the adapter's property bag as XML (<CustomProps><Name vt="8">value</Name>...):
-    # count the property elements without keeping any value.
-    param([string]$CustomCfg)
-    if ([string]::IsNullOrWhiteSpace($CustomCfg)) { return 0 }
-    $doc = New-Object System.Xml.XmlDocument
-    $doc.XmlResolver = $null
-    $doc.LoadXml($CustomCfg)
-    if ($null -eq $doc.DocumentElement) { return 0 }
-    @($doc.DocumentElement.ChildNodes | Where-Object { $_.NodeType -eq [System.Xml.XmlNodeType]::Element }).Count
+# GetConfigInfo fills a caller's IPropertyBag; this one counts the properties it is given and drops them.
+Add-Type -ReferencedAssemblies $interop -TypeDefinition @'
+public sealed class EntssoCountingBag : Microsoft.EnterpriseSingleSignOn.Interop.IPropertyBag {
+    public int Count;
+    public void Read(string propName, out object ptrVar, int errorLog) { ptrVar = null; }
+    public void Write(string propName, ref object ptrVar) { Count++; ptrVar = null; }
 }
+'@
 
-function Read-Handlers {
-    param([string]$ClassName, [string]$Kind)
-    # List the handlers by their keys first, so that one handler SSO cannot decrypt does not hide
-    # the others; then read each handler's CustomCfg on its own.
+# PowerShell does not show interface methods of a COM interop object: call through the interface type
+# (as Backup-MasterSecret does). The store is created inside each read's try, so that a failure to reach
+# the SSO service comes back as that read's raw HRESULT.
+$invoke = [System.Reflection.BindingFlags]::InvokeMethod -bor [System.Reflection.BindingFlags]::Instance -bor [System.Reflection.BindingFlags]::Public
+$reads = foreach ($c in @($EntssoParams.configs)) {
+    $bag = New-Object -TypeName 'EntssoCountingBag'
+    $count = $null
+    $hresult = $null
+    $err = $null
     try {
-        $keys = @(Get-CimInstance -Namespace $Namespace -ClassName $ClassName -Property AdapterName, HostName)
+        $store = New-Object -TypeName 'Microsoft.EnterpriseSingleSignOn.Interop.SSOConfigStore'
+        $null = [Microsoft.EnterpriseSingleSignOn.Interop.ISSOConfigStore].InvokeMember('GetConfigInfo', $invoke, $null, $store,
+            [object[]]@([string]$c.application, [string]$c.identifier, [int]$EntssoParams.flags, $bag))
+        $count = $bag.Count
     } catch {
-        throw "Could not list $ClassName on $($env:COMPUTERNAME): $($_.Exception.Message). Check that BizTalk Server is installed and configured on this machine and that the account is a BizTalk administrator."
+        $inner = $_.Exception
+        while ($null -ne $inner.InnerException) { $inner = $inner.InnerException }
+        $hresult = '0x{0:X8}' -f $inner.HResult
+        $err = [string]$inner.Message
     }
-    foreach ($key in $keys) {
-        $adapter = [string]$key.AdapterName
-        $hostName = [string]$key.HostName
-        $readable = $false
-        $count = 0
-        $code = $null
-        $err = $null
-        try {
-            $filter = "AdapterName = '{0}' AND HostName = '{1}'" -f $adapter.Replace("'", "\'"), $hostName.Replace("'", "\'")
-            $handler = Get-CimInstance -Namespace $Namespace -ClassName $ClassName -Filter $filter
-            $count = Get-CustomPropertyCount -CustomCfg ([string]$handler.CustomCfg)
-            $readable = $true
-        } catch {
-            $code = Get-HResultText -ErrorRecord $_
-            $err = [string]$_.Exception.Message
-        }
-        [pscustomobject]@{
-            kind           = $Kind
-            adapter        = $adapter
-            host_name      = $hostName
-            readable       = $readable
-            property_count = $count
-            error_code     = $code
-            error          = $err
-        }
+    [pscustomobject]@{
+        application    = [string]$c.application
+        identifier     = [string]$c.identifier
+        property_count = $count
+        hresult        = $hresult
+        error          = $err
     }
 }
 
-$handlers = @()
-$handlers += @(Read-Handlers -ClassName 'MSBTS_ReceiveHandler' -Kind 'receive')
-$handlers += @(Read-Handlers -ClassName 'MSBTS_SendHandler2' -Kind 'send')
-
-[pscustomobject]@{ handlers = @($handlers) } | ConvertTo-Json -Depth 8 -Compress
+[pscustomobject]@{ computer_name = $computer; reads = @($reads) } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -44,13 +44,19 @@ def test_full_upgrade_on_the_lab(full_run):
     silenced = [r for r in run.journal() if r["kind"] == "result" and r["step"] == "stop the jobs still running"]
     assert silenced and "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb" in silenced[0]["evidence"]["stopped"]
     assert {n: bool(j["enabled"]) for n, j in jobs.items()} == load_scenario("fast")["sql"]["jobs"]
-    # the MSS nodes have no BizTalk (fast: biztalk.admin_tools_on_nodes false): phase 6 read the adapter
-    # handlers from a BizTalk server, through the SSO service of each owner in turn, and the run completed
+    # the MSS nodes have no BizTalk (fast: biztalk.admin_tools_on_nodes false) and the transport is NTLM (no
+    # delegation): phase 6 listed the handlers from BizTalkMgmtDb over ODBC, then read each one through the
+    # SSO service of each owner in turn (local, one hop), every one readable, and the run completed
     assert load_scenario("fast")["biztalk"]["admin_tools_on_nodes"] is False
-    reads = [r for r in run.journal() if r["kind"] == "intent" and r["phase"] == "failover"
-             and r["step"].startswith("read the adapter handlers")]
-    assert [(r["host"], r["read_from"]) for r in reads] == [("NODE2", "BTS1"), ("NODE1", "BTS1")], reads
-    assert run.lab_state["winrm"]["received"].get("NODE1 Get-AdapterHandlers", 0) == 0
+    results = [r for r in run.journal() if r["kind"] == "result" and r["phase"] == "failover"]
+    listed = [r for r in results if r["step"] == "list the adapter handlers from BizTalkMgmtDb"]
+    assert len(listed) == 1 and len(listed[0]["evidence"]) == len(load_scenario("fast")["biztalk"]["adapter_handlers"])
+    reads = [r for r in results if r["step"].startswith("read the adapter handlers")]
+    assert [r["host"] for r in reads] == ["NODE2", "NODE1"], reads
+    assert all(h["readable"] and h["seen_from"] == r["host"] for r in reads for h in r["evidence"]), reads
+    received = run.lab_state["winrm"]["received"]
+    assert received.get("NODE1 Get-AdapterHandlers") == received.get("NODE2 Get-AdapterHandlers") == 1
+    assert not any(k.startswith("BTS") and k.endswith("Get-AdapterHandlers") for k in received)
     steps = [(r["phase"], r["step"]) for r in run.journal() if r["kind"] == "result"]
     phases = [p for p, _ in steps]
     # the runbook's order

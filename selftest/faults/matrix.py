@@ -21,7 +21,7 @@ from selftest.e2e.suite import SuiteRun, run_suite
 
 KINDS = ("unreachable", "fail", "hang", "wrong_output")
 SCENARIO = "faults"
-MUTATING = {"Set-ServiceState", "Set-HostInstanceState", "Backup-MasterSecret", "Restore-MasterSecret", "Write-File",
+MUTATING = {"Set-ServiceState", "Backup-MasterSecret", "Restore-MasterSecret", "Write-File",
             "Set-ClusterResourceState", "Move-ClusterGroup", "Update-SsoDatabase", "Set-SsoServer",
             "Install-SsoUpdate", "Restart-Node"}
 

@@ -12,7 +12,7 @@ import pytest
 
 from entsso import biztalk, cluster, sso
 from entsso.lab.clock import Clock
-from entsso.lab.model import Estate, PSError
+from entsso.lab.model import Estate, PSError, adapter_configs
 from entsso.lab.server import _merge, load_scenario
 
 SPEED = 2000.0
@@ -102,8 +102,13 @@ def updatedb(e: Estate, host: str, name: str) -> dict[str, Any]:
     return e.invoke(host, "Update-SsoDatabase", {"secret_server": name})
 
 
-def handlers(e: Estate, host: str) -> list[dict[str, Any]]:
-    return e.invoke(host, "Get-AdapterHandlers", {})["handlers"]
+def handlers(e: Estate, host: str, flags: int = biztalk.SSO_FLAG_RUNTIME) -> list[dict[str, Any]]:
+    """Get-AdapterHandlers as phase 6 calls it (the configs BizTalkMgmtDb lists), through its Python parser."""
+    configs = tuple(biztalk.HandlerConfig(c["kind"], c["adapter"], c["host"], c["config_id"])
+                    for c in adapter_configs(e.bt_cfg))
+    doc = e.invoke(host, "Get-AdapterHandlers", {
+        "flags": flags, "configs": [{"application": c.adapter, "identifier": c.config_id} for c in configs]})
+    return [h.__dict__ for h in biztalk.parse_adapter_reads(host, configs, doc)]
 
 
 def wait_until(e: Estate, done: Any, estate_sec: float) -> bool:
@@ -135,12 +140,25 @@ def test_default_node1_owns_the_online_group_and_resource():
     assert c["resource"]["use_network_name"] is True and c["resource"]["possible_owners"] == ["NODE1", "NODE2"]
 
 
-def test_default_every_host_sees_the_cluster_as_secret_server():
+def test_default_every_hosts_tools_use_the_cluster_and_only_the_owner_answers_without_a_second_hop():
     e = make()
     for host in e.hosts:
+        assert sso_seen(e, host).tools_server == "SSOCLUSTER", host
+    owner = sso_seen(e, "NODE1")  # the cluster name is NODE1 itself: one hop
+    assert owner.secret_server == "SSOCLUSTER" and owner.displaydb_error is None
+    for host in ("NODE2", "BTS1", "BTS2"):  # their tools ask another machine's SSO server as the NTLM logon
         seen = sso_seen(e, host)
-        assert seen.secret_server == "SSOCLUSTER", (host, seen)
-        assert seen.displaydb_error is None
+        assert seen.secret_server is None
+        assert seen.displaydb_error == ("ERROR: 0xC0002A0F : Could not contact the SSO server 'SSOCLUSTER'. Check "
+                                        "that SSO is configured and that the SSO service is running on that server. "
+                                        "(RPC: 0x80070005: Access is denied.)"), host
+
+
+def test_updatedb_through_another_machines_sso_server_is_a_second_hop_and_changes_nothing():
+    e = make()
+    answer = sso.parse_tool_answer(**updatedb(e, "NODE2", "NODE2"))  # NODE2's tools: SSOCLUSTER, owned by NODE1
+    assert answer.error_code == "0xC0002A0F" and answer.error.endswith("(RPC: 0x80070005: Access is denied.)")
+    assert e.sql.get_secret_server() == "SSOCLUSTER" and e.changes == 0
 
 
 def test_default_entsso_runs_on_the_owner_only_among_nodes():
@@ -267,8 +285,9 @@ def test_mss_without_the_secret_cannot_serve_it():
 def test_adapter_handlers_unreadable_when_no_sso_server_answers():
     e = make()
     resource(e, "NODE1", "Offline")
-    hs = handlers(e, "NODE1")
-    assert hs[0]["error_code"] == "0xC0002A0F" and "SSOCLUSTER" in hs[0]["error"]
+    hs = handlers(e, "NODE1")  # the read is NODE1's own SSO service, stopped with the resource
+    assert hs[0]["error_code"] == "0xC0002A0F" and "'NODE1'" in hs[0]["error"]
+    assert not any(h["readable"] for h in hs)
 
 
 def test_updatedb_fails_with_no_running_sso_server():
@@ -325,7 +344,8 @@ def test_resource_online_around_an_scm_started_entsso_keeps_the_node_name():
     assert e.dump()["cluster"]["clustered_entsso"]["running_as"] == "NODE1"
     tools(e, "NODE1", "SSOCLUSTER")
     assert sso_seen(e, "NODE1").displaydb_error is not None
-    assert handlers(e, "NODE1")[0]["error_code"] == "0xC0002A0F"
+    # the tools cannot reach SSOCLUSTER, but a run-time read asks NODE1's own service, which decrypts
+    assert all(h["readable"] for h in handlers(e, "NODE1"))
 
 
 def test_move_to_a_down_node_is_refused():
@@ -379,8 +399,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     for bts, insts in (("BTS1", ["BizTalkServerApplication", "BizTalkServerIsolatedHost", "ReceiveHost", "SendHost",
                                  "OrchestrationHost"]),
                        ("BTS2", ["BizTalkServerApplication", "ReceiveHost", "SendHost", "TrackingHost"])):
-        e.invoke(bts, "Set-HostInstanceState", {"host_instances": [{"host_name": n, "state": "Stopped"}
-                                                                   for n in insts], "timeout_sec": 120})
+        services(e, bts, *[(f"BTSSvc${n}", "Stopped") for n in insts if n != "BizTalkServerIsolatedHost"])
         services(e, bts, ("RuleEngineUpdateService", "Stopped"), ("ENTSSO", "Stopped"))
     # back up
     e.invoke("NODE1", "Backup-MasterSecret", {"file": BACKUP, "password": PASSWORD, "reminder": "r"})
@@ -388,7 +407,7 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     # uncluster
     uncluster(e)
     assert e.sql.get_secret_server() == "NODE1"
-    assert sso_seen(e, "NODE2").secret_server == "NODE1"
+    assert sso_seen(e, "NODE2").tools_server == "NODE1"  # asking NODE1 from NODE2 would be a second hop
     # upgrade: the operator upgrades NODE1, a package NODE2
     e.operator_instruct("NODE1", "10.0.2000.0")
     assert wait_until(e, lambda: facts(e, "NODE1")["sso"]["version"] == "10.0.2000.0", 400)
@@ -415,26 +434,17 @@ def test_the_runbook_happy_path_ends_reclustered_with_the_secret_everywhere():
     assert c["resource"]["state"] == "Online" and (c["group"]["state"], c["group"]["owner_node"]) == ("Online", "NODE1")
     for node in ("NODE1", "NODE2"):
         seen = sso_seen(e, node)
-        assert seen.holds_secret and seen.secret_server == "SSOCLUSTER"
+        assert seen.holds_secret and seen.tools_server == "SSOCLUSTER"
+    assert sso_seen(e, "NODE1").secret_server == "SSOCLUSTER"  # the owner answers as the cluster: one hop
     # fail over: each node owns the group and reads the handlers
     for node in ("NODE2", "NODE1"):
         assert move(e, node, node)["state"] == "Online"
         assert all(h["readable"] for h in handlers(e, node)), node
     # resume
     services(e, "BTS1", ("ENTSSO", "Running"), ("RuleEngineUpdateService", "Running"))
-    e.invoke("BTS1", "Set-HostInstanceState", {"host_instances": [{"host_name": "ReceiveHost", "state": "Running"}],
-                                               "timeout_sec": 120})
+    services(e, "BTS1", ("BTSSvc$ReceiveHost", "Running"))
     assert facts(e, "BTS1")["services"]["BTSSvc$ReceiveHost"]["status"] == "Running"
     assert all(h["readable"] for h in handlers(e, "BTS1"))
-
-
-def test_host_instance_cannot_start_without_entsso_with_the_scms_dependency_text():
-    e = make()
-    services(e, "BTS2", ("BTSSvc$BizTalkServerApplication", "Stopped"), ("BTSSvc$ReceiveHost", "Stopped"), ("BTSSvc$SendHost", "Stopped"), ("ENTSSO", "Stopped"))
-    with pytest.raises(PSError, match=r"to Running: The dependency service or group failed to start\."):
-        e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "SendHost", "state": "Running"}],
-                                                   "timeout_sec": 120})
-    assert e.services_of("BTS2")["BTSSvc$SendHost"] == "Stopped"
 
 
 def test_btssvc_start_through_the_scm_with_entsso_stopped_fails_with_1068():
@@ -453,19 +463,21 @@ DRAINING = {"biztalk": {"servers": [{"name": "BTS1", "host_instances": [
     {"host": "SendHost", "state": "Running"}]}]}}
 
 
-def _stop_instances(e: Estate, *names: str) -> dict[str, Any]:
-    return e.invoke("BTS1", "Set-HostInstanceState",
-                    {"host_instances": [{"host_name": n, "state": "Stopped"} for n in names], "timeout_sec": 3000})
+def _stop_instances(e: Estate, *names: str, timeout: float = 60) -> dict[str, Any]:
+    """Stop BTS1's host instances as the suite does: their BTSSvc$ services through the SCM (Set-ServiceState),
+    waiting `timeout` estate seconds (the suite passes real seconds: the lab multiplies by its speed)."""
+    return e.invoke("BTS1", "Set-ServiceState", {"services": [{"name": f"BTSSvc${n}", "status": "Stopped"}
+                                                             for n in names], "timeout_sec": timeout / e.clock.speed})
 
 
-def test_host_instance_that_drains_longer_than_the_scm_waits_fails_1053_and_stays_stop_pending():
+def test_host_instance_that_drains_longer_than_the_wait_stays_stop_pending_and_goes_on_stopping():
     e = make(**DRAINING)
     began = e.clock.elapsed()
-    with pytest.raises(PSError) as exc:
+    with pytest.raises(PSError, match=r"BTSSvc\$ReceiveHost on BTS1 did not reach Stopped within 60 s "
+                                      r"\(last state: StopPending\)") as exc:
         _stop_instances(e, "ReceiveHost", "SendHost")
-    assert ("host instance 'Microsoft BizTalk Server ReceiveHost BTS1' on BTS1 to Stopped: The service did not "
-            "respond to the start or control request in a timely fashion.") in str(exc.value)
-    assert 30 <= e.clock.elapsed() - began < 2000  # the SCM's wait, not the drain
+    assert biztalk.draining_instance(str(exc.value), [("ReceiveHost", "Stopped"), ("SendHost", "Stopped")]) == "ReceiveHost"
+    assert 60 <= e.clock.elapsed() - began < 2000  # the script's wait, not the drain
     assert e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "StopPending"  # it goes on draining
     assert e.services_of("BTS1")["BTSSvc$SendHost"] == "Running"  # the script threw before it
     assert wait_until(e, lambda: e.services_of("BTS1")["BTSSvc$ReceiveHost"] == "Stopped", 2000)
@@ -475,20 +487,18 @@ def test_a_stop_pending_host_instance_gets_no_second_stop_the_call_waits_for_it(
     e = make(**DRAINING)
     with pytest.raises(PSError):
         _stop_instances(e, "ReceiveHost")
-    out = _stop_instances(e, "ReceiveHost", "SendHost")["host_instances"]
-    assert [(o["host_name"], o["state_before"], o["state"]) for o in out] == [
-        ("ReceiveHost", "StopPending", "Stopped"), ("SendHost", "Running", "Stopped")]
+    out = _stop_instances(e, "ReceiveHost", "SendHost", timeout=3000)["services"]
+    assert [(o["name"], o["status_before"], o["status"]) for o in out] == [
+        ("BTSSvc$ReceiveHost", "StopPending", "Stopped"), ("BTSSvc$SendHost", "Running", "Stopped")]
     requested = [x["what"] for x in e.dump()["events"] if x["what"] == "BTSSvc$ReceiveHost stop requested"]
     assert len(requested) == 1
 
 
 def test_disabled_host_instance_cannot_start():
     e = make()
-    e.invoke("BTS2", "Set-HostInstanceState", {"host_instances": [{"host_name": "TrackingHost", "state": "Stopped"}],
-                                               "timeout_sec": 120})
     with pytest.raises(PSError, match="disabled"):
-        e.invoke("BTS2", "Set-HostInstanceState",
-                 {"host_instances": [{"host_name": "TrackingHost", "state": "Running"}], "timeout_sec": 120})
+        services(e, "BTS2", ("BTSSvc$TrackingHost", "Running"))
+    assert e.services_of("BTS2")["BTSSvc$TrackingHost"] == "Stopped"
 
 
 # --- upgrade packages and reboots -------------------------------------------------------------------------
@@ -692,7 +702,7 @@ def test_entsso_is_not_stopped_while_a_host_instance_still_runs_or_drains():
                                       r"\(BTSSvc\$ReceiveHost, BTSSvc\$SendHost\); stop them first"):
         services(e, "BTS1", ("ENTSSO", "Stopped"))
     with pytest.raises(PSError):
-        _stop_instances(e, "ReceiveHost")  # 1053: ReceiveHost still StopPending
+        _stop_instances(e, "ReceiveHost")  # the wait ends: ReceiveHost still StopPending
     _stop_instances(e, "SendHost")
     with pytest.raises(PSError, match=r"running dependent services \(BTSSvc\$ReceiveHost\)"):
         services(e, "BTS1", ("ENTSSO", "Stopped"))  # a StopPending dependent blocks it too
@@ -819,14 +829,35 @@ def test_a_node_paused_mid_run_keeps_what_it_owns_and_receives_no_group():
         move(e, "NODE2", "NODE1")
 
 
-def test_adapter_handlers_are_read_through_the_groups_sso_server_when_the_scenario_sets_one():
-    e = make(biztalk={"group_sso_server": "BTS1"})
-    assert all(h["readable"] for h in handlers(e, "NODE1"))  # BTS1's ENTSSO runs, with the cached secret
-    for hi in e.dump()["hosts"]["BTS1"]["host_instances"]:
-        if hi["service_state"] != "Stopped" and hi["host_type"] == "InProcess":
-            services(e, "BTS1", (f"BTSSvc${hi['host_name']}", "Stopped"))
-    services(e, "BTS1", ("ENTSSO", "Stopped"))  # phase 1 silences BTS1
-    assert {h["error_code"] for h in handlers(e, "NODE1")} == {"0xC0002A0F"}
+def test_adapter_handlers_are_read_through_the_local_sso_service_only():
+    # run-time mode: the owner's own ENTSSO decrypts; a node that does not own the group has no running
+    # ENTSSO to ask (its clustered service is stopped there), whatever its tools point at
+    e = make()
+    assert all(h["readable"] and h["property_count"] == 3 for h in handlers(e, "NODE1"))
+    assert {h["error_code"] for h in handlers(e, "NODE2")} == {"0xC0002A0F"}
+    # no BizTalk needed on the node: the read is SSO's (the WMI provider is not asked)
+    e = make(biztalk={"admin_tools_on_nodes": False})
+    assert all(h["readable"] for h in handlers(e, "NODE1"))
+
+
+def test_an_admin_mode_read_through_a_remote_sso_server_is_a_second_hop_and_is_refused():
+    # admin mode asks the SSO server the machine's registry names: BTS1's tools point at SSOCLUSTER, another
+    # machine, which sees the WinRM NTLM logon's outbound call as anonymous and refuses it
+    e = make()
+    hs = handlers(e, "BTS1", flags=0)
+    assert {(h["error_code"], h["error"]) for h in hs} == {("0x80070005", "Access is denied.")}
+    # on the owner the cluster name is its own clustered ENTSSO: admin mode is one hop there
+    assert all(h["readable"] for h in handlers(e, "NODE1", flags=0))
+    move(e, "NODE1", "NODE2")  # now NODE1's tools ask SSOCLUSTER on NODE2
+    assert {h["error_code"] for h in handlers(e, "NODE1", flags=0)} == {"0x80070005"}
+
+
+def test_a_config_sso_does_not_hold_is_an_invalid_argument():
+    e = make()
+    doc = e.invoke("NODE1", "Get-AdapterHandlers", {"flags": 4, "configs": [
+        {"application": "FILE", "identifier": "{00000000-0000-0000-0000-000000000000}"}]})
+    assert doc["reads"] == [{"application": "FILE", "identifier": "{00000000-0000-0000-0000-000000000000}",
+                             "property_count": None, "hresult": "0x80070057", "error": "The parameter is incorrect."}]
 
 
 def test_esso_setup_under_the_online_resource_exhausts_its_restarts_and_the_group_fails_over():

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, permissions, sqlagent, sso, tsql
+from entsso import backup, biztalk, permissions, sqlagent, sso, tsql
 from entsso.lab.clock import Clock
 from entsso.lock import EstateLock, EstateLockLost
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
@@ -38,6 +38,7 @@ COLUMNS = {
     "SERVER_NAME": ["server_name"],
     "SSO_SERVERS": ["server_name"],
     "GROUP_SSO_SERVER": ["sso_server"],
+    "ADAPTER_HANDLERS": ["kind", "adapter", "host_name", "config_id"],
     "JOBS": ["name", "enabled", "last_instance_id", "last_run_status", "last_run_date", "last_run_time",
              "last_message", "running"],
     "FORCE_FULL_OBJECTS": ["backup_settings", "force_full_backup"],
@@ -152,6 +153,8 @@ def test_statement_returns_its_columns(lab_sql, name):
         engine.register_sso_servers(["NODE1"])
     if name == "GROUP_SSO_SERVER":  # and the group's row
         engine.set_group("BizTalk Group", "SSOCLUSTER")
+    if name == "ADAPTER_HANDLERS":  # and the group's handlers (biztalk.adapter_handlers of the scenario)
+        engine.set_adapter_handlers([("receive", "FILE", "ReceiveHost", "5D0B6E1A-0C2B-4B7E-9F7A-1D2E3F405060")])
     params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,),
               "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
@@ -828,3 +831,20 @@ def test_ssodb_lists_the_sso_servers_registered_within_ten_days(make_engine):
     assert names == ["his1.contoso.local", "node1", "ssocluster"]
     e.register_sso_servers(["BTSOLD"], days_ago=10.01)  # a server gone for over ten days: expired
     assert "btsold" not in [r[0] for r in e.execute(tsql.SSO_SERVERS, database="SSODB").sets[0].rows]
+
+
+def test_the_adapter_handlers_come_from_the_management_database_and_their_grants_are_asked(lab_sql):
+    # phase 6 lists the handlers over ODBC (no BizTalk WMI on a host: that would be a second hop); a login
+    # that may not read them is named by the gate with its GRANT, before anything changes
+    engine, sql = lab_sql()
+    engine.set_adapter_handlers([("send", "FILE", "SendHost", "5D0B6E1A-0C2B-4B7E-9F7A-1D2E3F405060"),
+                                 ("receive", "WCF-SQL", "ReceiveHost", "0A0B0C0D-1111-2222-3333-444455556666")])
+    assert [c.__dict__ for c in biztalk.handler_configs(sql)] == [
+        {"kind": "receive", "adapter": "WCF-SQL", "host_name": "ReceiveHost",
+         "config_id": "{0A0B0C0D-1111-2222-3333-444455556666}"},
+        {"kind": "send", "adapter": "FILE", "host_name": "SendHost", "config_id": "{5D0B6E1A-0C2B-4B7E-9F7A-1D2E3F405060}"}]
+    _, denied = lab_sql(denied=["BizTalkMgmtDb.dbo.adm_SendHandler"])
+    assert [g.fix("entsso") for g in permissions.missing(permissions.grants(denied))] == [
+        "GRANT SELECT ON BizTalkMgmtDb.dbo.adm_SendHandler TO [entsso]"]
+    with pytest.raises(SqlPermissionDenied, match="adm_SendHandler"):
+        biztalk.handler_configs(denied)

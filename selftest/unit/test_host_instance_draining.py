@@ -1,4 +1,4 @@
-"""Which host instance a Set-HostInstanceState failure says is still stopping (entsso.biztalk)."""
+"""Which host instance a failed stop says is still stopping (entsso.biztalk)."""
 from __future__ import annotations
 
 import pytest

@@ -73,6 +73,7 @@ class Estate:
     jobs: dict[str, bool]
     secret_server: str | None
     notes: list[str] = field(default_factory=list)
+    adapter_handlers: list[dict[str, str]] = field(default_factory=list)  # kind, adapter, host (BizTalkMgmtDb)
 
     @property
     def nodes(self) -> list[Host]:
@@ -170,6 +171,8 @@ def discover(args: argparse.Namespace, winrm_password: str, sql_password: str | 
         servers = [r["Name"] for r in sql.execute(tsql.BIZTALK_SERVERS).rows]
         jobs = {r["name"]: bool(r["enabled"]) for r in sql.execute(tsql.ALL_JOBS).rows}
         secret_server = sso.secret_server(sql)
+        handlers = [{"kind": str(r["kind"]), "adapter": str(r["adapter"]), "host": str(r["host_name"])}
+                    for r in sql.execute(tsql.ADAPTER_HANDLERS).rows]
     except SqlError as exc:
         raise DiscoveryError(f"SQL Server {args.sql}: {exc}") from None
     finally:
@@ -199,7 +202,7 @@ def discover(args: argparse.Namespace, winrm_password: str, sql_password: str | 
 
     hosts = estate.on_hosts(names, one)
     return Estate(cluster_name, res["group"], res["name"], res.get("owner_node"), res.get("state"), hosts,
-                  args.sql, args.sql_instance, jobs, secret_server)
+                  args.sql, args.sql_instance, jobs, secret_server, adapter_handlers=handlers)
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -302,7 +305,7 @@ def twin_text(e: Estate, args: argparse.Namespace) -> str:
         "sso": {**({"version": common} if common else {}), **({"secret_server": e.secret_server} if e.secret_server
                                                                else {}),
                 "secret_on": [h.name for h in e.hosts if h.holds_secret], "backup_folder": args.backup_folder},
-        "biztalk": {"servers": servers},
+        "biztalk": {"servers": servers, **({"adapter_handlers": e.adapter_handlers} if e.adapter_handlers else {})},
         "sql": {"server": e.sql_server, "instance": e.sql_instance, "jobs": dict(e.jobs)},
     }
     if args.target_version or args.package_path:
@@ -311,10 +314,11 @@ def twin_text(e: Estate, args: argparse.Namespace) -> str:
                                           "present_on": [h.name for h in e.nodes if h.package_present]}}
                              if args.package_path else {})}
     head = [f"# A lab twin of {e.cluster_name} (python -m entsso.discover): the same nodes and their states, BizTalk",
-            "# servers, host instances and their states, SQL Agent jobs, SSO versions and the group's owner.",
+            "# servers, host instances and their states, SQL Agent jobs, SSO versions, the group's owner and the",
+            "# adapter handlers (their properties are the lab's own).",
             "# Rehearse the change, and its backout, on it the day before:",
             f"#   pytest --lab={args.twin or 'THIS-FILE'} --apply --change-ticket REHEARSAL",
-            "# Not mirrored (the lab's defaults stand in): delays (the lab's own), adapter handlers, the BizTalk",
+            "# Not mirrored (the lab's defaults stand in): delays (the lab's own), the BizTalk",
             "# databases and their backups, the update package. docs/lab.md lists every key."]
     return "\n".join(head) + "\n" + _dump(doc)
 

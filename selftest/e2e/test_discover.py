@@ -75,6 +75,15 @@ def test_discovery_writes_an_inventory_the_gate_passes_and_a_twin_with_the_same_
     assert twin_base == base
     assert twin_outcomes == outcomes and len(outcomes) > 20
 
+    # the rehearsal the twin's header proposes, on a fresh lab shaped like the estate: the whole change
+    assert yaml.safe_load(twin_path.read_text())["biztalk"]["adapter_handlers"] == [
+        {"kind": "receive", "adapter": "FILE", "host": "ReceiveHost"},
+        {"kind": "receive", "adapter": "WCF-SQL", "host": "ReceiveHost"},
+        {"kind": "send", "adapter": "FILE", "host": "SendHost"}, {"kind": "send", "adapter": "SMTP", "host": "SendHost"}]
+    rehearsal = run_suite(tmp_path / "reports-rehearsal", f"--lab={twin_path}", "--apply", "--change-ticket", "REHEARSAL")
+    assert rehearsal.returncode == 0, rehearsal.output[-3000:]
+    assert rehearsal.summary["verdict"] == "completed", rehearsal.summary
+
     # the change itself, with the discovered inventory as written: it completes on the estate it came from
     change = run_suite(tmp_path / "reports-change", f"--inventory={out}", "--apply", "--change-ticket", "CHG-DISCOVERED",
                        env=dict(lab.env))

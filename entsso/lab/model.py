@@ -691,7 +691,8 @@ class Estate:
         elif not self._sql_up():
             out = texts.tool_error(h.tools_server, h.name, texts.SSODB_LOST)
         else:
-            out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server, database="SSODB",
+            out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server,
+                                  database=self.sql.estate_name("SSODB"),  # as the estate names it
                                   secret_server=self._secret_server() or "", template=template)
         return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
 

@@ -31,6 +31,9 @@ class FakeSql:
         self.available = True
         self._lock = threading.Lock()
 
+    def estate_name(self, database: str) -> str:  # the default names (no sql.database_names)
+        return database
+
     def get_secret_server(self) -> str:
         with self._lock:
             if not self.available:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -329,6 +330,26 @@ class Result:
         return next(iter(rows[0].values()))
 
 
+# A TDS PRELOGIN message (MS-TDS 2.2.6.5): packet header (type 0x12, status EOM, length, SPID 0, packet 1), the
+# option table (VERSION at offset 11 length 6, ENCRYPTION at 17 length 1, terminator) and the data (version
+# 0, ENCRYPT_ON). SQL Server answers with a PRELOGIN response in a tabular-result packet (type 0x04).
+_PRELOGIN = bytes([0x12, 0x01, 0x00, 0x1A, 0x00, 0x00, 0x01, 0x00,
+                   0x00, 0x00, 0x0B, 0x00, 0x06, 0x01, 0x00, 0x11, 0x00, 0x01, 0xFF,
+                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01])
+
+
+def _answers_prelogin(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether host:port answers a TDS PRELOGIN (SQL Server listening and speaking TDS there). Sends no
+    credentials; the connection is closed before any TLS or login."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(_PRELOGIN)
+            head = sock.recv(8)
+    except OSError:
+        return False
+    return len(head) >= 1 and head[0] == 0x04
+
+
 class SqlServer:
     """One SQL Server. Connections are opened per database and kept; statements are serialised per
     connection (pyodbc connections are not for concurrent use)."""
@@ -382,9 +403,26 @@ class SqlServer:
             try:
                 conn = self._connect(database)
             except Exception as exc:  # noqa: BLE001 - classified below
-                raise self._classify(exc, connecting=True) from None
+                raise self._freetds_tls(self._classify(exc, connecting=True)) from None
             self._conns[database] = conn
         return conn
+
+    def _freetds_tls(self, err: SqlError) -> SqlError:
+        """FreeTDS reports a refused TLS certificate as it reports a server it cannot reach (20002 "Adaptive
+        Server connection failed", 08001). When the port does accept a TCP connection, the server is there:
+        with encryption required, the certificate is then the likeliest cause, and the operator is told so."""
+        s = self.settings
+        if not (isinstance(err, SqlUnreachable) and s.driver == "FreeTDS" and s.encrypt and s.tcp_port):
+            return err
+        if not _answers_prelogin(s.host, s.tcp_port):
+            return err  # nothing listens there, or nothing that speaks TDS: unreachable it is
+        return SqlCertificateUntrusted(
+            f"SQL Server {self.name} — certificate not trusted (most likely): {s.host}:{s.tcp_port} answers TDS's "
+            f"PRELOGIN, but FreeTDS could not open a session with encryption required, and FreeTDS does not say "
+            f"why ({err}). Check that sql.ca_file ({s.ca_file or 'not set: FreeTDS then trusts no certificate'}) is "
+            f"the CA that issued SQL Server's certificate and that the certificate names {s.host}; "
+            f"`openssl s_client` cannot see it (TLS runs inside TDS), but FreeTDS's `tsql -S` with TDSDUMP set shows "
+            "the handshake.", number=None, sqlstate=err.sqlstate)
 
     def _classify(self, exc: Exception, *, connecting: bool = False) -> SqlError:
         args = getattr(exc, "args", ())

@@ -15,7 +15,7 @@ from entsso.lab.pki import LabCA
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import SqlEngine
 from entsso.lab.tds import TdsEndpoint
-from entsso.sql import SqlSettings, freetds_conf
+from entsso.sql import SqlCertificateUntrusted, SqlServer, SqlSettings, SqlTimeout, SqlUnreachable, freetds_conf
 from selftest.lab.test_sqlengine import PASSWORD, USER, scenario_sql
 
 pyodbc = pytest.importorskip("pyodbc")
@@ -177,3 +177,38 @@ def test_a_foreign_client_tsql_reads_the_secret_server_and_sees_number_state_cla
     assert "SSOCLUSTER" in proc.stdout, proc.stdout + proc.stderr
     assert "Msg 102 (severity 15, state 1) from LABSQL" in proc.stderr + proc.stdout
     assert "Incorrect syntax near 'SELEC'." in proc.stderr + proc.stdout
+
+
+# --- the same failures as the operator meets them: through the suite's SqlServer (sql-review.md §3) ------
+def test_a_certificate_from_another_ca_reaches_the_operator_as_certificate_not_trusted(lab):
+    other = LabCA("someone else's CA")
+    try:
+        server = SqlServer(settings(lab, ca_file=str(other.ca_path)), PASSWORD)
+        with pytest.raises(SqlCertificateUntrusted) as err:
+            server.execute(SECRET_SERVER_SQL, database="SSODB")
+    finally:
+        other.cleanup()
+    assert err.value.kind == "certificate not trusted"
+    assert "sql.ca_file" in str(err.value) and PASSWORD not in str(err.value)
+
+
+def test_a_port_where_nothing_listens_is_unreachable_not_a_certificate(lab):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = SqlServer(settings(lab, lab_port=port), PASSWORD)
+    with pytest.raises(SqlUnreachable) as err:
+        server.execute("SELECT 1 AS one")
+    assert not isinstance(err.value, SqlCertificateUntrusted)
+
+
+def test_a_statement_past_the_query_timeout_reaches_the_operator_as_a_timeout(lab):
+    server = SqlServer(settings(lab, query_timeout=1), PASSWORD)
+    try:
+        with pytest.raises(SqlTimeout) as err:
+            server.execute("WAITFOR DELAY '01:00:00'; SELECT 1 AS x")
+        assert err.value.kind == "timeout"
+    finally:
+        server.close()

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from entsso import tsql
+from entsso import services, tsql
 from entsso.winrm import RemoteError, WindowsHost
 
 RULE_ENGINE = "RuleEngineUpdateService"
@@ -159,9 +159,7 @@ def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], time
     if not wanted:
         return []
     try:
-        doc = host.invoke("Set-ServiceState",
-                          {"services": [{"name": SERVICE_PREFIX + n, "status": s} for n, s in wanted],
-                           "timeout_sec": int(timeout)}, timeout=timeout * len(wanted) + 60)
+        got = services.ensure_services(host, [(SERVICE_PREFIX + n, s) for n, s in wanted], timeout)
     except RemoteError as exc:
         draining = draining_instance(str(exc), wanted)
         if draining is None:
@@ -170,7 +168,7 @@ def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], time
                 if STILL_STOPPING[0] in str(exc) else f"not Stopped within {timeout:.0f} s, last state StopPending")
         raise HostInstanceDraining(host.name, draining, said) from None
     return [{"host_name": s["name"][len(SERVICE_PREFIX):], "state_before": s.get("status_before"),
-             "state": s.get("status"), "changed": s.get("changed")} for s in doc.get("services") or []]
+             "state": s.get("status"), "changed": s.get("changed")} for s in got]
 
 
 def adapter_handlers(host: WindowsHost, configs: tuple[HandlerConfig, ...]) -> tuple[AdapterHandler, ...]:

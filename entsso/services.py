@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from entsso.poll import Poller
 from entsso.winrm import WindowsHost
 
 
@@ -29,13 +30,34 @@ def parse_services(host: str, doc: dict[str, Any]) -> dict[str, Service]:
             for name, s in (doc.get("services") or {}).items()}
 
 
-def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float) -> list[dict[str, Any]]:
+def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float, *,
+                    poller: Poller | None = None) -> list[dict[str, Any]]:
     """Bring services to the wanted status through the SCM, in the order given (Set-ServiceState).
-    Returns each service's before/after; the script throws when one does not get there in time."""
+    Returns each service's before/after; the script throws when one does not get there in time.
+
+    A service still starting (StartPending) takes no stop control (SCM error 1061), so the script sends it
+    none: it returns that service as it found it and goes no further down the list. The wait for it to
+    finish starting is here: the rest of the list is asked again until it goes through, within `timeout`."""
     if not wanted:
         return []
-    doc = host.invoke("Set-ServiceState",
-                      {"services": [{"name": n, "status": s} for n, s in wanted], "timeout_sec": int(timeout)},
-                      timeout=timeout * len(wanted) + 60)
-    return list(doc.get("services") or [])
+    done: list[dict[str, Any]] = []
+    remaining = list(wanted)
 
+    def attempt() -> bool:
+        nonlocal remaining
+        doc = host.invoke("Set-ServiceState",
+                          {"services": [{"name": n, "status": s} for n, s in remaining], "timeout_sec": int(timeout)},
+                          timeout=timeout * len(remaining) + 60)
+        got = list(doc.get("services") or [])
+        through = 0
+        for (name, status), g in zip(remaining, got):
+            if g.get("status") == "StartPending" and status == "Stopped":
+                break  # still starting: asked again once it has started
+            done.append(g)
+            through += 1
+        remaining = remaining[through:]
+        return not remaining
+
+    (poller or Poller()).until(attempt, timeout, what=f"{remaining[0][0]} on {host.name} to finish starting so "
+                               "that it can be stopped", describe=lambda: remaining[0][0] if remaining else None)
+    return done

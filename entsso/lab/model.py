@@ -958,6 +958,10 @@ class Estate:
                     raise PSError(f"Service '{name}' on {h.name} has running dependent services "
                                   f"({', '.join(running)}); stop them first (for BTSSvc$ services: stop the BizTalk "
                                   "host instances), then re-run.")
+            if want == "Stopped" and before == "StartPending":
+                # as Set-ServiceState.ps1: a service still starting takes no stop control (SCM 1061); it is
+                # returned as found, and the script goes no further down its list
+                return {"name": name, "status_before": before, "status": before, "changed": False}
             target_pending = "StartPending" if want == "Running" else "StopPending"
             acted = False
             if s.status not in (want, target_pending):
@@ -979,7 +983,12 @@ class Estate:
 
     def _op_set_servicestate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         timeout = float(p.get("timeout_sec", 120))
-        return {"services": [self._set_service(h, w["name"], w["status"], timeout) for w in p.get("services") or []]}
+        out = []
+        for w in p.get("services") or []:
+            out.append(self._set_service(h, w["name"], w["status"], timeout))
+            if out[-1]["status"] == "StartPending" and w["status"] == "Stopped":
+                break  # the script's `break`: the rest waits for the caller's next call
+        return {"services": out}
 
     # --- SSO operations ---------------------------------------------------------------------------------
     def _op_set_ssoserver(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

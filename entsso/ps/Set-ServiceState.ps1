@@ -11,6 +11,8 @@
 #
 # Output (one JSON document):
 #   {"services": [{"name": "...", "status_before": "Running", "status": "Stopped", "changed": true}]}
+#   A service asked to stop while StartPending ends the list: it comes back as found (status StartPending,
+#   changed false) and the services after it are not touched; the caller asks again once it has started.
 
 $computer = $env:COMPUTERNAME
 $timeout = 120
@@ -50,10 +52,14 @@ foreach ($wanted in @($EntssoParams.services)) {
         if ($running.Count -gt 0) {
             throw "Service '$name' on $computer has running dependent services ($($running -join ', ')); stop them first (for BTSSvc`$ services: stop the BizTalk host instances), then re-run."
         }
+        # A service still starting takes no stop control (1061, review m3): it is returned as found and the
+        # rest of the list is left; entsso/services.py waits for it to start and asks again.
+        if ($before -eq 'StartPending') {
+            $results.Add([pscustomobject]@{ name = $name; status_before = $before; status = $before; changed = $false })
+            break
+        }
         # ServiceController.Stop()/Start() return at once, so the deadline below is ours;
-        # Stop-Service/Start-Service would wait without a limit. A service still starting does not accept
-        # a stop control (1061): let it finish starting first (review m3).
-        if ($before -eq 'StartPending') { Wait-ServiceStatus $svc 'Running' $timeout 'before it could be stopped' }
+        # Stop-Service/Start-Service would wait without a limit.
         if ($before -ne 'StopPending') { $svc.Stop() }
     } else {
         if ($svc.StartType -eq 'Disabled') {

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["IssuedCertificate", "LabCA"]
+__all__ = ["IssuedCertificate", "LabCA", "server_context"]
 
 _DAY = datetime.timedelta(days=1)
 
@@ -34,11 +34,19 @@ class IssuedCertificate:
     cert_path: str  # PEM: the server certificate, then the CA certificate (the chain a listener sends)
     key_path: str  # PEM, unencrypted, readable by this user only
 
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(self.cert_path, self.key_path)
-        return ctx
+    def server_context(self, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+        return server_context(self.cert_path, self.key_path, maximum=maximum)
+
+
+def server_context(cert_path: str, key_path: str, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A TLS server context for a listener of the lab: TLS 1.2 at least (Windows Server 2016's default floor),
+    `maximum` where the protocol caps it (TLS inside TDS 7.x is TLS 1.2)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    ctx.load_cert_chain(cert_path, key_path)
+    return ctx
 
 
 def _utcnow() -> datetime.datetime:

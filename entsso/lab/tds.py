@@ -862,11 +862,8 @@ class TdsEndpoint:
         self.server_name = server_name
         self.force_encryption = force_encryption
         self.tls_context: ssl.SSLContext | None = None
-        if certificate is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(str(certificate.cert_path), str(certificate.key_path))
-            self.tls_context = ctx
+        if certificate is not None:  # TLS inside TDS 7.x is TLS 1.2
+            self.tls_context = certificate.server_context(maximum=ssl.TLSVersion.TLSv1_2)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sessions = itertools.count(51)  # SQL Server's user sessions start above the system ones

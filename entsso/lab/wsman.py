@@ -47,6 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Protocol
 from xml.sax.saxutils import escape as _xml_text
 
+from entsso.lab.pki import server_context
+
 __all__ = ["CommandResult", "HostEndpoint", "ShellBackend", "WsmanFault", "WsmanServer", "user_forms"]
 
 log = logging.getLogger(__name__)
@@ -547,10 +549,7 @@ class WsmanServer:
             for name in self._hosts:
                 pair = self.tls.get(name) if isinstance(self.tls, dict) else self.tls
                 if pair:
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Windows Server 2016+ default floor
-                    ctx.load_cert_chain(*pair)
-                    self._ssl_contexts[name] = ctx
+                    self._ssl_contexts[name] = server_context(*pair)
             _NTLM_STORE.register(id(self), [h.endpoint for h in self._hosts.values()])
             self._started = True
             try:

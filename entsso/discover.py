@@ -216,6 +216,7 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
     backup_job = next((j for j in jobs if j.lower().startswith("backup biztalk server")), None)
     unreachable = [h.name for h in e.hosts if not h.reachable]
     versions = Counter(h.version for h in e.nodes if h.version)
+    (driver, ca_file), ca_trust = _sql_tls(args, network), _ca_trust_path(args, network)
     doc: dict[str, Any] = {
         "environment": args.environment,
         "cluster": {"network_name": e.cluster_name, "group": e.group, "resource": e.resource,
@@ -223,8 +224,8 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
                     "primary": e.owner or e.nodes[0].name},
         "biztalk_servers": [{"name": h.name, **({"address": h.address} if h.address else {})}
                             for h in e.biztalk_servers],
-        "sql": {"server": e.sql_server, "instance": e.sql_instance, "driver": _sql_tls(args, network)[0],
-                **({"ca_file": _sql_tls(args, network)[1]} if _sql_tls(args, network)[1] else {}),
+        "sql": {"server": e.sql_server, "instance": e.sql_instance, "driver": driver,
+                **({"ca_file": ca_file} if ca_file else {}),
                 "auth": args.sql_auth,
                 **({"username": args.sql_user, "password_env": args.sql_password_env} if args.sql_auth == "sql" else {}),
                 "jobs": list(jobs), "backup_job": backup_job},
@@ -232,7 +233,7 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
                   "https": not args.http if args.http else bool((network.doc.get("winrm") or {}).get("https", True)),
                   **({"port": args.winrm_port or (network.doc.get("winrm") or {}).get("port")}
                      if args.winrm_port or (network.doc.get("winrm") or {}).get("port") else {}),
-                  **({"ca_trust_path": _ca_trust_path(args, network)} if _ca_trust_path(args, network) else {}),
+                  **({"ca_trust_path": ca_trust} if ca_trust else {}),
                   "username": args.winrm_user, "password_env": args.winrm_password_env},
         "secret_backup": {"folder": args.backup_folder, "password_env": args.secret_password_env},
         "upgrade": {"target_version": args.target_version or "CHANGE-ME", "mode": "manual",

@@ -9,5 +9,5 @@ pytest_plugins = [
     "fixtures.failover",
     "fixtures.resume",
     "fixtures.backout",
-    "entsso.report",
+    "entsso.report.plugin",
 ]

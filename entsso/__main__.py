@@ -1,4 +1,4 @@
-"""`python -m entsso doctor [--inventory=FILE]`: what this admin box lacks for an inventory (entsso.doctor).
+"""`python -m entsso doctor [--inventory=FILE]`: what this admin box lacks for an inventory (entsso.tools.doctor).
 
 The suite itself runs under pytest (README.md); this entry point holds the commands that are not a run.
 """
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
               + "\n\nThe change itself runs under pytest: see README.md.",
               file=sys.stderr if args and args[0] not in ("-h", "--help") else sys.stdout)
         return 0 if args and args[0] in ("-h", "--help") else 2
-    from entsso import doctor
+    from entsso.tools import doctor
 
     return doctor.main(args[1:])
 

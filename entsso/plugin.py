@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from entsso.operator import Operator
-from entsso.run import Options, Run
+from entsso.change.operator import Operator
+from entsso.change.run import Options, Run
 
 RUN_KEY = pytest.StashKey[Run]()
 PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2, "backout": 2}
@@ -85,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
                       allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout,
                       plan=opt.plan)
     if opt.window_ends:
-        from entsso.window import WindowError, parse_window_end
+        from entsso.change.window import WindowError, parse_window_end
 
         try:
             options.window_ends = parse_window_end(opt.window_ends)
@@ -96,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "no estate given: pass --inventory FILE (or set ENTSSO_INVENTORY) for a real estate, "
             "or --lab for the simulated one. See docs/inventory.md.")
-    from entsso.run import new_run_id
+    from entsso.change.run import new_run_id
 
     run_id = new_run_id(options.change_ticket)
     run_dir = REPORTS / run_id
@@ -152,8 +152,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _add_site_checks(config: pytest.Config, run: Run, override: str | None) -> None:
-    """Collect the site's checks (entsso.sitechecks) with the suite's own tests."""
-    from entsso import sitechecks
+    """Collect the site's checks (entsso.change.sitechecks) with the suite's own tests."""
+    from entsso.change import sitechecks
 
     folder = sitechecks.folder_of(run.inventory, override)
     run.site_checks = folder  # type: ignore[attr-defined]
@@ -227,9 +227,9 @@ _RUNS: list[Run] = []  # the run of this process (pytest_keyboard_interrupt is n
 
 
 def _lock_estate(run: Run) -> None:
-    """One change at a time per SSO system (entsso.lock); refused before any test runs."""
-    from entsso.lock import EstateLock, EstateLocked, owner_record
-    from entsso.sql import SqlError
+    """One change at a time per SSO system (entsso.change.lock); refused before any test runs."""
+    from entsso.change.lock import EstateLock, EstateLocked, owner_record
+    from entsso.remote.sql import SqlError
 
     lock = EstateLock(run.sql.ssodb.settings, run.sql._password, run.cluster_name, run.sql.names.ssodb)
     try:
@@ -256,7 +256,7 @@ def _console_writer(config: pytest.Config):  # type: ignore[no-untyped-def]
 
 
 def _check_options(options: Options) -> Any:
-    from entsso.journal import prior_run
+    from entsso.change.journal import prior_run
 
     if options.apply and not options.change_ticket and not options.resume:
         raise pytest.UsageError(
@@ -291,13 +291,13 @@ def _check_options(options: Options) -> Any:
 
 def _load_run(run_id: str, run_dir: Path, options: Options, inventory_path: str | None, prior: Any) -> Run:
     from entsso.inventory import InventoryError, load_inventory
-    from entsso.run import build_run
+    from entsso.change.run import build_run
 
     try:
         inventory = load_inventory(inventory_path, prompt=os.isatty(0))
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from entsso import doctor
+    from entsso.tools import doctor
 
     missing = doctor.blocking(inventory)  # what this admin box lacks for it: named before anything connects
     if missing:
@@ -341,7 +341,7 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
     done = config.stash.get(CONCLUSION_KEY, None)
     if done is not None:
         return done
-    from entsso import story
+    from entsso.report import story
 
     failed = list(run.failed_tests)
     v = story.verdict(run, failed, gate_only=_gate_only(config))
@@ -364,7 +364,7 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
             out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
                              f"check(s) failed), so the change would not start. " + out["plan"])
     if not run.options.apply and failed and run._snapshot is not None:
-        from entsso import gate
+        from entsso.estate import checks as gate
 
         half = gate.half_done(run.snapshot(), run)
         if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
@@ -385,7 +385,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
     if out.get("plan"):
-        from entsso import plan
+        from entsso.change import plan
 
         text = (config.stash[RUN_KEY].dir / "plan.md").read_text(encoding="utf-8")
         tr.write_line(plan.brief(text))
@@ -410,7 +410,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _write_plan(run: Run, config: pytest.Config) -> str:
-    from entsso import plan
+    from entsso.change import plan
 
     p = plan.build(run, run.snapshot(), getattr(config, "_entsso_test_plan", {}))
     (run.dir / "plan.md").write_text(plan.to_markdown(p, run), encoding="utf-8")
@@ -559,7 +559,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _is_site_check(run: Run, path: Path) -> bool:
-    from entsso.sitechecks import is_site_check
+    from entsso.change.sitechecks import is_site_check
 
     return is_site_check(path, getattr(run, "site_checks", None))
 
@@ -600,7 +600,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     names = metafunc.fixturenames
     if "host" in names and _is_site_check(run, metafunc.definition.path):
-        from entsso.sitechecks import MOMENTS
+        from entsso.change.sitechecks import MOMENTS
 
         marks = {"gate": pytest.mark.readiness, "after": pytest.mark.post}
         metafunc.parametrize("host", [pytest.param((name, moment), marks=marks[moment], id=f"{moment}-{name}")
@@ -694,8 +694,8 @@ PHASES_SET_UP_KEY = pytest.StashKey[list]()
 def testinfra_host(run: Run):  # type: ignore[no-untyped-def]
     """testinfra_host("NODE1") -> a pytest-testinfra Host (winrm backend, cmd shell) for simple per-host
     checks (host.run, host.check_output), reached with the suite's own WinRM settings and credentials,
-    never through a URL that holds the password (entsso.sitechecks). PowerShell goes through entsso.winrm."""
-    from entsso.sitechecks import testinfra_host as make
+    never through a URL that holds the password (entsso.change.sitechecks). PowerShell goes through entsso.remote.winrm."""
+    from entsso.change.sitechecks import testinfra_host as make
 
     cache: dict[str, Any] = {}
 

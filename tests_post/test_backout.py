@@ -1,7 +1,7 @@
 """The estate after `--backout`: in service as before the change (only these tests run with --backout)."""
 import pytest
 
-from entsso import gate
+from entsso.estate import checks as gate
 
 pytestmark = pytest.mark.backout
 

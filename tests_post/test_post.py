@@ -2,7 +2,7 @@
 through every owner, the group is home, BizTalk is as it was."""
 import pytest
 
-from entsso import gate
+from entsso.estate import checks as gate
 
 pytestmark = pytest.mark.post
 

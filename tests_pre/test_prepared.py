@@ -2,9 +2,9 @@
 Read-only without --apply; `pytest tests_pre --apply --change-ticket ID` does the preparation first."""
 import pytest
 
-from entsso import gate
-from entsso.biztalk import RULE_ENGINE
-from entsso.sso import ENTSSO
+from entsso.estate import checks as gate
+from entsso.domain.biztalk import RULE_ENGINE
+from entsso.domain.sso import ENTSSO
 
 pytestmark = pytest.mark.prepared
 

@@ -1,7 +1,7 @@
 """Readiness: what holds on a live estate before the change window (runbook phase 0)."""
 import pytest
 
-from entsso import gate
+from entsso.estate import checks as gate
 
 pytestmark = pytest.mark.readiness
 

@@ -1305,7 +1305,7 @@ class Estate:
                               f"'{target.name}' cannot own it (not a possible owner of resource '{c.resource}': "
                               f"{', '.join(self._possible_owners()) or 'none'}).")
             state_before = self._group_state()
-            # the states the caller accepts after the move, by the state before it (entsso/cluster.py):
+            # the states the caller accepts after the move, by the state before it (entsso/domain/cluster.py):
             # the cluster returns a moved group to the state it had (MoveClusterGroup remarks)
             table = p.get("states_after_move") or {"Online": ["Online"]}
             accept = [str(x) for x in table.get(state_before) or []]

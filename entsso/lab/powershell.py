@@ -63,7 +63,7 @@ class ShippedScript:
 
 def shipped_scripts() -> dict[str, ShippedScript]:
     out: dict[str, ShippedScript] = {}
-    for entry in resources.files("entsso.ps").iterdir():
+    for entry in resources.files("entsso.remote.ps").iterdir():
         if entry.name.endswith(".ps1"):
             text = entry.read_text(encoding="utf-8")
             m = MARKER.search(text.splitlines()[0] + "\n") if text else None

@@ -3,7 +3,7 @@ cannot do without (docs/performance.md explains every term).
 
 A bound is `delay / speed + round_trips × latency`: `delay` is the estate seconds the runbook must
 wait for whatever the suite does (a service stopping, a job running, a group moving, the operator),
-summed along the runbook's order in entsso/phases.py — concurrent across hosts (the slowest host
+summed along the runbook's order in entsso/change/runbook.py — concurrent across hosts (the slowest host
 counts), sequential within a host as the estate's scripts act (one service after another) — and
 `round_trips` is the longest chain of WinRM calls the phase needs if everything that can be asked at
 once is asked in one call per host, all hosts at once, with one verifying snapshot per phase."""

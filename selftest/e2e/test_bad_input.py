@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from entsso.winrm import CredentialsRefused, WindowsHost, WinRMSettings
+from entsso.remote.winrm import CredentialsRefused, WindowsHost, WinRMSettings
 from selftest.e2e.suite import run_suite
 
 

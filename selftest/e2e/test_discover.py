@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import yaml
 
-from entsso import discover
+from entsso.tools import discover
 from entsso import inventory as inventory_check
 from entsso.lab.launcher import LabProcess
 from selftest.e2e.suite import run_suite

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from entsso.journal import Journal
-from entsso.lock import find_holder, owner_record
+from entsso.change.journal import Journal
+from entsso.change.lock import find_holder, owner_record
 from selftest.e2e.suite import run_suite, spawn_suite
 
 RESOURCE = "entsso-upgrade:SSOCLUSTER"

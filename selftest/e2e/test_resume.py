@@ -67,8 +67,8 @@ def test_stopped_run_resumes_where_it_stopped(lab, tmp_path):
 
 def test_second_run_against_the_same_estate_is_refused(lab, tmp_path):
     from entsso.inventory import load_inventory
-    from entsso.lock import EstateLock
-    from entsso.run import build_run, Options
+    from entsso.change.lock import EstateLock
+    from entsso.change.run import build_run, Options
 
     os.environ.update(lab.env)
     inventory = load_inventory(str(lab.inventory_path))

@@ -1,4 +1,4 @@
-"""The site's own checks (entsso.sitechecks), on the shared full run with the shipped example folder
+"""The site's own checks (entsso.change.sitechecks), on the shared full run with the shipped example folder
 (site_checks/example): each test on each host in the gate, before any phase acts, and again after the
 change, both in the same report; testinfra reached them with the suite's credentials, not a URL."""
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from entsso.lab.server import Lab, _merge, load_scenario
-from entsso.winrm import CallLog, WindowsHost, WinRMSettings
+from entsso.remote.winrm import CallLog, WindowsHost, WinRMSettings
 
 WINRM_PASSWORD = "Lab-" + secrets.token_urlsafe(12)
 SQL_PASSWORD = "Sql-" + secrets.token_urlsafe(12)

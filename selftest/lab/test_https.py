@@ -1,4 +1,4 @@
-"""WinRM over HTTPS as a real estate has it, through pywinrm and entsso.winrm: certificates from the lab's CA
+"""WinRM over HTTPS as a real estate has it, through pywinrm and entsso.remote.winrm: certificates from the lab's CA
 validated, and each way a certificate can be wrong (another CA, another name, expired; TLS against an HTTP
 listener; a CA file that is not there) named for the operator with its fix. Over HTTP the service is
 Windows' default, AllowUnencrypted=false: sealed NTLM is served, a plain body is refused with HTTP 500."""
@@ -13,7 +13,7 @@ import winrm.exceptions
 from entsso.lab.pki import LabCA
 from entsso.lab.server import _free_port
 from entsso.lab.wsman import CommandResult, HostEndpoint, WsmanServer
-from entsso.winrm import CertificateRejected, WindowsHost, WinRMSettings
+from entsso.remote.winrm import CertificateRejected, WindowsHost, WinRMSettings
 
 USER = "LAB\\svc-entsso"
 PASSWORD = "Lab-only-Pa55w.rd"  # a lab credential, not a secret (the same as test_wsman's: one NTLM file)

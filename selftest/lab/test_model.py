@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from entsso import biztalk, cluster, sso
+from entsso.domain import biztalk, cluster, sso
 from entsso.lab.clock import Clock
 from entsso.lab.model import Estate, PSError, adapter_configs
 from entsso.lab.server import _merge, load_scenario
@@ -66,7 +66,7 @@ def facts(e: Estate, host: str, **extra: Any) -> dict[str, Any]:
 
 
 def sso_seen(e: Estate, host: str) -> sso.SsoServer:
-    """What the suite reads from the lab's Get-HostFacts: the raw -displaydb text through entsso.sso."""
+    """What the suite reads from the lab's Get-HostFacts: the raw -displaydb text through entsso.domain.sso."""
     return sso.parse_sso(host, facts(e, host))
 
 

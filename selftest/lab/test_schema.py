@@ -1,4 +1,4 @@
-"""Every statement of entsso/tsql.py against the objects the lab declares for msdb, BizTalkMgmtDb, SSODB
+"""Every statement of entsso/remote/tsql.py against the objects the lab declares for msdb, BizTalkMgmtDb, SSODB
 and master (the lab being the witness of the real schemas, each object cited in docs/domain-notes.md):
 each table a statement reads exists there with the columns it names, under a three-part name; each
 procedure is one the lab models, called with parameters its Microsoft/BizTalk page documents."""
@@ -10,7 +10,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from entsso import tsql
+from entsso.remote import tsql
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import _EXEC_RE, _split_batch, SqlEngine
 

@@ -1,9 +1,9 @@
-"""Services through the SCM as the suite drives them (entsso/services.py over Set-ServiceState), on the lab
+"""Services through the SCM as the suite drives them (entsso/domain/services.py over Set-ServiceState), on the lab
 with the real client: a service still starting takes no stop control (SCM 1061), so the script returns it
 as found and goes no further; the wait for it to finish starting is the suite's, in Python."""
 from __future__ import annotations
 
-from entsso import services
+from entsso.domain import services
 from entsso.lab.model import RULE_ENGINE
 from selftest.lab.conftest import lab_host
 

@@ -17,15 +17,16 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from entsso import backup, permissions, sqlagent, sso, tsql
+from entsso.domain import backup, permissions, sqlagent, sso
+from entsso.remote import tsql
 from entsso.inventory import load_inventory
 from entsso.lab.clock import Clock
 from entsso.lab.inventory import lab_inventory
 from entsso.lab.pki import LabCA
 from entsso.lab.sqlengine import SqlEngine
 from entsso.lab.tds import TdsEndpoint
-from entsso.sql import SqlLoginFailed, SqlServer, SqlSettings, SqlUnknownObject
-from entsso.sqlestate import DatabaseNames, SqlEstate, SqlInstance, misplaced, server_name, single
+from entsso.remote.sql import SqlLoginFailed, SqlServer, SqlSettings, SqlUnknownObject
+from entsso.remote.sqlestate import DatabaseNames, SqlEstate, SqlInstance, misplaced, server_name, single
 from selftest.lab.test_sqlengine import PASSWORD, USER
 
 pytest.importorskip("pyodbc")
@@ -77,7 +78,7 @@ def server(lab: SimpleNamespace, label: str) -> SqlServer:
 
 @pytest.fixture
 def estate(estate_sql: SimpleNamespace) -> Iterator[SqlEstate]:
-    """The estate as an inventory with sql.databases and sql.instances builds it (entsso.run)."""
+    """The estate as an inventory with sql.databases and sql.instances builds it (entsso.change.run)."""
     holds = {"SQL1": ["BizTalkMgmtDb_PRD"], "SQL2\\SSO": ["SSODB_PRD"], "SQL3": ["BizTalkMsgBoxDb"]}
     e = SqlEstate(CUSTOM, [SqlInstance(label, server(estate_sql, label), CUSTOM, holds[label]) for label in LAYOUT])
     for engine in estate_sql.engines.values():

@@ -1,5 +1,5 @@
-"""The lab's SQL Server through the suite's own SQL layer (entsso.sql: pyodbc, FreeTDS, TDS with TLS from the lab CA):
-every statement of entsso/tsql.py, SQL Agent job control, the Backup BizTalk Server job, the errors the
+"""The lab's SQL Server through the suite's own SQL layer (entsso.remote.sql: pyodbc, FreeTDS, TDS with TLS from the lab CA):
+every statement of entsso/remote/tsql.py, SQL Agent job control, the Backup BizTalk Server job, the errors the
 suite classifies, and the counters the lab reports."""
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from entsso import backup, biztalk, permissions, sqlagent, sso, tsql
+from entsso.domain import backup, biztalk, permissions, sqlagent, sso
+from entsso.remote import tsql
 from entsso.lab.clock import Clock
-from entsso.lock import EstateLock, EstateLockLost
+from entsso.change.lock import EstateLock, EstateLockLost
 from entsso.lab.sqlengine import BACKUP_JOB, EngineError, SqlEngine
 from entsso.lab.pki import LabCA
 from entsso.lab.tds import TdsEndpoint
-from entsso.poll import Poller
-from entsso.sql import SqlError, SqlLoginFailed, SqlPermissionDenied, SqlServer, SqlSettings, SqlUnreachable
+from entsso.domain.poll import Poller
+from entsso.remote.sql import SqlError, SqlLoginFailed, SqlPermissionDenied, SqlServer, SqlSettings, SqlUnreachable
 
 SCENARIO = Path(__file__).resolve().parents[2] / "entsso" / "lab" / "scenarios" / "default.yml"
 PASSWORD = "Sql-" + secrets.token_urlsafe(12)
@@ -614,7 +615,7 @@ def test_client_nothing_listening_is_unreachable(make_engine, serve):
 
 
 def test_client_unknown_object_is_42S02(make_engine, serve):
-    from entsso.sql import SqlUnknownObject
+    from entsso.remote.sql import SqlUnknownObject
 
     with pytest.raises(SqlUnknownObject) as err:
         client(serve(make_engine())).execute("SELECT name FROM dbo.sysjobz", database="msdb")
@@ -824,7 +825,7 @@ def test_lock_connection_string_disables_the_drivers_reconnect():
 
 
 def test_ssodb_lists_the_sso_servers_registered_within_ten_days(make_engine):
-    from entsso import tsql
+    from entsso.remote import tsql
 
     e = make_engine(utc_offset_minutes=-300)  # the expiry is SQL Server's local time, as GETDATE() is
     e.register_sso_servers(["NODE1", "SSOCLUSTER", "HIS1.contoso.local"])

@@ -15,7 +15,7 @@ from entsso.lab.pki import LabCA
 from entsso.lab.clock import Clock
 from entsso.lab.sqlengine import SqlEngine
 from entsso.lab.tds import TdsEndpoint
-from entsso.sql import SqlCertificateUntrusted, SqlServer, SqlSettings, SqlTimeout, SqlUnreachable, freetds_conf
+from entsso.remote.sql import SqlCertificateUntrusted, SqlServer, SqlSettings, SqlTimeout, SqlUnreachable, freetds_conf
 from selftest.lab.test_sqlengine import PASSWORD, USER, scenario_sql
 
 pyodbc = pytest.importorskip("pyodbc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entsso import sso
+from entsso.domain import sso
 from entsso.lab import texts
 from selftest.unit.test_transcripts import read_transcript
 

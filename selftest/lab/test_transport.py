@@ -1,4 +1,4 @@
-"""entsso.winrm against the lab through real pywinrm: each failure classified with a message an operator
+"""entsso.remote.winrm against the lab through real pywinrm: each failure classified with a message an operator
 can act on, long scripts over stdin, and secrets kept out of every record."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 import winrm
 
-from entsso.winrm import (BadOutput, CallLog, CredentialsRefused, HostUnreachable, OperationTimedOut,
+from entsso.remote.winrm import (BadOutput, CallLog, CredentialsRefused, HostUnreachable, OperationTimedOut,
                           ScriptError, plan_invocation)
 from selftest.lab.conftest import WINRM_PASSWORD, lab_host
 

@@ -1,4 +1,4 @@
-"""Phase 6's adapter-properties proof in Python (entsso.biztalk): BizTalkMgmtDb's handler rows, and the
+"""Phase 6's adapter-properties proof in Python (entsso.domain.biztalk): BizTalkMgmtDb's handler rows, and the
 decision on Get-AdapterHandlers' raw reads (ISSOConfigStore.GetConfigInfo through the local SSO service)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from entsso import biztalk
+from entsso.domain import biztalk
 
 FILE = biztalk.HandlerConfig("receive", "FILE", "ReceiveHost", "{5D0B6E1A-0C2B-4B7E-9F7A-1D2E3F405060}")
 SMTP = biztalk.HandlerConfig("send", "SMTP", "SendHost", "{0A0B0C0D-1111-2222-3333-444455556666}")

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from entsso import backup, gate, tsql
-from entsso.estate import SqlFacts, Snapshot
-from entsso.poll import Poller
-from entsso.sql import Result
+from entsso.domain import backup
+from entsso.estate import checks as gate
+from entsso.remote import tsql
+from entsso.estate.snapshot import SqlFacts, Snapshot
+from entsso.domain.poll import Poller
+from entsso.remote.sql import Result
 
 
 class _Answers:
-    """A SqlServer that answers each statement of entsso/tsql.py with fixed rows and records what ran."""
+    """A SqlServer that answers each statement of entsso/remote/tsql.py with fixed rows and records what ran."""
 
     name = "SQL1"
 
@@ -105,7 +107,7 @@ def test_proof_is_the_last_successful_backup_steps_evidence():
 
 
 def _jobs_snapshot(agent: str | None = "Running", error: str | None = None) -> Snapshot:
-    from entsso.sqlagent import Job
+    from entsso.domain.sqlagent import Job
 
     refcount = Job("MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb", True, True, True, None, None, None)
     monitor = Job("Monitor BizTalk Server (BizTalkMgmtDb)", True, True, True, None, None, None)

@@ -1,4 +1,4 @@
-"""entsso/cluster.py: what a moved group may come back as (the remote wait only compares), and the
+"""entsso/domain/cluster.py: what a moved group may come back as (the remote wait only compares), and the
 State names the FailoverClusters cmdlets give, refused with the value shown when they are not."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from entsso import cluster
+from entsso.domain import cluster
 
 
 class RecordingHost:

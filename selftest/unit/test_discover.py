@@ -1,4 +1,4 @@
-"""entsso.discover's writers, from a discovered estate: the draft inventory passes the checker and says
+"""entsso.tools.discover's writers, from a discovered estate: the draft inventory passes the checker and says
 what discovery cannot know; the twin scenario passes the lab's schema and mirrors each state it read."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import yaml
 
-from entsso import discover
+from entsso.tools import discover
 from entsso.inventory import check_inventory
 from entsso.lab.server import check_scenario
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from entsso import doctor
+from entsso.tools import doctor
 from entsso.inventory import DRIVERS
 from entsso.lab.pki import LabCA
 from selftest.e2e.suite import ROOT, run_suite

@@ -17,7 +17,7 @@ SCRIPTS = {"Backup-MasterSecret", "Get-AdapterHandlers", "Get-ClusterSsoRoles", 
 
 
 def test_every_packaged_script_is_found_by_its_operation_name():
-    from entsso.winrm import script_text
+    from entsso.remote.winrm import script_text
 
     for name in SCRIPTS:
         assert script_text(name).strip(), name
@@ -36,8 +36,8 @@ def test_command_lines_still_answer(command):
 
 
 def test_the_report_groups_by_the_same_logger_names():
-    import entsso.operator
-    import entsso.phases
+    import entsso.change.operator
+    import entsso.change.runbook
 
-    assert entsso.phases.log.name == "entsso.phases"
-    assert "entsso.operator" in Path(entsso.operator.__file__).read_text()
+    assert entsso.change.runbook.log.name == "entsso.phases"
+    assert "entsso.operator" in Path(entsso.change.operator.__file__).read_text()

@@ -1,11 +1,11 @@
-"""The report's Gantt chart (entsso.gantt), from journals: phases and each host's steps, planned against
+"""The report's Gantt chart (entsso.report.gantt), from journals: phases and each host's steps, planned against
 actual, a stop and its resume on one axis with the pause cut out, a step without a result drawn hatched."""
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
 
-from entsso import gantt
+from entsso.report import gantt
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,9 +1,9 @@
-"""Which host instance a failed stop says is still stopping (entsso.biztalk)."""
+"""Which host instance a failed stop says is still stopping (entsso.domain.biztalk)."""
 from __future__ import annotations
 
 import pytest
 
-from entsso import biztalk
+from entsso.domain import biztalk
 
 WANTED = [("BizTalkServerApplication", "Stopped"), ("ReceiveHost", "Stopped"), ("SendHost", "Stopped")]
 

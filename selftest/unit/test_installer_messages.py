@@ -1,10 +1,10 @@
 """The stop message for each Windows Installer failure says what the installer did and what the operator
-does next (entsso.sso.installer_failure)."""
+does next (entsso.domain.sso.installer_failure)."""
 from __future__ import annotations
 
 import pytest
 
-from entsso import sso
+from entsso.domain import sso
 
 LOG = r"C:\Windows\Temp\entsso-update.log"
 PACKAGE = r"C:\Updates\sso.msp"

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from entsso.journal import Journal, prior_run, read
-from entsso.poll import Poller, WaitTimedOut
+from entsso.change.journal import Journal, prior_run, read
+from entsso.domain.poll import Poller, WaitTimedOut
 
 
 def test_poller_returns_as_soon_as_the_fact_holds_and_never_sleeps_past_the_cap():

@@ -1,4 +1,4 @@
-"""Static checks of the PowerShell operations in entsso/ps: they never run here (no Windows), so
+"""Static checks of the PowerShell operations in entsso/remote/ps: they never run here (no Windows), so
 these tests make sure each one parses, keeps the docs/operations.md contract's shape and keeps the
 secret-backup password out of anything but the SSO admin object model's BackupSecret/RestoreSecret."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tree_sitter_pwsh
 from tree_sitter import Language, Node, Parser
 
 ROOT = Path(__file__).resolve().parents[2]
-PS_DIR = ROOT / "entsso" / "ps"
+PS_DIR = ROOT / "entsso" / "remote" / "ps"
 OPERATIONS_MD = ROOT / "docs" / "operations.md"
 SCRIPTS = sorted(PS_DIR.glob("*.ps1"))
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from entsso import report
+from entsso.report import plugin as report
 from entsso.plugin import RUN_KEY
 
 

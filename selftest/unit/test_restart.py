@@ -1,11 +1,11 @@
-"""entsso.restart: a node is back from its restart only once it has gone (its boot time changed, or it
+"""entsso.domain.restart: a node is back from its restart only once it has gone (its boot time changed, or it
 stopped answering) and answers again; a node still counting down to its restart is not back."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from entsso.estate import HostFacts
-from entsso.restart import RestartWatch, pending_restart_reasons
+from entsso.estate.snapshot import HostFacts
+from entsso.domain.restart import RestartWatch, pending_restart_reasons
 
 BOOTED = datetime(2026, 11, 21, 21, 30, tzinfo=timezone.utc)
 

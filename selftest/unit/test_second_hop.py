@@ -1,5 +1,5 @@
 """Which SSO tool calls are second hops, and how the gate judges a host whose tools ask another machine
-(entsso.gate): by where its tools point, never by the answer a second hop cannot get."""
+(entsso.estate.checks): by where its tools point, never by the answer a second hop cannot get."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from entsso import gate, sso
-from entsso.estate import HostFacts
+from entsso.estate import checks as gate
+from entsso.domain import sso
+from entsso.estate.snapshot import HostFacts
 
 HOP_ERROR = ("ERROR: 0xC0002A0F : Could not contact the SSO server 'SSOCLUSTER'. Check that SSO is configured and "
              "that the SSO service is running on that server. (RPC: 0x80070005: Access is denied.)")

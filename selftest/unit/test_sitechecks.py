@@ -1,12 +1,12 @@
-"""testinfra's WinRM backend as the suite builds it (entsso.sitechecks): the connection pywinrm gets is
+"""testinfra's WinRM backend as the suite builds it (entsso.change.sitechecks): the connection pywinrm gets is
 the suite's own (transport, certificate check, timeouts, no proxy from the environment), and the password
 is never part of a URL or a repr that a log, a traceback or a report could show."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from entsso import sitechecks
-from entsso.winrm import WindowsHost, WinRMSettings
+from entsso.change import sitechecks
+from entsso.remote.winrm import WindowsHost, WinRMSettings
 
 SECRET = "Canary-Site-Pa$$:w@rd/1"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from entsso.inventory import InventoryError, load_inventory
-from entsso.run import Options, build_run
-from entsso.sql import SqlSettings
+from entsso.change.run import Options, build_run
+from entsso.remote.sql import SqlSettings
 from selftest.unit.test_inventory import doc_with, refused, write, DELETE  # noqa: F401 (fixture below)
 from selftest.unit.test_inventory import secrets_env  # noqa: F401 - the inventory's variables set
 

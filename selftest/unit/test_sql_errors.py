@@ -1,12 +1,12 @@
-"""Every SQL failure named for what it is: entsso.sql.classify on the (SQLSTATE, text) pairs pyodbc gives
+"""Every SQL failure named for what it is: entsso.remote.sql.classify on the (SQLSTATE, text) pairs pyodbc gives
 for real driver and server errors (each case's source is in docs/domain-notes.md, "SQL failures by kind"),
 and the operator's message: the server, the kind, the fix."""
 from __future__ import annotations
 
 import pytest
 
-from entsso import sql
-from entsso.sql import classify
+from entsso.remote import sql
+from entsso.remote.sql import classify
 
 D18 = "[Microsoft][ODBC Driver 18 for SQL Server]"
 D17 = "[Microsoft][ODBC Driver 17 for SQL Server]"
@@ -112,13 +112,13 @@ def test_the_password_is_in_no_classified_message():
 def _snapshot(**sql_facts):  # type: ignore[no-untyped-def]
     from datetime import datetime
 
-    from entsso.estate import Snapshot, SqlFacts
+    from entsso.estate.snapshot import Snapshot, SqlFacts
 
     return Snapshot(taken_at=datetime(2026, 12, 2, 5, 0), hosts={}, sql=SqlFacts(**sql_facts))
 
 
 def test_gate_shows_the_kind_of_sql_failure():
-    from entsso import gate
+    from entsso.estate import checks as gate
 
     err = classify("SQL01", "42000", f"[42000] {D18}[SQL Server]The SELECT permission was denied on the object "
                    "'sysjobs', database 'msdb', schema 'dbo'. (229) (SQLExecDirectW)", login="entsso")
@@ -128,8 +128,8 @@ def test_gate_shows_the_kind_of_sql_failure():
 
 
 def test_gate_names_each_missing_grant_and_its_fix():
-    from entsso import gate
-    from entsso.permissions import Grant
+    from entsso.estate import checks as gate
+    from entsso.domain.permissions import Grant
 
     lacking = [Grant("EXECUTE", "msdb.dbo.sp_update_job", False), Grant("SELECT", "msdb.dbo.syssessions", None)]
     finding = gate.sql_grants(_snapshot(reachable=True, missing_grants=lacking), "entsso")

@@ -1,4 +1,4 @@
-"""Names and instances from the inventory (entsso/sqlestate.py, tsql.render), the parts decided before any
+"""Names and instances from the inventory (entsso/remote/sqlestate.py, tsql.render), the parts decided before any
 statement runs: every statement rendered with the inventory's database names; the instance of each job by
 its name or the inventory; the Backup BizTalk Server job's view rows (ServerName) checked against the
 placement, whatever name an instance is known by; and the inventory refusing a placement that cannot be
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from entsso import tsql
+from entsso.remote import tsql
 from entsso.inventory import DEFAULT_JOBS
-from entsso.lock import EstateLock
-from entsso.run import Options, build_run
-from entsso.sql import SqlServer, SqlSettings
-from entsso.sqlestate import DatabaseNames, Misplaced, SqlEstate, SqlInstance, job_database, misplaced, single
+from entsso.change.lock import EstateLock
+from entsso.change.run import Options, build_run
+from entsso.remote.sql import SqlServer, SqlSettings
+from entsso.remote.sqlestate import DatabaseNames, Misplaced, SqlEstate, SqlInstance, job_database, misplaced, single
 from selftest.unit.test_inventory import DELETE, doc_with, refused, write  # noqa: F401
 from selftest.unit.test_inventory import secrets_env  # noqa: F401 - the inventory's variables set
 from entsso.inventory import load_inventory

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from entsso import sso
-from entsso.sso import UnknownToolOutput, parse_displaydb
+from entsso.domain import sso
+from entsso.domain.sso import UnknownToolOutput, parse_displaydb
 
 CPR = "Using SSO server on this computer\r\nSQL Server : SQL1\r\nSSO database : SSODB\r\nSSO secret server name : NODE1\r\n"
 ERROR = ("Using SSO server : NODE1\r\nERROR: 0xC0002A0F : Could not contact the SSO server 'NODE1'. Check that SSO "

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from entsso import sso
+from entsso.domain import sso
 from selftest.unit.test_transcripts import ROOT, read_transcript
 
 

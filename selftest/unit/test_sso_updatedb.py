@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from entsso import sso
-from entsso.poll import Poller
+from entsso.domain import sso
+from entsso.domain.poll import Poller
 
 NO_ADMIN = "Using SSO server : SSOCLUSTER\r\nERROR: 0xC0002A13 : This function can only be performed by a local administrator.\r\n"
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from entsso import journal, phases
-from entsso.journal import Journal
+from entsso.change import journal, runbook as phases
+from entsso.change.journal import Journal
 
 
 def _run(tmp_path):  # type: ignore[no-untyped-def]

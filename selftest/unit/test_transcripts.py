@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from entsso import cluster, sso
+from entsso.domain import cluster, sso
 
 ROOT = Path(__file__).resolve().parents[1] / "transcripts"
 # (tool folder, the case name's first word) -> parser(stdout, stderr, exit_code)

@@ -1,4 +1,4 @@
-"""entsso.window: the change window's arithmetic, on an inventory's timeouts."""
+"""entsso.change.window: the change window's arithmetic, on an inventory's timeouts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from entsso import window
+from entsso.change import window
 
 
 def _run(ends: datetime | None, *, allow_reboot: bool = False):  # type: ignore[no-untyped-def]

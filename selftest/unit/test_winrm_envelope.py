@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from entsso import winrm
-from entsso.winrm import (CMD_LIMIT, STDIN_BOOTSTRAP, CallLog, build_envelope, decode_clixml, has_secret,
+from entsso.remote import winrm
+from entsso.remote.winrm import (CMD_LIMIT, STDIN_BOOTSTRAP, CallLog, build_envelope, decode_clixml, has_secret,
                           plan_invocation, redact)
 
 SCRIPT = "# entsso-operation: Get-Thing\n$x = $EntssoParams.name\n[pscustomobject]@{x=$x} | ConvertTo-Json -Compress\nexit 0\n"
@@ -101,7 +101,7 @@ def _fault(code: int) -> Exception:
     (_fault(2150858793), False),  # another fault: the service received the Command; no retry
 ])
 def test_only_a_missing_shell_fault_retries(exc, retried):
-    from entsso.winrm import _command_never_ran
+    from entsso.remote.winrm import _command_never_ran
 
     assert _command_never_ran(exc) is retried
 
@@ -111,7 +111,7 @@ def test_a_refusal_before_processing_retries_and_a_lost_answer_never_does():
     import urllib3.exceptions as ue
     import winrm.exceptions as we
 
-    from entsso.winrm import _command_never_ran
+    from entsso.remote.winrm import _command_never_ran
 
     not_connected = requests.exceptions.ConnectionError(
         ue.MaxRetryError(None, "/wsman", reason=ue.NewConnectionError(None, "refused")))
@@ -131,7 +131,7 @@ def test_a_connection_that_breaks_mid_answer_is_an_unreachable_host(monkeypatch)
     fault matrix): that is the host dropping off, said as such, not an unclassified exception."""
     import requests
 
-    from entsso.winrm import HostUnreachable, WindowsHost, WinRMSettings
+    from entsso.remote.winrm import HostUnreachable, WindowsHost, WinRMSettings
 
     class Broken:
         transport = type("T", (), {"close_session": lambda self: None})()

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from entsso.phases import _versions_seen
-from entsso.poll import Poller, WaitTimedOut
-from entsso.winrm import HostNotResolved, HostUnreachable, WindowsHost, WinRMSettings
+from entsso.change.runbook import _versions_seen
+from entsso.domain.poll import Poller, WaitTimedOut
+from entsso.remote.winrm import HostNotResolved, HostUnreachable, WindowsHost, WinRMSettings
 
 PARAMS = {"cluster": None, "services": [], "biztalk": False, "package": None, "backup_folder": None,
           "secret_backup_file": None}

@@ -16,14 +16,16 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from entsso import backup, biztalk, change, cluster, gate, restart, services, sqlagent, sso, window
-from entsso.biztalk import RULE_ENGINE
-from entsso.estate import HostFacts, Snapshot, on_hosts
-from entsso.poll import Poller, WaitTimedOut
-from entsso.run import Baseline, Run
-from entsso.sql import SqlError
-from entsso.sso import ENTSSO
-from entsso.winrm import RemoteError
+from entsso.domain import backup, biztalk, change, cluster, restart, services, sqlagent, sso
+from entsso.estate import checks as gate
+from entsso.change import window
+from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
+from entsso.domain.poll import Poller, WaitTimedOut
+from entsso.change.run import Baseline, Run
+from entsso.remote.sql import SqlError
+from entsso.domain.sso import ENTSSO
+from entsso.remote.winrm import RemoteError
 
 T = TypeVar("T")
 log = logging.getLogger("entsso.phases")
@@ -101,7 +103,7 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
 
 
 def _console(run: Run, line: str) -> None:
-    """A line for the person at the console (entsso.operator), when there is one."""
+    """A line for the person at the console (entsso.change.operator), when there is one."""
     operator = getattr(run, "operator", None)
     if operator is not None:
         operator.tell(line)
@@ -157,7 +159,7 @@ def finished_before(run: Run, name: str) -> bool:
 def prior_failover_evidence(run: Run) -> dict[str, Any]:
     """Per node, what this change's earlier runs saw when the group was owned there (their journals'
     results on this admin box); empty when they ran elsewhere (then phase 6 is run again)."""
-    from entsso import journal
+    from entsso.change import journal
 
     per_node: dict[str, Any] = {}
     for p in run.history().local:
@@ -172,9 +174,9 @@ def prior_failover_evidence(run: Run) -> dict[str, Any]:
 
 
 def recorded_backup_proof(run: Run) -> dict[str, Any] | None:
-    """Phase 2's forced full set for this change (entsso.backup's proof): this run's journal, else the
+    """Phase 2's forced full set for this change (entsso.domain.backup's proof): this run's journal, else the
     change record on the estate, else this admin box's earlier runs of the ticket (newest first)."""
-    from entsso import journal
+    from entsso.change import journal
 
     found = backup.recorded_proof(journal.read(run.dir / "journal.jsonl"))
     if found or not run.options.change_ticket:
@@ -189,7 +191,7 @@ def recorded_backup_proof(run: Run) -> dict[str, Any] | None:
     return None
 
 
-# --- the change record on the estate (entsso.change) ------------------------------------------------
+# --- the change record on the estate (entsso.domain.change) ------------------------------------------------
 def record_change(run: Run) -> None:
     """Before phase 1 changes anything: the change and its baseline on the estate, beside the master
     secret backup on the primary (a later run, from any admin box, continues with this baseline). A
@@ -536,20 +538,20 @@ def upgrade(run: Run, s: Snapshot) -> Snapshot:
 
 
 def _node_version(run: Run, node: str) -> str | None:
-    from entsso.estate import gather_hosts
+    from entsso.estate.snapshot import gather_hosts
 
     h = gather_hosts(run, [node])[node]
     return h.sso.version if h.reachable and h.sso else None
 
 
 def _node_facts(run: Run, node: str) -> HostFacts:
-    from entsso.estate import gather_hosts
+    from entsso.estate.snapshot import gather_hosts
 
     return gather_hosts(run, [node])[node]
 
 
 def _wait_for_restart(run: Run, node: str, watch: restart.RestartWatch, timeout: float) -> dict[str, Any]:
-    """Until the node has gone down and come back (entsso.restart): never at the first answer of a node
+    """Until the node has gone down and come back (entsso.domain.restart): never at the first answer of a node
     whose restart has not happened yet."""
     def back() -> dict[str, Any] | None:
         h = _node_facts(run, node)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from entsso import sqlagent, tsql
-from entsso.poll import Poller
-from entsso.sql import SqlServer
+from entsso.domain import sqlagent
+from entsso.remote import tsql
+from entsso.domain.poll import Poller
+from entsso.remote.sql import SqlServer
 
 FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
 

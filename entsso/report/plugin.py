@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 
-from entsso import change, gantt, journal
+from entsso.domain import change
+from entsso.report import gantt
+from entsso.change import journal
 from entsso.plugin import RUN_KEY, conclude
-from entsso.run import Run
+from entsso.change.run import Run
 
 PHASE_TITLES = OrderedDict(change.ALL_TITLES)
 
@@ -401,8 +403,8 @@ def before_after_html(run: Run) -> str:
 
 
 def site_checks_html(config: pytest.Config, run: Run) -> str:
-    """The site's own checks (entsso.sitechecks): each test on each host, in the gate and after the change."""
-    from entsso.sitechecks import is_site_check
+    """The site's own checks (entsso.change.sitechecks): each test on each host, in the gate and after the change."""
+    from entsso.change.sitechecks import is_site_check
 
     folder = getattr(run, "site_checks", None)
     items = [i for i in getattr(config, "_entsso_items", []) if is_site_check(i.path, folder)]

@@ -29,7 +29,7 @@ def _backend_class() -> type:
             port = s.port or (5986 if s.https else 5985)
             super().__init__(f"{h.address}:{port}", no_ssl=not s.https)  # the address only: no credentials
             password = h._password.get_secret_value() if hasattr(h._password, "get_secret_value") else h._password
-            # the keyword arguments entsso.winrm.WindowsHost gives pywinrm's Protocol, which testinfra builds
+            # the keyword arguments entsso.remote.winrm.WindowsHost gives pywinrm's Protocol, which testinfra builds
             self.conn_args = {
                 "endpoint": h.endpoint, "transport": s.pywinrm_transport, "username": h._username,
                 "password": password, "server_cert_validation": "validate" if s.cert_validation else "ignore",
@@ -44,7 +44,7 @@ def _backend_class() -> type:
 
 
 def testinfra_host(run: Any, name: str) -> Any:
-    """A testinfra Host for the estate's host `name`, reached as entsso.winrm reaches it."""
+    """A testinfra Host for the estate's host `name`, reached as entsso.remote.winrm reaches it."""
     from testinfra.host import Host
 
     backend = _backend_class()(name, run.hosts[name])

@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from entsso.winrm import WindowsHost
+from entsso.remote.winrm import WindowsHost
 
-from entsso import tsql
-from entsso.poll import Poller, WaitTimedOut
-from entsso.sql import SqlServer
+from entsso.remote import tsql
+from entsso.domain.poll import Poller, WaitTimedOut
+from entsso.remote.sql import SqlServer
 
 ENTSSO = "ENTSSO"
 
@@ -23,7 +23,7 @@ class UnknownToolOutput(ValueError):
         shown = text if len(text) <= 600 else text[:600] + "..."
         super().__init__(f"{tool} printed text this suite does not recognise ({why}; exit code {exit_code}): "
                          f"{shown!r}. Run `{tool}` on the host by hand; if Windows prints it so, add the text "
-                         f"as a case under selftest/transcripts and teach entsso/sso.py its form")
+                         f"as a case under selftest/transcripts and teach entsso/domain/sso.py its form")
         self.tool, self.text, self.exit_code = tool, text, exit_code
 
 

@@ -55,7 +55,7 @@ class ChangeRecord:
     runs: tuple[str, ...] = ()
     phases_finished: tuple[str, ...] = ()
     keep_silenced: bool = False  # the last run asked to leave BizTalk silenced after phase 6
-    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set (entsso.backup), once proven
+    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set (entsso.domain.backup), once proven
     updated_at: str = field(default_factory=_now)
     kept_on: str = ""  # the node whose backup folder holds it (not written: where it was read)
     path: str = ""  # (not written: where it was read)
@@ -127,7 +127,7 @@ def parse_records(host: str, doc: dict[str, Any]) -> tuple[tuple[ChangeRecord, .
 @dataclass(frozen=True)
 class History:
     """A ticket's change as this run finds it: the estate's record of it, other tickets' unfinished
-    changes, and this admin box's earlier runs of the same ticket (entsso.journal.PriorRun)."""
+    changes, and this admin box's earlier runs of the same ticket (entsso.change.journal.PriorRun)."""
 
     ticket: str | None
     record: ChangeRecord | None = None
@@ -189,7 +189,7 @@ class History:
     @property
     def finished_phases(self) -> frozenset[str]:
         out: set[str] = set(self.record.phases_finished) if self.record else set()
-        for p in self.local:  # this ticket's runs only (entsso.journal.runs_of)
+        for p in self.local:  # this ticket's runs only (entsso.change.journal.runs_of)
             if p.applied:
                 out |= set(p.finished_phases)
         return frozenset(out)

@@ -2,13 +2,13 @@
 formatted in. Facts read; the EXECs are the operations' (sp_update_job, sp_start_job, sp_ForceFullBackup).
 
 The statements name BizTalk's databases by their default names (SSODB, BizTalkMgmtDb, msdb), which stand
-for the three roles; `render` puts in the inventory's names (entsso/sqlestate.py runs every statement
+for the three roles; `render` puts in the inventory's names (entsso/remote/sqlestate.py runs every statement
 through it). Database names cannot be `?` parameters: the inventory accepts only regular identifiers
 (letters, digits, _), so a rendered name cannot change a statement's meaning.
 """
 import re
 
-# the default name of each role (lower) -> the role (entsso.sqlestate.DatabaseNames' field)
+# the default name of each role (lower) -> the role (entsso.remote.sqlestate.DatabaseNames' field)
 ROLE_OF = {"ssodb": "ssodb", "biztalkmgmtdb": "management", "msdb": "msdb"}
 _THREE_PART = re.compile(r"\b(SSODB|BizTalkMgmtDb|msdb)\.dbo\.", re.IGNORECASE)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -40,7 +40,7 @@ GROUP_SSO_SERVER = "SET NOCOUNT ON; SELECT TOP 1 SSOServerName AS sso_server FRO
 # Every adapter handler of the group, with what names its configuration in SSO: the adapter (the SSO
 # application, UNCONFIRMED: docs/domain-notes.md) and the handler's uidCustomCfgID (the config info's
 # identifier; BizTalk's own adm_ReceiveHandler_Enum / adm_SendHandler_Load give it braced, "{GUID}", which
-# entsso.biztalk adds to the GUID's text, CONVERT(nvarchar(36), …): upper case, no braces). Read from the
+# entsso.domain.biztalk adds to the GUID's text, CONVERT(nvarchar(36), …): upper case, no braces). Read from the
 # admin box so that no host asks BizTalkMgmtDb itself (BizTalk's WMI provider would: a second hop).
 ADAPTER_HANDLERS = """SET NOCOUNT ON;
 SELECT N'receive' AS kind, a.Name AS adapter, h.Name AS host_name,

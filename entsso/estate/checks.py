@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
-from entsso import change, sso
-from entsso.biztalk import RULE_ENGINE
-from entsso.estate import HostFacts, Snapshot
-from entsso.sso import ENTSSO, version_tuple
+from entsso.domain import change, sso
+from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate.snapshot import HostFacts, Snapshot
+from entsso.domain.sso import ENTSSO, version_tuple
 
 if TYPE_CHECKING:
-    from entsso.run import Baseline
+    from entsso.change.run import Baseline
 
 
 @dataclass(frozen=True)

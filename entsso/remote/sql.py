@@ -240,7 +240,7 @@ class FreeTdsConf:
     at each connect). FREETDSCONF points at it; a FREETDSCONF naming another file is refused, since FreeTDS
     would not see these sections."""
 
-    MARK = "# written by entsso-upgrade (entsso/sql.py): one section per SQL Server with sql.ca_file\n"
+    MARK = "# written by entsso-upgrade (entsso/remote/sql.py): one section per SQL Server with sql.ca_file\n"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

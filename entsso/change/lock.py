@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from entsso import journal, tsql
-from entsso.sql import SqlError, SqlServer, SqlSettings
+from entsso.change import journal
+from entsso.remote import tsql
+from entsso.remote.sql import SqlError, SqlServer, SqlSettings
 
 GRANTED = (0, 1)
 

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from entsso import tsql
-from entsso.poll import Poller
-from entsso.sql import SqlError, SqlServer
+from entsso.remote import tsql
+from entsso.domain.poll import Poller
+from entsso.remote.sql import SqlError, SqlServer
 
 NOT_RUNNING = "refused because the job is not currently running"  # sp_stop_job's 22022 for an idle job
 ALREADY_RUNNING = "refused because the job is already running"  # sp_start_job's 22022 for a running one
@@ -148,7 +148,7 @@ def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) 
 
 
 def jobs_everywhere(estate: Any, names: Iterable[str]) -> dict[str, Job]:
-    """The named jobs, each read on the instance whose msdb holds it (entsso.sqlestate.SqlEstate)."""
+    """The named jobs, each read on the instance whose msdb holds it (entsso.remote.sqlestate.SqlEstate)."""
     out: dict[str, Job] = {}
     for inst, group in estate.jobs_by_instance(names):
         out.update(jobs(inst, group))

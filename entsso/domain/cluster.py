@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from entsso.winrm import WindowsHost
+from entsso.remote.winrm import WindowsHost
 
 
 @dataclass(frozen=True)

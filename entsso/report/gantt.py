@@ -3,7 +3,7 @@ phase and, under it, each host's steps, from the journals of every run of the ch
 resume are drawn side by side on one time axis, the pause between them cut out and marked.
 
 Each phase's bar is what it took; behind it, dashed, the longest the plan gave it (the phase_finished
-record's `estimate`, from entsso.window: the inventory's timeouts). A plan's figure is an upper bound,
+record's `estimate`, from entsso.change.window: the inventory's timeouts). A plan's figure is an upper bound,
 so in the lab (seconds against timeouts of minutes) the planned bar usually runs off the chart: it is
 then cut at the edge and its figure written beside it. Steps are coloured by outcome; a step that
 started and has no result (the run ended there) is drawn to its run's end, hatched red.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from entsso import change
+from entsso.domain import change
 
 PHASE_TITLES = change.ALL_TITLES
 LABEL_W, CHART_W, ROW_H, TOP, RUN_GAP = 300, 860, 16, 40, 28

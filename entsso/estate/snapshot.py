@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
-from entsso import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso, tsql
-from entsso.services import Service, parse_services
-from entsso import sqlestate
-from entsso.sql import SqlError, SqlServer, SqlUnreachable
-from entsso.sqlestate import SqlEstate
-from entsso.winrm import RemoteError, WindowsHost
+from entsso.domain import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso
+from entsso.remote import tsql
+from entsso.domain.services import Service, parse_services
+from entsso.remote import sqlestate
+from entsso.remote.sql import SqlError, SqlServer, SqlUnreachable
+from entsso.remote.sqlestate import SqlEstate
+from entsso.remote.winrm import RemoteError, WindowsHost
 
 
 MAX_HOSTS_AT_ONCE = 64  # the bounded pool: every host of a real BizTalk group in one wave
@@ -42,7 +43,7 @@ def on_hosts(hosts: Iterable[str], work: Callable[[str], T]) -> list[T]:
 
 
 class Target(Protocol):
-    """What a snapshot needs to know of the estate (entsso.run.Run provides it from the inventory)."""
+    """What a snapshot needs to know of the estate (entsso.change.run.Run provides it from the inventory)."""
 
     hosts: dict[str, WindowsHost]
     sql: SqlEstate  # (a SqlServer: an estate of one instance)
@@ -71,8 +72,8 @@ class HostFacts:
     secret_backup: backup.SecretBackupFile | None = None
     change_records: tuple[change.ChangeRecord, ...] = ()  # entsso-upgrade's own, from the backup folder
     change_record_problems: tuple[str, ...] = ()  # files of that name that are not change records
-    last_boot_utc: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime (entsso.restart)
-    pending_restart: tuple[str, ...] = ()  # why Windows owes it a restart (entsso.restart), empty: none
+    last_boot_utc: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime (entsso.domain.restart)
+    pending_restart: tuple[str, ...] = ()  # why Windows owes it a restart (entsso.domain.restart), empty: none
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> Service:
@@ -174,7 +175,7 @@ def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str
 
 
 def gather_sql(target: Target) -> SqlFacts:
-    """SQL Server's facts, each read on the instance that holds it (entsso.sqlestate): the clock and the
+    """SQL Server's facts, each read on the instance that holds it (entsso.remote.sqlestate): the clock and the
     backup state on the management database's instance, the secret server on SSODB's, each job and SQL
     Agent on the instance that runs it, the grants and the instance's own name on each."""
     estate = target.sql if isinstance(target.sql, SqlEstate) else sqlestate.single(target.sql)

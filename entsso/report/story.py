@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from entsso import change, journal
-from entsso.biztalk import RULE_ENGINE
-from entsso.estate import Snapshot
-from entsso.run import Baseline, Run
-from entsso.sso import ENTSSO
+from entsso.domain import change
+from entsso.change import journal
+from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate.snapshot import Snapshot
+from entsso.change.run import Baseline, Run
+from entsso.domain.sso import ENTSSO
 
 VERDICTS = ("completed", "stopped", "interrupted", "refused", "read-only")
 PHASE_TITLES = {**change.ALL_TITLES, "gate": "the gate"}

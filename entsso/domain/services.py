@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from entsso.poll import Poller
-from entsso.winrm import WindowsHost
+from entsso.domain.poll import Poller
+from entsso.remote.winrm import WindowsHost
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """BizTalk's databases where the inventory puts them: their names, and the SQL instance of each database
 and of each SQL Agent job (docs/inventory.md, `sql.databases` and `sql.instances`).
 
-entsso/tsql.py is written with BizTalk's default names (SSODB, BizTalkMgmtDb, msdb), which stand for the
+entsso/remote/tsql.py is written with BizTalk's default names (SSODB, BizTalkMgmtDb, msdb), which stand for the
 roles. Every statement goes through a `SqlInstance`, which renders those names to the inventory's
 (`tsql.render`) and runs the statement on its instance; `SqlEstate.execute(..., database=<role>)` picks the
 instance that holds that database (msdb and master: the management database's instance). A job runs on
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from entsso import tsql
-from entsso.sql import Result, SqlServer, StatementLog
+from entsso.remote import tsql
+from entsso.remote.sql import Result, SqlServer, StatementLog
 
 
 @dataclass(frozen=True)

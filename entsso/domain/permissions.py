@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from entsso import tsql
-from entsso.sql import SqlServer
+from entsso.remote import tsql
+from entsso.remote.sql import SqlServer
 
 # the force-full flag table has one of two names by BizTalk version: NULL (absent) for the other is expected
 EITHER_OF = (".dbo.adm_backupsettings", ".dbo.adm_forcefullbackup")  # in the management database, whatever its name

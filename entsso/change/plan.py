@@ -2,9 +2,9 @@
 implementation plan (every operation, phase by phase and host by host, as current state → target, and
 the ones that would find the estate already so), the test plan (the checks that will prove it), the
 backout plan (what `--backout` would do from a stop in each phase) and the longest each phase may take
-(the inventory's timeouts: entsso.window). Written as plan.md and plan.html into the run directory.
+(the inventory's timeouts: entsso.change.window). Written as plan.md and plan.html into the run directory.
 
-The operations are named exactly as entsso.phases journals them; selftest/e2e/test_plan.py compares a
+The operations are named exactly as entsso.change.runbook journals them; selftest/e2e/test_plan.py compares a
 plan with the journal of the change that follows it, so the two cannot drift apart unseen.
 """
 from __future__ import annotations
@@ -13,11 +13,12 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from entsso import change, sso, window
-from entsso.biztalk import RULE_ENGINE
-from entsso.estate import Snapshot
-from entsso.run import Baseline, Run
-from entsso.sso import ENTSSO
+from entsso.domain import change, sso
+from entsso.change import window
+from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate.snapshot import Snapshot
+from entsso.change.run import Baseline, Run
+from entsso.domain.sso import ENTSSO
 
 TITLES = change.NUMBERED_TITLES
 
@@ -184,7 +185,7 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 def backout_plan(run: Run, b: Baseline) -> dict[str, list[str]]:
-    """What `--backout` does after a stop in each phase (entsso.phases.back_out)."""
+    """What `--backout` does after a stop in each phase (entsso.change.runbook.back_out)."""
     back = [f"move the SSO group back to {b.group_owner or run.primary_node()} (its owner before the change)"]
     started = [f"{n} on {srv}" for srv, inst in b.host_instances.items() for n, st in inst.items() if st == "Running"]
     back.append("start what ran before the change: " + (", ".join(started) or "no host instance")

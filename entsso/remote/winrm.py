@@ -1,6 +1,6 @@
 """PowerShell operations over WinRM: the only module that speaks WinRM.
 
-`WindowsHost.invoke("Get-HostFacts", params)` runs entsso/ps/Get-HostFacts.ps1 on the host inside the
+`WindowsHost.invoke("Get-HostFacts", params)` runs entsso/remote/ps/Get-HostFacts.ps1 on the host inside the
 envelope of docs/operations.md and returns its JSON document. Failures are classified (unreachable,
 credentials refused, timed out, script threw, bad output); every call is counted, timed and recorded
 without its secrets.
@@ -102,13 +102,13 @@ class BadOutput(RemoteError):
 # --- scripts and envelopes -------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def script_text(operation: str) -> str:
-    """The text of entsso/ps/<operation>.ps1 (as shipped)."""
+    """The text of entsso/remote/ps/<operation>.ps1 (as shipped)."""
     if not re.fullmatch(r"[A-Z][A-Za-z]+-[A-Z][A-Za-z]+", operation):
         raise ValueError(f"not an operation name: {operation!r}")
     try:
-        return resources.files("entsso.ps").joinpath(f"{operation}.ps1").read_text(encoding="utf-8")
+        return resources.files("entsso.remote.ps").joinpath(f"{operation}.ps1").read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"no script entsso/ps/{operation}.ps1 for operation {operation!r}") from None
+        raise ValueError(f"no script entsso/remote/ps/{operation}.ps1 for operation {operation!r}") from None
 
 
 def has_secret(params: Any) -> bool:
@@ -616,7 +616,7 @@ class WindowsHost:
 
     def invoke(self, operation: str, params: dict[str, Any] | None = None, *,
                timeout: float | None = None) -> dict[str, Any]:
-        """Run entsso/ps/<operation>.ps1 with params; return its JSON document."""
+        """Run entsso/remote/ps/<operation>.ps1 with params; return its JSON document."""
         params = params or {}
         if timeout is None:
             # WinRM itself never gives up (OperationTimeout is re-polled): every call gets a deadline,

@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from entsso import change
-from entsso.estate import Snapshot, gather, on_hosts
-from entsso.journal import Journal, PriorRun, runs_of
-from entsso.poll import Poller
-from entsso.sql import SqlServer, SqlSettings, StatementLog
-from entsso.sqlestate import DatabaseNames, SqlEstate, SqlInstance
-from entsso.winrm import CallLog, WindowsHost, WinRMSettings
+from entsso.domain import change
+from entsso.estate.snapshot import Snapshot, gather, on_hosts
+from entsso.change.journal import Journal, PriorRun, runs_of
+from entsso.domain.poll import Poller
+from entsso.remote.sql import SqlServer, SqlSettings, StatementLog
+from entsso.remote.sqlestate import DatabaseNames, SqlEstate, SqlInstance
+from entsso.remote.winrm import CallLog, WindowsHost, WinRMSettings
 
 
 def new_run_id(ticket: str | None, now: datetime | None = None) -> str:
@@ -110,19 +110,19 @@ class Run:
     poller: Poller = field(default_factory=Poller)  # SQL and short waits
     # WinRM polls: each look costs a host a PowerShell process, but the change must be seen within a second
     poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=1.0))
-    operator: Any = None  # entsso.operator.Operator
+    operator: Any = None  # entsso.change.operator.Operator
     failover_evidence: dict[str, Any] = field(default_factory=dict)
     current_phase: str = "gate"
     call_trace: list[dict[str, Any]] = field(default_factory=list)  # every WinRM call with its phase
     phase_listeners: list[Any] = field(default_factory=list)  # called after each phase (the report rewrites)
     phase_logs: dict[str, list[str]] = field(default_factory=dict)  # phase -> its log lines (the report)
-    estate_lock: Any = None  # entsso.lock.EstateLock while an --apply run holds it
+    estate_lock: Any = None  # entsso.change.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM, SIGHUP) that interrupted the run
     in_flight: dict[tuple[str, str, str | None], str] = field(default_factory=dict)  # step -> intent time
     change_record: change.ChangeRecord | None = None  # the estate's record as this run last wrote it
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
-    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.backup)
+    backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.domain.backup)
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
@@ -130,7 +130,7 @@ class Run:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     step_gate: threading.Lock = field(default_factory=threading.Lock)  # phases.step / phases.stop
 
-    # --- Plan (entsso.gate.Plan) -----------------------------------------------------------------
+    # --- Plan (entsso.estate.checks.Plan) -----------------------------------------------------------------
     def target_version(self, node: str) -> str:
         return self.inventory.upgrade_for(node).target_version
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from entsso.winrm import redact
+from entsso.remote.winrm import redact
 
 
 def _now() -> str:

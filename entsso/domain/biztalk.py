@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from entsso import services, tsql
-from entsso.winrm import RemoteError, WindowsHost
+from entsso.domain import services
+from entsso.remote import tsql
+from entsso.remote.winrm import RemoteError, WindowsHost
 
 RULE_ENGINE = "RuleEngineUpdateService"
 

@@ -3,6 +3,7 @@ through every owner, the group is home, BizTalk is as it was."""
 import pytest
 
 from entsso.estate import checks as gate
+from entsso.domain.names import same_name
 
 pytestmark = pytest.mark.post
 
@@ -28,7 +29,7 @@ def test_group_came_online_on_node(failed_over, node, run, judge):
     finding = None
     if seen is None:
         finding = gate.Finding("failover", node, "the group was not moved to it in this run", "owned in turn")
-    elif seen["group"].get("state") != "Online" or (seen["group"].get("owner_node") or "").upper() != node.upper():
+    elif seen["group"].get("state") != "Online" or not same_name(seen["group"].get("owner_node"), node):
         finding = gate.Finding("failover", node, f"group {seen['group']}", "Online on this node")
     judge(finding, seen)
 
@@ -49,7 +50,7 @@ def test_adapter_properties_readable_through_node(failed_over, node, judge):
 def test_group_back_on_its_original_owner(resumed, baseline, run, judge):
     view = resumed.cluster_view()
     owner = view.group.owner_node if view and view.group else None
-    finding = None if (owner or "").upper() == (baseline.group_owner or "").upper() and view.group.state == "Online" \
+    finding = None if same_name(owner, baseline.group_owner) and view.group.state == "Online" \
         else gate.Finding("failover", f"cluster group {run.group}", f"{view.group.state if view else '?'} on {owner}",
                           f"Online on {baseline.group_owner} (its owner before the change)")
     judge(finding, view)

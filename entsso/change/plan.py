@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any
 
 from entsso.domain import change, sso
 from entsso.change import window
@@ -19,6 +18,7 @@ from entsso.domain.biztalk import RULE_ENGINE
 from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
 from entsso.domain.sso import ENTSSO
+from entsso.domain.names import same_name
 
 TITLES = change.NUMBERED_TITLES
 
@@ -95,9 +95,9 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 
     # 3. uncluster
     ss = s.sql.secret_server
-    if (ss or "").upper() != primary.upper():
+    if not same_name(ss, primary):
         p.add("uncluster", "point the primary's SSO tools at the cluster name", primary,
-              f"SSO tools {_tools(s, primary)} → {run.cluster_name}", already=_same(_tools(s, primary), run.cluster_name))
+              f"SSO tools {_tools(s, primary)} → {run.cluster_name}", already=same_name(_tools(s, primary), run.cluster_name))
     p.add("uncluster", f"move the master secret server to {primary}", primary, f"SSODB secret server {ss} → {primary}")
     view = s.cluster_view()
     res = view.resource.state if view and view.resource else "unknown"
@@ -178,10 +178,6 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 def _tools(s: Snapshot, host: str) -> str | None:
     h = s.hosts.get(host)
     return h.sso.tools_server if h and h.reachable and h.sso else None
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    return (a or "").upper() == (b or "").upper()
 
 
 def backout_plan(run: Run, b: Baseline) -> dict[str, list[str]]:

@@ -7,12 +7,13 @@ import json
 import re
 import shlex
 import threading
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from entsso.domain import change
+from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
 from entsso.change.journal import Journal, PriorRun, runs_of
 from entsso.domain.poll import Poller
@@ -25,49 +26,6 @@ def new_run_id(ticket: str | None, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     label = re.sub(r"[^A-Za-z0-9_.-]", "_", ticket) if ticket else "gate"
     return f"{now:%Y%m%dT%H%M%SZ}-{label}"
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """What was running and enabled before the change (runbook phase 0), for phase 7."""
-
-    taken_at: str
-    group_owner: str | None
-    host_instances: dict[str, dict[str, str]]  # server -> host name -> state (in-process ones)
-    host_instances_disabled: dict[str, list[str]]
-    rule_engine: dict[str, str | None]  # server -> status
-    entsso: dict[str, str | None]  # every host -> ENTSSO status
-    jobs_enabled: dict[str, bool]
-    versions: dict[str, str | None]  # host -> SSO version
-    # for the report's before → after table (absent from baselines recorded before they were kept)
-    secret_server: str | None = None  # the master secret server SSODB named
-    tools_servers: dict[str, str | None] = field(default_factory=dict)  # host -> where its SSO tools point
-
-    @classmethod
-    def from_snapshot(cls, s: Snapshot) -> "Baseline":
-        view = s.cluster_view()
-        return cls(
-            taken_at=s.taken_at.isoformat(),
-            group_owner=view.group.owner_node if view and view.group else None,
-            host_instances={h.name: {i.host_name: i.state for i in h.host_instances if i.in_process}
-                            for h in s.biztalk_servers},
-            host_instances_disabled={h.name: [i.host_name for i in h.host_instances if i.disabled]
-                                     for h in s.biztalk_servers},
-            rule_engine={h.name: h.service("RuleEngineUpdateService").status for h in s.biztalk_servers},
-            entsso={h.name: h.service("ENTSSO").status for h in s.hosts.values()},
-            jobs_enabled={name: j.enabled for name, j in s.sql.jobs.items() if j.exists},
-            versions={h.name: (h.sso.version if h.sso else None) for h in s.hosts.values()},
-            secret_server=s.sql.secret_server,
-            tools_servers={h.name: (h.sso.tools_server if h.sso else None) for h in s.hosts.values()},
-        )
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Baseline":
-        known = {f.name for f in fields(cls)}  # a record written by a newer version may keep more
-        return cls(**{k: v for k, v in doc.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -111,7 +69,6 @@ class Run:
     # WinRM polls: each look costs a host a PowerShell process, but the change must be seen within a second
     poller_slow: Poller = field(default_factory=lambda: Poller(first=1.0, factor=1.5, cap=1.0))
     operator: Any = None  # entsso.change.operator.Operator
-    failover_evidence: dict[str, Any] = field(default_factory=dict)
     current_phase: str = "gate"
     call_trace: list[dict[str, Any]] = field(default_factory=list)  # every WinRM call with its phase
     phase_listeners: list[Any] = field(default_factory=list)  # called after each phase (the report rewrites)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from entsso.remote.winrm import WindowsHost
+from entsso.domain.names import same_name
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class ClusterFacts:
     quorum: ClusterQuorum | None = None
 
     def node(self, name: str) -> ClusterNode | None:
-        return next((n for n in self.nodes if n.name.upper() == name.upper()), None)
+        return next((n for n in self.nodes if same_name(n.name, name)), None)
 
 
 # The names the FailoverClusters cmdlets give their State enums (Get-HostFacts sends [string]$x.State):
@@ -159,7 +160,7 @@ def why_cannot_own(facts: ClusterFacts | None, node: str) -> str | None:
         return (f"{node} is {n.state} in the cluster, and the group moves only to an Up node. Bring {node} back "
                 "(it must answer and show Up in Get-ClusterNode), then resume the change")
     r = facts.resource if facts else None
-    if r is not None and r.possible_owners and not any(o.upper() == node.upper() for o in r.possible_owners):
+    if r is not None and r.possible_owners and not any(same_name(o, node) for o in r.possible_owners):
         return (f"{node} is no longer a possible owner of cluster resource {r.name} (possible owners: "
                 f"{', '.join(r.possible_owners)}). Add it back (Set-ClusterOwnerNode -Resource {r.name}), then "
                 "resume the change")

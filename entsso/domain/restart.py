@@ -8,12 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from entsso.remote.winrm import WindowsHost
+
 if TYPE_CHECKING:
     from entsso.estate.snapshot import HostFacts
 
 CBS_REBOOT_PENDING = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"
 WU_REBOOT_REQUIRED = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
 FILE_RENAMES = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\PendingFileRenameOperations"
+
+
+def restart_node(host: WindowsHost) -> dict[str, Any]:
+    """Ask Windows to restart the node (Restart-Node: shutdown /r); RestartWatch sees it go and come back."""
+    return host.invoke("Restart-Node", {})
 
 
 def pending_restart_reasons(doc: dict[str, Any]) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from entsso.remote.winrm import WindowsHost
 from entsso.remote import tsql
 from entsso.domain.poll import Poller, WaitTimedOut
 from entsso.remote.sql import SqlServer
+from entsso.domain.names import same_name
 
 ENTSSO = "ENTSSO"
 
@@ -276,7 +277,7 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
     names `name` nothing runs (a resumed run may find no SSO server answering the old name). The tool's
     ERROR line is a failure; otherwise SSODB is polled until it names `name`."""
     before = secret_server(sql)
-    if (before or "").upper() == name.upper():
+    if same_name(before, name):
         return {"secret_server_before": before, "secret_server": before, "changed": False}
     doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
     answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
@@ -288,7 +289,7 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
                            f"local administrator there, then re-run")
     try:
         after = (poller or Poller()).until(
-            lambda: (lambda v: v if (v or "").upper() == name.upper() else None)(secret_server(sql)),
+            lambda: (lambda v: v if same_name(v, name) else None)(secret_server(sql)),
             timeout, what=f"SSODB to name {name} as the secret server", describe=lambda: secret_server(sql))
     except WaitTimedOut as exc:
         printed = " / ".join(answer.messages) or "nothing after its server line"
@@ -326,109 +327,11 @@ def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
                                 f"SSO tools still use {before!r}. Run it as a local administrator of {host.name}, "
                                 "then continue")
     after = used(doc.get("after"), "after")
-    if not _same_name(after, server):
+    if not same_name(after, server):
         raise ToolsServerNotSet(
             f"ssomanage -serverall {server} on {host.name} printed no error, but ssomanage then says it uses "
             f"{after!r}, not {server!r}. A per-user setting of the WinRM account (`ssomanage -server`) overrides "
             f"the all-users one: on {host.name}, as that account, run `ssomanage -server {server}` (or remove its "
             "own setting), then continue")
-    return {"tools_server_before": before, "tools_server": after, "changed": not _same_name(before, server),
+    return {"tools_server_before": before, "tools_server": after, "changed": not same_name(before, server),
             "output": list(answer.messages)}
-
-
-def _same_name(a: str | None, b: str | None) -> bool:
-    """Windows computer names compare case-insensitively; None matches nothing."""
-    return a is not None and b is not None and a.casefold() == b.casefold()
-
-
-def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> dict[str, Any]:
-    """Run a silent SSO update package; the exit code comes back as data (MSI_CODES says what it means)."""
-    return host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
-                                             "timeout_sec": int(timeout)}, timeout=timeout + 120)
-
-
-# Windows Installer's exit codes as Microsoft Learn tables them ("MsiExec.exe and InstMsi.exe Error Messages",
-# learn.microsoft.com/windows/win32/msi/error-codes): name and description verbatim. "The error codes
-# ERROR_SUCCESS, ERROR_SUCCESS_REBOOT_INITIATED, and ERROR_SUCCESS_REBOOT_REQUIRED are indicative of success."
-INSTALLER_CODES: dict[int, tuple[str, str]] = {
-    0: ("ERROR_SUCCESS", "The action completed successfully."),
-    1603: ("ERROR_INSTALL_FAILURE", "A fatal error occurred during installation."),
-    1605: ("ERROR_UNKNOWN_PRODUCT", "This action is only valid for products that are currently installed."),
-    1618: ("ERROR_INSTALL_ALREADY_RUNNING", "Another installation is already in progress. Complete that installation "
-           "before proceeding with this install."),
-    1619: ("ERROR_INSTALL_PACKAGE_OPEN_FAILED", "This installation package could not be opened. Verify that the package "
-           "exists and is accessible, or contact the application vendor to verify that this is a valid Windows "
-           "Installer package."),
-    1638: ("ERROR_PRODUCT_VERSION", "Another version of this product is already installed. Installation of this version "
-           "cannot continue. To configure or remove the existing version of this product, use Add/Remove Programs in "
-           "Control Panel."),
-    1641: ("ERROR_SUCCESS_REBOOT_INITIATED", "The installer has initiated a restart. This message is indicative of a "
-           "success."),
-    1642: ("ERROR_PATCH_TARGET_NOT_FOUND", "The installer cannot install the upgrade patch because the program being "
-           "upgraded may be missing or the upgrade patch updates a different version of the program. Verify that the "
-           "program to be upgraded exists on your computer and that you have the correct upgrade patch."),
-    3010: ("ERROR_SUCCESS_REBOOT_REQUIRED", "A restart is required to complete the install. This message is indicative "
-           "of a success. This does not include installs where the ForceReboot action is run."),
-}
-
-
-@dataclass(frozen=True)
-class InstallerExit:
-    """What an update package's exit code says, by Windows Installer's table: its name (None for a code the
-    table here does not hold), whether it is a success, and the restart it implies (none, required, initiated)."""
-
-    code: int
-    name: str | None
-    succeeded: bool
-    restart: str
-
-
-def parse_installer_exit(stdout: str, stderr: str = "", exit_code: int | None = None) -> InstallerExit:
-    """Install-SsoUpdate runs the package quietly (`/quiet`: msiexec prints nothing), so its answer is the exit
-    code alone. Raises UnknownToolOutput when there is none."""
-    if not isinstance(exit_code, int):
-        raise UnknownToolOutput("the update package", (stdout or "") + (stderr or ""), exit_code, "no exit code")
-    name = INSTALLER_CODES.get(exit_code, (None, ""))[0]
-    restart = {3010: "required", 1641: "initiated"}.get(exit_code, "none")
-    return InstallerExit(exit_code, name, exit_code in (0, 3010, 1641), restart)
-
-
-MSI_CODES = {
-    0: "success (ERROR_SUCCESS)",
-    3010: "success, reboot required (ERROR_SUCCESS_REBOOT_REQUIRED)",
-    1641: "success, the installer started a reboot (ERROR_SUCCESS_REBOOT_INITIATED)",
-    1603: "fatal error during installation (ERROR_INSTALL_FAILURE)",
-    1618: "another installation is already in progress (ERROR_INSTALL_ALREADY_RUNNING)",
-    1619: "the installation package could not be opened (ERROR_INSTALL_PACKAGE_OPEN_FAILED)",
-    1638: "another version of this product is already installed (ERROR_PRODUCT_VERSION)",
-    1605: "the product to update is not installed (ERROR_UNKNOWN_PRODUCT)",
-    1642: "the update's target is missing or another version (ERROR_PATCH_TARGET_NOT_FOUND)",
-}
-
-
-def installer_failure(node: str, code: int, log_path: str, version_after: str | None, package: str | None) -> str:
-    """The stop message for an update package that did not succeed: what Windows Installer did (its side
-    effects by exit code, docs/domain-notes.md) and what the operator does before continuing."""
-    meaning = MSI_CODES.get(code, "not a Windows Installer success code")
-    kept = f"{node} still reports Enterprise SSO {version_after}" if version_after else f"{node}'s version is unchanged"
-    head = f"{node}: the update package returned exit code {code} ({meaning})"
-    if code == 1618:
-        return (f"{head}. Windows Installer did not start it and changed nothing ({kept}; ENTSSO left as it was). "
-                f"Another installation holds the installer on {node}: find it (Get-Process msiexec on {node}; the "
-                "Application log's MsiInstaller events name the product), let it finish or end it, then continue.")
-    if code == 1619:
-        return (f"{head}. Windows Installer could not open {package or 'the package'} and changed nothing ({kept}; "
-                f"ENTSSO left as it was). Check that the file on {node} is complete and a valid package for this "
-                "update (compare its size and hash with the download; the account must be able to read it), then "
-                "continue.")
-    if code == 1638:
-        return (f"{head}. Windows Installer refused it and changed nothing ({kept}; ENTSSO left as it was). "
-                f"{node} already has another version of the product installed: check Programs and Features on "
-                f"{node} (which Enterprise SSO version is there) against the inventory's package and target "
-                "version, correct whichever is wrong, then continue.")
-    if code == 1603:
-        return (f"{head}. Windows Installer rolled the installation back ({kept}; the services it stopped are "
-                f"started again). Read the installer log {log_path} on {node} (the first 'Return value 3' names "
-                "the failing action), fix the cause, then continue.")
-    return (f"{head}; {kept}. Read the installer log {log_path} on {node}, fix the cause, then continue.")
-

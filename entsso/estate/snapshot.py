@@ -13,7 +13,7 @@ from entsso.domain import backup, biztalk, change, cluster, permissions, restart
 from entsso.remote import tsql
 from entsso.domain.services import Service, parse_services
 from entsso.remote import sqlestate
-from entsso.remote.sql import SqlError, SqlServer, SqlUnreachable
+from entsso.remote.sql import SqlError, SqlUnreachable
 from entsso.remote.sqlestate import SqlEstate
 from entsso.remote.winrm import RemoteError, WindowsHost
 

@@ -37,7 +37,7 @@ def test_command_lines_still_answer(command):
 
 def test_the_report_groups_by_the_same_logger_names():
     import entsso.change.operator
-    import entsso.change.runbook
+    import entsso.change.steps
 
-    assert entsso.change.runbook.log.name == "entsso.phases"
+    assert entsso.change.steps.log.name == "entsso.phases"
     assert "entsso.operator" in Path(entsso.change.operator.__file__).read_text()

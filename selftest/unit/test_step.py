@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from entsso.change import journal, runbook as phases
+from entsso.change import journal, steps as phases
 from entsso.change.journal import Journal
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from entsso.domain import cluster, sso
+from entsso.domain import cluster, installer, sso
 
 ROOT = Path(__file__).resolve().parents[1] / "transcripts"
 # (tool folder, the case name's first word) -> parser(stdout, stderr, exit_code)
@@ -24,7 +24,7 @@ PARSERS: dict[tuple[str, str], Callable[[str, str, int], Any]] = {
     ("ssomanage", "updatedb"): sso.parse_tool_answer,
     ("ssoconfig", "backupsecret"): sso.parse_tool_answer,
     ("ssoconfig", "restoresecret"): sso.parse_tool_answer,
-    ("msiexec", "exit"): sso.parse_installer_exit,
+    ("msiexec", "exit"): installer.parse_installer_exit,
 }
 
 
@@ -105,14 +105,15 @@ def test_transcript_parses_to_its_json(case: Path):
         assert _plain(parser(text, "", exit_code)) == expected
     if "documented" in headers:  # the code's row as Learn tables it: the suite's table holds the same words
         name, code, description = (part.strip() for part in headers["documented"].split(" | "))
-        assert sso.INSTALLER_CODES[int(code)] == (name, description) and int(code) == exit_code
+        assert installer.INSTALLER_CODES[int(code)] == (name, description) and int(code) == exit_code
 
 
 def test_every_installer_code_the_suite_words_is_in_learns_table_by_its_name():
-    for code, meaning in sso.MSI_CODES.items():
-        assert sso.INSTALLER_CODES[code][0] in meaning, code
+    assert set(installer.SHORT_WORDS) == set(installer.INSTALLER_CODES)  # one table: every code has both
+    for code in installer.SHORT_WORDS:
+        assert installer.INSTALLER_CODES[code][0] in installer.meaning(code), code
 
 
 def test_a_missing_installer_exit_code_is_unknown_output_not_a_success():
     with pytest.raises(sso.UnknownToolOutput, match="no exit code"):
-        sso.parse_installer_exit("", "", None)
+        installer.parse_installer_exit("", "", None)

@@ -1,80 +1,25 @@
-"""The gate: every check of what must hold before the MSS may be unclustered (runbook phases 0–2).
+"""The readiness gate: every check of what must hold before the MSS may be unclustered (runbook phase 0).
 
 Each check is a function of a snapshot that returns a Finding (what it found and what it expected) or
 None. tests_pre asserts them one subject at a time, so the report names each host, instance and job;
-the phase fixtures run the same checks before they act, so refusing does not depend on test order.
+the phase fixtures run the same checks (`readiness`) before they act, so refusing does not depend on test
+order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Iterable
 
 from entsso.domain import change, sso
-from entsso.domain.biztalk import RULE_ENGINE
-from entsso.estate.snapshot import HostFacts, Snapshot
+from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
+from entsso.estate.checks.common import Finding, Plan, reach, utc
+from entsso.estate.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from entsso.change.run import Baseline
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    subject: str
-    found: str
-    expected: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: found {self.found}; expected {self.expected}"
+Check = Callable[[], "Finding | None"]
 
 
-class Plan(Protocol):
-    cluster_name: str
-    group: str
-    resource: str
-    nodes: list[str]
-    biztalk_servers: list[str]
-    job_names: list[str]
-    inventory: Any  # entsso.inventory.Inventory: sql.continuous_jobs
-
-    def target_version(self, node: str) -> str: ...
-
-    def upgrade_mode(self, node: str) -> str: ...
-
-    def primary_node(self) -> str: ...
-
-    def secret_backup_file(self) -> str: ...
-
-    @property
-    def change_started(self) -> datetime: ...
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    return (a or "").upper() == (b or "").upper()
-
-
-def _utc(at: datetime) -> datetime:
-    """An aware UTC time: the estate's file times come naive (UTC by convention), the change's start aware."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-
-
-def _reach(h: HostFacts, check: str) -> Finding | None:
-    if not h.reachable and h.error_kind == "dns":
-        return Finding(check, h.name, f"a name that does not resolve ({h.error})",
-                       "the host's name to resolve and the host to answer over WinRM")
-    if not h.reachable and h.error_kind == "certificate":
-        return Finding(check, h.name, f"an HTTPS certificate this machine refuses ({h.error})",
-                       "the host's WinRM certificate to validate against winrm.ca_trust_path")
-    if not h.reachable:
-        return Finding(check, h.name, f"no answer ({h.error_kind}: {h.error})", "the host to answer over WinRM")
-    return None
-
-
-# --- readiness -----------------------------------------------------------------------------------------
 def host_reachable(s: Snapshot, host: str) -> Finding | None:
-    return _reach(s.hosts[host], "host_reachable")
+    return reach(s.hosts[host], "host_reachable")
 
 
 def sql_reachable(s: Snapshot) -> Finding | None:
@@ -120,7 +65,7 @@ def no_pending_restart(s: Snapshot, node: str) -> Finding | None:
     """No restart owed by Windows before the change: the upgrade's own restart (3010/1641) must be the only
     one, and an installer on a node with one pending may fail or ask for a restart the runbook did not plan."""
     h = s.hosts[node]
-    if f := _reach(h, "no_pending_restart"):
+    if f := reach(h, "no_pending_restart"):
         return f
     if h.pending_restart:
         return Finding("no_pending_restart", node, "a restart is pending: " + "; ".join(h.pending_restart),
@@ -140,7 +85,7 @@ def possible_owner(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     if not r.possible_owners:
         return Finding("possible_owner", node, f"the possible owners of cluster resource {plan.resource} could not "
                        "be read (Get-ClusterOwnerNode gave none)", "a list of possible owners that names every node")
-    if not any(_same(node, o) for o in r.possible_owners):
+    if not any(same_name(node, o) for o in r.possible_owners):
         return Finding("possible_owner", node, f"not a possible owner of cluster resource {plan.resource} "
                        f"(possible owners: {', '.join(r.possible_owners)}): phases 5 and 6 bring it online on every "
                        "node", f"a possible owner: add it (Set-ClusterOwnerNode -Resource {plan.resource} -Owners "
@@ -227,7 +172,7 @@ def primary_owns_group(s: Snapshot, plan: Plan) -> Finding | None:
     view = s.cluster_view()
     owner = view.group.owner_node if view and view.group else None
     primary = plan.primary_node()
-    if owner is None or _same(owner, primary):
+    if owner is None or same_name(owner, primary):
         return None
     return Finding("primary_owns_group", f"cluster group {plan.group}",
                    f"owned by {owner}, while cluster.primary is {primary}: phase 2 would back up the secret on "
@@ -265,7 +210,7 @@ def resource_online(s: Snapshot, plan: Plan) -> Finding | None:
 def ssodb_names_cluster(s: Snapshot, plan: Plan) -> Finding | None:
     if not s.sql.reachable:
         return Finding("ssodb_names_cluster", "SSODB", "SQL Server not reachable", f"secret server {plan.cluster_name}")
-    if not _same(s.sql.secret_server, plan.cluster_name):
+    if not same_name(s.sql.secret_server, plan.cluster_name):
         return Finding("ssodb_names_cluster", "SSODB secret server", repr(s.sql.secret_server),
                        f"the cluster name {plan.cluster_name!r}")
     return None
@@ -275,11 +220,11 @@ def asks_another_machine(s: Snapshot, host: str, server: str | None, plan: Plan)
     """Whether `server`, the SSO server `host`'s tools ask, is another machine: its own name is not, nor the
     cluster name while `host` owns the group (the clustered ENTSSO runs there). Such a call presents the
     WinRM logon to a third machine: a second hop the default NTLM transport cannot make."""
-    if server is None or _same(server, host):
+    if server is None or same_name(server, host):
         return False
     view = s.cluster_view()
     owner = view.group.owner_node if view and view.group else None
-    return not (_same(server, plan.cluster_name) and _same(owner, host))
+    return not (same_name(server, plan.cluster_name) and same_name(owner, host))
 
 
 SECOND_HOP_FIX = ("with winrm.transport ntlm that call is a second hop (the SSO server sees an anonymous caller); "
@@ -292,12 +237,12 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
     server as the WinRM logon would be a second hop, and what it would answer is SSODB's secret server, which
     ssodb_names_cluster reads over SQL."""
     h = s.hosts[host]
-    if f := _reach(h, "sso_server_uses_cluster"):
+    if f := reach(h, "sso_server_uses_cluster"):
         return f
     if not h.sso or not h.sso.installed:
         return Finding("sso_server_uses_cluster", host, "Enterprise SSO not installed", "an SSO server")
     if h.sso.secret_server is None and asks_another_machine(s, host, h.sso.tools_server, plan):
-        if _same(h.sso.tools_server, plan.cluster_name):
+        if same_name(h.sso.tools_server, plan.cluster_name):
             return None
         return Finding("sso_server_uses_cluster", host, f"its SSO tools use {h.sso.tools_server!r} "
                        f"(ssomanage -displaydb: {h.sso.displaydb_error})",
@@ -306,7 +251,7 @@ def sso_server_uses_cluster(s: Snapshot, host: str, plan: Plan) -> Finding | Non
     if h.sso.secret_server is None:
         return Finding("sso_server_uses_cluster", host, f"ssomanage -displaydb failed: {h.sso.displaydb_error}",
                        f"its SSO to name {plan.cluster_name} as secret server")
-    if not _same(h.sso.secret_server, plan.cluster_name):
+    if not same_name(h.sso.secret_server, plan.cluster_name):
         return Finding("sso_server_uses_cluster", host, f"secret server {h.sso.secret_server!r}",
                        f"{plan.cluster_name!r}")
     return None
@@ -323,11 +268,11 @@ def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
     if b is None or not b.exists or b.last_write_utc is None:
         return None
     started = plan.change_started
-    if _utc(b.last_write_utc) >= _utc(started):
+    if utc(b.last_write_utc) >= utc(started):
         return None
     return Finding("no_stale_secret_backup", f"{b.path} on {node}",
-                   f"a file of this change's backup name, written {_utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
-                   f"({b.size} bytes), before this change began ({_utc(started):%Y-%m-%d %H:%M:%S} UTC)",
+                   f"a file of this change's backup name, written {utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
+                   f"({b.size} bytes), before this change began ({utc(started):%Y-%m-%d %H:%M:%S} UTC)",
                    "no such file: the master secret backup never overwrites one, so phase 2 would stop on it "
                    f"after BizTalk was silenced. Move it out of the backup folder on {node} (keep it safe: it "
                    "may be the only copy of an earlier master secret backup), then run the gate again")
@@ -335,7 +280,7 @@ def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
 
 def node_holds_secret(s: Snapshot, node: str) -> Finding | None:
     h = s.hosts[node]
-    if f := _reach(h, "node_holds_secret"):
+    if f := reach(h, "node_holds_secret"):
         return f
     if not (h.sso and h.sso.holds_secret):
         return Finding("node_holds_secret", node, "no master secret (no SSOSS key)",
@@ -345,7 +290,7 @@ def node_holds_secret(s: Snapshot, node: str) -> Finding | None:
 
 def package_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     h = s.hosts[node]
-    if f := _reach(h, "package_ready"):
+    if f := reach(h, "package_ready"):
         return f
     p = h.package or {}
     if not p.get("exists"):
@@ -365,7 +310,7 @@ def package_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
 
 def backup_folder_writable(s: Snapshot, node: str) -> Finding | None:
     h = s.hosts[node]
-    if f := _reach(h, "backup_folder_writable"):
+    if f := reach(h, "backup_folder_writable"):
         return f
     b = h.backup_folder or {}
     if not (b.get("exists") and b.get("writable")):
@@ -377,15 +322,15 @@ def backup_folder_writable(s: Snapshot, node: str) -> Finding | None:
 def not_half_done(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     """No node left unclustered by an earlier attempt: ENTSSO runs only under the cluster, on the owner."""
     h = s.hosts[node]
-    if f := _reach(h, "not_half_done"):
+    if f := reach(h, "not_half_done"):
         return f
     view = s.cluster_view()
     owner = view.group.owner_node if view and view.group else None
     svc = h.service(ENTSSO)
-    if svc.running and not _same(owner, node):
+    if svc.running and not same_name(owner, node):
         return Finding("not_half_done", node, "ENTSSO running outside the cluster's control",
                        f"ENTSSO to run only on the group's owner ({owner}) under the cluster")
-    if h.sso and h.sso.tools_server and not _same(h.sso.tools_server, plan.cluster_name):
+    if h.sso and h.sso.tools_server and not same_name(h.sso.tools_server, plan.cluster_name):
         return Finding("not_half_done", node, f"SSO tools point at {h.sso.tools_server!r}",
                        f"{plan.cluster_name!r} (ssomanage -serverall)")
     return None
@@ -452,103 +397,6 @@ def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Fin
     return None
 
 
-# --- prepared (phases 1–2 done) -----------------------------------------------------------------------
-def host_instance_stopped(s: Snapshot, server: str, host_name: str) -> Finding | None:
-    h = s.hosts[server]
-    if f := _reach(h, "host_instance_stopped"):
-        return f
-    hi = next((i for i in h.host_instances if i.host_name == host_name), None)
-    if hi is None:
-        return Finding("host_instance_stopped", f"{host_name} on {server}", "no such host instance", "stopped")
-    if hi.in_process and hi.state != "Stopped":
-        return Finding("host_instance_stopped", f"{host_name} on {server}", hi.state, "Stopped")
-    return None
-
-
-def service_stopped(s: Snapshot, host: str, service: str) -> Finding | None:
-    h = s.hosts[host]
-    if f := _reach(h, "service_stopped"):
-        return f
-    svc = h.service(service)
-    if not svc.stopped:
-        return Finding("service_stopped", f"{service} on {host}", svc.status or "unknown", "Stopped")
-    return None
-
-
-def job_disabled(s: Snapshot, job: str) -> Finding | None:
-    j = s.sql.jobs.get(job)
-    if j is None or not j.exists:
-        return Finding("job_disabled", job, "no such SQL Agent job", "disabled")
-    if j.enabled:
-        return Finding("job_disabled", job, "enabled", "disabled for the change")
-    if j.running:
-        return Finding("job_disabled", job, "disabled but still running", "not running")
-    return None
-
-
-def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Finding | None:
-    h = s.hosts[node]
-    if f := _reach(h, "secret_backed_up"):
-        return f
-    b = h.secret_backup
-    if b is None:
-        return Finding("secret_backed_up", node, "no backup file named for this change", "a master secret backup")
-    if not b.exists or b.size <= 0:
-        return Finding("secret_backed_up", node, f"{b.path} exists={b.exists} size={b.size}",
-                       "a non-empty master secret backup file")
-    if b.last_write_utc is None or b.last_write_utc < change_started:
-        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}",
-                       f"written in this change (after {change_started.isoformat()})")
-    return None
-
-
-def full_backup_complete(s: Snapshot, database: str, proof: Mapping[str, Any] | None) -> Finding | None:
-    """`database` has a row in this change's forced full set, proven by the Backup BizTalk Server job's own
-    set ids (phase 2's journalled evidence, `proof`) and still complete in adm_BackupHistory. Never by
-    backup times: SQL Server records them in its local time."""
-    st = s.sql.backups
-    if st is None:
-        return Finding("full_backup_complete", database, "backup state unreadable", "a full backup")
-    if not proof or proof.get("set_id") is None:
-        return Finding("full_backup_complete", database, "no forced full set recorded for this change",
-                       "phase 2's forced full backup, proven by its set id (pytest tests_pre --apply "
-                       "--change-ticket … records it)")
-    set_id, before = int(proof["set_id"]), proof.get("before_set_id")
-    if before is not None and set_id <= int(before):
-        return Finding("full_backup_complete", database, f"full set {set_id}, not newer than set {before}",
-                       "a full set newer than the newest one before the forced run")
-    if database.lower() not in {d.lower() for d in proof.get("databases") or {}}:
-        listed = any(d.database.lower() == database.lower() for d in st.databases)
-        return Finding("full_backup_complete", database, f"no row in the forced full set {set_id}"
-                       + ("" if listed else " (not in admv_BackupDatabases)"),
-                       "a full backup of it in that set" + ("" if listed else
-                       ": add it to BizTalkMgmtDb.dbo.adm_OtherBackupDatabases, then force the backup again"))
-    # re-read now: the job's history still has a complete full set of it at least as new as the proven one
-    listed = next((d for d in st.databases if d.database.lower() == database.lower()), None)
-    newest = listed.last_full_set if listed is not None else st.last_full_set
-    if newest is None or newest < set_id:
-        return Finding("full_backup_complete", database, f"full set {set_id} no longer complete in adm_BackupHistory "
-                       f"(newest complete full set of it: {newest})", f"the forced full set {set_id}")
-    return None
-
-
-def force_flag_consumed(s: Snapshot, proof: Mapping[str, Any] | None) -> Finding | None:
-    """The card's "adm_ForceFullBackup set": read as set after sp_ForceFullBackup in this change (the
-    proof), then consumed by the new full set (read now)."""
-    st = s.sql.backups
-    where = (f"{st.flag_table}.ForceFull" if st and st.flag_table == "adm_BackupSettings" else
-             st.flag_table if st and st.flag_table else "the force-full flag")
-    if st is None or st.force_full is not False:
-        return Finding("force_flag_consumed", where, "flag still set" if st and st.force_full else "unreadable",
-                       "the flag consumed by a completed Backup BizTalk Server run")
-    if not proof or not proof.get("flag_set_by_sp_ForceFullBackup"):
-        return Finding("force_flag_consumed", where, "no record that sp_ForceFullBackup set it in this change",
-                       "the flag set by sp_ForceFullBackup in phase 2, then consumed by the forced full set")
-    return None
-
-
-Check = Callable[[], "Finding | None"]
-
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
@@ -591,7 +439,7 @@ def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str
 def half_done(s: Snapshot, plan: Plan) -> str | None:
     """What of the estate looks like a change stopped part-way (for a gate that refuses), or None."""
     seen = []
-    if s.sql.reachable and s.sql.secret_server and not _same(s.sql.secret_server, plan.cluster_name):
+    if s.sql.reachable and s.sql.secret_server and not same_name(s.sql.secret_server, plan.cluster_name):
         seen.append(f"SSODB names {s.sql.secret_server} as the master secret server, not the cluster name "
                     f"{plan.cluster_name} (phase 3 moves it to the primary)")
     view = s.cluster_view()
@@ -607,54 +455,4 @@ def half_done(s: Snapshot, plan: Plan) -> str | None:
     return "; ".join(seen) or None
 
 
-def change_window_start(now: datetime, hours: float = 12) -> datetime:
-    return now - timedelta(hours=hours)
 
-
-# --- later phases' proofs ----------------------------------------------------------------------------
-def service_running(s: Snapshot, host: str, service: str) -> Finding | None:
-    h = s.hosts[host]
-    if f := _reach(h, "service_running"):
-        return f
-    svc = h.service(service)
-    if not svc.running:
-        return Finding("service_running", f"{service} on {host}", svc.status or "not installed", "Running")
-    return None
-
-
-def version_is(s: Snapshot, host: str, version: str) -> Finding | None:
-    h = s.hosts[host]
-    if f := _reach(h, "version_is"):
-        return f
-    found = h.sso.version if h.sso else None
-    if version_tuple(found) != version_tuple(version):
-        return Finding("version_is", f"Enterprise SSO on {host}", f"version {found}", f"version {version}")
-    return None
-
-
-def matches_baseline(s: Snapshot, baseline: "Baseline") -> list[Finding]:
-    """BizTalk as it was before the change: what ran runs, what was enabled is enabled, nothing more."""
-    out: list[Finding] = []
-    for server, instances in baseline.host_instances.items():
-        h = s.hosts.get(server)
-        if h is None or not h.reachable:
-            out.append(Finding("matches_baseline", server, "no answer", "the BizTalk server to answer"))
-            continue
-        now = {i.host_name: i.state for i in h.host_instances if i.in_process}
-        for name, before in instances.items():
-            want = "Running" if before == "Running" else "Stopped"
-            if now.get(name) != want:
-                out.append(Finding("matches_baseline", f"host instance {name} on {server}", str(now.get(name)),
-                                   f"{want} (as before the change)"))
-        for svc, before in ((RULE_ENGINE, baseline.rule_engine.get(server)), (ENTSSO, baseline.entsso.get(server))):
-            want = "Running" if before == "Running" else "Stopped"
-            got = h.service(svc)
-            if (want == "Running") != got.running:
-                out.append(Finding("matches_baseline", f"{svc} on {server}", str(got.status),
-                                   f"{want} (as before the change)"))
-    for job, before in baseline.jobs_enabled.items():
-        j = s.sql.jobs.get(job)
-        if j is None or j.enabled != before:
-            out.append(Finding("matches_baseline", f"job {job}", "enabled" if j and j.enabled else "disabled",
-                               f"{'enabled' if before else 'disabled'} (as before the change)"))
-    return out

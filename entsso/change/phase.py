@@ -1,0 +1,104 @@
+"""A phase's frame: `phase()` accounts one phase of the runbook (journal, wall time, calls, the window, the
+change record), and `require_ready` is the gate the first phase that changes anything passes through."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from entsso.change import window
+from entsso.change.record import continue_record, record_phase_done, refuse_a_lost_record
+from entsso.change.run import Run
+from entsso.change.steps import console, log, stop
+from entsso.domain import change
+from entsso.estate import checks as gate
+
+
+@contextmanager
+def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
+    """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report).
+    `finishes=False` for the first part of a phase made of two fixtures (phase 2: secret, then databases):
+    only the last part marks the phase finished, here and in the change record."""
+    started, wall = time.monotonic(), datetime.now(timezone.utc)
+    calls0, statements0 = run.calls.count(), run.statements.count()
+    run.current_phase = name
+    run.journal.write("phase_started", phase=name)
+    if run.estate_lock is not None and (lost := run.estate_lock.lost()) is not None: stop(run, name, lost)
+    if run.options.apply and run.options.change_ticket and name != "backout" and run.history().backed_out:
+        stop(run, "gate", f"change {run.options.change_ticket} was backed out: it is never continued (its phases "
+             "would act on an estate put back as before). Start the change again under a new ticket.")
+    if name != "silence":
+        continue_record(run)
+    estimate = window.estimates(run).get(name) if name in window.PHASES else None
+    number = change.PHASE_NUMBERS.get(name)
+    if name not in run.phase_stats:  # phase 2's second part: announced once
+        title = change.TITLES.get(name) or change.ALL_TITLES.get(name, name)
+        console(run, f"\n[phase {number}/7] {title}" if number else f"\n[{title}]")
+    outcome = "failed"
+    try:
+        if run.options.apply and not run.options.backout:
+            late = window.check(run, name)
+            if late:
+                run.journal.write("window_refused", phase=name, reason=late,
+                                  window_ends=run.options.window_ends.isoformat() if run.options.window_ends else None)
+                stop(run, name, f"phase {change.PHASE_NUMBERS.get(name)} ({name}) not started: {late}. Nothing in "
+                     f"it was changed. Back the change out now: {run.backout_command()} — or continue it in a later "
+                     "window with the command below.")
+        yield
+        if finishes:
+            record_phase_done(run, name)
+        outcome = "done"
+    except (KeyboardInterrupt, SystemExit):
+        outcome = "interrupted"
+        raise
+    finally:
+        stats = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
+                 "winrm_calls": run.calls.count() - calls0, "sql_statements": run.statements.count() - statements0,
+                 "outcome": outcome, "estimate": estimate}
+        prior = run.phase_stats.get(name)  # phase 2 is two fixtures (secret, then databases)
+        if prior:
+            stats = {**stats, "started": prior["started"],
+                     **{k: round(prior[k] + stats[k], 3) for k in ("seconds", "winrm_calls", "sql_statements")}}
+        run.phase_stats[name] = stats
+        if outcome == "done" and estimate is not None and stats["seconds"] > estimate:
+            log.warning("phase %s took %.0f s, past its estimate of %.0f s (the inventory's timeouts)",
+                        name, stats["seconds"], estimate)
+            run.journal.write("over_estimate", phase=name, seconds=stats["seconds"], estimate=estimate)
+        run.journal.write("phase_finished", phase=name, **stats, complete=finishes)
+        for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - evidence must not stop the change
+                pass
+
+
+def require_ready(run: Run, action: str) -> None:
+    """The gate before the first change: the readiness checks hold and no test before this failed.
+    A change whose gate passed before it acted (its record says which run) does not ask again: the
+    estate is mid-change by design (SSODB may name a node, the group may be offline); each step
+    re-verifies its own state. Another ticket's unfinished change on the estate refuses this one."""
+    h = run.history()
+    refuse_a_lost_record(run, action)
+    others = gate.no_unfinished_change(run.snapshot(), run.options.change_ticket, run.inventory_command)
+    if others:
+        run.journal.write("gate_refused", action=action, findings=[str(f) for f in others], failed_tests=[])
+        stop(run, "gate", f"refusing to {action} for change {run.options.change_ticket}:\n"
+             + "\n".join(f"  - {f}" for f in others) + "\nNothing was changed for this ticket.")
+    if h.gate_passed_by and not h.completed:
+        run.journal.write("gate_passed", action=action, by=h.gate_passed_by)
+        return
+    findings = gate.readiness(run.snapshot(), run)
+    failed = list(run.failed_tests)
+    if failed or findings:
+        lines = [f"  - test failed: {t}" for t in failed] + [f"  - {f}" for f in findings]
+        run.journal.write("gate_refused", action=action, failed_tests=failed, findings=[str(f) for f in findings])
+        half = gate.half_done(run.snapshot(), run)
+        advice = ("\nNothing was changed. Fix these, then run the gate again (pytest tests_pre)." if not half else
+                  f"\nNothing was changed by this run, but the estate looks like a change stopped part-way: "
+                  f"{half}. If this ticket's change did that, continue it with the command that started it "
+                  f"({run.resume_command()}) from the admin box that ran it, or put the estate back by hand "
+                  "(docs/recovery.md) and run the gate again.")
+        stop(run, "gate", f"refusing to {action}: the estate is not ready:\n" + "\n".join(lines) + advice)
+    run.journal.write("gate_passed", action=action, by=run.id)
+

@@ -30,7 +30,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
              "would act on an estate put back as before). Start the change again under a new ticket.")
     if name != "silence":
         continue_record(run)
-    estimate = window.estimates(run).get(name) if name in window.PHASES else None
+    estimate = window.estimates(run).get(name) if name in change.PHASES else None
     number = change.PHASE_NUMBERS.get(name)
     if name not in run.phase_stats:  # phase 2's second part: announced once
         title = change.TITLES.get(name) or change.ALL_TITLES.get(name, name)

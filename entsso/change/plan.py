@@ -192,8 +192,8 @@ def backout_plan(run: Run, b: Baseline) -> dict[str, list[str]]:
                  "on each node in turn (the primary last): own the group, cycle the ENTSSO resource, restore the "
                  "master secret from this change's backup", f"point every node's SSO tools at {run.cluster_name}"]
     out = {}
-    for ph in window.PHASES[:-1]:
-        steps = (recluster if window.PHASES.index(ph) >= window.PHASES.index("uncluster") else []) + back
+    for ph in change.PHASES[:-1]:
+        steps = (recluster if change.PHASES.index(ph) >= change.PHASES.index("uncluster") else []) + back
         out[ph] = steps + ["verify: SSODB names the cluster, the resource Online, the secret on every node, BizTalk "
                            "as before; upgraded nodes stay upgraded"]
     return out

@@ -11,7 +11,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-PHASES = ("silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume")
+from entsso.domain.change import PHASES
+
 MARGIN = 60.0  # seconds a phase spends on its own reads and journal beyond its waits
 
 

@@ -26,8 +26,9 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Callable
 
 from entsso.lab import texts
 
@@ -59,7 +60,7 @@ class PSError(Exception):
 
 
 def _iso(t: datetime | None) -> str | None:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
 def _same(a: str | None, b: str | None) -> bool:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import socket
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources

@@ -37,9 +37,10 @@ import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -122,7 +123,7 @@ class EngineResult:
 def to_sql_text(value: datetime) -> str:
     """A datetime as the lab stores it (naive UTC)."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime(_DT_FORMAT)
 
 
@@ -812,7 +813,7 @@ class SqlEngine:
 
     def _now_local(self) -> datetime:
         """SQL Server's local clock (GETDATE()): the lab clock's UTC plus sql.utc_offset_minutes, naive."""
-        return (self.clock.now().astimezone(timezone.utc) + self.utc_offset).replace(tzinfo=None)
+        return (self.clock.now().astimezone(UTC) + self.utc_offset).replace(tzinfo=None)
 
     def _set_force_flag(self, value: int) -> None:
         self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))

@@ -37,7 +37,7 @@ import ssl
 import struct
 import threading
 import uuid
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, time as dtime, timedelta, UTC
 from decimal import Decimal
 from typing import Any
 
@@ -152,7 +152,7 @@ def _value(kind: str, size: int, v: Any) -> bytes:
         if v is None:
             return b"\x00"
         if v.tzinfo is not None:
-            v = v.astimezone(timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(UTC).replace(tzinfo=None)
         ticks = ((v.hour * 3600 + v.minute * 60 + v.second) * 10**6 + v.microsecond) * 10
         days = (v.date() - _EPOCH_DATE).days
         return b"\x08" + ticks.to_bytes(5, "little") + days.to_bytes(3, "little")
@@ -314,7 +314,7 @@ def read_typed(r: _Reader) -> Any:
         d = datetime.combine(_EPOCH_DATE + timedelta(days=int.from_bytes(b[tl:tl + 3], "little")), dtime())
         d += _time_value(b[:tl], scale)
         if t == 0x2B:
-            return d.replace(tzinfo=timezone.utc)
+            return d.replace(tzinfo=UTC)
         return d
     if t in _USHORTLEN:
         maxlen = r.u16()
@@ -569,7 +569,7 @@ class _Wire:
 
 
 class _Handler(socketserver.BaseRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def setup(self) -> None:
         self.endpoint = self.server.endpoint
@@ -834,7 +834,7 @@ class _Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
-    endpoint: "TdsEndpoint"
+    endpoint: TdsEndpoint
 
     def shutdown_request(self, request: Any) -> None:
         if not self.endpoint.engine.available or self.endpoint._stop.is_set():

@@ -44,7 +44,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 from xml.sax.saxutils import escape as _xml_text
 
 from entsso.lab.pki import server_context

@@ -1034,7 +1034,7 @@ class Estate:
         seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()
         salt = os.urandom(16)
         key = hashlib.sha256(salt + password.encode()).digest()
-        body = bytes(a ^ b for a, b in zip(seed, key))
+        body = bytes(a ^ b for a, b in zip(seed, key, strict=True))  # two sha256 digests
         return b"SSOBK1" + salt + body + reminder.encode("utf-8")[:200]
 
     def _op_backup_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

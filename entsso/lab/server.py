@@ -178,10 +178,11 @@ class Lab:
         # each SQL Server instance speaks TDS with a certificate from the lab's CA (the inventory names the CA
         # as sql.ca_file), issued to the instance's host name and the address it listens on
         self.sql_certificates = [self.ca.issue(e.server_name.split("\\")[0], dns_names=["localhost"], addresses=[a])
-                                 for e, a in zip(self.sql_engines, self.sql_addresses)]
+                                 for e, a in zip(self.sql_engines, self.sql_addresses, strict=True)]
         self.sql_endpoints = [TdsEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password,
                                           certificate=c, server_name=e.server_name)
-                              for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates)]
+                              for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates,
+                                                 strict=True)]
         self.sql_endpoint = self.sql_endpoints[0]
         self._control: ThreadingHTTPServer | None = None
         self._timers: list[threading.Timer] = []

@@ -172,11 +172,11 @@ def result_set(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
     """COLMETADATA and the ROW tokens of one result set."""
     kinds = [_column_kind([r[i] for r in rows]) for i in range(len(columns))]
     meta = bytearray([TOK_COLMETADATA]) + struct.pack("<H", len(columns))
-    for name, (kind, size) in zip(columns, kinds):
+    for name, (kind, size) in zip(columns, kinds, strict=True):
         meta += struct.pack("<IH", 0, 0x0001) + _type_info(kind, size) + _bvarchar(name or "")
     for r in rows:
         meta.append(TOK_ROW)
-        for (kind, size), v in zip(kinds, r):
+        for (kind, size), v in zip(kinds, r, strict=False):
             meta += _value(kind, size, v)
     return bytes(meta)
 
@@ -278,7 +278,7 @@ def read_typed(r: _Reader) -> Any:
     if t in _FIXED:
         return _decode_fixed(t, r.take(_FIXED[t]))
     if t in _BYTELEN:
-        scale = prec = 0
+        scale = 0
         if t in (0x29, 0x2A, 0x2B):
             scale = r.u8()
         elif t == 0x28:
@@ -286,7 +286,8 @@ def read_typed(r: _Reader) -> Any:
         else:
             r.u8()  # max length
             if t in (0x6A, 0x6C):
-                prec, scale = r.u8(), r.u8()
+                r.u8()  # precision: the value's length and scale are all the decoding needs
+                scale = r.u8()
         n = r.u8()
         if n == 0:
             return None
@@ -549,7 +550,7 @@ class _Wire:
                     self.sock.sendall(self._packets(PKT_PRELOGIN, out, 4096))
                 ptype, _status, data = self.read_packet()
                 if ptype != PKT_PRELOGIN:
-                    raise ProtocolError("expected the TLS handshake in a PRELOGIN packet")
+                    raise ProtocolError("expected the TLS handshake in a PRELOGIN packet") from None
                 self._in.write(data)
         out = self._out.read()
         if out:

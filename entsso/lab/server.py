@@ -7,6 +7,7 @@ and the state dump; `write_inventory()` writes the inventory that points the sui
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -283,10 +284,8 @@ class Lab:
         # a node that reboots goes away and comes back on the estate's own schedule
         while not self._stopping.wait(0.05):
             for host in self.hosts:
-                try:
+                with contextlib.suppress(Exception):  # the watcher must not die
                     self._sync_reachability(host)
-                except Exception:  # noqa: BLE001 - the watcher must not die
-                    pass
 
     # state
     def dump(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ open, as a stopped SQL Server looks to a client.
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import itertools
 import re
@@ -683,10 +684,8 @@ class _Handler(socketserver.BaseRequestHandler):
             except BaseException as exc:  # noqa: BLE001 - handed to the session's thread
                 box["error"] = exc
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     self._wake_w.send(b"x")
-                except OSError:
-                    pass
 
         worker = threading.Thread(target=work, name="lab-tds-statement", daemon=True)
         worker.start()
@@ -839,10 +838,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
     def shutdown_request(self, request: Any) -> None:
         if not self.endpoint.engine.available or self.endpoint._stop.is_set():
-            try:  # SO_LINGER 0 and no FIN first: close() resets the connection
+            with contextlib.suppress(OSError):  # SO_LINGER 0 and no FIN first: close() resets the connection
                 request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
             self.close_request(request)
             return
         super().shutdown_request(request)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -290,10 +291,8 @@ class _Listener(ThreadingHTTPServer):
         with self.conn_lock:
             conns, self.connections = list(self.connections), set()
         for sock in conns:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that vanished mid-response is normal here (reachability faults, abandoned polls)

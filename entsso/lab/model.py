@@ -69,7 +69,8 @@ def _same(a: str | None, b: str | None) -> bool:
 
 # Windows Installer's refusals before anything runs (Microsoft Learn, "MsiExec.exe and InstMsi.exe Error Messages")
 INSTALLER_REFUSES = {
-    1618: "Another installation is already in progress. Complete that installation before proceeding with this install.",
+    1618: "Another installation is already in progress. Complete that installation before proceeding with this "
+          "install.",
     1619: "This installation package could not be opened. Verify that the package exists and is accessible, or "
           "contact the application vendor to verify that this is a valid Windows Installer package.",
     1638: "Another version of this product is already installed. Installation of this version cannot continue. To "
@@ -729,7 +730,8 @@ class Estate:
                 doc["change_records"] = [
                     {"path": f.path, "text": f.data.decode("utf-8"), "last_write_utc": _iso(f.mtime)}
                     for key, f in sorted(h.files.items())
-                    if key.startswith(folder + "ENTSSO-") and key.endswith(".CHANGE.JSON") and "\\" not in key[len(folder):]]
+                    if key.startswith(folder + "ENTSSO-") and key.endswith(".CHANGE.JSON")
+                    and "\\" not in key[len(folder):]]
             else:
                 doc["change_records"] = []
             if p.get("secret_backup_file"):
@@ -1344,7 +1346,8 @@ class Estate:
             self._advance()
             if c.resource_state == "Failed":
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The resource "
-                              f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. Group state: Failed.")
+                              f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. "
+                              "Group state: Failed.")
             if not ok:
                 raise PSError(f"Cluster group '{c.group}' on {target.name} did not reach {' or '.join(accept)} within "
                               f"{timeout:g} s (state before the move: {state_before}; last state: "

@@ -173,7 +173,8 @@ class Lab:
                                  max_receive_wait=float(scenario.get("max_receive_wait_sec", 5)),
                                  request_latency=(lambda host: self.clock.real(latency)) if latency else None,
                                  # winrm/config/winrs IdleTimeout, estate seconds (Windows' default: 2 hours)
-                                 shell_idle_timeout=self.clock.real(float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
+                                 shell_idle_timeout=self.clock.real(
+                                     float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
         from entsso.lab.tds import TdsEndpoint
 
         # each SQL Server instance speaks TDS with a certificate from the lab's CA (the inventory names the CA

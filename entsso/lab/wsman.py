@@ -93,7 +93,8 @@ FAULT_TIMED_OUT = 2150858793  # 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
 FAULT_SHELL_NOT_FOUND = 2150858843  # 0x8033805B
 FAULT_INVALID_ACTION = 2150858753  # 0x80338001 ERROR_WSMAN_INVALID_ACTIONURI
 FAULT_BAD_REQUEST = 2150858817  # 0x80338041 ERROR_WSMAN_INVALID_PARAMETER (lab: anything malformed)
-TIMED_OUT_TEXT = "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
+TIMED_OUT_TEXT = ("The WS-Management service cannot complete the operation within the time specified in "
+                  "OperationTimeout.  ")
 
 
 @dataclass(frozen=True)

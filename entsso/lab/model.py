@@ -243,20 +243,20 @@ class Estate:
             self._h[h.name.upper()] = h
         # per-host sso overrides given under sso.hosts.<HOST> (version, tools_server, secret)
         for name, o in (sso.get("hosts") or {}).items():
-            h = self._h.get(str(name).upper())
-            if h and isinstance(o, dict):
-                h.version = str(o.get("version", o.get("sso_version", h.version)))
-                h.tools_server = o.get("tools_server", h.tools_server)
-                h.holds_secret = bool(o.get("holds_secret", h.holds_secret))
-                h.sso_installed = bool(o.get("installed", True))
+            named = self._h.get(str(name).upper())
+            if named and isinstance(o, dict):
+                named.version = str(o.get("version", o.get("sso_version", named.version)))
+                named.tools_server = o.get("tools_server", named.tools_server)
+                named.holds_secret = bool(o.get("holds_secret", named.holds_secret))
+                named.sso_installed = bool(o.get("installed", True))
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
         if pkg.get("path"):
             for n in pkg.get("present_on") or []:
-                h = self._h.get(str(n).upper())
-                if h:
-                    self._put_file(h, pkg["path"], b"MSP" + target.encode(), self.clock.now())
+                named = self._h.get(str(n).upper())
+                if named:
+                    self._put_file(named, pkg["path"], b"MSP" + target.encode(), self.clock.now())
         # group_state Online: the ENTSSO resource online too; PartialOnline: the group up, ENTSSO offline
         resource_state = {"Online": "Online", "Failed": "Failed"}.get(group_state, "Offline")
         self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
@@ -649,7 +649,7 @@ class Estate:
         c = self.cluster
         nodes = [{"name": n, "state": "Down" if self._h[n.upper()].rebooting else self._h[n.upper()].node_state}
                  for n in c.nodes]
-        group = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
+        group: dict[str, Any] | None = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
                  if _same(want.get("group") or c.group, c.group) else None)
         if group is not None:
             group["preferred_owners"] = list(self.cl_cfg.get("preferred_owners") or [])
@@ -772,7 +772,7 @@ class Estate:
                 if cfg is None and not one_code:
                     one_code, one_error = ERR_INVALID_ARG, INVALID_ARG_TEXT
                 reads.append({"application": app, "identifier": ident,
-                              "property_count": None if one_code else cfg["properties"],
+                              "property_count": None if one_code or cfg is None else cfg["properties"],
                               "hresult": one_code, "error": one_error})
             return {"computer_name": h.name, "reads": reads}
 

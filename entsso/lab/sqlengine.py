@@ -652,7 +652,8 @@ class SqlEngine:
             "VALUES (?, 0, '(Job outcome)', 0, 0, ?, ?, ?, ?, ?, 0, 0, ?)",
             (job_id, message, status if status is not None else (1 if ok else 0), _int_date(start), _int_time(start),
              _int_duration(seconds), self.server_name))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # sqlite sets it on every INSERT
+        return cur.lastrowid
 
     @staticmethod
     def _outcome_message(ok: bool, user: str, step: str) -> str:

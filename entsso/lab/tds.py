@@ -323,13 +323,14 @@ def read_typed(r: _Reader) -> Any:
         if t in _WITH_COLLATION:
             r.take(5)
         if maxlen == 0xFFFF:
-            b = r.plp()
+            value = r.plp()
         else:
             n = r.u16()
-            b = None if n == 0xFFFF else r.take(n)
-        if b is None:
+            value = None if n == 0xFFFF else r.take(n)
+        if value is None:
             return None
-        return b.decode("utf-16-le") if t in _WIDE else b.decode("cp1252", "replace") if t in _CHARS else b
+        return (value.decode("utf-16-le") if t in _WIDE else value.decode("cp1252", "replace") if t in _CHARS
+                else value)
     if t in _LONGLEN:
         r.u32()
         if t in _WITH_COLLATION:
@@ -628,6 +629,7 @@ class _Handler(socketserver.BaseRequestHandler):
         if answer == ENCRYPT_REQ:
             return False  # the server requires encryption the client does not support: it hangs up
         if answer in (ENCRYPT_ON, ENCRYPT_OFF):
+            assert ep.tls_context is not None  # ON and OFF are answered only when the endpoint has one
             self.wire.start_tls(ep.tls_context)
         ep._count({ENCRYPT_ON: "tls", ENCRYPT_OFF: "tls_login_only"}.get(answer, "plain"))
         ptype, payload = self.wire.read_message()
@@ -800,7 +802,8 @@ class _Handler(socketserver.BaseRequestHandler):
                     raise EngineError(8179, 1, 16, f"Could not find prepared statement with handle {values[0]}.")
                 (stmt, decl), rest = self.prepared[values[0]], params[1:]
             elif short == "sp_unprepare":
-                self.prepared.pop(values[0] if values else None, None)
+                if values:
+                    self.prepared.pop(values[0], None)
                 return self._proc_end(None, b"")
             else:
                 args = ", ".join(f"{n} = ?" if n else "?" for n, _s, _v in params)
@@ -816,9 +819,9 @@ class _Handler(socketserver.BaseRequestHandler):
         except EngineError as exc:
             return self._error(exc) + self._proc_end(handle, b"", error=True)
         except IndexError:
-            exc = EngineError(201, 4, 16, f"Procedure or function '{short}' expects a parameter, which was not "
-                                          "supplied.")
-            return self._error(exc) + self._proc_end(handle, b"", error=True)
+            missing = EngineError(201, 4, 16, f"Procedure or function '{short}' expects a parameter, which was not "
+                                              "supplied.")
+            return self._error(missing) + self._proc_end(handle, b"", error=True)
         except Cancelled:
             return b""
         return self._proc_end(handle, self._results(res, TOK_DONEINPROC))

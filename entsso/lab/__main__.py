@@ -6,6 +6,7 @@ ENTSSO_SQL_PASSWORD (any values; the suite must be given the same ones).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -86,10 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _say(line: str) -> None:
     """A last line on stderr; a parent that already closed the pipe is no reason for a traceback."""
-    try:
+    with contextlib.suppress(BrokenPipeError, ValueError, OSError):
         print(line, file=sys.stderr, flush=True)
-    except (BrokenPipeError, ValueError, OSError):
-        pass
 
 
 if __name__ == "__main__":

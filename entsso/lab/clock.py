@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 
 class Clock:
@@ -20,7 +20,7 @@ class Clock:
             raise ValueError("clock speed must be > 0")
         self.speed = float(speed)
         self._t0 = time.monotonic()
-        self._start = start or datetime.now(timezone.utc)
+        self._start = start or datetime.now(UTC)
         self._cond = threading.Condition()
 
     def now(self) -> datetime:

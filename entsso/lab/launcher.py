@@ -56,7 +56,7 @@ class LabProcess:
     control_url: str = ""
     _proc: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 30.0) -> "LabProcess":
+    def start(self, timeout: float = 30.0) -> LabProcess:
         # an operator's own values win (a canary in a selftest, say); else fresh ones for this lab
         for name in ("ENTSSO_WINRM_PASSWORD", "ENTSSO_SQL_PASSWORD", "ENTSSO_SECRET_PASSWORD"):
             self.env.setdefault(name, os.environ.get(name) or secrets.token_urlsafe(18))
@@ -107,7 +107,7 @@ class LabProcess:
             if stream:
                 stream.close()
 
-    def __enter__(self) -> "LabProcess":
+    def __enter__(self) -> LabProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

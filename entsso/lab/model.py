@@ -26,8 +26,9 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Callable
 
 from entsso.lab import texts
 
@@ -59,7 +60,7 @@ class PSError(Exception):
 
 
 def _iso(t: datetime | None) -> str | None:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
 def _same(a: str | None, b: str | None) -> bool:
@@ -68,7 +69,8 @@ def _same(a: str | None, b: str | None) -> bool:
 
 # Windows Installer's refusals before anything runs (Microsoft Learn, "MsiExec.exe and InstMsi.exe Error Messages")
 INSTALLER_REFUSES = {
-    1618: "Another installation is already in progress. Complete that installation before proceeding with this install.",
+    1618: "Another installation is already in progress. Complete that installation before proceeding with this "
+          "install.",
     1619: "This installation package could not be opened. Verify that the package exists and is accessible, or "
           "contact the application vendor to verify that this is a valid Windows Installer package.",
     1638: "Another version of this product is already installed. Installation of this version cannot continue. To "
@@ -241,20 +243,20 @@ class Estate:
             self._h[h.name.upper()] = h
         # per-host sso overrides given under sso.hosts.<HOST> (version, tools_server, secret)
         for name, o in (sso.get("hosts") or {}).items():
-            h = self._h.get(str(name).upper())
-            if h and isinstance(o, dict):
-                h.version = str(o.get("version", o.get("sso_version", h.version)))
-                h.tools_server = o.get("tools_server", h.tools_server)
-                h.holds_secret = bool(o.get("holds_secret", h.holds_secret))
-                h.sso_installed = bool(o.get("installed", True))
+            named = self._h.get(str(name).upper())
+            if named and isinstance(o, dict):
+                named.version = str(o.get("version", o.get("sso_version", named.version)))
+                named.tools_server = o.get("tools_server", named.tools_server)
+                named.holds_secret = bool(o.get("holds_secret", named.holds_secret))
+                named.sso_installed = bool(o.get("installed", True))
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
         if pkg.get("path"):
             for n in pkg.get("present_on") or []:
-                h = self._h.get(str(n).upper())
-                if h:
-                    self._put_file(h, pkg["path"], b"MSP" + target.encode(), self.clock.now())
+                named = self._h.get(str(n).upper())
+                if named:
+                    self._put_file(named, pkg["path"], b"MSP" + target.encode(), self.clock.now())
         # group_state Online: the ENTSSO resource online too; PartialOnline: the group up, ENTSSO offline
         resource_state = {"Online": "Online", "Failed": "Failed"}.get(group_state, "Offline")
         self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
@@ -647,7 +649,7 @@ class Estate:
         c = self.cluster
         nodes = [{"name": n, "state": "Down" if self._h[n.upper()].rebooting else self._h[n.upper()].node_state}
                  for n in c.nodes]
-        group = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
+        group: dict[str, Any] | None = ({"name": c.group, "state": self._group_state(), "owner_node": c.owner}
                  if _same(want.get("group") or c.group, c.group) else None)
         if group is not None:
             group["preferred_owners"] = list(self.cl_cfg.get("preferred_owners") or [])
@@ -728,7 +730,8 @@ class Estate:
                 doc["change_records"] = [
                     {"path": f.path, "text": f.data.decode("utf-8"), "last_write_utc": _iso(f.mtime)}
                     for key, f in sorted(h.files.items())
-                    if key.startswith(folder + "ENTSSO-") and key.endswith(".CHANGE.JSON") and "\\" not in key[len(folder):]]
+                    if key.startswith(folder + "ENTSSO-") and key.endswith(".CHANGE.JSON")
+                    and "\\" not in key[len(folder):]]
             else:
                 doc["change_records"] = []
             if p.get("secret_backup_file"):
@@ -769,7 +772,7 @@ class Estate:
                 if cfg is None and not one_code:
                     one_code, one_error = ERR_INVALID_ARG, INVALID_ARG_TEXT
                 reads.append({"application": app, "identifier": ident,
-                              "property_count": None if one_code else cfg["properties"],
+                              "property_count": None if one_code or cfg is None else cfg["properties"],
                               "hresult": one_code, "error": one_error})
             return {"computer_name": h.name, "reads": reads}
 
@@ -1033,7 +1036,7 @@ class Estate:
         seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()
         salt = os.urandom(16)
         key = hashlib.sha256(salt + password.encode()).digest()
-        body = bytes(a ^ b for a, b in zip(seed, key))
+        body = bytes(a ^ b for a, b in zip(seed, key, strict=True))  # two sha256 digests
         return b"SSOBK1" + salt + body + reminder.encode("utf-8")[:200]
 
     def _op_backup_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
@@ -1343,7 +1346,8 @@ class Estate:
             self._advance()
             if c.resource_state == "Failed":
                 raise PSError(f"An error occurred while moving the clustered role '{c.group}'. The resource "
-                              f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. Group state: Failed.")
+                              f"'{c.resource}' failed to come online on {c.owner}: {c.last_error}. "
+                              "Group state: Failed.")
             if not ok:
                 raise PSError(f"Cluster group '{c.group}' on {target.name} did not reach {' or '.join(accept)} within "
                               f"{timeout:g} s (state before the move: {state_before}; last state: "

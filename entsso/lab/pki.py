@@ -50,7 +50,7 @@ def server_context(cert_path: str, key_path: str, *, maximum: ssl.TLSVersion | N
 
 
 def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class LabCA:

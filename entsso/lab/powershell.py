@@ -14,7 +14,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from entsso.lab.wsman import CommandResult
 
@@ -228,8 +229,8 @@ class PowerShellBackend:
         status = services.get(service)
         if status is None:
             return CommandResult(
-                f"[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\r\n\r\nThe specified service does not "
-                f"exist as an installed service.\r\n\r\n".encode(), b"", 1060)
+                b"[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\r\n\r\nThe specified service does not "
+                b"exist as an installed service.\r\n\r\n", b"", 1060)
         codes = {"Stopped": "1  STOPPED", "StartPending": "2  START_PENDING", "StopPending": "3  STOP_PENDING",
                  "Running": "4  RUNNING"}
         text = (f"\r\nSERVICE_NAME: {service} \r\n        TYPE               : 10  WIN32_OWN_PROCESS  \r\n"

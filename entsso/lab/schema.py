@@ -8,7 +8,7 @@ scenario's own mapping, and its defaults are documented in docs/lab.md (which li
 from __future__ import annotations
 
 import typing
-from typing import Union, Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -28,158 +28,158 @@ def _named(value: Any) -> Any:
 
 class ClusterNode(_Model):
     name: str
-    state: Optional[NodeState] = None
-    sso_version: Optional[str] = None
-    tools_server: Optional[str] = None
+    state: NodeState | None = None
+    sso_version: str | None = None
+    tools_server: str | None = None
 
 
 class ClusterSection(_Model):
-    name: Optional[str] = None
-    group: Optional[str] = None
-    resource: Optional[str] = None
-    nodes: Optional[list[Annotated[ClusterNode, BeforeValidator(_named)]]] = None
-    owner: Optional[str] = None
-    group_state: Optional[Literal["Online", "Failed", "PartialOnline", "Offline"]] = None
-    move_sec: Optional[Seconds] = None
-    resource_online_sec: Optional[Seconds] = None
-    resource_offline_sec: Optional[Seconds] = None
-    restart_threshold: Optional[Annotated[int, Field(ge=0)]] = None
-    restart_period_sec: Optional[Seconds] = None
-    failover_threshold: Optional[Annotated[int, Field(ge=0)]] = None
-    possible_owners: Optional[list[str]] = None
-    preferred_owners: Optional[list[str]] = None
-    auto_failback: Optional[bool] = None
-    witness: Optional[Literal["Online", "Offline"]] = None
-    use_network_name: Optional[bool] = None
+    name: str | None = None
+    group: str | None = None
+    resource: str | None = None
+    nodes: list[Annotated[ClusterNode, BeforeValidator(_named)]] | None = None
+    owner: str | None = None
+    group_state: Literal["Online", "Failed", "PartialOnline", "Offline"] | None = None
+    move_sec: Seconds | None = None
+    resource_online_sec: Seconds | None = None
+    resource_offline_sec: Seconds | None = None
+    restart_threshold: Annotated[int, Field(ge=0)] | None = None
+    restart_period_sec: Seconds | None = None
+    failover_threshold: Annotated[int, Field(ge=0)] | None = None
+    possible_owners: list[str] | None = None
+    preferred_owners: list[str] | None = None
+    auto_failback: bool | None = None
+    witness: Literal["Online", "Offline"] | None = None
+    use_network_name: bool | None = None
 
 
 class SsoHost(_Model):
-    version: Optional[str] = None
-    sso_version: Optional[str] = None
-    tools_server: Optional[str] = None
-    holds_secret: Optional[bool] = None
-    installed: Optional[bool] = None
+    version: str | None = None
+    sso_version: str | None = None
+    tools_server: str | None = None
+    holds_secret: bool | None = None
+    installed: bool | None = None
 
 
 class SsoSection(_Model):
-    version: Optional[str] = None
-    secret_server: Optional[str] = None
-    secret_on: Optional[list[str]] = None
-    service_start_sec: Optional[Seconds] = None
-    service_stop_sec: Optional[Seconds] = None
-    backup_folder: Optional[str] = None
-    displaydb_output: Optional[str] = None
-    extra_servers: Optional[list[str]] = None  # SSO servers outside the scenario's hosts sharing SSODB
-    hosts: Optional[dict[str, SsoHost]] = None
+    version: str | None = None
+    secret_server: str | None = None
+    secret_on: list[str] | None = None
+    service_start_sec: Seconds | None = None
+    service_stop_sec: Seconds | None = None
+    backup_folder: str | None = None
+    displaydb_output: str | None = None
+    extra_servers: list[str] | None = None  # SSO servers outside the scenario's hosts sharing SSODB
+    hosts: dict[str, SsoHost] | None = None
 
 
 class HostInstance(_Model):
     host: str
-    type: Optional[Literal["InProcess", "Isolated"]] = None
-    state: Optional[ServiceState] = None
-    disabled: Optional[bool] = None
-    stop_sec: Optional[Seconds] = None
+    type: Literal["InProcess", "Isolated"] | None = None
+    state: ServiceState | None = None
+    disabled: bool | None = None
+    stop_sec: Seconds | None = None
 
 
 class BizTalkServer(_Model):
     name: str
-    entsso: Optional[ServiceState] = None
-    rule_engine: Optional[ServiceState] = None
-    host_instances: Optional[list[HostInstance]] = None
-    sso_version: Optional[str] = None
-    tools_server: Optional[str] = None
+    entsso: ServiceState | None = None
+    rule_engine: ServiceState | None = None
+    host_instances: list[HostInstance] | None = None
+    sso_version: str | None = None
+    tools_server: str | None = None
 
 
 class AdapterHandler(_Model):
-    kind: Optional[Literal["receive", "send"]] = None
+    kind: Literal["receive", "send"] | None = None
     adapter: str
-    host: Optional[str] = None
-    properties: Optional[int] = None
+    host: str | None = None
+    properties: int | None = None
 
 
 class BizTalkSection(_Model):
-    servers: Optional[list[BizTalkServer]] = None
-    host_instance_start_sec: Optional[Seconds] = None
-    host_instance_stop_sec: Optional[Seconds] = None
-    adapter_handlers: Optional[list[AdapterHandler]] = None
-    admin_tools_on_nodes: Optional[bool] = None
-    group_sso_server: Optional[str] = None  # MSBTS_GroupSetting.SSOServerName (adm_Group.SSOServerName)
+    servers: list[BizTalkServer] | None = None
+    host_instance_start_sec: Seconds | None = None
+    host_instance_stop_sec: Seconds | None = None
+    adapter_handlers: list[AdapterHandler] | None = None
+    admin_tools_on_nodes: bool | None = None
+    group_sso_server: str | None = None  # MSBTS_GroupSetting.SSOServerName (adm_Group.SSOServerName)
 
 
 class SecondInstance(_Model):
-    server: Optional[str] = None
-    instance: Optional[str] = None
-    databases: Optional[list[str]] = None  # of the group's databases; default [SSODB]
+    server: str | None = None
+    instance: str | None = None
+    databases: list[str] | None = None  # of the group's databases; default [SSODB]
 
 
 class DatabaseNames(_Model):  # the inventory's sql.databases keys (master and msdb keep their names)
-    ssodb: Optional[str] = None
-    management: Optional[str] = None
+    ssodb: str | None = None
+    management: str | None = None
 
 
 class SqlSection(_Model):
-    server: Optional[str] = None
-    instance: Optional[str] = None
-    username: Optional[str] = None
-    databases: Optional[list[str]] = None
-    backup_path: Optional[str] = None
-    jobs: Optional[dict[str, bool]] = None
-    job_run_sec: Optional[Seconds] = None
-    backup_sec_per_database: Optional[Seconds] = None
-    force_full_backup: Optional[bool] = None
-    full_backup_done: Optional[bool] = None
-    biztalk_schema: Optional[Union[Literal[2010, 2006], Literal["2010", "2006"]]] = None
-    utc_offset_minutes: Optional[int] = None
-    last_full_minutes_ago: Optional[float] = None
-    agent_running: Optional[bool] = None
-    denied: Optional[list[str]] = None  # objects (three-part names) the lab's login has no grant on
-    second_instance: Optional[SecondInstance] = None  # another SQL instance holding some of the databases
-    database_names: Optional[DatabaseNames] = None  # the estate's names of SSODB and the management database
+    server: str | None = None
+    instance: str | None = None
+    username: str | None = None
+    databases: list[str] | None = None
+    backup_path: str | None = None
+    jobs: dict[str, bool] | None = None
+    job_run_sec: Seconds | None = None
+    backup_sec_per_database: Seconds | None = None
+    force_full_backup: bool | None = None
+    full_backup_done: bool | None = None
+    biztalk_schema: Literal[2010, 2006] | Literal["2010", "2006"] | None = None
+    utc_offset_minutes: int | None = None
+    last_full_minutes_ago: float | None = None
+    agent_running: bool | None = None
+    denied: list[str] | None = None  # objects (three-part names) the lab's login has no grant on
+    second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
+    database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
 
 
 class Package(_Model):
-    path: Optional[str] = None
-    arguments: Optional[str] = None
-    exit_code: Optional[int] = None
-    present_on: Optional[list[str]] = None
+    path: str | None = None
+    arguments: str | None = None
+    exit_code: int | None = None
+    present_on: list[str] | None = None
 
 
 class NodeUpgrade(_Model):
-    exit_code: Optional[int] = None
-    pending_reboot: Optional[bool] = None
-    mode: Optional[Literal["manual", "package"]] = None
-    target_version: Optional[str] = None
-    path: Optional[str] = None
-    package_path: Optional[str] = None
-    arguments: Optional[str] = None
+    exit_code: int | None = None
+    pending_reboot: bool | None = None
+    mode: Literal["manual", "package"] | None = None
+    target_version: str | None = None
+    path: str | None = None
+    package_path: str | None = None
+    arguments: str | None = None
 
 
 class UpgradeSection(_Model):
-    target_version: Optional[str] = None
-    mode: Optional[Literal["manual", "package"]] = None
-    operator_delay_sec: Optional[Seconds] = None
-    setup_sec: Optional[Seconds] = None
-    reboot_sec: Optional[Seconds] = None
-    restart_delay_sec: Optional[Seconds] = None
-    package: Optional[Package] = None
-    nodes: Optional[dict[str, NodeUpgrade]] = None
+    target_version: str | None = None
+    mode: Literal["manual", "package"] | None = None
+    operator_delay_sec: Seconds | None = None
+    setup_sec: Seconds | None = None
+    reboot_sec: Seconds | None = None
+    restart_delay_sec: Seconds | None = None
+    package: Package | None = None
+    nodes: dict[str, NodeUpgrade] | None = None
 
 
 class WinrmSection(_Model):
-    username: Optional[str] = None
-    transport: Optional[Literal["ntlm", "basic"]] = None
-    https: Optional[bool] = None
-    call_timeout: Optional[Seconds] = None
-    shell_idle_timeout_sec: Optional[Seconds] = None
+    username: str | None = None
+    transport: Literal["ntlm", "basic"] | None = None
+    https: bool | None = None
+    call_timeout: Seconds | None = None
+    shell_idle_timeout_sec: Seconds | None = None
 
 
 class TimeoutsSection(_Model):
-    service_start: Optional[Seconds] = None
-    service_stop: Optional[Seconds] = None
-    group_move: Optional[Seconds] = None
-    backup_job: Optional[Seconds] = None
-    upgrade: Optional[Seconds] = None
-    reboot: Optional[Seconds] = None
+    service_start: Seconds | None = None
+    service_stop: Seconds | None = None
+    group_move: Seconds | None = None
+    backup_job: Seconds | None = None
+    upgrade: Seconds | None = None
+    reboot: Seconds | None = None
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
@@ -193,36 +193,36 @@ class Fault(_Model):
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
                   "node_paused"]
-    host: Optional[str] = None
-    operation: Optional[str] = None
-    call: Optional[int] = Field(default=None, ge=1)
-    times: Optional[int] = Field(default=None, ge=1)
-    message: Optional[str] = None
-    exit_code: Optional[int] = None
-    seconds: Optional[Seconds] = None
-    output: Optional[str] = None
-    after_sec: Optional[Seconds] = None
-    job: Optional[str] = None
-    node: Optional[str] = None  # node_paused: the cluster node paused (default: host)
+    host: str | None = None
+    operation: str | None = None
+    call: int | None = Field(default=None, ge=1)
+    times: int | None = Field(default=None, ge=1)
+    message: str | None = None
+    exit_code: int | None = None
+    seconds: Seconds | None = None
+    output: str | None = None
+    after_sec: Seconds | None = None
+    job: str | None = None
+    node: str | None = None  # node_paused: the cluster node paused (default: host)
 
 
 class Scenario(_Model):
-    name: Optional[str] = None
-    extends: Optional[str] = None
-    speed: Optional[Annotated[float, Field(gt=0)]] = None
-    latency_sec: Optional[Seconds] = None
-    max_receive_wait_sec: Optional[Seconds] = None
-    environment: Optional[str] = None
-    prepared_for_change: Optional[str] = None
-    prepared_secret_password_env: Optional[str] = None
-    cluster: Optional[ClusterSection] = None
-    sso: Optional[SsoSection] = None
-    biztalk: Optional[BizTalkSection] = None
-    sql: Optional[SqlSection] = None
-    upgrade: Optional[UpgradeSection] = None
-    winrm: Optional[WinrmSection] = None
-    faults: Optional[list[Fault]] = None
-    timeouts: Optional[TimeoutsSection] = None
+    name: str | None = None
+    extends: str | None = None
+    speed: Annotated[float, Field(gt=0)] | None = None
+    latency_sec: Seconds | None = None
+    max_receive_wait_sec: Seconds | None = None
+    environment: str | None = None
+    prepared_for_change: str | None = None
+    prepared_secret_password_env: str | None = None
+    cluster: ClusterSection | None = None
+    sso: SsoSection | None = None
+    biztalk: BizTalkSection | None = None
+    sql: SqlSection | None = None
+    upgrade: UpgradeSection | None = None
+    winrm: WinrmSection | None = None
+    faults: list[Fault] | None = None
+    timeouts: TimeoutsSection | None = None
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)

@@ -7,12 +7,11 @@ and the state dump; `write_inventory()` writes the inventory that points the sui
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
-import shutil
 import socket
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -174,16 +173,18 @@ class Lab:
                                  max_receive_wait=float(scenario.get("max_receive_wait_sec", 5)),
                                  request_latency=(lambda host: self.clock.real(latency)) if latency else None,
                                  # winrm/config/winrs IdleTimeout, estate seconds (Windows' default: 2 hours)
-                                 shell_idle_timeout=self.clock.real(float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
+                                 shell_idle_timeout=self.clock.real(
+                                     float(winrm_cfg.get("shell_idle_timeout_sec", 7200))))
         from entsso.lab.tds import TdsEndpoint
 
         # each SQL Server instance speaks TDS with a certificate from the lab's CA (the inventory names the CA
         # as sql.ca_file), issued to the instance's host name and the address it listens on
         self.sql_certificates = [self.ca.issue(e.server_name.split("\\")[0], dns_names=["localhost"], addresses=[a])
-                                 for e, a in zip(self.sql_engines, self.sql_addresses)]
+                                 for e, a in zip(self.sql_engines, self.sql_addresses, strict=True)]
         self.sql_endpoints = [TdsEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password,
                                           certificate=c, server_name=e.server_name)
-                              for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates)]
+                              for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates,
+                                                 strict=True)]
         self.sql_endpoint = self.sql_endpoints[0]
         self._control: ThreadingHTTPServer | None = None
         self._timers: list[threading.Timer] = []
@@ -284,10 +285,8 @@ class Lab:
         # a node that reboots goes away and comes back on the estate's own schedule
         while not self._stopping.wait(0.05):
             for host in self.hosts:
-                try:
+                with contextlib.suppress(Exception):  # the watcher must not die
                     self._sync_reachability(host)
-                except Exception:  # noqa: BLE001 - the watcher must not die
-                    pass
 
     # state
     def dump(self) -> dict[str, Any]:

@@ -37,9 +37,10 @@ import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -122,7 +123,7 @@ class EngineResult:
 def to_sql_text(value: datetime) -> str:
     """A datetime as the lab stores it (naive UTC)."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime(_DT_FORMAT)
 
 
@@ -345,7 +346,8 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
     try:
         tree = sqlglot.parse_one(sql, read="tsql")
     except sqlglot.errors.ParseError as exc:
-        raise EngineError(102, 1, 15, f"Incorrect syntax near '{sql.strip()[:40]}'. ({str(exc).splitlines()[0]})") from None
+        raise EngineError(102, 1, 15,
+                          f"Incorrect syntax near '{sql.strip()[:40]}'. ({str(exc).splitlines()[0]})") from None
     canon = dict(databases)
 
     def fix(node: exp.Expression) -> exp.Expression:
@@ -353,7 +355,8 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
             catalog, db = node.catalog, node.db
             named = catalog or (db if db and db.lower() != "dbo" and db.lower() in canon else None)
             if named is not None and named.lower() not in canon:
-                raise EngineError(208, 1, 16, f"Invalid object name '{'.'.join(p for p in (catalog, db, node.name) if p)}'.")
+                raise EngineError(208, 1, 16,
+                                  f"Invalid object name '{'.'.join(p for p in (catalog, db, node.name) if p)}'.")
             node.set("catalog", None)
             node.set("db", exp.to_identifier(canon[named.lower()] if named is not None else database))
             return node
@@ -573,7 +576,8 @@ class SqlEngine:
         suffix = f"MSSQL${sc.get('instance')}" if sc.get("instance") else "MSSQLSERVER"
         db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', 'Running', ?, 'N')",
                    (f"SQL Server ({suffix.split('$')[-1]})", f"NT Service\\{suffix}"))
-        db.execute("INSERT INTO master.dm_server_services VALUES (?, 'Automatic', ?, 'NT Service\\SQLSERVERAGENT', 'N')",
+        db.execute("INSERT INTO master.dm_server_services "
+                   "VALUES (?, 'Automatic', ?, 'NT Service\\SQLSERVERAGENT', 'N')",
                    (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
         if "ssodb" in self.hosted:
             db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
@@ -604,7 +608,8 @@ class SqlEngine:
         self._next_set_id = set_id + 1
         flag = 1 if sc.get("force_full_backup") else 0
         if self.flag_table == "adm_BackupSettings":
-            db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupSettings (UseCompression, ForceFull) VALUES (0, ?)", (flag,))
+            db.execute("INSERT INTO BizTalkMgmtDb.adm_BackupSettings (UseCompression, ForceFull) VALUES (0, ?)",
+                       (flag,))
         else:
             db.execute(f"INSERT INTO BizTalkMgmtDb.adm_ForceFullBackup ({FORCE_FULL_COLUMN}) VALUES (?)", (flag,))
 
@@ -647,7 +652,8 @@ class SqlEngine:
             "VALUES (?, 0, '(Job outcome)', 0, 0, ?, ?, ?, ?, ?, 0, 0, ?)",
             (job_id, message, status if status is not None else (1 if ok else 0), _int_date(start), _int_time(start),
              _int_duration(seconds), self.server_name))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # sqlite sets it on every INSERT
+        return cur.lastrowid
 
     @staticmethod
     def _outcome_message(ok: bool, user: str, step: str) -> str:
@@ -704,7 +710,8 @@ class SqlEngine:
     def dump(self) -> dict:
         with self._lock:
             jobs = {}
-            for name, enabled, job_id in self._db.execute("SELECT name, enabled, job_id FROM msdb.sysjobs ORDER BY name"):
+            for name, enabled, job_id in self._db.execute(
+                    "SELECT name, enabled, job_id FROM msdb.sysjobs ORDER BY name"):
                 last = self._db.execute("SELECT run_status, run_date, run_time, message FROM msdb.sysjobhistory "
                                         "WHERE job_id = ? AND step_id = 0 ORDER BY instance_id DESC LIMIT 1",
                                         (job_id,)).fetchone()
@@ -812,7 +819,7 @@ class SqlEngine:
 
     def _now_local(self) -> datetime:
         """SQL Server's local clock (GETDATE()): the lab clock's UTC plus sql.utc_offset_minutes, naive."""
-        return (self.clock.now().astimezone(timezone.utc) + self.utc_offset).replace(tzinfo=None)
+        return (self.clock.now().astimezone(UTC) + self.utc_offset).replace(tzinfo=None)
 
     def _set_force_flag(self, value: int) -> None:
         self._db.execute(f"UPDATE BizTalkMgmtDb.{self.flag_table} SET {FORCE_FULL_COLUMN} = ?", (value,))
@@ -904,10 +911,12 @@ class SqlEngine:
             return
         if word in ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE"):
             raise EngineError(229, 5, 14, f"The {word} permission was denied on the object, database "
-                                          f"'{self.estate_name(ctx['database'])}', schema 'dbo'. (The lab's login changes the estate "
-                                          "only through the documented procedures.)")
+                                          f"'{self.estate_name(ctx['database'])}', schema 'dbo'. "
+                                          "(The lab's login changes the estate only through the documented "
+                                          "procedures.)")
         if word in ("CREATE", "ALTER", "DROP", "GRANT", "DENY", "REVOKE", "BACKUP", "RESTORE"):
-            raise EngineError(262, 1, 14, f"{word} permission denied in database '{self.estate_name(ctx['database'])}'.")
+            raise EngineError(262, 1, 14,
+                              f"{word} permission denied in database '{self.estate_name(ctx['database'])}'.")
         raise EngineError(102, 1, 15, f"Incorrect syntax near '{stmt.split(None, 1)[0]}'.")
 
     def _select(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
@@ -1018,8 +1027,9 @@ class SqlEngine:
                 raise EngineError(8114, 5, 16, "Error converting data type nvarchar to tinyint.") from None
             if enabled not in (0, 1):
                 raise EngineError(14266, 1, 16, "The specified '@enabled' is invalid (valid values are: 0, 1).")
-            self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, version_number = version_number + 1 "
-                             "WHERE job_id = ?", (enabled, to_sql_text(self._now_local()), job_id))
+            self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, "
+                             "version_number = version_number + 1 WHERE job_id = ?",
+                             (enabled, to_sql_text(self._now_local()), job_id))
             # every call is a write (date_modified, version_number), whether or not the flag differed
             self.counters["changes"] += 1
         return 0
@@ -1122,7 +1132,8 @@ class SqlEngine:
                 self._sleep(STOP_TAKES_SEC)
                 return True
 
-    def _run_job(self, job_id: str, name: str, user: str, started: datetime, activity: int, failure: str | None) -> None:
+    def _run_job(self, job_id: str, name: str, user: str, started: datetime, activity: int,
+                 failure: str | None) -> None:
         """The simulated SQL Agent running one job: estate-time delays, then the outcome rows."""
         try:
             stopped = False
@@ -1176,7 +1187,8 @@ class SqlEngine:
         first = True
         while not self._stopping.is_set():
             with self._lock:
-                for job_id, name in self._db.execute("SELECT job_id, name FROM msdb.sysjobs WHERE enabled = 1").fetchall():
+                for job_id, name in self._db.execute(
+                        "SELECT job_id, name FROM msdb.sysjobs WHERE enabled = 1").fetchall():
                     if name.startswith(CONTINUOUS_PREFIX) and name.lower() not in self._running:
                         self._start_run(job_id, name, "(schedule)",
                                         started=self._agent_started if first else None)
@@ -1217,7 +1229,8 @@ class SqlEngine:
             if self._stop_requests[name.lower()][0].is_set() or self._stopping.is_set():
                 return False, step, True
         with self._lock:
-            self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?", (set_id,))
+            self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?",
+                             (set_id,))
             if kind == "db":
                 # the set is complete: the flag is consumed
                 self._set_force_flag(0)

@@ -27,6 +27,7 @@ open, as a stopped SQL Server looks to a client.
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import itertools
 import re
@@ -37,7 +38,7 @@ import ssl
 import struct
 import threading
 import uuid
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, time as dtime, timedelta, UTC
 from decimal import Decimal
 from typing import Any
 
@@ -152,7 +153,7 @@ def _value(kind: str, size: int, v: Any) -> bytes:
         if v is None:
             return b"\x00"
         if v.tzinfo is not None:
-            v = v.astimezone(timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(UTC).replace(tzinfo=None)
         ticks = ((v.hour * 3600 + v.minute * 60 + v.second) * 10**6 + v.microsecond) * 10
         days = (v.date() - _EPOCH_DATE).days
         return b"\x08" + ticks.to_bytes(5, "little") + days.to_bytes(3, "little")
@@ -172,11 +173,11 @@ def result_set(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
     """COLMETADATA and the ROW tokens of one result set."""
     kinds = [_column_kind([r[i] for r in rows]) for i in range(len(columns))]
     meta = bytearray([TOK_COLMETADATA]) + struct.pack("<H", len(columns))
-    for name, (kind, size) in zip(columns, kinds):
+    for name, (kind, size) in zip(columns, kinds, strict=True):
         meta += struct.pack("<IH", 0, 0x0001) + _type_info(kind, size) + _bvarchar(name or "")
     for r in rows:
         meta.append(TOK_ROW)
-        for (kind, size), v in zip(kinds, r):
+        for (kind, size), v in zip(kinds, r, strict=False):
             meta += _value(kind, size, v)
     return bytes(meta)
 
@@ -278,7 +279,7 @@ def read_typed(r: _Reader) -> Any:
     if t in _FIXED:
         return _decode_fixed(t, r.take(_FIXED[t]))
     if t in _BYTELEN:
-        scale = prec = 0
+        scale = 0
         if t in (0x29, 0x2A, 0x2B):
             scale = r.u8()
         elif t == 0x28:
@@ -286,7 +287,8 @@ def read_typed(r: _Reader) -> Any:
         else:
             r.u8()  # max length
             if t in (0x6A, 0x6C):
-                prec, scale = r.u8(), r.u8()
+                r.u8()  # precision: the value's length and scale are all the decoding needs
+                scale = r.u8()
         n = r.u8()
         if n == 0:
             return None
@@ -314,20 +316,21 @@ def read_typed(r: _Reader) -> Any:
         d = datetime.combine(_EPOCH_DATE + timedelta(days=int.from_bytes(b[tl:tl + 3], "little")), dtime())
         d += _time_value(b[:tl], scale)
         if t == 0x2B:
-            return d.replace(tzinfo=timezone.utc)
+            return d.replace(tzinfo=UTC)
         return d
     if t in _USHORTLEN:
         maxlen = r.u16()
         if t in _WITH_COLLATION:
             r.take(5)
         if maxlen == 0xFFFF:
-            b = r.plp()
+            value = r.plp()
         else:
             n = r.u16()
-            b = None if n == 0xFFFF else r.take(n)
-        if b is None:
+            value = None if n == 0xFFFF else r.take(n)
+        if value is None:
             return None
-        return b.decode("utf-16-le") if t in _WIDE else b.decode("cp1252", "replace") if t in _CHARS else b
+        return (value.decode("utf-16-le") if t in _WIDE else value.decode("cp1252", "replace") if t in _CHARS
+                else value)
     if t in _LONGLEN:
         r.u32()
         if t in _WITH_COLLATION:
@@ -549,7 +552,7 @@ class _Wire:
                     self.sock.sendall(self._packets(PKT_PRELOGIN, out, 4096))
                 ptype, _status, data = self.read_packet()
                 if ptype != PKT_PRELOGIN:
-                    raise ProtocolError("expected the TLS handshake in a PRELOGIN packet")
+                    raise ProtocolError("expected the TLS handshake in a PRELOGIN packet") from None
                 self._in.write(data)
         out = self._out.read()
         if out:
@@ -569,7 +572,7 @@ class _Wire:
 
 
 class _Handler(socketserver.BaseRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def setup(self) -> None:
         self.endpoint = self.server.endpoint
@@ -626,6 +629,7 @@ class _Handler(socketserver.BaseRequestHandler):
         if answer == ENCRYPT_REQ:
             return False  # the server requires encryption the client does not support: it hangs up
         if answer in (ENCRYPT_ON, ENCRYPT_OFF):
+            assert ep.tls_context is not None  # ON and OFF are answered only when the endpoint has one
             self.wire.start_tls(ep.tls_context)
         ep._count({ENCRYPT_ON: "tls", ENCRYPT_OFF: "tls_login_only"}.get(answer, "plain"))
         ptype, payload = self.wire.read_message()
@@ -682,10 +686,8 @@ class _Handler(socketserver.BaseRequestHandler):
             except BaseException as exc:  # noqa: BLE001 - handed to the session's thread
                 box["error"] = exc
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     self._wake_w.send(b"x")
-                except OSError:
-                    pass
 
         worker = threading.Thread(target=work, name="lab-tds-statement", daemon=True)
         worker.start()
@@ -800,7 +802,8 @@ class _Handler(socketserver.BaseRequestHandler):
                     raise EngineError(8179, 1, 16, f"Could not find prepared statement with handle {values[0]}.")
                 (stmt, decl), rest = self.prepared[values[0]], params[1:]
             elif short == "sp_unprepare":
-                self.prepared.pop(values[0] if values else None, None)
+                if values:
+                    self.prepared.pop(values[0], None)
                 return self._proc_end(None, b"")
             else:
                 args = ", ".join(f"{n} = ?" if n else "?" for n, _s, _v in params)
@@ -816,9 +819,9 @@ class _Handler(socketserver.BaseRequestHandler):
         except EngineError as exc:
             return self._error(exc) + self._proc_end(handle, b"", error=True)
         except IndexError:
-            exc = EngineError(201, 4, 16, f"Procedure or function '{short}' expects a parameter, which was not "
-                                          "supplied.")
-            return self._error(exc) + self._proc_end(handle, b"", error=True)
+            missing = EngineError(201, 4, 16, f"Procedure or function '{short}' expects a parameter, which was not "
+                                              "supplied.")
+            return self._error(missing) + self._proc_end(handle, b"", error=True)
         except Cancelled:
             return b""
         return self._proc_end(handle, self._results(res, TOK_DONEINPROC))
@@ -834,14 +837,12 @@ class _Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
-    endpoint: "TdsEndpoint"
+    endpoint: TdsEndpoint
 
     def shutdown_request(self, request: Any) -> None:
         if not self.endpoint.engine.available or self.endpoint._stop.is_set():
-            try:  # SO_LINGER 0 and no FIN first: close() resets the connection
+            with contextlib.suppress(OSError):  # SO_LINGER 0 and no FIN first: close() resets the connection
                 request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
             self.close_request(request)
             return
         super().shutdown_request(request)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -44,7 +45,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 from xml.sax.saxutils import escape as _xml_text
 
 from entsso.lab.pki import server_context
@@ -91,7 +93,8 @@ FAULT_TIMED_OUT = 2150858793  # 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
 FAULT_SHELL_NOT_FOUND = 2150858843  # 0x8033805B
 FAULT_INVALID_ACTION = 2150858753  # 0x80338001 ERROR_WSMAN_INVALID_ACTIONURI
 FAULT_BAD_REQUEST = 2150858817  # 0x80338041 ERROR_WSMAN_INVALID_PARAMETER (lab: anything malformed)
-TIMED_OUT_TEXT = "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
+TIMED_OUT_TEXT = ("The WS-Management service cannot complete the operation within the time specified in "
+                  "OperationTimeout.  ")
 
 
 @dataclass(frozen=True)
@@ -289,10 +292,8 @@ class _Listener(ThreadingHTTPServer):
         with self.conn_lock:
             conns, self.connections = list(self.connections), set()
         for sock in conns:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that vanished mid-response is normal here (reachability faults, abandoned polls)

@@ -14,11 +14,16 @@ from entsso.change.run import Baseline, Run
 from entsso.change.steps import observe, require, step, stop
 from entsso.domain import backup, biztalk, cluster, files, installer, restart, services, sqlagent, sso
 from entsso.domain.biztalk import RULE_ENGINE
+from entsso.domain.errors import DomainError
 from entsso.domain.sso import ENTSSO
 from entsso.estate import checks as gate
 from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
 from entsso.remote.winrm import RemoteError
 from entsso.domain.names import same_name
+
+
+class NodeSilent(DomainError):
+    """A node stopped answering WinRM for longer than a reboot while its upgrade was awaited."""
 
 
 # --- phase 1 ------------------------------------------------------------------------------------------
@@ -205,7 +210,7 @@ def _upgrade_node(run: Run, node: str) -> None:
             if v is None:  # Setup may restart the node; longer than a reboot is not that
                 silent_since[:1] = silent_since[:1] or [time.monotonic()]
                 if time.monotonic() - silent_since[0] > t.reboot:
-                    raise RuntimeError(f"{node} has not answered WinRM for {t.reboot:.0f} s while its SSO "
+                    raise NodeSilent(f"{node} has not answered WinRM for {t.reboot:.0f} s while its SSO "
                                        "upgrade was awaited; check the node's console and Setup's log")
             else:
                 silent_since.clear()
@@ -313,7 +318,7 @@ def _move_group(run: Run, via: str, node: str) -> dict[str, Any]:
             why = None
         if why is None:
             raise
-        raise RuntimeError(f"{why}. (The move was refused: {exc})") from exc
+        raise cluster.MoveRefused(f"{why}. (The move was refused: {exc})") from exc
 
 
 def _copy_backup_to(run: Run, source: str, node: str, path: str) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from typing import Any, Callable, TypeVar
 import pytest
 
 from entsso.change.run import Run
-from entsso.domain import backup
-from entsso.domain.poll import WaitTimedOut
+from entsso.domain.errors import DomainError
 from entsso.estate import checks as gate
 from entsso.estate.snapshot import Snapshot
 from entsso.remote.sql import SqlError
@@ -32,7 +31,7 @@ def stop(run: Run, phase: str, message: str) -> None:
 
 
 # what operations raise when the estate refuses or does not answer; anything else is a bug, still stopped
-EXPECTED_FAILURES = (RemoteError, SqlError, WaitTimedOut, backup.BackupFailed, LookupError, RuntimeError)
+EXPECTED_FAILURES = (RemoteError, SqlError, DomainError)
 
 
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:

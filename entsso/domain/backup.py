@@ -11,6 +11,7 @@ from entsso.domain import sqlagent
 from entsso.remote import tsql
 from entsso.domain.poll import Poller
 from entsso.remote.sql import SqlServer
+from entsso.domain.errors import DomainError
 
 FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
 
@@ -130,7 +131,7 @@ def parse_secret_backup(host: str, doc: dict[str, Any]) -> SecretBackupFile | No
                             t.astimezone(timezone.utc) if t and t.tzinfo else t)
 
 
-class BackupFailed(RuntimeError):
+class BackupFailed(DomainError, RuntimeError):
     pass
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from entsso.domain import services
 from entsso.remote import tsql
 from entsso.remote.winrm import RemoteError, WindowsHost
+from entsso.domain.errors import DomainError
 
 RULE_ENGINE = "RuleEngineUpdateService"
 
@@ -129,7 +130,7 @@ def parse_adapter_reads(host: str, configs: tuple[HandlerConfig, ...], doc: dict
 STILL_STOPPING = ("did not respond to the start or control request in a timely fashion", "(last state: StopPending)")
 
 
-class HostInstanceDraining(RuntimeError):
+class HostInstanceDraining(DomainError, RuntimeError):
     """A host instance asked to stop is still StopPending: BizTalk is finishing its in-flight work."""
 
     def __init__(self, server: str, host_name: str, said: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from entsso.remote.winrm import WindowsHost
 from entsso.domain.names import same_name
+from entsso.domain.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,11 @@ def cluster_runs_entsso_on(facts: "ClusterFacts | None") -> str | None:
     return owner.upper() if owner else None
 
 
-class UnknownClusterState(ValueError):
+class MoveRefused(DomainError):
+    """The cluster refused to move the group to a node, and the cluster shows why."""
+
+
+class UnknownClusterState(DomainError, ValueError):
     """A cluster cmdlet gave a State that is not one of its enum's names: the message shows it."""
 
 

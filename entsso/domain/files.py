@@ -7,9 +7,10 @@ import base64
 from dataclasses import dataclass
 
 from entsso.remote.winrm import WindowsHost
+from entsso.domain.errors import DomainError
 
 
-class FileNotWritten(RuntimeError):
+class FileNotWritten(DomainError, RuntimeError):
     """The node reports another size than was written (a full disk, a filter driver)."""
 
 

@@ -2,6 +2,7 @@
 more than `cap` seconds between looks (so the suite reacts within a second of the change), and a
 deadline that says what it saw last."""
 from __future__ import annotations
+from entsso.domain.errors import DomainError
 
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-class WaitTimedOut(Exception):
+class WaitTimedOut(DomainError):
     def __init__(self, what: str, seconds: float, last: object, seen: str | None = None) -> None:
         # `seen`, when the caller can say it in words ("it reported 10.0.1000.0 the whole time"), replaces
         # the bare last value

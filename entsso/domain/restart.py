@@ -6,12 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from entsso.remote.winrm import WindowsHost
 
-if TYPE_CHECKING:
-    from entsso.estate.snapshot import HostFacts
+
+class _Sso(Protocol):
+    @property
+    def version(self) -> str | None: ...
+
+
+class NodeAnswer(Protocol):
+    """What a restart watch reads of a node's answer (entsso.estate.snapshot.HostFacts meets it)."""
+
+    @property
+    def reachable(self) -> bool: ...
+    @property
+    def error_kind(self) -> str | None: ...
+    @property
+    def last_boot_utc(self) -> datetime | None: ...
+    @property
+    def sso(self) -> _Sso | None: ...
 
 CBS_REBOOT_PENDING = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"
 WU_REBOOT_REQUIRED = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
@@ -50,7 +65,7 @@ class RestartWatch:
     gone: bool = False  # seen not answering since the restart began
     last: str = "not asked yet"
 
-    def observe(self, facts: HostFacts) -> bool:
+    def observe(self, facts: NodeAnswer) -> bool:
         """True once the node is back from its restart."""
         if not facts.reachable:
             self.gone = True
@@ -71,7 +86,7 @@ class RestartWatch:
         self.last = "answering, boot time unknown, and it has not gone down yet"
         return False
 
-    def evidence(self, facts: HostFacts) -> dict[str, Any]:
+    def evidence(self, facts: NodeAnswer) -> dict[str, Any]:
         return {"booted_before": self.booted_before.isoformat() if self.booted_before else None,
                 "booted": facts.last_boot_utc.isoformat() if facts.last_boot_utc else None,
                 "seen_down": self.gone, "version": facts.sso.version if facts.sso else None}

@@ -9,11 +9,20 @@ from typing import Any, Iterable
 from entsso.remote import tsql
 from entsso.domain.poll import Poller
 from entsso.remote.sql import SqlError, SqlServer
+from entsso.domain.errors import DomainError
 
 NOT_RUNNING = "refused because the job is not currently running"  # sp_stop_job's 22022 for an idle job
 ALREADY_RUNNING = "refused because the job is already running"  # sp_start_job's 22022 for a running one
 
 RUN_STATUS = {0: "Failed", 1: "Succeeded", 2: "Retry", 3: "Canceled", 4: "InProgress"}
+
+
+class JobNotFound(DomainError, LookupError):
+    """A job the inventory names is not on the instance that should run it."""
+
+
+class JobNotChanged(DomainError, RuntimeError):
+    """A job did not reach the state asked of it (enabled, disabled, idle)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,13 @@ def ensure_job_enabled(sql: SqlServer, name: str, enabled: bool) -> bool:
     """Enable or disable a job (sp_update_job); returns whether it changed anything."""
     current = jobs(sql, [name])[name]
     if not current.exists:
-        raise LookupError(f"SQL Agent job {name!r} does not exist on {sql.name}; fix the inventory's job list")
+        raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}; fix the inventory's job list")
     if current.enabled == enabled:
         return False
     sql.execute(tsql.UPDATE_JOB, (name, 1 if enabled else 0), database="msdb")
     after = jobs(sql, [name])[name]
     if after.enabled != enabled:
-        raise RuntimeError(f"SQL Agent job {name!r} is still {'disabled' if enabled else 'enabled'} after "
+        raise JobNotChanged(f"SQL Agent job {name!r} is still {'disabled' if enabled else 'enabled'} after "
                            f"sp_update_job on {sql.name}; check the login's rights in msdb (SQLAgentOperatorRole)")
     return True
 
@@ -121,7 +130,7 @@ def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) 
     deadline = time.monotonic() + timeout
     before = jobs(sql, [name])[name]
     if not before.exists:
-        raise LookupError(f"SQL Agent job {name!r} does not exist on {sql.name}")
+        raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}")
     for _attempt in range(3):
         if before.running:
             before = poll.until(lambda: (lambda j: j if not j.running else None)(jobs(sql, [name])[name]),
@@ -136,7 +145,7 @@ def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) 
                 continue
             raise
     else:
-        raise RuntimeError(f"SQL Agent job {name!r} on {sql.name} kept being started by someone else; "
+        raise JobNotChanged(f"SQL Agent job {name!r} on {sql.name} kept being started by someone else; "
                            "disable its schedule and re-run")
 
     def finished() -> Job | None:

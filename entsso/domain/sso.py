@@ -13,11 +13,12 @@ from entsso.remote import tsql
 from entsso.domain.poll import Poller, WaitTimedOut
 from entsso.remote.sql import SqlServer
 from entsso.domain.names import same_name
+from entsso.domain.errors import DomainError
 
 ENTSSO = "ENTSSO"
 
 
-class UnknownToolOutput(ValueError):
+class UnknownToolOutput(DomainError, ValueError):
     """A tool printed text no parser here recognises: the message names the tool and shows the text."""
 
     def __init__(self, tool: str, text: str, exit_code: int | None, why: str) -> None:
@@ -283,7 +284,7 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
     answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
     server = answer.sso_server or host.name
     if answer.failed:
-        raise RuntimeError(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} The secret server "
+        raise SecretServerNotSet(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} The secret server "
                            f"is still {before!r}. Check that ENTSSO runs on {server}, the SSO server "
                            f"{host.name}'s tools use, and that the WinRM account is an SSO administrator and a "
                            f"local administrator there, then re-run")
@@ -293,14 +294,18 @@ def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeou
             timeout, what=f"SSODB to name {name} as the secret server", describe=lambda: secret_server(sql))
     except WaitTimedOut as exc:
         printed = " / ".join(answer.messages) or "nothing after its server line"
-        raise RuntimeError(f"ssomanage -updatedb on {host.name} printed no error ({printed}, exit code "
+        raise SecretServerNotSet(f"ssomanage -updatedb on {host.name} printed no error ({printed}, exit code "
                            f"{doc.get('exit_code')}) but SSODB names {exc.last!r}, not {name!r}, after "
                            f"{timeout:.0f} s; check the SSO event log on {server}") from None
     return {"secret_server_before": before, "secret_server": after, "changed": True,
             "sso_server": server, "output": list(answer.messages)}
 
 
-class ToolsServerNotSet(RuntimeError):
+class SecretServerNotSet(DomainError, RuntimeError):
+    """ssomanage -updatedb did not make SSODB name the server asked for."""
+
+
+class ToolsServerNotSet(DomainError, RuntimeError):
     """`ssomanage -serverall` ran, but ssomanage does not use the wanted server afterwards."""
 
 

@@ -9,6 +9,10 @@ import pytest
 
 from entsso.change import journal, steps as phases
 from entsso.change.journal import Journal
+from entsso.domain.errors import DomainError
+from entsso.domain.poll import WaitTimedOut
+from entsso.remote.sql import SqlError
+from entsso.remote.winrm import RemoteError
 
 
 def _run(tmp_path):  # type: ignore[no-untyped-def]
@@ -23,7 +27,7 @@ def _fails(exc: Exception):  # type: ignore[no-untyped-def]
     return action
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("the node did not answer"), ValueError("an unforeseen answer")],
+@pytest.mark.parametrize("exc", [DomainError("the node did not answer"), ValueError("an unforeseen answer")],
                          ids=["named", "unexpected"])
 def test_a_failed_step_is_journalled_and_stops_the_run(tmp_path, exc):
     run = _run(tmp_path)
@@ -62,3 +66,22 @@ def test_no_step_starts_once_the_run_is_interrupted(tmp_path):
         phases.step(run, "silence", "stop host instances", "BTS2", lambda: ran.append(1))
     assert ran == [] and "interrupted (SIGINT)" in str(err.value)
     assert list(journal.read(tmp_path / "journal.jsonl")) == []
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("a bug"), LookupError("a bug"), KeyError("a bug"), TypeError("a bug")])
+def test_a_bug_in_the_suite_is_reported_as_one_even_when_it_raises_runtimeerror(tmp_path, exc):
+    run = _run(tmp_path)
+    with pytest.raises(pytest.fail.Exception) as err:
+        phases.step(run, "upgrade", "start ENTSSO through the SCM", "NODE1", _fails(exc))
+    assert "report this error to the entsso-upgrade maintainers" in str(err.value)
+    assert type(exc).__name__ in str(err.value)
+
+
+@pytest.mark.parametrize("exc", [RemoteError("NODE1", "refused", "WinRM refused the call"),
+                                 SqlError("login failed"), WaitTimedOut("ENTSSO to start", 60, "Stopped"),
+                                 DomainError("the estate refused")], ids=["winrm", "sql", "wait", "domain"])
+def test_an_estate_failure_is_named_without_the_maintainers_message(tmp_path, exc):
+    run = _run(tmp_path)
+    with pytest.raises(pytest.fail.Exception) as err:
+        phases.step(run, "upgrade", "start ENTSSO through the SCM", "NODE1", _fails(exc))
+    assert "maintainers" not in str(err.value)

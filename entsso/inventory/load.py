@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from entsso.inventory.rules import _estate_rules
+from entsso.inventory.rules import estate_rules
 from entsso.inventory.schema import Inventory, InventoryError
 
 # Keys that would hold a secret written into the file (password_env, which names a variable, is fine).
@@ -83,7 +83,7 @@ def check_inventory(path: str | os.PathLike[str] | None) -> Inventory:
         inventory = Inventory.model_validate(doc)
     except ValidationError as exc:
         raise InventoryError(_join(where, [_describe(e) for e in exc.errors(include_url=False)], root)) from None
-    problems = _estate_rules(inventory)
+    problems = estate_rules(inventory)
     if problems:
         raise InventoryError(_join(where, problems, root))
     inventory._path = p

@@ -6,10 +6,10 @@ Every mistake becomes one `InventoryError` whose message names the file, the fie
 bad inventory is reported before anything connects.
 """
 from entsso.inventory.cli import main, outline
-from entsso.inventory.load import check_inventory
+from entsso.inventory.load import check_inventory, load_inventory
 from entsso.inventory.schema import (DEFAULT_CONTINUOUS_JOBS, DEFAULT_JOBS, DEFAULT_REMINDER, DRIVERS, Inventory,
-                                     InventoryError, Secrets)
-from entsso.inventory.secrets import NeededVariable, load_inventory, needed_variables
+                                     InventoryError)
+from entsso.inventory.secrets import NeededVariable, Secrets, needed_variables
 
 __all__ = ["InventoryError", "Inventory", "check_inventory", "load_inventory", "needed_variables", "outline",
            "DEFAULT_CONTINUOUS_JOBS", "DEFAULT_JOBS", "DEFAULT_REMINDER", "DRIVERS", "NeededVariable", "Secrets",

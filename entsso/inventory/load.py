@@ -1,6 +1,7 @@
 """Loading an inventory file: YAML with its line numbers, every problem turned into one InventoryError.
 
 `check_inventory(path)` reads and validates the file without its secrets; each problem names its line.
+`load_inventory(path)` also reads the secrets it names, for a run.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from entsso.inventory.rules import estate_rules
 from entsso.inventory.schema import Inventory, InventoryError
+from entsso.inventory.secrets import read_secrets
 
 # Keys that would hold a secret written into the file (password_env, which names a variable, is fine).
 _SECRET_KEY = re.compile(r"(?i)^(?:.*password|passwd|pwd|secret|.*_secret|credential|credentials)$")
@@ -88,6 +90,16 @@ def check_inventory(path: str | os.PathLike[str] | None) -> Inventory:
         raise InventoryError(_join(where, problems, root))
     inventory._path = p
     inventory._sha256 = hashlib.sha256(data).hexdigest()
+    return inventory
+
+
+def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) -> Inventory:
+    """Load, validate and complete (secrets) the inventory at `path`. Raises InventoryError."""
+    inventory = check_inventory(path)
+    secrets, problems = read_secrets(inventory, prompt)
+    if problems:
+        raise InventoryError(_join(str(path), problems))
+    inventory._secrets = secrets
     return inventory
 
 

@@ -12,8 +12,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from entsso.inventory.secrets import Secrets
 
 DEFAULT_JOBS = [
     "Backup BizTalk Server (BizTalkMgmtDb)",
@@ -427,24 +429,6 @@ class Lab(_Model):
     sql_port: int = Field(ge=1, le=65535)
     control_url: str
     instances: list[LabSql] = Field(default_factory=list, description="the endpoint of each of sql.instances")
-
-
-class Secrets:
-    """The secrets read from the environment (or a prompt). repr never shows them."""
-
-    def __init__(self, winrm_password: SecretStr | None, sql_password: SecretStr | None,
-                 secret_password: SecretStr | None) -> None:
-        self.winrm_password = winrm_password
-        self.sql_password = sql_password
-        self.secret_password = secret_password
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={'***' if v is not None else None}" for k, v in vars(self).items())
-        return f"Secrets({shown})"
-
-    def values(self) -> list[str]:
-        """The plain values (for redaction)."""
-        return [v.get_secret_value() for v in vars(self).values() if v is not None]
 
 
 class Inventory(_Model):

@@ -1,25 +1,39 @@
-"""The inventory's secrets: read from the environment variables the file names (or a prompt on a terminal),
-and the list of those variables."""
+"""The inventory's secrets: never in the file, read from the environment variables it names (or a prompt on a
+terminal) when a run loads it; and the list of those variables, for a check that reads no secret."""
 from __future__ import annotations
 
 import getpass
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from entsso.inventory.load import _join, check_inventory
-from entsso.inventory.schema import Inventory, InventoryError, Secrets
+if TYPE_CHECKING:  # the Inventory holds its Secrets: schema.py imports this module
+    from entsso.inventory.schema import Inventory
 
 
-def load_inventory(path: str | os.PathLike[str] | None, prompt: bool = False) -> Inventory:
-    """Load, validate and complete (secrets) the inventory at `path`. Raises InventoryError."""
-    inventory = check_inventory(path)
-    inventory._secrets = _read_secrets(inventory, str(path), prompt)
-    return inventory
+class Secrets:
+    """The secrets read from the environment (or a prompt). repr never shows them."""
+
+    def __init__(self, winrm_password: SecretStr | None, sql_password: SecretStr | None,
+                 secret_password: SecretStr | None) -> None:
+        self.winrm_password = winrm_password
+        self.sql_password = sql_password
+        self.secret_password = secret_password
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={'***' if v is not None else None}" for k, v in vars(self).items())
+        return f"Secrets({shown})"
+
+    def values(self) -> list[str]:
+        """The plain values (for redaction)."""
+        return [v.get_secret_value() for v in vars(self).values() if v is not None]
 
 
-def _read_secrets(inv: Inventory, where: str, prompt: bool) -> Secrets:
+def read_secrets(inv: Inventory, prompt: bool) -> tuple[Secrets, list[str]]:
+    """The secrets `inv` names, and a problem for each that is neither in the environment nor typed at the
+    prompt (asked only when `prompt`)."""
     problems: list[str] = []
 
     def read(env: str | None, field: str, what: str) -> SecretStr | None:
@@ -46,9 +60,7 @@ def _read_secrets(inv: Inventory, where: str, prompt: bool) -> Secrets:
         if s.auth == "sql" else None,
         secret_password=read(b.password_env, "secret_backup.password_env", "master secret backup password"),
     )
-    if problems:
-        raise InventoryError(_join(where, problems))
-    return secrets
+    return secrets, problems
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class NeededVariable:
 
 
 def needed_variables(inv: Inventory) -> list[NeededVariable]:
-    """The variables a run will read its secrets from (the same ones `_read_secrets` reads)."""
+    """The variables a run will read its secrets from (the same ones `read_secrets` reads)."""
     w, s, b = inv.winrm, inv.sql, inv.secret_backup
     found = [NeededVariable(w.password_env, "winrm.password_env", f"the WinRM password of {w.username}")
              if w.password_env else None,

@@ -39,8 +39,9 @@ def outline(inv: Inventory) -> str:
                                  ("runs continuously: stopped after it is disabled", job in s.continuous_jobs)) if on]
         lines.append(f"  {job}" + (f" ({'; '.join(notes)})" if notes else ""))
     w = inv.winrm
+    checked = "validated" if w.server_cert_validation == "validate" else "NOT validated"
     lines.append(f"WinRM: {w.transport} as {w.username} over {'https' if w.https else 'http'} port {w.port}"
-                 + ("" if not w.https else f", certificates {'validated' if w.server_cert_validation == 'validate' else 'NOT validated'}"))
+                 + (f", certificates {checked}" if w.https else ""))
     lines.append(f"Master secret backup: written to {inv.secret_backup.folder} on the MSS node, copied to this "
                  f"machine ({inv.secret_backup.copy_folder or 'secret-backups/<run> beside reports/'})")
     lines.append(f"Timeouts: service start {t.service_start:g} s, service stop {t.service_stop:g} s, group move "

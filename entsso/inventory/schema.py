@@ -137,7 +137,7 @@ class Host(_Model):
         return None if value is None else check_address(value)
 
     @model_validator(mode="after")
-    def _default_address(self) -> "Host":
+    def _default_address(self) -> Host:
         if self.address is None:
             self.address = self.name
         return self
@@ -318,7 +318,7 @@ class WinRM(_Model):
         return value
 
     @model_validator(mode="after")
-    def _default_port(self) -> "WinRM":
+    def _default_port(self) -> WinRM:
         if self.port is None:
             self.port = 5986 if self.https else 5985
         return self

@@ -166,9 +166,11 @@ def check_database_name(value: str) -> str:
 
 
 class Databases(_Model):
-    ssodb: str = Field("SSODB", min_length=1, description="the SSO database")
-    management: str = Field("BizTalkMgmtDb", min_length=1, description="the BizTalk management database")
-    msdb: str = Field("msdb", min_length=1, description="SQL Server Agent's database")
+    # default= by keyword: mypy reads a pydantic model as a dataclass_transform and sees only a keyword
+    # default, so Sql's default_factory=Databases type-checks as a call with no arguments
+    ssodb: str = Field(default="SSODB", min_length=1, description="the SSO database")
+    management: str = Field(default="BizTalkMgmtDb", min_length=1, description="the BizTalk management database")
+    msdb: str = Field(default="msdb", min_length=1, description="SQL Server Agent's database")
 
     @field_validator("ssodb", "management", "msdb")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+import typing
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,7 +40,8 @@ DEFAULT_CONTINUOUS_JOBS = [
     "MessageBox_Message_Cleanup_BizTalkMsgBoxDb",
 ]
 DEFAULT_REMINDER = "ENTSSO master secret backup for change {ticket} (run {run})"
-DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
+Driver = Literal["ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS"]
+DRIVERS: tuple[Driver, ...] = typing.get_args(Driver)
 
 # A NetBIOS name (at most 15 characters) or a DNS name (labels of at most 63 characters).
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -208,7 +210,7 @@ class Sql(_Model):
     server: HostName = Field(description="the SQL Server host (or the listener/alias name) of SSODB")
     instance: str | None = Field(None, min_length=1, description="the named instance, if not the default one")
     port: int | None = Field(None, ge=1, le=65535, description="the TCP port (overrides the instance lookup)")
-    driver: Literal[DRIVERS] = Field(DRIVERS[0], description="the ODBC driver")  # type: ignore[valid-type]
+    driver: Driver = Field(DRIVERS[0], description="the ODBC driver")
     encrypt: bool = Field(True, description="Encrypt=yes")
     trust_server_certificate: bool = Field(False, description="TrustServerCertificate=yes (skips validation)")
     host_name_in_certificate: str | None = Field(

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from entsso.domain import sqlagent
 from entsso.remote import tsql
 from entsso.domain.poll import Poller
-from entsso.remote.sql import SqlServer
+from entsso.remote.sqlestate import Executes
 from entsso.domain.errors import DomainError
 
 FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
@@ -66,7 +66,7 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def force_full_flag(sql: SqlServer) -> ForceFullFlag:
+def force_full_flag(sql: Executes) -> ForceFullFlag:
     """Which table holds the flag (probed, never guessed: reading a missing one is error 208), and its value."""
     probe = sql.execute(tsql.FORCE_FULL_OBJECTS, database="BizTalkMgmtDb").rows[0]
     if probe.get("backup_settings") is not None:
@@ -82,11 +82,11 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def last_full_set(sql: SqlServer) -> int | None:
+def last_full_set(sql: Executes) -> int | None:
     return _int(sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar())
 
 
-def full_sets_after(sql: SqlServer, set_id: int | None) -> list[FullSet]:
+def full_sets_after(sql: Executes, set_id: int | None) -> list[FullSet]:
     """The job's complete full sets newer than `set_id` (all of them for None), oldest first."""
     sets: dict[int, FullSet] = {}
     for r in sql.execute(tsql.FULL_SETS_AFTER, (set_id if set_id is not None else -1,),
@@ -98,14 +98,14 @@ def full_sets_after(sql: SqlServer, set_id: int | None) -> list[FullSet]:
     return [sets[k] for k in sorted(sets)]
 
 
-def backup_state(sql: SqlServer) -> BackupState:
+def backup_state(sql: Executes) -> BackupState:
     flag = force_full_flag(sql)
     dbs = tuple(DatabaseBackup(r.get("server_name") or "", r["database_name"], _int(r.get("last_full_set")))
                 for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows)
     return BackupState(flag.set, dbs, flag.table, last_full_set(sql))
 
 
-def utc_offset_minutes(sql: SqlServer) -> int:
+def utc_offset_minutes(sql: Executes) -> int:
     """SQL Server's local clock minus UTC (GETDATE() - SYSUTCDATETIME()), to the nearest 15 minutes: what a
     reader needs beside the job's recorded times, which are local with @UseLocalTime = 1."""
     now = sql.execute(tsql.NOW).rows[0]
@@ -164,8 +164,8 @@ def _evidence(job: str | None, outcome: str | None, flag_table: str | None, befo
             "sql_utc_offset_minutes": offset}
 
 
-def ensure_full_backup(sql: SqlServer, job_name: str, required: Sequence[str], timeout: float, poll: Poller,
-                       proven: Mapping[str, Any] | None = None, job_sql: SqlServer | None = None) -> dict[str, Any]:
+def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], timeout: float, poll: Poller,
+                       proven: Mapping[str, Any] | None = None, job_sql: Executes | None = None) -> dict[str, Any]:
     """A full backup of every database the change depends on, made in this change: note the newest
     complete full set, set the force-full flag (sp_ForceFullBackup; read back as set), run the Backup
     BizTalk Server job by hand and wait for it, then require a newer complete full set with a row for each

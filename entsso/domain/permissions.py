@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from entsso.remote import tsql
-from entsso.remote.sql import SqlServer
+from entsso.remote.sqlestate import Executes
 
 # the force-full flag table has one of two names by BizTalk version: NULL (absent) for the other is expected
 EITHER_OF = (".dbo.adm_backupsettings", ".dbo.adm_forcefullbackup")  # in the management database, whatever its name
@@ -28,7 +28,7 @@ class Grant:
         return f"GRANT {self.permission} ON {self.object_name} TO [{login or '<the run login>'}]"
 
 
-def grants(sql: SqlServer, holds: Callable[[str], bool] | None = None) -> list[Grant]:
+def grants(sql: Executes, holds: Callable[[str], bool] | None = None) -> list[Grant]:
     """Every grant the run needs, as SQL Server answers for the current login; with `holds` (a database
     name -> whether this instance holds it), only those on objects of the instance's own databases."""
     rows = sql.execute(tsql.GRANTS).rows

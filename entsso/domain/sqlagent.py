@@ -8,7 +8,8 @@ from typing import Any, Iterable
 
 from entsso.remote import tsql
 from entsso.domain.poll import Poller
-from entsso.remote.sql import SqlError, SqlServer
+from entsso.remote.sql import SqlError
+from entsso.remote.sqlestate import Executes
 from entsso.domain.errors import DomainError
 
 NOT_RUNNING = "refused because the job is not currently running"  # sp_stop_job's 22022 for an idle job
@@ -43,7 +44,7 @@ def _last_run(date: object, time: object) -> str | None:
     return f"{int(date):08d} {int(time or 0):06d}"
 
 
-def jobs(sql: SqlServer, names: Iterable[str]) -> dict[str, Job]:
+def jobs(sql: Executes, names: Iterable[str]) -> dict[str, Job]:
     """The named jobs (a missing one is reported with exists=False), in one statement."""
     rows = {r["name"]: r for r in sql.execute(tsql.JOBS, database="msdb").rows}
     out: dict[str, Job] = {}
@@ -60,7 +61,7 @@ def jobs(sql: SqlServer, names: Iterable[str]) -> dict[str, Job]:
     return out
 
 
-def ensure_job_enabled(sql: SqlServer, name: str, enabled: bool) -> bool:
+def ensure_job_enabled(sql: Executes, name: str, enabled: bool) -> bool:
     """Enable or disable a job (sp_update_job); returns whether it changed anything."""
     current = jobs(sql, [name])[name]
     if not current.exists:
@@ -75,13 +76,13 @@ def ensure_job_enabled(sql: SqlServer, name: str, enabled: bool) -> bool:
     return True
 
 
-def agent_status(sql: SqlServer) -> str | None:
+def agent_status(sql: Executes) -> str | None:
     """SQL Server Agent's service state as SQL Server reports it (Running, Stopped, …); None: no Agent."""
     rows = sql.execute(tsql.AGENT_STATUS).rows
     return str(rows[0]["status"]) if rows else None
 
 
-def stop_job(sql: SqlServer, name: str) -> bool:
+def stop_job(sql: Executes, name: str) -> bool:
     """sp_stop_job; False when the job had already ended (22022 "not currently running")."""
     try:
         sql.execute(tsql.STOP_JOB, (name,), database="msdb")
@@ -92,7 +93,7 @@ def stop_job(sql: SqlServer, name: str) -> bool:
     return True
 
 
-def ensure_jobs_idle(sql: SqlServer, names: Iterable[str], timeout: float, poll: Poller,
+def ensure_jobs_idle(sql: Executes, names: Iterable[str], timeout: float, poll: Poller,
                      wait_for: Iterable[str] = ()) -> dict[str, Any]:
     """None of `names` running: stop what runs (sp_stop_job, again if a job started it anew, as
     ManageRefCountLog starts Message_Cleanup), except the jobs of `wait_for` (a Backup BizTalk Server run
@@ -123,7 +124,7 @@ def ensure_jobs_idle(sql: SqlServer, names: Iterable[str], timeout: float, poll:
             "stop_requests": len(stopped)}
 
 
-def start_job_and_wait(sql: SqlServer, name: str, timeout: float, poll: Poller) -> Job:
+def start_job_and_wait(sql: Executes, name: str, timeout: float, poll: Poller) -> Job:
     """sp_start_job returns once the job has *started*: wait for its outcome row (step 0) to appear.
     A run already going (from its schedule, or one a timed-out earlier run started) is waited for first,
     never collided with (sp_start_job would refuse it with 22022)."""

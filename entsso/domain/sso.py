@@ -11,7 +11,7 @@ from entsso.remote.winrm import WindowsHost
 
 from entsso.remote import tsql
 from entsso.domain.poll import Poller, WaitTimedOut
-from entsso.remote.sql import SqlServer
+from entsso.remote.sqlestate import Executes
 from entsso.domain.names import same_name
 from entsso.domain.errors import DomainError
 
@@ -234,17 +234,17 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
         return ()
 
 
-def secret_server(sql: SqlServer) -> str | None:
+def secret_server(sql: Executes) -> str | None:
     """The master secret server recorded in SSODB (SSOX_GlobalInfo.gi_SecretServer)."""
     return sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar()
 
 
-def group_sso_server(sql: SqlServer) -> str | None:
+def group_sso_server(sql: Executes) -> str | None:
     """The BizTalk group's SSO server name (adm_Group.SSOServerName, what MSBTS_GroupSetting shows)."""
     return sql.execute(tsql.GROUP_SSO_SERVER, database="BizTalkMgmtDb").scalar()
 
 
-def registered_servers(sql: SqlServer) -> list[str]:
+def registered_servers(sql: Executes) -> list[str]:
     """The SSO servers registered in SSODB (SSOX_Servers, unexpired), as they registered (lower case)."""
     return [str(r["server_name"]) for r in sql.execute(tsql.SSO_SERVERS, database="SSODB").rows]
 
@@ -271,7 +271,7 @@ def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any
 
 
 
-def ensure_secret_server(host: WindowsHost, sql: SqlServer, name: str, *, timeout: float = 120,
+def ensure_secret_server(host: WindowsHost, sql: Executes, name: str, *, timeout: float = 120,
                          poller: Poller | None = None) -> dict[str, Any]:
     """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
     run on `host` (its SSO tools must reach a running SSO server). SSODB is read first: when it already

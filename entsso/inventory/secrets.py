@@ -5,12 +5,37 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import SecretStr
 
-if TYPE_CHECKING:  # the Inventory holds its Secrets: schema.py imports this module
-    from entsso.inventory.schema import Inventory
+
+# what the secrets are read by, of the inventory (entsso.inventory.schema.Inventory meets it; schema.py
+# imports this module for Secrets, so it is not imported back)
+class _Login(Protocol):
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password_env(self) -> str | None: ...
+
+
+class _SqlLogin(_Login, Protocol):
+    @property
+    def auth(self) -> str: ...
+
+
+class _SecretBackup(Protocol):
+    @property
+    def password_env(self) -> str: ...
+
+
+class Inventory(Protocol):
+    @property
+    def winrm(self) -> _Login: ...
+    @property
+    def sql(self) -> _SqlLogin: ...
+    @property
+    def secret_backup(self) -> _SecretBackup: ...
 
 
 class Secrets:

@@ -23,50 +23,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from entsso.remote.errors import (SqlCancelled, SqlCertificateUntrusted, SqlError, SqlKerberosFailed, SqlLoginFailed,
+                                  SqlPermissionDenied, SqlTimeout, SqlUnknownObject, SqlUnreachable)
+
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
-
-
-class SqlError(Exception):
-    """A statement or connection failed; the message names the server, the kind of failure and the fix."""
-
-    kind = "error"
-
-    def __init__(self, message: str, *, number: int | None = None, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.number = number
-        self.sqlstate = sqlstate
-
-
-class SqlUnreachable(SqlError):
-    kind = "unreachable"
-
-
-class SqlLoginFailed(SqlError):
-    kind = "login failed"
-
-
-class SqlPermissionDenied(SqlError):
-    kind = "permission denied"
-
-
-class SqlUnknownObject(SqlError):
-    kind = "unknown object"
-
-
-class SqlTimeout(SqlError):
-    kind = "timeout"
-
-
-class SqlCertificateUntrusted(SqlError):
-    kind = "certificate not trusted"
-
-
-class SqlKerberosFailed(SqlError):
-    kind = "Kerberos"
-
-
-class SqlCancelled(SqlError):
-    kind = "cancelled"
 
 
 # Texts the drivers print (docs/domain-notes.md, "SQL failures by kind", cites each): ODBC Driver 17/18's

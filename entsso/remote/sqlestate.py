@@ -15,10 +15,23 @@ on `sql.server`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from entsso.remote import tsql
 from entsso.remote.sql import Result, SqlServer, StatementLog
+
+
+@runtime_checkable
+class Executes(Protocol):
+    """Anything that runs T-SQL: a `SqlServer` (the statement as written), a `SqlInstance` (with the
+    inventory's database names) or a `SqlEstate` (on the instance that holds `database`). Facts and operations
+    take one of these; `name` is what their messages call it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master") -> Result: ...
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ import winrm.exceptions
 import winrm.transport
 from winrm.protocol import Protocol
 
+from entsso.remote.errors import (BadOutput, CertificateRejected, CredentialsRefused, HostNotResolved, HostUnreachable,
+                                  OperationTimedOut, RemoteError, ScriptError)
+
 CMD_LIMIT = 8191  # cmd.exe's maximum command-line length (KB 830473)
 POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
 STDIN_BOOTSTRAP = "& chcp.com 65001 > $null; $s = $input | Out-String; & ([scriptblock]::Create($s))"
@@ -41,62 +44,6 @@ REDACTED = "***"
 
 class SecretLike(TypingProtocol):
     def get_secret_value(self) -> str: ...
-
-
-# --- errors -----------------------------------------------------------------------------------------
-class RemoteError(Exception):
-    """A remote operation failed. `kind` says how; the message says what to do."""
-
-    kind = "remote"
-
-    def __init__(self, host: str, operation: str, message: str) -> None:
-        super().__init__(f"{operation} on {host}: {message}")
-        self.host = host
-        self.operation = operation
-        self.detail = message
-
-
-class HostUnreachable(RemoteError):
-    kind = "unreachable"
-
-
-class HostNotResolved(HostUnreachable):
-    """The host's name has no address (DNS): nothing was sent; the inventory or this machine's DNS is wrong."""
-
-    kind = "dns"
-
-
-class CredentialsRefused(RemoteError):
-    kind = "credentials"
-
-
-class OperationTimedOut(RemoteError):
-    kind = "timeout"
-
-
-class CertificateRejected(RemoteError):
-    """The host's HTTPS certificate failed validation (another CA, another name, expired) or TLS itself
-    failed: nothing was sent to the host. `cause` is untrusted, name_mismatch, expired, not_yet_valid,
-    ca_file or tls."""
-
-    kind = "certificate"
-
-    def __init__(self, host: str, operation: str, message: str, cause: str) -> None:
-        super().__init__(host, operation, message)
-        self.cause = cause
-
-
-class ScriptError(RemoteError):
-    kind = "script"
-
-    def __init__(self, host: str, operation: str, message: str, exit_code: int, error_text: str) -> None:
-        super().__init__(host, operation, message)
-        self.exit_code = exit_code
-        self.error_text = error_text
-
-
-class BadOutput(RemoteError):
-    kind = "output"
 
 
 # --- scripts and envelopes -------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from entsso.inventory import DEFAULT_JOBS
 from entsso.change.lock import EstateLock
 from entsso.change.run import Options, build_run
 from entsso.remote.sql import SqlServer, SqlSettings
-from entsso.remote.sqlestate import DatabaseNames, Misplaced, SqlEstate, SqlInstance, job_database, misplaced, single
+from entsso.remote.sqlestate import (DatabaseNames, Executes, Misplaced, SqlEstate, SqlInstance, job_database, misplaced,
+                                     single)
 from selftest.unit.test_inventory import DELETE, doc_with, refused, write  # noqa: F401
 from selftest.unit.test_inventory import secrets_env  # noqa: F401 - the inventory's variables set
 from entsso.inventory import load_inventory
@@ -123,3 +124,11 @@ def test_the_outline_shows_each_instance_and_what_it_holds(tmp_path: Path):
     inv = check_inventory(write(tmp_path, doc_with(**{
         "sql.instances": [{"server": "SQL2", "instance": "SSO", "databases": ["SSODB"]}]})))
     assert "  and SQL Server SQL2\\SSO: databases SSODB" in outline(inv)
+
+
+def test_a_server_an_instance_and_an_estate_each_run_t_sql_for_the_facts():
+    """Facts and operations take `Executes`: any of the three, as the runbook hands them (sqlestate.Executes)."""
+    estate = three_instances()
+    for runner in (estate.main.server, estate.main, estate):
+        assert isinstance(runner, Executes), runner
+    assert not isinstance(CUSTOM, Executes)

@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from dataclasses import fields, is_dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -473,7 +473,7 @@ def _write_summary(run: Run, config: pytest.Config) -> None:
         "calls": run.call_trace,
         "tests": outcomes,
         "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
     }
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from entsso.change import window
 from entsso.change.record import continue_record, record_phase_done, refuse_a_lost_record
@@ -20,7 +20,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     """Account one phase: wall time, WinRM calls and SQL statements, outcome (summary.json, the report).
     `finishes=False` for the first part of a phase made of two fixtures (phase 2: secret, then databases):
     only the last part marks the phase finished, here and in the change record."""
-    started, wall = time.monotonic(), datetime.now(timezone.utc)
+    started, wall = time.monotonic(), datetime.now(UTC)
     calls0, statements0 = run.calls.count(), run.statements.count()
     run.current_phase = name
     run.journal.write("phase_started", phase=name)

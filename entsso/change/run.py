@@ -8,7 +8,7 @@ import re
 import shlex
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from entsso.remote.winrm import CallLog, WindowsHost, WinRMSettings
 
 
 def new_run_id(ticket: str | None, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     label = re.sub(r"[^A-Za-z0-9_.-]", "_", ticket) if ticket else "gate"
     return f"{now:%Y%m%dT%H%M%SZ}-{label}"
 
@@ -59,7 +59,7 @@ class Run:
     job_names: list[str]
     calls: CallLog = field(default_factory=CallLog)
     statements: StatementLog = field(default_factory=StatementLog)
-    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
     prior: PriorRun | None = None
     lab: Any = None  # entsso.lab.launcher.LabProcess for --lab
     journal: Journal | None = None
@@ -182,7 +182,7 @@ class Run:
         with self._lock:
             if self._change_started is None:
                 at, source = self._find_change_start()
-                self._change_started = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+                self._change_started = at if at.tzinfo else at.replace(tzinfo=UTC)
                 if self.journal:
                     self.journal.write("change_started", change_started=self._change_started.isoformat(),
                                        source=source)

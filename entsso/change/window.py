@@ -8,7 +8,7 @@ or a backout, so phase 3 starts only when phases 3, 4 and 5 and a backout all fi
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from entsso.domain.change import PHASES
@@ -83,7 +83,7 @@ def check(run: Any, phase: str, now: datetime | None = None) -> str | None:
     end = run.options.window_ends
     if end is None or phase not in PHASES:
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     left = (end - now).total_seconds()
     need, what = needed(run, phase)
     if need <= left:

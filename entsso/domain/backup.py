@@ -4,8 +4,9 @@ ids (never by backup times, which are SQL Server's local time); and the master s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from entsso.domain import sqlagent
 from entsso.remote import tsql
@@ -128,7 +129,7 @@ def parse_secret_backup(host: str, doc: dict[str, Any]) -> SecretBackupFile | No
         return None
     t = _dt(b.get("last_write_utc"))
     return SecretBackupFile(host, b["path"], bool(b.get("exists")), int(b.get("size") or 0),
-                            t.astimezone(timezone.utc) if t and t.tzinfo else t)
+                            t.astimezone(UTC) if t and t.tzinfo else t)
 
 
 class BackupFailed(DomainError, RuntimeError):

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterable
 
 FORMAT = "entsso-upgrade change record 1"
 PHASES = ("silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume")
@@ -42,7 +43,7 @@ def record_path(folder: str, ticket: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class ChangeRecord:
         return (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
 
     @classmethod
-    def from_text(cls, text: str, kept_on: str, path: str) -> "ChangeRecord":
+    def from_text(cls, text: str, kept_on: str, path: str) -> ChangeRecord:
         try:
             doc = json.loads(text.lstrip("\ufeff"))
         except json.JSONDecodeError as exc:
@@ -100,12 +101,12 @@ class ChangeRecord:
         except (KeyError, TypeError, ValueError) as exc:
             raise ChangeRecordError(f"{path} on {kept_on} lacks {exc} of a change record") from None
 
-    def with_run(self, run_id: str) -> "ChangeRecord":
+    def with_run(self, run_id: str) -> ChangeRecord:
         runs = self.runs if run_id in self.runs else (*self.runs, run_id)
         return replace(self, runs=runs, updated_at=_now())
 
     def with_phase(self, phase: str, *, status: str | None = None, keep_silenced: bool | None = None,
-                   backup_proof: dict[str, Any] | None = None) -> "ChangeRecord":
+                   backup_proof: dict[str, Any] | None = None) -> ChangeRecord:
         done = self.phases_finished if phase in self.phases_finished else (*self.phases_finished, phase)
         return replace(self, phases_finished=done, updated_at=_now(), status=status or self.status,
                        keep_silenced=self.keep_silenced if keep_silenced is None else keep_silenced,

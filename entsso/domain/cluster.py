@@ -80,7 +80,7 @@ RESOURCE_STATES = frozenset({"Inherited", "Initializing", "Online", "Offline", "
 CLUSTER_HOLDS_ENTSSO = frozenset({"Online", "Pending", "OnlinePending", "OfflinePending", "Initializing"})
 
 
-def cluster_runs_entsso_on(facts: "ClusterFacts | None") -> str | None:
+def cluster_runs_entsso_on(facts: ClusterFacts | None) -> str | None:
     """The node (upper case) whose ENTSSO is the cluster's to stop (through Stop-ClusterResource or a move),
     never the SCM's; None when the resource is Offline or Failed there (nothing of the cluster's runs)."""
     r = facts.resource if facts else None

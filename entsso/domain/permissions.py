@@ -6,7 +6,7 @@ The minimum grants are listed in docs/inventory.md ("SQL Server login"); sysadmi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from entsso.remote import tsql
 from entsso.remote.sqlestate import Executes

@@ -6,7 +6,8 @@ from entsso.domain.errors import DomainError
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 T = TypeVar("T")
 

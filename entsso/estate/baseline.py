@@ -25,7 +25,7 @@ class Baseline:
     tools_servers: dict[str, str | None] = field(default_factory=dict)  # host -> where its SSO tools point
 
     @classmethod
-    def from_snapshot(cls, s: Snapshot) -> "Baseline":
+    def from_snapshot(cls, s: Snapshot) -> Baseline:
         view = s.cluster_view()
         return cls(
             taken_at=s.taken_at.isoformat(),
@@ -43,7 +43,7 @@ class Baseline:
         )
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Baseline":
+    def from_dict(cls, doc: dict[str, Any]) -> Baseline:
         known = {f.name for f in fields(cls)}  # a record written by a newer version may keep more
         return cls(**{k: v for k, v in doc.items() if k in known})
 

@@ -7,7 +7,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
 
 from entsso.domain import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso
 from entsso.remote import tsql

@@ -21,7 +21,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from entsso.remote.errors import (SqlCancelled, SqlCertificateUntrusted, SqlError, SqlKerberosFailed, SqlLoginFailed,
                                   SqlPermissionDenied, SqlTimeout, SqlUnknownObject, SqlUnreachable)
@@ -157,11 +158,11 @@ class SqlSettings:
         if self.driver == "FreeTDS":
             section = self.freetds_section()
             if section:  # host, port and the CA are in the section (see the module's docstring)
-                parts = [f"DRIVER={{FreeTDS}}", f"SERVERNAME={section}", "TDS_Version=7.4"]
+                parts = ["DRIVER={FreeTDS}", f"SERVERNAME={section}", "TDS_Version=7.4"]
             elif self.instance and not port:
-                parts = [f"DRIVER={{FreeTDS}}", f"SERVER={host}\\{self.instance}", "TDS_Version=7.4"]
+                parts = ["DRIVER={FreeTDS}", f"SERVER={host}\\{self.instance}", "TDS_Version=7.4"]
             else:
-                parts = [f"DRIVER={{FreeTDS}}", f"SERVER={host}", f"PORT={port or 1433}", "TDS_Version=7.4"]
+                parts = ["DRIVER={FreeTDS}", f"SERVER={host}", f"PORT={port or 1433}", "TDS_Version=7.4"]
             # FreeTDS's own Encrypt=no is "request" (TLS for the login packet at least, when the server has a
             # certificate): "off" would send the password in the clear
             parts.append(f"Encryption={'require' if self.encrypt else 'request'}")

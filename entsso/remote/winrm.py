@@ -15,9 +15,10 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Any, Callable, Protocol as TypingProtocol
+from typing import Any, Protocol as TypingProtocol
+from collections.abc import Callable
 
 import requests
 import urllib3.exceptions
@@ -47,7 +48,7 @@ class SecretLike(TypingProtocol):
 
 
 # --- scripts and envelopes -------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def script_text(operation: str) -> str:
     """The text of entsso/remote/ps/<operation>.ps1 (as shipped)."""
     if not re.fullmatch(r"[A-Z][A-Za-z]+-[A-Z][A-Za-z]+", operation):

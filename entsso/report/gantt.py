@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterable
 
 from entsso.domain import change
 
@@ -166,7 +167,7 @@ def gantt_svg(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
            '<path d="M0,4 L4,0" stroke="#cf222e" stroke-width="1.5"/></pattern></defs>']
     for s, off in zip(segments, axis.offsets):
         w = (s.end - s.start) * axis.scale
-        stamp = datetime.fromtimestamp(s.start, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.fromtimestamp(s.start, UTC).strftime("%Y-%m-%d %H:%M:%S")
         out.append(f'<rect class="entsso-gantt-run" data-run="{e(s.run_id)}" x="{off:.1f}" y="{TOP - 6}" '
                    f'width="{w:.1f}" height="{ROW_H * len(rows) + 6}" fill="#f6f8fa"/>')
         out.append(f'<text x="{off:.1f}" y="12">run {e(s.run_id)}</text>'

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -216,7 +216,7 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     e = html.escape
     parts = [banner_html(run, conclusion),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
-             who_when_html(run, ended=datetime.now(timezone.utc) if final else None),
+             who_when_html(run, ended=datetime.now(UTC) if final else None),
              before_after_html(run), secret_backup_html(records)]
     if run.stopped:
         phase, message = run.stopped
@@ -298,8 +298,8 @@ def _when(at: datetime | None) -> str:
     """A moment with its date and UTC offset, in this machine's time and in UTC: unambiguous across midnight."""
     if at is None:
         return ""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    local, utc = at.astimezone(), at.astimezone(timezone.utc)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    local, utc = at.astimezone(), at.astimezone(UTC)
     text = local.isoformat(sep=" ", timespec="seconds")
     return text if local.utcoffset() == timedelta(0) else f"{text} ({utc.isoformat(sep=' ', timespec='seconds')})"
 

@@ -9,7 +9,8 @@ failed check, is `completed`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from entsso.domain import change
 from entsso.change import journal

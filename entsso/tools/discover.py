@@ -249,7 +249,7 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
     head = [
         f"# Draft inventory written by python -m entsso.discover on {args.cluster} and {args.sql} (read-only).",
         "# Read, then check: python -m entsso.inventory THIS-FILE; then the gate: pytest tests_pre -m readiness",
-        f"#   --inventory=THIS-FILE. SSO versions found on the nodes: "
+        "#   --inventory=THIS-FILE. SSO versions found on the nodes: "
         + (", ".join(f"{v} ({n} node(s))" for v, n in versions.items()) or "none") + ".",
         f"# SSODB names {e.secret_server!r} as the master secret server; the group is {e.group_state} on {e.owner}.",
         "# What discovery cannot know, and you must check or fill in:",

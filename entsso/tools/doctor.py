@@ -178,7 +178,7 @@ def ca_finding(path: str | None, now: datetime.datetime | None = None) -> Findin
     except ValueError:
         return Finding("Certificate trust", False, f"winrm.ca_trust_path {path} holds no PEM certificate "
                                                    "(-----BEGIN CERTIFICATE-----)", CA_FIX)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     valid = [c for c in certs if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
     names = "; ".join(c.subject.rfc4514_string() for c in certs)
     if not valid:

@@ -3,7 +3,7 @@ inventory's intent through (entsso.change.run.Run meets it), and the unreachable
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Protocol
 
 from entsso.estate.snapshot import HostFacts
@@ -43,7 +43,7 @@ class Plan(Protocol):
 
 def utc(at: datetime) -> datetime:
     """An aware UTC time: the estate's file times come naive (UTC by convention), the change's start aware."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def reach(h: HostFacts, check: str) -> Finding | None:

@@ -60,6 +60,10 @@ _USING_LOCAL = re.compile(r"^Using SSO server on this computer\.?$", re.I)
 _USING_REMOTE = re.compile(r"^Using SSO server\s*:\s*(?P<name>\S+)$", re.I)
 _ERROR = re.compile(r"^ERROR:\s*(?P<code>0x[0-9A-Fa-f]{8})\s*:\s*(?P<text>.*)$")
 _SETTING = re.compile(r"^(?P<label>[A-Za-z][^:]*?)\s*:\s*(?P<value>.*?)$")
+# -displaydb's whole output (CPR 2008) also prints section headers ("Global flags -", "Password Sync -") above
+# their settings, and ends with a rule of dashes: printed structure, not settings
+_SECTION = re.compile(r"^(?P<name>[A-Za-z][A-Za-z ]*?)\s+-$")
+_RULE = re.compile(r"^-{5,}$")
 
 
 def _lines(stdout: str, stderr: str) -> list[str]:
@@ -97,6 +101,8 @@ def parse_displaydb(stdout: str, stderr: str = "", exit_code: int | None = 0) ->
             continue
         if m := _SETTING.match(text):
             settings.append((" ".join(m.group("label").split()), m.group("value").strip()))
+            continue
+        if _SECTION.match(text) or _RULE.match(text):
             continue
         raise UnknownToolOutput(tool, raw, exit_code, f"the line {text!r} is in no known form")
 

@@ -7,7 +7,30 @@ CRLF = "\r\n"
 # selftest/transcripts/ssomanage/displaydb-local-cpr-2008.txt and displaydb-remote-*.txt
 USING_LOCAL = "Using SSO server on this computer"
 USING_REMOTE = "Using SSO server : {server}"
-DISPLAYDB = "SQL Server : {sql_server}\r\nSSO database : {database}\r\nSSO secret server name : {secret_server}\r\n"
+# the whole published form (CPR 2008), every line after the server line: the settings the suite reads, then
+# the administrators' groups, the audit sizes, the timeouts, the "Global flags -" and "Password Sync -"
+# sections and the closing rule, with the published sample's values
+DISPLAYDB = CRLF.join([
+    "SQL Server : {sql_server}",
+    "SSO database : {database}",
+    "SSO secret server name : {secret_server}",
+    "SSO Admin account : SSO Administrators",
+    "SSO Affiliate Admin account : SSO Affiliate Administrators",
+    "Size of audit table for deleted ... : 1000",
+    "Size of audit table for deleted ... : 1000",
+    "Size of audit table for external... : 1000",
+    "Ticket timeout (in minutes) : 2",
+    "Credential cache timeout (in min... : 60",
+    "Global flags -",
+    "SSO enabled : Yes",
+    "Tickets allowed : No",
+    "Allow host initiated SSO : No",
+    "Password Sync -",
+    "From Windows to adapters : No",
+    "From adapters to SSO database (p... : No",
+    "From adapters to Windows (full) : No",
+    "-" * 70,
+]) + CRLF
 ERROR = "ERROR: {code} : {message}\r\n"
 # displaydb-remote-rpc-unavailable.txt: no ENTSSO answers as the server the tools use
 COULD_NOT_CONTACT = ("0xC0002A0F", "Could not contact the SSO server '{server}'. Check that SSO is configured and "

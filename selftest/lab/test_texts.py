@@ -40,3 +40,10 @@ def test_a_scenario_template_replaces_the_published_form():
     lab = texts.displaydb("SSOCLUSTER", "NODE1", sql_server="SQL1", database="SSODB", secret_server="NODE1",
                           template="Secret Server Name: {secret_server}\r\n")
     assert lab == "Secret Server Name: NODE1\r\n"
+
+
+def test_lab_displaydb_prints_every_line_of_the_published_form():
+    lab = texts.displaydb("DSITEAMSRV", "DSITEAMSRV", sql_server="dsiteamsrv", database="SSODB",
+                          secret_server="DSITEAMSRV")
+    assert lab.splitlines() == transcript("displaydb-local-cpr-2008").splitlines()
+    assert len(lab.splitlines()) == 20 and "Global flags -" in lab and lab.endswith("-" * 70 + "\r\n")

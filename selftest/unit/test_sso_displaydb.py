@@ -87,3 +87,19 @@ def test_sso_servers_outside_the_inventory_are_those_no_host_or_cluster_name_mat
     assert sso.unlisted_servers(registered, ["NODE1", "NODE2", "BTS1", "BTS2", "SSOCLUSTER"]) == [
         "his1.contoso.local", "btsb1"]
     assert sso.unlisted_servers([], ["NODE1"]) == []
+
+
+WHOLE = CPR + ("SSO Admin account : SSO Administrators\r\nTicket timeout (in minutes) : 2\r\nGlobal flags -\r\n"
+               "SSO enabled : Yes\r\nPassword Sync -\r\nFrom Windows to adapters : No\r\n" + "-" * 70 + "\r\n")
+
+
+def test_section_headers_and_the_closing_rule_are_structure_not_settings():
+    db = parse_displaydb(WHOLE)
+    assert db.secret_server == "NODE1" and ("SSO enabled", "Yes") in db.settings
+    assert not any(label.startswith(("Global flags", "Password Sync", "---")) for label, _ in db.settings)
+
+
+@pytest.mark.parametrize("line", ["Global flags", "Global flags - Yes", "--- end ---", "-- ", "The SSO service is ok"])
+def test_a_line_in_no_published_form_is_still_refused(line):
+    with pytest.raises(UnknownToolOutput, match="in no known form"):
+        parse_displaydb(WHOLE + line + "\r\n")

@@ -226,3 +226,20 @@ def test_script_uses_no_powershell_7_syntax(script: Path):
     code = "\n".join(line.split("#", 1)[0] for line in script.read_text(encoding="utf-8").splitlines())
     code = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "''", code)  # strings may say anything
     assert not re.search(r"\?\?|\?\.|-Parallel\b|&&|\|\||\s\?\s[^:]+\s:\s", code), script.name
+
+
+def test_no_psobject_wrapped_value_is_passed_inside_an_invokemember_argument_array():
+    """PowerShell unwraps a PSObject passed as a method's own argument, not one inside an [object[]]: a value
+    made by New-Object (cmdlet output, PSObject-wrapped) reaches InvokeMember wrapped and the binder refuses it
+    (oising/poke#3). Every variable inside InvokeMember's argument array is a cast value or .psobject.BaseObject."""
+    import re
+
+    for script in SCRIPTS:
+        text = script.read_text(encoding="utf-8")
+        for call in re.finditer(r"InvokeMember\([^\n]*(?:\n[^\n]*){0,2}?\[object\[\]\]@\((?P<args>[^)]*)\)", text):
+            for arg in (a.strip() for a in call.group("args").split(",")):
+                if not arg.startswith("$") or arg.endswith(".psobject.BaseObject"):
+                    continue
+                assigned = re.findall(rf"^\s*\{arg}\s*=\s*(.+)$", text, re.M)
+                assert assigned and all(re.match(r"\[(string|int|bool)\]", a) for a in assigned), \
+                    f"{script.name}: {arg} reaches InvokeMember as is, and is not a cast value ({assigned})"

@@ -41,14 +41,18 @@ public sealed class EntssoCountingBag : Microsoft.EnterpriseSingleSignOn.Interop
 # the SSO service comes back as that read's raw HRESULT.
 $invoke = [System.Reflection.BindingFlags]::InvokeMethod -bor [System.Reflection.BindingFlags]::Instance -bor [System.Reflection.BindingFlags]::Public
 $reads = foreach ($c in @($EntssoParams.configs)) {
-    $bag = New-Object -TypeName 'EntssoCountingBag'
+    # constructed by the type itself, not New-Object: New-Object's output is wrapped in a PSObject, and a
+    # PSObject inside an [object[]] argument reaches InvokeMember wrapped ("Object of type
+    # 'System.Management.Automation.PSObject' cannot be converted…", oising/poke#3); BaseObject below unwraps
+    # it again whatever made it
+    $bag = [EntssoCountingBag]::new()
     $count = $null
     $hresult = $null
     $err = $null
     try {
         $store = New-Object -TypeName 'Microsoft.EnterpriseSingleSignOn.Interop.SSOConfigStore'
         $null = [Microsoft.EnterpriseSingleSignOn.Interop.ISSOConfigStore].InvokeMember('GetConfigInfo', $invoke, $null, $store,
-            [object[]]@([string]$c.application, [string]$c.identifier, [int]$EntssoParams.flags, $bag))
+            [object[]]@([string]$c.application, [string]$c.identifier, [int]$EntssoParams.flags, $bag.psobject.BaseObject))
         $count = $bag.Count
     } catch {
         $inner = $_.Exception

@@ -133,6 +133,11 @@ class SqlSection(_Model):
     last_full_minutes_ago: float | None = None
     agent_running: bool | None = None
     denied: list[str] | None = None  # objects (three-part names) the lab's login has no grant on
+    # the suite's login's roles: sysadmin (server), SQLAgentOperatorRole / ReaderRole / UserRole (msdb);
+    # default [SQLAgentOperatorRole]. Without sysadmin or the operator role, sp_update_job on a job another
+    # login owns raises 14525, as msdb does
+    login_roles: list[Literal["sysadmin", "SQLAgentOperatorRole", "SQLAgentReaderRole", "SQLAgentUserRole"]] | None = None
+    job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
 

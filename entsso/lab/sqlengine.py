@@ -56,7 +56,8 @@ FORCE_FULL_COLUMN = "ForceFull"
 SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
-    "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names"})
+    "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names", "login_roles",
+    "job_owner"})
 # sql.database_names: the names the estate gives SSODB and the management database (the inventory's
 # sql.databases keys); the engine keeps each database under its modelled name and serves it under the
 # estate's, so a statement naming the default name where the estate renamed it fails as on SQL Server
@@ -67,6 +68,11 @@ RECEIVED_KEPT = 10_000  # SqlEngine.received: the newest batches, for tests
 # (SSODB, the MessageBox …) and the jobs BizTalk creates for them there (docs/lab.md)
 SECOND_INSTANCE_KEYS = frozenset({"server", "instance", "databases"})
 # The procedures the lab models, by three-part name (sp_getapplock/sp_releaseapplock run in any database).
+JOB_OF_ANOTHER_LOGIN = ("Only members of sysadmin role are allowed to update or delete jobs owned by a different "
+                        "login.")  # msdb's message 14525
+SERVER_ROLES = frozenset({"sysadmin", "serveradmin", "securityadmin", "processadmin", "setupadmin", "bulkadmin",
+                          "diskadmin", "dbcreator", "public"})
+AGENT_ROLES = frozenset({"sqlagentuserrole", "sqlagentreaderrole", "sqlagentoperatorrole"})
 PROCEDURES = ("msdb.dbo.sp_update_job", "msdb.dbo.sp_start_job", "msdb.dbo.sp_stop_job",
               "BizTalkMgmtDb.dbo.sp_ForceFullBackup")
 # BizTalk's jobs that SQL Agent runs on its own: ManageRefCountLog "runs continuously by default" (its
@@ -362,6 +368,8 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
+        if isinstance(node, exp.CurrentUser):  # sqlglot reads T-SQL's SUSER_SNAME() as CURRENT_USER
+            return exp.Anonymous(this="SUSER_SNAME")
         if isinstance(node, exp.Anonymous) and str(node.this).upper() in _UTC_FUNCTIONS:
             return exp.Anonymous(this="lab_utc_now")
         if isinstance(node, (exp.CurrentTimestamp, exp.CurrentDatetime)) or (
@@ -487,6 +495,10 @@ class SqlEngine:
             denied = [".".join([modelled(v.split(".", 1)[0])] + v.split(".")[1:]) if isinstance(v, str) else v
                       for v in denied]
         self.denied = self._denied(denied, schema)
+        # the suite's login: its server and msdb roles, and the login that owns the BizTalk jobs (sysjobs.owner_sid)
+        roles = scenario_sql.get("login_roles")
+        self.login_roles = frozenset(str(r).lower() for r in (["SQLAgentOperatorRole"] if roles is None else roles))
+        self.job_owner = str(scenario_sql.get("job_owner") or "sa")
         self.clock = clock
         self.server = str(scenario_sql.get("server") or "SQL1")
         instance = scenario_sql.get("instance")
@@ -533,6 +545,12 @@ class SqlEngine:
         self._current_database = "master"
         self._db.create_function("OBJECT_ID", 1, self._object_id)
         self._db.create_function("HAS_PERMS_BY_NAME", 3, self._has_perms_by_name)
+        self._current_login = "sa"
+        self._db.create_function("IS_SRVROLEMEMBER", 1, self._is_srvrolemember)
+        self._db.create_function("IS_ROLEMEMBER", 1, self._is_rolemember)
+        self._db.create_function("IS_MEMBER", 1, self._is_rolemember)
+        self._db.create_function("SUSER_SNAME", 0, lambda: self._current_login)
+        self._db.create_function("SUSER_SNAME", 1, lambda sid: sid)  # the lab keeps owner_sid as the login's name
         self._current_session = 0
         self._db.create_function("APPLOCK_MODE", 3, self._applock_mode)
         self._seed(scenario_sql, secret_server)
@@ -557,9 +575,9 @@ class SqlEngine:
         yesterday = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         for name, enabled in jobs.items():
             job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-sqlagent:{name}")).upper()
-            db.execute("INSERT INTO msdb.sysjobs (job_id, name, enabled, description, category_id, date_created, "
-                       "date_modified, version_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, name, 1 if enabled else 0, "BizTalk group job", 0,
+            db.execute("INSERT INTO msdb.sysjobs (job_id, name, enabled, description, category_id, owner_sid, "
+                       "date_created, date_modified, version_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, name, 1 if enabled else 0, "BizTalk group job", 0, self.job_owner,
                         to_sql_text(now - timedelta(days=400)), to_sql_text(now - timedelta(days=30)), 1))
             if enabled:  # a couple of past successful runs of the enabled jobs
                 for hours_ago in (26, 2):
@@ -777,6 +795,20 @@ class SqlEngine:
             return None
         return 0 if modelled.lower() in self.denied else 1
 
+    def _is_srvrolemember(self, role: Any) -> int | None:
+        """IS_SRVROLEMEMBER(N'sysadmin') for the calling login (sql.login_roles); NULL for a role no server has."""
+        if str(role).lower() not in SERVER_ROLES:
+            return None
+        return 1 if str(role).lower() in self.login_roles else 0
+
+    def _is_rolemember(self, role: Any) -> int | None:
+        """IS_ROLEMEMBER / IS_MEMBER(N'SQLAgentOperatorRole') in msdb for the calling login: SQL Agent's fixed
+        roles exist only in msdb (NULL elsewhere, as for any role the database does not have); sysadmin is a
+        member of every database role."""
+        if self._current_database != "msdb" or str(role).lower() not in AGENT_ROLES:
+            return None
+        return 1 if str(role).lower() in self.login_roles or "sysadmin" in self.login_roles else 0
+
     def _applock_mode(self, principal: Any, resource: Any, owner: Any) -> str:
         """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
         if str(owner or "").lower() != "session":
@@ -939,6 +971,7 @@ class SqlEngine:
         sqlite_sql = _translate(stmt, ctx["database"], self._served)
         self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
         self._current_session = ctx["session"]  # APPLOCK_MODE answers for the calling session
+        self._current_login = ctx["login"]  # SUSER_SNAME(), IS_SRVROLEMEMBER, IS_ROLEMEMBER answer for it
         try:
             cur = self._db.execute(sqlite_sql, mine)
         except sqlite3.Error as exc:
@@ -1019,6 +1052,13 @@ class SqlEngine:
 
     def _sp_update_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
         job_id, _name, _enabled = self._job(named, positional, "sp_update_job")
+        # msdb's own rule: a login that neither owns the job nor is sysadmin may change it only through
+        # SQLAgentOperatorRole, and then only @enabled (sp_update_job's source: @enable_only_used)
+        owner = self._db.execute("SELECT owner_sid FROM msdb.sysjobs WHERE job_id = ?", (job_id,)).fetchone()[0]
+        enable_only = set(named) - {"@job_name", "@job_id"} == {"@enabled"} and len(positional) <= 1
+        if (str(owner or "").lower() != str(ctx["login"]).lower() and "sysadmin" not in self.login_roles
+                and not (enable_only and "sqlagentoperatorrole" in self.login_roles)):
+            raise EngineError(14525, 1, 16, JOB_OF_ANOTHER_LOGIN)
         if "@enabled" in named:
             value = named["@enabled"]
             try:

@@ -850,3 +850,50 @@ def test_the_adapter_handlers_come_from_the_management_database_and_their_grants
         "GRANT SELECT ON BizTalkMgmtDb.dbo.adm_SendHandler TO [entsso]"]
     with pytest.raises(SqlPermissionDenied, match="adm_SendHandler"):
         biztalk.handler_configs(denied)
+
+
+# --- who may change a job: msdb's sp_update_job refuses a job another login owns with 14525 unless the caller
+# is sysadmin, or is in SQLAgentOperatorRole and changes only @enabled (msdb's sp_update_job source)
+@pytest.mark.parametrize("roles, allowed", [
+    (["sysadmin"], True), (["SQLAgentOperatorRole"], True), (["SQLAgentReaderRole"], False),
+    (["SQLAgentUserRole"], False), ([], False)])
+def test_sp_update_job_on_a_job_another_login_owns(lab_sql, roles, allowed):
+    engine, sql = lab_sql(login_roles=roles, job_owner="sa")
+    if allowed:
+        sql.execute(tsql.UPDATE_JOB, (MONITOR_JOB, 0), database="msdb")
+        assert jobs(sql)[MONITOR_JOB]["enabled"] == 0
+    else:
+        with pytest.raises(SqlError) as err:
+            sql.execute(tsql.UPDATE_JOB, (MONITOR_JOB, 0), database="msdb")
+        assert err.value.number == 14525
+        assert "Only members of sysadmin role are allowed to update or delete jobs owned by a different login" \
+            in str(err.value)
+        assert jobs(sql)[MONITOR_JOB]["enabled"] == 1  # nothing changed
+
+
+def test_the_owner_of_a_job_may_change_it_without_a_role(lab_sql):
+    _, sql = lab_sql(login_roles=[], job_owner=USER)
+    sql.execute(tsql.UPDATE_JOB, (MONITOR_JOB, 0), database="msdb")
+    assert jobs(sql)[MONITOR_JOB]["enabled"] == 0
+
+
+def test_the_operator_role_may_change_only_enabled(make_engine):
+    engine = make_engine(login_roles=["SQLAgentOperatorRole"], job_owner="sa")
+    engine.execute(f"EXEC msdb.dbo.sp_update_job @job_name = N'{MONITOR_JOB}', @enabled = 0", database="msdb",
+                   login=USER)
+    with pytest.raises(EngineError) as err:
+        engine.execute(f"EXEC msdb.dbo.sp_update_job @job_name = N'{MONITOR_JOB}', @description = N'x'",
+                       database="msdb", login=USER)
+    assert err.value.number == 14525
+
+
+@pytest.mark.parametrize("roles, sysadmin, operator", [
+    (["sysadmin"], 1, 1), (["SQLAgentOperatorRole"], 0, 1), (["SQLAgentReaderRole"], 0, 0), ([], 0, 0)])
+def test_role_membership_reads_as_sql_server_answers_it(lab_sql, roles, sysadmin, operator):
+    _, sql = lab_sql(login_roles=roles)
+    row = sql.execute("SELECT IS_SRVROLEMEMBER(N'sysadmin') AS sysadmin, "
+                      "IS_ROLEMEMBER(N'SQLAgentOperatorRole') AS operator, SUSER_SNAME() AS login",
+                      database="msdb").rows[0]
+    assert (row["sysadmin"], row["operator"], row["login"]) == (sysadmin, operator, USER)
+    elsewhere = sql.execute("SELECT IS_ROLEMEMBER(N'SQLAgentOperatorRole') AS operator", database="master").rows[0]
+    assert elsewhere["operator"] is None  # SQL Agent's roles are msdb's

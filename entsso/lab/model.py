@@ -191,6 +191,7 @@ class Estate:
         self._events: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._changes = 0
+        self._files_written = 0
         self._log: list[dict[str, Any]] = []
         self._received: dict[str, int] = {}
         self._controls: dict[str, int] = {}  # "HOST SERVICE stop" -> stop controls the SCM was sent
@@ -311,6 +312,14 @@ class Estate:
 
     def _change(self, host: str | None, what: str) -> None:
         self._changes += 1
+        self._log.append({"time": _iso(self.clock.now()), "host": host, "what": what})
+        del self._log[:-500]
+
+    def _file_written(self, host: str, what: str) -> None:
+        """A file the suite wrote in a backup folder (a change record, a secret backup): logged, and counted
+        apart from `changes`, which counts what the estate runs as (services, cluster, SSO, installs): a
+        rehearsal writes its own backup and a record round trip and changes nothing the estate runs."""
+        self._files_written += 1
         self._log.append({"time": _iso(self.clock.now()), "host": host, "what": what})
         del self._log[:-500]
 
@@ -805,7 +814,7 @@ class Estate:
                 return {"path": old.path, "size": len(old.data), "last_write_utc": _iso(old.mtime)}
             h.folders.add(self._folder_of(path))
             f = self._put_file(h, path, data, self.clock.now())
-            self._change(h.name, f"wrote {path} ({len(data)} bytes)")
+            self._file_written(h.name, f"wrote {path} ({len(data)} bytes)")
             return {"path": f.path, "size": len(data), "last_write_utc": _iso(f.mtime)}
 
     # --- services --------------------------------------------------------------------------------------
@@ -1061,7 +1070,7 @@ class Estate:
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
             f = self._put_file(h, path, data, self.clock.now())
             self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()
-            self._change(h.name, f"master secret backed up to {path}")
+            self._file_written(h.name, f"master secret backed up to {path}")
             return {"file": f.path, "size": len(data), "last_write_utc": _iso(f.mtime)}
 
     def _op_restore_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
@@ -1401,6 +1410,7 @@ class Estate:
                 "pending": [{"due_in_sec": round(e[0] - self.clock.elapsed(), 1), "what": e[2]}
                             for e in sorted(self._events)],
                 "changes": self._changes,
+                "files_written": self._files_written,
                 "events": list(self._log),
             }
 

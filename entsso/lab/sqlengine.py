@@ -1070,8 +1070,10 @@ class SqlEngine:
             self._db.execute("UPDATE msdb.sysjobs SET enabled = ?, date_modified = ?, "
                              "version_number = version_number + 1 WHERE job_id = ?",
                              (enabled, to_sql_text(self._now_local()), job_id))
-            # every call is a write (date_modified, version_number), whether or not the flag differed
-            self.counters["changes"] += 1
+            # every call writes the job's row (date_modified, version_number), as msdb's does; a change of
+            # what the job does only when the flag differed (a rehearsal sets each job's current value)
+            if enabled != int(_enabled):
+                self.counters["changes"] += 1
         return 0
 
     def _sp_start_job(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:

@@ -7,13 +7,14 @@ call is counted, timed and recorded without its secrets.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import requests
 import urllib3.exceptions
@@ -82,7 +83,7 @@ class CallLog:
 # --- the host ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WinRMSettings:
-    transport: str = "ntlm"  # ntlm | kerberos | credssp | basic
+    transport: Literal["ntlm", "kerberos", "credssp", "basic"] = "ntlm"
     https: bool = True
     port: int | None = None
     cert_validation: bool = True
@@ -94,7 +95,7 @@ class WinRMSettings:
     proxy: str | None = None  # an HTTP proxy for WinRM; None: straight to the host, whatever the environment says
 
     @property
-    def pywinrm_transport(self) -> str:
+    def pywinrm_transport(self) -> Literal["ntlm", "kerberos", "credssp", "plaintext"]:
         return "plaintext" if self.transport == "basic" else self.transport
 
     @property
@@ -265,15 +266,18 @@ class WindowsHost:
             username=self._username,
             password=password,
             server_cert_validation="validate" if s.cert_validation else "ignore",
-            ca_trust_path=s.ca_trust_path,  # None: requests' own store (pywinrm's legacy env lookup is deprecated)
+            # None: requests' own store (pywinrm's legacy env lookup is deprecated); its transport reads None so
+            # (transport.py build_session: `ca_trust_path is not None`) though its annotation leaves None out
+            ca_trust_path=s.ca_trust_path,  # type: ignore[arg-type]
             read_timeout_sec=int(max(s.read_timeout, s.operation_timeout + 1)),
             operation_timeout_sec=int(s.operation_timeout),
             proxy=s.proxy,  # None: pywinrm sets no_proxy=* (and _Transport reads nothing from the environment)
         )
         proto.transport.__class__ = _Transport  # the same transport, with an environment-free session
-        # pywinrm hands read_timeout_sec to requests as-is; a (connect, read) pair lets an unreachable
-        # host fail in connect_timeout instead of the long read timeout.
-        proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
+        # pywinrm hands read_timeout_sec to requests as-is (annotated int, any requests timeout works); a
+        # (connect, read) pair lets an unreachable host fail in connect_timeout instead of the long read timeout.
+        proto.transport.read_timeout_sec = (  # type: ignore[assignment]
+            s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
         return proto
 
     def _acquire(self) -> tuple[Protocol, str | None]:
@@ -292,15 +296,11 @@ class WindowsHost:
 
     @staticmethod
     def _discard(proto: Protocol, shell_id: str | None, *, delete_shell: bool = False) -> None:
-        try:
-            if delete_shell and shell_id:
+        if delete_shell and shell_id:
+            with contextlib.suppress(Exception):  # best effort: WinRM deletes an idle shell itself (IdleTimeout)
                 proto.close_shell(shell_id, close_session=False)
-        except Exception:  # noqa: BLE001 - best effort: WinRM deletes an idle shell itself (IdleTimeout)
-            pass
-        try:
+        with contextlib.suppress(Exception):  # a broken session is discarded either way
             proto.transport.close_session()
-        except Exception:  # noqa: BLE001 - a broken session is discarded either way
-            pass
 
     def close(self) -> None:
         """Delete the kept shells and close their connections."""

@@ -7,40 +7,18 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
-from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from collections.abc import Iterable
 
 from entsso.domain import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso
 from entsso.remote import tsql
 from entsso.domain.services import Service, parse_services
 from entsso.remote import sqlestate
 from entsso.remote.sql import SqlError, SqlUnreachable
+from entsso.remote.fanout import MAX_HOSTS_AT_ONCE as MAX_HOSTS_AT_ONCE  # re-exported until its importers move
+from entsso.remote.fanout import on_hosts
 from entsso.remote.sqlestate import SqlEstate
 from entsso.remote.winrm import RemoteError, WindowsHost
-
-
-MAX_HOSTS_AT_ONCE = 64  # the bounded pool: every host of a real BizTalk group in one wave
-T = TypeVar("T")
-
-
-def on_hosts(hosts: Iterable[str], work: Callable[[str], T]) -> list[T]:
-    """Run per-host work on every host at once (one worker a host up to MAX_HOSTS_AT_ONCE: with 32 workers
-    a 34-host estate asked its last two hosts in a second wave, selftest/bench measured it); results in the
-    hosts' order. The first failure is re-raised after all have finished."""
-    hosts = list(hosts)
-    if not hosts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(MAX_HOSTS_AT_ONCE, len(hosts))) as pool:
-        futures = [pool.submit(work, h) for h in hosts]
-        results, first_error = [], None
-        for f in futures:
-            try:
-                results.append(f.result())
-            except BaseException as exc:  # noqa: BLE001 - includes pytest's Failed from phases.stop()
-                first_error = first_error or exc
-        if first_error:
-            raise first_error
-        return results
 
 
 class Target(Protocol):

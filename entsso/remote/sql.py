@@ -13,6 +13,7 @@ directory, pointed at by FREETDSCONF) and connects with SERVERNAME=<that section
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,14 +21,21 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 from entsso.remote.errors import (SqlCancelled, SqlCertificateUntrusted, SqlError, SqlKerberosFailed, SqlLoginFailed,
                                   SqlPermissionDenied, SqlTimeout, SqlUnknownObject, SqlUnreachable)
 
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
+
+
+class _Codes(TypedDict):
+    """What every classified SqlError carries besides its message (SqlError's keyword arguments)."""
+
+    number: int | None
+    sqlstate: str | None
 
 
 # Texts the drivers print (docs/domain-notes.md, "SQL failures by kind", cites each): ODBC Driver 17/18's
@@ -55,7 +63,7 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
     m = _NUMBER.search(text)
     number = int(m.group(1)) if m else None
     who = f"[{login}]" if login else "the run's login"
-    kw = {"number": number, "sqlstate": sqlstate}
+    kw = _Codes(number=number, sqlstate=sqlstate)
     head = f"SQL Server {server}"
     if _CERTIFICATE.search(text):
         return SqlCertificateUntrusted(
@@ -212,6 +220,12 @@ class FreeTdsConf:
     def path(self) -> str | None:
         return self._path
 
+    def _file(self) -> str:
+        """The file: freetds.conf in a private temporary directory, made with the first section."""
+        if self._path is None:
+            self._path = os.path.join(tempfile.mkdtemp(prefix="entsso-freetds-"), "freetds.conf")
+        return self._path
+
     def ensure(self, s: SqlSettings) -> str:
         name = s.freetds_section()
         assert name
@@ -219,7 +233,8 @@ class FreeTdsConf:
             current = os.environ.get("FREETDSCONF")
             if current and current != self._path:
                 try:
-                    ours = open(current, encoding="utf-8").readline() == self.MARK
+                    with open(current, encoding="utf-8") as f:
+                        ours = f.readline() == self.MARK
                 except OSError:
                     ours = False
                 if not ours:
@@ -235,13 +250,11 @@ class FreeTdsConf:
                 lines += ["\ttds version = 7.4", "\tencryption = require", f"\tca file = {s.ca_file}",
                           "\tcheck certificate hostname = yes"]
                 self._sections[name] = "\n".join(lines) + "\n"
-                if self._path is None:
-                    self._path = os.path.join(tempfile.mkdtemp(prefix="entsso-freetds-"), "freetds.conf")
-                tmp = self._path + ".tmp"
+                tmp = self._file() + ".tmp"
                 with open(tmp, "w", encoding="utf-8") as f:
                     f.write(self.MARK + "".join(self._sections.values()))
-                os.replace(tmp, self._path)
-            os.environ["FREETDSCONF"] = self._path  # type: ignore[assignment]
+                os.replace(tmp, self._file())
+            os.environ["FREETDSCONF"] = self._file()
         return name
 
 
@@ -386,7 +399,7 @@ class SqlServer:
             "the handshake.", number=None, sqlstate=err.sqlstate)
 
     def _classify(self, exc: Exception, *, connecting: bool = False) -> SqlError:
-        args = getattr(exc, "args", ())
+        args = exc.args
         sqlstate = args[0] if args and isinstance(args[0], str) and len(args[0]) == 5 else None
         text = args[1] if len(args) > 1 and isinstance(args[1], str) else str(exc)
         secret = self._secret()
@@ -409,7 +422,7 @@ class SqlServer:
                     while True:
                         if cur.description:
                             cols = [d[0] for d in cur.description]
-                            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+                            rows = [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
                             nrows += len(rows)
                             sets.append(rows)
                         if not cur.nextset():
@@ -435,8 +448,6 @@ class SqlServer:
     def close(self) -> None:
         with self._lock:
             for conn in self._conns.values():
-                try:
+                with contextlib.suppress(Exception):  # a broken connection is dropped either way
                     conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
             self._conns.clear()

@@ -146,11 +146,14 @@ RELEASE_ESTATE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Sessi
 GRANTS = """SET NOCOUNT ON;
 SELECT N'EXECUTE' AS permission, N'msdb.dbo.sp_update_job' AS object_name,
   HAS_PERMS_BY_NAME(N'msdb.dbo.sp_update_job', N'OBJECT', N'EXECUTE') AS granted
-UNION ALL SELECT N'EXECUTE', N'msdb.dbo.sp_start_job', HAS_PERMS_BY_NAME(N'msdb.dbo.sp_start_job', N'OBJECT', N'EXECUTE')
+UNION ALL SELECT N'EXECUTE', N'msdb.dbo.sp_start_job',
+  HAS_PERMS_BY_NAME(N'msdb.dbo.sp_start_job', N'OBJECT', N'EXECUTE')
 UNION ALL SELECT N'EXECUTE', N'msdb.dbo.sp_stop_job', HAS_PERMS_BY_NAME(N'msdb.dbo.sp_stop_job', N'OBJECT', N'EXECUTE')
 UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobs', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobs', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobhistory', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobhistory', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobactivity', HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobactivity', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobhistory',
+  HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobhistory', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'msdb.dbo.sysjobactivity',
+  HAS_PERMS_BY_NAME(N'msdb.dbo.sysjobactivity', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'msdb.dbo.syssessions', HAS_PERMS_BY_NAME(N'msdb.dbo.syssessions', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'EXECUTE', N'BizTalkMgmtDb.dbo.sp_ForceFullBackup',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.sp_ForceFullBackup', N'OBJECT', N'EXECUTE')
@@ -162,15 +165,20 @@ UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_BackupSettings',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_BackupSettings', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ForceFullBackup',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ForceFullBackup', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Group',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Group', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_ReceiveHandler',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_ReceiveHandler', N'OBJECT', N'SELECT')
 UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_SendHandler',
   HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_SendHandler', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Adapter', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Adapter', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Host', HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Host', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
-UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers', HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Adapter',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Adapter', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'BizTalkMgmtDb.dbo.adm_Host',
+  HAS_PERMS_BY_NAME(N'BizTalkMgmtDb.dbo.adm_Host', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_GlobalInfo',
+  HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_GlobalInfo', N'OBJECT', N'SELECT')
+UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers',
+  HAS_PERMS_BY_NAME(N'SSODB.dbo.SSOX_Servers', N'OBJECT', N'SELECT')"""
 
 # discovery (python -m entsso.discover): the group's BizTalk servers and every SQL
 # Agent job

@@ -1,24 +1,20 @@
 """PowerShell operations over WinRM: the only module that speaks WinRM.
 
 `WindowsHost.invoke("Get-HostFacts", params)` runs entsso/remote/ps/Get-HostFacts.ps1 on the host inside the
-envelope of docs/operations.md and returns its JSON document. Failures are classified (unreachable,
-credentials refused, timed out, script threw, bad output); every call is counted, timed and recorded
-without its secrets.
+envelope of docs/operations.md (entsso.remote.envelope) and returns its JSON document. Failures are classified
+(`classify`: unreachable, credentials refused, certificate, timed out; then script threw, bad output); every
+call is counted, timed and recorded without its secrets.
 """
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
-import re
 import socket
 import threading
 import time
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
-from typing import Any, Protocol as TypingProtocol
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import requests
 import urllib3.exceptions
@@ -26,121 +22,20 @@ import winrm.exceptions
 import winrm.transport
 from winrm.protocol import Protocol
 
+from entsso.remote.certificates import certificate_problem
+from entsso.remote.envelope import (CMD_LIMIT, ENVELOPE_HEAD, POWERSHELL, REDACTED, SECRET_KEYS, STDIN_BOOTSTRAP,
+                                    Invocation, SecretLike, build_envelope, decode_clixml, encode_command, has_secret,
+                                    plan_invocation, redact, script_text)
 from entsso.remote.errors import (BadOutput, CertificateRejected, CredentialsRefused, HostNotResolved, HostUnreachable,
                                   OperationTimedOut, RemoteError, ScriptError)
 
-CMD_LIMIT = 8191  # cmd.exe's maximum command-line length (KB 830473)
-POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
-STDIN_BOOTSTRAP = "& chcp.com 65001 > $null; $s = $input | Out-String; & ([scriptblock]::Create($s))"
-ENVELOPE_HEAD = (
-    "# entsso-envelope 1\n"
-    "$ErrorActionPreference = 'Stop'\n"
-    "$ProgressPreference = 'SilentlyContinue'\n"
-    # in try/catch as Ansible's exec wrapper does: a host without a console cannot set it (review m9)
-    "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding($false) } catch { }\n"
-)
-SECRET_KEYS = frozenset({"password"})
-REDACTED = "***"
-
-
-class SecretLike(TypingProtocol):
-    def get_secret_value(self) -> str: ...
-
-
-# --- scripts and envelopes -------------------------------------------------------------------------
-@cache
-def script_text(operation: str) -> str:
-    """The text of entsso/remote/ps/<operation>.ps1 (as shipped)."""
-    if not re.fullmatch(r"[A-Z][A-Za-z]+-[A-Z][A-Za-z]+", operation):
-        raise ValueError(f"not an operation name: {operation!r}")
-    try:
-        return resources.files("entsso.remote.ps").joinpath(f"{operation}.ps1").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"no script entsso/remote/ps/{operation}.ps1 for operation {operation!r}") from None
-
-
-def has_secret(params: Any) -> bool:
-    if isinstance(params, dict):
-        return any(k in SECRET_KEYS or has_secret(v) for k, v in params.items())
-    if isinstance(params, (list, tuple)):
-        return any(has_secret(v) for v in params)
-    return False
-
-
-def redact(params: Any) -> Any:
-    """A copy of params with every secret-named value replaced by '***'."""
-    if isinstance(params, dict):
-        return {k: (REDACTED if k in SECRET_KEYS else redact(v)) for k, v in params.items()}
-    if isinstance(params, (list, tuple)):
-        return [redact(v) for v in params]
-    return params
-
-
-def _reveal(params: Any) -> Any:
-    """Secrets travel as SecretLike objects until the envelope is built."""
-    if isinstance(params, dict):
-        return {k: _reveal(v) for k, v in params.items()}
-    if isinstance(params, (list, tuple)):
-        return [_reveal(v) for v in params]
-    if hasattr(params, "get_secret_value"):
-        return params.get_secret_value()
-    return params
-
-
-def build_envelope(operation: str, params: dict[str, Any]) -> str:
-    payload = json.dumps(_reveal(params), separators=(",", ":"), ensure_ascii=True)
-    # ensure_ascii keeps the JSON on one line with no "'@" at a line start: the here-string is safe.
-    return (
-        ENVELOPE_HEAD
-        + "$EntssoParams = ConvertFrom-Json -InputObject @'\n"
-        + payload
-        + "\n'@\n"
-        + script_text(operation)
-    )
-
-
-def encode_command(script: str) -> str:
-    return POWERSHELL + base64.b64encode(script.encode("utf-16-le")).decode("ascii")
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """How an envelope travels: on the command line, or over stdin behind the bootstrap."""
-
-    command_line: str
-    stdin: bytes | None
-
-    @property
-    def via_stdin(self) -> bool:
-        return self.stdin is not None
-
-
-def plan_invocation(operation: str, params: dict[str, Any]) -> Invocation:
-    envelope = build_envelope(operation, params)
-    direct = encode_command(envelope)
-    if len(direct) <= CMD_LIMIT and not has_secret(params):
-        return Invocation(direct, None)
-    return Invocation(encode_command(STDIN_BOOTSTRAP), envelope.encode("utf-8"))
-
-
-_XML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-
-
-def decode_clixml(stderr: bytes) -> str:
-    """PowerShell's error stream as text: CLIXML error records decoded, progress records dropped."""
-    text = stderr.decode("utf-8", errors="replace")
-    if not text.startswith("#< CLIXML"):
-        return text.strip()
-    lines: list[str] = []
-    for chunk in re.findall(r"<Objs.*?</Objs>", text, flags=re.S):
-        try:
-            root = ET.fromstring(chunk)
-        except ET.ParseError:
-            continue
-        for node in root.iter():
-            if node.tag.endswith("}S") and node.get("S") == "Error" and node.text:
-                lines.append(_XML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), node.text))
-    return "".join(lines).strip()
+__all__ = [  # with the envelope's and the errors' names, which callers import from here
+    "CMD_LIMIT", "ENVELOPE_HEAD", "POWERSHELL", "REDACTED", "SECRET_KEYS", "SHELL_NOT_FOUND", "STDIN_BOOTSTRAP",
+    "BadOutput", "CallLog", "CallRecord", "CertificateRejected", "CredentialsRefused", "HostNotResolved",
+    "HostUnreachable", "Invocation", "OperationTimedOut", "RemoteError", "ScriptError", "SecretLike", "WindowsHost",
+    "WinRMSettings", "build_envelope", "certificate_problem", "classify", "decode_clixml", "encode_command",
+    "has_secret", "plan_invocation", "redact", "script_text",
+]
 
 
 # --- call records ------------------------------------------------------------------------------------
@@ -188,7 +83,7 @@ class CallLog:
 # --- the host ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WinRMSettings:
-    transport: str = "ntlm"  # ntlm | kerberos | credssp | basic
+    transport: Literal["ntlm", "kerberos", "credssp", "basic"] = "ntlm"
     https: bool = True
     port: int | None = None
     cert_validation: bool = True
@@ -200,8 +95,16 @@ class WinRMSettings:
     proxy: str | None = None  # an HTTP proxy for WinRM; None: straight to the host, whatever the environment says
 
     @property
-    def pywinrm_transport(self) -> str:
+    def pywinrm_transport(self) -> Literal["ntlm", "kerberos", "credssp", "plaintext"]:
         return "plaintext" if self.transport == "basic" else self.transport
+
+    @property
+    def listener_port(self) -> int:
+        """The port of the hosts' WinRM listener: the inventory's, else WinRM's default for the scheme."""
+        return self.port or (5986 if self.https else 5985)
+
+    def endpoint(self, address: str) -> str:
+        return f"{'https' if self.https else 'http'}://{address}:{self.listener_port}/wsman"
 
 
 class _Transport(winrm.transport.Transport):
@@ -238,102 +141,6 @@ def _name_not_resolved(exc: BaseException) -> bool:
     return False
 
 
-def _in_chain(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
-    """The first exception of `types` in requests' chain (urllib3 wraps the ssl error in MaxRetryError)."""
-    seen: set[int] = set()
-    pending: list[object] = [exc]
-    while pending:
-        e = pending.pop(0)
-        if not isinstance(e, BaseException) or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, types):
-            return e
-        pending += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-    return None
-
-
-# OpenSSL's X509_V_ERR_* codes (x509_vfy.h) as ssl.SSLCertVerificationError.verify_code carries them
-_UNTRUSTED = {2, 18, 19, 20, 21}  # issuer unknown, self-signed (leaf or in chain), no local issuer, chain of one
-_EXPIRED, _NOT_YET_VALID = 10, 9
-_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
-
-
-def _peer_certificate(address: str, port: int, timeout: float) -> Any:
-    """The certificate the host presents, read without validating it (for the error message only), or None."""
-    import ssl
-
-    from cryptography import x509
-
-    try:
-        pem = ssl.get_server_certificate((address, port), timeout=timeout)
-        return x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except Exception:  # noqa: BLE001 - the message is written without the details then
-        return None
-
-
-def _names_of(cert: Any) -> list[str]:
-    from cryptography import x509
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        return [str(n) for n in san.get_values_for_type(x509.DNSName)] + \
-               [str(a) for a in san.get_values_for_type(x509.IPAddress)]
-    except Exception:  # noqa: BLE001 - no SAN: the subject's CN is what an old certificate names
-        return [a.value for a in cert.subject if a.oid.dotted_string == "2.5.4.3"]
-
-
-def _issuer_of(cert: Any) -> str:
-    return cert.issuer.rfc4514_string() or "an unnamed issuer"
-
-
-def certificate_problem(host: str, operation: str, endpoint: str, address: str, port: int, ca_trust_path: str | None,
-                        exc: BaseException, timeout: float = 5.0) -> CertificateRejected | None:
-    """The certificate (or TLS) failure behind `exc`, as one message naming the cause and the fix; None if
-    `exc` is not a TLS failure."""
-    import ssl
-
-    err = _in_chain(exc, (ssl.SSLCertVerificationError, ssl.SSLError))
-    if err is None:
-        return None
-    trust = f"winrm.ca_trust_path ({ca_trust_path})" if ca_trust_path else "this machine's CA store"
-    code = getattr(err, "verify_code", None)
-    if not isinstance(err, ssl.SSLCertVerificationError) or code is None:
-        reason = getattr(err, "reason", None) or str(err)
-        return CertificateRejected(host, operation, (
-            f"TLS with {endpoint} failed ({reason}); nothing was sent to the host. Check that port {port} is "
-            "the host's WinRM HTTPS listener (5986 by default; winrm enumerate winrm/config/listener), not its "
-            "HTTP one (5985), or set `https: false` in the inventory for an HTTP listener."), "tls")
-    cert = _peer_certificate(address, port, timeout)
-    if code in _NAME_MISMATCH:
-        names = ", ".join(_names_of(cert)) if cert is not None else "other names"
-        return CertificateRejected(host, operation, (
-            f"the HTTPS certificate of {endpoint} is issued for {names}, not for {address}; nothing was sent to "
-            f"the host. Give {host} an address in the inventory that the certificate names (its DNS name, not "
-            "an IP address), or bind a certificate that names it to the host's HTTPS listener."), "name_mismatch")
-    if code in (_EXPIRED, _NOT_YET_VALID):
-        if code == _EXPIRED:
-            when = f" on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC" if cert is not None else ""
-            return CertificateRejected(host, operation, (
-                f"the HTTPS certificate of {endpoint} expired{when}; nothing was sent to the host. Renew {host}'s "
-                "WinRM certificate and bind the new one to its HTTPS listener (winrm set "
-                "winrm/config/Listener?Address=*+Transport=HTTPS '@{CertificateThumbprint=\"<thumbprint>\"}')."),
-                "expired")
-        when = f" before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC" if cert is not None else " yet"
-        return CertificateRejected(host, operation, (
-            f"the HTTPS certificate of {endpoint} is not valid{when}; nothing was sent to the host. Check this "
-            f"machine's clock and {host}'s (w32tm /query /status)."), "not_yet_valid")
-    if code in _UNTRUSTED:
-        issuer = _issuer_of(cert) if cert is not None else "an unknown CA"
-        return CertificateRejected(host, operation, (
-            f"the HTTPS certificate of {endpoint} is issued by {issuer}, which {trust} does not trust; nothing "
-            "was sent to the host. Set winrm.ca_trust_path in the inventory to the PEM file of the CA that issued "
-            "the hosts' WinRM certificates (python -m entsso doctor checks that file)."), "untrusted")
-    return CertificateRejected(host, operation, (
-        f"the HTTPS certificate of {endpoint} was refused ({err.verify_message}); nothing was sent to the "
-        f"host. Check the certificate bound to {host}'s HTTPS listener against {trust}."), "untrusted")
-
-
 def _command_never_ran(exc: BaseException) -> bool:
     """Whether a failed Command request on a kept shell certainly ran nothing, so that the call may try once
     more on a fresh connection and shell. Only refusals qualify: the shell is gone, the connection's login
@@ -349,6 +156,75 @@ def _command_never_ran(exc: BaseException) -> bool:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
         return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
+
+
+# --- failures ----------------------------------------------------------------------------------------------
+def classify(exc: Exception, host: str, operation: str, address: str, settings: WinRMSettings,
+             username: str) -> RemoteError | None:
+    """The RemoteError of the right kind for what pywinrm or requests raised during a call to `host` (at
+    `address`), by the exception and the transport; None when `exc` is not the estate's answer."""
+    endpoint = settings.endpoint(address)
+    if isinstance(exc, winrm.exceptions.InvalidCredentialsError):
+        return CredentialsRefused(
+            host, operation,
+            f"the credentials for {username} were refused by {endpoint} (HTTP 401). "
+            "Check the user name and the password environment variable named in the inventory, "
+            "and that the account is allowed to use WinRM on that host.")
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        requests.exceptions.ChunkedEncodingError)):  # the last: the connection broke mid-answer
+        return _no_answer(exc, host, operation, address, settings)
+    if isinstance(exc, OSError):
+        # requests, before it connects: "Could not find a suitable TLS CA certificate bundle, invalid path"
+        if "CA certificate bundle" not in str(exc):
+            return None
+        return CertificateRejected(
+            host, operation,
+            f"winrm.ca_trust_path ({settings.ca_trust_path}) cannot be read; nothing was sent to the host. "
+            "Name the PEM file of the CA that issued the hosts' WinRM certificates, readable by this user "
+            "(python -m entsso doctor checks it).", "ca_file")
+    kerberos = settings.transport in ("kerberos", "credssp")
+    if isinstance(exc, (winrm.exceptions.WinRMTransportError, winrm.exceptions.WinRMError)):
+        if kerberos and not isinstance(exc, winrm.exceptions.WSManFaultError):
+            return CredentialsRefused(
+                host, operation,
+                f"{settings.transport} authentication to {endpoint} failed ({exc}). Check the "
+                "Kerberos ticket with klist and renew an expired one with kinit user@REALM; the host must "
+                "be named by its DNS name (an SPN exists for it), not an IP address.")
+        return RemoteError(host, operation, f"WinRM refused the request: {exc}")
+    if kerberos:  # gssapi/spnego errors of a Kerberos login have no common base
+        return CredentialsRefused(
+            host, operation,
+            f"{settings.transport} authentication to {endpoint} failed "
+            f"({type(exc).__name__}: {exc}). Check the Kerberos ticket with klist and renew an expired "
+            "one with kinit user@REALM.")
+    return None
+
+
+def _no_answer(exc: Exception, host: str, operation: str, address: str, settings: WinRMSettings) -> RemoteError:
+    """A connection that could not be made or broke: a refused certificate, the proxy, a name without an
+    address, or a host that does not answer."""
+    endpoint = settings.endpoint(address)
+    if settings.https:
+        problem = certificate_problem(host, operation, endpoint, address, settings.listener_port,
+                                      settings.ca_trust_path, exc, settings.connect_timeout)
+        if problem is not None:
+            return problem
+    if settings.proxy and isinstance(exc, requests.exceptions.ProxyError):
+        return HostUnreachable(
+            host, operation,
+            f"no answer from {endpoint} through the proxy {settings.proxy} "
+            f"({type(exc).__name__}). Check that the proxy is up and lets this machine reach WinRM's "
+            "port, or remove winrm.proxy from the inventory to go straight to the hosts.")
+    if not settings.proxy and _name_not_resolved(exc):
+        return HostNotResolved(
+            host, operation,
+            f"{address} does not resolve (DNS): check the inventory's address for {host} or "
+            "the admin box's DNS (nslookup " + address + "); nothing was sent to the host.")
+    return HostUnreachable(
+        host, operation,
+        f"no answer from {endpoint} ({type(exc).__name__}). Check that the host is up, that "
+        "WinRM listens on that port (winrm enumerate winrm/config/listener) and that the firewall "
+        "allows it.")
 
 
 class WindowsHost:
@@ -374,9 +250,8 @@ class WindowsHost:
         self.calls = calls if calls is not None else CallLog()
         self._pool: list[tuple[Protocol, str]] = []  # (connection, its open shell)
         self._pool_lock = threading.Lock()
-        scheme = "https" if settings.https else "http"
-        self.port = settings.port or (5986 if settings.https else 5985)
-        self.endpoint = f"{scheme}://{address}:{self.port}/wsman"
+        self.port = settings.listener_port
+        self.endpoint = settings.endpoint(address)
 
     def __repr__(self) -> str:
         return f"WindowsHost({self.name!r}, {self.endpoint!r})"
@@ -391,15 +266,18 @@ class WindowsHost:
             username=self._username,
             password=password,
             server_cert_validation="validate" if s.cert_validation else "ignore",
-            ca_trust_path=s.ca_trust_path,  # None: requests' own store (pywinrm's legacy env lookup is deprecated)
+            # None: requests' own store (pywinrm's legacy env lookup is deprecated); its transport reads None so
+            # (transport.py build_session: `ca_trust_path is not None`) though its annotation leaves None out
+            ca_trust_path=s.ca_trust_path,  # type: ignore[arg-type]
             read_timeout_sec=int(max(s.read_timeout, s.operation_timeout + 1)),
             operation_timeout_sec=int(s.operation_timeout),
             proxy=s.proxy,  # None: pywinrm sets no_proxy=* (and _Transport reads nothing from the environment)
         )
         proto.transport.__class__ = _Transport  # the same transport, with an environment-free session
-        # pywinrm hands read_timeout_sec to requests as-is; a (connect, read) pair lets an unreachable
-        # host fail in connect_timeout instead of the long read timeout.
-        proto.transport.read_timeout_sec = (s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
+        # pywinrm hands read_timeout_sec to requests as-is (annotated int, any requests timeout works); a
+        # (connect, read) pair lets an unreachable host fail in connect_timeout instead of the long read timeout.
+        proto.transport.read_timeout_sec = (  # type: ignore[assignment]
+            s.connect_timeout, max(s.read_timeout, s.operation_timeout + 1))
         return proto
 
     def _acquire(self) -> tuple[Protocol, str | None]:
@@ -418,15 +296,11 @@ class WindowsHost:
 
     @staticmethod
     def _discard(proto: Protocol, shell_id: str | None, *, delete_shell: bool = False) -> None:
-        try:
-            if delete_shell and shell_id:
+        if delete_shell and shell_id:
+            with contextlib.suppress(Exception):  # best effort: WinRM deletes an idle shell itself (IdleTimeout)
                 proto.close_shell(shell_id, close_session=False)
-        except Exception:  # noqa: BLE001 - best effort: WinRM deletes an idle shell itself (IdleTimeout)
-            pass
-        try:
+        with contextlib.suppress(Exception):  # a broken session is discarded either way
             proto.transport.close_session()
-        except Exception:  # noqa: BLE001 - a broken session is discarded either way
-            pass
 
     def close(self) -> None:
         """Delete the kept shells and close their connections."""
@@ -477,60 +351,11 @@ class WindowsHost:
             self._abandon(proto, shell_id, command_id)
             shell_id = None
             raise
-        except winrm.exceptions.InvalidCredentialsError:
-            raise CredentialsRefused(
-                self.name, operation,
-                f"the credentials for {self._username} were refused by {self.endpoint} (HTTP 401). "
-                "Check the user name and the password environment variable named in the inventory, "
-                "and that the account is allowed to use WinRM on that host.") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:  # the last: the connection broke mid-answer
-            if self.settings.https:
-                problem = certificate_problem(self.name, operation, self.endpoint, self.address, self.port,
-                                              self.settings.ca_trust_path, exc, self.settings.connect_timeout)
-                if problem is not None:
-                    raise problem from None
-            if self.settings.proxy and isinstance(exc, requests.exceptions.ProxyError):
-                raise HostUnreachable(
-                    self.name, operation,
-                    f"no answer from {self.endpoint} through the proxy {self.settings.proxy} "
-                    f"({type(exc).__name__}). Check that the proxy is up and lets this machine reach WinRM's "
-                    "port, or remove winrm.proxy from the inventory to go straight to the hosts.") from None
-            if not self.settings.proxy and _name_not_resolved(exc):
-                raise HostNotResolved(
-                    self.name, operation,
-                    f"{self.address} does not resolve (DNS): check the inventory's address for {self.name} or "
-                    "the admin box's DNS (nslookup " + self.address + "); nothing was sent to the host.") from None
-            raise HostUnreachable(
-                self.name, operation,
-                f"no answer from {self.endpoint} ({type(exc).__name__}). Check that the host is up, that "
-                "WinRM listens on that port (winrm enumerate winrm/config/listener) and that the firewall "
-                "allows it.") from None
-        except OSError as exc:
-            # requests, before it connects: "Could not find a suitable TLS CA certificate bundle, invalid path"
-            if "CA certificate bundle" not in str(exc):
+        except Exception as exc:  # noqa: BLE001 - what is not the estate's answer is re-raised as it is
+            error = classify(exc, self.name, operation, self.address, self.settings, self._username)
+            if error is None:
                 raise
-            raise CertificateRejected(
-                self.name, operation,
-                f"winrm.ca_trust_path ({self.settings.ca_trust_path}) cannot be read; nothing was sent to the host. "
-                "Name the PEM file of the CA that issued the hosts' WinRM certificates, readable by this user "
-                "(python -m entsso doctor checks it).", "ca_file") from None
-        except (winrm.exceptions.WinRMTransportError, winrm.exceptions.WinRMError) as exc:
-            if self.settings.transport in ("kerberos", "credssp") and not isinstance(exc, winrm.exceptions.WSManFaultError):
-                raise CredentialsRefused(
-                    self.name, operation,
-                    f"{self.settings.transport} authentication to {self.endpoint} failed ({exc}). Check the "
-                    "Kerberos ticket with klist and renew an expired one with kinit user@REALM; the host must "
-                    "be named by its DNS name (an SPN exists for it), not an IP address.") from None
-            raise RemoteError(self.name, operation, f"WinRM refused the request: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - gssapi/spnego errors of a Kerberos login have no common base
-            if self.settings.transport in ("kerberos", "credssp"):
-                raise CredentialsRefused(
-                    self.name, operation,
-                    f"{self.settings.transport} authentication to {self.endpoint} failed "
-                    f"({type(exc).__name__}: {exc}). Check the Kerberos ticket with klist and renew an expired "
-                    "one with kinit user@REALM.") from None
-            raise
+            raise error from None
         finally:
             self._release(proto, shell_id, healthy)
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from entsso.remote import winrm
+from entsso.remote import envelope, winrm
 from entsso.remote.winrm import (CMD_LIMIT, STDIN_BOOTSTRAP, CallLog, build_envelope, decode_clixml, has_secret,
                           plan_invocation, redact)
 
@@ -13,7 +13,7 @@ SCRIPT = "# entsso-operation: Get-Thing\n$x = $EntssoParams.name\n[pscustomobjec
 
 @pytest.fixture(autouse=True)
 def fake_script(monkeypatch):
-    monkeypatch.setattr(winrm, "script_text", lambda op: SCRIPT.replace("Get-Thing", op))
+    monkeypatch.setattr(envelope, "script_text", lambda op: SCRIPT.replace("Get-Thing", op))
 
 
 def decoded(command_line: str) -> str:

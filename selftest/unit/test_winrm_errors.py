@@ -58,3 +58,63 @@ def test_a_wait_that_times_out_says_what_it_saw_instead_of_the_last_value() -> N
                                "it reported 10.0.1000.0 the whole time")
     with pytest.raises(WaitTimedOut, match=r"after 0 s \(last seen: 7\)$"):
         Poller(first=0.01, cap=0.01).until(lambda: None, 0.02, what="x", describe=lambda: 7)
+
+
+# --- winrm.classify: what pywinrm and requests raise, named for the operator ------------------------------
+def _classified(exc: Exception, **settings: object):
+    from entsso.remote.winrm import classify
+
+    return classify(exc, "NODE1", "Get-HostFacts", "node1.corp.example", WinRMSettings(https=False, **settings),
+                    "CORP\\svc")
+
+
+def test_refused_credentials_name_the_account_and_the_endpoint() -> None:
+    import winrm.exceptions as we
+
+    from entsso.remote.winrm import CredentialsRefused
+
+    err = _classified(we.InvalidCredentialsError("401"))
+    assert isinstance(err, CredentialsRefused) and err.kind == "credentials"
+    assert str(err).startswith("Get-HostFacts on NODE1: the credentials for CORP\\svc were refused by "
+                               "http://node1.corp.example:5985/wsman (HTTP 401).")
+
+
+def test_a_proxy_that_does_not_answer_is_named_with_the_way_around_it() -> None:
+    import requests
+
+    err = _classified(requests.exceptions.ProxyError("refused"), proxy="http://proxy.corp.example:8080")
+    assert isinstance(err, HostUnreachable) and not isinstance(err, HostNotResolved)
+    assert "through the proxy http://proxy.corp.example:8080 (ProxyError)" in str(err)
+    assert "remove winrm.proxy from the inventory" in str(err)
+
+
+def test_an_unreadable_ca_file_is_a_certificate_failure_and_another_os_error_is_not_the_estates() -> None:
+    from entsso.remote.winrm import CertificateRejected
+
+    err = _classified(OSError("Could not find a suitable TLS CA certificate bundle, invalid path: /nope.pem"),
+                      ca_trust_path="/nope.pem")
+    assert isinstance(err, CertificateRejected) and err.cause == "ca_file"
+    assert "winrm.ca_trust_path (/nope.pem) cannot be read" in str(err)
+    assert _classified(OSError("disk full"), transport="kerberos") is None  # re-raised as it is, even for Kerberos
+
+
+@pytest.mark.parametrize(("transport", "raised", "kind", "words"), [
+    ("ntlm", "transport", "remote", "WinRM refused the request"),
+    ("kerberos", "transport", "credentials", "kerberos authentication to http://node1.corp.example:5985/wsman failed"),
+    ("kerberos", "fault", "remote", "WinRM refused the request"),  # a WS-Man fault: the login itself worked
+    ("credssp", "other", "credentials", "credssp authentication to"),  # gssapi/spnego's own errors
+    ("ntlm", "other", None, None),  # a bug of the suite's, not the estate's answer
+])
+def test_winrm_errors_are_a_refused_request_or_a_kerberos_login_by_transport(transport: str, raised: str,
+                                                                            kind: str | None,
+                                                                            words: str | None) -> None:
+    import winrm.exceptions as we
+
+    exc = {"transport": we.WinRMTransportError("http", 500, "Bad HTTP response returned from server"),
+           "fault": we.WSManFaultError(500, "fault", "<xml/>", "access denied", wsman_fault_code=5),
+           "other": RuntimeError("gss failure")}[raised]
+    err = _classified(exc, transport=transport)
+    if kind is None:
+        assert err is None
+        return
+    assert err is not None and err.kind == kind and words in str(err)

@@ -193,10 +193,11 @@ class Run:
         ticket = self.options.change_ticket
         snap = self.snapshot()
         if not self.options.apply and ticket:
-            primary = self.primary or (snap.cluster_view().group.owner_node
-                                       if snap.cluster_view() and snap.cluster_view().group else None)
-            h = snap.hosts.get(primary or "")
-            b = h.secret_backup if h else None
+            view = snap.cluster_view()
+            group = view.group if view else None
+            primary = self.primary or (group.owner_node if group else None)
+            host = snap.hosts.get(primary or "")
+            b = host.secret_backup if host else None
             if b is not None and b.exists and b.last_write_utc is not None:
                 return b.last_write_utc, f"the write time of {b.path}"
         return snap.taken_at, "the first observation of this run"
@@ -205,7 +206,8 @@ class Run:
         """What the operator types to continue this change once the cause is fixed: the change's own
         command again (the change, not the run, is the unit: any later run of the ticket continues it)."""
         if self.lab is not None:
-            return (f"pytest --inventory=<a lab started by hand> --apply --change-ticket {shlex.quote(self.options.change_ticket or '')}"
+            return ("pytest --inventory=<a lab started by hand> --apply --change-ticket "
+                    f"{shlex.quote(self.options.change_ticket or '')}"
                     "  (a --lab run's estate ends with the run: continue against a lab started with "
                     "python -m entsso.lab serve)")
         return change_command(getattr(self.inventory, "path", None), self.options.change_ticket,
@@ -242,7 +244,8 @@ def change_command(inventory: Any, ticket: str | None, *, backout: bool = False)
     """The command that starts, continues or resumes the change `ticket` (the same one every time), or
     backs it out."""
     inv = shlex.quote(str(inventory)) if inventory else "<the inventory>"
-    return f"pytest --inventory={inv} {'--backout' if backout else '--apply'} --change-ticket {shlex.quote(ticket or '<ticket>')}"
+    action = "--backout" if backout else "--apply"
+    return f"pytest --inventory={inv} {action} --change-ticket {shlex.quote(ticket or '<ticket>')}"
 
 
 def sql_estate(inventory: Any, main: SqlSettings, statements: StatementLog) -> SqlEstate:

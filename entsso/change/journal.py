@@ -28,7 +28,7 @@ class Journal:
         self.run_id = run_id
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the journal's life; close() ends it
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = {"ts": _now(), "run": self.run_id, "kind": kind, **redact(fields)}
@@ -89,8 +89,9 @@ def prior_run(path: Path) -> PriorRun:
     records = list(read(path))
     start = next((r for r in records if r.get("kind") == "run_started"), {})
     baseline = next((r.get("baseline") for r in records if r.get("kind") == "baseline"), None)
-    done = frozenset((r.get("phase"), r.get("step"), r.get("host")) for r in records
-                     if r.get("kind") == "result" and r.get("outcome") in ("ok", "unchanged"))
+    done = frozenset((r["phase"], r["step"], r.get("host")) for r in records
+                     if r.get("kind") == "result" and r.get("outcome") in ("ok", "unchanged")
+                     and isinstance(r.get("phase"), str) and isinstance(r.get("step"), str))
     started = start.get("change_started") or next(
         (r.get("change_started") for r in records if r.get("kind") == "change_started"), None)
     return PriorRun(start.get("run", path.parent.name), start.get("change_ticket"), started,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,8 @@ class EstateLock:
     def release(self) -> None:
         try:
             if self.held:
-                try:
+                with suppress(SqlError):  # the session is gone, and the lock with it
                     self.sql.execute(tsql.RELEASE_ESTATE_LOCK, (self.resource,), database=self.database)
-                except SqlError:
-                    pass  # the session is gone, and the lock with it
         finally:
             self.held = False
             self.sql.close()

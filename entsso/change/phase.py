@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, UTC
+from typing import Any
 
 from entsso.change import window
 from entsso.change.record import continue_record, record_phase_done, refuse_a_lost_record
@@ -24,7 +25,8 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     calls0, statements0 = run.calls.count(), run.statements.count()
     run.current_phase = name
     run.journal.write("phase_started", phase=name)
-    if run.estate_lock is not None and (lost := run.estate_lock.lost()) is not None: stop(run, name, lost)
+    if run.estate_lock is not None and (lost := run.estate_lock.lost()) is not None:
+        stop(run, name, lost)
     if run.options.apply and run.options.change_ticket and name != "backout" and run.history().backed_out:
         stop(run, "gate", f"change {run.options.change_ticket} was backed out: it is never continued (its phases "
              "would act on an estate put back as before). Start the change again under a new ticket.")
@@ -40,8 +42,9 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
         if run.options.apply and not run.options.backout:
             late = window.check(run, name)
             if late:
+                ends = run.options.window_ends
                 run.journal.write("window_refused", phase=name, reason=late,
-                                  window_ends=run.options.window_ends.isoformat() if run.options.window_ends else None)
+                                  window_ends=ends.isoformat() if ends else None)
                 stop(run, name, f"phase {change.PHASE_NUMBERS.get(name)} ({name}) not started: {late}. Nothing in "
                      f"it was changed. Back the change out now: {run.backout_command()} — or continue it in a later "
                      "window with the command below.")
@@ -53,7 +56,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
         outcome = "interrupted"
         raise
     finally:
-        stats = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
+        stats: dict[str, Any] = {"started": wall.isoformat(), "seconds": round(time.monotonic() - started, 3),
                  "winrm_calls": run.calls.count() - calls0, "sql_statements": run.statements.count() - statements0,
                  "outcome": outcome, "estimate": estimate}
         prior = run.phase_stats.get(name)  # phase 2 is two fixtures (secret, then databases)
@@ -67,10 +70,8 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
             run.journal.write("over_estimate", phase=name, seconds=stats["seconds"], estimate=estimate)
         run.journal.write("phase_finished", phase=name, **stats, complete=finishes)
         for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
-            try:
+            with suppress(Exception):  # evidence must not stop the change
                 listener()
-            except Exception:  # noqa: BLE001 - evidence must not stop the change
-                pass
 
 
 def require_ready(run: Run, action: str) -> None:

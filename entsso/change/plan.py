@@ -73,7 +73,8 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
               ", ".join(f"BTSSvc${n} {now.get(n)} → Stopped" for n in names) or "none",
               already=all(now.get(n) == "Stopped" for n in names))
         p.add("silence", "stop Rule Engine Update and ENTSSO", server,
-              f"{RULE_ENGINE} {_state(s, server, RULE_ENGINE)} → Stopped, {ENTSSO} {_state(s, server, ENTSSO)} → Stopped",
+              f"{RULE_ENGINE} {_state(s, server, RULE_ENGINE)} → Stopped, "
+              f"{ENTSSO} {_state(s, server, ENTSSO)} → Stopped",
               already=all(_state(s, server, x) == "Stopped" for x in (RULE_ENGINE, ENTSSO)))
     for job in run.job_names:
         j = s.sql.jobs.get(job)
@@ -97,7 +98,8 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
     ss = s.sql.secret_server
     if not same_name(ss, primary):
         p.add("uncluster", "point the primary's SSO tools at the cluster name", primary,
-              f"SSO tools {_tools(s, primary)} → {run.cluster_name}", already=same_name(_tools(s, primary), run.cluster_name))
+              f"SSO tools {_tools(s, primary)} → {run.cluster_name}",
+              already=same_name(_tools(s, primary), run.cluster_name))
     p.add("uncluster", f"move the master secret server to {primary}", primary, f"SSODB secret server {ss} → {primary}")
     view = s.cluster_view()
     res = view.resource.state if view and view.resource else "unknown"
@@ -245,10 +247,11 @@ def to_html(p: Plan, run: Run) -> str:
         body.append("<h2>Skipped because the estate is already so</h2><ul>"
                     + "".join(f"<li>{e(x)}</li>" for x in p.skipped) + "</ul>")
     body.append("<h2>Test plan</h2><ul>" + "".join(
-        f"<li><b>{e(m)}</b>: {len(ids)} checks<br><small>{e(', '.join(ids))}</small></li>" for m, ids in p.tests.items())
-        + "</ul>")
+        f"<li><b>{e(m)}</b>: {len(ids)} checks<br><small>{e(', '.join(ids))}</small></li>"
+        for m, ids in p.tests.items()) + "</ul>")
     body.append("<h2>Backout plan</h2><ul>" + "".join(
-        f"<li>After a stop in {e(TITLES[ph])}: {e('; '.join(steps))}</li>" for ph, steps in p.backout.items()) + "</ul>")
+        f"<li>After a stop in {e(TITLES[ph])}: {e('; '.join(steps))}</li>"
+        for ph, steps in p.backout.items()) + "</ul>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
              "td,th{border:1px solid #999;padding:3px 6px;text-align:left}tr.already td{color:#777}"
              "@media print{h3{break-after:avoid}}")

@@ -57,12 +57,12 @@ class Run:
     resource: str
     primary: str | None
     job_names: list[str]
+    journal: Journal  # every run has one from build_run on (reports/<run>/journal.jsonl)
     calls: CallLog = field(default_factory=CallLog)
     statements: StatementLog = field(default_factory=StatementLog)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     prior: PriorRun | None = None
     lab: Any = None  # entsso.lab.launcher.LabProcess for --lab
-    journal: Journal | None = None
     failed_tests: list[str] = field(default_factory=list)  # node ids of tests that failed so far
     stopped: tuple[str, str] | None = None  # (phase, message) when a phase stopped the run
     poller: Poller = field(default_factory=Poller)  # SQL and short waits
@@ -149,13 +149,12 @@ class Run:
                 local = runs_of(self.dir.parent, ticket, exclude=self.dir) if ticket else []
                 self._history = change.find(ticket, records, unreadable, local)
                 h = self._history
-                if self.journal:
-                    self.journal.write("change_found", ticket=ticket, began=h.began, completed=h.completed,
-                                       record=h.record.path if h.record else None,
-                                       record_on=h.record.kept_on if h.record else None,
-                                       phases_finished=sorted(h.finished_phases), runs=list(h.runs),
-                                       others_open=[r.describe() for r in h.others_open],
-                                       unreadable=list(h.unreadable))
+                self.journal.write("change_found", ticket=ticket, began=h.began, completed=h.completed,
+                                   record=h.record.path if h.record else None,
+                                   record_on=h.record.kept_on if h.record else None,
+                                   phases_finished=sorted(h.finished_phases), runs=list(h.runs),
+                                   others_open=[r.describe() for r in h.others_open],
+                                   unreadable=list(h.unreadable))
             return self._history
 
     def baseline(self) -> Baseline:
@@ -168,8 +167,7 @@ class Run:
                     self._baseline = Baseline.from_dict(recorded)
                 else:
                     self._baseline = Baseline.from_snapshot(self.snapshot())
-                    if self.journal:
-                        self.journal.write("baseline", baseline=self._baseline.to_dict())
+                    self.journal.write("baseline", baseline=self._baseline.to_dict())
                 (self.dir / "baseline.json").write_text(json.dumps(self._baseline.to_dict(), indent=2))
             return self._baseline
 
@@ -183,9 +181,8 @@ class Run:
             if self._change_started is None:
                 at, source = self._find_change_start()
                 self._change_started = at if at.tzinfo else at.replace(tzinfo=UTC)
-                if self.journal:
-                    self.journal.write("change_started", change_started=self._change_started.isoformat(),
-                                       source=source)
+                self.journal.write("change_started", change_started=self._change_started.isoformat(),
+                                   source=source)
             return self._change_started
 
     def _find_change_start(self) -> tuple[datetime, str]:
@@ -196,10 +193,11 @@ class Run:
         ticket = self.options.change_ticket
         snap = self.snapshot()
         if not self.options.apply and ticket:
-            primary = self.primary or (snap.cluster_view().group.owner_node
-                                       if snap.cluster_view() and snap.cluster_view().group else None)
-            h = snap.hosts.get(primary or "")
-            b = h.secret_backup if h else None
+            view = snap.cluster_view()
+            group = view.group if view else None
+            primary = self.primary or (group.owner_node if group else None)
+            host = snap.hosts.get(primary or "")
+            b = host.secret_backup if host else None
             if b is not None and b.exists and b.last_write_utc is not None:
                 return b.last_write_utc, f"the write time of {b.path}"
         return snap.taken_at, "the first observation of this run"
@@ -208,7 +206,8 @@ class Run:
         """What the operator types to continue this change once the cause is fixed: the change's own
         command again (the change, not the run, is the unit: any later run of the ticket continues it)."""
         if self.lab is not None:
-            return (f"pytest --inventory=<a lab started by hand> --apply --change-ticket {shlex.quote(self.options.change_ticket or '')}"
+            return ("pytest --inventory=<a lab started by hand> --apply --change-ticket "
+                    f"{shlex.quote(self.options.change_ticket or '')}"
                     "  (a --lab run's estate ends with the run: continue against a lab started with "
                     "python -m entsso.lab serve)")
         return change_command(getattr(self.inventory, "path", None), self.options.change_ticket,
@@ -238,15 +237,15 @@ class Run:
     def close(self) -> None:
         self.close_hosts()
         self.sql.close()
-        if self.journal:
-            self.journal.close()
+        self.journal.close()
 
 
 def change_command(inventory: Any, ticket: str | None, *, backout: bool = False) -> str:
     """The command that starts, continues or resumes the change `ticket` (the same one every time), or
     backs it out."""
     inv = shlex.quote(str(inventory)) if inventory else "<the inventory>"
-    return f"pytest --inventory={inv} {'--backout' if backout else '--apply'} --change-ticket {shlex.quote(ticket or '<ticket>')}"
+    action = "--backout" if backout else "--apply"
+    return f"pytest --inventory={inv} {action} --change-ticket {shlex.quote(ticket or '<ticket>')}"
 
 
 def sql_estate(inventory: Any, main: SqlSettings, statements: StatementLog) -> SqlEstate:
@@ -291,9 +290,8 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                                lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
     sql = sql_estate(inventory, sql_settings, statements)
     c = inventory.cluster
-    run = Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
-              nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],
-              cluster_name=c.network_name, group=c.group, resource=c.resource, primary=c.primary,
-              job_names=list(inventory.sql.jobs), calls=calls, statements=statements, prior=prior)
-    run.journal = Journal(run_dir / "journal.jsonl", run_id)
-    return run
+    return Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
+               nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],
+               cluster_name=c.network_name, group=c.group, resource=c.resource, primary=c.primary,
+               job_names=list(inventory.sql.jobs), journal=Journal(run_dir / "journal.jsonl", run_id),
+               calls=calls, statements=statements, prior=prior)

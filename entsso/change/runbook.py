@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,12 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
              lambda: services.ensure_services(run.hosts[host], [(RULE_ENGINE, "Stopped"), (ENTSSO, "Stopped")],
                                               timeouts.service_stop))
 
+    def disable(job: str) -> bool:
+        return sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False)
+
     def jobs() -> None:
         for job in run.job_names:
-            step(run, "silence", "disable job", None,
-                 lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False), job=job)
+            step(run, "silence", "disable job", None, partial(disable, job), job=job)
         # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
         # Backup BizTalk Server run from its schedule finish; then wait until none runs
         backup_job = run.inventory.sql.backup_job
@@ -56,7 +59,8 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
         sql_work.result()
     s = observe(run)
     require(run, "silence",
-             [gate.host_instance_stopped(s, srv, name) for srv, inst in baseline.host_instances.items() for name in inst]
+             [gate.host_instance_stopped(s, srv, name)
+              for srv, inst in baseline.host_instances.items() for name in inst]
              + [gate.service_stopped(s, b, RULE_ENGINE) for b in run.biztalk_servers]
              + [gate.service_stopped(s, b, ENTSSO) for b in run.biztalk_servers]
              + [gate.job_disabled(s, j) for j in run.job_names])
@@ -78,9 +82,10 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
                 file=path)
     s = observe(run)
     require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
-    if s.hosts[mss].secret_backup and s.hosts[mss].secret_backup.size != copy["size"]:
+    on_node = s.hosts[mss].secret_backup
+    if on_node and on_node.size != copy["size"]:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
-             f"{s.hosts[mss].secret_backup.size}; copy it by hand before going on")
+             f"{on_node.size}; copy it by hand before going on")
     return s
 
 
@@ -99,7 +104,8 @@ def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     job = run.inventory.sql.backup_job  # the inventory checks it is one of sql.jobs
     names = run.inventory.sql.databases
     required = [names.ssodb, names.management]  # the change depends on them, listed by the job or not
-    proven = recorded_backup_proof(run)  # the set an earlier run of this change proved: redone only if it no longer holds
+    # the set an earlier run of this change proved: redone only if it no longer holds
+    proven = recorded_backup_proof(run)
     proof = step(run, "backup", backup.FORCE_FULL_STEP, None,
                  lambda: backup.ensure_full_backup(run.sql.management, job, required,
                                                    run.inventory.timeouts.backup_job, run.poller, proven=proven,
@@ -200,7 +206,8 @@ def _upgrade_node(run: Run, node: str) -> None:
         run.operator.instruct(node, text, target)
 
         silent_since: list[float] = []
-        waited_from, seen = time.monotonic(), [object(), -15.0]
+        waited_from = time.monotonic()
+        seen: list[tuple[object, float]] = [(object(), -15.0)]  # the last version told, and when
         reported: list[str | None] = []  # each version the node reported, in order, once per change
 
         def done() -> str | None:
@@ -218,8 +225,9 @@ def _upgrade_node(run: Run, node: str) -> None:
                 run.operator.tell(f"    {node} reports SSO {v}: upgraded")
                 return v
             elapsed = time.monotonic() - waited_from
-            if v != seen[0] or elapsed - seen[1] >= 15:  # a change, or every 15 s: not the same line each second
-                seen[:] = [v, elapsed]
+            told, told_at = seen[0]
+            if v != told or elapsed - told_at >= 15:  # a change, or every 15 s: not the same line each second
+                seen[0] = (v, elapsed)
                 run.operator.tell(f"    … {node} reports SSO {v or '(no answer)'}, waiting for {target} "
                                   f"({elapsed:.0f} s of at most {t.upgrade:.0f} s)")
             return None
@@ -285,20 +293,22 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     # offline→online, restore the master secret there. The primary last, so the group ends on it.
     password = run.inventory.secrets.secret_password
     path = run.secret_backup_file()
+
+    def restore(node: str) -> dict[str, Any]:
+        return sso.restore_secret(run.hosts[node], path, password)
+
     for node in [n for n in run.nodes if n != primary] + [primary]:
         if (phase_name, "restore the master secret", node) in run.done_steps():
             continue
-        step(run, phase_name, f"move the SSO group to {node}", primary,
-             lambda node=node: _move_group(run, primary, node))
+        step(run, phase_name, f"move the SSO group to {node}", primary, partial(_move_group, run, primary, node))
         step(run, phase_name, "take the ENTSSO resource offline", node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
         step(run, phase_name, "bring the ENTSSO resource online", node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Online", t.group_move))
         if node != primary:
             step(run, phase_name, "put this change's secret backup on the node", node,
-                 lambda node=node: _copy_backup_to(run, primary, node, path))
-        step(run, phase_name, "restore the master secret", node,
-             lambda node=node: sso.restore_secret(run.hosts[node], path, password), file=path)
+                 partial(_copy_backup_to, run, primary, node, path))
+        step(run, phase_name, "restore the master secret", node, partial(restore, node), file=path)
     on_hosts(run.nodes, lambda n: step(run, phase_name, f"point SSO tools at {run.cluster_name}", n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
     s = observe(run)
@@ -339,11 +349,14 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     configs = step(run, "failover", "list the adapter handlers from BizTalkMgmtDb", None,
                    lambda: [c.__dict__ for c in biztalk.handler_configs(run.sql)])
     wanted = tuple(biztalk.HandlerConfig(**c) for c in configs)
+
+    def read_handlers(node: str) -> list[dict[str, Any]]:
+        return [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node], wanted)]
+
     for node in order:
-        moved = step(run, "failover", f"move the SSO group to {node}", node,
-                     lambda node=node: _move_group(run, node, node))
+        moved = step(run, "failover", f"move the SSO group to {node}", node, partial(_move_group, run, node, node))
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
-                        lambda node=node: [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node], wanted)])
+                        partial(read_handlers, node))
         seen[node] = {"group": moved, "handlers": handlers}
         unreadable = [h for h in handlers if not h["readable"]]
         if unreadable:
@@ -368,11 +381,13 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
         step(run, phase_name, "start the host instances that ran", host,
              lambda: biztalk.ensure_host_instances(run.hosts[host], instances, t.service_start))
 
+    def enable(job: str) -> bool:
+        return sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, True)
+
     def jobs() -> None:
         for job, enabled in baseline.jobs_enabled.items():
             if enabled:
-                step(run, phase_name, "re-enable job", None,
-                     lambda job=job: sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, True), job=job)
+                step(run, phase_name, "re-enable job", None, partial(enable, job), job=job)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)

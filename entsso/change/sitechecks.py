@@ -21,7 +21,7 @@ MOMENTS = ("gate", "after")  # the gate (readiness), and after the change (post)
 def _backend_class() -> type:
     from testinfra.backend.winrm import WinRMBackend
 
-    class SuiteWinRM(WinRMBackend):  # type: ignore[misc, valid-type]
+    class SuiteWinRM(WinRMBackend):
         """testinfra's winrm backend with its connection given, not parsed from a URL with a password."""
 
         def __init__(self, name: str, windows_host: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, TypeVar
-from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 log = logging.getLogger("entsso.phases")  # the report groups its per-phase log by this name: kept as it was
 
 
-def stop(run: Run, phase: str, message: str) -> None:
+def stop(run: Run, phase: str, message: str) -> NoReturn:
     """End the phase: journal it and fail the fixture (every later phase depends on it, so nothing after
     it changes the estate)."""
     with run.step_gate:  # atomic with step()'s check-and-intent: no step can start after this record
@@ -54,7 +54,8 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
     try:
         result = action()
     except (KeyboardInterrupt, SystemExit) as exc:  # SIGINT/SIGTERM/SIGHUP while this step ran here
-        run.journal.result(phase, name, host, "interrupted", error=f"interrupted ({run.interrupted or type(exc).__name__}) "
+        cause = run.interrupted or type(exc).__name__
+        run.journal.result(phase, name, host, "interrupted", error=f"interrupted ({cause}) "
                            "while this step ran: its effect is unknown until the estate is read again",
                            seconds=round(time.monotonic() - started, 3), **intent)
         run.in_flight.pop(key, None)
@@ -126,8 +127,9 @@ def observe(run: Run) -> Snapshot:
     return s
 
 
-def require(run: Run, phase: str, findings: list[gate.Finding]) -> None:
-    findings = [f for f in findings if f]
-    if findings:
-        stop(run, phase, "the phase did not verify:\n" + "\n".join(f"  - {f}" for f in findings))
+def require(run: Run, phase: str, findings: Iterable[gate.Finding | None]) -> None:
+    """Stop the phase on any finding (a check returns None when it holds)."""
+    found = [f for f in findings if f]
+    if found:
+        stop(run, phase, "the phase did not verify:\n" + "\n".join(f"  - {f}" for f in found))
 

@@ -46,7 +46,7 @@ def estimates(run: Any) -> dict[str, float]:
     t = run.inventory.timeouts
     nodes = len(run.nodes)
     upgrade = 0.0
-    for n in run.nodes:
+    for _ in run.nodes:
         upgrade += t.upgrade + t.service_start + (t.reboot if run.options.allow_reboot else 0.0)
     return {
         "silence": t.service_stop * 2 + MARGIN,  # host instances, then Rule Engine and ENTSSO (servers at once)

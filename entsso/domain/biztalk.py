@@ -99,7 +99,8 @@ class AdapterHandler:
 SSO_FLAG_RUNTIME = 0x4
 
 
-def parse_adapter_reads(host: str, configs: tuple[HandlerConfig, ...], doc: dict[str, Any]) -> tuple[AdapterHandler, ...]:
+def parse_adapter_reads(host: str, configs: tuple[HandlerConfig, ...],
+                        doc: dict[str, Any]) -> tuple[AdapterHandler, ...]:
     """Get-AdapterHandlers' raw reads -> one AdapterHandler per config asked for. Readable: GetConfigInfo returned
     (no HRESULT) and filled the bag with at least one property — an empty bag proves nothing was decrypted."""
     reads = doc.get("reads")
@@ -117,7 +118,7 @@ def parse_adapter_reads(host: str, configs: tuple[HandlerConfig, ...], doc: dict
         if code is None and not isinstance(count, int):
             raise ValueError(f"Get-AdapterHandlers on {host}: a read of {c.adapter} ({c.config_id}) without an "
                              f"HRESULT or a property count: {r!r}")
-        readable = code is None and count > 0
+        readable = code is None and isinstance(count, int) and count > 0  # no HRESULT: a count (checked above)
         error = r.get("error") if code is not None else (None if readable else
                                                          "GetConfigInfo returned no property (nothing was decrypted)")
         out.append(AdapterHandler(host, c.kind, c.adapter, c.host_name, readable, int(count or 0),

@@ -218,7 +218,7 @@ def find(ticket: str | None, records: Iterable[ChangeRecord], unreadable: Iterab
     mine.sort(key=lambda r: (r.updated_at, len(r.phases_finished)))
     others: dict[str, ChangeRecord] = {}
     for r in records:
-        if r.open and (ticket is None or label(r.ticket) != label(ticket)):
-            if r.ticket not in others or r.updated_at > others[r.ticket].updated_at:
-                others[r.ticket] = r
+        if (r.open and (ticket is None or label(r.ticket) != label(ticket))
+                and (r.ticket not in others or r.updated_at > others[r.ticket].updated_at)):
+            others[r.ticket] = r
     return History(ticket, mine[-1] if mine else None, tuple(others.values()), tuple(unreadable), tuple(local))

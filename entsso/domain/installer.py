@@ -13,7 +13,8 @@ from entsso.remote.winrm import WindowsHost
 
 
 def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> dict[str, Any]:
-    """Run a silent SSO update package; the exit code comes back as data (`meaning` and `next_action` say what it means)."""
+    """Run a silent SSO update package; the exit code comes back as data (`meaning` and `next_action` say
+    what it means)."""
     return host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
                                              "timeout_sec": int(timeout)}, timeout=timeout + 120)
 
@@ -27,12 +28,12 @@ INSTALLER_CODES: dict[int, tuple[str, str]] = {  # code -> (name, description), 
     1605: ("ERROR_UNKNOWN_PRODUCT", "This action is only valid for products that are currently installed."),
     1618: ("ERROR_INSTALL_ALREADY_RUNNING", "Another installation is already in progress. Complete that installation "
            "before proceeding with this install."),
-    1619: ("ERROR_INSTALL_PACKAGE_OPEN_FAILED", "This installation package could not be opened. Verify that the package "
-           "exists and is accessible, or contact the application vendor to verify that this is a valid Windows "
+    1619: ("ERROR_INSTALL_PACKAGE_OPEN_FAILED", "This installation package could not be opened. Verify that the "
+           "package exists and is accessible, or contact the application vendor to verify that this is a valid Windows "
            "Installer package."),
-    1638: ("ERROR_PRODUCT_VERSION", "Another version of this product is already installed. Installation of this version "
-           "cannot continue. To configure or remove the existing version of this product, use Add/Remove Programs in "
-           "Control Panel."),
+    1638: ("ERROR_PRODUCT_VERSION", "Another version of this product is already installed. Installation of this "
+           "version cannot continue. To configure or remove the existing version of this product, use Add/Remove "
+           "Programs in Control Panel."),
     1641: ("ERROR_SUCCESS_REBOOT_INITIATED", "The installer has initiated a restart. This message is indicative of a "
            "success."),
     1642: ("ERROR_PATCH_TARGET_NOT_FOUND", "The installer cannot install the upgrade patch because the program being "

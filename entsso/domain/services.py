@@ -50,7 +50,7 @@ def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: f
                           timeout=timeout * len(remaining) + 60)
         got = list(doc.get("services") or [])
         through = 0
-        for (name, status), g in zip(remaining, got):
+        for (_name, status), g in zip(remaining, got, strict=False):  # the answer may stop short
             if g.get("status") == "StartPending" and status == "Stopped":
                 break  # still starting: asked again once it has started
             done.append(g)

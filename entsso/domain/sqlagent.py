@@ -39,7 +39,7 @@ class Job:
     last_instance_id: int | None = None  # sysjobhistory.instance_id of the last outcome row
 
 
-def _last_run(date: object, time: object) -> str | None:
+def _last_run(date: int | str | None, time: int | str | None) -> str | None:  # msdb's yyyymmdd, hhmmss
     if not date:
         return None
     return f"{int(date):08d} {int(time or 0):06d}"

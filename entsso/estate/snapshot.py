@@ -150,7 +150,7 @@ def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str
             return HostFacts(name=name, role=roles[name], reachable=False, error=str(exc), error_kind=exc.kind)
         return parse_host(name, roles[name], doc)
 
-    return dict(zip(names, on_hosts(names, one)))
+    return dict(zip(names, on_hosts(names, one), strict=True))  # on_hosts: one result a host, in order
 
 
 def gather_sql(target: Target) -> SqlFacts:

@@ -8,9 +8,10 @@ from typing import TypeVar
 
 MAX_HOSTS_AT_ONCE = 64  # the bounded pool: every host of a real BizTalk group in one wave
 T = TypeVar("T")
+H = TypeVar("H")  # a host's name, or what names it with more (discover: name and role)
 
 
-def on_hosts(hosts: Iterable[str], work: Callable[[str], T]) -> list[T]:
+def on_hosts(hosts: Iterable[H], work: Callable[[H], T]) -> list[T]:
     """Run per-host work on every host at once (one worker a host up to MAX_HOSTS_AT_ONCE: with 32 workers
     a 34-host estate asked its last two hosts in a second wave, selftest/bench measured it); results in the
     hosts' order. The first failure is re-raised after all have finished."""

@@ -180,7 +180,8 @@ def discover(args: argparse.Namespace, winrm_password: str, sql_password: str | 
     finally:
         sql.close()
 
-    names = [(n, "node") for n in nodes] + [(b, "biztalk") for b in servers if b.upper() not in {n.upper() for n in nodes}]
+    names = [(n, "node") for n in nodes] + [(b, "biztalk") for b in servers
+                                             if b.upper() not in {n.upper() for n in nodes}]
     hosts: list[Host] = []
     cluster = (cluster_name, res["group"], res["name"])
 
@@ -229,7 +230,8 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
         "sql": {"server": e.sql_server, "instance": e.sql_instance, "driver": driver,
                 **({"ca_file": ca_file} if ca_file else {}),
                 "auth": args.sql_auth,
-                **({"username": args.sql_user, "password_env": args.sql_password_env} if args.sql_auth == "sql" else {}),
+                **({"username": args.sql_user, "password_env": args.sql_password_env}
+                   if args.sql_auth == "sql" else {}),
                 "jobs": list(jobs), "backup_job": backup_job},
         "winrm": {"transport": args.winrm_transport or (network.doc.get("winrm") or {}).get("transport") or "ntlm",
                   "https": not args.http if args.http else bool((network.doc.get("winrm") or {}).get("https", True)),
@@ -259,8 +261,10 @@ def inventory_text(e: Estate, args: argparse.Namespace, network: Network) -> str
         "#   upgrade.package_path, per node in upgrade.nodes); discovery cannot see your media: the gate checks",
         "#   that the path (ESSO Setup, or the package) is on every node"
         + (" (given with --package-path)." if args.package_path else " — set upgrade.package_path."),
-        f"# - secret_backup.folder: {args.backup_folder} is a proposal; it must exist on every node (the gate checks it).",
-        "# - sql.jobs: every SQL Agent job that names a BizTalk database (" + str(len(jobs)) + f" of {len(e.jobs)} jobs);",
+        f"# - secret_backup.folder: {args.backup_folder} is a proposal; it must exist on every node "
+        "(the gate checks it).",
+        "# - sql.jobs: every SQL Agent job that names a BizTalk database ("
+        + str(len(jobs)) + f" of {len(e.jobs)} jobs);",
         "#   the change disables them and re-enables those that were enabled. Remove any it must not touch.",
         "# - the passwords: only the variables' names are here; export them before a run.",
         "# - timeouts: the defaults (docs/inventory.md); set them to your estate's.",
@@ -376,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--sql-auth sql needs --sql-user", file=sys.stderr)
         return 2
     winrm_password = _secret(args.winrm_password_env, f"WinRM password of {args.winrm_user}")
-    sql_password = _secret(args.sql_password_env, f"SQL password of {args.sql_user}") if args.sql_auth == "sql" else None
+    sql_password = (_secret(args.sql_password_env, f"SQL password of {args.sql_user}")
+                    if args.sql_auth == "sql" else None)
     if winrm_password is None or (args.sql_auth == "sql" and sql_password is None):
         print(f"set {args.winrm_password_env}" + (f" and {args.sql_password_env}" if args.sql_auth == "sql" else "")
               + " (or run on a terminal to be asked)", file=sys.stderr)
@@ -392,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(inventory_text(found, args, net), encoding="utf-8")
     Path(args.twin).write_text(twin_text(found, args), encoding="utf-8")
-    print(f"{len(found.nodes)} node(s) ({', '.join(h.name for h in found.nodes)}), {len(found.biztalk_servers)} BizTalk "
-          f"server(s), {len(found.biztalk_jobs())} BizTalk job(s); wrote {out} (check its comments) and the twin "
-          f"{args.twin}")
+    print(f"{len(found.nodes)} node(s) ({', '.join(h.name for h in found.nodes)}), "
+          f"{len(found.biztalk_servers)} BizTalk server(s), {len(found.biztalk_jobs())} BizTalk job(s); "
+          f"wrote {out} (check its comments) and the twin {args.twin}")
     missing = [h.name for h in found.hosts if not h.reachable]
     if missing:
         print(f"not answering: {', '.join(missing)} (their facts are missing from both files)", file=sys.stderr)

@@ -11,7 +11,12 @@ from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.baseline import Baseline
 from entsso.estate.checks.common import Finding, Plan, reach
-from entsso.estate.checks.readiness import node_holds_secret, resource_online, ssodb_names_cluster, sso_server_uses_cluster
+from entsso.estate.checks.readiness import (
+    node_holds_secret,
+    resource_online,
+    sso_server_uses_cluster,
+    ssodb_names_cluster,
+)
 from entsso.estate.snapshot import Snapshot
 
 
@@ -86,8 +91,8 @@ def full_backup_complete(s: Snapshot, database: str, proof: Mapping[str, Any] | 
                        "a full backup of it in that set" + ("" if listed else
                        ": add it to BizTalkMgmtDb.dbo.adm_OtherBackupDatabases, then force the backup again"))
     # re-read now: the job's history still has a complete full set of it at least as new as the proven one
-    listed = next((d for d in st.databases if d.database.lower() == database.lower()), None)
-    newest = listed.last_full_set if listed is not None else st.last_full_set
+    row = next((d for d in st.databases if d.database.lower() == database.lower()), None)
+    newest = row.last_full_set if row is not None else st.last_full_set
     if newest is None or newest < set_id:
         return Finding("full_backup_complete", database, f"full set {set_id} no longer complete in adm_BackupHistory "
                        f"(newest complete full set of it: {newest})", f"the forced full set {set_id}")
@@ -144,17 +149,17 @@ def matches_baseline(s: Snapshot, baseline: Baseline) -> list[Finding]:
             if now.get(name) != want:
                 out.append(Finding("matches_baseline", f"host instance {name} on {server}", str(now.get(name)),
                                    f"{want} (as before the change)"))
-        for svc, before in ((RULE_ENGINE, baseline.rule_engine.get(server)), (ENTSSO, baseline.entsso.get(server))):
-            want = "Running" if before == "Running" else "Stopped"
+        for svc, was in ((RULE_ENGINE, baseline.rule_engine.get(server)), (ENTSSO, baseline.entsso.get(server))):
+            want = "Running" if was == "Running" else "Stopped"
             got = h.service(svc)
             if (want == "Running") != got.running:
                 out.append(Finding("matches_baseline", f"{svc} on {server}", str(got.status),
                                    f"{want} (as before the change)"))
-    for job, before in baseline.jobs_enabled.items():
+    for job, was_enabled in baseline.jobs_enabled.items():
         j = s.sql.jobs.get(job)
-        if j is None or j.enabled != before:
+        if j is None or j.enabled != was_enabled:
             out.append(Finding("matches_baseline", f"job {job}", "enabled" if j and j.enabled else "disabled",
-                               f"{'enabled' if before else 'disabled'} (as before the change)"))
+                               f"{'enabled' if was_enabled else 'disabled'} (as before the change)"))
     return out
 
 
@@ -176,7 +181,8 @@ def unclustered_findings(plan: Plan, s: Snapshot) -> list[Finding | None]:
         if h.reachable and h.sso and not same_name(h.sso.secret_server, primary):
             out.append(Finding("unclustered", f"SSO on {n}", f"secret server {h.sso.secret_server!r} "
                                     f"({h.sso.displaydb_error or 'answered'})", repr(primary)))
-    if s.hosts[primary].sso and not s.hosts[primary].sso.holds_secret:
+    primary_sso = s.hosts[primary].sso
+    if primary_sso and not primary_sso.holds_secret:
         out.append(Finding("unclustered", primary, "no master secret", "the MSS to hold the secret"))
     return out
 

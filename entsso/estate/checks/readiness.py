@@ -8,6 +8,7 @@ order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from entsso.domain import change, sso
 from entsso.domain.names import same_name
@@ -49,7 +50,8 @@ def node_up(s: Snapshot, node: str) -> Finding | None:
         return Finding("node_up", node, "no cluster node answered", "the cluster to be readable from a node")
     n = view.node(node)
     if n is None:
-        return Finding("node_up", node, f"not a member of the cluster (members: {', '.join(x.name for x in view.nodes)})",
+        members = ", ".join(x.name for x in view.nodes)
+        return Finding("node_up", node, f"not a member of the cluster (members: {members})",
                        "the inventory's node to be a cluster node")
     if n.state == "Paused":  # PauseClusterNode: no group moves to it, none comes online on it
         return Finding("node_up", node, "cluster node state Paused: the SSO group cannot be moved to it or brought "
@@ -152,10 +154,12 @@ def group_sso_server_is_cluster(s: Snapshot, plan: Plan) -> Finding | None:
         return None
     name = s.sql.group_sso_server
     if s.sql.group_sso_server_error is not None:
-        return Finding("group_sso_server", "BizTalk group's SSO server", f"not readable ({s.sql.group_sso_server_error})",
+        return Finding("group_sso_server", "BizTalk group's SSO server",
+                       f"not readable ({s.sql.group_sso_server_error})",
                        "SELECT on BizTalkMgmtDb.dbo.adm_Group for the suite's login")
     if name is None or (name.split(".")[0].lower() != plan.cluster_name.split(".")[0].lower()):
-        return Finding("group_sso_server", "BizTalk group's SSO server", f"{name!r} (MSBTS_GroupSetting.SSOServerName), "
+        return Finding("group_sso_server", "BizTalk group's SSO server",
+                       f"{name!r} (MSBTS_GroupSetting.SSOServerName), "
                        f"not the cluster {plan.cluster_name}: the adapter handlers' properties are read through it, "
                        "and phase 1 stops ENTSSO on the BizTalk servers, so phase 6 could not read them",
                        f"{plan.cluster_name}: set the group's SSO Server name to it (BizTalk Administration console, "
@@ -405,17 +409,17 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
                            lambda: group_sso_server_is_cluster(s, plan), lambda: primary_owns_group(s, plan)]
     for h in s.hosts:
-        checks += [lambda h=h: host_reachable(s, h), lambda h=h: sso_server_uses_cluster(s, h, plan)]
+        checks += [partial(host_reachable, s, h), partial(sso_server_uses_cluster, s, h, plan)]
     for n in plan.nodes:
-        checks += [lambda n=n: node_up(s, n), lambda n=n: possible_owner(s, n, plan),
-                   lambda n=n: no_pending_restart(s, n),
-                   lambda n=n: node_holds_secret(s, n),
-                   lambda n=n: package_ready(s, n, plan), lambda n=n: backup_folder_writable(s, n),
-                   lambda n=n: not_half_done(s, n, plan)]
+        checks += [partial(node_up, s, n), partial(possible_owner, s, n, plan),
+                   partial(no_pending_restart, s, n),
+                   partial(node_holds_secret, s, n),
+                   partial(package_ready, s, n, plan), partial(backup_folder_writable, s, n),
+                   partial(not_half_done, s, n, plan)]
     checks += [lambda: sql_agent_running(s), lambda: sql_instances_match(s)]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
-    checks += [lambda j=j: job_idle(s, j, continuous) for j in plan.job_names]
+    checks += [partial(job_idle, s, j, continuous) for j in plan.job_names]
     return [f for f in (c() for c in checks) if f]
 
 

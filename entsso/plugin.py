@@ -19,7 +19,7 @@ from entsso.change.operator import Operator
 from entsso.change.run import Options, Run
 
 RUN_KEY = pytest.StashKey[Run]()
-PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2, "backout": 2}
+PHASE_ORDER = {"readiness": 0, "rehearsal": 1, "prepared": 2, "post": 3, "backout": 3}
 REPORTS = Path(os.environ.get("ENTSSO_REPORTS", "reports"))
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, UTC
 from typing import Any
 
-from entsso.change import window
+from entsso.change import rehearsal, window
 from entsso.change.record import continue_record, record_phase_done, refuse_a_lost_record
 from entsso.change.run import Run
 from entsso.change.steps import console, log, stop
@@ -95,11 +95,19 @@ def require_ready(run: Run, action: str) -> None:
         lines = [f"  - test failed: {t}" for t in failed] + [f"  - {f}" for f in findings]
         run.journal.write("gate_refused", action=action, failed_tests=failed, findings=[str(f) for f in findings])
         half = gate.half_done(run.snapshot(), run)
-        advice = ("\nNothing was changed. Fix these, then run the gate again (pytest tests_pre)." if not half else
+        advice = (f"\nNothing was changed. Fix these, then run the gate again: {run.gate_command()}" if not half else
                   f"\nNothing was changed by this run, but the estate looks like a change stopped part-way: "
                   f"{half}. If this ticket's change did that, continue it with the command that started it "
                   f"({run.resume_command()}) from the admin box that ran it, or put the estate back by hand "
                   "(docs/recovery.md) and run the gate again.")
         stop(run, "gate", f"refusing to {action}: the estate is not ready:\n" + "\n".join(lines) + advice)
+    # nothing is tried for the first time after the estate has changed: every operation of the change, once,
+    # in its form that changes nothing (entsso.change.rehearsal), before phase 1 touches anything
+    bad = [r for r in rehearsal.once(run) if not r.ok]
+    if bad:
+        run.journal.write("gate_refused", action=action, failed_tests=[], findings=[f"rehearsal: {r}" for r in bad])
+        stop(run, "gate", f"refusing to {action}: the rehearsal of the change failed, so the change would meet "
+             "this inside the window:\n" + "\n".join(f"  - {r}" for r in bad)
+             + f"\nNothing was changed. Fix these, then rehearse again: {run.rehearsal_command()}")
     run.journal.write("gate_passed", action=action, by=run.id)
 

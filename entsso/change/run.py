@@ -80,6 +80,7 @@ class Run:
     change_record: change.ChangeRecord | None = None  # the estate's record as this run last wrote it
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
     backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.domain.backup)
+    rehearsal: list[Any] | None = None  # this run's rehearsal (entsso.change.rehearsal.Rehearsed), once run
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
@@ -219,6 +220,18 @@ class Run:
             return (f"pytest --inventory=<a lab started by hand> --backout --change-ticket "
                     f"{shlex.quote(self.options.change_ticket or '')}")
         return change_command(getattr(self.inventory, "path", None), self.options.change_ticket, backout=True)
+
+    def _inventory_arg(self) -> str:
+        return "<a lab started by hand>" if self.lab is not None else shlex.quote(
+            str(getattr(self.inventory, "path", None) or "<the inventory>"))
+
+    def rehearsal_command(self) -> str:
+        """What rehearses the change again once a refusal's cause is fixed (changes nothing)."""
+        return f"pytest --inventory={self._inventory_arg()} tests_pre -m rehearsal"
+
+    def gate_command(self) -> str:
+        """The gate and the rehearsal again, as typed (changes nothing)."""
+        return f"pytest --inventory={self._inventory_arg()} tests_pre"
 
     def inventory_command(self, ticket: str) -> str:
         """The command that continues change `ticket` on this estate."""

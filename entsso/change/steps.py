@@ -14,8 +14,7 @@ from entsso.change.run import Run
 from entsso.domain.errors import DomainError
 from entsso.estate import checks as gate
 from entsso.estate.snapshot import Snapshot
-from entsso.remote.sql import SqlError
-from entsso.remote.winrm import RemoteError
+from entsso.remote.errors import EstateError
 
 T = TypeVar("T")
 log = logging.getLogger("entsso.phases")  # the report groups its per-phase log by this name: kept as it was
@@ -32,7 +31,7 @@ def stop(run: Run, phase: str, message: str) -> NoReturn:
 
 
 # what operations raise when the estate refuses or does not answer; anything else is a bug, still stopped
-EXPECTED_FAILURES = (RemoteError, SqlError, DomainError)
+EXPECTED_FAILURES = (EstateError, DomainError)
 
 
 def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[], T], **intent: Any) -> T:

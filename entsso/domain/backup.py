@@ -217,3 +217,19 @@ def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], ti
             + ("left the force-full flag set" if not consumed else "")
             + ". Check adm_BackupHistory and the job's BackupFull step before going on.")
     return _evidence(job.name, job.last_outcome, flag.table, before, newest, utc_offset_minutes(sql), True)
+
+
+def databases_in_backup_set(sql: Executes, required: list[str]) -> dict[str, Any]:
+    """Which of `required` the Backup BizTalk Server job backs up (its view, admv_BackupDatabases: SSODB is there
+    only through its adm_OtherBackupDatabases row): phase 2 proves a full set of each."""
+    listed = [str(r["database_name"]) for r in sql.execute(tsql.BACKUP_DATABASES, database="BizTalkMgmtDb").rows]
+    return {"listed": listed, "missing": [d for d in required if d.lower() not in {x.lower() for x in listed}]}
+
+
+def missing_from_backup_set(doc: dict[str, Any]) -> str | None:
+    if not doc["missing"]:
+        return None
+    return (f"the Backup BizTalk Server job does not back up {', '.join(doc['missing'])} (its set: "
+            f"{', '.join(doc['listed']) or 'empty'}): phase 2 could not prove a backup of it. Add it the way BizTalk "
+            "documents (SSODB: a row in adm_OtherBackupDatabases, \"Backing Up and Restoring BizTalk Server "
+            "Databases\"), then rehearse again")

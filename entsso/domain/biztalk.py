@@ -184,3 +184,17 @@ def adapter_handlers(host: WindowsHost, configs: tuple[HandlerConfig, ...]) -> t
         "configs": [{"application": c.adapter, "identifier": c.config_id} for c in configs]})
     return parse_adapter_reads(host.name, configs, doc)
 
+
+
+def unreadable_in(reads: list[dict[str, Any]]) -> str | None:
+    """What phase 6 will meet when a handler cannot be read through the owner's ENTSSO: each handler with its
+    adapter, host, HRESULT and text; None when every handler was read."""
+    bad = [r for r in reads if not r.get("readable")]
+    if not bad:
+        return None
+    shown = "; ".join(f"{r['kind']} handler {r['adapter']} (host {r['host_name']}): {r['error_code']} {r['error']}"
+                      for r in bad[:5])
+    return (f"{len(bad)} of {len(reads)} adapter handler(s) could not be read through SSO on {bad[0]['seen_from']}: "
+            f"{shown}{' …' if len(bad) > 5 else ''}. Phase 6 reads every handler this way on every node and would "
+            "stop there with BizTalk down: fix it before the change (the handler's configuration in SSO, the "
+            "master secret on this node, or ENTSSO's account)")

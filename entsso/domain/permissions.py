@@ -42,3 +42,35 @@ def missing(found: list[Grant]) -> list[Grant]:
     login without any permission on it). The flag table's absent twin is not missing (and neither flag table
     is the gate's force_full_flag_found finding, not a grant)."""
     return [g for g in found if not g.granted and not (g.granted is None and g.object_name.lower().endswith(EITHER_OF))]
+
+
+@dataclass(frozen=True)
+class JobControl:
+    """Whether the login may enable and disable BizTalk's jobs on one instance (msdb's sp_update_job rule)."""
+
+    instance: str
+    login: str | None
+    sysadmin: bool
+    agent_operator: bool
+    owners: dict[str, str | None]  # job -> the login that owns it
+
+    def problem(self, jobs: list[str]) -> str | None:
+        """None when sp_update_job @enabled will be accepted for every job in `jobs`; else why not, and the fix."""
+        if self.sysadmin or self.agent_operator:
+            return None
+        login = (self.login or "").lower()
+        foreign = {j: self.owners.get(j) for j in jobs if (self.owners.get(j) or "").lower() != login}
+        if not foreign:
+            return None
+        named = ", ".join(f"{j!r} (owned by {o or 'an unknown login'})" for j, o in sorted(foreign.items()))
+        who = self.login or "the run's login"
+        return (f"the login {who} on {self.instance} is neither sysadmin nor in msdb's SQLAgentOperatorRole and does "
+                f"not own {named}: sp_update_job would refuse to disable them with error 14525 in phase 1 (a GRANT "
+                f"EXECUTE does not help). Have the DBA run, in msdb: ALTER ROLE SQLAgentOperatorRole ADD MEMBER "
+                f"[{who}] (the role may change only @enabled, which is all the change does)")
+
+
+def job_control(sql: Executes) -> JobControl:
+    row = sql.execute(tsql.JOB_CONTROL, database="msdb").rows[0]
+    owners = {str(r["name"]): r.get("owner") for r in sql.execute(tsql.JOB_OWNERS, database="msdb").rows}
+    return JobControl(sql.name, row.get("login"), bool(row.get("sysadmin")), bool(row.get("agent_operator")), owners)

@@ -180,3 +180,17 @@ def ensure_jobs_idle_everywhere(estate: Any, names: Iterable[str], timeout: floa
     if len(estate.instances) > 1:
         done["instances"] = [inst.name for inst, _ in estate.jobs_by_instance(names)]
     return done
+
+
+def rehearse_job_enabled(sql: Executes, name: str) -> dict[str, Any]:
+    """sp_update_job with @enabled at the job's current value: the statement phase 1 and phase 7 send, accepted
+    or refused as it will be then (14525 for a login that may not change the job), changing nothing."""
+    current = jobs(sql, [name])[name]
+    if not current.exists:
+        raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}; fix the inventory's job list")
+    sql.execute(tsql.UPDATE_JOB, (name, 1 if current.enabled else 0), database="msdb")
+    after = jobs(sql, [name])[name]
+    if after.enabled != current.enabled:
+        raise JobNotChanged(f"SQL Agent job {name!r} on {sql.name} changed from {current.enabled} to {after.enabled} "
+                            "while its current value was set again")
+    return {"job": name, "enabled": bool(current.enabled), "changed": False}

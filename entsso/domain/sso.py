@@ -346,3 +346,23 @@ def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
             "own setting), then continue")
     return {"tools_server_before": before, "tools_server": after, "changed": not same_name(before, server),
             "output": list(answer.messages)}
+
+
+def rehearse_secret_server(host: WindowsHost, sql: Executes) -> dict[str, Any]:
+    """`ssomanage -updatedb` with the secret server SSODB already names, run on `host` as phases 3 and 5 run it:
+    the tool, its SSO server and the account's rights answer as they will in the window; SSODB is read back
+    unchanged."""
+    before = secret_server(sql)
+    if not before:
+        raise SecretServerNotSet("SSODB names no master secret server (SSOX_GlobalInfo.gi_SecretServer is empty)")
+    doc = host.invoke("Update-SsoDatabase", {"secret_server": before}, timeout=300)
+    answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
+    if answer.failed:
+        raise SecretServerNotSet(f"ssomanage -updatedb on {host.name} failed: {answer.error_line()} Phases 3 and 5 "
+                                 f"run it there to move the master secret server; check that ENTSSO runs on "
+                                 f"{answer.sso_server or host.name} and that the WinRM account is an SSO administrator "
+                                 "and a local administrator there")
+    after = secret_server(sql)
+    if not same_name(after, before):
+        raise SecretServerNotSet(f"SSODB named {before!r} and names {after!r} after -updatedb set it again")
+    return {"secret_server": after, "changed": False}

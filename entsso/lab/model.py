@@ -101,7 +101,8 @@ def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
         kind, host = a.get("kind", "receive"), a.get("host") or "BizTalkServerApplication"
         cfg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-adapter-handler:{kind}:{a['adapter']}:{host}")).upper()
         out.append({"kind": kind, "adapter": a["adapter"], "host": host, "config_id": "{" + cfg_id + "}",
-                    "guid": cfg_id, "properties": int(a.get("properties", 3))})
+                    "guid": cfg_id, "properties": int(a.get("properties", 3)),
+                    "in_sso": a.get("in_sso") is not False})
     return out
 
 
@@ -772,7 +773,8 @@ class Estate:
                 code, error = ERR_CONTACT, contact_error(h.name)
             elif not self._has_secret(h):
                 code, error = ERR_NO_SECRET, NO_SECRET_ERROR
-            known = {(c["adapter"].lower(), c["config_id"].upper()): c for c in adapter_configs(self.bt_cfg)}
+            known = {(c["adapter"].lower(), c["config_id"].upper()): c for c in adapter_configs(self.bt_cfg)
+                     if c["in_sso"]}
             reads = []
             for c in p.get("configs") or []:
                 app, ident = str(c.get("application", "")), str(c.get("identifier", ""))

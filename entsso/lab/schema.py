@@ -95,6 +95,7 @@ class AdapterHandler(_Model):
     adapter: str
     host: str | None = None
     properties: int | None = None
+    in_sso: bool | None = None  # false: BizTalkMgmtDb lists the handler, SSO's config store lacks its configuration
 
 
 class BizTalkSection(_Model):

@@ -81,6 +81,12 @@ SELECT j.name AS name, j.enabled AS enabled,
 FROM msdb.dbo.sysjobs j"""
 
 UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
+# Who may change the jobs (run in msdb): msdb's sp_update_job refuses a job another login owns (14525) unless
+# the caller is sysadmin, or in SQLAgentOperatorRole changing only @enabled (docs/domain-notes.md)
+JOB_CONTROL = """SET NOCOUNT ON;
+SELECT SUSER_SNAME() AS login, IS_SRVROLEMEMBER(N'sysadmin') AS sysadmin,
+  IS_ROLEMEMBER(N'SQLAgentOperatorRole') AS agent_operator"""
+JOB_OWNERS = "SET NOCOUNT ON; SELECT name, SUSER_SNAME(owner_sid) AS owner FROM msdb.dbo.sysjobs"
 START_JOB = "EXEC msdb.dbo.sp_start_job @job_name = ?"
 # Asks SQL Agent to stop a run (disabling a job does not stop it); 22022 when the job is not running.
 STOP_JOB = "EXEC msdb.dbo.sp_stop_job @job_name = ?"

@@ -109,8 +109,9 @@ def test_re_running_a_finished_change_changes_nothing(lab, tmp_path):
 
 
 def test_a_backup_that_did_not_happen_stops_the_run_before_unclustering(lab, tmp_path):
-    # the backup call answers as if it worked, but no file was written
-    lab.post("/faults", {"kind": "wrong_output", "host": "NODE1", "operation": "Backup-MasterSecret",
+    # phase 2's backup call answers as if it worked, but no file was written (the first call is the
+    # rehearsal's own backup before phase 1, which works)
+    lab.post("/faults", {"kind": "wrong_output", "host": "NODE1", "operation": "Backup-MasterSecret", "call": 2,
                          "output": '{"file": "C:\\\\SSOBackup\\\\ENTSSO-CHG-LIE-1.bak", "size": 2048, '
                                    '"last_write_utc": "2026-11-25T00:00:00Z"}'})
     run = run_suite(tmp_path / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket",
@@ -118,10 +119,11 @@ def test_a_backup_that_did_not_happen_stops_the_run_before_unclustering(lab, tmp
     assert run.returncode == 1
     assert "[backup]" in run.output
     assert run.outcomes["test_master_secret_backed_up_in_this_change"] in ("failed", "error")
+    # nothing of phase 3 or later ran (the rehearsal ran these operations before phase 1, each finding the
+    # estate already so: no change)
+    assert not [r for r in run.journal() if r["kind"] == "intent" and r["phase"] not in ("silence", "backup")]
     received = lab.state()["winrm"]["received"]
-    destructive = ("Update-SsoDatabase", "Set-ClusterResourceState", "Move-ClusterGroup", "Install-SsoUpdate",
-                   "Restore-MasterSecret", "Set-SsoServer")
-    assert not [k for k in received if k.split()[1] in destructive]
+    assert not [k for k in received if k.split()[1] in ("Install-SsoUpdate", "Restore-MasterSecret")]
     assert lab.state()["sql"]["secret_server"] == "SSOCLUSTER"
 
 
@@ -131,9 +133,12 @@ def test_gate_apply_prepares_and_stops_after_phase_2_then_the_read_only_gate_pas
     assert prepared.returncode == 0, prepared.output[-3000:]
     phases = {r["phase"] for r in prepared.journal() if r["kind"] == "phase_finished"}
     assert phases == {"silence", "backup"}
+    # no phase 3 or later: only the rehearsal's forms of their operations ran, once each, before phase 1
+    assert not [r for r in prepared.journal() if r["kind"] == "intent" and r["phase"] not in ("silence", "backup")]
     received = lab.state()["winrm"]["received"]
-    assert not [k for k in received if k.split()[1] in ("Update-SsoDatabase", "Set-ClusterResourceState",
-                                                         "Move-ClusterGroup", "Install-SsoUpdate")]
+    assert all(received.get(f"NODE1 {op}", 0) <= 1 for op in ("Update-SsoDatabase", "Set-ClusterResourceState",
+                                                               "Move-ClusterGroup"))
+    assert "NODE1 Install-SsoUpdate" not in received and "NODE2 Install-SsoUpdate" not in received
     changes = lab.state()["changes"]
     # the gate re-run read-only for the same change judges that run's backups, and changes nothing
     gate = run_suite(tmp_path / "reports", "tests_pre", inv, "--change-ticket", "CHG-PREP-1", env=env)

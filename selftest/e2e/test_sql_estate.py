@@ -67,17 +67,20 @@ def test_sql_agent_stopped_is_a_gate_finding_and_nothing_changes(tmp_path):
     assert run.lab_state["changes"] == 0
 
 
-def test_ssodb_missing_from_the_backup_jobs_databases_stops_phase_2_by_name(tmp_path):
-    """SSODB is in the job's set only through its adm_OtherBackupDatabases row: without it the forced set
-    has no SSODB row, and the change stops in phase 2 before anything is unclustered."""
+def test_ssodb_missing_from_the_backup_jobs_databases_is_refused_before_phase_1(tmp_path):
+    """SSODB is in the job's set only through its adm_OtherBackupDatabases row: without it phase 2 could not
+    prove its backup. The rehearsal finds it before phase 1, with nothing changed (it was found in phase 2,
+    after BizTalk had been silenced)."""
     run = run_suite(tmp_path, "--lab=" + scenario(tmp_path, "no-ssodb-row",
                                                   databases=["BizTalkMgmtDb", "BizTalkMsgBoxDb", "BizTalkDTADb"]),
                     "--apply", "--change-ticket", "CHG-NOSSODB")
     assert run.returncode == 1, run.output[-3000:]
-    assert "has no row for SSODB (not in admv_BackupDatabases: add it to adm_OtherBackupDatabases)" in run.output
-    stopped = [r for r in run.journal() if r["kind"] == "phase_stopped"]
-    assert [r["phase"] for r in stopped] == ["backup"]
-    assert not [r for r in run.journal() if r["kind"] == "intent" and r["phase"] not in ("silence", "backup")]
+    assert "the Backup BizTalk Server job does not back up SSODB" in run.output
+    assert "adm_OtherBackupDatabases" in run.message("test_sql_server_rehearsed_every_statement_of_the_change")
+    assert "then run the gate again: pytest --inventory=" in run.output
+    assert run.summary["verdict"] == "refused"
+    assert not [r for r in run.journal() if r["kind"] == "intent"]  # phase 1 never began
+    assert run.lab_state["changes"] == 0
 
 
 def test_missing_grant_is_refused_by_the_gate_naming_it_and_nothing_changes(tmp_path):

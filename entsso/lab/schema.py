@@ -17,6 +17,9 @@ NodeState = Literal["Up", "Paused", "Down", "Joining"]
 ServiceState = Literal["Running", "Stopped"]
 
 
+
+LoginRole = Literal["sysadmin", "SQLAgentOperatorRole", "SQLAgentReaderRole", "SQLAgentUserRole"]
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,7 +140,7 @@ class SqlSection(_Model):
     # the suite's login's roles: sysadmin (server), SQLAgentOperatorRole / ReaderRole / UserRole (msdb);
     # default [SQLAgentOperatorRole]. Without sysadmin or the operator role, sp_update_job on a job another
     # login owns raises 14525, as msdb does
-    login_roles: list[Literal["sysadmin", "SQLAgentOperatorRole", "SQLAgentReaderRole", "SQLAgentUserRole"]] | None = None
+    login_roles: list[LoginRole] | None = None
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database

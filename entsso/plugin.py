@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from dataclasses import fields, is_dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ import pytest
 
 from entsso.change.operator import Operator
 from entsso.change.run import Options, Run
-
-RUN_KEY = pytest.StashKey[Run]()
+from entsso.report import verdict
+from entsso.report.keys import ITEMS_KEY, OUTCOMES_KEY, RUN_KEY, SITE_CHECKS_KEY, TEST_PLAN_KEY
 PHASE_ORDER = {"readiness": 0, "prepared": 1, "post": 2, "backout": 2}
 REPORTS = Path(os.environ.get("ENTSSO_REPORTS", "reports"))
 
@@ -156,7 +156,7 @@ def _add_site_checks(config: pytest.Config, run: Run, override: str | None) -> N
     from entsso.change import sitechecks
 
     folder = sitechecks.folder_of(run.inventory, override)
-    run.site_checks = folder  # type: ignore[attr-defined]
+    config.stash[SITE_CHECKS_KEY] = folder
     if folder is None:
         return
     if not folder.is_dir():
@@ -322,118 +322,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
                 (run.dir / "lab-state.json").write_text(json.dumps(run.lab.state(), indent=2, default=str))
             finally:
                 run.lab.stop()
-        _write_summary(run, config)
+        verdict.write_summary(run, config)
     finally:
         run.close()
         if getattr(config.option, "collectonly", False):
             shutil.rmtree(run.dir, ignore_errors=True)  # a listing of the tests is not a run
 
 
-CONCLUSION_KEY = pytest.StashKey[dict]()
-
-
-def conclude(config: pytest.Config) -> dict[str, Any] | None:
-    """The run's verdict and, for a change left unfinished, where the estate is (one fresh snapshot
-    compared with the baseline). Once per run; the report, summary.json and the console use it."""
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
-        return None
-    done = config.stash.get(CONCLUSION_KEY, None)
-    if done is not None:
-        return done
-    from entsso.report import story
-
-    failed = list(run.failed_tests)
-    v = story.verdict(run, failed, gate_only=_gate_only(config))
-    out: dict[str, Any] = {"verdict": v.verdict, "reason": v.reason, "phase": v.phase, "outage": None,
-                           "continue": None, "record": None}
-    if run.options.apply and v.verdict in ("stopped", "interrupted"):
-        try:
-            snap = run.snapshot(fresh=True)  # each host once more: what the business lives with now
-            run.final_snapshot = snap
-            out["outage"] = story.outage(run, run.baseline(), snap).to_dict()
-        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
-            out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
-        out["continue"] = story.continue_line(run) if story.change_began(run) else None
-        out["record"] = story.record_line(run)
-    if run.options.plan and run._snapshot is not None:
-        out["plan"] = _write_plan(run, config)
-        if not failed:
-            out["reason"] = ("A plan (read-only): nothing was changed; the gate holds now. " + out["plan"])
-        else:
-            out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
-                             f"check(s) failed), so the change would not start. " + out["plan"])
-    if not run.options.apply and failed and run._snapshot is not None:
-        from entsso.estate import checks as gate
-
-        half = gate.half_done(run.snapshot(), run)
-        if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
-            out["reason"] += (f" The estate looks like a change stopped part-way: {half}. Continue that change "
-                              "with its own command (pytest --inventory=FILE --apply --change-ticket ITS-TICKET), "
-                              "or put the estate back by hand (docs/recovery.md).")
-    config.stash[CONCLUSION_KEY] = out
-    run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
-                      outage=out.get("outage"), resume=run.resume_command() if out["continue"] else None)
-    return out
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
     """The verdict as the console's last word, with where BizTalk is and how to continue."""
-    out = conclude(config)
-    if not out:
-        return
-    tr = terminalreporter
-    colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
-    if out.get("plan"):
-        from entsso.change import plan
-
-        text = (config.stash[RUN_KEY].dir / "plan.md").read_text(encoding="utf-8")
-        tr.write_line(plan.brief(text))
-    tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
-    tr.write_line(out["reason"])
-    o = out.get("outage")
-    if o is not None:
-        tr.write_line(f"Where the estate is: SSODB's master secret server {o['secret_server']}; ENTSSO resource "
-                      f"{o['resource']}; versions " + ", ".join(f"{h} {v}" for h, v in o["versions"].items()))
-        if o["down"]:
-            tr.write_line(f"BizTalk down compared with before the change ({len(o['down'])}): "
-                          + "; ".join(d["what"] for d in o["down"][:8]) + (" …" if len(o["down"]) > 8 else ""))
-    elif out.get("outage_error"):
-        tr.write_line(out["outage_error"])
-    if out.get("record"):
-        tr.write_line(out["record"])
-    if out.get("continue"):
-        tr.write_line(out["continue"], bold=True)
-        if not run_backout(config):
-            tr.write_line(f"Or back it out (the estate in service as before, upgraded nodes stay upgraded): "
-                          f"{config.stash[RUN_KEY].backout_command()}")
-
-
-def _write_plan(run: Run, config: pytest.Config) -> str:
-    from entsso.change import plan
-
-    p = plan.build(run, run.snapshot(), getattr(config, "_entsso_test_plan", {}))
-    (run.dir / "plan.md").write_text(plan.to_markdown(p, run), encoding="utf-8")
-    (run.dir / "plan.html").write_text(plan.to_html(p, run), encoding="utf-8")
-    run.journal.write("plan", operations=len(p.operations), changes=sum(not o.already for o in p.operations),
-                      skipped=p.skipped)
-    run.plan_summary = {"operations": [{"phase": o.phase, "step": o.step, "host": o.host, "job": o.job,
-                                        "change": o.change, "already": o.already} for o in p.operations],
-                        "skipped": p.skipped, "estimates": p.estimates}
-    changes = sum(not o.already for o in p.operations)
-    return (f"The plan: {len(p.operations)} operations ({changes} that change the estate), written to "
-            f"{run.dir / 'plan.md'} and plan.html.")
-
-
-def run_backout(config: pytest.Config) -> bool:
-    run = config.stash.get(RUN_KEY, None)
-    return bool(run and run.options.backout)
-
-
-def _gate_only(config: pytest.Config) -> bool:
-    """`pytest tests_pre --apply`: the run asked for phases 1-2 only."""
-    items = getattr(config, "_entsso_items", None)
-    return bool(items) and not any(i.get_closest_marker("post") for i in items)
+    verdict.to_console(terminalreporter, config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -444,7 +342,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is None:
         return
-    out = conclude(session.config)
+    out = verdict.conclude(session.config)
     if out and out["verdict"] == "interrupted":
         from _pytest.reports import TestReport
 
@@ -453,29 +351,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         report = TestReport(nodeid=f"change::{phase}", location=("change", 0, f"phase {phase}"), keywords={},
                             outcome="failed", longrepr=text, when="call")
         session.config.hook.pytest_runtest_logreport(report=report)
-
-
-def _write_summary(run: Run, config: pytest.Config) -> None:
-    outcomes = getattr(config, "_entsso_outcomes", {})
-    out = conclude(config) or {}
-    summary = {
-        "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
-        "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
-        "estate_now": out.get("outage"), "continue": out.get("continue"),
-        "plan": getattr(run, "plan_summary", None),
-        "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
-                    "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
-                    "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}
-                   if run.change_record else None),
-        "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
-        "sql_statements": run.statements.count(),
-        "phases": run.phase_stats,
-        "calls": run.call_trace,
-        "tests": outcomes,
-        "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
-        "finished": datetime.now(timezone.utc).isoformat(),
-    }
-    (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -494,9 +369,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
                 report.extras = [*getattr(report, "extras", []), html_extras.text(text, name=name)]
     run = item.config.stash.get(RUN_KEY, None)
     if run is not None and report.when == "setup":
-        ran = [p for p in run.phase_stats if p not in item.config.__dict__.setdefault("_entsso_phases_seen", set())]
+        seen = item.config.stash.setdefault(PHASES_SEEN_KEY, set())
+        ran = [p for p in run.phase_stats if p not in seen]
         if ran:  # this test's setup ran phases: their log belongs to them, in the report's timeline
-            item.config._entsso_phases_seen.update(ran)
+            seen.update(ran)
             item.stash[PHASES_SET_UP_KEY] = ran
     ran_here = item.stash.get(PHASES_SET_UP_KEY, None) if run is not None else None
     if ran_here:  # pytest repeats the setup's captured output in the call and teardown reports too
@@ -509,7 +385,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
         _once(item, report, run)
     if run is not None and report.failed and item.nodeid not in run.failed_tests:
         run.failed_tests.append(item.nodeid)
-    outcomes = item.config.__dict__.setdefault("_entsso_outcomes", {})
+    outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
     if report.when == "call" or report.outcome != "passed":
         state = "error" if report.when != "call" and report.failed else report.outcome
         if report.when == "call" or item.nodeid not in outcomes or state != "passed":
@@ -558,10 +434,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     f"({', '.join(h.runs)})")
 
 
-def _is_site_check(run: Run, path: Path) -> bool:
+def _is_site_check(config: pytest.Config, path: Path) -> bool:
     from entsso.change.sitechecks import is_site_check
 
-    return is_site_check(path, getattr(run, "site_checks", None))
+    return is_site_check(path, config.stash.get(SITE_CHECKS_KEY, None))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -577,20 +453,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         gone = [i for i in items if bool(i.get_closest_marker("backout")) != backout]
         # the site's checks after the change run only where the change runs to its end (with the suite's
         # own post tests): `pytest tests_pre --apply` must not run phases 3-7 for them
-        site_after = [i for i in keep if _is_site_check(run, i.path) and i.get_closest_marker("post")]
-        if site_after and not any(i.get_closest_marker("post") and not _is_site_check(run, i.path) for i in keep):
+        site_after = [i for i in keep if _is_site_check(config, i.path) and i.get_closest_marker("post")]
+        if site_after and not any(i.get_closest_marker("post") and not _is_site_check(config, i.path) for i in keep):
             keep, gone = [i for i in keep if i not in site_after], gone + site_after
         if run.options.plan:  # what is not done yet is the test plan, not a failure: only the gate runs
             later = [i for i in keep if not i.get_closest_marker("readiness")]
-            config._entsso_test_plan = {  # type: ignore[attr-defined]
-                m: [i.name for i in later if i.get_closest_marker(m)] for m in ("prepared", "post")}
-            config._entsso_test_plan = {"readiness (run now)": [i.name for i in keep if i.get_closest_marker(
-                "readiness")], **config._entsso_test_plan}
+            config.stash[TEST_PLAN_KEY] = {
+                "readiness (run now)": [i.name for i in keep if i.get_closest_marker("readiness")],
+                **{m: [i.name for i in later if i.get_closest_marker(m)] for m in ("prepared", "post")}}
             keep, gone = [i for i in keep if i.get_closest_marker("readiness")], gone + later
         if gone:
             config.hook.pytest_deselected(items=gone)
             items[:] = keep
-    config._entsso_items = items  # type: ignore[attr-defined]
+    config.stash[ITEMS_KEY] = items  # the same list: pytest's later deselection (-m, -k) shows in it
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -599,7 +474,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if run is None:
         return
     names = metafunc.fixturenames
-    if "host" in names and _is_site_check(run, metafunc.definition.path):
+    if "host" in names and _is_site_check(metafunc.config, metafunc.definition.path):
         from entsso.change.sitechecks import MOMENTS
 
         marks = {"gate": pytest.mark.readiness, "after": pytest.mark.post}
@@ -641,10 +516,16 @@ def estate(run: Run):  # type: ignore[no-untyped-def]
     """The estate as first observed: each host asked once."""
     started = time.monotonic()
     snap = run.snapshot()
-    run.change_started  # found and journalled now, before any phase acts
+    _find_change_start(run)  # before any phase acts
     run.journal.write("snapshot", phase="estate", seconds=round(time.monotonic() - started, 3),
                       winrm_calls=run.calls.count(), sql_statements=run.statements.count())
     return snap
+
+
+def _find_change_start(run: Run) -> datetime:
+    """When this change began (its backups must be newer): Run.change_started finds it once and journals
+    it with its source (the change record, the master secret backup, or now)."""
+    return run.change_started
 
 
 @pytest.fixture(scope="session")
@@ -687,6 +568,7 @@ def _plain(o: Any) -> Any:
 
 EVIDENCE_KEY = pytest.StashKey[list]()
 PHASES_SET_UP_KEY = pytest.StashKey[list]()
+PHASES_SEEN_KEY = pytest.StashKey[set[str]]()  # the phases whose log a test's setup report already carries
 
 
 

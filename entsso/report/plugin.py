@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from entsso.change.run import Run
-from entsso.plugin import RUN_KEY, conclude
 from entsso.report.html import BANNER_COLOURS, mode, next_steps_html, site_checks_html, story_html
+from entsso.report.keys import ITEMS_KEY, OUTCOMES_KEY, RUN_KEY, SITE_CHECKS_KEY
 from entsso.report.scrub import scrub, scrub_dir, secret_values
+from entsso.report.verdict import conclude
 
 
 def _run(config: pytest.Config) -> Run | None:
@@ -141,8 +142,8 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     title_style = f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}</style>"
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
     prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion)]
-    site_checks = site_checks_html(getattr(run, "site_checks", None), getattr(config, "_entsso_items", []),
-                                   config.__dict__.get("_entsso_outcomes", {}))
+    site_checks = site_checks_html(config.stash.get(SITE_CHECKS_KEY, None), config.stash.get(ITEMS_KEY, []),
+                                   config.stash.get(OUTCOMES_KEY, {}))
     rep._report.additional_summary["postfix"][:] = [site_checks + next_steps_html(run, conclusion)]
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from entsso.change.run import Run
+from entsso.change.run import Baseline, Run
+from entsso.estate.snapshot import Snapshot
 from entsso.report.keys import RUN_KEY
 
 EVIDENCE_KEY = pytest.StashKey[list[tuple[str, str]]]()  # a test's evidence: (name, text), for the report
@@ -26,11 +28,12 @@ def run(request: pytest.FixtureRequest) -> Run:
 
 
 @pytest.fixture(scope="session")
-def estate(run: Run):  # type: ignore[no-untyped-def]
+def estate(run: Run) -> Snapshot:
     """The estate as first observed: each host asked once."""
     started = time.monotonic()
     snap = run.snapshot()
     _find_change_start(run)  # before any phase acts
+    assert run.journal is not None  # build_run opened it
     run.journal.write("snapshot", phase="estate", seconds=round(time.monotonic() - started, 3),
                       winrm_calls=run.calls.count(), sql_statements=run.statements.count())
     return snap
@@ -43,13 +46,13 @@ def _find_change_start(run: Run) -> datetime:
 
 
 @pytest.fixture(scope="session")
-def baseline(run: Run, estate):  # type: ignore[no-untyped-def]
+def baseline(run: Run, estate: Snapshot) -> Baseline:
     """What ran and was enabled before the change (kept for phase 7 and for --resume)."""
     return run.baseline()
 
 
 @pytest.fixture
-def judge(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def judge(request: pytest.FixtureRequest) -> Callable[..., None]:
     """judge(finding, fact): attach the fact judged as evidence, then fail with the finding if any."""
     def _judge(finding: Any, fact: Any = None) -> None:
         if fact is not None:
@@ -81,10 +84,11 @@ def _plain(o: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def testinfra_host(run: Run):  # type: ignore[no-untyped-def]
+def testinfra_host(run: Run) -> Callable[[str], Any]:
     """testinfra_host("NODE1") -> a pytest-testinfra Host (winrm backend, cmd shell) for simple per-host
     checks (host.run, host.check_output), reached with the suite's own WinRM settings and credentials,
-    never through a URL that holds the password (entsso.change.sitechecks). PowerShell goes through entsso.remote.winrm."""
+    never through a URL that holds the password (entsso.change.sitechecks). PowerShell goes through
+    entsso.remote.winrm."""
     from entsso.change.sitechecks import testinfra_host as make
 
     cache: dict[str, Any] = {}
@@ -98,7 +102,7 @@ def testinfra_host(run: Run):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def host(request: pytest.FixtureRequest, run: Run, testinfra_host):  # type: ignore[no-untyped-def]
+def host(request: pytest.FixtureRequest, run: Run, testinfra_host: Callable[[str], Any]) -> Any:
     """testinfra's `host`, for the site's checks: one of the estate's hosts, in the gate (before anything
     changes) or after the change (once phase 7 has put BizTalk back). Overrides pytest-testinfra's own
     `host` (its --hosts URLs would carry the password)."""

@@ -4,6 +4,7 @@ the stopped phase), the outcomes summary.json and the report list; and at the se
 an interrupted phase counted as a failure of its own, and the console's last word."""
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ STOP_REPORTED_KEY = pytest.StashKey[str]()  # the test that reported the stop (t
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     """Each report as the change's evidence: the facts the test judged, the phases its setup ran, one
     report of a stop; the failed tests and every test's outcome kept for the verdict and summary.json."""
     outcome = yield

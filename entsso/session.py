@@ -6,6 +6,7 @@ closed, the lab's state, summary.json). The lab itself is started by entsso.plug
 imports entsso.lab: here a lab is anything with stop()."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -234,10 +235,8 @@ class _PhaseLog(logging.Handler):
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # logging must never break the change
             self.run.phase_logs.setdefault(self.run.current_phase, []).append(self.format(record))
-        except Exception:  # noqa: BLE001 - logging must never break the change
-            pass
 
 
 def _attach_phase_log(run: Run) -> None:

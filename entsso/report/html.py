@@ -7,7 +7,7 @@ import getpass
 import html
 import socket
 from collections import OrderedDict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,16 @@ def outage_html(conclusion: dict[str, Any] | None) -> str:
         return ""
     e = html.escape
     if conclusion.get("outage") is None:
-        return f'<div class="entsso-estate-now"><h3>Where the estate is now</h3><p>{e(conclusion["outage_error"])}</p></div>'
+        return (f'<div class="entsso-estate-now"><h3>Where the estate is now</h3><p>{e(conclusion["outage_error"])}</p>'
+                '</div>')
     o = conclusion["outage"]
     rows = "".join(f"<tr><td>{e(d['what'])}</td><td>{e(d['before'])}</td><td>{e(d['now'])}</td>"
                    f"<td>{e(d['since'] or 'since this change silenced BizTalk')}</td></tr>" for d in o["down"])
     down = (f"<p><b>{len(o['down'])} part(s) of BizTalk are down compared with before the change:</b></p>"
             '<table class="entsso-down" border="1" cellpadding="3" style="border-collapse:collapse">'
             f"<tr><th>What</th><th>Before the change</th><th>Now</th><th>Since (UTC)</th></tr>{rows}</table>"
-            if o["down"] else "<p>BizTalk is as it was before the change (nothing down compared with the baseline).</p>")
+            if o["down"] else
+            "<p>BizTalk is as it was before the change (nothing down compared with the baseline).</p>")
     versions = ", ".join(f"{h} {v or 'unknown'}" for h, v in o["versions"].items())
     more = (f"<p>Master secret server (SSODB): <b>{e(str(o['secret_server']))}</b>; ENTSSO cluster resource: "
             f"{e(str(o['resource']))}.</p><p>SSO versions: {e(versions)}.</p>")
@@ -73,12 +75,13 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     e = html.escape
     parts = [banner_html(run, conclusion),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
-             who_when_html(run, ended=datetime.now(timezone.utc) if final else None),
+             who_when_html(run, ended=datetime.now(UTC) if final else None),
              before_after_html(run), secret_backup_html(records)]
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
-                     f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b><pre style='white-space:pre-wrap'>{e(message)}</pre>"
+                     f"<b>The run stopped in phase {e(PHASE_TITLES.get(phase, phase))}.</b>"
+                     f"<pre style='white-space:pre-wrap'>{e(message)}</pre>"
                      f"{recovery_html(run, phase)}</div>")
     elif run.interrupted:
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -89,7 +92,8 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     runs = change_runs(run, records)
     parts.append(runs_html(run, runs))
     parts.append("<h3>Timeline</h3>")
-    parts.append(f"<p>Every run of this change{' (' + str(len(runs)) + ' runs, the pauses between them cut out)' if len(runs) > 1 else ''}: "
+    parts.append("<p>Every run of this change"
+                 f"{' (' + str(len(runs)) + ' runs, the pauses between them cut out)' if len(runs) > 1 else ''}: "
                  "each phase (blue: what it took; dashed: the longest the plan gives it) and each host's steps. "
                  "Hover a bar for its step, outcome and time.</p>")
     parts.append(f'<div class="entsso-gantt-box" style="overflow-x:auto">{gantt.gantt_svg(runs)}</div>')
@@ -130,7 +134,7 @@ def runs_html(run: Run, runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     for rid, recs in runs:
         start = next((r for r in recs if r.get("kind") == "run_started"), {})
         verdict = next((r for r in reversed(recs) if r.get("kind") == "verdict"), None)
-        done = sorted({r.get("phase") for r in recs if r.get("kind") == "phase_finished" and r.get("outcome") == "done"
+        done = sorted({r["phase"] for r in recs if r.get("kind") == "phase_finished" and r.get("outcome") == "done"
                        and r.get("complete", True)}, key=lambda p: change.PHASE_NUMBERS.get(p, 99))
         how = ("backed the change out" if start.get("backout") or "backout" in done
                else f"continued it (--resume {start['resume']})" if start.get("resume")
@@ -139,10 +143,12 @@ def runs_html(run: Run, runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
         link = ("this report" if rid == run.id else
                 f"<a href='../{e(rid)}/report.html'>its report</a>" if (run.dir.parent / rid / "report.html").exists()
                 else "no report")
-        rows.append(f"<tr><td>{e(rid)}</td><td>{e(str(start.get('ts', ''))[:19].replace('T', ' '))}</td><td>{e(how)}</td>"
-                    f"<td>{e(', '.join(PHASE_TITLES.get(p, p) for p in done) or 'none')}</td><td>{e(outcome)}</td><td>{link}</td></tr>")
+        rows.append(f"<tr><td>{e(rid)}</td><td>{e(str(start.get('ts', ''))[:19].replace('T', ' '))}</td>"
+                    f"<td>{e(how)}</td><td>{e(', '.join(PHASE_TITLES.get(p, p) for p in done) or 'none')}</td>"
+                    f"<td>{e(outcome)}</td><td>{link}</td></tr>")
     for rid in elsewhere:
-        rows.append(f"<tr><td>{e(rid)}</td><td colspan='4'>made from another admin box (named by the change's record on "
+        rows.append(f"<tr><td>{e(rid)}</td><td colspan='4'>made from another admin box (named by the change's record "
+                    "on "
                     f"the estate; its journal is not in this reports folder)</td><td>—</td></tr>")
     return ("<h3>This change's runs</h3><p>One change, several runs (a stop, then a resume): this report shows all of "
             "them; the timeline below draws each run's journal.</p>"
@@ -155,8 +161,8 @@ def _when(at: datetime | None) -> str:
     """A moment with its date and UTC offset, in this machine's time and in UTC: unambiguous across midnight."""
     if at is None:
         return ""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    local, utc = at.astimezone(), at.astimezone(timezone.utc)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    local, utc = at.astimezone(), at.astimezone(UTC)
     text = local.isoformat(sep=" ", timespec="seconds")
     return text if local.utcoffset() == timedelta(0) else f"{text} ({utc.isoformat(sep=' ', timespec='seconds')})"
 
@@ -215,11 +221,11 @@ def before_after_html(run: Run) -> str:
 
     rows = []
     for name in [*run.nodes, *run.biztalk_servers]:
-        h = now.hosts.get(name)
-        reach = h is not None and h.reachable
+        facts = now.hosts.get(name)
+        h = facts if facts is not None and facts.reachable else None  # None: not answering
         biztalk = name in run.biztalk_servers
-        after_sso = h.sso if reach and h.sso else None
-        unknown = "not answering" if not reach else "unknown"
+        after_sso = h.sso if h is not None and h.sso else None
+        unknown = "not answering" if h is None else "unknown"
         tools_before = base.tools_servers.get(name) if base.tools_servers else None
         cells = [
             cell(base.versions.get(name) or "not installed",
@@ -229,12 +235,12 @@ def before_after_html(run: Run) -> str:
             cell(tools_before or ("not recorded" if not base.tools_servers else "not set"),
                  (after_sso.tools_server or "not set") if after_sso else unknown),
             cell(base.entsso.get(name) or "not installed",
-                 (h.service("ENTSSO").status or "not installed") if reach else unknown),
+                 (h.service("ENTSSO").status or "not installed") if h is not None else unknown),
             cell(base.rule_engine.get(name) or "not installed",
-                 (h.service("RuleEngineUpdateService").status or "not installed") if reach else unknown)
+                 (h.service("RuleEngineUpdateService").status or "not installed") if h is not None else unknown)
             if biztalk else "<td>—</td>",
             cell(running(list(base.host_instances.get(name, {}).values())),
-                 running([i.state for i in h.host_instances if i.in_process]) if reach else unknown)
+                 running([i.state for i in h.host_instances if i.in_process]) if h is not None else unknown)
             if biztalk else "<td>—</td>",
         ]
         role = "BizTalk server" if biztalk else "cluster node"
@@ -275,7 +281,8 @@ def site_checks_html(folder: Path | None, collected: list[Any], outcomes: dict[s
         table.setdefault((i.originalname, name), {})[moment] = outcomes.get(i.nodeid, "not run yet")
     colours = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e", "skipped": "#8c959f"}
     rows = "".join(f"<tr><td>{e(test.removeprefix('test_').replace('_', ' '))}</td><td>{e(host)}</td>"
-                   + "".join(f"<td style='color:{colours.get(m.get(k, ''), '#555')}'>{e(m.get(k, 'not in this run'))}</td>"
+                   + "".join(f"<td style='color:{colours.get(m.get(k, ''), '#555')}'>"
+                             f"{e(m.get(k, 'not in this run'))}</td>"
                              for k in ("gate", "after")) + "</tr>"
                    for (test, host), m in table.items())
     return (f'<h3>Site checks</h3><p>The site\'s own checks from {e(str(folder))}, each on each host: in the gate '
@@ -293,11 +300,14 @@ def secret_backup_html(records: list[dict[str, Any]]) -> str:
         return ""
     r = copies[-1]
     ev = r["evidence"]
-    return ('<div class="entsso-secret-backup"><h3>Master secret backup</h3><table class="entsso-secret-backup" border="1" cellpadding="3" '
+    return ('<div class="entsso-secret-backup"><h3>Master secret backup</h3>'
+            '<table class="entsso-secret-backup" border="1" cellpadding="3" '
             'style="border-collapse:collapse">'
-            f"<tr><th style='text-align:left'>On the node</th><td>{e(str(r.get('file') or ''))} on {e(str(r.get('host')))}</td></tr>"
+            f"<tr><th style='text-align:left'>On the node</th>"
+            f"<td>{e(str(r.get('file') or ''))} on {e(str(r.get('host')))}</td></tr>"
             f"<tr><th style='text-align:left'>Copy off the node</th><td>{e(ev['copy'])}</td></tr>"
-            f"<tr><th style='text-align:left'>SHA-256 of the copy</th><td><code>{e(str(ev.get('sha256')))}</code></td></tr>"
+            f"<tr><th style='text-align:left'>SHA-256 of the copy</th>"
+            f"<td><code>{e(str(ev.get('sha256')))}</code></td></tr>"
             f"<tr><th style='text-align:left'>Size</th><td>{e(str(ev.get('size')))} bytes</td></tr>"
             "</table><p>The password is not in this report: it is the one the operator gave for the backup.</p></div>")
 
@@ -314,7 +324,8 @@ def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:
                 f"{e(first)}</p>{recovery_html(run, phase)}"
                 f"<p>Every phase's recovery: docs/recovery.md.</p></div>")
     if verdict == "completed":
-        return "<h3>What to do next</h3><p>Nothing: the change is complete; attach this report to the change ticket.</p>"
+        return ("<h3>What to do next</h3><p>Nothing: the change is complete; attach this report to the change "
+                "ticket.</p>")
     if verdict == "refused":
         return ("<h3>What to do next</h3><p>The gate refused the change and nothing was changed: fix what it names, "
                 "then run the same command again.</p>")
@@ -347,10 +358,12 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
                        "over_estimate": "past its estimate"}.get(r["kind"], r["kind"])
             if r["kind"] == "interrupted":
                 r = {**r, "message": f"{r.get('signal')}; in flight: "
-                     + (", ".join(f"{x['step']} on {x['host'] or 'SQL Server'}" for x in r.get("in_flight") or []) or "nothing")}
+                     + (", ".join(f"{x['step']} on {x['host'] or 'SQL Server'}" for x in r.get("in_flight") or [])
+                        or "nothing")}
             by_phase.setdefault(r.get("phase") or "gate", []).append({**r, "start": r["ts"], "outcome": outcome})
-    for key, r in open_intents.items():  # started, never finished: the run died here
-        by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": r["ts"], "outcome": "no result (run ended)"})
+    for r in open_intents.values():  # started, never finished: the run died here
+        by_phase.setdefault(r.get("phase") or "other", []).append({**r, "start": r["ts"],
+                                                                   "outcome": "no result (run ended)"})
     rows = []
     for phase, items in by_phase.items():
         if not items:
@@ -365,7 +378,7 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
         rows.append(f'<tr class="entsso-phase"><th colspan="5" style="text-align:left;background:#eef">'
                     f"{e(PHASE_TITLES.get(phase, phase))}<span class='entsso-planned'>{e(took)}</span></th></tr>")
         for r in items:
-            what = r.get("step") or r.get("kind")
+            what = r.get("step") or r["kind"]
             if r.get("job"):
                 what += f" ({r['job']})"
             detail = r.get("error") or r.get("message") or ""
@@ -375,7 +388,8 @@ def timeline_html(records: list[dict[str, Any]]) -> str:
                 detail = f"{r.get('winrm_calls')} WinRM calls, {r.get('sql_statements')} SQL statements"
             outcome = r.get("outcome", "")
             colour = {"ok": "#070", "unchanged": "#555", "failed": "#c00"}.get(outcome, "#a60")
-            rows.append(f"<tr><td>{e(str(r.get('start', ''))[11:23])}</td><td>{e(r.get('host') or ('SQL Server' if r.get('kind') in ('intent', 'result') else '—'))}</td>"
+            where = r.get("host") or ("SQL Server" if r.get("kind") in ("intent", "result") else "—")
+            rows.append(f"<tr><td>{e(str(r.get('start', ''))[11:23])}</td><td>{e(where)}</td>"
                         f"<td>{e(what)}</td><td style='color:{colour}'>{e(outcome)}</td><td>{e(str(detail))}</td></tr>")
     if not rows:
         return "<p>No operation has run yet.</p>"

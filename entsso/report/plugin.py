@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Generator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -98,7 +99,7 @@ _LAST_WRITE = pytest.StashKey[float]()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, None]:
     """During a change report.html is rewritten after every phase, after a failed test, and after other
     tests at most every REWRITE_EVERY seconds: a crash still leaves it. Each rewrite renders every result so
     far, so a rewrite per test grew with the square of the tests (7 s of a 32-server run, bench). A
@@ -137,7 +138,8 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     conclusion = conclude(config) if final else None
     verdict = conclusion["verdict"] if conclusion else "in progress"
     # the verdict is the report's first words: its title (pytest-html puts the environment before the summary)
-    rep._report.title = f"{verdict.upper()} — change {run.options.change_ticket or '(read-only gate)'} — Enterprise SSO upgrade"
+    rep._report.title = (f"{verdict.upper()} — change {run.options.change_ticket or '(read-only gate)'} — "
+                         "Enterprise SSO upgrade")
     colour = BANNER_COLOURS.get(verdict, "#555")
     title_style = f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}</style>"
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots

@@ -5,15 +5,14 @@ console and summary.json all tell this one conclusion."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from entsso.change.run import Run
 from entsso.report import story
-from entsso.report.keys import (CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY,
-                                TEST_PLAN_KEY)
+from entsso.report.keys import CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY, TEST_PLAN_KEY
 
 
 def conclude(config: pytest.Config) -> dict[str, Any] | None:
@@ -110,7 +109,7 @@ def write_summary(run: Run, config: pytest.Config) -> None:
         "calls": run.call_trace,
         "tests": outcomes,
         "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
     }
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 

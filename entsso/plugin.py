@@ -36,8 +36,6 @@ __all__ = [
 MARKERS = ("readiness", "prepared", "post", "slow", "change_guard", "backout")
 
 
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("entsso", "entsso-upgrade (Enterprise SSO upgrade on a clustered MSS)")
     g.addoption("--inventory", metavar="FILE", default=os.environ.get("ENTSSO_INVENTORY"),
@@ -62,7 +60,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--backout", action="store_true",
                 help="put the estate of change --change-ticket back in service from wherever it stopped "
                      "(changes the estate; upgraded nodes stay upgraded)")
-
 
 
 @pytest.hookimpl(tryfirst=True)

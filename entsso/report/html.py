@@ -27,7 +27,6 @@ def mode(run: Run) -> str:
     return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
 
 
-
 BANNER_COLOURS = {"completed": "#1a7f37", "stopped": "#b35900", "interrupted": "#b00020", "refused": "#b35900",
                   "read-only": "#1f4e99", "in progress": "#555"}
 

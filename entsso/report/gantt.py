@@ -11,10 +11,10 @@ started and has no result (the run ended there) is drawn to its run's end, hatch
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from entsso.domain import change
 
@@ -89,7 +89,8 @@ def rows_of(runs: Iterable[tuple[str, list[dict[str, Any]]]]) -> tuple[list[Row]
         open_steps: dict[tuple[Any, ...], dict[str, Any]] = {}
         planned: dict[str, float] = {}
         for r in stamped:
-            kind, phase, at = r.get("kind"), r.get("phase"), _t(r["ts"])
+            kind, at = r.get("kind"), _t(r["ts"])
+            phase: str = r.get("phase") or ""
             if phase and kind in ("intent", "result", "phase_started", "phase_finished", *EVENTS):
                 span = phase_span.setdefault(phase, [at, at])
                 span[0], span[1] = min(span[0], at), max(span[1], at)
@@ -143,7 +144,7 @@ class _Axis:
             x += (s.end - s.start) * self.scale + RUN_GAP
 
     def x(self, t: float) -> float:
-        for s, off in zip(self.segments, self.offsets):
+        for s, off in zip(self.segments, self.offsets, strict=True):
             if t <= s.end + 1e-6:
                 return off + max(t - s.start, 0.0) * self.scale
         s, off = self.segments[-1], self.offsets[-1]
@@ -165,14 +166,14 @@ def gantt_svg(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
            "<title>The change's timeline: each phase and each host's steps, planned against actual</title>",
            '<defs><pattern id="entsso-hatch" width="4" height="4" patternUnits="userSpaceOnUse">'
            '<path d="M0,4 L4,0" stroke="#cf222e" stroke-width="1.5"/></pattern></defs>']
-    for s, off in zip(segments, axis.offsets):
+    for s, off in zip(segments, axis.offsets, strict=True):
         w = (s.end - s.start) * axis.scale
         stamp = datetime.fromtimestamp(s.start, UTC).strftime("%Y-%m-%d %H:%M:%S")
         out.append(f'<rect class="entsso-gantt-run" data-run="{e(s.run_id)}" x="{off:.1f}" y="{TOP - 6}" '
                    f'width="{w:.1f}" height="{ROW_H * len(rows) + 6}" fill="#f6f8fa"/>')
         out.append(f'<text x="{off:.1f}" y="12">run {e(s.run_id)}</text>'
                    f'<text x="{off:.1f}" y="26" fill="#555">{stamp} UTC, {_seconds(s.end - s.start)}</text>')
-    for a, b in zip(axis.offsets[1:], segments[:-1]):
+    for a in axis.offsets[1:]:  # a pause before each run but the first
         cut = a - RUN_GAP / 2
         out.append(f'<line class="entsso-gantt-pause" x1="{cut:.1f}" y1="{TOP - 6}" x2="{cut:.1f}" '
                    f'y2="{TOP + ROW_H * len(rows)}" stroke="#555" stroke-dasharray="3,3"/>')

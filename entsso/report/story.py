@@ -8,16 +8,16 @@ failed check, is `completed`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
-from entsso.domain import change
 from entsso.change import journal
-from entsso.domain.biztalk import RULE_ENGINE
-from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
+from entsso.domain import change
+from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.sso import ENTSSO
+from entsso.estate.snapshot import Snapshot
 
 VERDICTS = ("completed", "stopped", "interrupted", "refused", "read-only")
 PHASE_TITLES = {**change.ALL_TITLES, "gate": "the gate"}
@@ -115,8 +115,8 @@ class Outage:
 def _since(run: Run) -> dict[tuple[str, str], str]:
     """When this change first stopped each host's BizTalk and disabled each job (its journals here)."""
     out: dict[tuple[str, str], str] = {}
-    paths = [run.dir.parent / p.run_id / "journal.jsonl" for p in (run.history().local
-                                                                     if run._snapshot is not None and run.options.change_ticket else ())]
+    earlier = run.history().local if run._snapshot is not None and run.options.change_ticket else ()
+    paths = [run.dir.parent / p.run_id / "journal.jsonl" for p in earlier]
     for path in [*paths, run.dir / "journal.jsonl"]:
         for r in journal.read(path):
             if r.get("kind") != "result" or r.get("phase") != "silence" or r.get("outcome") != "ok":
@@ -139,14 +139,14 @@ def outage(run: Run, baseline: Baseline, s: Snapshot) -> Outage:
             if before == "Running" and now.get(name) != "Running":
                 down.append(Down(f"host instance {name} on {server}", before, str(now.get(name)),
                                  since.get(("host", server))))
-        for svc, before in ((ENTSSO, baseline.entsso.get(server)), (RULE_ENGINE, baseline.rule_engine.get(server))):
-            if before == "Running" and not h.service(svc).running:
-                down.append(Down(f"{svc} on {server}", before, str(h.service(svc).status),
+        for svc, was in ((ENTSSO, baseline.entsso.get(server)), (RULE_ENGINE, baseline.rule_engine.get(server))):
+            if was == "Running" and not h.service(svc).running:
+                down.append(Down(f"{svc} on {server}", was, str(h.service(svc).status),
                                  since.get(("host", server))))
     if s.sql.reachable:
-        for job, before in baseline.jobs_enabled.items():
+        for job, was_enabled in baseline.jobs_enabled.items():
             j = s.sql.jobs.get(job)
-            if before and (j is None or not j.enabled):
+            if was_enabled and (j is None or not j.enabled):
                 down.append(Down(f"SQL Agent job {job}", "enabled", "disabled" if j else "missing",
                                  since.get(("job", job))))
     view = s.cluster_view()

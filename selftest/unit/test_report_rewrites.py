@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from entsso.report import plugin as report
-from entsso.plugin import RUN_KEY
+from entsso.report.keys import RUN_KEY
 
 
 class Clock:

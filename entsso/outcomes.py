@@ -1,0 +1,102 @@
+"""Each test's outcome as the report tells it, for entsso.plugin: the evidence a test judged, the phases a
+test's setup ran (their log belongs to the timeline), one report of a stop (not one per test that needed
+the stopped phase), the outcomes summary.json and the report list; and at the session's end the verdict,
+an interrupted phase counted as a failure of its own, and the console's last word."""
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from entsso.base_fixtures import EVIDENCE_KEY
+from entsso.change.run import Run
+from entsso.report import verdict
+from entsso.report.keys import OUTCOMES_KEY, RUN_KEY
+
+PHASES_SET_UP_KEY = pytest.StashKey[list[str]]()  # the phases this test's setup ran
+PHASES_SEEN_KEY = pytest.StashKey[set[str]]()  # the phases whose log a test's setup report already carries
+STOP_REPORTED_KEY = pytest.StashKey[str]()  # the test that reported the stop (the others point to it)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    """Each report as the change's evidence: the facts the test judged, the phases its setup ran, one
+    report of a stop; the failed tests and every test's outcome kept for the verdict and summary.json."""
+    outcome = yield
+    report = outcome.get_result()
+    evidence = item.stash.get(EVIDENCE_KEY, None)
+    if evidence and report.when == "call":
+        try:
+            from pytest_html import extras as html_extras
+        except ImportError:  # pytest-html absent: evidence still goes to the text report
+            html_extras = None
+        for name, text in evidence:
+            report.sections.append((f"evidence: {name}", text))
+            if html_extras is not None:
+                report.extras = [*getattr(report, "extras", []), html_extras.text(text, name=name)]
+    run = item.config.stash.get(RUN_KEY, None)
+    if run is not None and report.when == "setup":
+        seen = item.config.stash.setdefault(PHASES_SEEN_KEY, set())
+        ran = [p for p in run.phase_stats if p not in seen]
+        if ran:  # this test's setup ran phases: their log belongs to them, in the report's timeline
+            seen.update(ran)
+            item.stash[PHASES_SET_UP_KEY] = ran
+    ran_here = item.stash.get(PHASES_SET_UP_KEY, None) if run is not None else None
+    if ran_here:  # pytest repeats the setup's captured output in the call and teardown reports too
+        report.sections = [(n, b) for n, b in report.sections if not (n.startswith("Captured") and n.endswith("setup"))]
+        if report.when == "call":
+            report.sections.append(("phases set up here", "This test's setup ran the phases " + ", ".join(ran_here)
+                                    + ": their logs are in the timeline at the top of the report, each with "
+                                      "its phase."))
+    if run is not None and report.when == "setup" and report.failed and (run.stopped or run.interrupted):
+        _once(item, report, run)
+    if run is not None and report.failed and item.nodeid not in run.failed_tests:
+        run.failed_tests.append(item.nodeid)
+    outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
+    if report.when == "call" or report.outcome != "passed":
+        state = "error" if report.when != "call" and report.failed else report.outcome
+        if report.when == "call" or item.nodeid not in outcomes or state != "passed":
+            outcomes[item.nodeid] = state
+
+
+def _once(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
+    """One cause, one message: the first test whose setup met the stopped phase reports the stop; every
+    later test that depends on it is skipped with a pointer to that one (pytest would repeat the stop for
+    each of them: 46 copies for one down node)."""
+    phase = run.stopped[0] if run.stopped else "interrupted"
+    if f"[{phase}]" not in str(report.longrepr) and "not started: the run" not in str(report.longrepr):
+        return  # a failure of its own, not the stop
+    first = item.config.stash.get(STOP_REPORTED_KEY, None)
+    if first is None:
+        item.config.stash[STOP_REPORTED_KEY] = item.nodeid
+        return
+    path, line, _ = item.location
+    report.outcome = "skipped"
+    report.longrepr = (str(path), (line or 0) + 1,
+                       f"Skipped: not run: the change stopped in phase {phase} (the cause is reported once, by "
+                       f"{first.split('::')[-1]})")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Before junit.xml and report.html are written: the verdict, and an interrupted run's unfinished
+    phase as a failed test of its own (pytest reports nothing for a test whose setup was interrupted, so
+    junit.xml would count an interrupted change as 0 failures)."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    out = verdict.conclude(session.config)
+    if out and out["verdict"] == "interrupted":
+        from _pytest.reports import TestReport
+
+        phase = out.get("phase") or run.current_phase
+        text = (f"{out['reason']}\n{out.get('continue') or ''}").strip()
+        report = TestReport(nodeid=f"change::{phase}", location=("change", 0, f"phase {phase}"), keywords={},
+                            outcome="failed", longrepr=text, when="call")
+        session.config.hook.pytest_runtest_logreport(report=report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    """The verdict as the console's last word, with where BizTalk is and how to continue."""
+    verdict.to_console(terminalreporter, config)

@@ -1,0 +1,146 @@
+"""The run's verdict, reached once at its end (entsso.report.story says what it is): for a change left
+unfinished, where the estate is now and how to continue; for --plan, the plan written beside the report;
+for a read-only gate that failed on an estate an earlier change left part-way, how out. The report, the
+console and summary.json all tell this one conclusion."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from entsso.change.run import Run
+from entsso.report import story
+from entsso.report.keys import CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY, TEST_PLAN_KEY
+
+
+def conclude(config: pytest.Config) -> dict[str, Any] | None:
+    """The run's verdict and, for a change left unfinished, where the estate is (one fresh snapshot
+    compared with the baseline). Once per run; the report, summary.json and the console use it."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return None
+    done = config.stash.get(CONCLUSION_KEY, None)
+    if done is not None:
+        return done
+    failed = list(run.failed_tests)
+    v = story.verdict(run, failed, gate_only=gate_only(config))
+    out: dict[str, Any] = {"verdict": v.verdict, "reason": v.reason, "phase": v.phase, "outage": None,
+                           "continue": None, "record": None}
+    if run.options.apply and v.verdict in ("stopped", "interrupted"):
+        try:
+            snap = run.snapshot(fresh=True)  # each host once more: what the business lives with now
+            run.final_snapshot = snap
+            out["outage"] = story.outage(run, run.baseline(), snap).to_dict()
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+            out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
+        out["continue"] = story.continue_line(run) if story.change_began(run) else None
+        out["record"] = story.record_line(run)
+    if run.options.plan and run._snapshot is not None:
+        out["plan"] = write_plan(run, config)
+        if not failed:
+            out["reason"] = ("A plan (read-only): nothing was changed; the gate holds now. " + out["plan"])
+        else:
+            out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
+                             f"check(s) failed), so the change would not start. " + out["plan"])
+    if not run.options.apply and failed and run._snapshot is not None:
+        from entsso.estate import checks as gate
+
+        half = gate.half_done(run.snapshot(), run)
+        if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
+            out["reason"] += (f" The estate looks like a change stopped part-way: {half}. Continue that change "
+                              "with its own command (pytest --inventory=FILE --apply --change-ticket ITS-TICKET), "
+                              "or put the estate back by hand (docs/recovery.md).")
+    config.stash[CONCLUSION_KEY] = out
+    assert run.journal is not None  # build_run opened it
+    run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
+                      outage=out.get("outage"), resume=run.resume_command() if out["continue"] else None)
+    return out
+
+
+def write_plan(run: Run, config: pytest.Config) -> str:
+    """--plan: plan.md and plan.html beside the report (entsso.change.plan), journalled; the sentence that
+    says where they are."""
+    from entsso.change import plan
+
+    p = plan.build(run, run.snapshot(), config.stash.get(TEST_PLAN_KEY, {}))
+    (run.dir / "plan.md").write_text(plan.to_markdown(p, run), encoding="utf-8")
+    (run.dir / "plan.html").write_text(plan.to_html(p, run), encoding="utf-8")
+    assert run.journal is not None  # build_run opened it
+    run.journal.write("plan", operations=len(p.operations), changes=sum(not o.already for o in p.operations),
+                      skipped=p.skipped)
+    config.stash[PLAN_SUMMARY_KEY] = {
+        "operations": [{"phase": o.phase, "step": o.step, "host": o.host, "job": o.job, "change": o.change,
+                        "already": o.already} for o in p.operations],
+        "skipped": p.skipped, "estimates": p.estimates}
+    changes = sum(not o.already for o in p.operations)
+    return (f"The plan: {len(p.operations)} operations ({changes} that change the estate), written to "
+            f"{run.dir / 'plan.md'} and plan.html.")
+
+
+def run_backout(config: pytest.Config) -> bool:
+    run = config.stash.get(RUN_KEY, None)
+    return bool(run and run.options.backout)
+
+
+def gate_only(config: pytest.Config) -> bool:
+    """`pytest tests_pre --apply`: the run asked for phases 1-2 only."""
+    items = config.stash.get(ITEMS_KEY, [])
+    return bool(items) and not any(i.get_closest_marker("post") for i in items)
+
+
+def write_summary(run: Run, config: pytest.Config) -> None:
+    """summary.json: the verdict, the change's record, the calls and every test's outcome, for machines."""
+    outcomes = config.stash.get(OUTCOMES_KEY, {})
+    out = conclude(config) or {}
+    summary = {
+        "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
+        "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
+        "estate_now": out.get("outage"), "continue": out.get("continue"),
+        "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
+        "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
+                    "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
+                    "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}
+                   if run.change_record else None),
+        "winrm_calls": run.calls.count(), "winrm_per_host": run.calls.per_host(),
+        "sql_statements": run.statements.count(),
+        "phases": run.phase_stats,
+        "calls": run.call_trace,
+        "tests": outcomes,
+        "totals": {k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")},
+        "finished": datetime.now(UTC).isoformat(),
+    }
+    (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def to_console(tr: Any, config: pytest.Config) -> None:
+    """The verdict as the console's last word (tr: pytest's terminal reporter), with where BizTalk is and
+    how to continue."""
+    out = conclude(config)
+    if not out:
+        return
+    colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
+    if out.get("plan"):
+        from entsso.change import plan
+
+        text = (config.stash[RUN_KEY].dir / "plan.md").read_text(encoding="utf-8")
+        tr.write_line(plan.brief(text))
+    tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
+    tr.write_line(out["reason"])
+    o = out.get("outage")
+    if o is not None:
+        tr.write_line(f"Where the estate is: SSODB's master secret server {o['secret_server']}; ENTSSO resource "
+                      f"{o['resource']}; versions " + ", ".join(f"{h} {v}" for h, v in o["versions"].items()))
+        if o["down"]:
+            tr.write_line(f"BizTalk down compared with before the change ({len(o['down'])}): "
+                          + "; ".join(d["what"] for d in o["down"][:8]) + (" …" if len(o["down"]) > 8 else ""))
+    elif out.get("outage_error"):
+        tr.write_line(out["outage_error"])
+    if out.get("record"):
+        tr.write_line(out["record"])
+    if out.get("continue"):
+        tr.write_line(out["continue"], bold=True)
+        if not run_backout(config):
+            tr.write_line(f"Or back it out (the estate in service as before, upgraded nodes stay upgraded): "
+                          f"{config.stash[RUN_KEY].backout_command()}")

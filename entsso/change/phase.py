@@ -39,7 +39,9 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
         console(run, f"\n[phase {number}/7] {title}" if number else f"\n[{title}]")
     outcome = "failed"
     try:
-        if run.options.apply and not run.options.backout:
+        if run.options.apply and not run.options.backout and name == "silence" and not run.history().began:
+            _hold_the_change_against_the_window(run)
+        elif run.options.apply and not run.options.backout:
             late = window.check(run, name)
             if late:
                 ends = run.options.window_ends
@@ -74,6 +76,28 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
                 listener()
 
 
+def _hold_the_change_against_the_window(run: Run) -> None:
+    """Before phase 1 of a change: the window's end and the whole change's worst case, said and journalled;
+    a change that cannot fit is refused here, before anything changes (nothing to back out)."""
+    ends = run.options.window_ends
+    if ends is None:
+        return
+    worst = window.worst_case(run)
+    left = (ends - datetime.now(UTC)).total_seconds()
+    run.journal.write("window", window_ends=ends.isoformat(), worst_case_seconds=round(worst), left_seconds=round(left))
+    console(run, f"  change window ends {ends.isoformat(timespec='minutes')} ({ends.tzname() or 'local'}), "
+                 f"{left / 60:.0f} min from now; the whole change takes at most {worst / 60:.0f} min with a backout "
+                 "from its latest stop")
+    late = window.check_change(run)
+    if late:
+        run.journal.write("window_refused", phase="silence", reason=late, window_ends=ends.isoformat())
+        run.journal.write("gate_refused", action="silence BizTalk", failed_tests=[], findings=[f"window: {late}"])
+        stop(run, "gate", f"refusing to start change {run.options.change_ticket}: {late}. Nothing was changed and "
+             "there is nothing to back out. Run it in a window of at least "
+             f"{worst / 60:.0f} min (--window-ends), or shorten the inventory's timeouts if they are longer than "
+             "the estate needs.")
+
+
 def require_ready(run: Run, action: str) -> None:
     """The gate before the first change: the readiness checks hold and no test before this failed.
     A change whose gate passed before it acted (its record says which run) does not ask again: the
@@ -91,9 +115,13 @@ def require_ready(run: Run, action: str) -> None:
         return
     findings = gate.readiness(run.snapshot(), run)
     failed = list(run.failed_tests)
-    if failed or findings:
-        lines = [f"  - test failed: {t}" for t in failed] + [f"  - {f}" for f in findings]
-        run.journal.write("gate_refused", action=action, failed_tests=failed, findings=[str(f) for f in findings])
+    # the rehearsal, if its tests ran it already: its failures are named here as they happened, not as test ids
+    rehearsed_bad = [r for r in (run.rehearsal or []) if not r.ok]
+    if failed or findings or rehearsed_bad:
+        lines = ([f"  - test failed: {t}" for t in failed] + [f"  - {f}" for f in findings]
+                 + [f"  - rehearsal: {r}" for r in rehearsed_bad])
+        run.journal.write("gate_refused", action=action, failed_tests=failed,
+                          findings=[str(f) for f in findings] + [f"rehearsal: {r}" for r in rehearsed_bad])
         half = gate.half_done(run.snapshot(), run)
         advice = (f"\nNothing was changed. Fix these, then run the gate again: {run.gate_command()}" if not half else
                   f"\nNothing was changed by this run, but the estate looks like a change stopped part-way: "

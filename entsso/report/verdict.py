@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from entsso.change import window
+from entsso.change.rehearsal import UNREHEARSABLE
 from entsso.change.run import Run
 from entsso.report import story
 from entsso.report.keys import CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY, TEST_PLAN_KEY
@@ -90,6 +92,23 @@ def gate_only(config: pytest.Config) -> bool:
     return bool(items) and not any(i.get_closest_marker("post") for i in items)
 
 
+def _window(run: Run) -> dict[str, Any] | None:
+    """The change window as this run held the change against it (--window-ends), with the worst case."""
+    ends = run.options.window_ends
+    if ends is None:
+        return None
+    return {"ends": ends.isoformat(), "time_zone": ends.tzname(),
+            "worst_case_minutes": round(window.worst_case(run) / 60, 1)}
+
+
+def _rehearsal(run: Run) -> dict[str, Any] | None:
+    """What this run rehearsed (entsso.change.rehearsal), and what no rehearsal can try, with why."""
+    if run.rehearsal is None:
+        return None
+    return {"passed": all(r.ok for r in run.rehearsal), "operations": [r.to_dict() for r in run.rehearsal],
+            "unrehearsable": UNREHEARSABLE}
+
+
 def write_summary(run: Run, config: pytest.Config) -> None:
     """summary.json: the verdict, the change's record, the calls and every test's outcome, for machines."""
     outcomes = config.stash.get(OUTCOMES_KEY, {})
@@ -99,6 +118,8 @@ def write_summary(run: Run, config: pytest.Config) -> None:
         "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
         "estate_now": out.get("outage"), "continue": out.get("continue"),
         "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
+        "window": _window(run),
+        "rehearsal": _rehearsal(run),
         "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
                     "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
                     "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}

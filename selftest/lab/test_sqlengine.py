@@ -49,6 +49,8 @@ COLUMNS = {
     "FULL_SETS_AFTER": ["set_id", "database_name", "server_name", "backup_file", "recorded_at"],
     "GET_ESTATE_LOCK": ["result"],
     "AGENT_STATUS": ["service_name", "status"],
+    "JOB_CONTROL": ["login", "sysadmin", "agent_operator"],
+    "JOB_OWNERS": ["name", "owner"],
 }
 PROCEDURES = ("UPDATE_JOB", "START_JOB", "STOP_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
 # statements of an older BizTalk's schema only (sql.biztalk_schema: 2006): one column, its name undocumented

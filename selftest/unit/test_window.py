@@ -52,3 +52,25 @@ def test_a_phase_that_fits_starts_and_one_that_does_not_is_refused_with_the_arit
 
 def test_allow_reboot_adds_each_nodes_reboot_to_the_upgrade():
     assert window.estimates(_run(None, allow_reboot=True))["upgrade"] - window.estimates(_run(None))["upgrade"] == 600
+
+
+def test_a_hh_mm_already_past_today_is_refused_not_taken_as_tomorrow():
+    now = datetime(2026, 12, 7, 16, 53).astimezone()
+    with pytest.raises(window.WindowError, match="that time passed 5 min ago today") as err:
+        window.parse_window_end("16:48", now)
+    assert "give the date: --window-ends 2026-12-08T16:48" in str(err.value)
+
+
+def test_a_window_end_more_than_24_hours_ahead_is_refused():
+    with pytest.raises(window.WindowError, match="more than a change window's 24 h"):
+        window.parse_window_end("2026-12-04T05:30Z", NOW)
+
+
+def test_the_whole_change_is_held_against_the_window_before_phase_1():
+    worst = window.worst_case(_run(None))
+    e = window.estimates(_run(None))
+    assert worst == sum(e.values()) + window.backout_estimate(_run(None), "failover")
+    assert window.check_change(_run(NOW + timedelta(seconds=worst + 1)), NOW) is None
+    reason = window.check_change(_run(NOW + timedelta(seconds=worst - 60)), NOW)
+    assert reason is not None and "the whole change may take up to" in reason
+    assert window.check_change(_run(None), NOW) is None

@@ -249,6 +249,7 @@ def once(run: Run) -> list[Rehearsed]:
     """The run's rehearsal, run the first time it is asked for (the tests and the gate before phase 1 share
     it) on the estate as first observed, and journalled with what cannot be rehearsed."""
     if run.rehearsal is None:
+        run.journal.write("rehearsal_started")
         started = time.monotonic()
         done = rehearse(run, run.snapshot())
         run.rehearsal = done

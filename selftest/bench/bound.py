@@ -38,6 +38,16 @@ def gate() -> Bound:
     return Bound(0.0, 1, "every host's facts in one call, all hosts at once; SQL alongside")
 
 
+def rehearsal(sc: dict[str, Any]) -> Bound:
+    """Every operation of the change once, in its form that changes nothing (entsso.change.rehearsal): all
+    hosts at once, each host's in turn; the group's owner has the most: ENTSSO to its state, the tools, the
+    resource, the group, SSODB's secret server, the adapter handlers (when there are any), the secret backup,
+    its copy, and a write/read round trip. Nothing waits for the estate: every target is already so."""
+    handlers = 1 if (sc.get("biztalk", {}).get("adapter_handlers")) else 0
+    return Bound(0.0, 9 + handlers, "the owner's operations in turn (every host at once, SQL alongside); "
+                                    "no estate delay: every target is already so")
+
+
 def full_run(sc: dict[str, Any]) -> dict[str, Bound]:
     bt, sso, cl, sql, up = (sc.get(k, {}) for k in ("biztalk", "sso", "cluster", "sql", "upgrade"))
     hi_stop, hi_start = float(bt.get("host_instance_stop_sec", 5)), float(bt.get("host_instance_start_sec", 10))

@@ -23,12 +23,14 @@ def _wrap_journal(run: Any, windows: list[dict[str, Any]]) -> None:
     journal_write: Callable[..., Any] = run.journal.write
 
     def write(kind: str, **fields: Any) -> Any:
-        if kind == "phase_started":
-            windows.append({"phase": fields.get("phase"), "start": time.time(), "end": None})
+        if kind in ("phase_started", "rehearsal_started"):  # the rehearsal before phase 1 is a window too
+            phase = fields.get("phase") if kind == "phase_started" else "rehearsal"
+            windows.append({"phase": phase, "start": time.time(), "end": None})
         record = journal_write(kind, **fields)
-        if kind == "phase_finished":
+        if kind in ("phase_finished", "rehearsal"):
+            phase = fields.get("phase") if kind == "phase_finished" else "rehearsal"
             for w in reversed(windows):
-                if w["phase"] == fields.get("phase") and w["end"] is None:
+                if w["phase"] == phase and w["end"] is None:
                     w["end"] = time.time()
                     break
         return record

@@ -178,6 +178,12 @@ def _check_stop(first: SuiteRun, step: Step, kind: str, lab: LabProcess) -> list
     later = [r for r in journal[failed_at:] if r["kind"] == "intent"]
     if later:
         problems.append(f"{len(later)} step(s) started after the stop, e.g. {later[0].get('step')} on {later[0].get('host')}")
+    if step.phase == "gate":  # a fault in the rehearsal before phase 1: refused, and the estate as it was
+        if first.summary.get("verdict") != "refused":
+            problems.append(f"a fault in the rehearsal ended as {first.summary.get('verdict')}, not refused")
+        if lab.state()["changes"] != 0:
+            problems.append(f"the estate changed ({lab.state()['changes']} changes) after a fault in the rehearsal")
+        return problems + _secret_safe(lab.state(), False)
     # after the faulted call nothing that changes the estate reached a host
     calls = first.summary.get("calls", []) if (first.dir / "summary.json").exists() else []
     hit = next((i for i, c in enumerate(calls) if (c["host"], c["operation"]) == (step.host, step.operation)

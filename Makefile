@@ -10,10 +10,13 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 	sh scripts/bootstrap.sh
 	touch $(STAMP)
 
-## make test: our own tests (selftest/), against the lab through the real clients. The benchmark's short
+## make test: types and lint first (ruff and mypy at 0 on the whole package, the lab included; config in
+## pyproject.toml), then our own tests (selftest/), against the lab through the real clients. The benchmark's short
 ## form first, alone (it measures wall time); then the rest three at a time (pytest-xdist): most of their
 ## time is the lab's estate delays, not CPU, and the whole suite must stay under 15 minutes on 2 cores.
 test: $(STAMP)
+	$(PY) -m ruff check entsso
+	$(PY) -m mypy entsso
 	$(PY) -m pytest selftest/bench -q
 	$(PY) -m pytest selftest -q -n 3 --ignore=selftest/bench
 

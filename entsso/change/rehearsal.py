@@ -27,6 +27,7 @@ from entsso.domain import backup, biztalk, cluster, files, permissions, services
 from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.errors import DomainError
 from entsso.domain.names import same_name
+from entsso.domain.outcome import Outcome
 from entsso.domain.sso import ENTSSO
 from entsso.estate.snapshot import Snapshot
 from entsso.remote.errors import EstateError
@@ -68,15 +69,6 @@ class Rehearsed:
         return f"{self.operation} on {where} ({self.what}): {'ok' if self.ok else 'FAILED'} - {self.detail}"
 
 
-def _changed(evidence: Any) -> bool:
-    """Whether an operation's answer says it changed something (its documents' `changed`)."""
-    if isinstance(evidence, dict):
-        return bool(evidence.get("changed")) or any(_changed(v) for v in evidence.values())
-    if isinstance(evidence, (list, tuple)):
-        return any(_changed(v) for v in evidence)
-    return False
-
-
 def _attempt(out: list[Rehearsed], operation: str, host: str | None, what: str,
              action: Callable[[], Any], proves: Callable[[Any], str | None] | None = None) -> Any:
     """Run one rehearsal; a failure is recorded, not raised (every operation is tried)."""
@@ -91,8 +83,11 @@ def _attempt(out: list[Rehearsed], operation: str, host: str | None, what: str,
                              "this to the entsso-upgrade maintainers", round(time.monotonic() - started, 3)))
         return None
     seconds = round(time.monotonic() - started, 3)
+    changed = isinstance(evidence, Outcome) and evidence.changed
+    if isinstance(evidence, Outcome):
+        evidence = evidence.evidence
     problem = proves(evidence) if proves else None
-    if problem is None and _changed(evidence):
+    if problem is None and changed:
         problem = "the operation reports that it changed the estate (a rehearsal must find it already so)"
     out.append(Rehearsed(operation, host, what, problem is None, problem or "ran; the estate was already so",
                          seconds, evidence))
@@ -162,8 +157,10 @@ def _owner(run: Run, s: Snapshot, node: str, out: list[Rehearsed]) -> None:
     label = run.change_label
     path = f"{folder}\\ENTSSO-{label}-rehearsal-{run.id}.bak"
     reminder = f"entsso-upgrade rehearsal {run.id} ({run.options.change_ticket or 'no ticket'})"
+    # the backup file is the rehearsal's own artefact (its evidence, not a change of what the estate runs)
     backed_up = _attempt(out, "Backup-MasterSecret", node, f"a master secret backup to {path}",
-                         lambda: sso.backup_secret(host, path, run.inventory.secrets.secret_password, reminder),
+                         lambda: sso.backup_secret(host, path, run.inventory.secrets.secret_password,
+                                                   reminder).evidence,
                          lambda doc: None if int(doc.get("size") or 0) > 0 else "the backup file is empty")
     if backed_up is not None:
         _attempt(out, "Read-File", node, "the rehearsal backup copied off the node",

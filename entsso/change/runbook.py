@@ -21,6 +21,7 @@ from entsso.estate import checks as gate
 from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
 from entsso.remote.winrm import RemoteError
 from entsso.domain.names import same_name
+from entsso.domain.outcome import Outcome
 
 
 class NodeSilent(DomainError):
@@ -40,7 +41,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
              lambda: services.ensure_services(run.hosts[host], [(RULE_ENGINE, "Stopped"), (ENTSSO, "Stopped")],
                                               timeouts.service_stop))
 
-    def disable(job: str) -> bool:
+    def disable(job: str) -> Outcome:
         return sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, False)
 
     def jobs() -> None:
@@ -109,7 +110,7 @@ def force_full_backup(run: Run, s: Snapshot) -> Snapshot:
     proof = step(run, "backup", backup.FORCE_FULL_STEP, None,
                  lambda: backup.ensure_full_backup(run.sql.management, job, required,
                                                    run.inventory.timeouts.backup_job, run.poller, proven=proven,
-                                                   job_sql=run.sql.job_instance(job)), job=job)
+                                                   job_sql=run.sql.job_instance(job)), job=job).evidence
     run.backup_proof = proof  # kept in the change record when phase 2 is recorded done
     s = observe(run)
     listed = [d.database for d in s.sql.backups.databases] if s.sql.backups else []
@@ -239,7 +240,7 @@ def _upgrade_node(run: Run, node: str) -> None:
         log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
         result = step(run, "upgrade", "install the SSO update package", node,
                       lambda: installer.install_update(run.hosts[node], cfg.package_path, cfg.arguments or "", log,
-                                                 t.upgrade), package=cfg.package_path)
+                                                 t.upgrade), package=cfg.package_path).evidence
         code = int(result.get("exit_code", -1))
         exit = installer.parse_installer_exit("", "", code)
         action = installer.next_action(exit, run.options.allow_reboot)
@@ -294,7 +295,7 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     password = run.inventory.secrets.secret_password
     path = run.secret_backup_file()
 
-    def restore(node: str) -> dict[str, Any]:
+    def restore(node: str) -> Outcome:
         return sso.restore_secret(run.hosts[node], path, password)
 
     for node in [n for n in run.nodes if n != primary] + [primary]:
@@ -316,7 +317,7 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     return s
 
 
-def _move_group(run: Run, via: str, node: str) -> dict[str, Any]:
+def _move_group(run: Run, via: str, node: str) -> Outcome:
     """Move the SSO group to `node` through `via`; a refused move says why when the cluster shows it (a
     node paused or lost since the gate) and what to do. Nothing moved: the group stays where it was."""
     try:
@@ -357,7 +358,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         moved = step(run, "failover", f"move the SSO group to {node}", node, partial(_move_group, run, node, node))
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
                         partial(read_handlers, node))
-        seen[node] = {"group": moved, "handlers": handlers}
+        seen[node] = {"group": moved.evidence, "handlers": handlers}
         unreadable = [h for h in handlers if not h["readable"]]
         if unreadable:
             h = unreadable[0]
@@ -381,7 +382,7 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
         step(run, phase_name, "start the host instances that ran", host,
              lambda: biztalk.ensure_host_instances(run.hosts[host], instances, t.service_start))
 
-    def enable(job: str) -> bool:
+    def enable(job: str) -> Outcome:
         return sqlagent.ensure_job_enabled(run.sql.job_instance(job), job, True)
 
     def jobs() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from entsso.change.run import Run
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 from entsso.estate import checks as gate
 from entsso.estate.snapshot import Snapshot
 from entsso.remote.errors import EstateError
@@ -77,8 +78,12 @@ def step(run: Run, phase: str, name: str, host: str | None, action: Callable[[],
         # stopped outside the except block: the operator sees one message, not the cause's traceback
         # chained under "During handling of the above exception" (the journal and the log keep the cause)
         stop(run, phase, failure)
-    outcome = _outcome(result)
-    run.journal.result(phase, name, host, outcome, evidence=result,
+    # an operation says what it did (entsso.domain.outcome.Outcome); a read's result is its evidence, "ok"
+    outcome = result.outcome if isinstance(result, Outcome) else "ok"
+    evidence = result.evidence if isinstance(result, Outcome) else result
+    if isinstance(result, Outcome) and result.noop_reason:
+        intent = {**intent, "noop_reason": result.noop_reason}
+    run.journal.result(phase, name, host, outcome, evidence=evidence,
                        seconds=round(time.monotonic() - started, 3), **intent)
     run.in_flight.pop(key, None)
     log.info("%s%s: %s in %.1f s", name, f" on {host}" if host else "", outcome, time.monotonic() - started)
@@ -92,30 +97,6 @@ def console(run: Run, line: str) -> None:
     operator = getattr(run, "operator", None)
     if operator is not None:
         operator.tell(line)
-
-
-def _outcome(result: Any) -> str:
-    """'unchanged' when the operation reports it found the estate already so, else 'ok'."""
-    if isinstance(result, bool):  # an operation that returns whether it changed anything
-        return "ok" if result else "unchanged"
-    flags: list[bool] = []
-
-    def walk(o: Any) -> None:
-        if isinstance(o, dict):
-            if isinstance(o.get("changed"), bool):
-                flags.append(o["changed"])
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                walk(v)
-        elif hasattr(o, "__dataclass_fields__"):
-            walk(getattr(o, "__dict__", {}))
-
-    walk(result)
-    if isinstance(result, dict) and isinstance(result.get("exit_code"), int) and result["exit_code"] != 0:
-        return f"exit code {result['exit_code']}"  # an installer's answer: the phase decides what it means
-    return "unchanged" if flags and not any(flags) else "ok"
 
 
 def observe(run: Run) -> Snapshot:

@@ -13,6 +13,7 @@ from entsso.remote import tsql
 from entsso.domain.poll import Poller
 from entsso.remote.sqlestate import Executes
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 
 FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
 
@@ -166,7 +167,7 @@ def _evidence(job: str | None, outcome: str | None, flag_table: str | None, befo
 
 
 def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], timeout: float, poll: Poller,
-                       proven: Mapping[str, Any] | None = None, job_sql: Executes | None = None) -> dict[str, Any]:
+                       proven: Mapping[str, Any] | None = None, job_sql: Executes | None = None) -> Outcome:
     """A full backup of every database the change depends on, made in this change: note the newest
     complete full set, set the force-full flag (sp_ForceFullBackup; read back as set), run the Backup
     BizTalk Server job by hand and wait for it, then require a newer complete full set with a row for each
@@ -184,7 +185,8 @@ def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], ti
         earlier = next((f for f in full_sets_after(sql, proven.get("before_set_id"))
                         if f.set_id == proven["set_id"]), None)
         if earlier is not None and not earlier.missing(wanted):
-            return {**proven, "changed": False}
+            return Outcome(False, {**proven, "changed": False},
+                           f"full set {proven['set_id']} of this change still holds")
     before = last_full_set(sql)
     sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
     if force_full_flag(sql).set is not True:
@@ -216,7 +218,8 @@ def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], ti
             + (" and " if missing and not consumed else "")
             + ("left the force-full flag set" if not consumed else "")
             + ". Check adm_BackupHistory and the job's BackupFull step before going on.")
-    return _evidence(job.name, job.last_outcome, flag.table, before, newest, utc_offset_minutes(sql), True)
+    proof = _evidence(job.name, job.last_outcome, flag.table, before, newest, utc_offset_minutes(sql), True)
+    return Outcome(True, proof)
 
 
 def databases_in_backup_set(sql: Executes, required: list[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from entsso.domain import services
 from entsso.remote import tsql
 from entsso.remote.winrm import RemoteError, WindowsHost
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 
 RULE_ENGINE = "RuleEngineUpdateService"
 
@@ -154,13 +155,13 @@ def draining_instance(text: str, wanted: list[tuple[str, str]]) -> str | None:
     return next((n for n, s in wanted if s == "Stopped" and re.search(rf"\b{re.escape(n)}\b", named)), None)
 
 
-def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float) -> list[dict[str, Any]]:
+def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float) -> Outcome:
     """Start or stop in-process host instances as their services `BTSSvc$<HostName>` through this server's
     SCM (Set-ServiceState): one hop, where BizTalk's WMI provider (MSBTS_HostInstance) would read
     BizTalkMgmtDb as the caller, a second hop the default NTLM transport cannot make. One still draining
     after the stop is HostInstanceDraining (a StopPending service is sent no second stop: the script waits)."""
     if not wanted:
-        return []
+        return Outcome.of_documents([])
     try:
         got = services.ensure_services(host, [(SERVICE_PREFIX + n, s) for n, s in wanted], timeout)
     except RemoteError as exc:
@@ -170,8 +171,8 @@ def ensure_host_instances(host: WindowsHost, wanted: list[tuple[str, str]], time
         said = ("error 1053, the service did not respond to the start or control request in a timely fashion"
                 if STILL_STOPPING[0] in str(exc) else f"not Stopped within {timeout:.0f} s, last state StopPending")
         raise HostInstanceDraining(host.name, draining, said) from None
-    return [{"host_name": s["name"][len(SERVICE_PREFIX):], "state_before": s.get("status_before"),
-             "state": s.get("status"), "changed": s.get("changed")} for s in got]
+    return Outcome.of_documents([{"host_name": s["name"][len(SERVICE_PREFIX):], "state_before": s.get("status_before"),
+                                  "state": s.get("status"), "changed": s.get("changed")} for s in got.evidence])
 
 
 def adapter_handlers(host: WindowsHost, configs: tuple[HandlerConfig, ...]) -> tuple[AdapterHandler, ...]:

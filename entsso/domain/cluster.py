@@ -9,6 +9,7 @@ from typing import Any
 from entsso.remote.winrm import WindowsHost
 from entsso.domain.names import same_name
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,11 @@ def _quorum(host: str, q: dict[str, Any] | None) -> ClusterQuorum | None:
                          _state(w["state"], RESOURCE_STATES, "Get-ClusterQuorum", host, w["name"]) if w else None)
 
 
-def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout: float) -> dict[str, Any]:
+def ensure_resource_state(host: WindowsHost, resource: str, state: str, timeout: float) -> Outcome:
     """Take the ENTSSO resource Offline or bring it Online (Stop-/Start-ClusterResource), waiting."""
-    return host.invoke("Set-ClusterResourceState", {"resource": resource, "state": state, "timeout_sec": int(timeout)},
-                       timeout=timeout + 60)
+    doc = host.invoke("Set-ClusterResourceState", {"resource": resource, "state": state, "timeout_sec": int(timeout)},
+                      timeout=timeout + 60)
+    return Outcome.of_document(doc, f"the resource was already {state}")
 
 
 # What a moved group may come back as, by the state it had before the move. Microsoft's MoveClusterGroup
@@ -172,9 +174,10 @@ def why_cannot_own(facts: ClusterFacts | None, node: str) -> str | None:
     return None
 
 
-def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> dict[str, Any]:
+def ensure_group_owner(host: WindowsHost, group: str, node: str, timeout: float) -> Outcome:
     """Move the SSO group to `node` (Move-ClusterGroup) and wait there for the state it keeps from before
     the move (STATES_AFTER_MOVE): the remote wait only compares with the states passed from here."""
-    return host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout),
-                                             "states_after_move": {k: list(v) for k, v in STATES_AFTER_MOVE.items()}},
-                       timeout=timeout + 60)
+    doc = host.invoke("Move-ClusterGroup", {"group": group, "node": node, "timeout_sec": int(timeout),
+                                            "states_after_move": {k: list(v) for k, v in STATES_AFTER_MOVE.items()}},
+                      timeout=timeout + 60)
+    return Outcome.of_document(doc, f"{node} already owned the group")

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
+from entsso.domain.outcome import Outcome
 from entsso.domain.sso import UnknownToolOutput
 from entsso.remote.winrm import WindowsHost
 
 
-def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> dict[str, Any]:
+def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> Outcome:
     """Run a silent SSO update package; the exit code comes back as data (`meaning` and `next_action` say
-    what it means)."""
-    return host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
-                                             "timeout_sec": int(timeout)}, timeout=timeout + 120)
+    what it means), and a code other than 0 is the journal's word for the step."""
+    doc = host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
+                                            "timeout_sec": int(timeout)}, timeout=timeout + 120)
+    code = doc.get("exit_code")
+    return Outcome(True, doc, word=f"exit code {code}" if isinstance(code, int) and code != 0 else None)
 
 
 # Windows Installer's exit codes as Microsoft Learn tables them ("MsiExec.exe and InstMsi.exe Error Messages",

@@ -6,6 +6,7 @@ from typing import Any
 
 from entsso.domain.poll import Poller
 from entsso.remote.winrm import WindowsHost
+from entsso.domain.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def parse_services(host: str, doc: dict[str, Any]) -> dict[str, Service]:
 
 
 def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float, *,
-                    poller: Poller | None = None) -> list[dict[str, Any]]:
+                    poller: Poller | None = None) -> Outcome:
     """Bring services to the wanted status through the SCM, in the order given (Set-ServiceState).
     Returns each service's before/after; the script throws when one does not get there in time.
 
@@ -39,7 +40,7 @@ def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: f
     none: it returns that service as it found it and goes no further down the list. The wait for it to
     finish starting is here: the rest of the list is asked again until it goes through, within `timeout`."""
     if not wanted:
-        return []
+        return Outcome.of_documents([])
     done: list[dict[str, Any]] = []
     remaining = list(wanted)
 
@@ -60,4 +61,4 @@ def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: f
 
     (poller or Poller()).until(attempt, timeout, what=f"{remaining[0][0]} on {host.name} to finish starting so "
                                "that it can be stopped", describe=lambda: remaining[0][0] if remaining else None)
-    return done
+    return Outcome.of_documents(done)

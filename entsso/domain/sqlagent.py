@@ -12,6 +12,7 @@ from entsso.domain.poll import Poller
 from entsso.remote.sql import SqlError
 from entsso.remote.sqlestate import Executes
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 
 NOT_RUNNING = "refused because the job is not currently running"  # sp_stop_job's 22022 for an idle job
 ALREADY_RUNNING = "refused because the job is already running"  # sp_start_job's 22022 for a running one
@@ -62,19 +63,20 @@ def jobs(sql: Executes, names: Iterable[str]) -> dict[str, Job]:
     return out
 
 
-def ensure_job_enabled(sql: Executes, name: str, enabled: bool) -> bool:
-    """Enable or disable a job (sp_update_job); returns whether it changed anything."""
+def ensure_job_enabled(sql: Executes, name: str, enabled: bool) -> Outcome:
+    """Enable or disable a job (sp_update_job)."""
     current = jobs(sql, [name])[name]
     if not current.exists:
         raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}; fix the inventory's job list")
+    word = "enabled" if enabled else "disabled"
     if current.enabled == enabled:
-        return False
+        return Outcome(False, {"job": name, "enabled": enabled}, f"the job was already {word}")
     sql.execute(tsql.UPDATE_JOB, (name, 1 if enabled else 0), database="msdb")
     after = jobs(sql, [name])[name]
     if after.enabled != enabled:
         raise JobNotChanged(f"SQL Agent job {name!r} is still {'disabled' if enabled else 'enabled'} after "
                            f"sp_update_job on {sql.name}; check the login's rights in msdb (SQLAgentOperatorRole)")
-    return True
+    return Outcome(True, {"job": name, "enabled": enabled})
 
 
 def agent_status(sql: Executes) -> str | None:
@@ -167,7 +169,7 @@ def jobs_everywhere(estate: Any, names: Iterable[str]) -> dict[str, Job]:
 
 
 def ensure_jobs_idle_everywhere(estate: Any, names: Iterable[str], timeout: float, poll: Poller,
-                                wait_for: Iterable[str] = ()) -> dict[str, Any]:
+                                wait_for: Iterable[str] = ()) -> Outcome:
     """ensure_jobs_idle on each instance for its own jobs (one after the other, each within `timeout`)."""
     done: dict[str, Any] = {"changed": False, "stopped": [], "waited_for": [], "stop_requests": 0}
     wait_for = list(wait_for)
@@ -179,10 +181,10 @@ def ensure_jobs_idle_everywhere(estate: Any, names: Iterable[str], timeout: floa
         done["stop_requests"] += one["stop_requests"]
     if len(estate.instances) > 1:
         done["instances"] = [inst.name for inst, _ in estate.jobs_by_instance(names)]
-    return done
+    return Outcome.of_document(done, "no job was running")
 
 
-def rehearse_job_enabled(sql: Executes, name: str) -> dict[str, Any]:
+def rehearse_job_enabled(sql: Executes, name: str) -> Outcome:
     """sp_update_job with @enabled at the job's current value: the statement phase 1 and phase 7 send, accepted
     or refused as it will be then (14525 for a login that may not change the job), changing nothing."""
     current = jobs(sql, [name])[name]
@@ -193,4 +195,4 @@ def rehearse_job_enabled(sql: Executes, name: str) -> dict[str, Any]:
     if after.enabled != current.enabled:
         raise JobNotChanged(f"SQL Agent job {name!r} on {sql.name} changed from {current.enabled} to {after.enabled} "
                             "while its current value was set again")
-    return {"job": name, "enabled": bool(current.enabled), "changed": False}
+    return Outcome(False, {"job": name, "enabled": bool(current.enabled)}, "set to the value it had")

@@ -14,6 +14,7 @@ from entsso.domain.poll import Poller, WaitTimedOut
 from entsso.remote.sqlestate import Executes
 from entsso.domain.names import same_name
 from entsso.domain.errors import DomainError
+from entsso.domain.outcome import Outcome
 
 ENTSSO = "ENTSSO"
 
@@ -262,30 +263,33 @@ def unlisted_servers(registered: list[str], known: list[str]) -> list[str]:
     return [r for r in registered if r.split(".")[0].lower() not in names]
 
 
-def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) -> dict[str, Any]:
+def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) -> Outcome:
     """Back up the master secret on the MSS through the SSO admin object model (Backup-MasterSecret).
     The password travels over stdin inside the envelope, never on a command line."""
-    return host.invoke("Backup-MasterSecret", {"file": file, "password": password, "reminder": reminder},
-                       timeout=300)
+    return Outcome(True, host.invoke("Backup-MasterSecret", {"file": file, "password": password,
+                                                            "reminder": reminder}, timeout=300))
 
 
-def restore_secret(host: WindowsHost, file: str, password: Any) -> dict[str, Any]:
+def restore_secret(host: WindowsHost, file: str, password: Any) -> Outcome:
     """Restore the master secret on a node (Restore-MasterSecret, password over stdin); `changed` is whether
     the node held no secret before (RestoreSecret writes the same secret again otherwise)."""
     doc = host.invoke("Restore-MasterSecret", {"file": file, "password": password}, timeout=300)
-    return {**doc, "changed": not doc.get("held_before")}
+    held = bool(doc.get("held_before"))
+    return Outcome(not held, {**doc, "changed": not held},
+                   "the node held the secret already (RestoreSecret wrote the same secret again)" if held else None)
 
 
 
 def ensure_secret_server(host: WindowsHost, sql: Executes, name: str, *, timeout: float = 120,
-                         poller: Poller | None = None) -> dict[str, Any]:
+                         poller: Poller | None = None) -> Outcome:
     """Move the master secret server: `ssomanage -updatedb` with <secretServer>name</secretServer>,
     run on `host` (its SSO tools must reach a running SSO server). SSODB is read first: when it already
     names `name` nothing runs (a resumed run may find no SSO server answering the old name). The tool's
     ERROR line is a failure; otherwise SSODB is polled until it names `name`."""
     before = secret_server(sql)
     if same_name(before, name):
-        return {"secret_server_before": before, "secret_server": before, "changed": False}
+        return Outcome(False, {"secret_server_before": before, "secret_server": before},
+                       f"SSODB already names {before}")
     doc = host.invoke("Update-SsoDatabase", {"secret_server": name}, timeout=300)
     answer = parse_tool_answer(doc.get("stdout") or "", doc.get("stderr") or "", doc.get("exit_code"))
     server = answer.sso_server or host.name
@@ -303,8 +307,8 @@ def ensure_secret_server(host: WindowsHost, sql: Executes, name: str, *, timeout
         raise SecretServerNotSet(f"ssomanage -updatedb on {host.name} printed no error ({printed}, exit code "
                            f"{doc.get('exit_code')}) but SSODB names {exc.last!r}, not {name!r}, after "
                            f"{timeout:.0f} s; check the SSO event log on {server}") from None
-    return {"secret_server_before": before, "secret_server": after, "changed": True,
-            "sso_server": server, "output": list(answer.messages)}
+    return Outcome(True, {"secret_server_before": before, "secret_server": after, "sso_server": server,
+                          "output": list(answer.messages)})
 
 
 class SecretServerNotSet(DomainError, RuntimeError):
@@ -315,7 +319,7 @@ class ToolsServerNotSet(DomainError, RuntimeError):
     """`ssomanage -serverall` ran, but ssomanage does not use the wanted server afterwards."""
 
 
-def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
+def ensure_tools_server(host: WindowsHost, server: str) -> Outcome:
     """Point this machine's SSO tools at `server` for all users (`ssomanage -serverall`, "How to Set the SSO
     Server") and prove it by the server ssomanage then says it uses (`-displaydb`'s first line, read before
     and after by Set-SsoServer: that line is printed even when the SSO server does not answer). Writing the
@@ -344,11 +348,12 @@ def ensure_tools_server(host: WindowsHost, server: str) -> dict[str, Any]:
             f"{after!r}, not {server!r}. A per-user setting of the WinRM account (`ssomanage -server`) overrides "
             f"the all-users one: on {host.name}, as that account, run `ssomanage -server {server}` (or remove its "
             "own setting), then continue")
-    return {"tools_server_before": before, "tools_server": after, "changed": not same_name(before, server),
-            "output": list(answer.messages)}
+    changed = not same_name(before, server)
+    return Outcome(changed, {"tools_server_before": before, "tools_server": after, "output": list(answer.messages)},
+                   None if changed else f"its tools already used {server}")
 
 
-def rehearse_secret_server(host: WindowsHost, sql: Executes) -> dict[str, Any]:
+def rehearse_secret_server(host: WindowsHost, sql: Executes) -> Outcome:
     """`ssomanage -updatedb` with the secret server SSODB already names, run on `host` as phases 3 and 5 run it:
     the tool, its SSO server and the account's rights answer as they will in the window; SSODB is read back
     unchanged."""
@@ -365,4 +370,4 @@ def rehearse_secret_server(host: WindowsHost, sql: Executes) -> dict[str, Any]:
     after = secret_server(sql)
     if not same_name(after, before):
         raise SecretServerNotSet(f"SSODB named {before!r} and names {after!r} after -updatedb set it again")
-    return {"secret_server": after, "changed": False}
+    return Outcome(False, {"secret_server": after}, "set to the value it had")

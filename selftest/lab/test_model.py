@@ -98,7 +98,8 @@ class _LabHost:
 
 def tools(e: Estate, host: str, server: str) -> dict[str, Any]:
     """Set-SsoServer through sso.ensure_tools_server (which reads ssomanage's server line before and after)."""
-    return sso.ensure_tools_server(_LabHost(e, host), server)  # type: ignore[arg-type]
+    done = sso.ensure_tools_server(_LabHost(e, host), server)  # type: ignore[arg-type]
+    return {**done.evidence, "changed": done.changed}
 
 
 def updatedb(e: Estate, host: str, name: str) -> dict[str, Any]:

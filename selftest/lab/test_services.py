@@ -17,7 +17,7 @@ def test_a_service_still_starting_is_stopped_once_it_has_started_and_the_rest_af
     assert bts2.services[RULE_ENGINE].status == "StartPending"
     calls_before = estate.dump()["operations"].get("BTS2 Set-ServiceState", 0)
     send = "BTSSvc$SendHost"
-    got = services.ensure_services(lab_host(lab, "BTS2"), [(RULE_ENGINE, "Stopped"), (send, "Stopped")], 60)
+    got = services.ensure_services(lab_host(lab, "BTS2"), [(RULE_ENGINE, "Stopped"), (send, "Stopped")], 60).evidence
     assert [(g["name"], g["status"]) for g in got] == [(RULE_ENGINE, "Stopped"), (send, "Stopped")]
     assert bts2.services[RULE_ENGINE].status == "Stopped" and bts2.services[send].status == "Stopped"
     # asked at least twice: the first answer left it (and the host instance after it) untouched while it started

@@ -129,7 +129,7 @@ def test_job_control_reads_and_acts_in_each_instances_own_msdb(estate_sql, estat
         "SQL1": {"msdb"}, "SQL2\\SSO": set(), "SQL3": {"msdb"}}
     try:
         for job in jobs:
-            assert sqlagent.ensure_job_enabled(estate.job_instance(job), job, False)
+            assert sqlagent.ensure_job_enabled(estate.job_instance(job), job, False).changed
         dumps = {label: e.dump()["jobs"] for label, e in estate_sql.engines.items()}
         assert {n: j["enabled"] for n, j in dumps["SQL3"].items()} == {UPDATE_STATS: False, PURGE: True}
         assert {n: j["enabled"] for n, j in dumps["SQL1"].items()} == {BACKUP: False, DTA: False}

@@ -337,8 +337,9 @@ def test_backup_from_before_the_change_is_never_the_proof(lab_sql, offset):
     UTC a fresh one reads as before it: the proof is a set id newer than the newest one before the run."""
     engine, sql = lab_sql(utc_offset_minutes=offset, last_full_minutes_ago=60)
     routine = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
-    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
-    assert proof["changed"] is True and proof["before_set_id"] == routine
+    done = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    proof = done.evidence
+    assert done.changed is True and proof["before_set_id"] == routine
     assert proof["set_id"] > routine
     assert set(scenario_sql()["databases"]) <= set(proof["databases"])
     assert proof["sql_utc_offset_minutes"] == offset
@@ -347,9 +348,9 @@ def test_backup_from_before_the_change_is_never_the_proof(lab_sql, offset):
 
 def test_resumed_backup_with_its_proven_set_is_not_redone(lab_sql):
     engine, sql = lab_sql()
-    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller()).evidence
     again = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller(), proven=proof)
-    assert again["changed"] is False and again["set_id"] == proof["set_id"]
+    assert again.changed is False and again.evidence["set_id"] == proof["set_id"] and again.outcome == "unchanged"
     assert engine.dump()["counters"]["procedures"]["sp_start_job"] == 1
 
 
@@ -716,8 +717,8 @@ def test_forced_backup_waits_for_a_scheduled_run_instead_of_colliding(lab_sql):
     engine, sql = lab_sql()
     sql.execute(tsql.NOW, database="msdb")  # connected first: a TLS login lasts estate seconds at speed 200
     engine.run_on_schedule(BACKUP_JOB)
-    proof = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
-    assert proof["changed"] is True and proof["outcome"] == "Succeeded"
+    done = backup.ensure_full_backup(sql, BACKUP_JOB, REQUIRED, 20, fast_poller())
+    assert done.changed is True and done.evidence["outcome"] == "Succeeded"
     assert "invoked by User" in jobs(sql)[BACKUP_JOB]["last_message"]  # our run, after the schedule's
 
 

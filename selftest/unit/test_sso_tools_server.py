@@ -61,13 +61,15 @@ def answer(before: dict[str, Any], after: dict[str, Any], serverall: str = "") -
 def test_a_change_is_proven_by_the_server_line_after_even_when_that_server_does_not_answer():
     host = FakeHost(answer(using("SSOCLUSTER"), using("NODE1")))
     out = sso.ensure_tools_server(host, "node1")  # type: ignore[arg-type]
-    assert out["tools_server_before"] == "SSOCLUSTER" and out["tools_server"] == "NODE1" and out["changed"] is True
+    assert out.evidence["tools_server_before"] == "SSOCLUSTER" and out.evidence["tools_server"] == "NODE1"
+    assert out.changed is True and out.outcome == "ok"
     assert host.calls == [("Set-SsoServer", {"server": "node1"})]
 
 
 def test_the_same_server_before_is_no_change_and_this_computer_is_its_own_name():
     out = sso.ensure_tools_server(FakeHost(answer(using(None), using(None))), "NODE2")  # type: ignore[arg-type]
-    assert out["changed"] is False and out["tools_server"] == "NODE2"
+    assert out.changed is False and out.evidence["tools_server"] == "NODE2"
+    assert out.outcome == "unchanged" and out.noop_reason == "its tools already used NODE2"
 
 
 def test_a_per_user_setting_that_wins_over_serverall_stops_naming_what_to_do():

@@ -59,7 +59,8 @@ def test_without_an_error_the_move_is_read_back_from_ssodb():
     host = FakeHost("Using SSO server : SSOCLUSTER\r\n")
     out = sso.ensure_secret_server(host, FakeSql("SSOCLUSTER", "SSOCLUSTER", "NODE1"), "NODE1",  # type: ignore[arg-type]
                                    poller=quick())
-    assert (out["secret_server_before"], out["secret_server"], out["changed"]) == ("SSOCLUSTER", "NODE1", True)
+    assert (out.evidence["secret_server_before"], out.evidence["secret_server"], out.changed) == (
+        "SSOCLUSTER", "NODE1", True)
     assert host.calls == [{"secret_server": "NODE1"}]
 
 
@@ -75,4 +76,4 @@ def test_ssodb_that_never_names_the_server_is_an_error_showing_what_ssomanage_pr
 def test_nothing_runs_when_ssodb_already_names_the_server():
     host = FakeHost(NO_ADMIN)
     out = sso.ensure_secret_server(host, FakeSql("node1"), "NODE1", poller=quick())  # type: ignore[arg-type]
-    assert out["changed"] is False and host.calls == []
+    assert out.changed is False and host.calls == [] and out.noop_reason == "SSODB already names node1"

@@ -85,3 +85,23 @@ def test_an_estate_failure_is_named_without_the_maintainers_message(tmp_path, ex
     with pytest.raises(pytest.fail.Exception) as err:
         phases.step(run, "upgrade", "start ENTSSO through the SCM", "NODE1", _fails(exc))
     assert "maintainers" not in str(err.value)
+
+
+def test_a_step_journals_what_its_operation_says_it_did(tmp_path):
+    from entsso.domain.outcome import Outcome
+
+    run = _run(tmp_path)
+    run.operator = None
+    same = phases.step(run, "silence", "disable job", None,
+                       lambda: Outcome(False, {"job": "J", "enabled": False}, "the job was already disabled"), job="J")
+    did = phases.step(run, "silence", "disable job", None, lambda: Outcome(True, {"job": "K", "enabled": False}),
+                      job="K")
+    code = phases.step(run, "upgrade", "install the SSO update package", "NODE2",
+                       lambda: Outcome(True, {"exit_code": 1603}, word="exit code 1603"))
+    read = phases.step(run, "failover", "list the adapter handlers", None, lambda: [{"changed": False}])
+    assert (same.changed, did.changed, code.outcome) == (False, True, "exit code 1603")
+    assert read == [{"changed": False}]  # a read's result is returned as it is
+    results = [r for r in journal.read(tmp_path / "journal.jsonl") if r["kind"] == "result"]
+    assert [r["outcome"] for r in results] == ["unchanged", "ok", "exit code 1603", "ok"]  # a read is "ok"
+    assert results[0]["noop_reason"] == "the job was already disabled" and results[0]["evidence"]["job"] == "J"
+    assert results[2]["evidence"] == {"exit_code": 1603}

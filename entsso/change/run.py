@@ -15,6 +15,7 @@ from typing import Any
 from entsso.domain import change
 from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
+from entsso.change.capture import Capture
 from entsso.change.journal import Journal, PriorRun, runs_of
 from entsso.domain.poll import Poller
 from entsso.remote.sql import SqlServer, SqlSettings, StatementLog
@@ -285,6 +286,7 @@ def sql_estate(inventory: Any, main: SqlSettings, statements: StatementLog) -> S
 def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:
     """The Run for an inventory (entsso.inventory.Inventory): hosts, SQL Server, plan."""
     calls, statements = CallLog(), StatementLog()
+    calls.listeners.append(Capture(run_dir / "capture"))  # every answer kept as test data (entsso.change.capture)
     w = inventory.winrm
     settings = WinRMSettings(transport=w.transport, https=w.https, port=w.port,
                              cert_validation=w.server_cert_validation == "validate",

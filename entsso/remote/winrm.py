@@ -50,6 +50,7 @@ class CallRecord:
     command_chars: int
     outcome: str  # "ok" or an error kind
     exit_code: int | None = None
+    answer: dict[str, Any] | None = None  # the script's JSON document (secret-named keys redacted), when it gave one
 
 
 @dataclass
@@ -398,6 +399,7 @@ class WindowsHost:
         plan = plan_invocation(operation, params)
         started_wall, started = time.time(), time.monotonic()
         outcome, exit_code = "ok", None
+        answer: dict[str, Any] | None = None
         try:
             out, err, exit_code = self.run(plan.command_line, plan.stdin, timeout=timeout, operation=operation)
             if exit_code != 0:
@@ -413,6 +415,7 @@ class WindowsHost:
                                 f"the output was not the JSON document expected: {preview!r}") from None
             if not isinstance(doc, dict):
                 raise BadOutput(self.name, operation, f"expected a JSON object, got {type(doc).__name__}")
+            answer = redact(doc)
             return doc
         except RemoteError as exc:
             outcome = exc.kind
@@ -421,4 +424,4 @@ class WindowsHost:
             self.calls.add(CallRecord(
                 host=self.name, operation=operation, params=redact(params), started=started_wall,
                 seconds=time.monotonic() - started, via_stdin=plan.via_stdin,
-                command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code))
+                command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code, answer=answer))

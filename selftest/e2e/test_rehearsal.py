@@ -65,3 +65,24 @@ def test_the_rehearsal_refuses_what_the_change_would_meet_mid_window(start_lab, 
     assert result.returncode == 1, result.output[-3000:]
     assert expected in result.output, result.output[-3000:]
     assert lab.state()["changes"] == 0
+
+
+def test_the_rehearsals_capture_replays_through_the_transcript_test_and_holds_no_secret(rehearsal):
+    """What the estate answered, kept as test data (entsso.change.capture): every tool text the suite parses
+    is a transcript case that replays as the suite read it; every call's document is kept; the run's secrets
+    are nowhere in it (run_suite's canary scans the whole run folder, capture included)."""
+    from selftest.unit.test_transcripts import check_case
+
+    capture = rehearsal.dir / "capture"
+    cases = sorted(capture.glob("*/*.txt"))
+    assert {c.parent.name for c in cases} == {"ssomanage"} and len(cases) >= 7  # 4 hosts' -displaydb, 2 nodes'
+    # Set-SsoServer before and after, and the owner's -updatedb
+    for case in cases:
+        headers = check_case(case)
+        assert headers["source"].startswith("captured from ") and " by entsso-upgrade " in headers["source"]
+    assert any(c.stem.startswith("updatedb-NODE1") for c in cases)
+    documents = sorted((capture / "winrm").glob("*.json"))
+    calls = sum(rehearsal.lab_state["winrm"]["received"].values())
+    assert len(documents) == calls  # one document per call that answered
+    read_back = [d for d in documents if "Read-File" in d.name]
+    assert read_back and all("(not kept: " in d.read_text() for d in read_back)  # no backup bytes in the folder

@@ -83,8 +83,9 @@ def test_there_are_transcripts_for_every_parser():
     assert set(PARSERS) <= kinds, f"parsers without a transcript: {set(PARSERS) - kinds}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_transcript_parses_to_its_json(case: Path):
+def check_case(case: Path) -> dict[str, str]:
+    """A transcript case (<tool>/<case>.txt + .json) parses to its .json: a case of selftest/transcripts, or
+    one a run captured (entsso.change.capture). Returns the case's headers."""
     headers, text = read_transcript(case)
     assert headers.get("source"), f"{case.name}: the first line must be '# source: <URL or document>'"
     if text:  # msiexec /quiet prints nothing
@@ -103,6 +104,13 @@ def test_transcript_parses_to_its_json(case: Path):
             assert part in str(info.value)
     else:
         assert _plain(parser(text, "", exit_code)) == expected
+    return headers
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_transcript_parses_to_its_json(case: Path):
+    headers = check_case(case)
+    exit_code = int(headers.get("exit_code", "0"))
     if "documented" in headers:  # the code's row as Learn tables it: the suite's table holds the same words
         name, code, description = (part.strip() for part in headers["documented"].split(" | "))
         assert installer.INSTALLER_CODES[int(code)] == (name, description) and int(code) == exit_code

@@ -6,6 +6,11 @@ drained (BACKUP and job control need both), and counts and times every statement
 takes the same path: pyodbc, Debian's FreeTDS driver, TDS with TLS validated against the lab's CA; its
 `lab:` section only says at which address and port the lab's SQL Server listens (as a hosts entry would).
 
+Microsoft's ODBC Driver 18 (and 17) on Linux has no CA-file keyword: it validates with OpenSSL's default
+trust, so for `sql.ca_file` this module gives the process a bundle of its own (the trust it had plus the CA
+file) and points SSL_CERT_FILE at it (OpenSslTrust); on Windows it uses Windows' certificate store only, and
+`sql.ca_file` is refused there with the fix. `encrypt: strict` is TDS 8.0 (Encrypt=strict, Driver 18 only).
+
 FreeTDS 1.3 takes no CA file in the connection string (its `ServerCertificate` keyword is newer): it
 validates the server's certificate only when freetds.conf names a `ca file` (sql-review.md M6). For
 `sql.ca_file` this module writes a freetds.conf section of its own per server (in a private temporary
@@ -89,7 +94,8 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
             "ODBC Driver 18 validates it whenever it encrypts. If the certificate is issued to another name than "
             "the one the suite connects to (an alias, a listener, an IP address), set sql.host_name_in_certificate "
             "to the name it carries (ODBC's HostnameInCertificate, Driver 18), or sql.server to that name; if it "
-            "is self-signed or from a private CA, install that CA on this machine (update-ca-certificates). "
+            "is self-signed or from a private CA, name that CA's PEM in sql.ca_file (this run then trusts it "
+            "besides the machine's trust; on Windows import it into the machine's Root store instead). "
             "TrustServerCertificate=yes (sql.trust_server_certificate: true) skips the check: only on a network "
             "you trust.", **kw)
     if _KERBEROS.search(text):

@@ -317,6 +317,8 @@ class Lab:
         """The first instance's state; with a second one, its jobs merged in, SSODB's secret server from
         wherever SSODB lives, and the second instance's own state under `second_instance`."""
         doc = self.sql.dump()
+        # how clients reached the first instance: sessions by encryption (tls, tls_strict, …), RPCs
+        doc["endpoint"] = dict(self.sql_endpoint.counts)
         if len(self.sql_engines) > 1:
             other = self.sql_engines[1].dump()
             doc["jobs"] = {**doc["jobs"], **other["jobs"]}

@@ -63,3 +63,11 @@ def test_a_certificate_driver_18_refuses_stops_the_change_before_anything_change
     assert run.lab_state["changes"] == 0
     assert run.lab_state["sql"]["counters"]["procedures"] == {} or \
         "sp_update_job" not in run.lab_state["sql"]["counters"]["procedures"]
+
+
+def test_the_gate_through_driver_18_strict_passes_and_changes_nothing(tmp_path):
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab=" + scenario(tmp_path, "d18-gate", encrypt="strict"))
+    assert run.returncode == 0, run.output[-4000:]
+    assert run.summary["verdict"] == "read-only"
+    assert {s for s in run.outcomes.values()} == {"passed"} and "test_sql_server_answers" in run.outcomes
+    assert run.lab_state["changes"] == 0 and run.lab_state["sql"]["endpoint"].get("tls_strict", 0) > 0

@@ -34,7 +34,7 @@ def test_the_full_change_through_driver_18_completes(tmp_path, encrypt, sessions
                     "--change-ticket", f"CHG-D18-{sessions.upper()}")
     assert run.returncode == 0, run.output[-4000:]
     assert run.summary["verdict"] == "completed" and "entsso: COMPLETED" in run.output
-    assert {s for s in run.outcomes.values()} == {"passed"}
+    assert set(run.outcomes.values()) == {"passed"}
     assert inventory_sql(run)["driver"] == D18 and inventory_sql(run)["encrypt"] == encrypt
     endpoint = run.lab_state["sql"]["endpoint"]
     # every session of the run came through Driver 18 the way asked: TDS 7.x in TLS, or TDS 8.0
@@ -66,8 +66,9 @@ def test_a_certificate_driver_18_refuses_stops_the_change_before_anything_change
 
 
 def test_the_gate_through_driver_18_strict_passes_and_changes_nothing(tmp_path):
-    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab=" + scenario(tmp_path, "d18-gate", encrypt="strict"))
+    lab = scenario(tmp_path, "d18-gate", encrypt="strict")
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab=" + lab)
     assert run.returncode == 0, run.output[-4000:]
     assert run.summary["verdict"] == "read-only"
-    assert {s for s in run.outcomes.values()} == {"passed"} and "test_sql_server_answers" in run.outcomes
+    assert set(run.outcomes.values()) == {"passed"} and "test_sql_server_answers" in run.outcomes
     assert run.lab_state["changes"] == 0 and run.lab_state["sql"]["endpoint"].get("tls_strict", 0) > 0

@@ -30,8 +30,9 @@ def inventory_sql(run: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("encrypt, sessions", [(True, "tls"), ("strict", "tls_strict")], ids=["yes", "strict"])
 def test_the_full_change_through_driver_18_completes(tmp_path, encrypt, sessions):
+    password = f"Canary-Sql-{sessions}-7f3a91"  # the lab's SQL login takes it; it must show nowhere
     run = run_suite(tmp_path, "--lab=" + scenario(tmp_path, f"d18-{sessions}", encrypt=encrypt), "--apply",
-                    "--change-ticket", f"CHG-D18-{sessions.upper()}")
+                    "--change-ticket", f"CHG-D18-{sessions.upper()}", env={"ENTSSO_SQL_PASSWORD": password})
     assert run.returncode == 0, run.output[-4000:]
     assert run.summary["verdict"] == "completed" and "entsso: COMPLETED" in run.output
     assert set(run.outcomes.values()) == {"passed"}
@@ -44,6 +45,9 @@ def test_the_full_change_through_driver_18_completes(tmp_path, encrypt, sessions
     sso = run.lab_state["estate"]["hosts"]["NODE1"]["sso"]
     assert sso["version"] == "10.0.2000.0"
     assert run.lab_state["sql"]["counters"]["procedures"].get("sp_start_job", 0) >= 1
+    assert password not in run.output
+    leaked = [p.name for p in run.dir.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert leaked == []
 
 
 @pytest.mark.parametrize("sql, kind, fix", [

@@ -3,7 +3,9 @@ default driver, through the real client stack — pyodbc, unixODBC and libmsodbc
 wheel, registered by scripts/bootstrap.sh in the project's own odbcinst.ini (selftest/conftest.py points
 ODBCSYSINI at it). TDS 7.x with Encrypt=yes and TDS 8.0 with Encrypt=strict, sql.ca_file through OpenSSL's
 trust (entsso.remote.sql.OpenSslTrust), SQL Server's message numbers, and each failure the driver prints,
-as the transcripts under selftest/transcripts/odbc18/ hold it, named by the suite as one cause.
+as the transcripts under selftest/transcripts/odbc18/ hold it, named by the suite as one cause (the transcripts'
+.json files say which: selftest/unit/test_transcripts.py walks them; a case's first word says how it was made:
+connect, strict — a connection with Encrypt=strict — or statement).
 
 `python -m selftest.lab.test_driver18 --capture` rewrites the transcripts from the driver (they are compared
 with what it prints on every run)."""
@@ -93,13 +95,13 @@ def driver_text(s: SqlSettings, sql: str = SECRET_SERVER_SQL, password: str = PA
 
 # (transcript, endpoint, settings, password, statement, the suite's kind)
 CASES: list[tuple[str, str, dict[str, Any], str, str, type[SqlError]]] = [
-    ("certificate-untrusted", "other_ca", {}, PASSWORD, SECRET_SERVER_SQL, SqlCertificateUntrusted),
-    ("name-mismatch", "wrong_name", {}, PASSWORD, SECRET_SERVER_SQL, SqlCertificateNameMismatch),
-    ("name-mismatch-strict", "wrong_name", {"encrypt": "strict"}, PASSWORD, SECRET_SERVER_SQL,
+    ("connect-certificate-untrusted", "other_ca", {}, PASSWORD, SECRET_SERVER_SQL, SqlCertificateUntrusted),
+    ("connect-name-mismatch", "wrong_name", {}, PASSWORD, SECRET_SERVER_SQL, SqlCertificateNameMismatch),
+    ("strict-name-mismatch", "wrong_name", {"encrypt": "strict"}, PASSWORD, SECRET_SERVER_SQL,
      SqlCertificateNameMismatch),
-    ("login-failed-18456", "ep", {}, "Wrong-Password-1", SECRET_SERVER_SQL, SqlLoginFailed),
-    ("strict-refused", "old", {"encrypt": "strict"}, PASSWORD, SECRET_SERVER_SQL, SqlStrictRefused),
-    ("unknown-object-208", "ep", {}, PASSWORD, "SELECT * FROM SSODB.dbo.nope", SqlUnknownObject),
+    ("connect-login-failed-18456", "ep", {}, "Wrong-Password-1", SECRET_SERVER_SQL, SqlLoginFailed),
+    ("strict-reset-before-2022", "old", {"encrypt": "strict"}, PASSWORD, SECRET_SERVER_SQL, SqlStrictRefused),
+    ("statement-unknown-object-208", "ep", {}, PASSWORD, "SELECT * FROM SSODB.dbo.nope", SqlUnknownObject),
 ]
 
 

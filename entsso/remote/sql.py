@@ -342,12 +342,19 @@ class OpenSslTrust:
         with self._lock:
             current = os.environ.get("SSL_CERT_FILE")
             if self._base is None:
-                base = current or ssl.get_default_verify_paths().openssl_cafile
-                try:
-                    with open(base, encoding="utf-8", errors="replace") as f:
-                        self._base = f.read()
-                except OSError:
-                    self._base = ""  # no system bundle: the CA files alone
+                paths = ssl.get_default_verify_paths()
+                # the trust it had: SSL_CERT_FILE's, else the system's bundle (this Python's OpenSSL may have been
+                # built with another prefix than the system's libssl the driver loads: Debian's, then RHEL's)
+                self._base = ""  # none readable: the CA files alone (OpenSSL's default directory still applies)
+                for base in ([current] if current else [paths.openssl_cafile, paths.cafile,
+                                                        "/etc/ssl/certs/ca-certificates.crt",
+                                                        "/etc/pki/tls/certs/ca-bundle.crt"]):
+                    try:
+                        with open(base or "", encoding="utf-8", errors="replace") as f:
+                            self._base = f.read()
+                        break
+                    except OSError:
+                        continue
             elif current != self._path:
                 raise SqlError(f"SQL Server {s.server}: SSL_CERT_FILE was changed to {current} after the suite "
                                "set it: Microsoft's ODBC driver would not see sql.ca_file; leave SSL_CERT_FILE alone "

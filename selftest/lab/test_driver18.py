@@ -150,6 +150,10 @@ def test_encrypt_yes_is_tds7_with_tls_validated_against_sql_ca_file(lab):
     # the CA reached the driver through this run's own bundle, beside the machine's trust
     bundle = Path(openssl_trust.path or "")
     assert bundle.is_file() and lab.ca.ca_path.read_text().strip() in bundle.read_text()
+    system = Path(ssl.get_default_verify_paths().openssl_cafile)
+    if system.is_file():  # the machine's trust is kept: the CA is added to it, not put in its place
+        first = system.read_text(errors="replace").split("-----END CERTIFICATE-----")[0]
+        assert first.split("-----BEGIN CERTIFICATE-----")[-1] in bundle.read_text()
 
 
 def test_encrypt_strict_is_tds8_tls_first_with_alpn(lab):

@@ -6,7 +6,7 @@ TICKET ?= CHG-DEMO-0001
 
 .PHONY: test demo gate bench faults clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml scripts/bootstrap.sh scripts/odbc18.sh
 	sh scripts/bootstrap.sh
 	touch $(STAMP)
 

@@ -2,7 +2,8 @@
 # Set up what `make test` and `make demo` need on a fresh machine: unixODBC's libodbc.so.2 (pyodbc
 # cannot be imported without it), FreeTDS's ODBC driver (tdsodbc; the suite reaches the lab's SQL Server
 # through it, as an estate's) and its `tsql` client (freetds-bin), a .venv with the package and its test
-# dependencies.
+# dependencies, and Microsoft's ODBC Driver 18 for SQL Server (the inventory's default) from the
+# mssql-python-odbc wheel, registered for the project only (below) when no such driver is installed.
 # Idempotent: a second run changes nothing.
 set -eu
 cd "$(dirname "$0")/.."
@@ -55,3 +56,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Microsoft's ODBC Driver 18 for SQL Server for the selftests' driver matrix (scripts/odbc18.sh says how)
+sh scripts/odbc18.sh .venv

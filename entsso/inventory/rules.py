@@ -5,6 +5,7 @@ is the order of the messages an operator reads: keep it when adding one.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 from entsso.inventory.schema import Inventory, Sql, SqlInstance, UpgradeOverride
@@ -92,6 +93,32 @@ def certificate_name_is_used(inv: Inventory) -> Iterator[str]:
         yield ("sql.host_name_in_certificate: has no effect with `trust_server_certificate: true` (the "
                "certificate is not checked at all); remove one of them — keep the name to have the "
                "certificate checked")
+
+
+def strict_encryption_has_a_driver(inv: Inventory) -> Iterator[str]:
+    s = inv.sql
+    if s.encrypt != "strict":
+        return
+    if s.driver != "ODBC Driver 18 for SQL Server":
+        yield (f"sql.encrypt: strict (TDS 8.0) needs ODBC Driver 18 for SQL Server; {s.driver} "
+               + ("(1.3, as Debian 12 and EPEL ship it) has no TDS 8.0" if s.driver == "FreeTDS" else "has none")
+               + ": set `driver: ODBC Driver 18 for SQL Server`, or `encrypt: true`")
+    elif s.trust_server_certificate:
+        yield ("sql.encrypt: strict always validates the certificate, so `trust_server_certificate: true` "
+               "means nothing with it; remove trust_server_certificate (and name the CA: sql.ca_file)")
+
+
+def ca_file_has_a_meaning(inv: Inventory) -> Iterator[str]:
+    s = inv.sql
+    if s.ca_file is None:
+        return
+    if s.trust_server_certificate:
+        yield ("sql.ca_file: has no effect with `trust_server_certificate: true` (the certificate is not "
+               "checked at all); remove one of them — keep ca_file to have the certificate checked")
+    elif sys.platform == "win32" and s.driver != "FreeTDS":
+        yield (f"sql.ca_file: {s.driver} on Windows validates against Windows' certificate store only; "
+               "import the CA there (Import-Certificate -FilePath <ca.pem> -CertStoreLocation "
+               "Cert:\\LocalMachine\\Root) and remove sql.ca_file")
 
 
 def server_spn_is_used(inv: Inventory) -> Iterator[str]:
@@ -240,6 +267,8 @@ RULES: tuple[Rule, ...] = (
     sql_login_is_named_for_auth_sql,
     no_sql_login_for_auth_kerberos,
     certificate_name_is_used,
+    strict_encryption_has_a_driver,
+    ca_file_has_a_meaning,
     server_spn_is_used,
     continuous_jobs_are_in_jobs,
     sql_instances_are_listed_once_with_their_own_databases_and_jobs,

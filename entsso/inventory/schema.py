@@ -211,14 +211,18 @@ class Sql(_Model):
     instance: str | None = Field(None, min_length=1, description="the named instance, if not the default one")
     port: int | None = Field(None, ge=1, le=65535, description="the TCP port (overrides the instance lookup)")
     driver: Driver = Field(DRIVERS[0], description="the ODBC driver")
-    encrypt: bool = Field(True, description="Encrypt=yes")
+    encrypt: bool | Literal["strict"] = Field(
+        True, description="true: Encrypt=yes (TLS inside TDS 7.x); strict: Encrypt=strict, TDS 8.0 (TLS before "
+                          "anything of TDS, SQL Server 2022; ODBC Driver 18 only); false: Encrypt=no")
     trust_server_certificate: bool = Field(False, description="TrustServerCertificate=yes (skips validation)")
     host_name_in_certificate: str | None = Field(
         None, description="the host name SQL Server's TLS certificate carries, when the suite connects by another "
                           "(ODBC Driver 18's HostnameInCertificate)")
     ca_file: str | None = Field(None, min_length=1,
-                                description="the CA certificate (PEM) that issued SQL Server's certificate; FreeTDS "
-                                            "validates the certificate only against a CA file (freetds.conf `ca file`)")
+                                description="the CA certificate (PEM) that issued SQL Server's certificate, trusted by "
+                                            "the run in addition to the machine's trust: FreeTDS through freetds.conf "
+                                            "`ca file`, Microsoft's driver on Linux through OpenSSL's SSL_CERT_FILE; "
+                                            "refused on Windows (import the CA into the machine's Root store)")
     auth: Literal["kerberos", "sql"] = Field("kerberos", description="kerberos (integrated) or sql (a SQL login)")
     server_spn: str | None = Field(
         None, description="the SPN of SQL Server's service account, MSSQLSvc/<fqdn>[:<port>|:<instance>], when it is "

@@ -59,9 +59,10 @@ def lab_inventory(lab: Any, ca_trust_path: str | None = None, sql_ca_file: str |
     sql_doc: dict[str, Any] = {
         "server": sql.get("server", "SQL1"),
         "instance": sql.get("instance"),
-        # reached as an estate's: pyodbc and FreeTDS, TLS validated against the lab's CA
-        "driver": "FreeTDS",
-        "encrypt": True,
+        # reached as an estate's: pyodbc and FreeTDS (or the scenario's sql.driver: Microsoft's ODBC Driver
+        # 18, with sql.encrypt: strict for TDS 8.0), TLS validated against the lab's CA
+        "driver": sql.get("driver", "FreeTDS"),
+        "encrypt": sql.get("encrypt", True),
         "ca_file": sql_ca_file or str(lab.ca_path),
         "auth": "sql",
         "username": lab.sql_username,

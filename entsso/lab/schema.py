@@ -144,6 +144,14 @@ class SqlSection(_Model):
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
+    # the TLS SQL Server speaks: its certificate's name (default the server's), "other" for a certificate from a
+    # CA the inventory does not name, tds8: false for a SQL Server before 2022 (no strict encryption)
+    certificate_name: str | None = None
+    certificate_issuer: Literal["lab", "other"] | None = None
+    tds8: bool | None = None
+    # how the suite's inventory reaches it (the admin box's side): the ODBC driver and sql.encrypt
+    driver: Literal["FreeTDS", "ODBC Driver 18 for SQL Server"] | None = None
+    encrypt: bool | Literal["strict"] | None = None
 
 
 class Package(_Model):

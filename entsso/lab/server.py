@@ -179,10 +179,18 @@ class Lab:
 
         # each SQL Server instance speaks TDS with a certificate from the lab's CA (the inventory names the CA
         # as sql.ca_file), issued to the instance's host name and the address it listens on
-        self.sql_certificates = [self.ca.issue(e.server_name.split("\\")[0], dns_names=["localhost"], addresses=[a])
+        # (sql.certificate_name: a certificate issued to another name, as after a rename or for an alias;
+        # sql.tds8: false for a SQL Server before 2022, which resets a client that starts with TLS)
+        # sql.certificate_issuer: "other": issued by a CA of its own that the inventory does not name (a private
+        # CA the admin box does not trust)
+        sql_cfg = scenario.get("sql") or {}
+        self.sql_ca = LabCA("another CA (not the lab's)") if sql_cfg.get("certificate_issuer") == "other" else self.ca
+        self.sql_certificates = [self.sql_ca.issue(sql_cfg.get("certificate_name") or e.server_name.split("\\")[0],
+                                               dns_names=["localhost"], addresses=[a])
                                  for e, a in zip(self.sql_engines, self.sql_addresses, strict=True)]
         self.sql_endpoints = [TdsEndpoint(e, address=a, port=0, username=self.sql_username, password=sql_password,
-                                          certificate=c, server_name=e.server_name)
+                                          certificate=c, server_name=e.server_name,
+                                          strict=bool(sql_cfg.get("tds8", True)))
                               for e, a, c in zip(self.sql_engines, self.sql_addresses, self.sql_certificates,
                                                  strict=True)]
         self.sql_endpoint = self.sql_endpoints[0]
@@ -219,6 +227,8 @@ class Lab:
         for e in self.sql_engines:
             e.close()  # cut SQL Agent jobs still running short
         self.ca.cleanup()  # the hosts' keys; an inventory keeps its own copy of the CA certificate
+        if self.sql_ca is not self.ca:
+            self.sql_ca.cleanup()
 
     @property
     def control_url(self) -> str:
@@ -307,6 +317,8 @@ class Lab:
         """The first instance's state; with a second one, its jobs merged in, SSODB's secret server from
         wherever SSODB lives, and the second instance's own state under `second_instance`."""
         doc = self.sql.dump()
+        # how clients reached the first instance: sessions by encryption (tls, tls_strict, …), RPCs
+        doc["endpoint"] = dict(self.sql_endpoint.counts)
         if len(self.sql_engines) > 1:
             other = self.sql_engines[1].dump()
             doc["jobs"] = {**doc["jobs"], **other["jobs"]}

@@ -57,7 +57,9 @@ SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
     "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names", "login_roles",
-    "job_owner"})
+    "job_owner",
+    # the endpoint's TLS (entsso.lab.server, tds.py) and the written inventory's driver and encryption
+    "certificate_name", "certificate_issuer", "tds8", "driver", "encrypt"})
 # sql.database_names: the names the estate gives SSODB and the management database (the inventory's
 # sql.databases keys); the engine keeps each database under its modelled name and serves it under the
 # estate's, so a statement naming the default name where the estate renamed it fails as on SQL Server

@@ -9,6 +9,11 @@ or any other TDS client (FreeTDS's `tsql`). What it speaks (MS-TDS section numbe
   clear, unless the endpoint forces encryption. The TLS handshake travels inside PRELOGIN packets; after
   it, TLS records flow on the socket with the TDS packets inside them [3.3.4.4]. TLS 1.2 only, as SQL
   Server negotiates for TDS 7.x. The certificate is one the lab's CA issued (entsso.lab.pki).
+- TDS 8.0 ("strict" encryption, SQL Server 2022): a client whose first bytes are a TLS ClientHello (record
+  type 0x16) rather than a PRELOGIN packet gets the TLS handshake first, straight on the TCP connection
+  (TLS 1.2 or 1.3, ALPN `tds/8.0`), then PRELOGIN, LOGIN7 and the whole session inside that TLS; both
+  kinds of client are taken on the one port, as SQL Server 2022 takes them without "Force Strict
+  Encryption".
 - LOGIN7 [2.2.6.4] with a SQL login; a wrong user or password gets error 18456, state 1, class 14
   ("Login failed for user '…'.") as SQL Server sends it (the real reason goes to its error log only); an
   unknown database gets 4060 then 18456; an integrated-security (SSPI) login gets 18452.
@@ -18,7 +23,9 @@ or any other TDS client (FreeTDS's `tsql`). What it speaks (MS-TDS section numbe
   sp_prepexec and sp_unprepare by ProcID or name (how FreeTDS's ODBC driver sends `?` parameters, as
   @P1…), and other procedures by name.
 - The token stream [2.2.7]: COLMETADATA, ROW, DONE/DONEINPROC/DONEPROC with row counts, RETURNSTATUS,
-  RETURNVALUE (the prepared handle), ERROR and INFO with number, state, class and text.
+  RETURNVALUE (the prepared handle), ERROR and INFO with number, state, class and text; the engine's
+  informational messages carry SQL Server's numbers (info_number: 14243 for sp_start_job's "Job '…'
+  started successfully.", 14254 for sp_stop_job's, as msdb's RAISERROR sends them).
 - ATTENTION [2.2.1.7]: a cancel (a query timeout is the driver's cancel) stops the statement (the
   engine's WAITFOR ends) and is acknowledged with DONE and DONE_ATTN.
 
@@ -49,6 +56,8 @@ PKT_SQL_BATCH, PKT_RPC, PKT_REPLY, PKT_ATTENTION, PKT_TM, PKT_LOGIN7, PKT_PRELOG
 STATUS_EOM = 0x01
 # PRELOGIN encryption values
 ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_NOT_SUP, ENCRYPT_REQ = 0, 1, 2, 3
+TLS_HANDSHAKE = 0x16  # a TLS record's first byte: a TDS 8.0 client starts with its ClientHello
+ALPN_TDS8 = "tds/8.0"
 # tokens
 TOK_COLMETADATA, TOK_ROW, TOK_DONE, TOK_DONEPROC, TOK_DONEINPROC = 0x81, 0xD1, 0xFD, 0xFE, 0xFF
 TOK_ERROR, TOK_INFO, TOK_LOGINACK, TOK_ENVCHANGE, TOK_RETURNSTATUS, TOK_RETURNVALUE = 0xAA, 0xAB, 0xAD, 0xE3, 0x79, 0xAC
@@ -87,6 +96,18 @@ def _token(tok: int, body: bytes) -> bytes:
 
 def envchange(kind: int, new: str, old: str) -> bytes:
     return _token(TOK_ENVCHANGE, bytes([kind]) + _bvarchar(new) + _bvarchar(old))
+
+
+# SQL Server's numbers of the informational messages the engine sends (msdb's sp_start_job:
+# RAISERROR(14243, 0, 1, @job_name); sp_stop_job: RAISERROR(14254, 0, 1, @job_name))
+INFO_NUMBERS = ((re.compile(r"Job '.*' started successfully\.", re.S), 14243),
+                (re.compile(r"Job '.*' stopped successfully\.", re.S), 14254))
+
+
+def info_number(text: str) -> int:
+    """SQL Server's message number for an informational message of the engine; 0 for one it has none for
+    (PRINT's messages are number 0 on SQL Server too)."""
+    return next((n for pattern, n in INFO_NUMBERS if pattern.fullmatch(text)), 0)
 
 
 def message(tok: int, number: int, state: int, klass: int, text: str, server: str, proc: str = "",
@@ -562,6 +583,28 @@ class _Wire:
             self._raw.clear()
         self.tls = tls
 
+    def start_strict_tls(self, context: ssl.SSLContext) -> None:
+        """TDS 8.0 (strict): the TLS handshake first, its records straight on the TCP connection, before
+        PRELOGIN; every packet after it, PRELOGIN included, inside TLS."""
+        tls = context.wrap_bio(self._in, self._out, server_side=True)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                out = self._out.read()
+                if out:
+                    self.sock.sendall(out)
+                if self._raw:
+                    self._in.write(bytes(self._raw))
+                    self._raw.clear()
+                else:
+                    self._in.write(self._recv())
+        out = self._out.read()
+        if out:
+            self.sock.sendall(out)
+        self.tls = tls
+
     def stop_tls(self) -> None:
         """ENCRYPT_OFF: only the login packet was encrypted; the session goes on in the clear."""
         self.tls = None
@@ -590,7 +633,10 @@ class _Handler(socketserver.BaseRequestHandler):
             return  # SQL Server is down: the client sees the connection closed
         self.endpoint._track(self.request, True)
         try:
-            if not self._login():
+            strict = self._strict()
+            if strict is None:
+                return
+            if not self._login(strict=strict):
                 return
             while self.engine.available:
                 ptype, payload = self.wire.read_message()
@@ -610,10 +656,34 @@ class _Handler(socketserver.BaseRequestHandler):
             self._wake_w.close()
 
     # login
-    def _login(self) -> bool:
+    def _strict(self) -> bool | None:
+        """TDS 8.0 when the client's first byte is a TLS handshake record (0x16) rather than a PRELOGIN
+        packet (0x12): SQL Server 2022 takes both on one port. True after the strict handshake, False for
+        TDS 7.x, None when the client hung up or the lab has no certificate for a strict client."""
+        try:
+            first = self.request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if not first:
+            return None
+        if first[0] != TLS_HANDSHAKE:
+            return False
+        ep = self.endpoint
+        if ep.strict_context is None:
+            return None  # no certificate, or before SQL Server 2022: the TLS-first client is reset
+        self.wire.start_strict_tls(ep.strict_context)
+        ep._count("tls_strict")
+        return True
+
+    def _login(self, *, strict: bool = False) -> bool:
         ptype, payload = self.wire.read_message()
         if ptype != PKT_PRELOGIN:
             return False
+        if strict:
+            # inside TDS 8.0's TLS the PRELOGIN's encryption option means nothing (MS-TDS 2.2.6.5): the
+            # answer says ENCRYPT_NOT_SUP, and no TLS inside TDS follows
+            self.wire.send_message(build_prelogin(ENCRYPT_NOT_SUP))
+            return self._login7(strict=True)
         offered = parse_prelogin(payload).get(1, bytes([ENCRYPT_NOT_SUP]))[:1] or bytes([ENCRYPT_NOT_SUP])
         ep = self.endpoint
         client = offered[0]
@@ -632,11 +702,16 @@ class _Handler(socketserver.BaseRequestHandler):
             assert ep.tls_context is not None  # ON and OFF are answered only when the endpoint has one
             self.wire.start_tls(ep.tls_context)
         ep._count({ENCRYPT_ON: "tls", ENCRYPT_OFF: "tls_login_only"}.get(answer, "plain"))
+        return self._login7(login_only=answer == ENCRYPT_OFF)
+
+    def _login7(self, *, strict: bool = False, login_only: bool = False) -> bool:
+        """LOGIN7 and its answer: LOGINACK, or the login's error and a hang-up (False)."""
+        ep = self.endpoint
         ptype, payload = self.wire.read_message()
         if ptype != PKT_LOGIN7:
             return False
         login = parse_login7(payload)
-        if answer == ENCRYPT_OFF:
+        if login_only:
             self.wire.stop_tls()
         name = ep.server_name
         if login["sspi"]:
@@ -739,7 +814,7 @@ class _Handler(socketserver.BaseRequestHandler):
         out = bytearray()
         name = self.endpoint.server_name
         for m in res.messages:
-            out += message(TOK_INFO, 0, 1, 0, m, name)
+            out += message(TOK_INFO, info_number(m), 1, 0, m, name)
         for i, rs in enumerate(res.sets):
             more = last if i == len(res.sets) - 1 else DONE_MORE
             out += result_set(rs.columns, rs.rows) + done(tok_done, more | DONE_COUNT, len(rs.rows))
@@ -854,7 +929,8 @@ class TdsEndpoint:
     PRELOGIN with ENCRYPT_NOT_SUP, as SQL Server without a certificate never does (it makes one): tests only."""
 
     def __init__(self, engine: SqlEngine, address: str, port: int, username: str, password: str, *,
-                 certificate: Any = None, force_encryption: bool = False, server_name: str = "LABSQL") -> None:
+                 certificate: Any = None, force_encryption: bool = False, server_name: str = "LABSQL",
+                 strict: bool = True) -> None:
         self.engine = engine
         self.address = address
         self.port = port
@@ -863,8 +939,13 @@ class TdsEndpoint:
         self.server_name = server_name
         self.force_encryption = force_encryption
         self.tls_context: ssl.SSLContext | None = None
+        self.strict_context: ssl.SSLContext | None = None
         if certificate is not None:  # TLS inside TDS 7.x is TLS 1.2
             self.tls_context = certificate.server_context(maximum=ssl.TLSVersion.TLSv1_2)
+        if certificate is not None and strict:
+            # TDS 8.0 (strict): TLS 1.2 or 1.3 before anything of TDS, ALPN "tds/8.0" (SQL Server 2022)
+            self.strict_context = certificate.server_context()
+            self.strict_context.set_alpn_protocols([ALPN_TDS8])
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sessions = itertools.count(51)  # SQL Server's user sessions start above the system ones

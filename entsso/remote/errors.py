@@ -113,6 +113,18 @@ class SqlCertificateUntrusted(SqlError):
     kind = "certificate not trusted"
 
 
+class SqlCertificateNameMismatch(SqlCertificateUntrusted):
+    """The certificate is from a trusted CA but names another host than the one connected to."""
+
+    kind = "certificate name mismatch"
+
+
+class SqlStrictRefused(SqlUnreachable):
+    """Encrypt=strict (TDS 8.0: TLS before anything of TDS) and the server reset the connection at its TLS."""
+
+    kind = "strict encryption refused"
+
+
 class SqlKerberosFailed(SqlError):
     kind = "Kerberos"
 

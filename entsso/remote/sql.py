@@ -6,6 +6,11 @@ drained (BACKUP and job control need both), and counts and times every statement
 takes the same path: pyodbc, Debian's FreeTDS driver, TDS with TLS validated against the lab's CA; its
 `lab:` section only says at which address and port the lab's SQL Server listens (as a hosts entry would).
 
+Microsoft's ODBC Driver 18 (and 17) on Linux has no CA-file keyword: it validates with OpenSSL's default
+trust, so for `sql.ca_file` this module gives the process a bundle of its own (the trust it had plus the CA
+file) and points SSL_CERT_FILE at it (OpenSslTrust); on Windows it uses Windows' certificate store only, and
+`sql.ca_file` is refused there with the fix. `encrypt: strict` is TDS 8.0 (Encrypt=strict, Driver 18 only).
+
 FreeTDS 1.3 takes no CA file in the connection string (its `ServerCertificate` keyword is newer): it
 validates the server's certificate only when freetds.conf names a `ca file` (sql-review.md M6). For
 `sql.ca_file` this module writes a freetds.conf section of its own per server (in a private temporary
@@ -18,6 +23,8 @@ import hashlib
 import os
 import re
 import socket
+import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -25,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from entsso.remote.errors import (SqlCancelled, SqlCertificateUntrusted, SqlError, SqlKerberosFailed, SqlLoginFailed,
-                                  SqlPermissionDenied, SqlTimeout, SqlUnknownObject, SqlUnreachable)
+from entsso.remote.errors import (SqlCancelled, SqlCertificateNameMismatch, SqlCertificateUntrusted, SqlError,
+                                  SqlKerberosFailed, SqlLoginFailed, SqlPermissionDenied, SqlStrictRefused, SqlTimeout,
+                                  SqlUnknownObject, SqlUnreachable)
 
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server", "FreeTDS")
 
@@ -46,6 +54,13 @@ class _Codes(TypedDict):
 _CERTIFICATE = re.compile(r"(?i)SSL Provider|certificate verify failed|self[- ]signed certificate|"
                           r"certificate chain was issued by an authority that is not trusted|"
                           r"unable to get local issuer certificate|certificate.*(?:not trusted|name.*mismatch)")
+# the name check's texts: ODBC Driver 18 on Linux (OpenSSL 3, selftest/transcripts/odbc18/name-mismatch.txt);
+# on Windows (Schannel) "The target principal name is incorrect" after "SSL Provider:" (UNCONFIRMED here)
+_NAME_MISMATCH = re.compile(r"(?i)subject name does not match host name|hostname mismatch|"
+                            r"SSL Provider:.*target principal name is incorrect")
+# Encrypt=strict against a server without TDS 8.0: it takes the ClientHello for a broken PRELOGIN and resets
+# the connection (selftest/transcripts/odbc18/strict-refused.txt)
+_RESET = re.compile(r"TCP Provider: Error code 0x2746|\(10054\)")
 _KERBEROS = re.compile(r"(?i)SSPI|GSSAPI|Kerberos|krb5|target principal name is incorrect")
 _DENIED = re.compile(r"The (\w+) permission was denied on the object '([^']+)', database '([^']+)', "
                      r"schema '([^']+)'")
@@ -57,21 +72,30 @@ PERMISSION_NUMBERS = (229, 230, 262, 297, 300)
 
 
 def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool = False,
-             login: str | None = None) -> SqlError:
+             login: str | None = None, strict: bool = False) -> SqlError:
     """The SqlError of the right kind for a driver's (SQLSTATE, message), by SQLSTATE, the server's error
-    number and, where the driver gives no number (TLS, Kerberos), its text. `text` has no secret in it."""
+    number and, where the driver gives no number (TLS, Kerberos), its text. `text` has no secret in it;
+    `strict`: the connection asked for Encrypt=strict (TDS 8.0)."""
     m = _NUMBER.search(text)
     number = int(m.group(1)) if m else None
     who = f"[{login}]" if login else "the run's login"
     kw = _Codes(number=number, sqlstate=sqlstate)
     head = f"SQL Server {server}"
+    if _NAME_MISMATCH.search(text):
+        return SqlCertificateNameMismatch(
+            f"{head} — certificate name mismatch: SQL Server's certificate is from a trusted CA but carries another "
+            f"name than the one the suite connects to ({text}). Set sql.host_name_in_certificate to the name the "
+            "certificate carries (ODBC Driver 18's HostnameInCertificate; `openssl x509 -noout -subject -ext "
+            "subjectAltName` on the certificate names it), or sql.server to that name, or have SQL Server's "
+            "certificate reissued for the name the suite uses. Nothing was changed.", **kw)
     if _CERTIFICATE.search(text):
         return SqlCertificateUntrusted(
             f"{head} — certificate not trusted: the ODBC driver refused the server's TLS certificate ({text}). "
             "ODBC Driver 18 validates it whenever it encrypts. If the certificate is issued to another name than "
             "the one the suite connects to (an alias, a listener, an IP address), set sql.host_name_in_certificate "
             "to the name it carries (ODBC's HostnameInCertificate, Driver 18), or sql.server to that name; if it "
-            "is self-signed or from a private CA, install that CA on this machine (update-ca-certificates). "
+            "is self-signed or from a private CA, name that CA's PEM in sql.ca_file (this run then trusts it "
+            "besides the machine's trust; on Windows import it into the machine's Root store instead). "
             "TrustServerCertificate=yes (sql.trust_server_certificate: true) skips the check: only on a network "
             "you trust.", **kw)
     if _KERBEROS.search(text):
@@ -116,6 +140,13 @@ def classify(server: str, sqlstate: str | None, text: str, *, connecting: bool =
             "statement that failed without a server error, as when the server resets the connection). Check "
             "that SQL Server runs (a restart or failover ends every session) and the network; re-run once it "
             "answers.", **kw)
+    if strict and connecting and _RESET.search(text):
+        return SqlStrictRefused(
+            f"{head} — strict encryption refused: with `encrypt: strict` (TDS 8.0: TLS before anything of TDS) "
+            f"the server reset the connection at the driver's first TLS bytes ({text}). SQL Server before 2022 "
+            "(and one whose port is not SQL Server's own) does not speak TDS 8.0: set `sql.encrypt: true` (TLS "
+            "inside TDS, validated all the same by ODBC Driver 18), or upgrade SQL Server to 2022. If it is SQL "
+            "Server 2022, check the port and that nothing between resets TLS. Nothing was changed.", **kw)
     if connecting or (sqlstate or "").startswith("08") or sqlstate in ("HYT00", "HYT01"):
         return SqlUnreachable(
             f"{head} — unreachable: could not be reached ({text}). Check the server name, instance or port, "
@@ -129,7 +160,7 @@ class SqlSettings:
     instance: str | None = None
     port: int | None = None
     driver: str = "ODBC Driver 18 for SQL Server"
-    encrypt: bool = True
+    encrypt: bool | str = True  # True (Encrypt=yes), False, or "strict" (TDS 8.0, ODBC Driver 18 only)
     trust_server_certificate: bool = False
     auth: str = "kerberos"  # kerberos | sql
     username: str | None = None
@@ -151,6 +182,17 @@ class SqlSettings:
     def tcp_port(self) -> int | None:
         return self.lab_port or self.port
 
+    @property
+    def strict(self) -> bool:
+        return self.encrypt == "strict"
+
+    def openssl_ca_file(self) -> str | None:
+        """sql.ca_file for Microsoft's driver on Linux and macOS: it validates with OpenSSL's default trust,
+        which the suite widens by this file (OpenSslTrust); None for FreeTDS (freetds.conf) or no ca_file."""
+        if self.driver == "FreeTDS" or not self.ca_file or not self.encrypt or self.trust_server_certificate:
+            return None
+        return self.ca_file
+
     def freetds_section(self) -> str | None:
         """The name of this server's freetds.conf section (FreeTDS with a CA file), else None."""
         if self.driver != "FreeTDS" or not self.ca_file or not self.encrypt:
@@ -163,6 +205,15 @@ class SqlSettings:
         if self.driver not in DRIVERS:
             raise ValueError(f"unknown ODBC driver {self.driver!r}; use one of {', '.join(DRIVERS)}")
         host, port = self.host, self.tcp_port
+        if self.encrypt not in (True, False, "strict"):
+            raise ValueError(f"sql.encrypt: {self.encrypt!r}; use true, false or strict")
+        if self.strict and self.driver != "ODBC Driver 18 for SQL Server":
+            raise ValueError(f"encrypt: strict (TDS 8.0) needs ODBC Driver 18 for SQL Server, not {self.driver}; "
+                             "set `sql.driver: ODBC Driver 18 for SQL Server`, or `sql.encrypt: true`")
+        if self.driver != "FreeTDS" and self.ca_file and sys.platform == "win32":
+            raise ValueError(f"sql.ca_file: {self.driver} on Windows validates against Windows' certificate store "
+                             "only: import the CA there (Import-Certificate -FilePath <ca.pem> -CertStoreLocation "
+                             "Cert:\\LocalMachine\\Root) and remove sql.ca_file")
         if self.driver == "FreeTDS":
             section = self.freetds_section()
             if section:  # host, port and the CA are in the section (see the module's docstring)
@@ -182,15 +233,19 @@ class SqlSettings:
                 target = f"tcp:{host},{port}"
             elif self.instance:
                 target = f"{host}\\{self.instance}"
-            parts = [f"DRIVER={{{self.driver}}}", f"SERVER={target}",
-                     f"Encrypt={'yes' if self.encrypt else 'no'}",
+            encrypt = "strict" if self.strict else "yes" if self.encrypt else "no"
+            parts = [f"DRIVER={{{self.driver}}}", f"SERVER={target}", f"Encrypt={encrypt}",
                      f"TrustServerCertificate={'yes' if self.trust_server_certificate else 'no'}"]
             if self.connect_retry_count is not None:
                 parts.append(f"ConnectRetryCount={self.connect_retry_count}")
-            if self.host_name_in_certificate:
+            # the lab: connected by address, as a hosts entry would resolve sql.server: the certificate is
+            # checked against sql.server (Driver 18 checks no IP address against the certificate)
+            cert_name = self.host_name_in_certificate or (
+                self.server if self.lab_address and self.driver == "ODBC Driver 18 for SQL Server" else None)
+            if cert_name:
                 if self.driver != "ODBC Driver 18 for SQL Server":
                     raise ValueError(f"HostnameInCertificate needs ODBC Driver 18 for SQL Server, not {self.driver}")
-                parts.append(f"HostnameInCertificate={self.host_name_in_certificate}")
+                parts.append(f"HostnameInCertificate={cert_name}")
             if self.server_spn:
                 if self.auth != "kerberos":
                     raise ValueError("ServerSPN is for Kerberos (Trusted_Connection) only")
@@ -259,6 +314,75 @@ class FreeTdsConf:
 
 
 freetds_conf = FreeTdsConf()
+
+
+class OpenSslTrust:
+    """sql.ca_file for Microsoft's ODBC driver on Linux and macOS. The driver has no CA-file keyword (its
+    ServerCertificate, 18.1+, pins the server's own certificate, and only with Encrypt=strict): it validates
+    with OpenSSL's default trust, whose file OpenSSL takes from SSL_CERT_FILE at each handshake. This process
+    gets a bundle of its own — the trust it had (SSL_CERT_FILE's file, else the system's bundle) plus each
+    sql.ca_file — in a private temporary directory, and SSL_CERT_FILE names it: the CA is trusted by this
+    run only, in addition to what the machine trusts; nothing of the machine's trust store is written."""
+
+    MARK = "# written by entsso-upgrade (entsso/remote/sql.py): the trust this run had, plus each sql.ca_file\n"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._added: dict[str, str] = {}
+        self._base: str | None = None
+        self._path: str | None = None
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    def ensure(self, s: SqlSettings) -> str:
+        ca = s.openssl_ca_file()
+        assert ca
+        with self._lock:
+            current = os.environ.get("SSL_CERT_FILE")
+            if self._base is None:
+                paths = ssl.get_default_verify_paths()
+                # the trust it had: SSL_CERT_FILE's, else the system's bundle (this Python's OpenSSL may have been
+                # built with another prefix than the system's libssl the driver loads: Debian's, then RHEL's)
+                self._base = ""  # none readable: the CA files alone (OpenSSL's default directory still applies)
+                for base in ([current] if current else [paths.openssl_cafile, paths.cafile,
+                                                        "/etc/ssl/certs/ca-certificates.crt",
+                                                        "/etc/pki/tls/certs/ca-bundle.crt"]):
+                    try:
+                        with open(base or "", encoding="utf-8", errors="replace") as f:
+                            self._base = f.read()
+                        break
+                    except OSError:
+                        continue
+            elif current != self._path:
+                raise SqlError(f"SQL Server {s.server}: SSL_CERT_FILE was changed to {current} after the suite "
+                               "set it: Microsoft's ODBC driver would not see sql.ca_file; leave SSL_CERT_FILE alone "
+                               "during a run")
+            if ca not in self._added:
+                try:
+                    with open(ca, encoding="utf-8") as f:
+                        pem = f.read()
+                except OSError as exc:
+                    raise SqlError(f"SQL Server {s.server}: sql.ca_file {ca} cannot be read ({exc.strerror}): "
+                                   "give the PEM file of the CA that issued SQL Server's certificate") from None
+                if "-----BEGIN CERTIFICATE-----" not in pem:
+                    raise SqlError(f"SQL Server {s.server}: sql.ca_file {ca} holds no PEM certificate "
+                                   "(-----BEGIN CERTIFICATE-----): convert it with openssl x509 -inform der")
+                self._added[ca] = pem
+                if self._path is None:
+                    self._path = os.path.join(tempfile.mkdtemp(prefix="entsso-trust-"), "ca-bundle.pem")
+                tmp = self._path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(self.MARK + self._base.rstrip("\n") + "\n"
+                            + "".join(f"# sql.ca_file {k}\n{v.strip()}\n" for k, v in self._added.items()))
+                os.replace(tmp, self._path)
+            assert self._path is not None
+            os.environ["SSL_CERT_FILE"] = self._path
+            return self._path
+
+
+openssl_trust = OpenSslTrust()
 
 
 @dataclass(frozen=True)
@@ -359,6 +483,8 @@ class SqlServer:
         pyodbc.pooling = False  # close() must end the session (the estate lock is session-owned): sql-review m8
         if s.freetds_section():
             freetds_conf.ensure(s)
+        elif s.openssl_ca_file() and sys.platform != "win32":
+            openssl_trust.ensure(s)
         conn_str = s.connection_string(database)
         if s.auth == "sql":
             # brace-quoted with } doubled (ODBC); the closing ";" too: FreeTDS ends a braced value at "};" only
@@ -405,7 +531,8 @@ class SqlServer:
         secret = self._secret()
         if secret:
             text = text.replace(secret, "***")
-        return classify(self.name, sqlstate, text, connecting=connecting, login=self.settings.username)
+        return classify(self.name, sqlstate, text, connecting=connecting, login=self.settings.username,
+                        strict=self.settings.strict)
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master") -> Result:
         """Run one batch with ? parameters; drain and return every result set."""

@@ -351,7 +351,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-trust-path", metavar="PEM", help="the CA that issued the hosts' WinRM certificates "
                    "(default: the system's store)")
     p.add_argument("--sql-driver", choices=DRIVERS, help=f"the ODBC driver (default: {DRIVERS[0]})")
-    p.add_argument("--sql-ca-file", metavar="PEM", help="the CA that issued SQL Server's certificate (FreeTDS)")
+    p.add_argument("--sql-ca-file", metavar="PEM",
+                   help="the CA that issued SQL Server's certificate (sql.ca_file, every driver)")
     p.add_argument("--secret-password-env", default="ENTSSO_SECRET_PASSWORD", metavar="VAR")
     p.add_argument("--backup-folder", default="C:\\SSOBackup", help="proposed secret backup folder on the nodes")
     p.add_argument("--target-version", metavar="X.Y.Z.W", help="the update's version (discovery cannot know it)")

@@ -5,7 +5,8 @@ Debian/Ubuntu, RHEL and Windows; every run makes the same checks first (`blockin
 missing ODBC driver or Kerberos module is named before anything connects instead of surfacing as an
 odd failure in the middle of the gate. Each check probes the real thing: pyodbc's driver list, the
 modules pywinrm imports for Kerberos and CredSSP, the Kerberos ticket cache (gssapi's lifetime when
-installed, else `klist -s`), the CA file the inventory names. Nothing here connects to the estate.
+installed, else `klist -s`), the CA files the inventory names (WinRM's, and SQL Server's: usable by the
+driver on this platform). Nothing here connects to the estate.
 """
 from __future__ import annotations
 
@@ -187,6 +188,76 @@ def ca_finding(path: str | None, now: datetime.datetime | None = None) -> Findin
     return Finding("Certificate trust", True, f"winrm.ca_trust_path {path}: {len(certs)} certificate(s), {names}")
 
 
+SQL_ROOT_STORE_FIX = {
+    WINDOWS: ("Import-Certificate -FilePath <ca.pem> -CertStoreLocation Cert:\\LocalMachine\\Root  (then remove "
+              "sql.ca_file: ODBC Driver 18 on Windows trusts Windows' store only)"),
+}
+SQL_CA_FIX = {
+    DEBIAN: "openssl x509 -in <the CA certificate> -out /etc/entsso/sql-ca.pem  (then sql.ca_file: "
+            "/etc/entsso/sql-ca.pem)",
+    RHEL: "openssl x509 -in <the CA certificate> -out /etc/entsso/sql-ca.pem  (then sql.ca_file: "
+          "/etc/entsso/sql-ca.pem)",
+    **SQL_ROOT_STORE_FIX,
+}
+
+
+def sql_trust_finding(sql: Any, platform: str = sys.platform, now: datetime.datetime | None = None) -> Finding:
+    """How SQL Server's certificate will be validated (docs/inventory.md, "SQL Server's certificate"):
+    sql.ca_file readable, PEM, a CA in its validity period, and usable by the driver on this platform."""
+    check_name = "SQL Server certificate trust"
+    ms = sql.driver != "FreeTDS"
+    if not sql.encrypt or sql.trust_server_certificate:
+        return Finding(check_name, True, "the certificate is not validated (sql.encrypt: false or "
+                                         "sql.trust_server_certificate: true)")
+    if sql.ca_file is None:
+        if not ms:
+            return Finding(check_name, False, "FreeTDS validates SQL Server's certificate only against a CA file: "
+                                              "without sql.ca_file it encrypts but trusts any certificate",
+                           SQL_CA_FIX, warning=True)
+        where = ("Windows' certificate store (Trusted Root Certification Authorities)" if platform == "win32" else
+                 "OpenSSL's trust: the system bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set")
+        return Finding(check_name, True, f"{sql.driver} validates SQL Server's certificate against {where}; a "
+                                         "private CA needs sql.ca_file" + (" or an import there" if platform ==
+                                                                          "win32" else ""))
+    if ms and platform == "win32":
+        return Finding(check_name, False, f"sql.ca_file {sql.ca_file}: {sql.driver} on Windows validates against "
+                                          "Windows' certificate store only and cannot use a CA file",
+                       SQL_ROOT_STORE_FIX)
+    try:
+        data = Path(sql.ca_file).read_bytes()
+    except OSError as exc:
+        return Finding(check_name, False, f"sql.ca_file {sql.ca_file} cannot be read ({exc.strerror})", SQL_CA_FIX)
+    from cryptography import x509
+
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return Finding(check_name, False, f"sql.ca_file {sql.ca_file} holds no PEM certificate "
+                                          "(-----BEGIN CERTIFICATE-----)", SQL_CA_FIX)
+    now = now or datetime.datetime.now(datetime.UTC)
+
+    def is_ca(c: Any) -> bool:
+        try:
+            return bool(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        except x509.ExtensionNotFound:
+            return False
+
+    cas = [c for c in certs if is_ca(c)]
+    valid = [c for c in cas if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
+    names = "; ".join(c.subject.rfc4514_string() for c in certs)
+    if not cas:
+        return Finding(check_name, False, f"sql.ca_file {sql.ca_file} holds no CA certificate ({names}): name the CA "
+                                          "that issued SQL Server's certificate, not the certificate itself",
+                       SQL_CA_FIX)
+    if not valid:
+        return Finding(check_name, False, f"every CA certificate in sql.ca_file {sql.ca_file} is outside its "
+                                          f"validity period ({names})", SQL_CA_FIX)
+    how = ("FreeTDS reads it from a freetds.conf section of the run's own (FREETDSCONF)" if not ms else
+           "the run adds it to OpenSSL's trust for itself (SSL_CERT_FILE names a bundle of the run's own: the "
+           "machine's trust plus this CA)")
+    return Finding(check_name, True, f"sql.ca_file {sql.ca_file}: {len(cas)} CA certificate(s), {names}; {how}")
+
+
 def check(inv: Any) -> list[Finding]:
     """Every finding for inventory `inv` (entsso.inventory.Inventory)."""
     out: list[Finding] = []
@@ -201,6 +272,7 @@ def check(inv: Any) -> list[Finding]:
         out.append(credssp_finding())
     if w.https and w.server_cert_validation == "validate":
         out.append(ca_finding(w.ca_trust_path))
+    out.append(sql_trust_finding(inv.sql))
     return out
 
 

@@ -109,7 +109,7 @@ def test_a_multi_result_batch_is_drained_with_its_messages(lab):
         assert cur.nextset() and rows(cur) == []
         assert not cur.nextset()
         cur.execute("EXEC msdb.dbo.sp_start_job @job_name = ?", "Monitor BizTalk Server (BizTalkMgmtDb)")
-        assert any("started successfully" in m[1] for m in cur.messages), cur.messages
+        assert [m[0] for m in cur.messages if "started successfully" in m[1]] == ["[01000] (14243)"], cur.messages
     assert lab.engine.wait_idle(30)
 
 
@@ -212,3 +212,11 @@ def test_a_statement_past_the_query_timeout_reaches_the_operator_as_a_timeout(la
         assert err.value.kind == "timeout"
     finally:
         server.close()
+
+
+def test_info_messages_carry_sql_servers_numbers():
+    from entsso.lab.tds import info_number
+
+    assert info_number("Job 'Backup BizTalk Server (BizTalkMgmtDb)' started successfully.") == 14243
+    assert info_number("Job 'Backup BizTalk Server (BizTalkMgmtDb)' stopped successfully.") == 14254
+    assert info_number("anything PRINT says") == 0

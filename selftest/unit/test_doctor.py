@@ -142,6 +142,36 @@ def test_a_ca_trust_path_that_is_missing_is_not_pem_or_has_expired_is_named(tmp_
     assert "winrm.ca_trust_path" in expired.fixes["Windows"]
 
 
+def test_sql_ca_file_is_checked_for_what_the_driver_can_do_with_it(tmp_path):
+    from entsso.inventory.schema import Sql
+
+    def sql(**kw: Any) -> Any:
+        return Sql.model_validate({"server": "SQL1", **kw})
+
+    ca = LabCA("SQL estate CA")
+    pem = ca.write_certificate(tmp_path / "ca.pem")
+    leaf = Path(ca.issue("SQL1").cert_path).read_text().split("-----END CERTIFICATE-----")[0]
+    (tmp_path / "leaf.pem").write_text(leaf + "-----END CERTIFICATE-----\n")
+    ca.cleanup()
+    good = doctor.sql_trust_finding(sql(ca_file=str(pem)), platform="linux")
+    assert good.ok and "1 CA certificate(s), CN=SQL estate CA" in good.detail and "SSL_CERT_FILE" in good.detail
+    freetds = doctor.sql_trust_finding(sql(ca_file=str(pem), driver="FreeTDS"), platform="linux")
+    assert freetds.ok and "freetds.conf" in freetds.detail
+    windows = doctor.sql_trust_finding(sql(ca_file=str(pem)), platform="win32")
+    assert windows.blocks and "Windows' certificate store only" in windows.detail
+    assert "Cert:\\LocalMachine\\Root" in windows.fixes["Windows"]
+    not_ca = doctor.sql_trust_finding(sql(ca_file=str(tmp_path / "leaf.pem")), platform="linux")
+    assert not_ca.blocks and "holds no CA certificate (CN=SQL1)" in not_ca.detail
+    missing = doctor.sql_trust_finding(sql(ca_file=str(tmp_path / "none.pem")), platform="linux")
+    assert missing.blocks and "cannot be read" in missing.detail
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=400)
+    assert "outside its validity period" in doctor.sql_trust_finding(sql(ca_file=str(pem)), "linux", later).detail
+    system = doctor.sql_trust_finding(sql(), platform="linux")
+    assert system.ok and "OpenSSL's trust" in system.detail
+    unchecked = doctor.sql_trust_finding(sql(driver="FreeTDS"), platform="linux")
+    assert unchecked.warning and not unchecked.blocks and "trusts any certificate" in unchecked.detail
+
+
 def test_a_run_is_refused_before_it_connects_when_the_machine_lacks_what_the_inventory_needs(tmp_path):
     driver = absent_driver()
     path = inventory(tmp_path, sql={"driver": driver})

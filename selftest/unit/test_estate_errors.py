@@ -12,7 +12,7 @@ REMOTE_KINDS = [errors.RemoteError, errors.HostUnreachable, errors.HostNotResolv
                 errors.OperationTimedOut, errors.CertificateRejected, errors.ScriptError, errors.BadOutput]
 SQL_KINDS = [errors.SqlError, errors.SqlUnreachable, errors.SqlLoginFailed, errors.SqlPermissionDenied,
              errors.SqlUnknownObject, errors.SqlTimeout, errors.SqlCertificateUntrusted, errors.SqlKerberosFailed,
-             errors.SqlCancelled]
+             errors.SqlCancelled, errors.SqlCertificateNameMismatch, errors.SqlStrictRefused]
 
 
 @pytest.mark.parametrize("kind", REMOTE_KINDS + SQL_KINDS, ids=lambda k: k.__name__)

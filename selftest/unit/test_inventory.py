@@ -291,6 +291,25 @@ def test_backup_job_must_be_among_the_jobs(tmp_path: Path) -> None:
     assert "sql.backup_job: 'Backup BizTalk Server (OtherMgmtDb)' is not in sql.jobs" in message
 
 
+@pytest.mark.parametrize("driver", ["FreeTDS", "ODBC Driver 17 for SQL Server"])
+def test_strict_encryption_needs_driver_18(tmp_path: Path, driver: str) -> None:
+    message = refused(tmp_path, doc_with(**{"sql.encrypt": "strict", "sql.driver": driver}))
+    assert f"sql.encrypt: strict (TDS 8.0) needs ODBC Driver 18 for SQL Server; {driver}" in message
+    assert "set `driver: ODBC Driver 18 for SQL Server`, or `encrypt: true`" in message
+
+
+def test_strict_encryption_loads_with_driver_18_and_nothing_else_is_a_word_for_it(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, doc_with(**{"sql.encrypt": "strict"})))
+    assert inv.sql.encrypt == "strict" and inv.sql.driver == "ODBC Driver 18 for SQL Server"
+    assert "sql.encrypt" in refused(tmp_path, doc_with(**{"sql.encrypt": "mandatory"}))
+
+
+def test_a_ca_file_with_trust_server_certificate_is_a_contradiction(tmp_path: Path) -> None:
+    message = refused(tmp_path, doc_with(**{"sql.ca_file": "/etc/entsso/sql-ca.pem",
+                                            "sql.trust_server_certificate": True}))
+    assert "sql.ca_file: has no effect with `trust_server_certificate: true`" in message
+
+
 # --- the update, the backup folder, timeouts -------------------------------------------------------------
 def test_package_mode_without_package_path_is_refused(tmp_path: Path) -> None:
     message = refused(tmp_path, doc_with(**{"upgrade.package_path": DELETE}))

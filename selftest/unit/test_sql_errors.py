@@ -54,10 +54,18 @@ CASES = [
     ("certificate-private-ca", "08001",
      f"[08001] {D17}SSL Provider: [error:1416F086:SSL routines:tls_process_server_certificate:certificate "
      "verify failed:unable to get local issuer certificate] (-1) (SQLDriverConnect)", True,
-     sql.SqlCertificateUntrusted, ["install that CA"]),
+     sql.SqlCertificateUntrusted, ["sql.ca_file", "Root store"]),
     ("certificate-chain-windows", "08001",
      f"[08001] {D18}SSL Provider: The certificate chain was issued by an authority that is not trusted.\r\n "
      "(-2146893019) (SQLDriverConnect)", True, sql.SqlCertificateUntrusted, ["TrustServerCertificate"]),
+    # ODBC Driver 18's own texts, as captured against the lab (selftest/transcripts/odbc18/)
+    ("driver18-name-mismatch", "08001",
+     f"[08001] {D18}SSL Provider: [error:0A000086:SSL routines::certificate verify failed:subject name does not "
+     "match host name] (-1) (SQLDriverConnect)", True, sql.SqlCertificateNameMismatch,
+     ["certificate name mismatch", "sql.host_name_in_certificate", "Nothing was changed"]),
+    ("driver18-untrusted-chain", "08001",
+     f"[08001] {D18}SSL Provider: [error:0A000086:SSL routines::certificate verify failed:self-signed certificate "
+     "in certificate chain] (-1) (SQLDriverConnect)", True, sql.SqlCertificateUntrusted, ["sql.ca_file"]),
     ("kerberos-no-ticket", "HY000",
      f"[HY000] {D17}SSPI Provider: No Kerberos credentials available (default cache: KEYRING:persistent:0) "
      "(851968) (SQLDriverConnect)", True, sql.SqlKerberosFailed, ["Kerberos", "klist", "kinit"]),
@@ -85,7 +93,8 @@ def test_sql_failure_is_named_for_what_it_is(case, sqlstate, text, connecting, k
 
 def test_every_kind_has_its_own_name():
     kinds = [sql.SqlUnreachable, sql.SqlLoginFailed, sql.SqlPermissionDenied, sql.SqlUnknownObject,
-             sql.SqlTimeout, sql.SqlCertificateUntrusted, sql.SqlKerberosFailed]
+             sql.SqlTimeout, sql.SqlCertificateUntrusted, sql.SqlKerberosFailed, sql.SqlCertificateNameMismatch,
+             sql.SqlStrictRefused]
     assert len({k.kind for k in kinds}) == len(kinds)
     assert all(issubclass(k, sql.SqlError) for k in kinds)
 
@@ -138,3 +147,10 @@ def test_gate_names_each_missing_grant_and_its_fix():
     assert "GRANT EXECUTE ON msdb.dbo.sp_update_job TO [entsso]; GRANT SELECT ON msdb.dbo.syssessions" \
         in finding.expected
     assert gate.sql_grants(_snapshot(reachable=True, missing_grants=[]), "entsso") is None
+
+
+def test_a_reset_at_tls_is_strict_refused_only_for_a_strict_connection():
+    text = f"[08001] {D18}TCP Provider: Error code 0x2746 (10054) (SQLDriverConnect)"
+    strict = classify("SQL01", "08001", text, connecting=True, strict=True)
+    assert type(strict) is sql.SqlStrictRefused and "sql.encrypt: true" in str(strict)
+    assert type(classify("SQL01", "08001", text, connecting=True)) is sql.SqlUnreachable

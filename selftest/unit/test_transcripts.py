@@ -4,6 +4,8 @@ compared with <case>.json (what the parser returns, or {"raises": ..., "message_
 case is a new pair of files.
 
 msiexec: `/quiet` prints nothing, so a case is its exit code and Learn's row for it (`# documented:`).
+odbc18: Microsoft's ODBC Driver 18's failures as pyodbc gives them (captured from the driver against the lab by
+selftest/lab/test_driver18.py, which compares them with the driver on every run), through remote.sql.classify.
 failoverclusters: Learn's example tables of the cmdlets; each row's State goes through cluster.parse_cluster
 as Get-HostFacts sends it (`[string]$x.State`, the enum's name, which is what the table shows)."""
 from __future__ import annotations
@@ -58,6 +60,21 @@ def _cluster_states(kind: str) -> Callable[[str, str, int], Any]:
     return parse
 
 
+def _odbc_failure(*, connecting: bool, strict: bool = False) -> Callable[[str, str, int], Any]:
+    """Microsoft's ODBC Driver 18's text for a failure (pyodbc.Error's args[1]) through the suite's classify:
+    connect-* while connecting, strict-* while connecting with Encrypt=strict, statement-* under a statement."""
+    def parse(text: str, _stderr: str, _exit_code: int) -> dict[str, Any]:
+        from entsso.remote.sql import classify
+
+        state = text[1:6] if text.startswith("[") else None
+        err = classify("SQL1", state, text.rstrip("\n"), connecting=connecting, strict=strict)
+        return {"class": type(err).__name__, "kind": err.kind, "number": err.number, "sqlstate": err.sqlstate}
+    return parse
+
+
+PARSERS[("odbc18", "connect")] = _odbc_failure(connecting=True)
+PARSERS[("odbc18", "strict")] = _odbc_failure(connecting=True, strict=True)
+PARSERS[("odbc18", "statement")] = _odbc_failure(connecting=False)
 for _kind in ("groups", "resources", "nodes"):
     PARSERS[("failoverclusters", _kind)] = _cluster_states(_kind)
 CASES = sorted(ROOT.glob("*/*.txt"))
@@ -88,7 +105,9 @@ def check_case(case: Path) -> dict[str, str]:
     one a run captured (entsso.change.capture). Returns the case's headers."""
     headers, text = read_transcript(case)
     assert headers.get("source"), f"{case.name}: the first line must be '# source: <URL or document>'"
-    if text:  # msiexec /quiet prints nothing
+    if case.parent.name == "odbc18":  # a driver's diagnostic as pyodbc gives it: one line, no line break
+        assert text.endswith("\n") and "\n" not in text[:-1] and "\r" not in text, f"{case.name}: not one line"
+    elif text:  # msiexec /quiet prints nothing
         assert "\r\n" in text and "\n" not in text.replace("\r\n", ""), f"{case.name}: not CRLF as Windows prints it"
     else:
         assert "exit_code" in headers, f"{case.name}: a case without text is its exit code"

@@ -343,28 +343,61 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     that node's own SSO service (the clustered ENTSSO, the master secret server then); end on the node that
     owned the group when the change began. The handlers are listed once from BizTalkMgmtDb, from the admin
     box; each read is local to the owner (ISSOConfigStore in run-time mode): no BizTalk on the nodes, no
-    second hop (docs/inventory.md)."""
+    second hop (docs/inventory.md).
+
+    The group's current owner is read first, where it is: SSO is proven there before the group leaves it, and
+    when another node's SSO then cannot read (it cannot decrypt after the restore, KB 3000847, say), the group
+    is moved back to that proven node before the phase stops — never left on the one node shown not to work."""
     start_owner = run.baseline().group_owner or run.primary_node()
+    view = s.cluster_view()
+    owner_now = next((n for n in run.nodes if view and view.group and same_name(n, view.group.owner_node)), None)
+    first = owner_now or start_owner
     seen: dict[str, Any] = {}
-    order = [n for n in run.nodes if n != start_owner] + [start_owner]
     configs = step(run, "failover", "list the adapter handlers from BizTalkMgmtDb", None,
                    lambda: [c.__dict__ for c in biztalk.handler_configs(run.sql)])
     wanted = tuple(biztalk.HandlerConfig(**c) for c in configs)
+    proven: list[str] = []
 
     def read_handlers(node: str) -> list[dict[str, Any]]:
         return [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node], wanted)]
 
-    for node in order:
-        moved = step(run, "failover", f"move the SSO group to {node}", node, partial(_move_group, run, node, node))
+    def read_on(node: str) -> None:
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
                         partial(read_handlers, node))
-        seen[node] = {"group": moved.evidence, "handlers": handlers}
+        seen.setdefault(node, {})["handlers"] = handlers
         unreadable = [h for h in handlers if not h["readable"]]
-        if unreadable:
-            h = unreadable[0]
-            stop(run, "failover", f"with the group on {node}, {len(unreadable)} adapter handler(s) could not be read "
-                 f"through SSO on {node} (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']}). Check "
-                 f"ENTSSO on {node} and the master secret there (restore it from this change's backup), then resume.")
+        if not unreadable:
+            proven.append(node)
+            return
+        h = unreadable[0]
+        what = (f"with the group on {node}, {len(unreadable)} adapter handler(s) could not be read through SSO on "
+                f"{node} (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']})")
+        if not proven:
+            stop(run, "failover", f"{what}. The group stays on {node}: no node's SSO was proven in this phase yet. "
+                 f"Check ENTSSO on {node} and the master secret there (restore it from this change's backup), "
+                 "then resume.")
+        back = proven[-1]
+        try:
+            step(run, "failover", f"move the SSO group back to {back}", back, partial(_move_group, run, back, back))
+        except BaseException:
+            run.journal.write("safe_state_failed", phase="failover", node=back)
+            raise
+        stop(run, "failover", f"{what}. The group was moved back to {back}, whose SSO read every handler in this "
+             f"phase: BizTalk's SSO is served from a node shown to work. Check ENTSSO on {node} and the master "
+             f"secret there (an SSO that cannot decrypt after a restore: KB 3000847, event 10536), then resume.")
+
+    seen[first] = {"group": {"name": run.group, "owner_node": first,
+                             "state": view.group.state if view and view.group else None}}
+    read_on(first)  # where the group is: proven before it leaves
+    others = [n for n in run.nodes if n != first]
+    for node in others:
+        moved = step(run, "failover", f"move the SSO group to {node}", node, partial(_move_group, run, node, node))
+        seen.setdefault(node, {})["group"] = moved.evidence
+        read_on(node)
+    if not same_name(others[-1] if others else first, start_owner):  # end where the change began
+        moved = step(run, "failover", f"move the SSO group to {start_owner}", start_owner,
+                     partial(_move_group, run, start_owner, start_owner))
+        seen.setdefault(start_owner, {})["group"] = moved.evidence
     return {"snapshot": observe(run), "per_node": seen, "start_owner": start_owner}
 
 

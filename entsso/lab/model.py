@@ -90,6 +90,9 @@ def contact_error(name: str) -> str:
 # GetConfigInfo's documented failures beyond SSO's own (E_ACCESSDENIED, E_INVALIDARG), with Windows' texts
 ERR_ACCESS_DENIED, ACCESS_DENIED_TEXT = "0x80070005", "Access is denied."
 ERR_INVALID_ARG, INVALID_ARG_TEXT = "0x80070057", "The parameter is incorrect."
+# KB 3000847's symptom as the event log names it (event 10536, 0x80090005 NTE_BAD_DATA, "Bad Data."); what
+# GetConfigInfo itself returns then is not published: composed, UNCONFIRMED (docs/domain-notes.md)
+ERR_BAD_DATA, BAD_DATA_TEXT = "0x80090005", "Bad Data."
 SSO_FLAG_RUNTIME = 0x4
 
 
@@ -148,6 +151,8 @@ class Host:
     entsso_identity: str | None = None  # the computer name it answers as
     entsso_clustered: bool = False  # started by the cluster (the resource's instance)
     secret_cache: bool = False
+    decrypt_fails_after_restore: bool = False  # sso.hosts.<HOST>: KB 3000847's defect on this node
+    cannot_decrypt: bool = False  # since a restore on a node with that defect: every decrypt fails (event 10536)
     entsso_gen: int = 0  # bumped whenever ENTSSO's lifecycle changes; stale scheduled events check it
     last_start_error: str | None = None
     host_instances: list[HostInstance] = field(default_factory=list)
@@ -251,6 +256,7 @@ class Estate:
                 named.tools_server = o.get("tools_server", named.tools_server)
                 named.holds_secret = bool(o.get("holds_secret", named.holds_secret))
                 named.sso_installed = bool(o.get("installed", True))
+                named.decrypt_fails_after_restore = bool(o.get("decrypt_fails_after_restore", False))
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
@@ -773,6 +779,8 @@ class Estate:
                 code, error = ERR_CONTACT, contact_error(h.name)
             elif not self._has_secret(h):
                 code, error = ERR_NO_SECRET, NO_SECRET_ERROR
+            elif h.cannot_decrypt:
+                code, error = ERR_BAD_DATA, BAD_DATA_TEXT
             known = {(c["adapter"].lower(), c["config_id"].upper()): c for c in adapter_configs(self.bt_cfg)
                      if c["in_sso"]}
             reads = []
@@ -1102,6 +1110,9 @@ class Estate:
             if changed:  # restoring the same secret again leaves the registry as it was
                 h.holds_secret = True
                 self._change(h.name, f"master secret restored from {path}")
+            if h.decrypt_fails_after_restore and not h.cannot_decrypt:  # KB 3000847: the restore reports success
+                h.cannot_decrypt = True
+                self._change(h.name, "ENTSSO cannot decrypt with the restored secret (event 10536, KB 3000847)")
             return {"holds_secret": True, "held_before": not changed}
 
     def _op_install_ssoupdate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

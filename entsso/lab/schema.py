@@ -62,6 +62,8 @@ class SsoHost(_Model):
     tools_server: str | None = None
     holds_secret: bool | None = None
     installed: bool | None = None
+    # KB 3000847: after a master secret restore this node's SSO cannot decrypt (event 10536, Bad Data)
+    decrypt_fails_after_restore: bool | None = None
 
 
 class SsoSection(_Model):

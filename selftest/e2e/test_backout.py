@@ -104,3 +104,15 @@ def test_window_end_in_the_past_or_malformed_is_refused_before_anything_connects
     run = run_suite(tmp_path, "--inventory=inventory/example.yml", "--apply", "--change-ticket", "CHG-W",
                     "--window-ends", "25:99")
     assert run.returncode == 4 and "--window-ends '25:99': give the time the change window ends as HH:MM" in run.output
+    from datetime import datetime, timedelta
+
+    now = datetime.now().astimezone()
+    past = (now - timedelta(minutes=5)).strftime("%H:%M")
+    run = run_suite(tmp_path, "--inventory=inventory/example.yml", "--apply", "--change-ticket", "CHG-W",
+                    "--window-ends", past)
+    assert run.returncode == 4, run.output[-2000:]
+    assert f"--window-ends {past}: that time passed" in run.output and "give the date: --window-ends " in run.output
+    later = (now + timedelta(hours=30)).isoformat(timespec="minutes")
+    run = run_suite(tmp_path, "--inventory=inventory/example.yml", "--apply", "--change-ticket", "CHG-W",
+                    "--window-ends", later)
+    assert run.returncode == 4 and "more than a change window's 24 h" in run.output

@@ -87,6 +87,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run is None:
         return
     out = verdict.conclude(session.config)
+    if out:
+        verdict.to_junit(session.config, out)
+    if out and out["verdict"] == "backed-out":  # the upgrade was not done: never a passed upgrade in junit.xml
+        from _pytest.reports import TestReport
+
+        report = TestReport(nodeid="change::upgrade", location=("change", 0, "the upgrade"), keywords={},
+                            outcome="skipped", longrepr=("change", 1, f"Skipped: backed-out: {out['reason']}"),
+                            when="call")
+        session.config.hook.pytest_runtest_logreport(report=report)
     if out and out["verdict"] == "interrupted":
         from _pytest.reports import TestReport
 

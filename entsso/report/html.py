@@ -27,8 +27,9 @@ def mode(run: Run) -> str:
     return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
 
 
-BANNER_COLOURS = {"completed": "#1a7f37", "stopped": "#b35900", "interrupted": "#b00020", "refused": "#b35900",
-                  "read-only": "#1f4e99", "in progress": "#555"}
+# each verdict its own colour: green only for a completed upgrade; a backout purple (in service, not upgraded)
+BANNER_COLOURS = {"completed": "#1a7f37", "backed-out": "#6f2da8", "stopped": "#b35900", "interrupted": "#b00020",
+                  "refused": "#7a6a00", "read-only": "#1f4e99", "in progress": "#555"}
 
 
 def banner_html(run: Run, conclusion: dict[str, Any] | None) -> str:
@@ -324,6 +325,10 @@ def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:
                 f"<p>Every phase's recovery: docs/recovery.md.</p></div>")
     if verdict == "completed":
         return ("<h3>What to do next</h3><p>Nothing: the change is complete; attach this report to the change "
+                "ticket.</p>")
+    if verdict == "backed-out":
+        return ("<h3>What to do next</h3><p>The change was backed out, not completed: the estate is back in service "
+                "and the upgrade is not done. Record the change as backed out; the upgrade needs a new change "
                 "ticket.</p>")
     if verdict == "refused":
         return ("<h3>What to do next</h3><p>The gate refused the change and nothing was changed: fix what it names, "

@@ -39,6 +39,13 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
             out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
         out["continue"] = story.continue_line(run) if story.change_began(run) else None
         out["record"] = story.record_line(run)
+    if v.verdict == "backed-out":  # which nodes stay upgraded, as the estate shows it now
+        try:
+            snap = run.snapshot(fresh=True)
+            run.final_snapshot = snap
+            out["reason"] += " " + story.upgraded_nodes(run, snap)
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+            out["reason"] += f" Which nodes stay upgraded could not be read ({type(exc).__name__})."
     if run.options.plan and run._snapshot is not None:
         out["plan"] = write_plan(run, config)
         if not failed:
@@ -135,13 +142,32 @@ def write_summary(run: Run, config: pytest.Config) -> None:
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
+# each verdict its own colour, as the report's banner (entsso.report.html.BANNER_COLOURS): green only for a
+# completed upgrade; a backout is magenta (in service, not upgraded), a refusal yellow (nothing changed)
+CONSOLE_COLOURS: dict[str, dict[str, bool]] = {
+    "completed": {"green": True}, "backed-out": {"purple": True}, "refused": {"yellow": True},
+    "read-only": {"blue": True}, "stopped": {"red": True}, "interrupted": {"red": True}}
+
+
+def to_junit(config: pytest.Config, out: dict[str, Any]) -> None:
+    """junit.xml says the verdict too: a testsuite property `entsso.verdict` (with its reason); a backout adds
+    a skipped case `change::upgrade` (the upgrade was not done), so it never reads as a passed upgrade."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("entsso.verdict", out["verdict"])
+    xml.add_global_property("entsso.verdict_reason", out["reason"])
+
+
 def to_console(tr: Any, config: pytest.Config) -> None:
     """The verdict as the console's last word (tr: pytest's terminal reporter), with where BizTalk is and
     how to continue."""
     out = conclude(config)
     if not out:
         return
-    colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
+    colour = CONSOLE_COLOURS.get(out["verdict"], {"red": True})
     if out.get("plan"):
         from entsso.change import plan
 

@@ -78,14 +78,30 @@ def _once(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
                        f"{first.split('::')[-1]})")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
     """Before junit.xml and report.html are written: the verdict, and an interrupted run's unfinished
     phase as a failed test of its own (pytest reports nothing for a test whose setup was interrupted, so
-    junit.xml would count an interrupted change as 0 failures)."""
+    junit.xml would count an interrupted change as 0 failures). After everything else pytest prints: the
+    verdict, the console's last word (pytest's own KeyboardInterrupt block is not printed: the verdict
+    says it, with how to continue)."""
     run = session.config.stash.get(RUN_KEY, None)
     if run is None:
-        return
+        return (yield)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        _conclude(session, run)
+    finally:
+        if run.interrupted and tr is not None:
+            tr._report_keyboardinterrupt = lambda: None  # pytest's "!!! KeyboardInterrupt !!!" and its location
+    try:
+        return (yield)
+    finally:
+        if tr is not None:
+            verdict.to_console(tr, session.config)
+
+
+def _conclude(session: pytest.Session, run: Run) -> None:
     out = verdict.conclude(session.config)
     if out:
         verdict.to_junit(session.config, out)
@@ -104,8 +120,3 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         report = TestReport(nodeid=f"change::{phase}", location=("change", 0, f"phase {phase}"), keywords={},
                             outcome="failed", longrepr=text, when="call")
         session.config.hook.pytest_runtest_logreport(report=report)
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
-    """The verdict as the console's last word, with where BizTalk is and how to continue."""
-    verdict.to_console(terminalreporter, config)

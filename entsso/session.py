@@ -265,14 +265,51 @@ def _catch_signals(run: Run) -> None:
 
     def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
         name = signal.Signals(signum).name
+        if getattr(signal, "SIGHUP", None) == signum:
+            _detach_console(console)  # the session is gone: what is still written goes nowhere; the files still
         first = run.interrupted is None
         run.interrupted = run.interrupted or name
-        if first or signum == signal.SIGINT:
+        if first:
             raise KeyboardInterrupt(f"{name}: the run was interrupted")
+        if run.reading_at_end and signum == signal.SIGINT:  # Ctrl-C again: the verdict without the estate's last read
+            raise KeyboardInterrupt(f"{name}: the estate's last read cut short")
+        # a second Ctrl-C while the run writes its evidence is not obeyed: no traceback, the verdict still comes
+        with contextlib.suppress(OSError):
+            os.write(2, b"\nentsso: already stopping; the report, summary.json and junit.xml are being written\n")
 
+    console = _console_files()
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, interrupt)
+
+
+def _console_files() -> set[tuple[int, int]]:
+    """The files stdout and stderr are at the start (a terminal, a pipe to tee): (device, inode)."""
+    out = set()
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            out.add((st.st_dev, st.st_ino))
+    return out
+
+
+def _detach_console(console: set[tuple[int, int]]) -> None:
+    """A lost session (SIGHUP): the terminal is gone and writing to it fails (EIO, or EPIPE through a tee),
+    which would end the run before report.html, summary.json and junit.xml are written. Every descriptor
+    open on the console — stdout and stderr, and the copies pytest's output capture keeps to restore them —
+    goes to /dev/null instead."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(256))
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) in console or fd in (1, 2):
+                    os.dup2(null, fd)
+        os.close(null)
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:  # noqa: ARG001

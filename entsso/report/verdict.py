@@ -32,11 +32,17 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
                            "continue": None, "record": None}
     if run.options.apply and v.verdict in ("stopped", "interrupted"):
         try:
+            run.reading_at_end = True  # a further Ctrl-C now cuts this read short (entsso.session)
             snap = run.snapshot(fresh=True)  # each host once more: what the business lives with now
             run.final_snapshot = snap
             out["outage"] = story.outage(run, run.baseline(), snap).to_dict()
-        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+        except KeyboardInterrupt:  # Ctrl-C again while the estate was read
+            out["outage_error"] = ("the estate was not read at the end (Ctrl-C again cut that read short): "
+                                   "read it with the gate, or continue the change")
+        except BaseException as exc:  # noqa: BLE001 - a dead estate: say so
             out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
+        finally:
+            run.reading_at_end = False
         out["continue"] = story.continue_line(run) if story.change_began(run) else None
         out["record"] = story.record_line(run)
     if v.verdict == "backed-out":  # which nodes stay upgraded, as the estate shows it now

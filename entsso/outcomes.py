@@ -11,8 +11,8 @@ import pytest
 
 from entsso.base_fixtures import EVIDENCE_KEY
 from entsso.change.run import Run
-from entsso.report import verdict
-from entsso.report.keys import OUTCOMES_KEY, RUN_KEY
+from entsso.report import causes, verdict
+from entsso.report.keys import CAUSES_KEY, OUTCOMES_KEY, RUN_KEY
 
 PHASES_SET_UP_KEY = pytest.StashKey[list[str]]()  # the phases this test's setup ran
 PHASES_SEEN_KEY = pytest.StashKey[set[str]]()  # the phases whose log a test's setup report already carries
@@ -51,6 +51,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
                                       "its phase."))
     if run is not None and report.when == "setup" and report.failed and (run.stopped or run.interrupted):
         _once(item, report, run)
+    if run is not None and report.failed and not (run.stopped or run.interrupted):
+        _one_cause(item, report, run)
     if run is not None and report.failed and item.nodeid not in run.failed_tests:
         run.failed_tests.append(item.nodeid)
     outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
@@ -58,6 +60,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         state = "error" if report.when != "call" and report.failed else report.outcome
         if report.when == "call" or item.nodeid not in outcomes or state != "passed":
             outcomes[item.nodeid] = state
+
+
+def _one_cause(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
+    """One cause, one finding (entsso.report.causes): the first gate check that failed because hosts refused
+    the WinRM credentials (or did not resolve, or refused a certificate), or SQL Server the login, says the
+    cause with the inventory field or variable and the fix; every later check it blocked is skipped with a
+    pointer to that one, and the verdict lists them."""
+    if run.current_phase != "gate" or run._snapshot is None:
+        return
+    found = item.config.stash.get(CAUSES_KEY, None)
+    if found is None:
+        found = item.config.stash[CAUSES_KEY] = causes.find(run.inventory, run._snapshot)
+    text = str(report.longrepr)
+    for c in found:
+        if not c.caused(text):
+            continue
+        if c.reported_by is None:
+            c.reported_by = item.nodeid
+            report.longrepr = (f"One cause: {c.text}.\nThe other checks it blocks are skipped, each pointing "
+                               f"here.\n\n{text}")
+            return
+        c.blocked.append(item.nodeid)
+        path, line, _ = item.location
+        report.outcome = "skipped"
+        report.longrepr = (str(path), (line or 0) + 1,
+                           f"Skipped: blocked by one cause ({c.kind}: {', '.join(c.subjects)}), reported once by "
+                           f"{c.reported_by.split('::')[-1]}")
+        return
 
 
 def _once(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:

@@ -13,8 +13,9 @@ import pytest
 from entsso.change import window
 from entsso.change.rehearsal import UNREHEARSABLE
 from entsso.change.run import Run
-from entsso.report import story
-from entsso.report.keys import CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY, TEST_PLAN_KEY
+from entsso.report import causes, story
+from entsso.report.keys import (CAUSES_KEY, CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY,
+                                TEST_PLAN_KEY)
 
 
 def conclude(config: pytest.Config) -> dict[str, Any] | None:
@@ -59,7 +60,10 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
         else:
             out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
                              f"check(s) failed), so the change would not start. " + out["plan"])
-    if not run.options.apply and failed and run._snapshot is not None:
+    found = [c for c in config.stash.get(CAUSES_KEY, []) if c.reported_by]
+    if found and v.verdict in ("read-only", "refused"):  # the cause first, once, and what it blocked
+        out["reason"] = (out["reason"].rstrip(":") + " " + causes.sentence(found)).strip()
+    if not run.options.apply and failed and run._snapshot is not None and not found:
         from entsso.estate import checks as gate
 
         half = gate.half_done(run.snapshot(), run)

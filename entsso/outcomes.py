@@ -78,8 +78,10 @@ def _one_cause(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
             continue
         if c.reported_by is None:
             c.reported_by = item.nodeid
+            # a name the estate does not know: the check's own advice would name it in a command, so not shown
+            detail = "" if c.kind == "name" else f"\n\n{text}"
             report.longrepr = (f"One cause: {c.text}.\nThe other checks it blocks are skipped, each pointing "
-                               f"here.\n\n{text}")
+                               f"here.{detail}")
             return
         c.blocked.append(item.nodeid)
         path, line, _ = item.location

@@ -28,7 +28,8 @@ class Cause:
     blocked: list[str] = field(default_factory=list)  # the checks it blocked (skipped)
 
     def caused(self, text: str) -> bool:
-        return any(m and m in text for m in self.markers)
+        folded = text.casefold()
+        return any(m and m.casefold() in folded for m in self.markers)
 
 
 def _field_of(inventory: Any, host: str) -> str:
@@ -45,9 +46,52 @@ def _names(hosts: list[str]) -> str:
     return hosts[0] if len(hosts) == 1 else ", ".join(hosts[:-1]) + " and " + hosts[-1]
 
 
-def find(inventory: Any, s: Snapshot) -> list[Cause]:
-    """The causes the estate's first read shows, each once."""
+def _short(name: str | None) -> str:
+    return (name or "").split(".")[0].casefold()
+
+
+def name_mismatches(inventory: Any, s: Snapshot) -> list[Cause]:
+    """Where the names the estate reports disagree with the inventory's: the cluster's name as SSODB, the
+    SSO tools and the BizTalk group use it; a host's own name at the address the inventory gives. Each is
+    one cause whose fix is the inventory's field — never a command naming what the estate has not shown."""
     out: list[Cause] = []
+    nodes = {_short(n.name) for n in inventory.cluster.nodes}
+    view = s.cluster_view()
+    nodes |= {_short(n.name) for n in view.nodes} if view else set()
+    own = {_short(h.computer_name) for h in s.hosts.values() if h.computer_name}
+    for i, n in enumerate([*inventory.cluster.nodes, *inventory.biztalk_servers]):
+        h = s.hosts.get(n.name)
+        if h is None or not h.reachable or not h.computer_name or _short(h.computer_name) == _short(n.name):
+            continue
+        where = (f"cluster.nodes[{i}].name" if i < len(inventory.cluster.nodes)
+                 else f"biztalk_servers[{i - len(inventory.cluster.nodes)}].name")
+        out.append(Cause("name", (n.name,), f"the inventory names {n.name}, the host at its address "
+                         f"({n.address}) calls itself {h.computer_name}: check `{where}` in the inventory",
+                         (n.name, h.computer_name)))
+    wanted = inventory.cluster.network_name
+    said: dict[str, list[str]] = {}
+    if s.sql.reachable and s.sql.secret_server:
+        said.setdefault(_short(s.sql.secret_server), []).append("SSODB's master secret server")
+    if s.sql.reachable and s.sql.group_sso_server:
+        said.setdefault(_short(s.sql.group_sso_server), []).append("the BizTalk group's SSO server")
+    for h in s.hosts.values():
+        if h.reachable and h.sso and h.sso.tools_server:
+            said.setdefault(_short(h.sso.tools_server), []).append(f"the SSO tools on {h.name}")
+    others = {k: v for k, v in said.items() if k not in nodes | own and k != _short(wanted)}
+    if _short(wanted) not in said and others:
+        name, sources = max(others.items(), key=lambda kv: len(kv[1]))
+        shown = next(x for x in [s.sql.secret_server, s.sql.group_sso_server,
+                                 *(h.sso.tools_server for h in s.hosts.values() if h.reachable and h.sso)]
+                     if x and _short(x) == name)
+        out.append(Cause("name", (wanted,), f"the inventory names {wanted}, the estate calls it {shown} "
+                         f"({', '.join(sources[:3])}{' …' if len(sources) > 3 else ''}): check "
+                         "`cluster.network_name` in the inventory", (wanted, shown)))
+    return out
+
+
+def find(inventory: Any, s: Snapshot) -> list[Cause]:
+    """The causes the estate's first read shows, each once: names that disagree first."""
+    out: list[Cause] = name_mismatches(inventory, s)
     down = [h for h in s.hosts.values() if not h.reachable]
     for kind in WINRM_KINDS:
         hosts = [h for h in down if h.error_kind == kind]

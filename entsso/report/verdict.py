@@ -67,10 +67,14 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
         from entsso.estate import checks as gate
 
         half = gate.half_done(run.snapshot(), run)
-        if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
-            out["reason"] += (f" The estate looks like a change stopped part-way: {half}. Continue that change "
-                              "with its own command (pytest --inventory=FILE --apply --change-ticket ITS-TICKET), "
-                              "or put the estate back by hand (docs/recovery.md).")
+        if half:  # an earlier attempt's leftovers (its record on a node): say so, and the commands out of it
+            from entsso.change.run import change_command
+
+            path = getattr(run.inventory, "path", None)
+            opened = [r for r in run.snapshot().change_records() if r.status == "open"]
+            ways = "; ".join(f"continue change {r.ticket} with {change_command(path, r.ticket)}, or back it out "
+                             f"with {change_command(path, r.ticket, backout=True)}" for r in opened[:2])
+            out["reason"] += f" The estate looks like a change stopped part-way: {half}. {ways[:1].upper()}{ways[1:]}."
     config.stash[CONCLUSION_KEY] = out
     assert run.journal is not None  # build_run opened it
     run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,

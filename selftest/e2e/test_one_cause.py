@@ -68,3 +68,67 @@ def test_a_dns_typo_is_one_finding_naming_the_field(lab, tmp_path):
     message = one_finding(run)
     assert re.search(r"BTS2's address bts2\.lab\.invalid \(biztalk_servers\[\d\]\.address\)", message), message
     assert run.outcomes["test_host_answers_over_winrm[BTS1]"] == "passed"  # the others are asked as ever
+
+
+# Issue 25 item 4: advice only from evidence. A mistyped name is said as the inventory's field to check,
+# before (and instead of) any half-done diagnosis; no printed command names what the estate has not shown.
+def retyped(lab, tmp_path, change) -> str:
+    inv = yaml.safe_load(lab.inventory_path.read_text())
+    change(inv)
+    bad = tmp_path / "retyped.yml"
+    bad.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return str(bad)
+
+
+def assert_name_only_in_the_cause(run: SuiteRun, name: str) -> None:
+    texts = [run.output, run.summary["verdict_reason"], *(run.message(n) for n in run.failed())]
+    assert run.dir is not None
+    texts.append((run.dir / "report.html").read_text())
+    for text in texts:
+        for line in text.splitlines():
+            if name in line:  # only where the mismatch is said (or a test's own id)
+                assert f"the inventory names {name}" in line or re.search(rf"\[{name}[\]-]", line), line
+
+
+def test_a_network_name_typo_is_named_as_such_not_a_half_done_change(lab, tmp_path):
+    def typo(inv):
+        inv["cluster"]["network_name"] = "SSOCLUSTR"
+    run = gate(lab, tmp_path, inventory=retyped(lab, tmp_path, typo))
+    message = one_finding(run)
+    assert "the inventory names SSOCLUSTR, the estate calls it SSOCLUSTER (" in message, message
+    assert "check `cluster.network_name` in the inventory" in message
+    assert "stopped part-way" not in run.output and "ssomanage -serverall" not in run.output
+    assert_name_only_in_the_cause(run, "SSOCLUSTR")
+
+
+def test_a_wrong_node_name_is_named_as_such_with_no_command_naming_it(lab, tmp_path):
+    def rename(inv):
+        node = next(n for n in inv["cluster"]["nodes"] if n["name"] == "NODE2")
+        node["address"] = node.get("address") or "NODE2"
+        node["name"] = "NODE02"
+        if inv["cluster"].get("primary") == "NODE2":
+            inv["cluster"]["primary"] = "NODE02"
+    run = gate(lab, tmp_path, inventory=retyped(lab, tmp_path, rename))
+    assert run.returncode == 1, run.output[-3000:]
+    reason = run.summary["verdict_reason"]
+    assert re.search(r"the inventory names NODE02, the host at its address \([^)]+\) calls itself NODE2: check "
+                     r"`cluster\.nodes\[1\]\.name`", reason), reason
+    assert "Set-ClusterOwnerNode" not in run.output
+    assert_name_only_in_the_cause(run, "NODE02")
+
+
+def test_a_change_stopped_part_way_is_diagnosed_from_its_record_with_commands_that_name_it(start_lab, tmp_path):
+    lab = start_lab("package")
+    inv = f"--inventory={lab.inventory_path}"
+    lab.post("/faults", {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "call": 1,
+                         "message": "injected fault"})
+    stopped = run_suite(tmp_path / "r", inv, "--apply", "--change-ticket", "CHG-HALF-1", env=dict(lab.env))
+    assert stopped.summary["verdict"] == "stopped", stopped.output[-3000:]
+    lab.post("/faults/clear", {})
+    run = gate(lab, tmp_path)
+    reason = run.summary["verdict_reason"]
+    assert "The estate looks like a change stopped part-way: " in reason
+    assert "BizTalk is silenced" in reason  # phase 1 left it so
+    # the commands name the change the record on the node names, as typed
+    assert f"Continue change CHG-HALF-1 with pytest {inv} --apply --change-ticket CHG-HALF-1" in reason, reason
+    assert f"back it out with pytest {inv} --backout --change-ticket CHG-HALF-1" in reason, reason

@@ -447,7 +447,10 @@ def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str
 
 
 def half_done(s: Snapshot, plan: Plan) -> str | None:
-    """What of the estate looks like a change stopped part-way (for a gate that refuses), or None."""
+    """What of the estate looks like a change stopped part-way (for a gate that refuses), or None. Only with
+    positive evidence of a change: an open change record on a node (issue 25: a mistyped name is not one)."""
+    if not any(r.status == "open" for r in s.change_records()):
+        return None
     seen = []
     if s.sql.reachable and s.sql.secret_server and not same_name(s.sql.secret_server, plan.cluster_name):
         seen.append(f"SSODB names {s.sql.secret_server} as the master secret server, not the cluster name "

@@ -5,7 +5,9 @@ it), the console's last `entsso: …` line, summary.json and junit.xml. A backou
 never green: the upgrade was not done."""
 from __future__ import annotations
 
+import html
 import re
+import shlex
 import signal
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -17,11 +19,28 @@ from entsso.report.html import BANNER_COLOURS
 from selftest.e2e.suite import SuiteRun, run_suite, spawn_suite
 from selftest.e2e.test_report import _chromium, keep_artifact, png_pixel
 
-VERDICT_WORDS = ("read-only", "stopped", "refused", "backed-out", "interrupted", "completed")
+VERDICT_WORDS = ("read-only", "stopped", "refused", "backed-out", "interrupted", "completed")  # "continued": stopped
+
+
+FAULT = {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "times": 1, "message": "injected fault"}
+TYPED: dict[str, str] = {}  # verdict -> the printed command its run ran, as typed
+
+
+def printed(run: SuiteRun, prefix: str) -> str:
+    """The command printed after `prefix` on the console, as typed (a --lab run's is not one)."""
+    line = next(line for line in run.output.splitlines() if line.startswith(prefix))
+    command = line[len(prefix):].strip()
+    assert command.startswith("pytest --inventory=") and "<" not in command, line
+    return command
+
+
+def run_typed(reports: Path, command: str, env: dict[str, str]) -> SuiteRun:
+    return spawn_suite(reports, env=env, command=shlex.split(command)[1:]).wait(300)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SuiteRun]:
+    """Each outcome once; every later run is a command an earlier one printed, typed as printed."""
     work = tmp_path_factory.mktemp("verdicts")
     reports = work / "reports"
     out: dict[str, SuiteRun] = {}
@@ -29,26 +48,61 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SuiteRun]:
     try:  # one estate: a gate, a stop in phase 5 (both nodes upgraded), a refusal meanwhile, the backout
         env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
         out["read-only"] = run_suite(reports, "tests_pre", inv, "-m", "readiness", env=env)
-        lab.post("/faults", {"kind": "fail", "host": "NODE2", "operation": "Restore-MasterSecret", "call": 1,
-                             "message": "injected fault"})
+        lab.post("/faults", FAULT)
         out["stopped"] = run_suite(reports, inv, "--apply", "--change-ticket", "CHG-V-1", env=env)
-        lab.post("/faults/clear", {})
-        # another change while CHG-V-1 is unfinished: refused, nothing changed
+        # another change while CHG-V-1 is unfinished: refused, nothing changed; it prints CHG-V-1's commands
         out["refused"] = run_suite(reports, inv, "--apply", "--change-ticket", "CHG-V-2", env=env)
-        out["backed-out"] = run_suite(reports, inv, "--backout", "--change-ticket", "CHG-V-1", env=env)
+        lab.post("/faults", FAULT)  # the cause is still there: the printed continue stops at it again
+        TYPED["continued"] = command = re.search(r"continue it with `([^`]+)`", out["refused"].output).group(1)
+        out["continued"] = run_typed(reports, command, env)
+        TYPED["backed-out"] = command = printed(out["continued"], "Or back it out (the estate in service as "
+                                                "before, upgraded nodes stay upgraded): ")
+        out["backed-out"] = run_typed(reports, command, env)
     finally:
         lab.stop()
     lab = LabProcess("package", work / "lab-2" / "lab-inventory.yml").start()
-    try:  # another: Ctrl-C in phase 3, then the same command to completion
+    try:  # another: Ctrl-C in phase 3, then the printed command to completion
         env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
         running = spawn_suite(reports, inv, "--apply", "--change-ticket", "CHG-V-3", env=env)
         running.wait_for(lambda rs: any(r["kind"] == "phase_started" and r["phase"] == "uncluster" for r in rs))
         running.proc.send_signal(signal.SIGINT)
         out["interrupted"] = running.wait(120)
-        out["completed"] = run_suite(reports, inv, "--apply", "--change-ticket", "CHG-V-3", env=env)
+        TYPED["completed"] = command = printed(out["interrupted"], "Continue this change with: ")
+        out["completed"] = run_typed(reports, command, env)
     finally:
         lab.stop()
     return out
+
+
+COMMAND = re.compile(r"pytest --inventory=[^\s<`]+(?: (?:--[a-z-]+|tests_pre|-m|[A-Za-z0-9-]+))*")
+
+
+def test_every_printed_command_works_as_typed_or_fits_the_state_it_was_printed_for(runs):
+    """Issue 25 item 5: every command a run prints (console and report) was run as typed above and did what
+    it said, or is the run's own command (a refusal's "the same command again"), or backs out a change
+    whose record was open when it was printed."""
+    ran = set(TYPED.values())
+    assert runs["continued"].summary["verdict"] == "stopped"  # continued CHG-V-1, stopped at the same cause
+    assert runs["continued"].summary["change"]["runs"][0] == runs["stopped"].dir.name  # type: ignore[union-attr]
+    checked = []
+    for word, run in runs.items():
+        assert run.dir is not None
+        text = run.output + "\n" + html.unescape((run.dir / "report.html").read_text())
+        own = _own(run)
+        for command in {m.group(0) for m in COMMAND.finditer(text)}:
+            checked.append(command)
+            if command in ran or command == own:
+                continue
+            ticket = command.split("--change-ticket ")[-1]
+            assert "--backout" in command and run.summary["change"] and run.summary["change"]["status"] == "open" \
+                and ticket == run.summary["change_ticket"], (word, command)
+    assert len(checked) >= 8 and set(TYPED.values()) <= set(checked), checked
+
+
+def _own(run: SuiteRun) -> str:
+    """The command a change run was started with, as this suite prints commands."""
+    start = next(r for r in run.journal() if r["kind"] == "run_started")
+    return f"pytest --inventory={start['inventory']} --apply --change-ticket {start['change_ticket']}"
 
 
 def junit_verdict(run: SuiteRun) -> dict[str, str]:

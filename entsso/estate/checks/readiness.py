@@ -437,8 +437,8 @@ def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str
     for r in s.change_records():
         if r.open and (ticket is None or change.label(r.ticket) != change.label(ticket)):
             out.append(Finding("no_unfinished_change", f"change {r.ticket}", f"unfinished: {r.describe()}",
-                               f"no other change in progress — continue it with `{command(r.ticket)}` "
-                               "(or back it out by hand, docs/recovery.md, then delete its record)"))
+                               f"no other change in progress — continue it with `{command(r.ticket)}`, or back it "
+                               f"out with `{command(r.ticket).replace(' --apply ', ' --backout ')}`"))
     for h in s.nodes:
         for problem in h.change_record_problems:
             out.append(Finding("no_unfinished_change", h.name, f"an unreadable change record: {problem}",

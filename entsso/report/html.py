@@ -73,7 +73,9 @@ def outage_html(conclusion: dict[str, Any] | None) -> str:
 def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | None = None) -> str:
     records = list(journal.read(run.dir / "journal.jsonl"))
     e = html.escape
-    parts = [banner_html(run, conclusion),
+    from entsso.report import recap
+
+    parts = [banner_html(run, conclusion), recap.to_html((conclusion or {}).get("recap")),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
              who_when_html(run, ended=datetime.now(UTC) if final else None),
              before_after_html(run), secret_backup_html(records)]

@@ -13,7 +13,7 @@ import pytest
 from entsso.change import window
 from entsso.change.rehearsal import UNREHEARSABLE
 from entsso.change.run import Run
-from entsso.report import causes, story
+from entsso.report import causes, recap, story
 from entsso.report.keys import (CAUSES_KEY, CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY,
                                 TEST_PLAN_KEY)
 
@@ -75,6 +75,16 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
             ways = "; ".join(f"continue change {r.ticket} with {change_command(path, r.ticket)}, or back it out "
                              f"with {change_command(path, r.ticket, backout=True)}" for r in opened[:2])
             out["reason"] += f" The estate looks like a change stopped part-way: {half}. {ways[:1].upper()}{ways[1:]}."
+    if run.options.apply:  # the change's recap, from every run's journal (this one's too)
+        from entsso.change import journal
+        from entsso.report.html import change_runs
+
+        records = list(journal.read(run.dir / "journal.jsonl"))
+        try:
+            out["recap"] = recap.build(change_runs(run, records))
+        except Exception as exc:  # noqa: BLE001 - a recap is never worth losing the verdict
+            out["recap"] = None
+            out["recap_error"] = f"{type(exc).__name__}: {exc}"
     config.stash[CONCLUSION_KEY] = out
     assert run.journal is not None  # build_run opened it
     run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
@@ -137,7 +147,7 @@ def write_summary(run: Run, config: pytest.Config) -> None:
     summary = {
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
         "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
-        "estate_now": out.get("outage"), "continue": out.get("continue"),
+        "estate_now": out.get("outage"), "continue": out.get("continue"), "recap": out.get("recap"),
         "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
         "window": _window(run),
         "rehearsal": _rehearsal(run),
@@ -189,6 +199,9 @@ def to_console(tr: Any, config: pytest.Config) -> None:
         tr.write_line(plan.brief(text))
     tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
     tr.write_line(out["reason"])
+    if out.get("recap"):
+        for line in recap.lines(out["recap"]):
+            tr.write_line(line, bold=line.startswith("BizTalk"))
     o = out.get("outage")
     if o is not None:
         tr.write_line(f"Where the estate is: SSODB's master secret server {o['secret_server']}; ENTSSO resource "

@@ -168,3 +168,37 @@ def test_chromium_renders_each_banner_with_its_word_and_colour(runs, word, tmp_p
     keep_artifact(shot, f"verdict-{word}.png")
     want = tuple(int(BANNER_COLOURS[word][i:i + 2], 16) for i in (1, 3, 5))
     assert png_pixel(Path(shot), 1200, 30) == want  # the title bar, as a person sees it
+
+
+@pytest.mark.parametrize("word", ["completed", "backed-out"])
+def test_the_recap_per_host_per_node_and_the_business_outage(runs, word):
+    """Issue 25 item 6: the change's recap (every run of it), in summary.json, on the console and at the top
+    of the report: per host ok / changed / unchanged / failed, per node its upgrade, and BizTalk's outage
+    from the first stop of its host instances to the last start, as the journals have them."""
+    run = runs[word]
+    recap = run.summary["recap"]
+    assert set(recap["hosts"]) == {"NODE1", "NODE2", "BTS1", "BTS2", "SQL Server"}, recap["hosts"]
+    for host, c in recap["hosts"].items():
+        assert c["ok"] == c["changed"] + c["unchanged"] and c["changed"] > 0, (host, c)
+    # the change's journals, every run of it: the recap's figures are theirs
+    journals = [r for d in sorted(run.dir.parent.iterdir()) if (d / "journal.jsonl").exists()  # type: ignore[union-attr]
+                for r in SuiteRun(0, "", d).journal()
+                if r.get("run", "").endswith(run.summary["change_ticket"]) and r["kind"] == "result"]
+    stops = sorted(r["ts"] for r in journals if r["step"] == "stop host instances" and r["outcome"] == "ok")
+    starts = sorted(r["ts"] for r in journals if r["step"] == "start the host instances that ran"
+                    and r["outcome"] == "ok")
+    assert recap["outage"]["from"] == stops[0] and recap["outage"]["to"] == starts[-1]
+    assert 0 < recap["outage"]["seconds"] < 600
+    text = recap["outage"]["text"]
+    assert text.startswith(f"BizTalk out of service from {stops[0][:19].replace('T', ' ')} to ")
+    assert text in run.output
+    lines = run.output.splitlines()
+    verdict_at = max(i for i, line in enumerate(lines) if "entsso: " in line and line.startswith("="))
+    assert any(re.match(r"\s+NODE1\s+ok=\d+\s+changed=\d+\s+unchanged=\d+\s+failed=\d+", line)
+               for line in lines[verdict_at:])
+    report = (run.dir / "report.html").read_text()  # type: ignore[operator]
+    assert report.index('class="entsso-recap"') < report.index("<h2>Change ")
+    nodes = {n["node"]: n for n in recap["nodes"]}
+    if word == "completed":  # NODE1 and NODE2 upgraded in the run after the Ctrl-C
+        assert set(nodes) == {"NODE1", "NODE2"} and all(n["result"] == "upgraded" for n in nodes.values()), nodes
+        assert all(n["start"] <= n["end"] for n in nodes.values())

@@ -209,6 +209,7 @@ def start(config: pytest.Config, run: Run, inventory_path: str | None, prior: Pr
     _RUNS.append(run)
     _catch_signals(run)
     if run.options.apply:
+        _confirm_production(config, run)
         _lock_estate(run)
     assert run.journal is not None  # build_run opened it
     run.journal.write("run_started", change_ticket=run.options.change_ticket, apply=run.options.apply,
@@ -324,6 +325,76 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 
 
 _RUNS: list[Run] = []  # the run of this process (pytest_keyboard_interrupt is not given the config)
+
+
+def _confirm_production(config: pytest.Config, run: Run) -> None:
+    """On a terminal, a change (--apply or --backout) to an inventory whose `environment` says production
+    asks the operator to type the ticket again (nothing has connected yet). No prompt when stdin is not a
+    terminal (a scheduler, a pipe)."""
+    import re
+    import sys
+
+    environment = str(getattr(run.inventory, "environment", "") or "")
+    if not re.search(r"prod", environment, re.I):
+        return
+    fd = _terminal_stdin(config)
+    if fd is None:
+        return
+    what = "back out" if run.options.backout else "change"
+    sys.stdout.write(f"entsso: {environment} is production: you are about to {what} it for change "
+                     f"{run.options.change_ticket}. Type the change ticket again to go on: ")
+    sys.stdout.flush()
+    typed = b""
+    while not typed.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        typed += chunk
+    answer = typed.decode(errors="replace").strip()
+    if answer != run.options.change_ticket:
+        del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
+        _RUNS.remove(run)
+        run.close()
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise pytest.UsageError(f"the ticket typed again ({answer!r}) is not {run.options.change_ticket}: nothing "
+                                "was done, nothing connected")
+
+
+def _terminal_stdin(config: pytest.Config) -> int | None:
+    """The operator's stdin as a descriptor when it is a terminal, else None. pytest's output capture holds
+    stdin on /dev/null from before this plugin loads (its saved copy is the real one), and the prompt comes
+    while the capture of stdout is suspended (configure time), so the real descriptor is read directly."""
+    capturing = getattr(config.pluginmanager.getplugin("capturemanager"), "_global_capturing", None)
+    saved = getattr(getattr(capturing, "in_", None), "targetfd_save", None)
+    fd = saved if isinstance(saved, int) else 0
+    try:
+        return fd if os.isatty(fd) else None
+    except OSError:
+        return None
+
+
+def start_banner(config: pytest.Config) -> None:
+    """The change's first lines: the estate (its environment, the inventory's path and SHA-256), the
+    ticket, the mode, the window's absolute end and the whole change's worst case."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.options.apply:
+        return
+    from entsso.change import window
+
+    write = console_writer(config)
+    inv = run.inventory
+    mode = ("backout (puts the estate back in service)" if run.options.backout else
+            "apply (changes the estate)")
+    write(f"entsso: change {run.options.change_ticket} — {mode} — estate {getattr(inv, 'environment', '?')} "
+          f"({getattr(inv, 'path', '?')}, SHA-256 {getattr(inv, 'sha256', '?')})")
+    try:
+        worst = (f"the whole change takes at most {window.worst_case(run) / 60:.0f} min with a backout from its "
+                 "latest stop")
+    except Exception:  # noqa: BLE001 - a banner never stops the change
+        worst = "the worst case could not be worked out"
+    ends = run.options.window_ends
+    write(f"  window ends {ends.isoformat(timespec='minutes')} ({ends.tzname() or 'local'}); {worst}" if ends else
+          f"  no change window given (--window-ends); {worst}")
 
 
 def _lock_estate(run: Run) -> None:

@@ -202,3 +202,19 @@ def test_the_recap_per_host_per_node_and_the_business_outage(runs, word):
     if word == "completed":  # NODE1 and NODE2 upgraded in the run after the Ctrl-C
         assert set(nodes) == {"NODE1", "NODE2"} and all(n["result"] == "upgraded" for n in nodes.values()), nodes
         assert all(n["start"] <= n["end"] for n in nodes.values())
+
+
+def test_a_change_starts_with_its_banner(runs):
+    """Issue 25 item 7: the estate (environment, inventory path and SHA-256), the ticket, the mode, the
+    window (none given here) and the worst case, first on the console."""
+    import hashlib
+
+    run = runs["stopped"]
+    start = next(r for r in run.journal() if r["kind"] == "run_started")
+    sha = hashlib.sha256(Path(start["inventory"]).read_bytes()).hexdigest()
+    lines = [line for line in run.output.splitlines() if line.strip() and set(line.strip()) != {"."}]
+    assert lines[0] == (f"entsso: change CHG-V-1 — apply (changes the estate) — estate LAB ({start['inventory']}, "
+                        f"SHA-256 {sha})"), lines[:3]
+    assert re.fullmatch(r"  no change window given \(--window-ends\); the whole change takes at most \d+ min with a "
+                        r"backout from its latest stop", lines[1]), lines[1]
+    assert runs["backed-out"].output.lstrip(". \n").startswith("entsso: change CHG-V-1 — backout (puts the estate")

@@ -218,3 +218,18 @@ def test_a_change_starts_with_its_banner(runs):
     assert re.fullmatch(r"  no change window given \(--window-ends\); the whole change takes at most \d+ min with a "
                         r"backout from its latest stop", lines[1]), lines[1]
     assert runs["backed-out"].output.lstrip(". \n").startswith("entsso: change CHG-V-1 — backout (puts the estate")
+
+
+def test_the_verdict_and_recap_come_before_pytest_htmls_environment(runs, tmp_path):
+    """Issue 25 item 8: under the title, the first thing on the screen is the verdict's banner (its colour
+    right below the title bar), not pytest-html's Environment table (Python, Platform)."""
+    run = runs["backed-out"]
+    shot = tmp_path / "top.png"
+    snap = _chromium(str(tmp_path / "y"), "--window-size=1400,900", "--virtual-time-budget=3000",
+                     f"--screenshot={shot}", (run.dir / "report.html").as_uri())  # type: ignore[operator]
+    assert snap.returncode == 0, snap.stderr[-2000:]
+    keep_artifact(shot, "verdict-first.png")
+    want = tuple(int(BANNER_COLOURS["backed-out"][i:i + 2], 16) for i in (1, 3, 5))
+    title_end = next(y for y in range(30, 300) if png_pixel(shot, 1200, y) != want)  # below the title bar
+    banner = [y for y in range(title_end, 400) if png_pixel(shot, 700, y) == want]
+    assert banner and banner[0] - title_end < 120, (title_end, banner[:3])

@@ -78,7 +78,10 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     parts = [banner_html(run, conclusion), recap.to_html((conclusion or {}).get("recap")),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
              who_when_html(run, ended=datetime.now(UTC) if final else None),
-             before_after_html(run), secret_backup_html(records)]
+             before_after_html(run)]
+    runs = change_runs(run, records)
+    # the change's evidence from every run of it: the backup an earlier run made stays in a resumed run's report
+    parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -91,7 +94,6 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
                      f"{e(PHASE_TITLES.get(run.current_phase, run.current_phase))}.</b>"
                      f"{recovery_html(run, run.current_phase)}</div>")
     parts.append(outage_html(conclusion))
-    runs = change_runs(run, records)
     parts.append(runs_html(run, runs))
     parts.append("<h3>Timeline</h3>")
     parts.append("<p>Every run of this change"

@@ -233,3 +233,16 @@ def test_the_verdict_and_recap_come_before_pytest_htmls_environment(runs, tmp_pa
     title_end = next(y for y in range(30, 300) if png_pixel(shot, 1200, y) != want)  # below the title bar
     banner = [y for y in range(title_end, 400) if png_pixel(shot, 700, y) == want]
     assert banner and banner[0] - title_end < 120, (title_end, banner[:3])
+
+
+def test_a_resumed_change_keeps_the_secret_backup_an_earlier_run_made(runs):
+    """Issue 25 item 8: the report is the change's. CHG-V-3's backup was made by the run Ctrl-C stopped; the
+    completed run's report still shows its path and SHA-256."""
+    first, last = runs["interrupted"], runs["completed"]
+    step = "copy the secret backup off the node"
+    copies = [r for r in first.journal() if r["kind"] == "result" and r["step"] == step]
+    assert copies, "the first run made the backup"
+    assert not [r for r in last.journal() if r["kind"] == "result" and r["step"] == step and r["outcome"] == "ok"]
+    report = html.unescape((last.dir / "report.html").read_text())  # type: ignore[operator]
+    assert "Master secret backup" in report
+    assert copies[-1]["evidence"]["sha256"] in report and copies[-1]["evidence"]["copy"] in report

@@ -2,7 +2,11 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.entsso-installed
-TICKET ?= CHG-DEMO-0001
+# a fresh ticket per demo (each demo's lab is new, so an earlier demo's ticket has no record on it);
+# `make demo TICKET=CHG-…` names one
+ifeq ($(origin TICKET), undefined)
+TICKET := CHG-DEMO-$(shell date -u +%Y%m%d-%H%M%S)
+endif
 
 .PHONY: test demo gate bench faults clean
 

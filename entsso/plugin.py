@@ -22,14 +22,14 @@ from entsso.base_fixtures import baseline, estate, host, judge, run, testinfra_h
 from entsso.change.operator import Operator
 from entsso.change.run import Run
 from entsso.collection import pytest_collection_modifyitems, pytest_generate_tests, pytest_runtest_setup
-from entsso.outcomes import pytest_runtest_makereport, pytest_sessionfinish, pytest_terminal_summary
+from entsso.outcomes import pytest_runtest_makereport, pytest_sessionfinish
 from entsso.report.keys import RUN_KEY
-from entsso.session import REPORTS, latest_report, pytest_keyboard_interrupt, pytest_unconfigure
+from entsso.session import REPORTS, latest_report, pytest_keyboard_interrupt, pytest_unconfigure, start_banner
 
 __all__ = [
     "REPORTS", "RUN_KEY", "baseline", "estate", "host", "judge", "latest_report", "pytest_addoption",
     "pytest_collection_modifyitems", "pytest_configure", "pytest_generate_tests", "pytest_keyboard_interrupt",
-    "pytest_runtest_makereport", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_terminal_summary",
+    "pytest_runtest_makereport", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_sessionstart",
     "pytest_unconfigure", "run", "testinfra_host",
 ]
 
@@ -106,3 +106,9 @@ def _lab_control(run: Run) -> Any:
 
         return LabControl(run.inventory.lab.control_url)  # a hand-started lab plays the operator too
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The change's start banner (entsso.session.start_banner), once the console is there."""
+    start_banner(session.config)

@@ -209,6 +209,7 @@ def start(config: pytest.Config, run: Run, inventory_path: str | None, prior: Pr
     _RUNS.append(run)
     _catch_signals(run)
     if run.options.apply:
+        _confirm_production(config, run)
         _lock_estate(run)
     assert run.journal is not None  # build_run opened it
     run.journal.write("run_started", change_ticket=run.options.change_ticket, apply=run.options.apply,
@@ -265,14 +266,51 @@ def _catch_signals(run: Run) -> None:
 
     def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
         name = signal.Signals(signum).name
+        if getattr(signal, "SIGHUP", None) == signum:
+            _detach_console(console)  # the session is gone: what is still written goes nowhere; the files still
         first = run.interrupted is None
         run.interrupted = run.interrupted or name
-        if first or signum == signal.SIGINT:
+        if first:
             raise KeyboardInterrupt(f"{name}: the run was interrupted")
+        if run.reading_at_end and signum == signal.SIGINT:  # Ctrl-C again: the verdict without the estate's last read
+            raise KeyboardInterrupt(f"{name}: the estate's last read cut short")
+        # a second Ctrl-C while the run writes its evidence is not obeyed: no traceback, the verdict still comes
+        with contextlib.suppress(OSError):
+            os.write(2, b"\nentsso: already stopping; the report, summary.json and junit.xml are being written\n")
 
+    console = _console_files()
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, interrupt)
+
+
+def _console_files() -> set[tuple[int, int]]:
+    """The files stdout and stderr are at the start (a terminal, a pipe to tee): (device, inode)."""
+    out = set()
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            out.add((st.st_dev, st.st_ino))
+    return out
+
+
+def _detach_console(console: set[tuple[int, int]]) -> None:
+    """A lost session (SIGHUP): the terminal is gone and writing to it fails (EIO, or EPIPE through a tee),
+    which would end the run before report.html, summary.json and junit.xml are written. Every descriptor
+    open on the console — stdout and stderr, and the copies pytest's output capture keeps to restore them —
+    goes to /dev/null instead."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(256))
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) in console or fd in (1, 2):
+                    os.dup2(null, fd)
+        os.close(null)
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:  # noqa: ARG001
@@ -287,6 +325,76 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 
 
 _RUNS: list[Run] = []  # the run of this process (pytest_keyboard_interrupt is not given the config)
+
+
+def _confirm_production(config: pytest.Config, run: Run) -> None:
+    """On a terminal, a change (--apply or --backout) to an inventory whose `environment` says production
+    asks the operator to type the ticket again (nothing has connected yet). No prompt when stdin is not a
+    terminal (a scheduler, a pipe)."""
+    import re
+    import sys
+
+    environment = str(getattr(run.inventory, "environment", "") or "")
+    if not re.search(r"prod", environment, re.I):
+        return
+    fd = _terminal_stdin(config)
+    if fd is None:
+        return
+    what = "back out" if run.options.backout else "change"
+    sys.stdout.write(f"entsso: {environment} is production: you are about to {what} it for change "
+                     f"{run.options.change_ticket}. Type the change ticket again to go on: ")
+    sys.stdout.flush()
+    typed = b""
+    while not typed.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        typed += chunk
+    answer = typed.decode(errors="replace").strip()
+    if answer != run.options.change_ticket:
+        del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
+        _RUNS.remove(run)
+        run.close()
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise pytest.UsageError(f"the ticket typed again ({answer!r}) is not {run.options.change_ticket}: nothing "
+                                "was done, nothing connected")
+
+
+def _terminal_stdin(config: pytest.Config) -> int | None:
+    """The operator's stdin as a descriptor when it is a terminal, else None. pytest's output capture holds
+    stdin on /dev/null from before this plugin loads (its saved copy is the real one), and the prompt comes
+    while the capture of stdout is suspended (configure time), so the real descriptor is read directly."""
+    capturing = getattr(config.pluginmanager.getplugin("capturemanager"), "_global_capturing", None)
+    saved = getattr(getattr(capturing, "in_", None), "targetfd_save", None)
+    fd = saved if isinstance(saved, int) else 0
+    try:
+        return fd if os.isatty(fd) else None
+    except OSError:
+        return None
+
+
+def start_banner(config: pytest.Config) -> None:
+    """The change's first lines: the estate (its environment, the inventory's path and SHA-256), the
+    ticket, the mode, the window's absolute end and the whole change's worst case."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.options.apply:
+        return
+    from entsso.change import window
+
+    write = console_writer(config)
+    inv = run.inventory
+    mode = ("backout (puts the estate back in service)" if run.options.backout else
+            "apply (changes the estate)")
+    write(f"entsso: change {run.options.change_ticket} — {mode} — estate {getattr(inv, 'environment', '?')} "
+          f"({getattr(inv, 'path', '?')}, SHA-256 {getattr(inv, 'sha256', '?')})")
+    try:
+        worst = (f"the whole change takes at most {window.worst_case(run) / 60:.0f} min with a backout from its "
+                 "latest stop")
+    except Exception:  # noqa: BLE001 - a banner never stops the change
+        worst = "the worst case could not be worked out"
+    ends = run.options.window_ends
+    write(f"  window ends {ends.isoformat(timespec='minutes')} ({ends.tzname() or 'local'}); {worst}" if ends else
+          f"  no change window given (--window-ends); {worst}")
 
 
 def _lock_estate(run: Run) -> None:

@@ -77,6 +77,7 @@ class Run:
     estate_lock: Any = None  # entsso.change.lock.EstateLock while an --apply run holds it
     phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # phase -> seconds, calls, outcome
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM, SIGHUP) that interrupted the run
+    reading_at_end: bool = False  # the verdict's last read of the estate: a further Ctrl-C cuts it short
     in_flight: dict[tuple[str, str, str | None], str] = field(default_factory=dict)  # step -> intent time
     change_record: change.ChangeRecord | None = None  # the estate's record as this run last wrote it
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)

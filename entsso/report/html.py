@@ -27,8 +27,9 @@ def mode(run: Run) -> str:
     return "apply (changes the estate)" if run.options.apply else "gate (read-only)"
 
 
-BANNER_COLOURS = {"completed": "#1a7f37", "stopped": "#b35900", "interrupted": "#b00020", "refused": "#b35900",
-                  "read-only": "#1f4e99", "in progress": "#555"}
+# each verdict its own colour: green only for a completed upgrade; a backout purple (in service, not upgraded)
+BANNER_COLOURS = {"completed": "#1a7f37", "backed-out": "#6f2da8", "stopped": "#b35900", "interrupted": "#b00020",
+                  "refused": "#7a6a00", "read-only": "#1f4e99", "in progress": "#555"}
 
 
 def banner_html(run: Run, conclusion: dict[str, Any] | None) -> str:
@@ -72,10 +73,15 @@ def outage_html(conclusion: dict[str, Any] | None) -> str:
 def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | None = None) -> str:
     records = list(journal.read(run.dir / "journal.jsonl"))
     e = html.escape
-    parts = [banner_html(run, conclusion),
+    from entsso.report import recap
+
+    parts = [banner_html(run, conclusion), recap.to_html((conclusion or {}).get("recap")),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
              who_when_html(run, ended=datetime.now(UTC) if final else None),
-             before_after_html(run), secret_backup_html(records)]
+             before_after_html(run)]
+    runs = change_runs(run, records)
+    # the change's evidence from every run of it: the backup an earlier run made stays in a resumed run's report
+    parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -88,7 +94,6 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
                      f"{e(PHASE_TITLES.get(run.current_phase, run.current_phase))}.</b>"
                      f"{recovery_html(run, run.current_phase)}</div>")
     parts.append(outage_html(conclusion))
-    runs = change_runs(run, records)
     parts.append(runs_html(run, runs))
     parts.append("<h3>Timeline</h3>")
     parts.append("<p>Every run of this change"
@@ -324,6 +329,10 @@ def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:
                 f"<p>Every phase's recovery: docs/recovery.md.</p></div>")
     if verdict == "completed":
         return ("<h3>What to do next</h3><p>Nothing: the change is complete; attach this report to the change "
+                "ticket.</p>")
+    if verdict == "backed-out":
+        return ("<h3>What to do next</h3><p>The change was backed out, not completed: the estate is back in service "
+                "and the upgrade is not done. Record the change as backed out; the upgrade needs a new change "
                 "ticket.</p>")
     if verdict == "refused":
         return ("<h3>What to do next</h3><p>The gate refused the change and nothing was changed: fix what it names, "

@@ -14,4 +14,5 @@ OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()  # node id -> passed, failed, e
 SITE_CHECKS_KEY = pytest.StashKey[Path | None]()  # the site's own checks' folder (entsso.change.sitechecks)
 TEST_PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()  # --plan: each phase's tests (readiness runs now)
 PLAN_SUMMARY_KEY = pytest.StashKey[dict[str, Any]]()  # --plan: the plan's operations, for summary.json
+CAUSES_KEY = pytest.StashKey[list[Any]]()  # the gate's common causes (entsso.report.causes.Cause), once each
 CONCLUSION_KEY = pytest.StashKey[dict[str, Any]]()  # the verdict, reached once (entsso.report.verdict.conclude)

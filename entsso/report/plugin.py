@@ -141,7 +141,10 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
     rep._report.title = (f"{verdict.upper()} — change {run.options.change_ticket or '(read-only gate)'} — "
                          "Enterprise SSO upgrade")
     colour = BANNER_COLOURS.get(verdict, "#555")
-    title_style = f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}</style>"
+    title_style = (f"<style>#title{{background:{colour};color:#fff;padding:10px 14px}}"
+                   # the verdict and the recap first: pytest-html's Environment (Python, Platform) goes to the end
+                   "body{display:flex;flex-direction:column}"
+                   "#environment-header,#environment{order:1;align-self:flex-start}</style>")
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
     prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion)]
     site_checks = site_checks_html(config.stash.get(SITE_CHECKS_KEY, None), config.stash.get(ITEMS_KEY, []),

@@ -2,9 +2,10 @@
 business lives with while a change is unfinished (BizTalk down compared with the baseline, and since
 when; which SSO server is the master secret server; which node runs which version).
 
-verdict: completed (the estate is back in service) | stopped | interrupted | refused (the gate said no
-and nothing changed) | read-only. Nothing but a change that went through phase 7, verified, with no
-failed check, is `completed`.
+verdict: completed (the upgrade verified, BizTalk back in service) | backed-out (the estate back in
+service, the upgrade not done) | stopped | interrupted | refused (the gate said no and nothing changed) |
+read-only. Nothing but a change that went through phase 7, verified, with no failed check, is `completed`;
+a backout is never `completed` (a change manager would close the ticket as a successful upgrade).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.sso import ENTSSO
 from entsso.estate.snapshot import Snapshot
 
-VERDICTS = ("completed", "stopped", "interrupted", "refused", "read-only")
+VERDICTS = ("completed", "backed-out", "stopped", "interrupted", "refused", "read-only")
 PHASE_TITLES = {**change.ALL_TITLES, "gate": "the gate"}
 
 
@@ -31,7 +32,7 @@ class Verdict:
 
     @property
     def in_service(self) -> bool:
-        return self.verdict in ("completed", "refused", "read-only")
+        return self.verdict in ("completed", "backed-out", "refused", "read-only")
 
 
 def change_began(run: Run) -> bool:
@@ -74,8 +75,9 @@ def verdict(run: Run, failed_tests: Iterable[str] = (), *, gate_only: bool = Fal
                        f"(first: {failed[0]}).", run.current_phase)
     if run.options.backout:
         if run.phase_stats.get("backout", {}).get("outcome") == "done":
-            return Verdict("completed", "The change was backed out: the MSS clustered on the cluster name, the master "
-                           "secret on every node, BizTalk back as before the change (upgraded nodes stay upgraded).")
+            return Verdict("backed-out", "The change was backed out: the upgrade is not done; the estate is back in "
+                           "service (the MSS clustered on the cluster name, the master secret on every node, "
+                           "BizTalk back as before the change).")
         return Verdict("stopped", "The backout did not finish.", "backout")
     if "resume" in done:
         return Verdict("completed", "The change is complete: SSO upgraded, the MSS clustered again, BizTalk back "
@@ -153,6 +155,17 @@ def outage(run: Run, baseline: Baseline, s: Snapshot) -> Outage:
     resource = (f"{view.resource.state} on {view.resource.owner_node}" if view and view.resource else None)
     return Outage(tuple(down), s.sql.secret_server if s.sql.reachable else None, resource,
                   {h.name: (h.sso.version if h.sso else None) for h in s.hosts.values() if h.reachable}, unreachable)
+
+
+def upgraded_nodes(run: Run, s: Snapshot) -> str:
+    """After a backout, which nodes stay upgraded (a backout does not downgrade SSO): one sentence."""
+    stay = [h.name for h in s.nodes if h.reachable and h.sso and h.sso.version == run.target_version(h.name)]
+    others = [h.name for h in s.nodes if h.name not in stay]
+    if not stay:
+        return "No node was upgraded: every node runs the version it ran before the change."
+    kept = ", ".join(f"{n} ({run.target_version(n)})" for n in stay)
+    return (f"{kept} stay{'s' if len(stay) == 1 else ''} upgraded" + (f"; {', '.join(others)} not" if others else "")
+            + ": SSO is not downgraded by a backout.")
 
 
 def continue_line(run: Run) -> str:

@@ -13,8 +13,9 @@ import pytest
 from entsso.change import window
 from entsso.change.rehearsal import UNREHEARSABLE
 from entsso.change.run import Run
-from entsso.report import story
-from entsso.report.keys import CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY, TEST_PLAN_KEY
+from entsso.report import causes, recap, story
+from entsso.report.keys import (CAUSES_KEY, CONCLUSION_KEY, ITEMS_KEY, OUTCOMES_KEY, PLAN_SUMMARY_KEY, RUN_KEY,
+                                TEST_PLAN_KEY)
 
 
 def conclude(config: pytest.Config) -> dict[str, Any] | None:
@@ -32,13 +33,26 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
                            "continue": None, "record": None}
     if run.options.apply and v.verdict in ("stopped", "interrupted"):
         try:
+            run.reading_at_end = True  # a further Ctrl-C now cuts this read short (entsso.session)
             snap = run.snapshot(fresh=True)  # each host once more: what the business lives with now
             run.final_snapshot = snap
             out["outage"] = story.outage(run, run.baseline(), snap).to_dict()
-        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+        except KeyboardInterrupt:  # Ctrl-C again while the estate was read
+            out["outage_error"] = ("the estate was not read at the end (Ctrl-C again cut that read short): "
+                                   "read it with the gate, or continue the change")
+        except BaseException as exc:  # noqa: BLE001 - a dead estate: say so
             out["outage_error"] = f"the estate could not be read at the end ({type(exc).__name__}: {exc})"
+        finally:
+            run.reading_at_end = False
         out["continue"] = story.continue_line(run) if story.change_began(run) else None
         out["record"] = story.record_line(run)
+    if v.verdict == "backed-out":  # which nodes stay upgraded, as the estate shows it now
+        try:
+            snap = run.snapshot(fresh=True)
+            run.final_snapshot = snap
+            out["reason"] += " " + story.upgraded_nodes(run, snap)
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a dead estate: say so
+            out["reason"] += f" Which nodes stay upgraded could not be read ({type(exc).__name__})."
     if run.options.plan and run._snapshot is not None:
         out["plan"] = write_plan(run, config)
         if not failed:
@@ -46,14 +60,31 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
         else:
             out["reason"] = (f"A plan (read-only): nothing was changed; the gate refuses now ({len(failed)} "
                              f"check(s) failed), so the change would not start. " + out["plan"])
-    if not run.options.apply and failed and run._snapshot is not None:
+    found = [c for c in config.stash.get(CAUSES_KEY, []) if c.reported_by]
+    if found and v.verdict in ("read-only", "refused"):  # the cause first, once, and what it blocked
+        out["reason"] = (out["reason"].rstrip(":") + " " + causes.sentence(found)).strip()
+    if not run.options.apply and failed and run._snapshot is not None and not found:
         from entsso.estate import checks as gate
 
         half = gate.half_done(run.snapshot(), run)
-        if half:  # an earlier attempt's leftovers: say so, and how out, instead of "fix what failed"
-            out["reason"] += (f" The estate looks like a change stopped part-way: {half}. Continue that change "
-                              "with its own command (pytest --inventory=FILE --apply --change-ticket ITS-TICKET), "
-                              "or put the estate back by hand (docs/recovery.md).")
+        if half:  # an earlier attempt's leftovers (its record on a node): say so, and the commands out of it
+            from entsso.change.run import change_command
+
+            path = getattr(run.inventory, "path", None)
+            opened = [r for r in run.snapshot().change_records() if r.status == "open"]
+            ways = "; ".join(f"continue change {r.ticket} with {change_command(path, r.ticket)}, or back it out "
+                             f"with {change_command(path, r.ticket, backout=True)}" for r in opened[:2])
+            out["reason"] += f" The estate looks like a change stopped part-way: {half}. {ways[:1].upper()}{ways[1:]}."
+    if run.options.apply:  # the change's recap, from every run's journal (this one's too)
+        from entsso.change import journal
+        from entsso.report.html import change_runs
+
+        records = list(journal.read(run.dir / "journal.jsonl"))
+        try:
+            out["recap"] = recap.build(change_runs(run, records))
+        except Exception as exc:  # noqa: BLE001 - a recap is never worth losing the verdict
+            out["recap"] = None
+            out["recap_error"] = f"{type(exc).__name__}: {exc}"
     config.stash[CONCLUSION_KEY] = out
     assert run.journal is not None  # build_run opened it
     run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
@@ -116,7 +147,7 @@ def write_summary(run: Run, config: pytest.Config) -> None:
     summary = {
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
         "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
-        "estate_now": out.get("outage"), "continue": out.get("continue"),
+        "estate_now": out.get("outage"), "continue": out.get("continue"), "recap": out.get("recap"),
         "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
         "window": _window(run),
         "rehearsal": _rehearsal(run),
@@ -135,13 +166,32 @@ def write_summary(run: Run, config: pytest.Config) -> None:
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
+# each verdict its own colour, as the report's banner (entsso.report.html.BANNER_COLOURS): green only for a
+# completed upgrade; a backout is magenta (in service, not upgraded), a refusal yellow (nothing changed)
+CONSOLE_COLOURS: dict[str, dict[str, bool]] = {
+    "completed": {"green": True}, "backed-out": {"purple": True}, "refused": {"yellow": True},
+    "read-only": {"blue": True}, "stopped": {"red": True}, "interrupted": {"red": True}}
+
+
+def to_junit(config: pytest.Config, out: dict[str, Any]) -> None:
+    """junit.xml says the verdict too: a testsuite property `entsso.verdict` (with its reason); a backout adds
+    a skipped case `change::upgrade` (the upgrade was not done), so it never reads as a passed upgrade."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("entsso.verdict", out["verdict"])
+    xml.add_global_property("entsso.verdict_reason", out["reason"])
+
+
 def to_console(tr: Any, config: pytest.Config) -> None:
     """The verdict as the console's last word (tr: pytest's terminal reporter), with where BizTalk is and
     how to continue."""
     out = conclude(config)
     if not out:
         return
-    colour = {"completed": {"green": True}, "read-only": {"blue": True}}.get(out["verdict"], {"red": True})
+    colour = CONSOLE_COLOURS.get(out["verdict"], {"red": True})
     if out.get("plan"):
         from entsso.change import plan
 
@@ -149,6 +199,9 @@ def to_console(tr: Any, config: pytest.Config) -> None:
         tr.write_line(plan.brief(text))
     tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
     tr.write_line(out["reason"])
+    if out.get("recap"):
+        for line in recap.lines(out["recap"]):
+            tr.write_line(line, bold=line.startswith("BizTalk"))
     o = out.get("outage")
     if o is not None:
         tr.write_line(f"Where the estate is: SSODB's master secret server {o['secret_server']}; ENTSSO resource "

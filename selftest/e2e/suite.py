@@ -3,6 +3,7 @@ process against a lab it starts itself, and read back what the run left: junit.x
 journal.jsonl and the lab's final state dump."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -98,10 +99,8 @@ class RunningSuite:
             return []
         out = []
         for line in (d / "journal.jsonl").read_text().splitlines():
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # a line being written
                 out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                pass
         return out
 
     def wait_for(self, predicate: Any, timeout: float = 120) -> list[dict[str, Any]]:
@@ -142,9 +141,10 @@ def spawn_suite(reports: Path, *args: str, env: dict[str, str | None] | None = N
     reports.mkdir(parents=True, exist_ok=True)
     before = set(reports.iterdir())
     child_env = _child_env(reports, env)
-    out = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a long run's output never blocks it
+    out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - a file, not a pipe (a long run's output never blocks it); wait() closes it
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *(command or args)],
-                            cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, env=child_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            text=True)  # never the developer's terminal: no prompt is answered by it
     return RunningSuite(proc, reports, before, child_env, out)
 
 

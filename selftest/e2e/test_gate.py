@@ -63,7 +63,7 @@ def test_prepared_lab_without_a_record_of_its_forced_set_fails_only_the_backup_p
     run = run_suite(tmp_path, "tests_pre", "--lab", "prepared", "--change-ticket", "CHG-PREPARED")
     assert run.returncode == 1, run.output[-3000:]
     failed = run.failed()
-    assert BACKUP_PROOF <= failed
+    assert failed >= BACKUP_PROOF
     assert {n for n in failed if not n.startswith("test_full_backup_in_this_changes_forced_set[")} == BACKUP_PROOF
     assert "test_full_backup_in_this_changes_forced_set[SSODB]" in failed
     message = run.message("test_ssodb_in_this_changes_forced_set")
@@ -85,7 +85,7 @@ def test_whole_gate_passes_once_phase_2_recorded_its_forced_set(start_lab, tmp_p
     second = run_suite(reports, "tests_pre", inv, "--change-ticket", "CHG-PREPARED", env=dict(lab.env))
     assert second.returncode == 0, second.output[-3000:]
     outcomes = second.outcomes
-    assert BACKUP_PROOF <= set(outcomes) and "test_full_backup_in_this_changes_forced_set[SSODB]" in outcomes
+    assert set(outcomes) >= BACKUP_PROOF and "test_full_backup_in_this_changes_forced_set[SSODB]" in outcomes
     assert all(outcomes[t] == "passed" for t in BACKUP_PROOF | {"test_full_backup_in_this_changes_forced_set[SSODB]"})
     # the change is under way: its readiness was judged before it acted (the gate says by which run), the
     # preparation is judged now, and nothing fails
@@ -120,12 +120,9 @@ def test_readiness_names_each_failure(tmp_path, scenario, expected):
         assert "test_no_restart_pending_on_node[NODE1]" not in failed
         message = run.message("test_no_restart_pending_on_node[NODE2]")
         assert "Component Based Servicing\\RebootPending exists" in message and "restart NODE2" in message
-    # an earlier attempt's leftover is named as such, with the way out; a fault of the live estate is not
-    looks_half_done = "looks like a change stopped part-way" in run.summary["verdict_reason"]
-    assert looks_half_done == (scenario == "ssodb-names-node"), run.summary["verdict_reason"]
-    if looks_half_done:
-        assert "SSODB names NODE1 as the master secret server" in run.output
-        assert "--apply --change-ticket ITS-TICKET" in run.output
+    # no scenario here holds a change's record: none is called a change stopped part-way (issue 25: that
+    # needs positive evidence; ssodb-names-node was, from SSODB alone; test_one_cause has the positive case)
+    assert "looks like a change stopped part-way" not in run.summary["verdict_reason"]
     assert run.summary["verdict"] == "read-only"
     _assert_read_only(run)
 

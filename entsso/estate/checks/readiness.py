@@ -23,6 +23,12 @@ def host_reachable(s: Snapshot, host: str) -> Finding | None:
     return reach(s.hosts[host], "host_reachable")
 
 
+def sql_down(s: Snapshot) -> str:
+    """How SQL Server failed, in a finding's words: a refused login is not "not reachable" (issue 25)."""
+    return ("SQL Server refused the login (login failed)" if s.sql.error_kind == "login failed"
+            else f"SQL Server not answering ({s.sql.error_kind})" if s.sql.error_kind else "SQL Server not reachable")
+
+
 def sql_reachable(s: Snapshot) -> Finding | None:
     if not s.sql.reachable:
         # the error names the server and its kind: "SQL Server SQL1 — permission denied: …"
@@ -213,7 +219,7 @@ def resource_online(s: Snapshot, plan: Plan) -> Finding | None:
 
 def ssodb_names_cluster(s: Snapshot, plan: Plan) -> Finding | None:
     if not s.sql.reachable:
-        return Finding("ssodb_names_cluster", "SSODB", "SQL Server not reachable", f"secret server {plan.cluster_name}")
+        return Finding("ssodb_names_cluster", "SSODB", sql_down(s), f"secret server {plan.cluster_name}")
     if not same_name(s.sql.secret_server, plan.cluster_name):
         return Finding("ssodb_names_cluster", "SSODB secret server", repr(s.sql.secret_server),
                        f"the cluster name {plan.cluster_name!r}")
@@ -344,7 +350,7 @@ def force_full_flag_found(s: Snapshot) -> Finding | None:
     """The Backup BizTalk Server job's force-full flag exists where this BizTalk version keeps it."""
     st = s.sql.backups
     if not s.sql.reachable or st is None:
-        return Finding("force_full_flag_found", "BizTalkMgmtDb", "SQL Server not reachable",
+        return Finding("force_full_flag_found", "BizTalkMgmtDb", sql_down(s),
                        "the force-full flag readable")
     if st.flag_table is None:
         return Finding("force_full_flag_found", "BizTalkMgmtDb", "neither adm_BackupSettings.ForceFull "
@@ -357,7 +363,7 @@ def force_full_flag_found(s: Snapshot) -> Finding | None:
 def sql_agent_running(s: Snapshot) -> Finding | None:
     """SQL Server Agent runs: phase 1 stops the BizTalk jobs through it, phase 2 runs the backup job."""
     if not s.sql.reachable:
-        return Finding("sql_agent_running", "SQL Server Agent", "SQL Server not reachable", "Running")
+        return Finding("sql_agent_running", "SQL Server Agent", sql_down(s), "Running")
     if s.sql.agent is None:
         found = (f"state unreadable ({s.sql.agent_error})" if s.sql.agent_error else
                  "no SQL Server Agent service in sys.dm_server_services")
@@ -431,8 +437,8 @@ def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str
     for r in s.change_records():
         if r.open and (ticket is None or change.label(r.ticket) != change.label(ticket)):
             out.append(Finding("no_unfinished_change", f"change {r.ticket}", f"unfinished: {r.describe()}",
-                               f"no other change in progress — continue it with `{command(r.ticket)}` "
-                               "(or back it out by hand, docs/recovery.md, then delete its record)"))
+                               f"no other change in progress — continue it with `{command(r.ticket)}`, or back it "
+                               f"out with `{command(r.ticket).replace(' --apply ', ' --backout ')}`"))
     for h in s.nodes:
         for problem in h.change_record_problems:
             out.append(Finding("no_unfinished_change", h.name, f"an unreadable change record: {problem}",
@@ -441,7 +447,10 @@ def no_unfinished_change(s: Snapshot, ticket: str | None, command: Callable[[str
 
 
 def half_done(s: Snapshot, plan: Plan) -> str | None:
-    """What of the estate looks like a change stopped part-way (for a gate that refuses), or None."""
+    """What of the estate looks like a change stopped part-way (for a gate that refuses), or None. Only with
+    positive evidence of a change: an open change record on a node (issue 25: a mistyped name is not one)."""
+    if not any(r.status == "open" for r in s.change_records()):
+        return None
     seen = []
     if s.sql.reachable and s.sql.secret_server and not same_name(s.sql.secret_server, plan.cluster_name):
         seen.append(f"SSODB names {s.sql.secret_server} as the master secret server, not the cluster name "

@@ -100,6 +100,9 @@ def test_full_run_stays_near_its_lower_bound(reports: Path):
     full = run.bench_full("default lab (CI)", scenarios.default_scenario(SHORT_SPEED, SHORT_LATENCY), reports)
     assert set(full.segments) >= {"silence", "backup", "uncluster", "upgrade", "recluster", "failover", "resume"}
     assert full.ratio("total") <= SHORT_LIMIT, run.table(full)
+    # the business outage (the recap's first BizTalk stop to last start) beside phases 1-7's bound
+    assert full.outage is not None and full.outage_bound, run.table(full)
+    assert full.outage / full.outage_bound <= SHORT_LIMIT, run.table(full)
 
 
 def test_critical_path_counts_only_calls_that_follow_each_other():

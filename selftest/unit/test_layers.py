@@ -125,3 +125,15 @@ def test_the_checks_themselves_can_fail():
     assert wrong_arrows({"entsso.lab.x": {"entsso.remote.winrm"}})
     assert find_cycle({"entsso.domain.a": {"entsso.domain.b"}, "entsso.domain.b": {"entsso.domain.a"}})
     assert not find_cycle({"entsso.domain.a": {"entsso.domain.b"}, "entsso.domain.b": set()})
+
+
+def test_tests_pre_and_tests_post_only_call_the_checks():
+    """Every check lives in entsso.estate.checks: the gate's and the post-state's tests judge what a check
+    returns and build no Finding of their own (issue 23: one home for every check)."""
+    built = []
+    for folder in ("tests_pre", "tests_post"):
+        for path in (ROOT / folder).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Finding":
+                    built.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not built, built

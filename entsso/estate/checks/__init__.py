@@ -39,6 +39,11 @@ from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one nam
     half_done,
 )
 from entsso.estate.checks.phases import (  # noqa: F401 - the checks' one namespace: gate.<check>
+    adapters_readable_through,
+    group_back_home,
+    group_came_online_on,
+    rehearsed,
+    Tried,
     host_instance_stopped,
     service_stopped,
     job_disabled,

@@ -2,9 +2,9 @@
 did, read back from a fresh snapshot. Each returns a Finding, or None when the estate is as the phase left it."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.names import same_name
@@ -224,4 +224,60 @@ def backed_out_findings(plan: Plan, s: Snapshot, baseline: Baseline) -> list[Fin
         out.append(Finding("backed_out", f"cluster group {plan.group}", f"owned by {view.group.owner_node}",
                                 f"owned by {owner}, as before the change"))
     return out + list(matches_baseline(s, baseline))
+
+
+# --- the post-state (tests_post) -----------------------------------------------------------------------
+def group_came_online_on(per_node: Mapping[str, Any], node: str) -> Finding | None:
+    """Phase 6 owned the group on `node` and it came Online there (the move's answer, or where it was read)."""
+    seen = per_node.get(node)
+    if seen is None or "group" not in seen:
+        return Finding("failover", node, "the group was not moved to it in this run", "owned in turn")
+    group = seen["group"] or {}
+    if group.get("state") != "Online" or not same_name(group.get("owner_node"), node):
+        return Finding("failover", node, f"group {group}", "Online on this node")
+    return None
+
+
+def adapters_readable_through(per_node: Mapping[str, Any], node: str) -> Finding | None:
+    """Every adapter handler's configuration read through `node`'s own SSO while it owned the group."""
+    seen = per_node.get(node) or {}
+    handlers = seen.get("handlers") or []
+    bad = [h for h in handlers if not h["readable"]]
+    if not handlers:
+        return Finding("adapters", node, "no adapter handler read through it", "every handler readable")
+    if bad:
+        return Finding("adapters", node, f"{len(bad)} unreadable, e.g. {bad[0]['adapter']}: "
+                       f"{bad[0]['error_code']} {bad[0]['error']}", "every handler readable")
+    return None
+
+
+def group_back_home(s: Snapshot, baseline: Baseline, plan: Plan) -> Finding | None:
+    """The SSO group Online on the node that owned it before the change."""
+    view = s.cluster_view()
+    group = view.group if view else None
+    owner = group.owner_node if group else None
+    if group is not None and same_name(owner, baseline.group_owner) and group.state == "Online":
+        return None
+    return Finding("failover", f"cluster group {plan.group}", f"{group.state if group else '?'} on {owner}",
+                   f"Online on {baseline.group_owner} (its owner before the change)")
+
+
+class Tried(Protocol):
+    """One operation of the rehearsal as the check reads it (entsso.change.rehearsal.Rehearsed meets it)."""
+
+    @property
+    def operation(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def rehearsed(items: Sequence[Tried], where: str) -> Finding | None:
+    """Every operation the change will run on `where` ran in its rehearsal form and found the estate so."""
+    bad = [r for r in items if not r.ok]
+    if not bad:
+        return None
+    return Finding("rehearsal", f"{bad[0].operation} on {where}", bad[0].detail,
+                   "the operation to run and find the estate already so")
 

@@ -113,3 +113,19 @@ def test_no_stale_secret_backup_of_this_changes_name_on_the_primary(estate, run,
 
 def test_no_restart_pending_on_node(estate, node, judge):
     judge(gate.no_pending_restart(estate, node), {"pending_restart": list(estate.hosts[node].pending_restart)})
+
+
+def test_entsso_logs_on_as_one_domain_account_on_every_node(estate, node, run, judge):
+    judge(gate.entsso_account(estate, node, run),
+          {"logon_account": estate.hosts[node].service("ENTSSO").logon_account,
+           "sso_admin_group": estate.sql.sso_admin_group,
+           "membership": "not read (a second hop to the domain); ENTSSO running on the owner under this account "
+                         "shows it was an SSO administrator at its last start"})
+
+
+def test_ssodb_names_its_sso_administrators_group(estate, judge):
+    judge(gate.sso_admin_group_known(estate), {"gi_SSOAdminGroup": estate.sql.sso_admin_group})
+
+
+def test_entsso_start_type_manual_on_node(estate, node, judge):
+    judge(gate.entsso_start_manual(estate, node), estate.hosts[node].service("ENTSSO"))

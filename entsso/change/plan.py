@@ -45,6 +45,7 @@ class Plan:
     tests: dict[str, list[str]] = field(default_factory=dict)  # marker -> test ids
     backout: dict[str, list[str]] = field(default_factory=dict)  # stop in phase -> what --backout does
     estimates: dict[str, float] = field(default_factory=dict)
+    checklist: list[str] = field(default_factory=list)  # what the operator does before phase 1
 
     def add(self, phase: str, step: str, host: str | None, change: str, *, already: bool = False,
             job: str | None = None) -> None:
@@ -174,7 +175,23 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
 
     p.backout = backout_plan(run, b)
+    p.checklist = operator_checklist(run)
     return p
+
+
+def operator_checklist(run: Run) -> list[str]:
+    """What the operator does before phase 1 that the suite cannot check: the monitoring tools that would
+    restart services or artifacts behind the change's back (issue 28, item 7)."""
+    nodes, servers = ", ".join(run.nodes), ", ".join(run.biztalk_servers)
+    return [f"Put SCOM (the BizTalk Server management pack) in maintenance mode for {nodes}, {servers} and the "
+            "BizTalk group for the whole window: while SSO is down it reports ports and locations wrongly (BizTalk "
+            "docs, \"Known Issues\" of the management pack), and its recovery tasks start services.",
+            "Pause BizTalk360's monitoring and auto-healing (or whatever else monitors the estate) for the window: "
+            "auto-healing brings host instances, ports and locations back to their expected state on its own "
+            "(BizTalk360 blog, \"Automating BizTalk administration tasks: auto healing\"), undoing phase 1.",
+            f"Make sure no tool starts the local ENTSSO service on {nodes}: a local ENTSSO started outside the cluster "
+            "leaves the master secret server's RPC endpoint unregistered after a failover (0xC0002A0F / RPC "
+            "0x800706D9; Microsoft APAC BizTalk blog, 2013)."]
 
 
 def _tools(s: Snapshot, host: str) -> str | None:
@@ -205,7 +222,8 @@ def to_markdown(p: Plan, run: Run) -> str:
     lines = [f"# Plan for change {p.ticket or '(no ticket)'} on {run.inventory.environment}", "",
              f"Read from the live estate at {run.snapshot().taken_at.isoformat(timespec='seconds')}; nothing was "
              "changed. Durations are the longest each phase may take (the inventory's timeouts).", "",
-             "## Implementation plan", ""]
+             "## Before phase 1: what you do", ""] + [f"- [ ] {x}" for x in p.checklist] + [
+             "", "## Implementation plan", ""]
     for ph, title in TITLES.items():
         ops = [o for o in p.operations if o.phase == ph]
         if not ops:
@@ -232,7 +250,8 @@ def to_html(p: Plan, run: Run) -> str:
     body = [f"<h1>Plan for change {e(p.ticket or '(no ticket)')}</h1>",
             f"<p>Read from the live estate ({e(run.inventory.environment)}) at "
             f"{e(run.snapshot().taken_at.isoformat(timespec='seconds'))}; nothing was changed. Durations are the "
-            "longest each phase may take (the inventory's timeouts).</p><h2>Implementation plan</h2>"]
+            "longest each phase may take (the inventory's timeouts).</p><h2>Before phase 1: what you do</h2><ul>"
+            + "".join(f"<li>&#9744; {e(x)}</li>" for x in p.checklist) + "</ul><h2>Implementation plan</h2>"]
     for ph, title in TITLES.items():
         ops = [o for o in p.operations if o.phase == ph]
         if not ops:

@@ -79,6 +79,8 @@ class SqlFacts:
     sso_servers_error: str | None = None  # why they could not be read
     group_sso_server: str | None = None  # the BizTalk group's SSO server name (adm_Group.SSOServerName)
     group_sso_server_error: str | None = None
+    sso_admin_group: str | None = None  # SSOX_GlobalInfo.gi_SSOAdminGroup
+    sso_admin_group_error: str | None = None  # why it could not be read
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,15 @@ def gather_sql(target: Target) -> SqlFacts:
             if isinstance(exc, SqlUnreachable):
                 raise
             group_error = str(exc)
+        admins, admins_error = None, None
+        try:
+            admins = sso.admin_group(estate)
+        except SqlError as exc:
+            if isinstance(exc, SqlUnreachable):
+                raise
+            admins_error = str(exc)
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
+                        sso_admin_group=admins, sso_admin_group_error=admins_error,
                         secret_server=secret_server, sso_servers=servers, sso_servers_error=servers_error,
                         group_sso_server=group_server, group_sso_server_error=group_error,
                         jobs=sqlagent.jobs_everywhere(estate, target.job_names),

@@ -106,6 +106,11 @@ def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# the lab's service accounts (its own names): ENTSSO's, unless sso.service_account says otherwise, and the
+# BizTalk services' (host instances, the rule engine's update service)
+SSO_ACCOUNT = "LAB\\svc-sso"
+BIZTALK_ACCOUNT = "LAB\\svc-biztalk"
+
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
                    "secret server. See the event log for related errors.")
 
@@ -115,6 +120,7 @@ class Service:
     name: str
     status: str  # Stopped, StartPending, Running, StopPending
     start_type: str  # Automatic, Manual, Disabled
+    logon_account: str = BIZTALK_ACCOUNT  # Win32_Service.StartName
 
 
 @dataclass
@@ -215,6 +221,7 @@ class Estate:
         self.hosts: list[str] = nodes + self.servers
         secret_on = {h.upper() for h in sso.get("secret_on") or []}
         version = str(sso.get("version", "10.0.1000.0"))
+        sso_account = str(sso.get("service_account", SSO_ACCOUNT))
         self._h: dict[str, Host] = {}
         group_state = c.get("group_state", "Online")
         owner = c.get("owner") or (nodes[0] if nodes else "")
@@ -223,7 +230,7 @@ class Estate:
             h = Host(d["name"], "node", node_state=d.get("state", "Up"),
                      version=str(d.get("sso_version", version)), tools_server=d.get("tools_server", self.cluster_name),
                      holds_secret=d["name"].upper() in secret_on)
-            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual")
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual", sso_account)
             folder = sso.get("backup_folder")
             if folder:
                 h.folders.add(folder.rstrip("\\").upper())
@@ -232,7 +239,7 @@ class Estate:
             h = Host(s["name"], "biztalk", version=str(s.get("sso_version", version)),
                      tools_server=s.get("tools_server", self.cluster_name),
                      holds_secret=s["name"].upper() in secret_on)
-            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Automatic")
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Automatic", sso_account)
             h.services[RULE_ENGINE] = Service(RULE_ENGINE, s.get("rule_engine", "Running"), "Automatic")
             for hi in s.get("host_instances") or []:
                 inst = HostInstance(hi["host"], hi.get("type", "InProcess"), hi.get("state", "Running"),
@@ -251,6 +258,10 @@ class Estate:
                 named.tools_server = o.get("tools_server", named.tools_server)
                 named.holds_secret = bool(o.get("holds_secret", named.holds_secret))
                 named.sso_installed = bool(o.get("installed", True))
+                if o.get("service_account"):  # ENTSSO's logon account there (Win32_Service.StartName)
+                    named.services[ENTSSO].logon_account = str(o["service_account"])
+                if o.get("start_type"):  # ENTSSO's start type there
+                    named.services[ENTSSO].start_type = str(o["start_type"])
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
@@ -642,8 +653,8 @@ class Estate:
     def _service_doc(self, h: Host, name: str) -> dict[str, Any]:
         s = h.services.get(name)
         if s is None:
-            return {"exists": False, "status": None, "start_type": None}
-        return {"exists": True, "status": s.status, "start_type": s.start_type}
+            return {"exists": False, "status": None, "start_type": None, "logon_account": None}
+        return {"exists": True, "status": s.status, "start_type": s.start_type, "logon_account": s.logon_account}
 
     def _instance_state(self, h: Host, hi: HostInstance) -> str:
         if hi.host_type == "InProcess":

@@ -62,6 +62,8 @@ class SsoHost(_Model):
     tools_server: str | None = None
     holds_secret: bool | None = None
     installed: bool | None = None
+    service_account: str | None = None  # ENTSSO's logon account on that host
+    start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
 
 
 class SsoSection(_Model):
@@ -73,6 +75,8 @@ class SsoSection(_Model):
     backup_folder: str | None = None
     displaydb_output: str | None = None
     extra_servers: list[str] | None = None  # SSO servers outside the scenario's hosts sharing SSODB
+    service_account: str | None = None  # ENTSSO's logon account on every host
+    admin_group: str | None = None  # SSOX_GlobalInfo.gi_SSOAdminGroup
     hosts: dict[str, SsoHost] | None = None
 
 

@@ -463,10 +463,12 @@ class SqlEngine:
 
     def __init__(self, scenario_sql: dict, secret_server: str, clock: Any, *,
                  hosted: Sequence[str] | None = None, remote: dict[str, str] | None = None,
-                 biztalk_servers: Sequence[str] = ()) -> None:
-        """`hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
+                 biztalk_servers: Sequence[str] = (), sso_admin_group: str = "SSO Administrators") -> None:
+        """`sso_admin_group`: SSOX_GlobalInfo.gi_SSOAdminGroup (scenario sso.admin_group).
+        `hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
         group's databases); `remote`: database -> the other instance's name (SERVERPROPERTY('ServerName'))
         for the group's databases that live there (the Backup BizTalk Server job's view names it)."""
+        self.sso_admin_group = sso_admin_group
         unknown = sorted(set(scenario_sql) - SCENARIO_KEYS)
         if unknown:
             raise ValueError(f"scenario sql: unknown key(s) {', '.join(unknown)}; the lab knows "
@@ -599,7 +601,7 @@ class SqlEngine:
                    (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
         if "ssodb" in self.hosted:
             db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
-                       (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
+                       (secret_server, to_sql_text(now - timedelta(days=200)), 0, self.sso_admin_group,
                         "SSO Affiliate Administrators"))
 
     def _seed_management(self, sc: dict, now: datetime, yesterday: datetime) -> None:

@@ -32,6 +32,8 @@ NOW = "SET NOCOUNT ON; SELECT SYSUTCDATETIME() AS now_utc, GETDATE() AS now_loca
 SERVER_NAME = "SET NOCOUNT ON; SELECT SERVERPROPERTY('ServerName') AS server_name"
 
 SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
+# the SSO Administrators group SSO was configured with (ENTSSO's account must be a member to start)
+SSO_ADMIN_GROUP = "SET NOCOUNT ON; SELECT TOP 1 gi_SSOAdminGroup AS admin_group FROM SSODB.dbo.SSOX_GlobalInfo"
 
 # The SSO server the BizTalk group's admin tools use for adapter configuration (MSBTS_GroupSetting.SSOServerName,
 # the group's adm_Group row): the cluster name once the MSS is clustered.

@@ -25,7 +25,10 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
     assert {"test_node_is_a_possible_owner_of_the_entsso_resource[NODE2]", "test_cluster_witness_online",
             "test_sso_group_does_not_fail_back_on_its_own",
             "test_no_sso_server_outside_the_inventory_shares_ssodb",
-            "test_biztalk_groups_sso_server_is_the_cluster"} <= set(outcomes)  # and passed, as above
+            "test_biztalk_groups_sso_server_is_the_cluster",
+            "test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
+            "test_entsso_start_type_manual_on_node[NODE2]",
+            "test_ssodb_names_its_sso_administrators_group"} <= set(outcomes)  # and passed, as above
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
@@ -216,3 +219,33 @@ def test_apply_on_a_node_owing_a_restart_is_refused_before_phase_1(tmp_path):
     assert "refusing to silence BizTalk" in run.output and "NODE2: found a restart is pending" in run.output
     assert not [r for r in run.journal() if r["kind"] == "intent"]
     assert run.lab_state["changes"] == 0
+
+
+def test_readiness_refuses_entsso_under_another_account_or_automatic_on_a_node(tmp_path):
+    """Issue 28 items 6 and 7: NODE2's ENTSSO logs on as another domain account than the owner's and starts
+    Automatic; each is named with what was seen, the source and the fix, NODE1 is not blamed, and an --apply
+    is refused before phase 1 with nothing changed."""
+    run = run_suite(tmp_path / "gate", "tests_pre", "-m", "readiness", "--lab", "entsso-account-mismatch")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert {"test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
+            "test_entsso_start_type_manual_on_node[NODE2]"} <= failed, sorted(failed)
+    assert not {"test_entsso_logs_on_as_one_domain_account_on_every_node[NODE1]",
+                "test_entsso_start_type_manual_on_node[NODE1]", "test_ssodb_names_its_sso_administrators_group"} & failed
+    message = run.message("test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]")
+    assert "ENTSSO logs on as LAB\\svc-sso-old, while on NODE1, which owns the SSO group, it logs on as " \
+           "LAB\\svc-sso" in message, message
+    assert "SSO administrators group: SSO Administrators" in message and "Troubleshooting Enterprise Single " \
+           "Sign-On" in message, message
+    message = run.message("test_entsso_start_type_manual_on_node[NODE2]")
+    assert "ENTSSO's start type Automatic" in message and "Set-Service -Name ENTSSO -StartupType Manual on NODE2" \
+        in message and "0x800706D9" in message, message
+    _assert_read_only(run)
+
+    refused = run_suite(tmp_path / "apply", "--lab", "entsso-account-mismatch", "--apply", "--change-ticket",
+                        "CHG-ACCOUNT-1")
+    assert refused.returncode == 1, refused.output[-3000:]
+    assert refused.summary["verdict"] == "refused"
+    assert "refusing to silence BizTalk" in refused.output and "LAB\\svc-sso-old" in refused.output
+    assert not [r for r in refused.journal() if r["kind"] == "intent"]
+    assert refused.lab_state["changes"] == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from entsso.domain import change, sso
+from entsso.domain import change, services, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.common import Finding, Plan, reach, utc
@@ -417,6 +417,9 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                    partial(package_ready, s, n, plan), partial(backup_folder_writable, s, n),
                    partial(not_half_done, s, n, plan)]
     checks += [lambda: sql_agent_running(s), lambda: sql_instances_match(s)]
+    checks += [lambda: sso_admin_group_known(s)]
+    for n in plan.nodes:  # the field's hard lessons (issue 28)
+        checks += [partial(entsso_account, s, n, plan), partial(entsso_start_manual, s, n)]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
     checks += [partial(job_idle, s, j, continuous) for j in plan.job_names]
@@ -460,3 +463,91 @@ def half_done(s: Snapshot, plan: Plan) -> str | None:
 
 
 
+
+
+# --- The field's hard lessons (issue 28): what an SSO expert checks before touching the MSS -------------
+
+ACCOUNT_SOURCE = ("Learn, \"Troubleshooting Enterprise Single Sign-On\": the master secret is protected with a key "
+                  "tied to the ENTSSO service account (a changed account gives events 10520/10565/10521), and "
+                  "\"if the ENTSSO service is not running under a valid SSO Administrator account, it will fail to "
+                  "start\"")
+
+
+def entsso_account(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    """ENTSSO logs on as one domain account on every node (Win32_Service.StartName), the owner's: the
+    clustered ENTSSO runs under the account of whichever node owns the group, the secret each node restores is
+    protected for that account, and ENTSSO starts only under an account in the SSO Administrators group SSODB
+    names (SSOX_GlobalInfo.gi_SSOAdminGroup). The membership itself is not read (that would ask the domain
+    from the node: a second hop): what the gate confirms is one domain account on every node, and, with the
+    clustered ENTSSO running under it on the owner (resource_online), that it was an SSO administrator when
+    ENTSSO last started there."""
+    h = s.hosts[node]
+    if f := reach(h, "entsso_account"):
+        return f
+    svc = h.service(ENTSSO)
+    if not svc.exists:
+        return None  # not_half_done / node_holds_secret name a node without SSO
+    group = s.sql.sso_admin_group
+    where = f" (SSODB's SSO administrators group: {group})" if group else ""
+    if svc.logon_account is None:
+        return Finding("entsso_account", node, "ENTSSO's logon account unreadable (Win32_Service.StartName gave "
+                       "none)", "the account ENTSSO logs on as, readable through CIM by the run's WinRM account")
+    why = services.not_a_domain_account(svc.logon_account, node)
+    if why:
+        return Finding("entsso_account", node, f"ENTSSO logs on as {svc.logon_account}, {why}: a different identity "
+                       "on each node, which no domain SSO administrators group can hold for the cluster" + where,
+                       "one domain account, a member of the SSO administrators group, on every node (services.msc, "
+                       "Enterprise Single Sign-On Service, Log On), then run the gate again. Source: "
+                       + ACCOUNT_SOURCE)
+    view = s.cluster_view()
+    owner = view.group.owner_node if view and view.group else plan.primary_node()
+    o = s.hosts.get(owner) if owner else None
+    theirs = o.service(ENTSSO).logon_account if o and o.reachable else None
+    if theirs and not same_name(owner, node) and \
+            services.account_key(theirs) != services.account_key(svc.logon_account):
+        return Finding("entsso_account", node, f"ENTSSO logs on as {svc.logon_account}, while on {owner}, which owns "
+                       f"the SSO group, it logs on as {theirs}: when phase 5 or 6 brings the resource online here, "
+                       "ENTSSO runs as another account, which may not be an SSO administrator and cannot read a "
+                       "secret protected for the other" + where,
+                       f"ENTSSO's logon account on {node} set to {theirs} (services.msc, Enterprise Single Sign-On "
+                       "Service, Log On; the cluster starts it with the SCM's account), then run the gate again. "
+                       "Source: " + ACCOUNT_SOURCE)
+    return None
+
+
+def sso_admin_group_known(s: Snapshot) -> Finding | None:
+    """SSODB names its SSO administrators group (SSOX_GlobalInfo.gi_SSOAdminGroup): the group ENTSSO's account
+    must belong to, which entsso_account names."""
+    if not s.sql.reachable:
+        return None  # sql_reachable names it
+    if s.sql.sso_admin_group_error is not None or not s.sql.sso_admin_group:
+        return Finding("sso_admin_group_known", "SSODB's SSO administrators group",
+                       f"not readable ({s.sql.sso_admin_group_error or 'SSOX_GlobalInfo.gi_SSOAdminGroup is empty'})",
+                       "SELECT on SSODB.dbo.SSOX_GlobalInfo for the suite's login, and the group SSO was configured "
+                       "with in gi_SSOAdminGroup")
+    return None
+
+
+START_TYPE_SOURCE = ("Microsoft APAC BizTalk blog, \"0x800706D9 when contact a SSO master secret cluster\" (2013): "
+                     "a local ENTSSO started on the cluster nodes outside the cluster leaves the secret server's RPC "
+                     "endpoint unregistered after a failover (0xC0002A0F / RPC 0x800706D9)")
+
+
+def entsso_start_manual(s: Snapshot, node: str) -> Finding | None:
+    """ENTSSO's start type is Manual on every node: the cluster starts it (a Generic Service resource) where
+    the group is. Automatic, the SCM starts a local ENTSSO at boot (phase 4 restarts nodes) beside or instead
+    of the cluster's; Disabled, the cluster cannot start it at all when phases 5 and 6 bring it online there."""
+    h = s.hosts[node]
+    if f := reach(h, "entsso_start_manual"):
+        return f
+    svc = h.service(ENTSSO)
+    if not svc.exists or svc.start_type in (None, "Manual"):
+        return None
+    harm = ("the cluster cannot start it when phases 5 and 6 bring the ENTSSO resource online here"
+            if svc.start_type == "Disabled" else
+            "the SCM starts a local ENTSSO when the node boots (phase 4 restarts it), outside the cluster, and a "
+            "failover then finds the master secret server's RPC endpoint unregistered")
+    return Finding("entsso_start_manual", node, f"ENTSSO's start type {svc.start_type}: {harm}",
+                   f"Manual, the cluster starting it: Set-Service -Name ENTSSO -StartupType Manual on {node}, then "
+                   "run the gate again; and keep monitoring tools (SCOM, BizTalk360's auto-healing) from starting "
+                   "services in the window. Source: " + START_TYPE_SOURCE)

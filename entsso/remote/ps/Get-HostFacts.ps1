@@ -21,7 +21,8 @@
 #
 # Output (one JSON document):
 #   {"computer_name": "NODE1", "now_utc": "...",
-#    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual"}, ...},
+#    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual",
+#                            "logon_account": "CONTOSO\\svc-sso" | null}, ...},
 #    "sso": {"installed": true, "version": "10.0.1000.0",
 #            "displaydb": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null} | null,
 #            "holds_secret": true},
@@ -83,12 +84,16 @@ function Invoke-SsoTool {
 }
 
 function Get-ServiceFacts {
-    param([string]$Name)
+    param([string]$Name, $Logons)
     $svc = Get-Service -Name $Name -ErrorAction SilentlyContinue
     if ($null -eq $svc) {
-        return [pscustomobject]@{ exists = $false; status = $null; start_type = $null }
+        return [pscustomobject]@{ exists = $false; status = $null; start_type = $null; logon_account = $null }
     }
-    [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType }
+    # Win32_Service.StartName: the account the service logs on as, as the SCM holds it (null: unreadable)
+    $logon = $null
+    if ($null -ne $Logons -and $Logons.ContainsKey($Name)) { $logon = $Logons[$Name] }
+    [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType
+                       logon_account = $logon }
 }
 
 $computer = $env:COMPUTERNAME
@@ -105,8 +110,15 @@ if ($EntssoParams.biztalk) {
         if (-not $serviceNames.Contains([string]$svc.Name)) { $serviceNames.Add([string]$svc.Name) }
     }
 }
+# each service's logon account (Win32_Service.StartName) in one CIM query of this computer's services
+$logons = @{}
+try {
+    foreach ($w in @(Get-CimInstance -ClassName Win32_Service -Property Name, StartName -ErrorAction Stop)) {
+        $logons[[string]$w.Name] = [string]$w.StartName
+    }
+} catch { $logons = @{} }
 $services = [ordered]@{}
-foreach ($name in $serviceNames) { $services[$name] = Get-ServiceFacts -Name $name }
+foreach ($name in $serviceNames) { $services[$name] = Get-ServiceFacts -Name $name -Logons $logons }
 
 # --- Enterprise SSO ----------------------------------------------------------------------------
 $ssoFolder = Get-SsoFolder

@@ -129,3 +129,9 @@ def test_ssodb_names_its_sso_administrators_group(estate, judge):
 
 def test_entsso_start_type_manual_on_node(estate, node, judge):
     judge(gate.entsso_start_manual(estate, node), estate.hosts[node].service("ENTSSO"))
+
+
+def test_sso_server_not_newer_than_the_master_secret_servers_target(estate, biztalk_server, run, judge):
+    judge(gate.sso_not_newer_than_mss(estate, biztalk_server, run),
+          {"installed": estate.hosts[biztalk_server].sso, "mss_target": gate.mss_target(run),
+           "registered_in_ssodb": estate.sql.sso_servers})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from entsso.domain import change, sso
 from entsso.change import window
 from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate import checks
 from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
 from entsso.domain.sso import ENTSSO
@@ -46,6 +47,7 @@ class Plan:
     backout: dict[str, list[str]] = field(default_factory=dict)  # stop in phase -> what --backout does
     estimates: dict[str, float] = field(default_factory=dict)
     checklist: list[str] = field(default_factory=list)  # what the operator does before phase 1
+    left_behind: list[str] = field(default_factory=list)  # SSO servers older than the MSS's target afterwards
 
     def add(self, phase: str, step: str, host: str | None, change: str, *, already: bool = False,
             job: str | None = None) -> None:
@@ -176,7 +178,14 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 
     p.backout = backout_plan(run, b)
     p.checklist = operator_checklist(run)
+    p.left_behind = checks.left_behind(s, run)
     return p
+
+
+LEFT_BEHIND = ("The master secret server goes to SSO {target}; these SSO servers stay older. \"It is not necessary to "
+               "update the other SSO servers\" (Learn, \"Upgrading from a Previous Version of SSO\"), but the current "
+               "guide asks \"Upgrade all the servers in a BizTalk group to the same release\" (Learn, \"Upgrade to "
+               "BizTalk Server 2020\"): upgrade them after this change, one at a time.")
 
 
 def operator_checklist(run: Run) -> list[str]:
@@ -236,6 +245,9 @@ def to_markdown(p: Plan, run: Run) -> str:
         lines.append("")
     if p.skipped:
         lines += ["## Skipped because the estate is already so", ""] + [f"- {x}" for x in p.skipped] + [""]
+    if p.left_behind:
+        lines += ["## SSO servers this change leaves behind", "", LEFT_BEHIND.format(
+            target=checks.mss_target(run)), ""] + [f"- {x}" for x in p.left_behind] + [""]
     lines += ["## Test plan", ""]
     for marker, ids in p.tests.items():
         lines.append(f"- {marker}: {len(ids)} checks — " + ", ".join(ids))
@@ -265,6 +277,10 @@ def to_html(p: Plan, run: Run) -> str:
     if p.skipped:
         body.append("<h2>Skipped because the estate is already so</h2><ul>"
                     + "".join(f"<li>{e(x)}</li>" for x in p.skipped) + "</ul>")
+    if p.left_behind:
+        body.append("<h2>SSO servers this change leaves behind</h2><p>"
+                    + e(LEFT_BEHIND.format(target=checks.mss_target(run))) + "</p><ul>"
+                    + "".join(f"<li>{e(x)}</li>" for x in p.left_behind) + "</ul>")
     body.append("<h2>Test plan</h2><ul>" + "".join(
         f"<li><b>{e(m)}</b>: {len(ids)} checks<br><small>{e(', '.join(ids))}</small></li>"
         for m, ids in p.tests.items()) + "</ul>")

@@ -28,7 +28,8 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
             "test_biztalk_groups_sso_server_is_the_cluster",
             "test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
             "test_entsso_start_type_manual_on_node[NODE2]",
-            "test_ssodb_names_its_sso_administrators_group"} <= set(outcomes)  # and passed, as above
+            "test_ssodb_names_its_sso_administrators_group",
+            "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]"} <= set(outcomes)  # passed
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
@@ -249,3 +250,17 @@ def test_readiness_refuses_entsso_under_another_account_or_automatic_on_a_node(t
     assert "refusing to silence BizTalk" in refused.output and "LAB\\svc-sso-old" in refused.output
     assert not [r for r in refused.journal() if r["kind"] == "intent"]
     assert refused.lab_state["changes"] == 0
+
+
+def test_readiness_refuses_an_sso_server_newer_than_the_master_secret_servers_target(tmp_path):
+    """Issue 28 item 2: BTS2 runs SSO 10.0.3000.0 while the nodes go to 10.0.2000.0: named with the source
+    and the fix; BTS1, older, is not refused (the plan names it as left behind)."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "sso-newer-than-mss")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]" in failed, sorted(failed)
+    assert "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS1]" not in failed
+    message = run.message("test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]")
+    assert "SSO 10.0.3000.0, newer than 10.0.2000.0" in message and "Please upgrade your master secret server" \
+        in message and "upgrade.target_version" in message, message
+    _assert_read_only(run)

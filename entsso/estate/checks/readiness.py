@@ -420,6 +420,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks += [lambda: sso_admin_group_known(s)]
     for n in plan.nodes:  # the field's hard lessons (issue 28)
         checks += [partial(entsso_account, s, n, plan), partial(entsso_start_manual, s, n)]
+    checks += [partial(sso_not_newer_than_mss, s, b, plan) for b in plan.biztalk_servers]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
     checks += [partial(job_idle, s, j, continuous) for j in plan.job_names]
@@ -551,3 +552,52 @@ def entsso_start_manual(s: Snapshot, node: str) -> Finding | None:
                    f"Manual, the cluster starting it: Set-Service -Name ENTSSO -StartupType Manual on {node}, then "
                    "run the gate again; and keep monitoring tools (SCOM, BizTalk360's auto-healing) from starting "
                    "services in the window. Source: " + START_TYPE_SOURCE)
+
+
+VERSION_SOURCE = ("Learn, \"Upgrade to BizTalk Server 2020\": \"Upgrade all the servers in a BizTalk group to the same "
+                  "release. This requirement also applies to a standalone master secret server\", the master "
+                  "secret server first; support article \"Upgrading or not upgrading Enterprise SSO\" (KB 2908466): "
+                  "a server newer than its master secret server fails with \"Please upgrade your master secret "
+                  "server\"; KB 2954101: an HIS SSO beside a BizTalk SSO needs the master secret server to run the "
+                  "newer one")
+
+
+def mss_target(plan: Plan) -> str | None:
+    """The version the master secret server runs after the change: the lowest of the nodes' targets (the
+    group may come online on any node)."""
+    targets = [plan.target_version(n) for n in plan.nodes]
+    return min(targets, key=version_tuple) if targets else None
+
+
+def sso_not_newer_than_mss(s: Snapshot, host: str, plan: Plan) -> Finding | None:
+    """An SSO server of the group (a BizTalk server the inventory lists; one registered in SSODB and not
+    listed is refused by no_unlisted_sso_servers, its version unreadable) runs no newer SSO than the master
+    secret server's target: the master secret server must be at least as new as every SSO server."""
+    h = s.hosts[host]
+    if f := reach(h, "sso_not_newer_than_mss"):
+        return f
+    if not h.sso or not h.sso.installed:
+        return None  # sso_server_uses_cluster names it
+    target = mss_target(plan)
+    if not h.sso.version:
+        return Finding("sso_not_newer_than_mss", host, "an SSO version that could not be read (ENTSSO.exe's file "
+                       "version)", f"a version at most the master secret server's target {target}")
+    if target and version_tuple(h.sso.version) > version_tuple(target):
+        return Finding("sso_not_newer_than_mss", host, f"SSO {h.sso.version}, newer than {target}, the version the "
+                       "master secret server's nodes are upgraded to: this server would ask a master secret server "
+                       "older than itself (\"Please upgrade your master secret server\")",
+                       f"upgrade.target_version (or the nodes' own) at least {h.sso.version}, the Setup media of that "
+                       "release on the nodes, then run the gate again. Source: " + VERSION_SOURCE)
+    return None
+
+
+def left_behind(s: Snapshot, plan: Plan) -> list[str]:
+    """The SSO servers (the inventory's BizTalk servers) that stay older than the master secret server's
+    target after the change: for the plan, which says so (they must be upgraded after it)."""
+    target = mss_target(plan)
+    out = []
+    for h in s.biztalk_servers:
+        v = h.sso.version if h.reachable and h.sso and h.sso.installed else None
+        if target and v and version_tuple(v) < version_tuple(target):
+            out.append(f"{h.name} (SSO {v})")
+    return out

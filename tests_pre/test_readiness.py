@@ -135,3 +135,7 @@ def test_sso_server_not_newer_than_the_master_secret_servers_target(estate, bizt
     judge(gate.sso_not_newer_than_mss(estate, biztalk_server, run),
           {"installed": estate.hosts[biztalk_server].sso, "mss_target": gate.mss_target(run),
            "registered_in_ssodb": estate.sql.sso_servers})
+
+
+def test_biztalk_job_healthy_as_kb_952555_expects(estate, job, run, judge):
+    judge(gate.job_healthy(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))

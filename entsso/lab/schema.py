@@ -146,6 +146,7 @@ class SqlSection(_Model):
     # login owns raises 14525, as msdb does
     login_roles: list[LoginRole] | None = None
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
+    failed_jobs: dict[str, str] | None = None  # job -> the message its latest seeded run failed at step 1 with
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
 

@@ -29,7 +29,10 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
             "test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
             "test_entsso_start_type_manual_on_node[NODE2]",
             "test_ssodb_names_its_sso_administrators_group",
-            "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]"} <= set(outcomes)  # passed
+            "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]",
+            "test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]",
+            "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]",
+            } <= set(outcomes)  # and passed, as above
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
@@ -263,4 +266,22 @@ def test_readiness_refuses_an_sso_server_newer_than_the_master_secret_servers_ta
     message = run.message("test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]")
     assert "SSO 10.0.3000.0, newer than 10.0.2000.0" in message and "Please upgrade your master secret server" \
         in message and "upgrade.target_version" in message, message
+    _assert_read_only(run)
+
+
+def test_readiness_refuses_biztalk_jobs_kb_952555_finds_unhealthy(tmp_path):
+    """Issue 28 item 3: the Backup BizTalk Server job's last run failed (its failing step's message named) and
+    MessageBox_Message_Cleanup is enabled: each refused with KB 952555 as the source; the continuously running
+    ManageRefCountLog and the disabled DTA Purge job (an old failure) are not judged."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "jobs-unhealthy")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = {n for n in run.failed() if n.startswith("test_biztalk_job_healthy_as_kb_952555_expects")}
+    assert failed == {"test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]",
+                      "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]"}, \
+        sorted(run.failed())
+    message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]")
+    assert "Failed; the failing step 'Step 1': Executed as user" in message and "(Error 3201)" in message, message
+    assert "KB 952555" in message, message
+    message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]")
+    assert "enabled: ManageRefCountLog starts it" in message and "@enabled = 0" in message, message
     _assert_read_only(run)

@@ -34,6 +34,7 @@ from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one nam
     mss_target,
     sso_not_newer_than_mss,
     left_behind,
+    job_healthy,
     no_stale_secret_backup,
     node_holds_secret,
     package_ready,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from entsso.domain import change, services, sso
+from entsso.domain import change, services, sqlagent, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.common import Finding, Plan, reach, utc
@@ -424,6 +424,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
     checks += [partial(job_idle, s, j, continuous) for j in plan.job_names]
+    checks += [partial(job_healthy, s, j, continuous) for j in plan.job_names]  # issue 28 item 3
     return [f for f in (c() for c in checks) if f]
 
 
@@ -601,3 +602,20 @@ def left_behind(s: Snapshot, plan: Plan) -> list[str]:
         if target and v and version_tuple(v) < version_tuple(target):
             out.append(f"{h.name} (SSO {v})")
     return out
+
+
+def job_healthy(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Finding | None:
+    """Each BizTalk job as KB 952555 expects it before the change: its last run succeeded (all but the
+    continuously running ManageRefCountLog), MessageBox_Message_Cleanup not enabled. A Backup BizTalk Server
+    job that already fails would otherwise be found in phase 2, after BizTalk is silenced."""
+    j = s.sql.jobs.get(job)
+    if j is None or not j.exists:
+        return None  # job_idle names a missing job
+    wrong = sqlagent.job_health(j, expected_running)
+    if wrong is None:
+        return None
+    fix = (f"disable it (EXEC msdb.dbo.sp_update_job @job_name = N'{job}', @enabled = 0): it is not meant to run "
+           "on its own" if job.startswith(sqlagent.CLEANUP_PREFIX) else
+           "the cause fixed and a successful run (SQL Server Agent, the job's View History names the step), then "
+           "the gate run again")
+    return Finding("job_healthy", job, wrong, f"{fix}. Source: {sqlagent.KB_952555}")

@@ -139,3 +139,7 @@ def test_sso_server_not_newer_than_the_master_secret_servers_target(estate, bizt
 
 def test_biztalk_job_healthy_as_kb_952555_expects(estate, job, run, judge):
     judge(gate.job_healthy(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+
+
+def test_msdtc_allows_network_transactions_with_its_own_cid_on_node(estate, node, run, judge):
+    judge(gate.msdtc_ready(estate, node, run), estate.hosts[node].msdtc)

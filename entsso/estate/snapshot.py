@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from collections.abc import Iterable
 
 from entsso.domain import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso
+from entsso.domain.msdtc import Msdtc, parse_msdtc
 from entsso.remote import tsql
 from entsso.domain.services import Service, parse_services
 from entsso.remote import sqlestate
@@ -53,6 +54,7 @@ class HostFacts:
     change_record_problems: tuple[str, ...] = ()  # files of that name that are not change records
     last_boot_utc: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime (entsso.domain.restart)
     pending_restart: tuple[str, ...] = ()  # why Windows owes it a restart (entsso.domain.restart), empty: none
+    msdtc: Msdtc | None = None  # MSDTC's registry settings (None: not read)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> Service:
@@ -138,7 +140,7 @@ def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
         secret_backup=backup.parse_secret_backup(name, doc),
         change_records=records, change_record_problems=problems,
         last_boot_utc=_parse_time(doc.get("last_boot_utc")),
-        pending_restart=restart.pending_restart_reasons(doc), raw=doc)
+        pending_restart=restart.pending_restart_reasons(doc), msdtc=parse_msdtc(name, doc), raw=doc)
 
 
 def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str, HostFacts]:

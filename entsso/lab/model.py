@@ -656,6 +656,21 @@ class Estate:
             return {"exists": False, "status": None, "start_type": None, "logon_account": None}
         return {"exists": True, "status": s.status, "start_type": s.start_type, "logon_account": s.logon_account}
 
+    def _msdtc_doc(self, h: Host) -> dict[str, Any]:
+        """MSDTC's registry as Get-HostFacts reads it: the Security values (1 unless the host is in
+        msdtc.network_access_off) and one contact identifier per endpoint description, derived from the host's
+        name — or from the first host of msdtc.shared_cid when it is listed there (a cloned image)."""
+        cfg = self.scenario.get("msdtc") or {}
+        off = {str(x).upper() for x in cfg.get("network_access_off") or []}
+        shared = [str(x).upper() for x in cfg.get("shared_cid") or []]
+        source = shared[0] if h.name.upper() in shared else h.name.upper()
+        value = 0 if h.name.upper() in off else 1
+        return {"security": {"NetworkDtcAccess": value, "NetworkDtcAccessTransactions": value,
+                             "NetworkDtcAccessInbound": value, "NetworkDtcAccessOutbound": value},
+                "cids": [{"cid": "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-msdtc:{source}:{d}")).upper() + "}",
+                          "description": d} for d in ("MSDTC", "MSDTCUIS", "MSDTCTIPGW", "MSDTCXATM")],
+                "error": None}
+
     def _instance_state(self, h: Host, hi: HostInstance) -> str:
         if hi.host_type == "InProcess":
             return h.services[f"BTSSvc${hi.host_name}"].status
@@ -736,6 +751,7 @@ class Estate:
                 "last_boot_utc": _iso(h.boot_time),
                 "pending_restart": {"cbs_reboot_pending": h.pending_reboot, "wu_reboot_required": False,
                                     "pending_file_rename_operations": []},
+                "msdtc": self._msdtc_doc(h),
             }
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]

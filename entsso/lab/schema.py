@@ -220,6 +220,11 @@ class Fault(_Model):
     node: str | None = None  # node_paused: the cluster node paused (default: host)
 
 
+class MsdtcSection(_Model):
+    shared_cid: list[str] | None = None  # hosts whose MSDTC contact identifier is one (the first one's)
+    network_access_off: list[str] | None = None  # hosts whose MSDTC Security values are 0
+
+
 class Scenario(_Model):
     name: str | None = None
     extends: str | None = None
@@ -237,6 +242,7 @@ class Scenario(_Model):
     winrm: WinrmSection | None = None
     faults: list[Fault] | None = None
     timeouts: TimeoutsSection | None = None
+    msdtc: MsdtcSection | None = None
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)

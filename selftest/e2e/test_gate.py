@@ -32,6 +32,7 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
             "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]",
             "test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]",
             "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]",
+            "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]",
             } <= set(outcomes)  # and passed, as above
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
@@ -284,4 +285,29 @@ def test_readiness_refuses_biztalk_jobs_kb_952555_finds_unhealthy(tmp_path):
     assert "KB 952555" in message, message
     message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]")
     assert "enabled: ManageRefCountLog starts it" in message and "@enabled = 0" in message, message
+    _assert_read_only(run)
+
+
+def test_readiness_refuses_msdtc_without_network_access_or_with_a_cloned_cid(tmp_path):
+    """Issue 28 item 5: NODE2's MSDTC has network access off (named value by value), and a CID shared with
+    NODE1 (a cloned image) is named on both nodes, with Learn's MSDTC troubleshooting as the source."""
+    run = run_suite(tmp_path / "off", "tests_pre", "-m", "readiness", "--lab", "msdtc-cloned")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]" in failed, sorted(failed)
+    message = run.message("test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]")
+    assert "NetworkDtcAccess 0, NetworkDtcAccessTransactions 0, NetworkDtcAccessInbound 0" in message, message
+    assert "Troubleshooting Problems with MSDTC" in message, message
+    _assert_read_only(run)
+
+    scenario = tmp_path / "cid.yml"
+    scenario.write_text("extends: default\nname: msdtc-cid\nmsdtc:\n  shared_cid: [NODE1, NODE2]\n", encoding="utf-8")
+    run = run_suite(tmp_path / "cid", "tests_pre", "-m", "readiness", "--lab", str(scenario))
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert {"test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE1]",
+            "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]"} <= failed, sorted(failed)
+    message = run.message("test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]")
+    assert "(HKEY_CLASSES_ROOT\\CID) is also NODE1's" in message and "msdtc -uninstall then msdtc -install" \
+        in message, message
     _assert_read_only(run)

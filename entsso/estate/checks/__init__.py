@@ -35,6 +35,8 @@ from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one nam
     sso_not_newer_than_mss,
     left_behind,
     job_healthy,
+    msdtc_ready,
+    MSDTC_SOURCE,
     no_stale_secret_backup,
     node_holds_secret,
     package_ready,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from entsso.domain import change, services, sqlagent, sso
+from entsso.domain.msdtc import shared_cids as msdtc_shared
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.common import Finding, Plan, reach, utc
@@ -419,7 +420,8 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks += [lambda: sql_agent_running(s), lambda: sql_instances_match(s)]
     checks += [lambda: sso_admin_group_known(s)]
     for n in plan.nodes:  # the field's hard lessons (issue 28)
-        checks += [partial(entsso_account, s, n, plan), partial(entsso_start_manual, s, n)]
+        checks += [partial(entsso_account, s, n, plan), partial(entsso_start_manual, s, n),
+                   partial(msdtc_ready, s, n, plan)]
     checks += [partial(sso_not_newer_than_mss, s, b, plan) for b in plan.biztalk_servers]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
@@ -619,3 +621,42 @@ def job_healthy(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> 
            "the cause fixed and a successful run (SQL Server Agent, the job's View History names the step), then "
            "the gate run again")
     return Finding("job_healthy", job, wrong, f"{fix}. Source: {sqlagent.KB_952555}")
+
+
+MSDTC_SOURCE = ("Learn, \"Troubleshooting Problems with MSDTC\" (SSO among the components \"commonly affected when "
+                "MSDTC transaction support is not configured correctly\"; \"Ensure that MSDTC is assigned a unique CID "
+                "value\": check the entries under HKEY_CLASSES_ROOT\\CID on both computers); biztalknotes, \"Moving "
+                "the ENTSSO service to a new cluster\" (2013): make the nodes' MSDTC CIDs unique first")
+
+
+def msdtc_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    """MSDTC on the node allows network transactions (Network DTC Access, transactions, inbound and outbound)
+    and has its own contact identifier, not another node's (a cloned image): the clustered ENTSSO runs on
+    each node in turn in phases 5 and 6."""
+    h = s.hosts[node]
+    if f := reach(h, "msdtc_ready"):
+        return f
+    m = h.msdtc
+    if m is None:
+        return None  # not read (an estate whose Get-HostFacts predates it)
+    if m.security is None:
+        return Finding("msdtc_ready", node, f"MSDTC's settings unreadable ({m.error or 'no Security key'})",
+                       "HKLM\\SOFTWARE\\Microsoft\\MSDTC\\Security readable by the run's WinRM account")
+    off = m.not_set()
+    if off:
+        return Finding("msdtc_ready", node, "MSDTC's " + ", ".join(f"{n} {m.security.get(n)}" for n in off)
+                       + " (HKLM\\SOFTWARE\\Microsoft\\MSDTC\\Security): network DTC transactions are not allowed",
+                       "Network DTC Access with Allow Inbound and Allow Outbound (Component Services, Local DTC, "
+                       "Properties, Security; or Set-DtcNetworkSetting -DtcName Local -InboundTransactionsEnabled "
+                       "$true -OutboundTransactionsEnabled $true), then run the gate again. Source: " + MSDTC_SOURCE)
+    if m.cid is None:
+        return Finding("msdtc_ready", node, "no MSDTC contact identifier under HKEY_CLASSES_ROOT\\CID (none described "
+                       "MSDTC)", "MSDTC installed on the node (msdtc -install). Source: " + MSDTC_SOURCE)
+    others = [x.msdtc for x in s.nodes if x.reachable and x.msdtc and x.name in plan.nodes]
+    shared = msdtc_shared(m, [o for o in others if o is not None])
+    if shared:
+        return Finding("msdtc_ready", node, f"MSDTC's CID {{{m.cid}}} (HKEY_CLASSES_ROOT\\CID) is also "
+                       f"{', '.join(shared)}'s: the nodes were cloned from one image and MSDTC cannot tell them apart",
+                       f"a CID of its own: on {node}, msdtc -uninstall then msdtc -install (a restart may follow), "
+                       "outside the change window, then run the gate again. Source: " + MSDTC_SOURCE)
+    return None

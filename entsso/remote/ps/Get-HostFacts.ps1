@@ -6,7 +6,7 @@
 # `ssomanage -displaydb` prints: its raw text and exit code, which entsso/sso.py parses, the SSO server
 # this machine's SSO tools use included, as its first line names it; whether the master secret is in
 # this machine's registry), the failover cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
-# folder and a secret backup file.
+# folder and a secret backup file, MSDTC's registry settings (network access, contact identifiers).
 # One part failing (cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
 #
@@ -36,7 +36,9 @@
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
 #    "change_records": [{"path", "text", "last_write_utc"}],
 #    "last_boot_utc": "..." | null,   (Win32_OperatingSystem.LastBootUpTime: Python sees a restart by it)
-#    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]}}
+#    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]},
+#    "msdtc": {"security": {"NetworkDtcAccess": 1, "NetworkDtcAccessTransactions": 1, "NetworkDtcAccessInbound": 1,
+#                           "NetworkDtcAccessOutbound": 1} | null, "cids": [{"cid", "description"}], "error": null}}
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -274,6 +276,31 @@ if ($EntssoParams.change_records_folder) {
     }
 }
 
+# MSDTC as the registry holds it (Python judges it): the security values (MS-CMOM 2.2.3.3, under
+# HKLM\SOFTWARE\Microsoft\MSDTC\Security; null: absent) and the transaction manager's contact identifiers
+# (HKEY_CLASSES_ROOT\CID\<GUID>, each with its Description\(Default): MSDTC, MSDTCUIS, ...; MS-CMOM 2.2.3.5)
+$msdtc = $null
+try {
+    $security = [ordered]@{}
+    $sec = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\MSDTC\Security' -ErrorAction Stop
+    foreach ($n in @('NetworkDtcAccess', 'NetworkDtcAccessTransactions', 'NetworkDtcAccessInbound', 'NetworkDtcAccessOutbound')) {
+        $v = $sec.PSObject.Properties[$n]
+        if ($null -ne $v) { $security[$n] = [int]$v.Value } else { $security[$n] = $null }
+    }
+    $cids = @()
+    if (Test-Path -LiteralPath 'Registry::HKEY_CLASSES_ROOT\CID') {
+        $cids = @(Get-ChildItem -LiteralPath 'Registry::HKEY_CLASSES_ROOT\CID' -ErrorAction Stop | ForEach-Object {
+            $description = $null
+            $d = Get-Item -LiteralPath (Join-Path $_.PSPath 'Description') -ErrorAction SilentlyContinue
+            if ($null -ne $d) { $description = [string]$d.GetValue('') }
+            [pscustomobject]@{ cid = [string]$_.PSChildName; description = $description }
+        })
+    }
+    $msdtc = [pscustomobject]@{ security = [pscustomobject]$security; cids = $cids; error = $null }
+} catch {
+    $msdtc = [pscustomobject]@{ security = $null; cids = @(); error = $_.Exception.Message }
+}
+
 # when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
 $lastBoot = $null
 try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
@@ -302,5 +329,6 @@ $pendingRestart = [pscustomobject]@{
     change_records = @($changeRecords)
     last_boot_utc  = $lastBoot
     pending_restart = $pendingRestart
+    msdtc          = $msdtc
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

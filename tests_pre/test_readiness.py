@@ -143,3 +143,8 @@ def test_biztalk_job_healthy_as_kb_952555_expects(estate, job, run, judge):
 
 def test_msdtc_allows_network_transactions_with_its_own_cid_on_node(estate, node, run, judge):
     judge(gate.msdtc_ready(estate, node, run), estate.hosts[node].msdtc)
+
+
+def test_no_entsso_alarm_on_node_since_the_change_began(estate, node, run, judge):
+    judge(gate.no_entsso_alarm(estate, node, run),
+          {"since": run.change_started, "events": [e.describe() for e in estate.hosts[node].entsso_events or ()]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -285,7 +286,11 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
     # itself runs or is starting (a resumed run may find the resource online on a node) is left to the
     # cluster: an SCM stop of it would trip the resource's restart policy (restarts, then a failover)
-    clustered_on = cluster.cluster_runs_entsso_on(observe(run).cluster_view())
+    before = observe(run)
+    clustered_on = cluster.cluster_runs_entsso_on(before.cluster_view())
+    # ENTSSO's events are judged from each node's own clock as this phase (re)started: an event an earlier,
+    # stopped attempt left is not this restore's
+    started = {n: before.hosts[n].now_utc for n in run.nodes}
     on_hosts([n for n in run.nodes if not same_name(n, clustered_on)],
              lambda n: step(run, phase_name, "stop the SCM-started ENTSSO", n,
                             lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))
@@ -309,11 +314,22 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
             step(run, phase_name, "put this change's secret backup on the node", node,
                  partial(_copy_backup_to, run, primary, node, path))
         step(run, phase_name, "restore the master secret", node, partial(restore, node), file=path)
+        _stop_on_entsso_alarm(run, phase_name, node, started.get(node), "after the master secret was restored on it")
     on_hosts(run.nodes, lambda n: step(run, phase_name, f"point SSO tools at {run.cluster_name}", n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
     s = observe(run)
     require(run, phase_name, gate.reclustered_findings(run, s))
     return s
+
+
+def _stop_on_entsso_alarm(run: Run, phase: str, node: str, since: datetime | None, after: str) -> None:
+    """Read the node's ENTSSO events (Get-HostFacts) and stop the change at this step on one that says SSO
+    cannot use the master secret there (issue 28: KB 3000847's restore defect, a changed account)."""
+    if since is None:
+        return
+    f = gate.entsso_alarm(_node_facts(run, node), since, after)
+    if f:
+        stop(run, phase, f"{f}")
 
 
 def _move_group(run: Run, via: str, node: str) -> dict[str, Any]:
@@ -358,6 +374,8 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
                         partial(read_handlers, node))
         seen[node] = {"group": moved, "handlers": handlers}
+        _stop_on_entsso_alarm(run, "failover", node, s.hosts[node].now_utc if node in s.hosts else None,
+                              "since the failover phase began, with the group moved to it")
         unreadable = [h for h in handlers if not h["readable"]]
         if unreadable:
             h = unreadable[0]

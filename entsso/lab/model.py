@@ -111,6 +111,10 @@ def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
 SSO_ACCOUNT = "LAB\\svc-sso"
 BIZTALK_ACCOUNT = "LAB\\svc-biztalk"
 
+# ENTSSO's event texts the lab logs (composed from the sources' wording: UNCONFIRMED as Windows shows them,
+# docs/domain-notes.md, "The field's hard lessons")
+EVENT_TEXT = {10536: "The SSO service could not decrypt the data. Error Code: 0x80090005, Bad Data."}
+
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
                    "secret server. See the event log for related errors.")
 
@@ -165,6 +169,8 @@ class Host:
     pending_reboot: bool = False  # ...\Component Based Servicing\RebootPending exists (a restart owed)
     installing: bool = False
     install_gen: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
+    restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
 
 
 @dataclass
@@ -262,6 +268,10 @@ class Estate:
                     named.services[ENTSSO].logon_account = str(o["service_account"])
                 if o.get("start_type"):  # ENTSSO's start type there
                     named.services[ENTSSO].start_type = str(o["start_type"])
+                named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
+                for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
+                    named.events.append({"id": int(ev["id"]), "message": str(ev.get("message") or EVENT_TEXT.get(
+                        int(ev["id"]), "")), "time": self.clock.now() - timedelta(hours=float(ev.get("hours_ago", 1)))})
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
@@ -753,6 +763,14 @@ class Estate:
                                     "pending_file_rename_operations": []},
                 "msdtc": self._msdtc_doc(h),
             }
+            asked = p.get("entsso_events") or {}
+            if asked.get("ids"):  # Get-WinEvent -FilterHashtable: the asked ids within the asked hours, newest first
+                ids = {int(i) for i in asked["ids"]}
+                since = self.clock.now() - timedelta(hours=float(asked.get("hours", 24)))
+                doc["entsso_events"] = {"events": [
+                    {"id": e["id"], "time_utc": _iso(e["time"]), "message": e["message"]}
+                    for e in sorted(h.events, key=lambda e: e["time"], reverse=True)
+                    if e["id"] in ids and e["time"] >= since][:50], "error": None}
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
                 f = self._file(h, path)
@@ -1129,6 +1147,8 @@ class Estate:
             if changed:  # restoring the same secret again leaves the registry as it was
                 h.holds_secret = True
                 self._change(h.name, f"master secret restored from {path}")
+            if h.restore_cannot_decrypt:  # KB 3000847: the restore succeeds, SSO then cannot decrypt
+                h.events.append({"id": 10536, "message": EVENT_TEXT[10536], "time": self.clock.now()})
             return {"holds_secret": True, "held_before": not changed}
 
     def _op_install_ssoupdate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,12 @@ class ClusterSection(_Model):
     use_network_name: bool | None = None
 
 
+class SeededEvent(_Model):
+    id: int
+    hours_ago: Seconds | None = None  # estate hours before the lab's start; default 1
+    message: str | None = None
+
+
 class SsoHost(_Model):
     version: str | None = None
     sso_version: str | None = None
@@ -64,6 +70,8 @@ class SsoHost(_Model):
     installed: bool | None = None
     service_account: str | None = None  # ENTSSO's logon account on that host
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
+    restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 
 class SsoSection(_Model):

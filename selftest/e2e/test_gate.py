@@ -311,3 +311,17 @@ def test_readiness_refuses_msdtc_without_network_access_or_with_a_cloned_cid(tmp
     assert "(HKEY_CLASSES_ROOT\\CID) is also NODE1's" in message and "msdtc -uninstall then msdtc -install" \
         in message, message
     _assert_read_only(run)
+
+
+def test_readiness_refuses_a_node_whose_entsso_already_logged_that_it_cannot_decrypt(tmp_path):
+    """Issue 28 item 1: ENTSSO event 10536 on NODE2 an hour before the change: named with KB 3000847 and
+    the fix; NODE1, whose log is clean, is not blamed."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "entsso-alarm")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_no_entsso_alarm_on_node_since_the_change_began[NODE2]" in failed, sorted(failed)
+    assert "test_no_entsso_alarm_on_node_since_the_change_began[NODE1]" not in failed
+    message = run.message("test_no_entsso_alarm_on_node_since_the_change_began[NODE2]")
+    assert "ENTSSO logged since" in message and "event 10536 at" in message and "KB 3000847" in message, message
+    assert "KB 3062831" in message, message
+    _assert_read_only(run)

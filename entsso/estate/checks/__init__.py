@@ -36,6 +36,8 @@ from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one nam
     left_behind,
     job_healthy,
     msdtc_ready,
+    no_entsso_alarm,
+    entsso_alarm,
     MSDTC_SOURCE,
     no_stale_secret_backup,
     node_holds_secret,

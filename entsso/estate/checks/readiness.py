@@ -8,14 +8,15 @@ order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from functools import partial
 
-from entsso.domain import change, services, sqlagent, sso
+from entsso.domain import change, services, sqlagent, sso, ssoevents
 from entsso.domain.msdtc import shared_cids as msdtc_shared
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.common import Finding, Plan, reach, utc
-from entsso.estate.snapshot import Snapshot
+from entsso.estate.snapshot import HostFacts, Snapshot
 
 Check = Callable[[], "Finding | None"]
 
@@ -421,7 +422,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks += [lambda: sso_admin_group_known(s)]
     for n in plan.nodes:  # the field's hard lessons (issue 28)
         checks += [partial(entsso_account, s, n, plan), partial(entsso_start_manual, s, n),
-                   partial(msdtc_ready, s, n, plan)]
+                   partial(msdtc_ready, s, n, plan), partial(no_entsso_alarm, s, n, plan)]
     checks += [partial(sso_not_newer_than_mss, s, b, plan) for b in plan.biztalk_servers]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
@@ -660,3 +661,36 @@ def msdtc_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
                        f"a CID of its own: on {node}, msdtc -uninstall then msdtc -install (a restart may follow), "
                        "outside the change window, then run the gate again. Source: " + MSDTC_SOURCE)
     return None
+
+
+ALARM_FIX = ("no such event: for 10536 install KB 3062831 (it supersedes KB 3000847) on every node and restore the "
+             "master secret again; for 10520/10565/10521 give ENTSSO back the account the secret was restored under; "
+             "for 11047 run regasm SSOSQL.dll; then continue the change. Sources: KB 3000847; Learn, "
+             "\"Troubleshooting Enterprise Single Sign-On\"; Learn, SSO event 11047")
+
+
+def entsso_alarm(h: HostFacts, since: datetime, after: str) -> Finding | None:
+    """ENTSSO's alarming events on one node (entsso.domain.ssoevents) at or after `since` (the estate's own
+    time), `after` saying when that is; None: none, or not read (a BizTalk server is not asked)."""
+    if f := reach(h, "no_entsso_alarm"):
+        return f
+    if h.entsso_events is None:
+        return None
+    if h.entsso_events_error:
+        return Finding("no_entsso_alarm", h.name, f"ENTSSO's events unreadable ({h.entsso_events_error})",
+                       "the Application log readable by the run's WinRM account (Event Log Readers)")
+    seen = ssoevents.since(h.entsso_events, utc(since))
+    if not seen:
+        return None
+    return Finding("no_entsso_alarm", h.name, f"ENTSSO logged {after}: " + "; ".join(e.describe() for e in seen[:3])
+                   + (f" (and {len(seen) - 3} more)" if len(seen) > 3 else ""), ALARM_FIX)
+
+
+def no_entsso_alarm(s: Snapshot, node: str, plan: Plan) -> Finding | None:
+    """No ENTSSO event on the node from a day before the change began that says SSO cannot use the master
+    secret (10536, KB 3000847's restore defect), runs under the wrong account (10520/10565/10521), lost SSOSQL
+    (11047) or 10783: SSO already failing is not an estate to change. During the change the runbook reads them
+    again after each restore (phase 5) and each failover (phase 6) and stops at that step (entsso_alarm)."""
+    since = utc(plan.change_started) - timedelta(days=1)
+    return entsso_alarm(s.hosts[node], since, f"since {since.isoformat(timespec='seconds')} (a day before this "
+                        "change began)")

@@ -18,6 +18,7 @@
 #   backup_folder      "C:\SSOBackup" | null
 #   secret_backup_file "C:\SSOBackup\CHG1-NODE1.bak" | null
 #   change_records_folder "C:\SSOBackup" | null   (entsso-upgrade's own ENTSSO-*.change.json files, as text)
+#   entsso_events      {ids: [10536, ...], hours: 168} | null   (ENTSSO's Application log events to return)
 #
 # Output (one JSON document):
 #   {"computer_name": "NODE1", "now_utc": "...",
@@ -38,7 +39,8 @@
 #    "last_boot_utc": "..." | null,   (Win32_OperatingSystem.LastBootUpTime: Python sees a restart by it)
 #    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]},
 #    "msdtc": {"security": {"NetworkDtcAccess": 1, "NetworkDtcAccessTransactions": 1, "NetworkDtcAccessInbound": 1,
-#                           "NetworkDtcAccessOutbound": 1} | null, "cids": [{"cid", "description"}], "error": null}}
+#                           "NetworkDtcAccessOutbound": 1} | null, "cids": [{"cid", "description"}], "error": null},
+#    "entsso_events": {"events": [{"id", "time_utc", "message"}], "error": null}}
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -301,6 +303,24 @@ try {
     $msdtc = [pscustomobject]@{ security = $null; cids = @(); error = $_.Exception.Message }
 }
 
+# ENTSSO's events that say the secret or its service account is wrong (Python judges them and their times):
+# the Application log's ENTSSO events of the asked ids within the asked hours, newest first, at most 50
+$entssoEvents = @()
+$entssoEventsError = $null
+if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
+    $filter = @{ LogName = 'Application'; ProviderName = 'ENTSSO'; Id = @($EntssoParams.entsso_events.ids | ForEach-Object { [int]$_ })
+                 StartTime = (Get-Date).AddHours(-[double]$EntssoParams.entsso_events.hours) }
+    try {
+        $entssoEvents = @(Get-WinEvent -FilterHashtable $filter -MaxEvents 50 -ErrorAction Stop | ForEach-Object {
+            [pscustomobject]@{ id = [int]$_.Id; time_utc = (ConvertTo-IsoUtc $_.TimeCreated); message = [string]$_.Message }
+        })
+    } catch {
+        # Get-WinEvent throws when nothing matches: that is no event, not a failure
+        if ($_.FullyQualifiedErrorId -notlike 'NoMatchingEventsFound*') { $entssoEventsError = $_.Exception.Message }
+        $entssoEvents = @()
+    }
+}
+
 # when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
 $lastBoot = $null
 try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
@@ -330,5 +350,6 @@ $pendingRestart = [pscustomobject]@{
     last_boot_utc  = $lastBoot
     pending_restart = $pendingRestart
     msdtc          = $msdtc
+    entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError }
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -113,3 +113,38 @@ def test_no_stale_secret_backup_of_this_changes_name_on_the_primary(estate, run,
 
 def test_no_restart_pending_on_node(estate, node, judge):
     judge(gate.no_pending_restart(estate, node), {"pending_restart": list(estate.hosts[node].pending_restart)})
+
+
+def test_entsso_logs_on_as_one_domain_account_on_every_node(estate, node, run, judge):
+    judge(gate.entsso_account(estate, node, run),
+          {"logon_account": estate.hosts[node].service("ENTSSO").logon_account,
+           "sso_admin_group": estate.sql.sso_admin_group,
+           "membership": "not read (a second hop to the domain); ENTSSO running on the owner under this account "
+                         "shows it was an SSO administrator at its last start"})
+
+
+def test_ssodb_names_its_sso_administrators_group(estate, judge):
+    judge(gate.sso_admin_group_known(estate), {"gi_SSOAdminGroup": estate.sql.sso_admin_group})
+
+
+def test_entsso_start_type_manual_on_node(estate, node, judge):
+    judge(gate.entsso_start_manual(estate, node), estate.hosts[node].service("ENTSSO"))
+
+
+def test_sso_server_not_newer_than_the_master_secret_servers_target(estate, biztalk_server, run, judge):
+    judge(gate.sso_not_newer_than_mss(estate, biztalk_server, run),
+          {"installed": estate.hosts[biztalk_server].sso, "mss_target": gate.mss_target(run),
+           "registered_in_ssodb": estate.sql.sso_servers})
+
+
+def test_biztalk_job_healthy_as_kb_952555_expects(estate, job, run, judge):
+    judge(gate.job_healthy(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+
+
+def test_msdtc_allows_network_transactions_with_its_own_cid_on_node(estate, node, run, judge):
+    judge(gate.msdtc_ready(estate, node, run), estate.hosts[node].msdtc)
+
+
+def test_no_entsso_alarm_on_node_since_the_change_began(estate, node, run, judge):
+    judge(gate.no_entsso_alarm(estate, node, run),
+          {"since": run.change_started, "events": [e.describe() for e in estate.hosts[node].entsso_events or ()]})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from entsso.domain import change, sso
 from entsso.change import window
 from entsso.domain.biztalk import RULE_ENGINE
+from entsso.estate import checks
 from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
 from entsso.domain.sso import ENTSSO
@@ -45,6 +46,8 @@ class Plan:
     tests: dict[str, list[str]] = field(default_factory=dict)  # marker -> test ids
     backout: dict[str, list[str]] = field(default_factory=dict)  # stop in phase -> what --backout does
     estimates: dict[str, float] = field(default_factory=dict)
+    checklist: list[str] = field(default_factory=list)  # what the operator does before phase 1
+    left_behind: list[str] = field(default_factory=list)  # SSO servers older than the MSS's target afterwards
 
     def add(self, phase: str, step: str, host: str | None, change: str, *, already: bool = False,
             job: str | None = None) -> None:
@@ -174,7 +177,30 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
 
     p.backout = backout_plan(run, b)
+    p.checklist = operator_checklist(run)
+    p.left_behind = checks.left_behind(s, run)
     return p
+
+
+LEFT_BEHIND = ("The master secret server goes to SSO {target}; these SSO servers stay older. \"It is not necessary to "
+               "update the other SSO servers\" (Learn, \"Upgrading from a Previous Version of SSO\"), but the current "
+               "guide asks \"Upgrade all the servers in a BizTalk group to the same release\" (Learn, \"Upgrade to "
+               "BizTalk Server 2020\"): upgrade them after this change, one at a time.")
+
+
+def operator_checklist(run: Run) -> list[str]:
+    """What the operator does before phase 1 that the suite cannot check: the monitoring tools that would
+    restart services or artifacts behind the change's back (issue 28, item 7)."""
+    nodes, servers = ", ".join(run.nodes), ", ".join(run.biztalk_servers)
+    return [f"Put SCOM (the BizTalk Server management pack) in maintenance mode for {nodes}, {servers} and the "
+            "BizTalk group for the whole window: while SSO is down it reports ports and locations wrongly (BizTalk "
+            "docs, \"Known Issues\" of the management pack), and its recovery tasks start services.",
+            "Pause BizTalk360's monitoring and auto-healing (or whatever else monitors the estate) for the window: "
+            "auto-healing brings host instances, ports and locations back to their expected state on its own "
+            "(BizTalk360 blog, \"Automating BizTalk administration tasks: auto healing\"), undoing phase 1.",
+            f"Make sure no tool starts the local ENTSSO service on {nodes}: a local ENTSSO started outside the cluster "
+            "leaves the master secret server's RPC endpoint unregistered after a failover (0xC0002A0F / RPC "
+            "0x800706D9; Microsoft APAC BizTalk blog, 2013)."]
 
 
 def _tools(s: Snapshot, host: str) -> str | None:
@@ -205,7 +231,8 @@ def to_markdown(p: Plan, run: Run) -> str:
     lines = [f"# Plan for change {p.ticket or '(no ticket)'} on {run.inventory.environment}", "",
              f"Read from the live estate at {run.snapshot().taken_at.isoformat(timespec='seconds')}; nothing was "
              "changed. Durations are the longest each phase may take (the inventory's timeouts).", "",
-             "## Implementation plan", ""]
+             "## Before phase 1: what you do", ""] + [f"- [ ] {x}" for x in p.checklist] + [
+             "", "## Implementation plan", ""]
     for ph, title in TITLES.items():
         ops = [o for o in p.operations if o.phase == ph]
         if not ops:
@@ -218,6 +245,9 @@ def to_markdown(p: Plan, run: Run) -> str:
         lines.append("")
     if p.skipped:
         lines += ["## Skipped because the estate is already so", ""] + [f"- {x}" for x in p.skipped] + [""]
+    if p.left_behind:
+        lines += ["## SSO servers this change leaves behind", "", LEFT_BEHIND.format(
+            target=checks.mss_target(run)), ""] + [f"- {x}" for x in p.left_behind] + [""]
     lines += ["## Test plan", ""]
     for marker, ids in p.tests.items():
         lines.append(f"- {marker}: {len(ids)} checks — " + ", ".join(ids))
@@ -232,7 +262,8 @@ def to_html(p: Plan, run: Run) -> str:
     body = [f"<h1>Plan for change {e(p.ticket or '(no ticket)')}</h1>",
             f"<p>Read from the live estate ({e(run.inventory.environment)}) at "
             f"{e(run.snapshot().taken_at.isoformat(timespec='seconds'))}; nothing was changed. Durations are the "
-            "longest each phase may take (the inventory's timeouts).</p><h2>Implementation plan</h2>"]
+            "longest each phase may take (the inventory's timeouts).</p><h2>Before phase 1: what you do</h2><ul>"
+            + "".join(f"<li>&#9744; {e(x)}</li>" for x in p.checklist) + "</ul><h2>Implementation plan</h2>"]
     for ph, title in TITLES.items():
         ops = [o for o in p.operations if o.phase == ph]
         if not ops:
@@ -246,6 +277,10 @@ def to_html(p: Plan, run: Run) -> str:
     if p.skipped:
         body.append("<h2>Skipped because the estate is already so</h2><ul>"
                     + "".join(f"<li>{e(x)}</li>" for x in p.skipped) + "</ul>")
+    if p.left_behind:
+        body.append("<h2>SSO servers this change leaves behind</h2><p>"
+                    + e(LEFT_BEHIND.format(target=checks.mss_target(run))) + "</p><ul>"
+                    + "".join(f"<li>{e(x)}</li>" for x in p.left_behind) + "</ul>")
     body.append("<h2>Test plan</h2><ul>" + "".join(
         f"<li><b>{e(m)}</b>: {len(ids)} checks<br><small>{e(', '.join(ids))}</small></li>"
         for m, ids in p.tests.items()) + "</ul>")

@@ -12,7 +12,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
-from entsso.domain import change
+from entsso.domain import change, ssoevents
 from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
 from entsso.change.capture import Capture
@@ -127,6 +127,7 @@ class Run:
             params["backup_folder"] = self.inventory.secret_backup.folder
             params["secret_backup_file"] = self.secret_backup_file()
             params["change_records_folder"] = self.inventory.secret_backup.folder
+            params["entsso_events"] = ssoevents.request()  # judged against the change's start (issue 28)
         return params
 
     def change_record_path(self) -> str:

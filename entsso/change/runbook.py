@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from entsso.change.record import recorded_backup_proof, refuse_a_lost_record
 from entsso.change.run import Baseline, Run
@@ -286,7 +287,11 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
     # itself runs or is starting (a resumed run may find the resource online on a node) is left to the
     # cluster: an SCM stop of it would trip the resource's restart policy (restarts, then a failover)
-    clustered_on = cluster.cluster_runs_entsso_on(observe(run).cluster_view())
+    before = observe(run)
+    clustered_on = cluster.cluster_runs_entsso_on(before.cluster_view())
+    # ENTSSO's events are judged from each node's own clock as this phase (re)started: an event an earlier,
+    # stopped attempt left is not this restore's
+    started = {n: before.hosts[n].now_utc for n in run.nodes}
     on_hosts([n for n in run.nodes if not same_name(n, clustered_on)],
              lambda n: step(run, phase_name, "stop the SCM-started ENTSSO", n,
                             lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))
@@ -310,11 +315,39 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
             step(run, phase_name, "put this change's secret backup on the node", node,
                  partial(_copy_backup_to, run, primary, node, path))
         step(run, phase_name, "restore the master secret", node, partial(restore, node), file=path)
+        # the primary, restored last, held the secret as the MSS through phases 3-4: the group goes back there
+        _stop_on_entsso_alarm(run, phase_name, node, started.get(node), "after the master secret was restored on it",
+                              safe=primary if node != primary else None)
     on_hosts(run.nodes, lambda n: step(run, phase_name, f"point SSO tools at {run.cluster_name}", n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
     s = observe(run)
     require(run, phase_name, gate.reclustered_findings(run, s))
     return s
+
+
+def _stop_on_entsso_alarm(run: Run, phase: str, node: str, since: datetime | None, after: str,
+                          safe: str | None = None) -> None:
+    """Read the node's ENTSSO events (Get-HostFacts) and stop the change at this step on one that says SSO
+    cannot use the master secret there (issue 28: KB 3000847's restore defect, a changed account). With
+    `safe` (a node whose SSO this change has shown to work), the group is moved back there first: a late
+    failure never leaves the group on the one node shown not to work (issue 24)."""
+    if since is None:
+        return
+    f = gate.entsso_alarm(_node_facts(run, node), since, after)
+    if f:
+        _stop_in_safe_state(run, phase, node, str(f), safe)
+
+
+def _stop_in_safe_state(run: Run, phase: str, node: str, what: str, safe: str | None) -> NoReturn:
+    """Stop the phase on a failure of SSO on `node`, first moving the group to `safe` (when there is one and
+    the group is not there), and say where the group is."""
+    if safe is None or same_name(safe, node):
+        stop(run, phase, f"{what}. The group stays on {node}: no other node's SSO was shown to work in this change "
+             f"yet. Check ENTSSO on {node} and the master secret there, then resume.")
+    step(run, phase, f"move the SSO group back to {safe}", safe, partial(_move_group, run, safe, safe))
+    stop(run, phase, f"{what}. The group was moved back to {safe}, whose SSO this change has shown to work: "
+         f"BizTalk's SSO is served from a node shown to work. Check ENTSSO on {node} and the master secret there "
+         "(an SSO that cannot decrypt after a restore: KB 3000847, event 10536), then resume.")
 
 
 def _move_group(run: Run, via: str, node: str) -> Outcome:
@@ -367,6 +400,10 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         seen.setdefault(node, {})["handlers"] = handlers
         unreadable = [h for h in handlers if not h["readable"]]
         if not unreadable:
+            # and its event log says nothing against SSO since the phase began (issue 28: event 10536, …)
+            _stop_on_entsso_alarm(run, "failover", node, s.hosts[node].now_utc if node in s.hosts else None,
+                                  "since the failover phase began, with the group on it",
+                                  safe=proven[-1] if proven else None)
             proven.append(node)
             return
         h = unreadable[0]

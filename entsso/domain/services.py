@@ -16,6 +16,7 @@ class Service:
     exists: bool
     status: str | None  # Running, Stopped, StartPending, StopPending, … (names, never numbers)
     start_type: str | None  # Automatic, Manual, Disabled
+    logon_account: str | None = None  # Win32_Service.StartName (None: not read)
 
     @property
     def running(self) -> bool:
@@ -27,8 +28,33 @@ class Service:
 
 
 def parse_services(host: str, doc: dict[str, Any]) -> dict[str, Service]:
-    return {name: Service(host, name, bool(s.get("exists")), s.get("status"), s.get("start_type"))
+    return {name: Service(host, name, bool(s.get("exists")), s.get("status"), s.get("start_type"),
+                          s.get("logon_account") or None)
             for name, s in (doc.get("services") or {}).items()}
+
+
+# the SCM's names of the built-in accounts (Win32_Service.StartName), which are no domain account
+_BUILT_IN = {"localsystem", "nt authority\\system", "nt authority\\localservice", "nt authority\\local service",
+             "nt authority\\networkservice", "nt authority\\network service"}
+
+
+def account_key(account: str) -> str:
+    """An account name compared as Windows does: case-insensitively; `user@contoso.local` (a UPN) is kept as
+    written, since its NetBIOS domain cannot be derived from it without asking the directory."""
+    return account.strip().lower()
+
+
+def not_a_domain_account(account: str, host: str) -> str | None:
+    """Why `account` (a service's StartName on `host`) is not a domain account, or None. A built-in account
+    (LocalSystem, NT AUTHORITY\\…, a virtual NT SERVICE\\… account) or a local one (`.\\user`, `HOST\\user`)
+    is a different identity on each node, so it cannot be one SSO administrator shared by the cluster."""
+    a = account_key(account)
+    if a in _BUILT_IN or a.startswith(("nt authority\\", "nt service\\")):
+        return "a built-in account"
+    domain = a.split("\\", 1)[0] if "\\" in a else None
+    if domain == "." or (domain is not None and domain == host.split(".")[0].lower()):
+        return f"an account local to {host}"
+    return None
 
 
 def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float, *,

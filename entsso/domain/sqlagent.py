@@ -38,6 +38,8 @@ class Job:
     last_run: str | None  # yyyymmdd hhmmss as msdb keeps it
     last_message: str | None
     last_instance_id: int | None = None  # sysjobhistory.instance_id of the last outcome row
+    failed_step: str | None = None  # the last run's failed step (step_name), when its outcome is Failed
+    failed_step_message: str | None = None  # that step's sysjobhistory.message
 
 
 def _last_run(date: int | str | None, time: int | str | None) -> str | None:  # msdb's yyyymmdd, hhmmss
@@ -56,11 +58,44 @@ def jobs(sql: Executes, names: Iterable[str]) -> dict[str, Job]:
             out[name] = Job(name, False, False, False, None, None, None)
             continue
         status = r.get("last_run_status")
+        last_id = int(r["last_instance_id"]) if r.get("last_instance_id") is not None else None
+        step_id = r.get("failed_step_instance_id")
+        # a step row belongs to the last run when it comes after the run before it: SQL Agent writes a run's
+        # step rows, then its outcome (step 0) row, so the failed step of a failed last run is the last step
+        # row before that outcome row
+        this_run = status is not None and int(status) == 0 and step_id is not None and last_id is not None \
+            and int(step_id) < last_id
         out[name] = Job(name, True, bool(r["enabled"]), bool(r["running"]),
                         RUN_STATUS.get(int(status)) if status is not None else None,
                         _last_run(r.get("last_run_date"), r.get("last_run_time")), r.get("last_message"),
-                        int(r["last_instance_id"]) if r.get("last_instance_id") is not None else None)
+                        last_id, r.get("failed_step") if this_run else None,
+                        r.get("failed_step_message") if this_run else None)
     return out
+
+
+# KB 952555 ("Maintain and troubleshoot BizTalk Server databases"): every BizTalk job runs successfully but
+# MessageBox_Message_ManageRefCountLog (it runs continuously) and MessageBox_Message_Cleanup, which "shouldn't be
+# enabled" (ManageRefCountLog starts it)
+CLEANUP_PREFIX = "MessageBox_Message_Cleanup"
+KB_952555 = ("KB 952555, \"Maintain and troubleshoot BizTalk Server databases\": \"All BizTalk SQL Server Agent jobs "
+             "except the MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb SQL Server Agent job should be running "
+             "successfully\", and MessageBox_Message_Cleanup \"shouldn't be enabled\"")
+
+
+def job_health(job: Job, continuous: Iterable[str] = ()) -> str | None:
+    """What KB 952555 finds wrong with a BizTalk job, or None: MessageBox_Message_Cleanup enabled, or the
+    last run of an enabled job (but the continuously running ones) Failed, with its failing step's message.
+    A disabled job's old failure is not judged (it does not run), nor a job that never ran."""
+    if not job.exists:
+        return None
+    if job.name.startswith(CLEANUP_PREFIX):
+        return "enabled: ManageRefCountLog starts it every 10 seconds, it must not run on a schedule" \
+            if job.enabled else None
+    if not job.enabled or job.name.lower() in {c.lower() for c in continuous} or job.last_outcome != "Failed":
+        return None
+    step = (f"; the failing step {job.failed_step!r}: {job.failed_step_message}" if job.failed_step else
+            f"; {job.last_message}" if job.last_message else "")
+    return f"its last run ({job.last_run}, msdb's local time) Failed{step}"
 
 
 def ensure_job_enabled(sql: Executes, name: str, enabled: bool) -> Outcome:

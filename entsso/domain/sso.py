@@ -246,6 +246,12 @@ def secret_server(sql: Executes) -> str | None:
     return sql.execute(tsql.SECRET_SERVER, database="SSODB").scalar()
 
 
+def admin_group(sql: Executes) -> str | None:
+    """The SSO Administrators group SSODB names (SSOX_GlobalInfo.gi_SSOAdminGroup): ENTSSO checks at start
+    that its service account belongs to it, and does not start otherwise."""
+    return sql.execute(tsql.SSO_ADMIN_GROUP, database="SSODB").scalar()
+
+
 def group_sso_server(sql: Executes) -> str | None:
     """The BizTalk group's SSO server name (adm_Group.SSOServerName, what MSBTS_GroupSetting shows)."""
     return sql.execute(tsql.GROUP_SSO_SERVER, database="BizTalkMgmtDb").scalar()

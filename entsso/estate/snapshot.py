@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from collections.abc import Iterable
 
 from entsso.domain import backup, biztalk, change, cluster, permissions, restart, sqlagent, sso
+from entsso.domain.msdtc import Msdtc, parse_msdtc
+from entsso.domain.ssoevents import SsoEvent, parse_events
 from entsso.remote import tsql
 from entsso.domain.services import Service, parse_services
 from entsso.remote import sqlestate
@@ -53,6 +55,9 @@ class HostFacts:
     change_record_problems: tuple[str, ...] = ()  # files of that name that are not change records
     last_boot_utc: datetime | None = None  # Win32_OperatingSystem.LastBootUpTime (entsso.domain.restart)
     pending_restart: tuple[str, ...] = ()  # why Windows owes it a restart (entsso.domain.restart), empty: none
+    msdtc: Msdtc | None = None  # MSDTC's registry settings (None: not read)
+    entsso_events: tuple[SsoEvent, ...] | None = None  # ENTSSO's alarming events (entsso.domain.ssoevents)
+    entsso_events_error: str | None = None  # why they could not be read
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> Service:
@@ -79,6 +84,8 @@ class SqlFacts:
     sso_servers_error: str | None = None  # why they could not be read
     group_sso_server: str | None = None  # the BizTalk group's SSO server name (adm_Group.SSOServerName)
     group_sso_server_error: str | None = None
+    sso_admin_group: str | None = None  # SSOX_GlobalInfo.gi_SSOAdminGroup
+    sso_admin_group_error: str | None = None  # why it could not be read
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
     records, problems = change.parse_records(name, doc)
+    events, events_error = parse_events(name, doc)
     return HostFacts(
         name=name, role=role, reachable=True,
         computer_name=doc.get("computer_name"), now_utc=_parse_time(doc.get("now_utc")),
@@ -136,7 +144,8 @@ def parse_host(name: str, role: str, doc: dict[str, Any]) -> HostFacts:
         secret_backup=backup.parse_secret_backup(name, doc),
         change_records=records, change_record_problems=problems,
         last_boot_utc=_parse_time(doc.get("last_boot_utc")),
-        pending_restart=restart.pending_restart_reasons(doc), raw=doc)
+        pending_restart=restart.pending_restart_reasons(doc), msdtc=parse_msdtc(name, doc),
+        entsso_events=events, entsso_events_error=events_error, raw=doc)
 
 
 def gather_hosts(target: Target, names: Iterable[str] | None = None) -> dict[str, HostFacts]:
@@ -197,7 +206,15 @@ def gather_sql(target: Target) -> SqlFacts:
             if isinstance(exc, SqlUnreachable):
                 raise
             group_error = str(exc)
+        admins, admins_error = None, None
+        try:
+            admins = sso.admin_group(estate)
+        except SqlError as exc:
+            if isinstance(exc, SqlUnreachable):
+                raise
+            admins_error = str(exc)
         return SqlFacts(reachable=True, now_utc=_parse_time(now.get("now_utc")),
+                        sso_admin_group=admins, sso_admin_group_error=admins_error,
                         secret_server=secret_server, sso_servers=servers, sso_servers_error=servers_error,
                         group_sso_server=group_server, group_sso_server_error=group_error,
                         jobs=sqlagent.jobs_everywhere(estate, target.job_names),

@@ -109,6 +109,15 @@ def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# the lab's service accounts (its own names): ENTSSO's, unless sso.service_account says otherwise, and the
+# BizTalk services' (host instances, the rule engine's update service)
+SSO_ACCOUNT = "LAB\\svc-sso"
+BIZTALK_ACCOUNT = "LAB\\svc-biztalk"
+
+# ENTSSO's event texts the lab logs (composed from the sources' wording: UNCONFIRMED as Windows shows them,
+# docs/domain-notes.md, "The field's hard lessons")
+EVENT_TEXT = {10536: "The SSO service could not decrypt the data. Error Code: 0x80090005, Bad Data."}
+
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
                    "secret server. See the event log for related errors.")
 
@@ -118,6 +127,7 @@ class Service:
     name: str
     status: str  # Stopped, StartPending, Running, StopPending
     start_type: str  # Automatic, Manual, Disabled
+    logon_account: str = BIZTALK_ACCOUNT  # Win32_Service.StartName
 
 
 @dataclass
@@ -151,7 +161,6 @@ class Host:
     entsso_identity: str | None = None  # the computer name it answers as
     entsso_clustered: bool = False  # started by the cluster (the resource's instance)
     secret_cache: bool = False
-    decrypt_fails_after_restore: bool = False  # sso.hosts.<HOST>: KB 3000847's defect on this node
     cannot_decrypt: bool = False  # since a restore on a node with that defect: every decrypt fails (event 10536)
     entsso_gen: int = 0  # bumped whenever ENTSSO's lifecycle changes; stale scheduled events check it
     last_start_error: str | None = None
@@ -164,6 +173,8 @@ class Host:
     pending_reboot: bool = False  # ...\Component Based Servicing\RebootPending exists (a restart owed)
     installing: bool = False
     install_gen: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
+    restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
 
 
 @dataclass
@@ -220,6 +231,7 @@ class Estate:
         self.hosts: list[str] = nodes + self.servers
         secret_on = {h.upper() for h in sso.get("secret_on") or []}
         version = str(sso.get("version", "10.0.1000.0"))
+        sso_account = str(sso.get("service_account", SSO_ACCOUNT))
         self._h: dict[str, Host] = {}
         group_state = c.get("group_state", "Online")
         owner = c.get("owner") or (nodes[0] if nodes else "")
@@ -228,7 +240,7 @@ class Estate:
             h = Host(d["name"], "node", node_state=d.get("state", "Up"),
                      version=str(d.get("sso_version", version)), tools_server=d.get("tools_server", self.cluster_name),
                      holds_secret=d["name"].upper() in secret_on)
-            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual")
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Manual", sso_account)
             folder = sso.get("backup_folder")
             if folder:
                 h.folders.add(folder.rstrip("\\").upper())
@@ -237,7 +249,7 @@ class Estate:
             h = Host(s["name"], "biztalk", version=str(s.get("sso_version", version)),
                      tools_server=s.get("tools_server", self.cluster_name),
                      holds_secret=s["name"].upper() in secret_on)
-            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Automatic")
+            h.services[ENTSSO] = Service(ENTSSO, "Stopped", "Automatic", sso_account)
             h.services[RULE_ENGINE] = Service(RULE_ENGINE, s.get("rule_engine", "Running"), "Automatic")
             for hi in s.get("host_instances") or []:
                 inst = HostInstance(hi["host"], hi.get("type", "InProcess"), hi.get("state", "Running"),
@@ -256,7 +268,14 @@ class Estate:
                 named.tools_server = o.get("tools_server", named.tools_server)
                 named.holds_secret = bool(o.get("holds_secret", named.holds_secret))
                 named.sso_installed = bool(o.get("installed", True))
-                named.decrypt_fails_after_restore = bool(o.get("decrypt_fails_after_restore", False))
+                if o.get("service_account"):  # ENTSSO's logon account there (Win32_Service.StartName)
+                    named.services[ENTSSO].logon_account = str(o["service_account"])
+                if o.get("start_type"):  # ENTSSO's start type there
+                    named.services[ENTSSO].start_type = str(o["start_type"])
+                named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
+                for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
+                    named.events.append({"id": int(ev["id"]), "message": str(ev.get("message") or EVENT_TEXT.get(
+                        int(ev["id"]), "")), "time": self.clock.now() - timedelta(hours=float(ev.get("hours_ago", 1)))})
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
         target = str(up.get("target_version", ""))
@@ -648,8 +667,23 @@ class Estate:
     def _service_doc(self, h: Host, name: str) -> dict[str, Any]:
         s = h.services.get(name)
         if s is None:
-            return {"exists": False, "status": None, "start_type": None}
-        return {"exists": True, "status": s.status, "start_type": s.start_type}
+            return {"exists": False, "status": None, "start_type": None, "logon_account": None}
+        return {"exists": True, "status": s.status, "start_type": s.start_type, "logon_account": s.logon_account}
+
+    def _msdtc_doc(self, h: Host) -> dict[str, Any]:
+        """MSDTC's registry as Get-HostFacts reads it: the Security values (1 unless the host is in
+        msdtc.network_access_off) and one contact identifier per endpoint description, derived from the host's
+        name — or from the first host of msdtc.shared_cid when it is listed there (a cloned image)."""
+        cfg = self.scenario.get("msdtc") or {}
+        off = {str(x).upper() for x in cfg.get("network_access_off") or []}
+        shared = [str(x).upper() for x in cfg.get("shared_cid") or []]
+        source = shared[0] if h.name.upper() in shared else h.name.upper()
+        value = 0 if h.name.upper() in off else 1
+        return {"security": {"NetworkDtcAccess": value, "NetworkDtcAccessTransactions": value,
+                             "NetworkDtcAccessInbound": value, "NetworkDtcAccessOutbound": value},
+                "cids": [{"cid": "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-msdtc:{source}:{d}")).upper() + "}",
+                          "description": d} for d in ("MSDTC", "MSDTCUIS", "MSDTCTIPGW", "MSDTCXATM")],
+                "error": None}
 
     def _instance_state(self, h: Host, hi: HostInstance) -> str:
         if hi.host_type == "InProcess":
@@ -731,7 +765,16 @@ class Estate:
                 "last_boot_utc": _iso(h.boot_time),
                 "pending_restart": {"cbs_reboot_pending": h.pending_reboot, "wu_reboot_required": False,
                                     "pending_file_rename_operations": []},
+                "msdtc": self._msdtc_doc(h),
             }
+            asked = p.get("entsso_events") or {}
+            if asked.get("ids"):  # Get-WinEvent -FilterHashtable: the asked ids within the asked hours, newest first
+                ids = {int(i) for i in asked["ids"]}
+                since = self.clock.now() - timedelta(hours=float(asked.get("hours", 24)))
+                doc["entsso_events"] = {"events": [
+                    {"id": e["id"], "time_utc": _iso(e["time"]), "message": e["message"]}
+                    for e in sorted(h.events, key=lambda e: e["time"], reverse=True)
+                    if e["id"] in ids and e["time"] >= since][:50], "error": None}
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
                 f = self._file(h, path)
@@ -1110,9 +1153,11 @@ class Estate:
             if changed:  # restoring the same secret again leaves the registry as it was
                 h.holds_secret = True
                 self._change(h.name, f"master secret restored from {path}")
-            if h.decrypt_fails_after_restore and not h.cannot_decrypt:  # KB 3000847: the restore reports success
-                h.cannot_decrypt = True
-                self._change(h.name, "ENTSSO cannot decrypt with the restored secret (event 10536, KB 3000847)")
+            if h.restore_cannot_decrypt:  # KB 3000847: the restore succeeds, SSO then cannot decrypt
+                h.events.append({"id": 10536, "message": EVENT_TEXT[10536], "time": self.clock.now()})
+                if not h.cannot_decrypt:
+                    h.cannot_decrypt = True
+                    self._change(h.name, "ENTSSO cannot decrypt with the restored secret (event 10536, KB 3000847)")
             return {"holds_secret": True, "held_before": not changed}
 
     def _op_install_ssoupdate(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:

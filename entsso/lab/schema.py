@@ -56,14 +56,22 @@ class ClusterSection(_Model):
     use_network_name: bool | None = None
 
 
+class SeededEvent(_Model):
+    id: int
+    hours_ago: Seconds | None = None  # estate hours before the lab's start; default 1
+    message: str | None = None
+
+
 class SsoHost(_Model):
     version: str | None = None
     sso_version: str | None = None
     tools_server: str | None = None
     holds_secret: bool | None = None
     installed: bool | None = None
-    # KB 3000847: after a master secret restore this node's SSO cannot decrypt (event 10536, Bad Data)
-    decrypt_fails_after_restore: bool | None = None
+    service_account: str | None = None  # ENTSSO's logon account on that host
+    start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
+    restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 
 class SsoSection(_Model):
@@ -75,6 +83,8 @@ class SsoSection(_Model):
     backup_folder: str | None = None
     displaydb_output: str | None = None
     extra_servers: list[str] | None = None  # SSO servers outside the scenario's hosts sharing SSODB
+    service_account: str | None = None  # ENTSSO's logon account on every host
+    admin_group: str | None = None  # SSOX_GlobalInfo.gi_SSOAdminGroup
     hosts: dict[str, SsoHost] | None = None
 
 
@@ -144,6 +154,7 @@ class SqlSection(_Model):
     # login owns raises 14525, as msdb does
     login_roles: list[LoginRole] | None = None
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
+    failed_jobs: dict[str, str] | None = None  # job -> the message its latest seeded run failed at step 1 with
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
     # the TLS SQL Server speaks: its certificate's name (default the server's), "other" for a certificate from a
@@ -225,6 +236,11 @@ class Fault(_Model):
     node: str | None = None  # node_paused: the cluster node paused (default: host)
 
 
+class MsdtcSection(_Model):
+    shared_cid: list[str] | None = None  # hosts whose MSDTC contact identifier is one (the first one's)
+    network_access_off: list[str] | None = None  # hosts whose MSDTC Security values are 0
+
+
 class Scenario(_Model):
     name: str | None = None
     extends: str | None = None
@@ -242,6 +258,7 @@ class Scenario(_Model):
     winrm: WinrmSection | None = None
     faults: list[Fault] | None = None
     timeouts: TimeoutsSection | None = None
+    msdtc: MsdtcSection | None = None
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)

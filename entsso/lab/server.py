@@ -123,8 +123,10 @@ class Lab:
         # one SQL Server instance, or two (sql.second_instance): the first holds the management database (and
         # adm_Server, the group's BizTalk servers)
         biztalk_servers = tuple(str(b["name"]) for b in (scenario.get("biztalk") or {}).get("servers") or [])
+        admin_group = str(scenario.get("sso", {}).get("admin_group", "SSO Administrators"))
         self.sql_engines = [SqlEngine(sc, secret_server, self.clock, hosted=hosted, remote=remote,
-                                      biztalk_servers=biztalk_servers if hosted is None else ())
+                                      biztalk_servers=biztalk_servers if hosted is None else (),
+                                      sso_admin_group=admin_group)
                             for sc, hosted, remote in split_instances(scenario.get("sql", {}))]
         self.sql = self.sql_engines[0]
         # the SSO service reads and writes SSODB where it lives

@@ -57,9 +57,11 @@ SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
     "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names", "login_roles",
-    "job_owner",
+    "job_owner", "failed_jobs",
     # the endpoint's TLS (entsso.lab.server, tds.py) and the written inventory's driver and encryption
     "certificate_name", "certificate_issuer", "tds8", "driver", "encrypt"})
+# the step a seeded failed run (sql.failed_jobs) failed at: the lab's name for a BizTalk job's first step
+FAILED_STEP_NAME = "Step 1"
 # sql.database_names: the names the estate gives SSODB and the management database (the inventory's
 # sql.databases keys); the engine keeps each database under its modelled name and serves it under the
 # estate's, so a statement naming the default name where the estate renamed it fails as on SQL Server
@@ -465,10 +467,12 @@ class SqlEngine:
 
     def __init__(self, scenario_sql: dict, secret_server: str, clock: Any, *,
                  hosted: Sequence[str] | None = None, remote: dict[str, str] | None = None,
-                 biztalk_servers: Sequence[str] = ()) -> None:
-        """`hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
+                 biztalk_servers: Sequence[str] = (), sso_admin_group: str = "SSO Administrators") -> None:
+        """`sso_admin_group`: SSOX_GlobalInfo.gi_SSOAdminGroup (scenario sso.admin_group).
+        `hosted`: the databases this instance has (default: msdb, master, BizTalkMgmtDb, SSODB and the
         group's databases); `remote`: database -> the other instance's name (SERVERPROPERTY('ServerName'))
         for the group's databases that live there (the Backup BizTalk Server job's view names it)."""
+        self.sso_admin_group = sso_admin_group
         unknown = sorted(set(scenario_sql) - SCENARIO_KEYS)
         if unknown:
             raise ValueError(f"scenario sql: unknown key(s) {', '.join(unknown)}; the lab knows "
@@ -581,11 +585,21 @@ class SqlEngine:
                        "date_created, date_modified, version_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, name, 1 if enabled else 0, "BizTalk group job", 0, self.job_owner,
                         to_sql_text(now - timedelta(days=400)), to_sql_text(now - timedelta(days=30)), 1))
-            if enabled:  # a couple of past successful runs of the enabled jobs
+            failed = (sc.get("failed_jobs") or {}).get(name)  # its latest run failed at step 1 with this message
+            if enabled or failed is not None:  # a couple of past runs of the enabled jobs, successful unless failed
                 for hours_ago in (26, 2):
                     start = now - timedelta(hours=hours_ago)
-                    hid = self._history(job_id, start, self.job_run_sec, True,
-                                        self._outcome_message(True, "(schedule)", "step 1"))
+                    ok = failed is None or hours_ago != 2
+                    if not ok:
+                        db.execute("INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, "
+                                   "sql_severity, message, run_status, run_date, run_time, run_duration, "
+                                   "operator_id_emailed, retries_attempted, server) "
+                                   "VALUES (?, 1, ?, 50000, 16, ?, 0, ?, ?, ?, 0, 0, ?)",
+                                   (job_id, FAILED_STEP_NAME, str(failed), _int_date(start), _int_time(start),
+                                    _int_duration(self.job_run_sec), self.server_name))
+                    hid = self._history(job_id, start, self.job_run_sec, ok,
+                                        self._outcome_message(ok, "(schedule)", f"step 1 ({FAILED_STEP_NAME})"
+                                                              if not ok else "step 1"))
                     db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
                                "run_requested_source, start_execution_date, stop_execution_date, job_history_id) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -601,7 +615,7 @@ class SqlEngine:
                    (f"SQL Server Agent ({suffix.split('$')[-1]})", "Running" if self.agent_running else "Stopped"))
         if "ssodb" in self.hosted:
             db.execute("INSERT INTO SSODB.SSOX_GlobalInfo VALUES (?, ?, ?, ?, ?)",
-                       (secret_server, to_sql_text(now - timedelta(days=200)), 0, "SSO Administrators",
+                       (secret_server, to_sql_text(now - timedelta(days=200)), 0, self.sso_admin_group,
                         "SSO Affiliate Administrators"))
 
     def _seed_management(self, sc: dict, now: datetime, yesterday: datetime) -> None:

@@ -32,6 +32,8 @@ NOW = "SET NOCOUNT ON; SELECT SYSUTCDATETIME() AS now_utc, GETDATE() AS now_loca
 SERVER_NAME = "SET NOCOUNT ON; SELECT SERVERPROPERTY('ServerName') AS server_name"
 
 SECRET_SERVER = "SET NOCOUNT ON; SELECT TOP 1 gi_SecretServer AS secret_server FROM SSODB.dbo.SSOX_GlobalInfo"
+# the SSO Administrators group SSO was configured with (ENTSSO's account must be a member to start)
+SSO_ADMIN_GROUP = "SET NOCOUNT ON; SELECT TOP 1 gi_SSOAdminGroup AS admin_group FROM SSODB.dbo.SSOX_GlobalInfo"
 
 # The SSO server the BizTalk group's admin tools use for adapter configuration (MSBTS_GroupSetting.SSOServerName,
 # the group's adm_Group row): the cluster name once the MSS is clustered.
@@ -60,7 +62,8 @@ SSO_SERVERS = """SET NOCOUNT ON;
 SELECT srv_server_name AS server_name FROM SSODB.dbo.SSOX_Servers
 WHERE srv_expire_timestamp > GETDATE() ORDER BY srv_server_name"""
 
-# One row per SQL Agent job: enabled, whether it runs now (in the current Agent session), its last outcome.
+# One row per SQL Agent job: enabled, whether it runs now (in the current Agent session), its last outcome, and
+# the last step that failed (sysjobhistory step rows, step_id > 0, run_status 0) with its message.
 JOBS = """SET NOCOUNT ON;
 SELECT j.name AS name, j.enabled AS enabled,
   (SELECT MAX(h.instance_id) FROM msdb.dbo.sysjobhistory h
@@ -73,6 +76,14 @@ SELECT j.name AS name, j.enabled AS enabled,
      WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_run_time,
   (SELECT TOP 1 h.message FROM msdb.dbo.sysjobhistory h
      WHERE h.job_id = j.job_id AND h.step_id = 0 ORDER BY h.instance_id DESC) AS last_message,
+  (SELECT TOP 1 h.step_name FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id > 0 AND h.run_status = 0 ORDER BY h.instance_id DESC) AS failed_step,
+  (SELECT TOP 1 h.message FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id > 0 AND h.run_status = 0 ORDER BY h.instance_id DESC)
+   AS failed_step_message,
+  (SELECT TOP 1 h.instance_id FROM msdb.dbo.sysjobhistory h
+     WHERE h.job_id = j.job_id AND h.step_id > 0 AND h.run_status = 0 ORDER BY h.instance_id DESC)
+   AS failed_step_instance_id,
   CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a
      WHERE a.job_id = j.job_id
        AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s)

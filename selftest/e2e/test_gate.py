@@ -25,7 +25,15 @@ def test_readiness_passes_on_the_live_default_lab(tmp_path):
     assert {"test_node_is_a_possible_owner_of_the_entsso_resource[NODE2]", "test_cluster_witness_online",
             "test_sso_group_does_not_fail_back_on_its_own",
             "test_no_sso_server_outside_the_inventory_shares_ssodb",
-            "test_biztalk_groups_sso_server_is_the_cluster"} <= set(outcomes)  # and passed, as above
+            "test_biztalk_groups_sso_server_is_the_cluster",
+            "test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
+            "test_entsso_start_type_manual_on_node[NODE2]",
+            "test_ssodb_names_its_sso_administrators_group",
+            "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]",
+            "test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]",
+            "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]",
+            "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]",
+            } <= set(outcomes)  # and passed, as above
     # as on a healthy estate, ManageRefCountLog ran all along: expected, not a finding
     assert outcomes["test_biztalk_job_not_running[MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb]"] == "passed"
     assert run.lab_state["sql"]["jobs"]["MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"]["running"] is True
@@ -213,3 +221,104 @@ def test_apply_on_a_node_owing_a_restart_is_refused_before_phase_1(tmp_path):
     assert "refusing to silence BizTalk" in run.output and "NODE2: found a restart is pending" in run.output
     assert not [r for r in run.journal() if r["kind"] == "intent"]
     assert run.lab_state["changes"] == 0
+
+
+def test_readiness_refuses_entsso_under_another_account_or_automatic_on_a_node(tmp_path):
+    """Issue 28 items 6 and 7: NODE2's ENTSSO logs on as another domain account than the owner's and starts
+    Automatic; each is named with what was seen, the source and the fix, NODE1 is not blamed, and an --apply
+    is refused before phase 1 with nothing changed."""
+    run = run_suite(tmp_path / "gate", "tests_pre", "-m", "readiness", "--lab", "entsso-account-mismatch")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert {"test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]",
+            "test_entsso_start_type_manual_on_node[NODE2]"} <= failed, sorted(failed)
+    assert not {"test_entsso_logs_on_as_one_domain_account_on_every_node[NODE1]",
+                "test_entsso_start_type_manual_on_node[NODE1]", "test_ssodb_names_its_sso_administrators_group"} & failed
+    message = run.message("test_entsso_logs_on_as_one_domain_account_on_every_node[NODE2]")
+    assert "ENTSSO logs on as LAB\\svc-sso-old, while on NODE1, which owns the SSO group, it logs on as " \
+           "LAB\\svc-sso" in message, message
+    assert "SSO administrators group: SSO Administrators" in message and "Troubleshooting Enterprise Single " \
+           "Sign-On" in message, message
+    message = run.message("test_entsso_start_type_manual_on_node[NODE2]")
+    assert "ENTSSO's start type Automatic" in message and "Set-Service -Name ENTSSO -StartupType Manual on NODE2" \
+        in message and "0x800706D9" in message, message
+    _assert_read_only(run)
+
+    refused = run_suite(tmp_path / "apply", "--lab", "entsso-account-mismatch", "--apply", "--change-ticket",
+                        "CHG-ACCOUNT-1")
+    assert refused.returncode == 1, refused.output[-3000:]
+    assert refused.summary["verdict"] == "refused"
+    assert "refusing to silence BizTalk" in refused.output and "LAB\\svc-sso-old" in refused.output
+    assert not [r for r in refused.journal() if r["kind"] == "intent"]
+    assert refused.lab_state["changes"] == 0
+
+
+def test_readiness_refuses_an_sso_server_newer_than_the_master_secret_servers_target(tmp_path):
+    """Issue 28 item 2: BTS2 runs SSO 10.0.3000.0 while the nodes go to 10.0.2000.0: named with the source
+    and the fix; BTS1, older, is not refused (the plan names it as left behind)."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "sso-newer-than-mss")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]" in failed, sorted(failed)
+    assert "test_sso_server_not_newer_than_the_master_secret_servers_target[BTS1]" not in failed
+    message = run.message("test_sso_server_not_newer_than_the_master_secret_servers_target[BTS2]")
+    assert "SSO 10.0.3000.0, newer than 10.0.2000.0" in message and "Please upgrade your master secret server" \
+        in message and "upgrade.target_version" in message, message
+    _assert_read_only(run)
+
+
+def test_readiness_refuses_biztalk_jobs_kb_952555_finds_unhealthy(tmp_path):
+    """Issue 28 item 3: the Backup BizTalk Server job's last run failed (its failing step's message named) and
+    MessageBox_Message_Cleanup is enabled: each refused with KB 952555 as the source; the continuously running
+    ManageRefCountLog and the disabled DTA Purge job (an old failure) are not judged."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "jobs-unhealthy")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = {n for n in run.failed() if n.startswith("test_biztalk_job_healthy_as_kb_952555_expects")}
+    assert failed == {"test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]",
+                      "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]"}, \
+        sorted(run.failed())
+    message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]")
+    assert "Failed; the failing step 'Step 1': Executed as user" in message and "(Error 3201)" in message, message
+    assert "KB 952555" in message, message
+    message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]")
+    assert "enabled: ManageRefCountLog starts it" in message and "@enabled = 0" in message, message
+    _assert_read_only(run)
+
+
+def test_readiness_refuses_msdtc_without_network_access_or_with_a_cloned_cid(tmp_path):
+    """Issue 28 item 5: NODE2's MSDTC has network access off (named value by value), and a CID shared with
+    NODE1 (a cloned image) is named on both nodes, with Learn's MSDTC troubleshooting as the source."""
+    run = run_suite(tmp_path / "off", "tests_pre", "-m", "readiness", "--lab", "msdtc-cloned")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]" in failed, sorted(failed)
+    message = run.message("test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]")
+    assert "NetworkDtcAccess 0, NetworkDtcAccessTransactions 0, NetworkDtcAccessInbound 0" in message, message
+    assert "Troubleshooting Problems with MSDTC" in message, message
+    _assert_read_only(run)
+
+    scenario = tmp_path / "cid.yml"
+    scenario.write_text("extends: default\nname: msdtc-cid\nmsdtc:\n  shared_cid: [NODE1, NODE2]\n", encoding="utf-8")
+    run = run_suite(tmp_path / "cid", "tests_pre", "-m", "readiness", "--lab", str(scenario))
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert {"test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE1]",
+            "test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]"} <= failed, sorted(failed)
+    message = run.message("test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]")
+    assert "(HKEY_CLASSES_ROOT\\CID) is also NODE1's" in message and "msdtc -uninstall then msdtc -install" \
+        in message, message
+    _assert_read_only(run)
+
+
+def test_readiness_refuses_a_node_whose_entsso_already_logged_that_it_cannot_decrypt(tmp_path):
+    """Issue 28 item 1: ENTSSO event 10536 on NODE2 an hour before the change: named with KB 3000847 and
+    the fix; NODE1, whose log is clean, is not blamed."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "readiness", "--lab", "entsso-alarm")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.failed()
+    assert "test_no_entsso_alarm_on_node_since_the_change_began[NODE2]" in failed, sorted(failed)
+    assert "test_no_entsso_alarm_on_node_since_the_change_began[NODE1]" not in failed
+    message = run.message("test_no_entsso_alarm_on_node_since_the_change_began[NODE2]")
+    assert "ENTSSO logged since" in message and "event 10536 at" in message and "KB 3000847" in message, message
+    assert "KB 3062831" in message, message
+    _assert_read_only(run)

@@ -20,6 +20,13 @@ def test_the_plan_lists_every_operation_the_change_then_performs_and_changes_not
     assert "NODE1: move the master secret server to NODE1: SSODB secret server SSOCLUSTER → NODE1" in text
     assert "NODE2: wait for the operator's upgrade: NODE2 SSO 10.0.1000.0 → 10.0.2000.0, manual" in text
     assert "## Backout plan" in text and "## Test plan" in text
+    # issue 28 item 7: the operator is asked to silence the monitoring tools before phase 1
+    checklist = text.split("## Before phase 1: what you do", 1)[1].split("## Implementation plan", 1)[0]
+    assert "- [ ] Put SCOM" in checklist and "BizTalk360" in checklist and "auto-healing" in checklist
+    assert "local ENTSSO service on NODE1, NODE2" in checklist
+    # issue 28 item 2: the BizTalk servers' SSO stays at 10.0.1000.0 while the MSS goes to 10.0.2000.0
+    behind = text.split("## SSO servers this change leaves behind", 1)[1].split("## Test plan", 1)[0]
+    assert "goes to SSO 10.0.2000.0" in behind and "- BTS1 (SSO 10.0.1000.0)" in behind and "- BTS2 (SSO" in behind
     assert "job DTA Purge and Archive (BizTalkDTADb): disabled before the change, stays disabled" in text
 
     change = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-PLAN-1", env=env)

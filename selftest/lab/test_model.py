@@ -167,8 +167,20 @@ def test_updatedb_through_another_machines_sso_server_is_a_second_hop_and_change
 
 def test_default_entsso_runs_on_the_owner_only_among_nodes():
     e = make()
-    assert facts(e, "NODE1")["services"]["ENTSSO"] == {"exists": True, "status": "Running", "start_type": "Manual"}
+    assert facts(e, "NODE1")["services"]["ENTSSO"] == {"exists": True, "status": "Running", "start_type": "Manual",
+                                                       "logon_account": "LAB\\svc-sso"}
     assert facts(e, "NODE2")["services"]["ENTSSO"]["status"] == "Stopped"
+
+
+def test_entsso_logon_account_and_start_type_per_host():
+    """sso.service_account for every host, sso.hosts.<HOST>.service_account / start_type for one: what
+    Win32_Service.StartName and the SCM's start type report."""
+    e = make(sso={"service_account": "CONTOSO\\svc-sso",
+                  "hosts": {"node2": {"service_account": ".\\ssoadmin", "start_type": "Automatic"}}})
+    one, two = facts(e, "NODE1")["services"]["ENTSSO"], facts(e, "NODE2")["services"]["ENTSSO"]
+    assert (one["logon_account"], one["start_type"]) == ("CONTOSO\\svc-sso", "Manual")
+    assert (two["logon_account"], two["start_type"]) == (".\\ssoadmin", "Automatic")
+    assert facts(e, "BTS1")["services"]["ENTSSO"]["logon_account"] == "CONTOSO\\svc-sso"
 
 
 def test_default_host_instances_and_their_services():

@@ -6,7 +6,7 @@
 # `ssomanage -displaydb` prints: its raw text and exit code, which entsso/sso.py parses, the SSO server
 # this machine's SSO tools use included, as its first line names it; whether the master secret is in
 # this machine's registry), the failover cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
-# folder and a secret backup file.
+# folder and a secret backup file, MSDTC's registry settings (network access, contact identifiers).
 # One part failing (cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
 #
@@ -18,10 +18,12 @@
 #   backup_folder      "C:\SSOBackup" | null
 #   secret_backup_file "C:\SSOBackup\CHG1-NODE1.bak" | null
 #   change_records_folder "C:\SSOBackup" | null   (entsso-upgrade's own ENTSSO-*.change.json files, as text)
+#   entsso_events      {ids: [10536, ...], hours: 168} | null   (ENTSSO's Application log events to return)
 #
 # Output (one JSON document):
 #   {"computer_name": "NODE1", "now_utc": "...",
-#    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual"}, ...},
+#    "services": {"ENTSSO": {"exists": true, "status": "Running", "start_type": "Manual",
+#                            "logon_account": "CONTOSO\\svc-sso" | null}, ...},
 #    "sso": {"installed": true, "version": "10.0.1000.0",
 #            "displaydb": {"exit_code": 0, "stdout": "...", "stderr": "", "run_error": null} | null,
 #            "holds_secret": true},
@@ -35,7 +37,10 @@
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
 #    "change_records": [{"path", "text", "last_write_utc"}],
 #    "last_boot_utc": "..." | null,   (Win32_OperatingSystem.LastBootUpTime: Python sees a restart by it)
-#    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]}}
+#    "pending_restart": {"cbs_reboot_pending", "wu_reboot_required", "pending_file_rename_operations": [...]},
+#    "msdtc": {"security": {"NetworkDtcAccess": 1, "NetworkDtcAccessTransactions": 1, "NetworkDtcAccessInbound": 1,
+#                           "NetworkDtcAccessOutbound": 1} | null, "cids": [{"cid", "description"}], "error": null},
+#    "entsso_events": {"events": [{"id", "time_utc", "message"}], "error": null}}
 
 function ConvertTo-IsoUtc {
     param([datetime]$Time)
@@ -83,12 +88,16 @@ function Invoke-SsoTool {
 }
 
 function Get-ServiceFacts {
-    param([string]$Name)
+    param([string]$Name, $Logons)
     $svc = Get-Service -Name $Name -ErrorAction SilentlyContinue
     if ($null -eq $svc) {
-        return [pscustomobject]@{ exists = $false; status = $null; start_type = $null }
+        return [pscustomobject]@{ exists = $false; status = $null; start_type = $null; logon_account = $null }
     }
-    [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType }
+    # Win32_Service.StartName: the account the service logs on as, as the SCM holds it (null: unreadable)
+    $logon = $null
+    if ($null -ne $Logons -and $Logons.ContainsKey($Name)) { $logon = $Logons[$Name] }
+    [pscustomobject]@{ exists = $true; status = [string]$svc.Status; start_type = [string]$svc.StartType
+                       logon_account = $logon }
 }
 
 $computer = $env:COMPUTERNAME
@@ -105,8 +114,15 @@ if ($EntssoParams.biztalk) {
         if (-not $serviceNames.Contains([string]$svc.Name)) { $serviceNames.Add([string]$svc.Name) }
     }
 }
+# each service's logon account (Win32_Service.StartName) in one CIM query of this computer's services
+$logons = @{}
+try {
+    foreach ($w in @(Get-CimInstance -ClassName Win32_Service -Property Name, StartName -ErrorAction Stop)) {
+        $logons[[string]$w.Name] = [string]$w.StartName
+    }
+} catch { $logons = @{} }
 $services = [ordered]@{}
-foreach ($name in $serviceNames) { $services[$name] = Get-ServiceFacts -Name $name }
+foreach ($name in $serviceNames) { $services[$name] = Get-ServiceFacts -Name $name -Logons $logons }
 
 # --- Enterprise SSO ----------------------------------------------------------------------------
 $ssoFolder = Get-SsoFolder
@@ -262,6 +278,49 @@ if ($EntssoParams.change_records_folder) {
     }
 }
 
+# MSDTC as the registry holds it (Python judges it): the security values (MS-CMOM 2.2.3.3, under
+# HKLM\SOFTWARE\Microsoft\MSDTC\Security; null: absent) and the transaction manager's contact identifiers
+# (HKEY_CLASSES_ROOT\CID\<GUID>, each with its Description\(Default): MSDTC, MSDTCUIS, ...; MS-CMOM 2.2.3.5)
+$msdtc = $null
+try {
+    $security = [ordered]@{}
+    $sec = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\MSDTC\Security' -ErrorAction Stop
+    foreach ($n in @('NetworkDtcAccess', 'NetworkDtcAccessTransactions', 'NetworkDtcAccessInbound', 'NetworkDtcAccessOutbound')) {
+        $v = $sec.PSObject.Properties[$n]
+        if ($null -ne $v) { $security[$n] = [int]$v.Value } else { $security[$n] = $null }
+    }
+    $cids = @()
+    if (Test-Path -LiteralPath 'Registry::HKEY_CLASSES_ROOT\CID') {
+        $cids = @(Get-ChildItem -LiteralPath 'Registry::HKEY_CLASSES_ROOT\CID' -ErrorAction Stop | ForEach-Object {
+            $description = $null
+            $d = Get-Item -LiteralPath (Join-Path $_.PSPath 'Description') -ErrorAction SilentlyContinue
+            if ($null -ne $d) { $description = [string]$d.GetValue('') }
+            [pscustomobject]@{ cid = [string]$_.PSChildName; description = $description }
+        })
+    }
+    $msdtc = [pscustomobject]@{ security = [pscustomobject]$security; cids = $cids; error = $null }
+} catch {
+    $msdtc = [pscustomobject]@{ security = $null; cids = @(); error = $_.Exception.Message }
+}
+
+# ENTSSO's events that say the secret or its service account is wrong (Python judges them and their times):
+# the Application log's ENTSSO events of the asked ids within the asked hours, newest first, at most 50
+$entssoEvents = @()
+$entssoEventsError = $null
+if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
+    $filter = @{ LogName = 'Application'; ProviderName = 'ENTSSO'; Id = @($EntssoParams.entsso_events.ids | ForEach-Object { [int]$_ })
+                 StartTime = (Get-Date).AddHours(-[double]$EntssoParams.entsso_events.hours) }
+    try {
+        $entssoEvents = @(Get-WinEvent -FilterHashtable $filter -MaxEvents 50 -ErrorAction Stop | ForEach-Object {
+            [pscustomobject]@{ id = [int]$_.Id; time_utc = (ConvertTo-IsoUtc $_.TimeCreated); message = [string]$_.Message }
+        })
+    } catch {
+        # Get-WinEvent throws when nothing matches: that is no event, not a failure
+        if ($_.FullyQualifiedErrorId -notlike 'NoMatchingEventsFound*') { $entssoEventsError = $_.Exception.Message }
+        $entssoEvents = @()
+    }
+}
+
 # when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
 $lastBoot = $null
 try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
@@ -290,5 +349,7 @@ $pendingRestart = [pscustomobject]@{
     change_records = @($changeRecords)
     last_boot_utc  = $lastBoot
     pending_restart = $pendingRestart
+    msdtc          = $msdtc
+    entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError }
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -1,0 +1,45 @@
+"""MSDTC on the cluster nodes, as Get-HostFacts reads it from the registry: network DTC access and the
+transaction manager's contact identifier (CID). SSO is among the components "commonly affected when MSDTC
+transaction support is not configured correctly" (Learn, "Troubleshooting Problems with MSDTC"), and moving
+ENTSSO to a cluster starts with making the nodes' CIDs unique (biztalknotes, 2013)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# HKLM\SOFTWARE\Microsoft\MSDTC\Security values the nodes need set to 1 (MS-CMOM 2.2.3.3): network DTC access,
+# transactions over it, inbound and outbound (the "Security Configuration" dialog's boxes)
+REQUIRED = ("NetworkDtcAccess", "NetworkDtcAccessTransactions", "NetworkDtcAccessInbound", "NetworkDtcAccessOutbound")
+
+
+@dataclass(frozen=True)
+class Msdtc:
+    host: str
+    security: dict[str, int | None] | None  # None: the Security key could not be read
+    cids: dict[str, str] = field(default_factory=dict)  # Description (MSDTC, MSDTCUIS, …) -> CID (upper case)
+    error: str | None = None
+
+    def not_set(self) -> list[str]:
+        """The required values that are not 1 (absent ones included)."""
+        return [n for n in REQUIRED if (self.security or {}).get(n) != 1]
+
+    @property
+    def cid(self) -> str | None:
+        """The transaction manager's own contact identifier (Description MSDTC)."""
+        return self.cids.get("MSDTC")
+
+
+def parse_msdtc(host: str, doc: dict[str, Any]) -> Msdtc | None:
+    m = doc.get("msdtc")
+    if not isinstance(m, dict):
+        return None  # an older script, or the lab without it: not read
+    cids = {str(c["description"]).upper(): str(c["cid"]).strip("{}").upper()
+            for c in m.get("cids") or [] if c.get("description") and c.get("cid")}
+    security = m.get("security")
+    return Msdtc(host, {str(k): (int(v) if v is not None else None) for k, v in security.items()}
+                 if isinstance(security, dict) else None, cids, m.get("error"))
+
+
+def shared_cids(mine: Msdtc, others: list[Msdtc]) -> list[str]:
+    """The hosts among `others` whose MSDTC contact identifier equals `mine`'s (a cloned image)."""
+    return [o.host for o in others if o.host != mine.host and mine.cid and o.cid == mine.cid]

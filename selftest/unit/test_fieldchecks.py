@@ -1,0 +1,51 @@
+"""The parsers behind the gate's field checks (issue 28): service accounts, MSDTC's registry, job health."""
+from __future__ import annotations
+
+from entsso.domain import msdtc, services, sqlagent
+
+
+def test_a_built_in_or_local_account_is_no_domain_account():
+    assert services.not_a_domain_account("LocalSystem", "NODE1") == "a built-in account"
+    assert services.not_a_domain_account("NT AUTHORITY\\NetworkService", "NODE1") == "a built-in account"
+    assert services.not_a_domain_account("NT SERVICE\\ENTSSO", "NODE1") == "a built-in account"
+    assert services.not_a_domain_account(".\\ssoadmin", "NODE1") == "an account local to NODE1"
+    assert services.not_a_domain_account("node1\\ssoadmin", "NODE1.contoso.local") == \
+        "an account local to NODE1.contoso.local"
+    assert services.not_a_domain_account("CONTOSO\\svc-sso", "NODE1") is None
+    assert services.not_a_domain_account("svc-sso@contoso.local", "NODE1") is None
+    assert services.account_key(" CONTOSO\\Svc-SSO ") == services.account_key("contoso\\svc-sso")
+
+
+def test_msdtc_registry_parsed_and_a_shared_cid_found():
+    def doc(cid: str, access: int | None = 1) -> dict:
+        return {"msdtc": {"security": {n: access for n in msdtc.REQUIRED},
+                          "cids": [{"cid": cid, "description": "MSDTC"}, {"cid": "{X}", "description": "MSDTCUIS"}],
+                          "error": None}}
+    one = msdtc.parse_msdtc("NODE1", doc("{5a2f-aa}"))
+    two = msdtc.parse_msdtc("NODE2", doc("{5A2F-AA}", None))
+    three = msdtc.parse_msdtc("NODE3", doc("{77-bb}"))
+    assert one is not None and two is not None and three is not None
+    assert one.cid == "5A2F-AA" and one.not_set() == []
+    assert two.not_set() == list(msdtc.REQUIRED)  # absent values are not set
+    assert msdtc.shared_cids(two, [one, two, three]) == ["NODE1"]
+    assert msdtc.shared_cids(three, [one, two, three]) == []
+    assert msdtc.parse_msdtc("NODE1", {}) is None  # not read
+
+
+def _job(name: str, enabled: bool = True, outcome: str | None = "Succeeded", **kw) -> sqlagent.Job:
+    return sqlagent.Job(name, True, enabled, False, outcome, "20261207 010000", "The job failed.", **kw)
+
+
+def test_job_health_as_kb_952555_expects():
+    backup = "Backup BizTalk Server (BizTalkMgmtDb)"
+    assert sqlagent.job_health(_job(backup)) is None
+    failed = sqlagent.job_health(_job(backup, outcome="Failed", failed_step="BackupFull",
+                                      failed_step_message="Cannot open backup device"))
+    assert failed == "its last run (20261207 010000, msdb's local time) Failed; the failing step 'BackupFull': " \
+                     "Cannot open backup device"
+    assert sqlagent.job_health(_job(backup, enabled=False, outcome="Failed")) is None  # will not run: not judged
+    refcount = "MessageBox_Message_ManageRefCountLog_BizTalkMsgBoxDb"
+    assert sqlagent.job_health(_job(refcount, outcome="Failed"), [refcount]) is None
+    cleanup = "MessageBox_Message_Cleanup_BizTalkMsgBoxDb"
+    assert "enabled" in (sqlagent.job_health(_job(cleanup)) or "")
+    assert sqlagent.job_health(_job(cleanup, enabled=False)) is None

@@ -20,6 +20,7 @@ from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
 from entsso.domain.sso import ENTSSO
 from entsso.domain.names import same_name
+from entsso.change import stepnames as S
 
 TITLES = change.NUMBERED_TITLES
 
@@ -67,52 +68,52 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
     rec = run.change_record_path()
 
     # 1. silence
-    p.add("silence", "record the change and its baseline on the estate", primary, f"{rec} written (the baseline)")
+    p.add("silence", S.RECORD_CHANGE, primary, f"{rec} written (the baseline)")
     for server in run.biztalk_servers:
         h = s.hosts[server]
         now = {i.host_name: i.state for i in h.host_instances if i.in_process}
         names = list(b.host_instances.get(server, {}))
-        p.add("silence", "stop host instances", server,
+        p.add("silence", S.STOP_HOST_INSTANCES, server,
               ", ".join(f"BTSSvc${n} {now.get(n)} → Stopped" for n in names) or "none",
               already=all(now.get(n) == "Stopped" for n in names))
-        p.add("silence", "stop Rule Engine Update and ENTSSO", server,
+        p.add("silence", S.STOP_RULE_ENGINE_AND_ENTSSO, server,
               f"{RULE_ENGINE} {_state(s, server, RULE_ENGINE)} → Stopped, "
               f"{ENTSSO} {_state(s, server, ENTSSO)} → Stopped",
               already=all(_state(s, server, x) == "Stopped" for x in (RULE_ENGINE, ENTSSO)))
     for job in run.job_names:
         j = s.sql.jobs.get(job)
-        p.add("silence", "disable job", None, f"{'enabled' if j and j.enabled else 'disabled'} → disabled",
+        p.add("silence", S.DISABLE_JOB, None, f"{'enabled' if j and j.enabled else 'disabled'} → disabled",
               already=bool(j and not j.enabled), job=job)
     running = [n for n in run.job_names if (j := s.sql.jobs.get(n)) is not None and j.running]
-    p.add("silence", "stop the jobs still running", None,
+    p.add("silence", S.STOP_RUNNING_JOBS, None,
           ("sp_stop_job: " + ", ".join(running) + " → idle") if running else "every job idle already (checked)",
           already=not running)
-    p.add("silence", "record phase 1 done on the estate", primary, "the change record: phase 1 done")
+    p.add("silence", S.record_phase_done(1), primary, "the change record: phase 1 done")
 
     # 2. backup
     path = run.secret_backup_file()
-    p.add("backup", "back up the master secret", primary, f"ssoconfig -backupSecret → {path} on {primary} (new file)")
-    p.add("backup", "copy the secret backup off the node", primary, f"{path} → this admin box (mode 0600)")
-    p.add("backup", "force a full BizTalk backup", None, "sp_ForceFullBackup, then the job run to completion",
+    p.add("backup", S.BACK_UP_SECRET, primary, f"ssoconfig -backupSecret → {path} on {primary} (new file)")
+    p.add("backup", S.COPY_SECRET_OFF_NODE, primary, f"{path} → this admin box (mode 0600)")
+    p.add("backup", S.FORCE_FULL_BACKUP, None, "sp_ForceFullBackup, then the job run to completion",
           job=run.inventory.sql.backup_job)
-    p.add("backup", "record phase 2 done on the estate", primary, "the change record: phase 2 done")
+    p.add("backup", S.record_phase_done(2), primary, "the change record: phase 2 done")
 
     # 3. uncluster
     ss = s.sql.secret_server
     if not same_name(ss, primary):
-        p.add("uncluster", "point the primary's SSO tools at the cluster name", primary,
+        p.add("uncluster", S.TOOLS_AT_CLUSTER_NAME, primary,
               f"SSO tools {_tools(s, primary)} → {run.cluster_name}",
               already=same_name(_tools(s, primary), run.cluster_name))
-    p.add("uncluster", f"move the master secret server to {primary}", primary, f"SSODB secret server {ss} → {primary}")
+    p.add("uncluster", S.move_secret_server_to(primary), primary, f"SSODB secret server {ss} → {primary}")
     view = s.cluster_view()
     res = view.resource.state if view and view.resource else "unknown"
-    p.add("uncluster", "take the ENTSSO cluster resource offline", primary, f"{run.resource} {res} → Offline")
-    p.add("uncluster", "start ENTSSO on the primary through the SCM", primary, f"{ENTSSO} (SCM) → Running")
-    p.add("uncluster", "point the primary's SSO tools at itself", primary, f"SSO tools → {primary}")
+    p.add("uncluster", S.TAKE_CLUSTER_RESOURCE_OFFLINE, primary, f"{run.resource} {res} → Offline")
+    p.add("uncluster", S.START_ENTSSO_ON_PRIMARY, primary, f"{ENTSSO} (SCM) → Running")
+    p.add("uncluster", S.TOOLS_AT_ITSELF, primary, f"SSO tools → {primary}")
     for n in others:
-        p.add("uncluster", f"point SSO tools at {primary}", n, f"SSO tools {_tools(s, n)} → {primary}")
-        p.add("uncluster", "start ENTSSO through the SCM", n, f"{ENTSSO} (SCM) → Running")
-    p.add("uncluster", "record phase 3 done on the estate", primary, "the change record: phase 3 done")
+        p.add("uncluster", S.tools_at(primary), n, f"SSO tools {_tools(s, n)} → {primary}")
+        p.add("uncluster", S.START_ENTSSO, n, f"{ENTSSO} (SCM) → Running")
+    p.add("uncluster", S.record_phase_done(3), primary, "the change record: phase 3 done")
 
     # 4. upgrade, the primary first
     for n in [primary, *others]:
@@ -122,57 +123,57 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         if v is not None and sso.version_tuple(v) >= sso.version_tuple(cfg.target_version):
             p.skipped.append(f"{n}: SSO {v} is already at (or past) {cfg.target_version}: not upgraded")
         elif cfg.mode == "manual":
-            p.add("upgrade", "wait for the operator's upgrade", n,
+            p.add("upgrade", S.WAIT_FOR_OPERATOR, n,
                   f"{n} SSO {v} → {cfg.target_version}, manual (the operator runs ESSO Setup; the suite waits)")
         else:
-            p.add("upgrade", "install the SSO update package", n,
+            p.add("upgrade", S.INSTALL_PACKAGE, n,
                   f"{n} SSO {v} → {cfg.target_version}, package {cfg.package_path}")
-        p.add("upgrade", "start ENTSSO through the SCM", n, f"{ENTSSO} (SCM) → Running")
-    p.add("upgrade", "record phase 4 done on the estate", primary, "the change record: phase 4 done")
+        p.add("upgrade", S.START_ENTSSO, n, f"{ENTSSO} (SCM) → Running")
+    p.add("upgrade", S.record_phase_done(4), primary, "the change record: phase 4 done")
 
     # 5. recluster
-    p.add("recluster", f"move the master secret server back to {run.cluster_name}", primary,
+    p.add("recluster", S.move_secret_server_back_to(run.cluster_name), primary,
           f"SSODB secret server {primary} → {run.cluster_name}")
     for n in run.nodes:  # the resource is offline after phase 3: no node runs ENTSSO under the cluster
-        p.add("recluster", "stop the SCM-started ENTSSO", n, f"{ENTSSO} (SCM) Running → Stopped")
+        p.add("recluster", S.STOP_SCM_ENTSSO, n, f"{ENTSSO} (SCM) Running → Stopped")
     for n in [*others, primary]:
-        p.add("recluster", f"move the SSO group to {n}", primary, f"group {run.group} → owned by {n}")
-        p.add("recluster", "take the ENTSSO resource offline", n, f"{run.resource} → Offline")
-        p.add("recluster", "bring the ENTSSO resource online", n, f"{run.resource} → Online on {n}")
+        p.add("recluster", S.move_group_to(n), primary, f"group {run.group} → owned by {n}")
+        p.add("recluster", S.TAKE_RESOURCE_OFFLINE, n, f"{run.resource} → Offline")
+        p.add("recluster", S.BRING_RESOURCE_ONLINE, n, f"{run.resource} → Online on {n}")
         if n != primary:
-            p.add("recluster", "put this change's secret backup on the node", n, f"{path} from {primary} → {n}")
-        p.add("recluster", "restore the master secret", n, f"ssoconfig -restoreSecret {path} on {n}")
+            p.add("recluster", S.PUT_BACKUP_ON_NODE, n, f"{path} from {primary} → {n}")
+        p.add("recluster", S.RESTORE_SECRET, n, f"ssoconfig -restoreSecret {path} on {n}")
     for n in run.nodes:
-        p.add("recluster", f"point SSO tools at {run.cluster_name}", n, f"SSO tools → {run.cluster_name}")
-    p.add("recluster", "record phase 5 done on the estate", primary, "the change record: phase 5 done")
+        p.add("recluster", S.tools_at(run.cluster_name), n, f"SSO tools → {run.cluster_name}")
+    p.add("recluster", S.record_phase_done(5), primary, "the change record: phase 5 done")
 
     # 6. fail over, ending where the group was before the change
     start = b.group_owner or primary
-    p.add("failover", "list the adapter handlers from BizTalkMgmtDb", None,
+    p.add("failover", S.LIST_HANDLERS, None,
           "the group's adapter handlers and their SSO configuration ids, read over ODBC")
     for n in [x for x in run.nodes if x != start] + [start]:
-        p.add("failover", f"move the SSO group to {n}", n, f"group {run.group} → owned by {n}")
-        p.add("failover", "read the adapter handlers' properties through SSO", n,
+        p.add("failover", S.move_group_to(n), n, f"group {run.group} → owned by {n}")
+        p.add("failover", S.READ_HANDLERS, n,
               f"each adapter handler's properties read through the SSO service on {n} (needs the master "
               "secret there)")
-    p.add("failover", "record phase 6 done on the estate", primary, "the change record: phase 6 done")
+    p.add("failover", S.record_phase_done(6), primary, "the change record: phase 6 done")
 
     # 7. BizTalk back as the baseline
     if not run.options.keep_silenced:
         for server in run.biztalk_servers:
             svcs = [x for x, st in ((ENTSSO, b.entsso.get(server)), (RULE_ENGINE, b.rule_engine.get(server)))
                     if st == "Running"]
-            p.add("resume", "start ENTSSO and Rule Engine Update as before", server,
+            p.add("resume", S.START_SERVICES_AS_BEFORE, server,
                   ", ".join(f"{x} Stopped → Running" for x in svcs) or "nothing ran before the change")
             ran = [n for n, st in b.host_instances.get(server, {}).items() if st == "Running"]
-            p.add("resume", "start the host instances that ran", server,
+            p.add("resume", S.START_HOST_INSTANCES, server,
                   ", ".join(f"BTSSvc${n} → Running" for n in ran) or "none ran before the change")
         for job, enabled in b.jobs_enabled.items():
             if enabled:
-                p.add("resume", "re-enable job", None, "disabled → enabled", job=job)
+                p.add("resume", S.REENABLE_JOB, None, "disabled → enabled", job=job)
             else:
                 p.skipped.append(f"job {job}: disabled before the change, stays disabled")
-        p.add("resume", "mark the change completed on the estate", primary, "the change record: completed")
+        p.add("resume", S.mark_change("completed"), primary, "the change record: completed")
     else:
         p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
 

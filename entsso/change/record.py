@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from entsso.change.run import Run
+from entsso.change import stepnames as S
 from entsso.change.steps import step, stop
 from entsso.domain import backup, change, files
 
@@ -40,9 +41,9 @@ def prior_failover_evidence(run: Run) -> dict[str, Any]:
         for r in journal.read(run.dir.parent / p.run_id / "journal.jsonl"):
             if r.get("kind") != "result" or r.get("phase") != "failover" or r.get("outcome") == "failed":
                 continue
-            if r.get("step", "").startswith("move the SSO group"):
+            if S.is_move_group(r.get("step", "")):
                 per_node.setdefault(r["host"], {})["group"] = r.get("evidence") or {}
-            elif r.get("step", "").startswith("read the adapter handlers"):
+            elif r.get("step", "") == S.READ_HANDLERS:
                 per_node.setdefault(r["host"], {})["handlers"] = r.get("evidence") or []
     return {n: v for n, v in per_node.items() if "group" in v and "handlers" in v}
 
@@ -79,7 +80,7 @@ def record_change(run: Run) -> None:
                                    gate_passed_by=h.gate_passed_by or run.id,
                                    runs=tuple(h.runs),
                                    phases_finished=tuple(p for p in change.PHASES if p in h.finished_phases))
-    _write_record(run, "silence", "record the change and its baseline on the estate", base.with_run(run.id))
+    _write_record(run, "silence", S.RECORD_CHANGE, base.with_run(run.id))
     r = run.change_record
     assert r is not None
     run.journal.write("change_recorded", ticket=r.ticket, baseline=r.baseline, change_started=r.change_started,
@@ -125,8 +126,7 @@ def record_phase_done(run: Run, name: str) -> None:
     status = {"resume": "completed", "backout": "backed-out"}.get(name)
     if status and run.change_record.status == status:
         return  # closed already (a second backout): nothing to write
-    what = (f"mark the change {status} on the estate" if status
-            else f"record phase {change.PHASE_NUMBERS.get(name, '?')} done on the estate")
+    what = S.mark_change(status) if status else S.record_phase_done(change.PHASE_NUMBERS.get(name, "?"))
     _write_record(run, name, what, run.change_record.with_phase(
         name, status=status, backup_proof=getattr(run, "backup_proof", None) if name == "backup" else None))
     if status:

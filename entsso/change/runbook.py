@@ -23,6 +23,7 @@ from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
 from entsso.remote.winrm import RemoteError
 from entsso.domain.names import same_name
 from entsso.domain.outcome import Outcome
+from entsso.change import stepnames as S
 
 
 class NodeSilent(DomainError):
@@ -35,10 +36,10 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 
     def server(host: str) -> None:
         instances = [(name, "Stopped") for name in baseline.host_instances.get(host, {})]
-        step(run, "silence", "stop host instances", host,
+        step(run, "silence", S.STOP_HOST_INSTANCES, host,
              lambda: biztalk.ensure_host_instances(run.hosts[host], instances, timeouts.service_stop),
              host_instances=[n for n, _ in instances])
-        step(run, "silence", "stop Rule Engine Update and ENTSSO", host,
+        step(run, "silence", S.STOP_RULE_ENGINE_AND_ENTSSO, host,
              lambda: services.ensure_services(run.hosts[host], [(RULE_ENGINE, "Stopped"), (ENTSSO, "Stopped")],
                                               timeouts.service_stop))
 
@@ -47,11 +48,11 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 
     def jobs() -> None:
         for job in run.job_names:
-            step(run, "silence", "disable job", None, partial(disable, job), job=job)
+            step(run, "silence", S.DISABLE_JOB, None, partial(disable, job), job=job)
         # disabling stops no run: stop what still runs (ManageRefCountLog never ends on its own), but let a
         # Backup BizTalk Server run from its schedule finish; then wait until none runs
         backup_job = run.inventory.sql.backup_job
-        step(run, "silence", "stop the jobs still running", None,
+        step(run, "silence", S.STOP_RUNNING_JOBS, None,
              lambda: sqlagent.ensure_jobs_idle_everywhere(run.sql, run.job_names, timeouts.backup_job, run.poller,
                                                           wait_for=[backup_job]), jobs=list(run.job_names))
 
@@ -77,10 +78,10 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     if existing is not None:  # not yet backed up in this change
         cfg = run.inventory.secret_backup
         reminder = cfg.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
-        step(run, "backup", "back up the master secret", mss,
+        step(run, "backup", S.BACK_UP_SECRET, mss,
              lambda: sso.backup_secret(run.hosts[mss], path, run.inventory.secrets.secret_password, reminder),
              file=path)
-    copy = step(run, "backup", "copy the secret backup off the node", mss, lambda: _copy_off_node(run, mss, path),
+    copy = step(run, "backup", S.COPY_SECRET_OFF_NODE, mss, lambda: _copy_off_node(run, mss, path),
                 file=path)
     s = observe(run)
     require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
@@ -131,21 +132,21 @@ def uncluster(run: Run, s: Snapshot) -> Snapshot:
     host = run.hosts[primary]
     if not same_name(sso.secret_server(run.sql), primary):
         # ssomanage needs a running SSO server: the clustered one, while it still answers
-        step(run, "uncluster", "point the primary's SSO tools at the cluster name", primary,
+        step(run, "uncluster", S.TOOLS_AT_CLUSTER_NAME, primary,
              lambda: sso.ensure_tools_server(host, run.cluster_name))
-    step(run, "uncluster", f"move the master secret server to {primary}", primary,
+    step(run, "uncluster", S.move_secret_server_to(primary), primary,
          lambda: sso.ensure_secret_server(host, run.sql, primary), secret_server=primary)
-    step(run, "uncluster", "take the ENTSSO cluster resource offline", primary,
+    step(run, "uncluster", S.TAKE_CLUSTER_RESOURCE_OFFLINE, primary,
          lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
-    step(run, "uncluster", "start ENTSSO on the primary through the SCM", primary,
+    step(run, "uncluster", S.START_ENTSSO_ON_PRIMARY, primary,
          lambda: services.ensure_services(host, [(ENTSSO, "Running")], t.service_start))
-    step(run, "uncluster", "point the primary's SSO tools at itself", primary,
+    step(run, "uncluster", S.TOOLS_AT_ITSELF, primary,
          lambda: sso.ensure_tools_server(host, primary))
 
     def secondary(node: str) -> None:
-        step(run, "uncluster", f"point SSO tools at {primary}", node,
+        step(run, "uncluster", S.tools_at(primary), node,
              lambda: sso.ensure_tools_server(run.hosts[node], primary))
-        step(run, "uncluster", "start ENTSSO through the SCM", node,
+        step(run, "uncluster", S.START_ENTSSO, node,
              lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
 
     on_hosts(others, secondary)
@@ -196,7 +197,7 @@ def _upgrade_node(run: Run, node: str) -> None:
     before = _node_facts(run, node)
     installed = before.sso.version if before.reachable and before.sso else None
     if sso.version_tuple(installed) >= sso.version_tuple(target):
-        run.journal.result("upgrade", "upgrade SSO", node, "unchanged", version=target)
+        run.journal.result("upgrade", S.ALREADY_UPGRADED, node, "unchanged", version=target)
     elif cfg.mode == "manual":
         media = cfg.package_path or r"<BizTalk media>\Platform\SSO64\Setup.exe"
         text = (f"\n>>> OPERATOR: on {node}, run ESSO Setup from the BizTalk media "
@@ -234,12 +235,12 @@ def _upgrade_node(run: Run, node: str) -> None:
                                   f"({elapsed:.0f} s of at most {t.upgrade:.0f} s)")
             return None
 
-        step(run, "upgrade", "wait for the operator's upgrade", node,
+        step(run, "upgrade", S.WAIT_FOR_OPERATOR, node,
              lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}",
                                                        seen=lambda: _versions_seen(reported))})
     else:
         log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
-        result = step(run, "upgrade", "install the SSO update package", node,
+        result = step(run, "upgrade", S.INSTALL_PACKAGE, node,
                       lambda: installer.install_update(run.hosts[node], cfg.package_path, cfg.arguments or "", log,
                                                  t.upgrade), package=cfg.package_path).evidence
         code = int(result.get("exit_code", -1))
@@ -257,13 +258,13 @@ def _upgrade_node(run: Run, node: str) -> None:
             # the boot time from before the install: a 1641 restart may already be under way
             watch = restart.RestartWatch(node, before.last_boot_utc if before.reachable else None)
             if action is installer.Next.RESTART:
-                step(run, "upgrade", "restart the node", node, lambda: restart.restart_node(run.hosts[node]))
-            step(run, "upgrade", "wait for the node to come back", node,
+                step(run, "upgrade", S.RESTART_NODE, node, lambda: restart.restart_node(run.hosts[node]))
+            step(run, "upgrade", S.WAIT_FOR_RESTART, node,
                  lambda: _wait_for_restart(run, node, watch, t.reboot))
         elif action is installer.Next.FAILED:
             stop(run, "upgrade", installer.installer_failure(node, code, log, result.get("version_after"),
                                                              cfg.package_path))
-    step(run, "upgrade", "start ENTSSO through the SCM", node,
+    step(run, "upgrade", S.START_ENTSSO, node,
          lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
 
 
@@ -282,7 +283,7 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     t = run.inventory.timeouts
     primary = run.primary_node()
     host = run.hosts[primary]
-    step(run, phase_name, f"move the master secret server back to {run.cluster_name}", primary,
+    step(run, phase_name, S.move_secret_server_back_to(run.cluster_name), primary,
          lambda: sso.ensure_secret_server(host, run.sql, run.cluster_name), secret_server=run.cluster_name)
     # ENTSSO started through the SCM must stop before the cluster runs it again; the instance the cluster
     # itself runs or is starting (a resumed run may find the resource online on a node) is left to the
@@ -293,7 +294,7 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     # stopped attempt left is not this restore's
     started = {n: before.hosts[n].now_utc for n in run.nodes}
     on_hosts([n for n in run.nodes if not same_name(n, clustered_on)],
-             lambda n: step(run, phase_name, "stop the SCM-started ENTSSO", n,
+             lambda n: step(run, phase_name, S.STOP_SCM_ENTSSO, n,
                             lambda: services.ensure_services(run.hosts[n], [(ENTSSO, "Stopped")], t.service_stop)))
     # Microsoft's procedure for a clustered MSS: on each node in turn, own the group, cycle the resource
     # offline→online, restore the master secret there. The primary last, so the group ends on it.
@@ -306,19 +307,19 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     for node in [n for n in run.nodes if n != primary] + [primary]:
         if (phase_name, "restore the master secret", node) in run.done_steps():
             continue
-        step(run, phase_name, f"move the SSO group to {node}", primary, partial(_move_group, run, primary, node))
-        step(run, phase_name, "take the ENTSSO resource offline", node,
+        step(run, phase_name, S.move_group_to(node), primary, partial(_move_group, run, primary, node))
+        step(run, phase_name, S.TAKE_RESOURCE_OFFLINE, node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
-        step(run, phase_name, "bring the ENTSSO resource online", node,
+        step(run, phase_name, S.BRING_RESOURCE_ONLINE, node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Online", t.group_move))
         if node != primary:
-            step(run, phase_name, "put this change's secret backup on the node", node,
+            step(run, phase_name, S.PUT_BACKUP_ON_NODE, node,
                  partial(_copy_backup_to, run, primary, node, path))
-        step(run, phase_name, "restore the master secret", node, partial(restore, node), file=path)
+        step(run, phase_name, S.RESTORE_SECRET, node, partial(restore, node), file=path)
         # the primary, restored last, held the secret as the MSS through phases 3-4: the group goes back there
         _stop_on_entsso_alarm(run, phase_name, node, started.get(node), "after the master secret was restored on it",
                               safe=primary if node != primary else None)
-    on_hosts(run.nodes, lambda n: step(run, phase_name, f"point SSO tools at {run.cluster_name}", n,
+    on_hosts(run.nodes, lambda n: step(run, phase_name, S.tools_at(run.cluster_name), n,
                                        lambda: sso.ensure_tools_server(run.hosts[n], run.cluster_name)))
     s = observe(run)
     require(run, phase_name, gate.reclustered_findings(run, s))
@@ -344,7 +345,7 @@ def _stop_in_safe_state(run: Run, phase: str, node: str, what: str, safe: str | 
     if safe is None or same_name(safe, node):
         stop(run, phase, f"{what}. The group stays on {node}: no other node's SSO was shown to work in this change "
              f"yet. Check ENTSSO on {node} and the master secret there, then resume.")
-    step(run, phase, f"move the SSO group back to {safe}", safe, partial(_move_group, run, safe, safe))
+    step(run, phase, S.move_group_back_to(safe), safe, partial(_move_group, run, safe, safe))
     stop(run, phase, f"{what}. The group was moved back to {safe}, whose SSO this change has shown to work: "
          f"BizTalk's SSO is served from a node shown to work. Check ENTSSO on {node} and the master secret there "
          "(an SSO that cannot decrypt after a restore: KB 3000847, event 10536), then resume.")
@@ -386,7 +387,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     owner_now = next((n for n in run.nodes if view and view.group and same_name(n, view.group.owner_node)), None)
     first = owner_now or start_owner
     seen: dict[str, Any] = {}
-    configs = step(run, "failover", "list the adapter handlers from BizTalkMgmtDb", None,
+    configs = step(run, "failover", S.LIST_HANDLERS, None,
                    lambda: [c.__dict__ for c in biztalk.handler_configs(run.sql)])
     wanted = tuple(biztalk.HandlerConfig(**c) for c in configs)
     proven: list[str] = []
@@ -395,7 +396,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         return [h.__dict__ for h in biztalk.adapter_handlers(run.hosts[node], wanted)]
 
     def read_on(node: str) -> None:
-        handlers = step(run, "failover", "read the adapter handlers' properties through SSO", node,
+        handlers = step(run, "failover", S.READ_HANDLERS, node,
                         partial(read_handlers, node))
         seen.setdefault(node, {})["handlers"] = handlers
         unreadable = [h for h in handlers if not h["readable"]]
@@ -415,7 +416,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
                  "then resume.")
         back = proven[-1]
         try:
-            step(run, "failover", f"move the SSO group back to {back}", back, partial(_move_group, run, back, back))
+            step(run, "failover", S.move_group_back_to(back), back, partial(_move_group, run, back, back))
         except BaseException:
             run.journal.write("safe_state_failed", phase="failover", node=back)
             raise
@@ -428,11 +429,11 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
     read_on(first)  # where the group is: proven before it leaves
     others = [n for n in run.nodes if n != first]
     for node in others:
-        moved = step(run, "failover", f"move the SSO group to {node}", node, partial(_move_group, run, node, node))
+        moved = step(run, "failover", S.move_group_to(node), node, partial(_move_group, run, node, node))
         seen.setdefault(node, {})["group"] = moved.evidence
         read_on(node)
     if not same_name(others[-1] if others else first, start_owner):  # end where the change began
-        moved = step(run, "failover", f"move the SSO group to {start_owner}", start_owner,
+        moved = step(run, "failover", S.move_group_to(start_owner), start_owner,
                      partial(_move_group, run, start_owner, start_owner))
         seen.setdefault(start_owner, {})["group"] = moved.evidence
     return {"snapshot": observe(run), "per_node": seen, "start_owner": start_owner}
@@ -446,10 +447,10 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
         wanted_services = [(ENTSSO, "Running")] if baseline.entsso.get(host) == "Running" else []
         if baseline.rule_engine.get(host) == "Running":
             wanted_services.append((RULE_ENGINE, "Running"))
-        step(run, phase_name, "start ENTSSO and Rule Engine Update as before", host,
+        step(run, phase_name, S.START_SERVICES_AS_BEFORE, host,
              lambda: services.ensure_services(run.hosts[host], wanted_services, t.service_start))
         instances = [(n, "Running") for n, st in baseline.host_instances.get(host, {}).items() if st == "Running"]
-        step(run, phase_name, "start the host instances that ran", host,
+        step(run, phase_name, S.START_HOST_INSTANCES, host,
              lambda: biztalk.ensure_host_instances(run.hosts[host], instances, t.service_start))
 
     def enable(job: str) -> Outcome:
@@ -458,7 +459,7 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
     def jobs() -> None:
         for job, enabled in baseline.jobs_enabled.items():
             if enabled:
-                step(run, phase_name, "re-enable job", None, partial(enable, job), job=job)
+                step(run, phase_name, S.REENABLE_JOB, None, partial(enable, job), job=job)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)
@@ -490,7 +491,7 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
         require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started)])  # the secret to restore
         s = recluster(run, s, "backout")
     owner = baseline.group_owner or run.primary_node()
-    step(run, "backout", f"move the SSO group back to {owner}", owner,
+    step(run, "backout", S.move_group_back_to(owner), owner,
          lambda: cluster.ensure_group_owner(run.hosts[owner], run.group, owner, t.group_move))
     s = resume_biztalk(run, baseline, "backout")
     s = observe(run)

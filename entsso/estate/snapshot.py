@@ -3,9 +3,8 @@ once, SQL Server's facts in four statements alongside. Tests assert snapshots; f
 after each phase. A host or SQL Server that does not answer is recorded with its error, not raised."""
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from collections.abc import Iterable
@@ -112,16 +111,6 @@ class Snapshot:
     def host_instances(self) -> list[biztalk.HostInstance]:
         return [hi for h in self.biztalk_servers for hi in h.host_instances]
 
-    def to_json(self) -> str:
-        def default(o: Any) -> Any:
-            if isinstance(o, datetime):
-                return o.isoformat()
-            return str(o)
-
-        doc = asdict(self)
-        for h in doc["hosts"].values():
-            h.pop("raw", None)
-        return json.dumps(doc, default=default, indent=2, sort_keys=True)
 
 
 def _parse_time(value: Any) -> datetime | None:

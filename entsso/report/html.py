@@ -15,6 +15,7 @@ from entsso.change import journal
 from entsso.change.run import Run
 from entsso.domain import change
 from entsso.report import gantt
+from entsso.change import stepnames as S
 
 PHASE_TITLES = OrderedDict(change.ALL_TITLES)
 
@@ -298,7 +299,7 @@ def site_checks_html(folder: Path | None, collected: list[Any], outcomes: dict[s
 def secret_backup_html(records: list[dict[str, Any]]) -> str:
     """Where the master secret backup is: on the node, and the copy off it with its SHA-256."""
     e = html.escape
-    copies = [r for r in records if r.get("kind") == "result" and r.get("step") == "copy the secret backup off the node"
+    copies = [r for r in records if r.get("kind") == "result" and r.get("step") == S.COPY_SECRET_OFF_NODE
               and isinstance(r.get("evidence"), dict) and r["evidence"].get("copy")]
     if not copies:
         return ""

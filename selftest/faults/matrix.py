@@ -80,16 +80,24 @@ RECORD_PHASES = ("upgrade", "failover", "resume")  # where Write-File is only th
 
 
 def representative(steps: list[Step]) -> list[tuple[Step, str]]:
-    """The CI slice: every (phase, operation) once, on its first host, the kinds taken in turn. Write-File
+    """The CI slice: every (phase, operation) once, on its first host, the kinds taken in turn (the rehearsal's
+    operations before phase 1: three of them). Write-File
     of the phases where it only updates the change record (the same step at every phase end) is taken
     in the phases where it is more (silence: the record's creation, recluster: the secret backup's copy)
     and at one phase end (backup, uncluster); the full matrix takes every one."""
     seen: set[tuple[str, str]] = set()
     picked = []
     kinds = itertools.cycle(KINDS)
+    rehearsed = 0
     for s in steps:
         if s.operation == "Write-File" and s.phase in RECORD_PHASES:
             continue
+        if s.phase == "gate" and (s.phase, s.operation) not in seen:
+            # the rehearsal before phase 1 tries every operation through one wrapper (a failure is recorded and
+            # the change refused): three of its operations stand for the rest here; the full matrix takes all
+            rehearsed += 1
+            if rehearsed > 3:
+                continue
         if (s.phase, s.operation) not in seen:
             seen.add((s.phase, s.operation))
             picked.append((s, next(kinds)))

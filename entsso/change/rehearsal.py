@@ -11,18 +11,17 @@ All hosts at once, each host's operations in turn (one WinRM call at a time per 
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from entsso.change.lock import EstateLock, EstateLocked
 from entsso.change.run import Run
+from entsso.change.runbook import copy_off_node
 from entsso.domain import backup, biztalk, cluster, files, permissions, services, sqlagent, sso
 from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.errors import DomainError
@@ -164,7 +163,7 @@ def _owner(run: Run, s: Snapshot, node: str, out: list[Rehearsed]) -> None:
                          lambda doc: None if int(doc.get("size") or 0) > 0 else "the backup file is empty")
     if backed_up is not None:
         _attempt(out, "Read-File", node, "the rehearsal backup copied off the node",
-                 lambda: _copy_off_node(run, node, path))
+                 lambda: copy_off_node(run, node, path))
     record = f"{folder}\\ENTSSO-{label}.rehearsal.txt"
     data = f"entsso-upgrade rehearsal {run.id} at {datetime.now(UTC).isoformat(timespec='seconds')}\r\n".encode()
     _attempt(out, "Write-File", node, f"a file written in the backup folder ({record})",
@@ -173,15 +172,6 @@ def _owner(run: Run, s: Snapshot, node: str, out: list[Rehearsed]) -> None:
              lambda: {"size": len(files.read_file(host, record))},
              lambda doc: None if doc["size"] == len(data) else f"read back {doc['size']} bytes of {len(data)}")
 
-
-def _copy_off_node(run: Run, node: str, path: str) -> dict[str, Any]:
-    data = files.read_file(run.hosts[node], path)
-    folder = Path(run.inventory.secret_backup.copy_folder or (run.dir.parent.parent / "secret-backups" / run.id))
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / Path(path.replace("\\", "/")).name
-    target.write_bytes(data)
-    target.chmod(0o600)
-    return {"copy": str(target), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _sql(run: Run, s: Snapshot, out: list[Rehearsed]) -> None:

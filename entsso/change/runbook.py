@@ -81,7 +81,7 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
         step(run, "backup", S.BACK_UP_SECRET, mss,
              lambda: sso.backup_secret(run.hosts[mss], path, run.inventory.secrets.secret_password, reminder),
              file=path)
-    copy = step(run, "backup", S.COPY_SECRET_OFF_NODE, mss, lambda: _copy_off_node(run, mss, path),
+    copy = step(run, "backup", S.COPY_SECRET_OFF_NODE, mss, lambda: copy_off_node(run, mss, path),
                 file=path)
     s = observe(run)
     require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
@@ -92,7 +92,8 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     return s
 
 
-def _copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
+def copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
+    """A file on a node (the master secret backup) copied to this admin box, mode 0600: path, size, SHA-256."""
     data = files.read_file(run.hosts[host], path)
     # beside the reports folder, never in a run directory (those are attached to change tickets)
     folder = Path(run.inventory.secret_backup.copy_folder or (run.dir.parent.parent / "secret-backups" / run.id))

@@ -83,6 +83,7 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     runs = change_runs(run, records)
     # the change's evidence from every run of it: the backup an earlier run made stays in a resumed run's report
     parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
+    parts.append(rehearsal_html([r for _, recs in runs for r in recs]))
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -315,6 +316,26 @@ def secret_backup_html(records: list[dict[str, Any]]) -> str:
             f"<td><code>{e(str(ev.get('sha256')))}</code></td></tr>"
             f"<tr><th style='text-align:left'>Size</th><td>{e(str(ev.get('size')))} bytes</td></tr>"
             "</table><p>The password is not in this report: it is the one the operator gave for the backup.</p></div>")
+
+
+def rehearsal_html(records: list[dict[str, Any]]) -> str:
+    """The change's rehearsal before phase 1 (entsso.change.rehearsal): what it proved, and what no rehearsal can
+    try, with why."""
+    e = html.escape
+    done = [r for r in records if r.get("kind") == "rehearsal"]
+    if not done:
+        return ""
+    last = done[-1]
+    rows = "".join(f"<tr><td>{e(str(o.get('operation')))}</td><td>{e(str(o.get('host') or 'SQL Server'))}</td>"
+                   f"<td>{e(str(o.get('what')))}</td><td>{'ok' if o.get('ok') else '<b>FAILED</b>'}</td>"
+                   f"<td>{e(str(o.get('detail')))}</td></tr>" for o in last.get("operations") or [])
+    never = "".join(f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in (last.get("unrehearsable") or {}).items())
+    return ('<div class="entsso-rehearsal"><h3>Rehearsal before phase 1</h3>'
+            f"<p>Every operation of the change, once, in a form that changes nothing "
+            f"({'passed' if last.get('passed') else 'FAILED'}, {e(str(last.get('seconds')))} s).</p>"
+            '<table border="1" cellpadding="3" style="border-collapse:collapse"><tr><th>operation</th><th>on</th>'
+            f"<th>what</th><th>result</th><th>detail</th></tr>{rows}</table>"
+            f"<p>Not rehearsed (no form of it leaves the estate as it was):</p><ul>{never}</ul></div>")
 
 
 def next_steps_html(run: Run, conclusion: dict[str, Any] | None = None) -> str:

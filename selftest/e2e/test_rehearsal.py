@@ -38,6 +38,11 @@ def test_the_rehearsal_runs_every_operation_of_the_full_change_and_changes_nothi
     record = next(r for r in rehearsal.journal() if r["kind"] == "rehearsal")
     assert record["passed"] and set(record["unrehearsable"]) >= {"Install-SsoUpdate", "Restore-MasterSecret",
                                                                   "Restart-Node", "sp_start_job"}
+    # what it proved and what it cannot try, in the report and in summary.json
+    report = (rehearsal.dir / "report.html").read_text()
+    assert "Rehearsal before phase 1" in report and "Install-SsoUpdate" in report and "Update-SsoDatabase" in report
+    assert rehearsal.summary["rehearsal"]["passed"] and "Restart-Node" in rehearsal.summary["rehearsal"]["unrehearsable"]
+    assert "Rehearsal before phase 1" in (full_run.dir / "report.html").read_text()  # a change's report too
 
 
 REFUSALS = {

@@ -16,14 +16,13 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/odbc18.sh
 
 ## make test: types and lint first (ruff and mypy at 0 on the whole package, the lab included; config in
 ## pyproject.toml), then our own tests (selftest/), against the lab through the real clients. The benchmark's short
-## form first, alone (it measures wall time); then the rest three at a time (pytest-xdist), the two long
-## fault tests first so that they run beside the others rather than after them: most of their
+## form first, alone (it measures wall time); then the rest three at a time (pytest-xdist): most of their
 ## time is the lab's estate delays, not CPU, and the whole suite must stay under 15 minutes on 2 cores.
 test: $(STAMP)
 	$(PY) -m ruff check entsso
 	$(PY) -m mypy entsso
 	$(PY) -m pytest selftest/bench -q
-	$(PY) -m pytest selftest/faults selftest/e2e selftest/lab selftest/unit -q -n 3
+	$(PY) -m pytest selftest -q -n 3 --ignore=selftest/bench
 
 ## make demo: the full upgrade on a freshly started lab; writes reports/<run-id>/report.html
 demo: $(STAMP)

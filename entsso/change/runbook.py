@@ -238,7 +238,7 @@ def _upgrade_node(run: Run, node: str) -> None:
 
         step(run, "upgrade", S.WAIT_FOR_OPERATOR, node,
              lambda: {"version": run.poller_slow.until(done, t.upgrade, what=f"{node} to report SSO {target}",
-                                                       seen=lambda: _versions_seen(reported))})
+                                                       seen=lambda: sso.versions_seen(reported))})
     else:
         log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
         result = step(run, "upgrade", S.INSTALL_PACKAGE, node,
@@ -268,15 +268,6 @@ def _upgrade_node(run: Run, node: str) -> None:
     step(run, "upgrade", S.START_ENTSSO, node,
          lambda: services.ensure_services(run.hosts[node], [(ENTSSO, "Running")], t.service_start))
 
-
-def _versions_seen(reported: list[str | None]) -> str:
-    """What a node reported while its upgrade was awaited, in words: 'it reported 10.0.1000.0 the whole time'."""
-    words = [v or "no answer" for v in reported]
-    if not words or words == ["no answer"]:
-        return "it did not answer WinRM the whole time"
-    if len(words) == 1:
-        return f"it reported {words[0]} the whole time"
-    return f"it reported {', then '.join(words)} (the last)"
 
 
 # --- phase 5: recluster ---------------------------------------------------------------------------------

@@ -377,3 +377,13 @@ def rehearse_secret_server(host: WindowsHost, sql: Executes) -> Outcome:
     if not same_name(after, before):
         raise SecretServerNotSet(f"SSODB named {before!r} and names {after!r} after -updatedb set it again")
     return Outcome(False, {"secret_server": after}, "set to the value it had")
+
+
+def versions_seen(reported: list[str | None]) -> str:
+    """What a node reported while its upgrade was awaited, in words: 'it reported 10.0.1000.0 the whole time'."""
+    words = [v or "no answer" for v in reported]
+    if not words or words == ["no answer"]:
+        return "it did not answer WinRM the whole time"
+    if len(words) == 1:
+        return f"it reported {words[0]} the whole time"
+    return f"it reported {', then '.join(words)} (the last)"

@@ -25,7 +25,7 @@ from selftest.faults.matrix import final_state
 
 SCENARIO = "package"
 SEED = 13
-CI_KILLS = 8  # the CI sample (make faults kills at every step)
+CI_KILLS = 6  # the CI sample (make faults kills at every step)
 ONCE = ("Install-SsoUpdate", "Backup-MasterSecret")  # must never reach a host twice in one change
 
 

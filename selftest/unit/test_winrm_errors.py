@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from entsso.change.runbook import _versions_seen
+from entsso.domain.sso import versions_seen as _versions_seen
 from entsso.domain.poll import Poller, WaitTimedOut
 from entsso.remote.winrm import HostNotResolved, HostUnreachable, WindowsHost, WinRMSettings
 

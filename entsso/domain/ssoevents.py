@@ -52,6 +52,9 @@ def parse_events(host: str, doc: dict[str, Any]) -> tuple[tuple[SsoEvent, ...] |
     for e in part.get("events") or []:
         when = datetime.fromisoformat(str(e["time_utc"]).replace("Z", "+00:00"))
         out.append(SsoEvent(host, int(e["id"]), when, str(e.get("message") or "")))
+    # Get-WinEvent answers "no events" as an error (FullyQualifiedErrorId NoMatchingEventsFound…): none read
+    if str(part.get("error_id") or "").startswith("NoMatchingEventsFound"):
+        return tuple(out), None
     return tuple(out), part.get("error")
 
 

@@ -49,3 +49,16 @@ def test_job_health_as_kb_952555_expects():
     cleanup = "MessageBox_Message_Cleanup_BizTalkMsgBoxDb"
     assert "enabled" in (sqlagent.job_health(_job(cleanup)) or "")
     assert sqlagent.job_health(_job(cleanup, enabled=False)) is None
+
+
+def test_get_winevent_finding_no_event_is_no_events_not_an_error():
+    """Get-HostFacts returns Get-WinEvent's error raw; Python decides that NoMatchingEventsFound means none."""
+    from entsso.domain import ssoevents
+
+    none = {"entsso_events": {"events": [], "error": "No events were found that match the specified selection "
+                              "criteria.", "error_id": "NoMatchingEventsFound,Microsoft.PowerShell.Commands."
+                              "GetWinEventCommand"}}
+    assert ssoevents.parse_events("NODE1", none) == ((), None)
+    denied = {"entsso_events": {"events": [], "error": "Attempted to perform an unauthorized operation.",
+                                "error_id": "System.UnauthorizedAccessException"}}
+    assert ssoevents.parse_events("NODE1", denied) == ((), "Attempted to perform an unauthorized operation.")

@@ -307,6 +307,7 @@ try {
 # the Application log's ENTSSO events of the asked ids within the asked hours, newest first, at most 50
 $entssoEvents = @()
 $entssoEventsError = $null
+$entssoEventsErrorId = $null
 if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
     $filter = @{ LogName = 'Application'; ProviderName = 'ENTSSO'; Id = @($EntssoParams.entsso_events.ids | ForEach-Object { [int]$_ })
                  StartTime = (Get-Date).AddHours(-[double]$EntssoParams.entsso_events.hours) }
@@ -316,7 +317,8 @@ if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
         })
     } catch {
         # Get-WinEvent throws when nothing matches: that is no event, not a failure
-        if ($_.FullyQualifiedErrorId -notlike 'NoMatchingEventsFound*') { $entssoEventsError = $_.Exception.Message }
+        $entssoEventsError = $_.Exception.Message
+        $entssoEventsErrorId = [string]$_.FullyQualifiedErrorId
         $entssoEvents = @()
     }
 }
@@ -350,6 +352,6 @@ $pendingRestart = [pscustomobject]@{
     last_boot_utc  = $lastBoot
     pending_restart = $pendingRestart
     msdtc          = $msdtc
-    entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError }
+    entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError; error_id = $entssoEventsErrorId }
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -14,6 +14,7 @@ from entsso.change.run import Run
 from entsso.report import causes, verdict
 from entsso.report.keys import CAUSES_KEY, OUTCOMES_KEY, RUN_KEY
 
+_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.exit.Exception)  # pytest's own, not errors
 PHASES_SET_UP_KEY = pytest.StashKey[list[str]]()  # the phases this test's setup ran
 PHASES_SEEN_KEY = pytest.StashKey[set[str]]()  # the phases whose log a test's setup report already carries
 STOP_REPORTED_KEY = pytest.StashKey[str]()  # the test that reported the stop (the others point to it)
@@ -49,6 +50,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             report.sections.append(("phases set up here", "This test's setup ran the phases " + ", ".join(ran_here)
                                     + ": their logs are in the timeline at the top of the report, each with "
                                       "its phase."))
+    if (run is not None and run.options.apply and report.when == "setup" and report.failed and call.excinfo
+            and not (run.stopped or run.interrupted) and not isinstance(call.excinfo.value, _OUTCOMES)):
+        # a setup that raised outside the runbook's steps (a hook, a plugin, the suite itself): the change is
+        # interrupted there, as by a signal; the traceback goes to the run folder, not the console
+        record_internal_error(run, call.excinfo.value)
+        item.session.shouldstop = f"interrupted: {run.interrupted}"
+        report.longrepr = f"Interrupted: {run.interrupted}."
     if run is not None and report.when == "setup" and report.failed and (run.stopped or run.interrupted):
         _once(item, report, run)
     if run is not None and report.failed and not (run.stopped or run.interrupted):
@@ -111,6 +119,49 @@ def _once(item: pytest.Item, report: pytest.TestReport, run: Run) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, Any]:
+    """An exception from anywhere while the tests run (a hook, a plugin, the suite itself outside a step)
+    interrupts the change as a signal does: its traceback goes to the run folder (internal-error.txt,
+    secrets scrubbed), never to the console, and the run ends with the `interrupted` verdict, its evidence
+    and the command that continues the change (pytest would end with an INTERNALERROR block and no verdict)."""
+    run = session.config.stash.get(RUN_KEY, None)
+    try:
+        return (yield)
+    except (KeyboardInterrupt, SystemExit, pytest.UsageError):
+        raise
+    except Exception as exc:
+        if run is None or not run.options.apply:
+            raise
+        record_internal_error(run, exc)
+        session.shouldstop = f"interrupted: {run.interrupted}"
+        return True
+
+
+def record_internal_error(run: Run, exc: BaseException) -> None:
+    """The run interrupted by an exception of the suite's own: the traceback in the run folder, the journal's
+    `interrupted` record (as for a signal), the cause in the verdict's words."""
+    import traceback
+
+    from entsso.report.scrub import scrub, secret_values
+
+    path = run.dir / "internal-error.txt"
+    text = scrub("".join(traceback.format_exception(exc)), secret_values())
+    try:
+        path.write_text(text, encoding="utf-8")
+        where = f"its traceback is in {path}"
+    except OSError as err:
+        where = f"its traceback could not be written ({err.strerror})"
+    said = scrub(str(exc), secret_values()).splitlines()[0][:200] if str(exc) else ""
+    run.interrupted = run.interrupted or (f"an error in the suite itself, {type(exc).__name__}"
+                                          + (f": {said}" if said else "") + f"; {where}")
+    if run.journal is not None:
+        in_flight = [{"phase": k[0], "step": k[1], "host": k[2], "since": ts}
+                     for k, ts in list(run.in_flight.items())]
+        run.journal.write("interrupted", signal="INTERNALERROR", error=type(exc).__name__, phase=run.current_phase,
+                          in_flight=in_flight, resume=run.resume_command())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
     """Before junit.xml and report.html are written: the verdict, and an interrupted run's unfinished
     phase as a failed test of its own (pytest reports nothing for a test whose setup was interrupted, so
@@ -125,6 +176,8 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
         _conclude(session, run)
     finally:
         if run.interrupted and tr is not None:
+            if session.exitstatus == pytest.ExitCode.OK or session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+                session.exitstatus = pytest.ExitCode.INTERRUPTED  # an exception interrupted it, as a signal does
             tr._report_keyboardinterrupt = lambda: None  # pytest's "!!! KeyboardInterrupt !!!" and its location
     try:
         return (yield)

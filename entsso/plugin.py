@@ -22,15 +22,15 @@ from entsso.base_fixtures import baseline, estate, host, judge, run, testinfra_h
 from entsso.change.operator import Operator
 from entsso.change.run import Run
 from entsso.collection import pytest_collection_modifyitems, pytest_generate_tests, pytest_runtest_setup
-from entsso.outcomes import pytest_runtest_makereport, pytest_sessionfinish
+from entsso.outcomes import pytest_runtest_makereport, pytest_runtestloop, pytest_sessionfinish
 from entsso.report.keys import RUN_KEY
 from entsso.session import REPORTS, latest_report, pytest_keyboard_interrupt, pytest_unconfigure, start_banner
 
 __all__ = [
     "REPORTS", "RUN_KEY", "baseline", "estate", "host", "judge", "latest_report", "pytest_addoption",
     "pytest_collection_modifyitems", "pytest_configure", "pytest_generate_tests", "pytest_keyboard_interrupt",
-    "pytest_runtest_makereport", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_sessionstart",
-    "pytest_unconfigure", "run", "testinfra_host",
+    "pytest_runtest_makereport", "pytest_runtest_setup", "pytest_runtestloop", "pytest_sessionfinish",
+    "pytest_sessionstart", "pytest_unconfigure", "run", "testinfra_host",
 ]
 
 MARKERS = ("readiness", "prepared", "post", "slow", "change_guard", "backout")

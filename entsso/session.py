@@ -313,11 +313,13 @@ def _detach_console(console: set[tuple[int, int]]) -> None:
         os.close(null)
 
 
-def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:  # noqa: ARG001
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """Journal the interruption: where the change was and which steps were in flight."""
     run = _RUNS[-1] if _RUNS else None
     if run is None or run.journal is None:
         return
+    if isinstance(excinfo.value, pytest.Session.Interrupted) and run.interrupted:
+        return  # the suite stopped the session itself (entsso.outcomes.record_internal_error journalled why)
     run.interrupted = run.interrupted or "SIGINT"
     in_flight = [{"phase": k[0], "step": k[1], "host": k[2], "since": ts} for k, ts in list(run.in_flight.items())]
     run.journal.write("interrupted", signal=run.interrupted, phase=run.current_phase, in_flight=in_flight,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from selftest.e2e.suite import ROOT, SuiteRun, _child_env, spawn_suite
+from selftest.e2e.suite import ROOT, SuiteRun, _child_env, run_suite, spawn_suite
 
 MID_PHASE = ("uncluster", "upgrade")  # the package scenario's phases 3-4: BizTalk silenced, the MSS unclustered
 
@@ -126,3 +126,67 @@ def test_a_lost_session_sighup_mid_phase_still_writes_report_summary_and_junit(s
     assert_interrupted_evidence(run_dir, ticket, str(lab.inventory_path))
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     assert [r["signal"] for r in journal if r["kind"] == "interrupted"] == ["SIGHUP"]
+
+
+BOOM = '''
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.argname == "upgraded":  # phase 4's fixture, after phase 3 unclustered the MSS
+        raise RuntimeError("an exception from a plugin's hook")
+'''
+
+
+def test_an_exception_from_a_hook_mid_change_is_an_interruption_with_its_evidence(start_lab, tmp_path):
+    """An exception raised outside the runbook's steps (here a plugin's pytest_fixture_setup, as phase 4
+    begins): the change is interrupted there, as by a signal, with report.html, summary.json and junit.xml
+    saying `interrupted`, the traceback in the run folder and not on the console, the verdict last; the
+    printed command then continues the change to `completed`."""
+    lab = start_lab("package")
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "boom_plugin.py").write_text(BOOM, encoding="utf-8")
+    env, ticket = dict(lab.env), "CHG-INT-EXC"
+    run = run_suite(tmp_path / "reports", f"--inventory={lab.inventory_path}", "--apply", "--change-ticket", ticket,
+                    "-p", "boom_plugin", env={**env, "PYTHONPATH": str(tmp_path / "plugin")})
+    assert run.returncode == 2, (run.returncode, run.output[-3000:])
+    assert run.dir is not None
+    assert_interrupted_evidence(run.dir, ticket, str(lab.inventory_path))
+    assert_verdict_last(run.output)
+    assert "an exception from a plugin's hook" in run.summary["verdict_reason"]
+    trace = (run.dir / "internal-error.txt").read_text()
+    assert "RuntimeError: an exception from a plugin's hook" in trace and "boom_plugin.py" in trace
+    journal = run.journal()
+    interruptions = [(r["signal"], r["phase"]) for r in journal if r["kind"] == "interrupted"]
+    assert interruptions == [("INTERNALERROR", "uncluster")]
+    assert not [r for r in journal if r["kind"] == "phase_started" and r["phase"] == "upgrade"]
+    typed = re.search(r"with: pytest (.+)$", run.summary["continue"])
+    assert typed, run.summary["continue"]
+    again = run_suite(tmp_path / "reports", *typed.group(1).split(), env=env)
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.summary["verdict"] == "completed"
+
+
+RAISING_HOOK = '''
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "test_readiness" in report.nodeid:
+        raise RuntimeError("an exception from a reporting hook")
+'''
+
+
+def test_an_exception_that_escapes_pytest_at_the_gate_is_an_interruption_and_changes_nothing(tmp_path):
+    """An exception that pytest itself would end with an INTERNALERROR block (a reporting hook raising, at the
+    gate): the run is `interrupted` with its evidence, nothing on the estate changed, no traceback on the
+    console and the verdict last."""
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "raising_plugin.py").write_text(RAISING_HOOK, encoding="utf-8")
+    run = run_suite(tmp_path / "reports", "--lab", "--apply", "--change-ticket", "CHG-INT-HOOK", "-p", "raising_plugin",
+                    env={"PYTHONPATH": str(tmp_path / "plugin")})
+    assert run.returncode == 2, (run.returncode, run.output[-3000:])
+    assert "INTERNALERROR" not in run.output and "Traceback" not in run.output, run.output[-3000:]
+    assert run.summary["verdict"] == "interrupted", run.summary["verdict_reason"]
+    assert "an exception from a reporting hook" in run.summary["verdict_reason"]
+    assert run.lab_state["changes"] == 0
+    assert "RuntimeError: an exception from a reporting hook" in (run.dir / "internal-error.txt").read_text()
+    root = ET.parse(run.dir / "junit.xml").getroot()
+    assert {p.get("name"): p.get("value") for p in root.iter("property")}["entsso.verdict"] == "interrupted"
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    assert [line for line in lines if re.fullmatch(r"=+ entsso: [A-Z-]+ =+", line.strip())][-1].strip("= ") == \
+        "entsso: INTERRUPTED"

@@ -11,8 +11,8 @@ import pytest
 
 from entsso.base_fixtures import EVIDENCE_KEY
 from entsso.change.run import Run
-from entsso.report import causes, verdict
-from entsso.report.keys import CAUSES_KEY, OUTCOMES_KEY, RUN_KEY
+from entsso.report import causes, earlier, verdict
+from entsso.report.keys import CAUSES_KEY, NOT_REPEATED_KEY, OUTCOMES_KEY, RUN_KEY
 
 _OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.exit.Exception)  # pytest's own, not errors
 PHASES_SET_UP_KEY = pytest.StashKey[list[str]]()  # the phases this test's setup ran
@@ -63,6 +63,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         _one_cause(item, report, run)
     if run is not None and report.failed and item.nodeid not in run.failed_tests:
         run.failed_tests.append(item.nodeid)
+    if run is not None and report.skipped and earlier.done_earlier(reason := earlier.skip_reason(report)):
+        item.config.stash.setdefault(NOT_REPEATED_KEY, []).append(reason)
     outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
     if report.when == "call" or report.outcome != "passed":
         state = "error" if report.when != "call" and report.failed else report.outcome

@@ -71,16 +71,18 @@ def outage_html(conclusion: dict[str, Any] | None) -> str:
     return f'<div class="entsso-estate-now"><h3>Where the estate is now</h3>{down}{more}</div>'
 
 
-def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | None = None) -> str:
+def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | None = None,
+               not_repeated: list[str] | None = None) -> str:
     records = list(journal.read(run.dir / "journal.jsonl"))
     e = html.escape
-    from entsso.report import recap
+    from entsso.report import earlier, recap
 
+    runs = change_runs(run, records)
     parts = [banner_html(run, conclusion), recap.to_html((conclusion or {}).get("recap")),
              f"<h2>Change {e(run.options.change_ticket or '(read-only gate)')} — {e(mode(run))}</h2>",
-             who_when_html(run, ended=datetime.now(UTC) if final else None),
-             before_after_html(run)]
-    runs = change_runs(run, records)
+             who_when_html(run, ended=datetime.now(UTC) if final else None,
+                           change_started=earlier.change_started(runs) if len(runs) > 1 else None),
+             before_after_html(run), earlier.earlier_runs_html(runs, not_repeated or [])]
     # the change's evidence from every run of it: the backup an earlier run made stays in a resumed run's report
     parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
     parts.append(rehearsal_html([r for _, recs in runs for r in recs]))
@@ -173,20 +175,23 @@ def _when(at: datetime | None) -> str:
     return text if local.utcoffset() == timedelta(0) else f"{text} ({utc.isoformat(sep=' ', timespec='seconds')})"
 
 
-def who_when_html(run: Run, ended: datetime | None) -> str:
-    """Who made the change, with which accounts, from where, and when it started and ended."""
+def who_when_html(run: Run, ended: datetime | None, change_started: datetime | None = None) -> str:
+    """Who made the change, with which accounts, from where, and when it started and ended: the change's
+    start (its first run's) when it took several runs, and this run's start beside it."""
     e = html.escape
     inv = run.inventory
     operator = getpass.getuser()
     sql = (f"SQL login {inv.sql.username}" if inv.sql.auth == "sql"
            else f"{operator}'s Windows logon (Kerberos)")
+    began = change_started if change_started is not None and change_started < run.started else run.started
     if ended is not None:
-        end = f"{_when(ended)} (after {_duration((ended - run.started).total_seconds())})"
+        end = f"{_when(ended)} (after {_duration((ended - began).total_seconds())})"
     else:
         end = "not yet: the run had not ended when this report was written"
     rows = [("Operator", f"{operator} on the admin box {socket.gethostname()}"),
             ("WinRM account", inv.winrm.username), ("SQL Server account", f"{sql} on {inv.sql.server}"),
-            ("Started", _when(run.started)), ("Ended", end)]
+            ("Started", _when(began) + (f" (the change's first run; this run started {_when(run.started)})"
+                                        if began != run.started else "")), ("Ended", end)]
     return ('<table class="entsso-who-when" border="1" cellpadding="3" style="border-collapse:collapse;margin:6px 0">'
             + "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
             + "</table>")

@@ -16,3 +16,4 @@ TEST_PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()  # --plan: each phase's 
 PLAN_SUMMARY_KEY = pytest.StashKey[dict[str, Any]]()  # --plan: the plan's operations, for summary.json
 CAUSES_KEY = pytest.StashKey[list[Any]]()  # the gate's common causes (entsso.report.causes.Cause), once each
 CONCLUSION_KEY = pytest.StashKey[dict[str, Any]]()  # the verdict, reached once (entsso.report.verdict.conclude)
+NOT_REPEATED_KEY = pytest.StashKey[list[str]]()  # skips of checks an earlier run of the change verified (reasons)

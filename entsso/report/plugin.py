@@ -20,7 +20,8 @@ import pytest
 
 from entsso.change.run import Run
 from entsso.report.html import BANNER_COLOURS, mode, next_steps_html, site_checks_html, story_html
-from entsso.report.keys import ITEMS_KEY, OUTCOMES_KEY, RUN_KEY, SITE_CHECKS_KEY
+from entsso.report import earlier
+from entsso.report.keys import ITEMS_KEY, NOT_REPEATED_KEY, OUTCOMES_KEY, RUN_KEY, SITE_CHECKS_KEY
 from entsso.report.scrub import scrub, scrub_dir, secret_values
 from entsso.report.verdict import conclude
 
@@ -75,6 +76,13 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
         "Tools": f"entsso-upgrade {_pkg('entsso-upgrade')}, pywinrm {_pkg('pywinrm')}, pyodbc {_pkg('pyodbc')}, "
                  f"pytest {_pkg('pytest')}, pytest-html {_pkg('pytest-html')}",
     })
+
+
+def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
+    """A continued change's checks that an earlier run verified are not rows of their own (the story counts
+    them, one line a reason: entsso.report.earlier)."""
+    if getattr(report, "skipped", False) and earlier.done_earlier(earlier.skip_reason(report)):
+        cells.clear()
 
 
 def pytest_html_report_title(report: Any) -> None:
@@ -146,7 +154,8 @@ def refresh(config: pytest.Config, *, final: bool = False) -> None:
                    "body{display:flex;flex-direction:column}"
                    "#environment-header,#environment{order:1;align-self:flex-start}</style>")
     prefix = rep._report.additional_summary["prefix"]  # pytest-html 4's summary slots
-    prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion)]
+    prefix[:] = [title_style + story_html(run, final=final, conclusion=conclusion,
+                                         not_repeated=config.stash.get(NOT_REPEATED_KEY, []))]
     site_checks = site_checks_html(config.stash.get(SITE_CHECKS_KEY, None), config.stash.get(ITEMS_KEY, []),
                                    config.stash.get(OUTCOMES_KEY, {}))
     rep._report.additional_summary["postfix"][:] = [site_checks + next_steps_html(run, conclusion)]

@@ -162,6 +162,20 @@ def test_an_exception_from_a_hook_mid_change_is_an_interruption_with_its_evidenc
     again = run_suite(tmp_path / "reports", *typed.group(1).split(), env=env)
     assert again.returncode == 0, again.output[-3000:]
     assert again.summary["verdict"] == "completed"
+    # the report is the change's (issue 25 item 8): the first run's steps one line each, the checks it verified
+    # counted and not rows of raw skips, the secret backup it made, and the change's own start
+    report = (again.dir / "report.html").read_text()
+    first = run.dir.name
+    done = re.findall(r"<li>phase \d: [^<]+ — done in run ([^ ]+) at", report)
+    assert done and set(done) == {first}, done
+    assert len(done) == len([r for r in journal if r["kind"] == "result" and r["outcome"] in ("ok", "noop")])
+    assert re.search(r"<li>\d+ checks not run again: change CHG-INT-EXC is under way: its readiness was verified by "
+                     f"run {first}", report)
+    assert "Skipped: change CHG-INT-EXC" not in report
+    assert "Master secret backup" in report and "SHA-256 of the copy" in report
+    started = next(r["ts"] for r in journal if r["kind"] == "run_started")
+    assert re.search(rf"<th[^>]*>Started</th><td>{started[:10]} {started[11:19]}[^<]*the change&#x27;s first run",
+                     report), re.findall(r"Started</th><td>[^<]*", report)
 
 
 RAISING_HOOK = '''

@@ -71,7 +71,27 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SuiteRun]:
         out["completed"] = run_typed(reports, command, env)
     finally:
         lab.stop()
+    for name, overrides, said in REFUSALS:  # a change refused before phase 1, then what it printed, as typed
+        scenario = work / f"{name}.yml"
+        scenario.write_text(f"extends: package\nname: {name}\n{overrides}", encoding="utf-8")
+        lab = LabProcess(str(scenario), work / name / "lab-inventory.yml").start()
+        try:
+            env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+            out[name] = run_suite(reports, inv, "--apply", "--change-ticket", f"CHG-V-{name}", env=env)
+            TYPED[name] = command = printed(out[name], said)
+            out[f"{name}, again as printed"] = run_typed(reports, command, env)
+            assert lab.state()["changes"] == 0
+        finally:
+            lab.stop()
     return out
+
+
+# a refusal before phase 1 (scenario overrides of `package`) and the words before the command it prints
+REFUSALS = (("gate-refusal", "upgrade:\n  package:\n    present_on: [NODE1]\n",
+             "Nothing was changed. Fix these, then run the gate again: "),
+            # the full run's tests include the rehearsal's, so its failure is named among the gate's
+            ("rehearsal-refusal", "sql:\n  login_roles: [SQLAgentReaderRole]\n", "Nothing was changed. Fix these, "
+             "then run the gate again: "))
 
 
 COMMAND = re.compile(r"pytest --inventory=[^\s<`]+(?: (?:--[a-z-]+|tests_pre|-m|[A-Za-z0-9-]+))*")
@@ -97,6 +117,14 @@ def test_every_printed_command_works_as_typed_or_fits_the_state_it_was_printed_f
             assert "--backout" in command and run.summary["change"] and run.summary["change"]["status"] == "open" \
                 and ticket == run.summary["change_ticket"], (word, command)
     assert len(checked) >= 8 and set(TYPED.values()) <= set(checked), checked
+    for name, _, _ in REFUSALS:  # typed as printed, each ran the gate or the rehearsal again (not a usage error)
+        again = runs[f"{name}, again as printed"]
+        assert again.returncode == 1 and again.summary["verdict"] == "read-only", (name, again.output[-2000:])
+        assert runs[name].summary["verdict"] == "refused", name
+        assert REFUSED_FOR[name] in runs[name].output and REFUSED_FOR[name] in again.output, name
+
+
+REFUSED_FOR = {"gate-refusal": "NODE2", "rehearsal-refusal": "14525"}  # the cause, named by both runs
 
 
 def _own(run: SuiteRun) -> str:

@@ -36,8 +36,19 @@ def parse_msdtc(host: str, doc: dict[str, Any]) -> Msdtc | None:
     cids = {str(c["description"]).upper(): str(c["cid"]).strip("{}").upper()
             for c in m.get("cids") or [] if c.get("description") and c.get("cid")}
     security = m.get("security")
-    return Msdtc(host, {str(k): (int(v) if v is not None else None) for k, v in security.items()}
+    return Msdtc(host, {str(k): _dword(v) for k, v in security.items()}
                  if isinstance(security, dict) else None, cids, m.get("error"))
+
+
+def _dword(value: Any) -> int | None:
+    """A Security value as the registry gave it (the script returns it raw): a REG_DWORD arrives as a number; a
+    value someone wrote as a string (REG_SZ "1") counts as its number; anything else is not set (None)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() else None
 
 
 def shared_cids(mine: Msdtc, others: list[Msdtc]) -> list[str]:

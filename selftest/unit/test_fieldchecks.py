@@ -32,6 +32,16 @@ def test_msdtc_registry_parsed_and_a_shared_cid_found():
     assert msdtc.parse_msdtc("NODE1", {}) is None  # not read
 
 
+def test_msdtc_values_are_judged_from_the_registry_as_returned():
+    """The script returns each Security value raw; Python decides: a REG_DWORD 1 is set, a REG_SZ "1" counts
+    as 1, anything else (0, "yes", true) is not set."""
+    raw = {"NetworkDtcAccess": 1, "NetworkDtcAccessTransactions": "1", "NetworkDtcAccessInbound": "yes",
+           "NetworkDtcAccessOutbound": True}
+    m = msdtc.parse_msdtc("NODE1", {"msdtc": {"security": raw, "cids": [], "error": None}})
+    assert m is not None
+    assert m.not_set() == ["NetworkDtcAccessInbound", "NetworkDtcAccessOutbound"]
+
+
 def _job(name: str, enabled: bool = True, outcome: str | None = "Succeeded", **kw) -> sqlagent.Job:
     return sqlagent.Job(name, True, enabled, False, outcome, "20261207 010000", "The job failed.", **kw)
 

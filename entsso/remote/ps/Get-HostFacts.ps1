@@ -287,7 +287,7 @@ try {
     $sec = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\MSDTC\Security' -ErrorAction Stop
     foreach ($n in @('NetworkDtcAccess', 'NetworkDtcAccessTransactions', 'NetworkDtcAccessInbound', 'NetworkDtcAccessOutbound')) {
         $v = $sec.PSObject.Properties[$n]
-        if ($null -ne $v) { $security[$n] = [int]$v.Value } else { $security[$n] = $null }
+        if ($null -ne $v) { $security[$n] = $v.Value } else { $security[$n] = $null }
     }
     $cids = @()
     if (Test-Path -LiteralPath 'Registry::HKEY_CLASSES_ROOT\CID') {

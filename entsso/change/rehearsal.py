@@ -21,7 +21,7 @@ from typing import Any
 
 from entsso.change.lock import EstateLock, EstateLocked
 from entsso.change.run import Run
-from entsso.change.runbook import copy_off_node
+from entsso.change.secretbackup import copy_off_node, read_back
 from entsso.domain import backup, biztalk, cluster, files, permissions, services, sqlagent, sso
 from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.errors import DomainError
@@ -162,8 +162,11 @@ def _owner(run: Run, s: Snapshot, node: str, out: list[Rehearsed]) -> None:
                                                    reminder).evidence,
                          lambda doc: None if int(doc.get("size") or 0) > 0 else "the backup file is empty")
     if backed_up is not None:
-        _attempt(out, "Read-File", node, "the rehearsal backup copied off the node",
-                 lambda: copy_off_node(run, node, path))
+        copied = _attempt(out, "Read-File", node, "the rehearsal backup copied off the node",
+                          lambda: copy_off_node(run, node, path))
+        _attempt(out, "Read-SecretBackup", node, "the rehearsal backup read back through SSO (its password reminder "
+                 "and SHA-256), as phase 2 proves its backup", lambda: read_back(
+                     run, node, path, (copied or {}).get("sha256"), reminder), lambda doc: doc["unrestorable"])
     record = f"{folder}\\ENTSSO-{label}.rehearsal.txt"
     data = f"entsso-upgrade rehearsal {run.id} at {datetime.now(UTC).isoformat(timespec='seconds')}\r\n".encode()
     _attempt(out, "Write-File", node, f"a file written in the backup folder ({record})",

@@ -3,17 +3,16 @@ step acts only when the estate is not already so and is verified by re-reading t
 with the checks of entsso.estate.checks. Fixtures (fixtures/) call these in the runbook's order."""
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any, NoReturn
 
 from entsso.change.record import recorded_backup_proof, refuse_a_lost_record
 from entsso.change.run import Baseline, Run
-from entsso.change.steps import observe, require, step, stop
+from entsso.change.secretbackup import copy_off_node, expected_reminder, read_back
+from entsso.change.steps import console, observe, require, step, stop
 from entsso.domain import backup, biztalk, cluster, files, installer, restart, services, sqlagent, sso
 from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.errors import DomainError
@@ -76,13 +75,20 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     path = run.secret_backup_file()
     existing = gate.secret_backed_up(s, mss, run.change_started)
     if existing is not None:  # not yet backed up in this change
-        cfg = run.inventory.secret_backup
-        reminder = cfg.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
+        reminder = expected_reminder(run)
         step(run, "backup", S.BACK_UP_SECRET, mss,
              lambda: sso.backup_secret(run.hosts[mss], path, run.inventory.secrets.secret_password, reminder),
              file=path)
     copy = step(run, "backup", S.COPY_SECRET_OFF_NODE, mss, lambda: copy_off_node(run, mss, path),
                 file=path)
+    back = step(run, "backup", S.READ_BACK_SECRET_BACKUP, mss, lambda: read_back(run, mss, path, copy["sha256"]),
+                file=path)
+    if back["unrestorable"]:
+        stop(run, "backup", f"{back['unrestorable']}. Nothing after phase 2 has run: the MSS is still clustered. "
+             f"Back the change out ({run.backout_command()}), find why the backup folder keeps bad files, and "
+             "start again under a new ticket.")
+    console(run, f"  the backup's password reminder, read back from the file by SSO: {back['reminder']!r}"
+                 " (keep the backup password with the change: without it the backup cannot be restored)")
     s = observe(run)
     require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
     on_node = s.hosts[mss].secret_backup
@@ -90,18 +96,6 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
              f"{on_node.size}; copy it by hand before going on")
     return s
-
-
-def copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
-    """A file on a node (the master secret backup) copied to this admin box, mode 0600: path, size, SHA-256."""
-    data = files.read_file(run.hosts[host], path)
-    # beside the reports folder, never in a run directory (those are attached to change tickets)
-    folder = Path(run.inventory.secret_backup.copy_folder or (run.dir.parent.parent / "secret-backups" / run.id))
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / Path(path.replace("\\", "/")).name
-    target.write_bytes(data)
-    target.chmod(0o600)
-    return {"copy": str(target), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def force_full_backup(run: Run, s: Snapshot) -> Snapshot:

@@ -276,6 +276,43 @@ def backup_secret(host: WindowsHost, file: str, password: Any, reminder: str) ->
                                                             "reminder": reminder}, timeout=300))
 
 
+@dataclass(frozen=True)
+class BackupReadBack:
+    """A master secret backup as read back on its node (Read-SecretBackup): what SSO says its password
+    reminder is, and the file's size and SHA-256 there."""
+    file: str
+    size: int
+    sha256: str  # lower case
+    reminder: str | None
+    reminder_error: str | None  # SSO's refusal to read the file ("0x…: message"), None when it read it
+
+
+def read_back_backup(host: WindowsHost, file: str) -> BackupReadBack:
+    """Read a backup file back on its node (no password: GetFilePasswordReminder reads the file itself)."""
+    doc = host.invoke("Read-SecretBackup", {"file": file})
+    err = doc.get("reminder_error")
+    said = f"{err.get('hresult')}: {err.get('message')}" if isinstance(err, dict) else (str(err) if err else None)
+    reminder = doc.get("reminder")
+    return BackupReadBack(str(doc.get("file") or file), int(doc.get("size") or 0), str(doc.get("sha256") or "").lower(),
+                          None if reminder is None else str(reminder), said)
+
+
+def backup_unrestorable(back: BackupReadBack, reminder: str, sha256: str | None) -> str | None:
+    """Why a backup read back is not the one this change wrote, or cannot be restored ("If the password is
+    unknown and you must restore the master secret, unconfiguring and reconfiguring BizTalk is the only
+    option": a backup is proved by reading it back, not by its existence); None when it holds."""
+    if back.reminder_error:
+        return (f"SSO cannot read the backup {back.file} back ({back.reminder_error}): a restore from it would fail "
+                "the same way")
+    if back.reminder != reminder:
+        return (f"the backup {back.file} answers the password reminder {back.reminder!r}, not the {reminder!r} this "
+                "change wrote: it is not this change's backup")
+    if sha256 is not None and back.sha256 != sha256.lower():
+        return (f"the backup {back.file} on the node (SHA-256 {back.sha256}) differs from its copy off the node "
+                f"(SHA-256 {sha256.lower()})")
+    return None
+
+
 def restore_secret(host: WindowsHost, file: str, password: Any) -> Outcome:
     """Restore the master secret on a node (Restore-MasterSecret, password over stdin); `changed` is whether
     the node held no secret before (RestoreSecret writes the same secret again otherwise)."""

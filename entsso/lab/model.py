@@ -175,6 +175,7 @@ class Host:
     install_gen: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
     restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
+    backup_written_damaged: bool = False  # a backup file there is written cut short (BackupSecret still succeeds)
 
 
 @dataclass
@@ -273,6 +274,7 @@ class Estate:
                 if o.get("start_type"):  # ENTSSO's start type there
                     named.services[ENTSSO].start_type = str(o["start_type"])
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
+                named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
                 for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
                     named.events.append({"id": int(ev["id"]), "message": str(ev.get("message") or EVENT_TEXT.get(
                         int(ev["id"]), "")), "time": self.clock.now() - timedelta(hours=float(ev.get("hours_ago", 1)))})
@@ -1121,10 +1123,34 @@ class Estate:
             if not h.holds_secret:
                 raise PSError(NO_SECRET_ERROR)
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
+            if h.backup_written_damaged:  # what reaches the disk is cut short; SSO reported success
+                data = data[:len(data) // 3]
             f = self._put_file(h, path, data, self.clock.now())
             self._passwords[hashlib.sha256(data).hexdigest()] = hashlib.sha256(password.encode()).hexdigest()
             self._file_written(h.name, f"master secret backed up to {path}")
             return {"file": f.path, "size": len(data), "last_write_utc": _iso(f.mtime)}
+
+    def _op_read_secretbackup(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
+        """Read-SecretBackup: GetFilePasswordReminder reads the reminder from the file itself (Learn); a file
+        cut short has none to give (SSO's error text for it is not published: the lab's is composed from
+        NTE_BAD_DATA, UNCONFIRMED), and a restore from it fails the same way."""
+        with self._lock:
+            path = str(p["file"])
+            f = self._file(h, path)
+            if f is None:
+                raise PSError(f"Cannot find path '{path}' because it does not exist.", "ObjectNotFound")
+            reminder, error = self._backup_reminder(f.data), None
+            if reminder is None:
+                error = {"hresult": "0x80090005", "message": "Bad Data."}
+            return {"file": f.path, "size": len(f.data), "sha256": hashlib.sha256(f.data).hexdigest().upper(),
+                    "reminder": reminder, "reminder_error": error}
+
+    @staticmethod
+    def _backup_reminder(data: bytes) -> str | None:
+        """The reminder a lab backup carries after its header and body (_backup_bytes); None: not a whole backup."""
+        if not data.startswith(b"SSOBK1") or len(data) < 6 + 16 + 32:
+            return None
+        return data[6 + 16 + 32:].decode("utf-8", "replace")
 
     def _op_restore_mastersecret(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1133,6 +1159,8 @@ class Estate:
             f = self._file(h, path)
             if f is None:
                 raise PSError(f"Cannot find file '{path}' on {h.name}.", "ObjectNotFound")
+            if self._backup_reminder(f.data) is None:  # a damaged backup restores nothing
+                raise PSError(f"ERROR: 0x80090005 : Bad Data. (the master secret backup {path} cannot be read)")
             want = self._passwords.get(hashlib.sha256(f.data).hexdigest())
             if want is not None and want != hashlib.sha256(password.encode()).hexdigest():
                 # (verify) the exact text SSO gives; this is Win32 ERROR_INVALID_PASSWORD's

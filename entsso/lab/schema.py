@@ -71,6 +71,7 @@ class SsoHost(_Model):
     service_account: str | None = None  # ENTSSO's logon account on that host
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
     events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 

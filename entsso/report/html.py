@@ -311,6 +311,14 @@ def secret_backup_html(records: list[dict[str, Any]]) -> str:
         return ""
     r = copies[-1]
     ev = r["evidence"]
+    backs = [b for b in records if b.get("kind") == "result" and b.get("step") == S.READ_BACK_SECRET_BACKUP
+             and isinstance(b.get("evidence"), dict)]
+    back = backs[-1]["evidence"] if backs else {}
+    read_back = (f"<tr><th style='text-align:left'>Read back on the node</th><td>SHA-256 "
+                 f"<code>{e(str(back.get('sha256_on_node')))}</code>; password reminder (SSO read it from the file): "
+                 f"{e(repr(back.get('reminder')))}"
+                 f"{'' if not back.get('unrestorable') else ' — NOT RESTORABLE: ' + e(str(back['unrestorable']))}"
+                 "</td></tr>") if back else ""
     return ('<div class="entsso-secret-backup"><h3>Master secret backup</h3>'
             '<table class="entsso-secret-backup" border="1" cellpadding="3" '
             'style="border-collapse:collapse">'
@@ -320,7 +328,8 @@ def secret_backup_html(records: list[dict[str, Any]]) -> str:
             f"<tr><th style='text-align:left'>SHA-256 of the copy</th>"
             f"<td><code>{e(str(ev.get('sha256')))}</code></td></tr>"
             f"<tr><th style='text-align:left'>Size</th><td>{e(str(ev.get('size')))} bytes</td></tr>"
-            "</table><p>The password is not in this report: it is the one the operator gave for the backup.</p></div>")
+            + read_back + "</table><p>The password is not in this report: it is the one the operator gave for the "
+            "backup.</p></div>")
 
 
 def rehearsal_html(records: list[dict[str, Any]]) -> str:

@@ -72,3 +72,15 @@ def test_get_winevent_finding_no_event_is_no_events_not_an_error():
     denied = {"entsso_events": {"events": [], "error": "Attempted to perform an unauthorized operation.",
                                 "error_id": "System.UnauthorizedAccessException"}}
     assert ssoevents.parse_events("NODE1", denied) == ((), "Attempted to perform an unauthorized operation.")
+
+
+def test_a_backup_read_back_is_judged_by_its_reminder_and_its_hash():
+    from entsso.domain.sso import BackupReadBack, backup_unrestorable
+
+    good = BackupReadBack("C:\\SSOBackup\\X.bak", 94, "ab" * 32, "CHG1 entsso-upgrade", None)
+    assert backup_unrestorable(good, "CHG1 entsso-upgrade", "AB" * 32) is None
+    assert "not this change's backup" in str(backup_unrestorable(good, "CHG2 entsso-upgrade", "ab" * 32))
+    assert "differs from its copy off the node" in str(backup_unrestorable(good, "CHG1 entsso-upgrade", "cd" * 32))
+    bad = BackupReadBack("C:\\SSOBackup\\X.bak", 31, "ef" * 32, None, "0x80090005: Bad Data.")
+    assert "SSO cannot read the backup C:\\SSOBackup\\X.bak back (0x80090005: Bad Data.)" in str(
+        backup_unrestorable(bad, "CHG1 entsso-upgrade", "ef" * 32))

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPTS = {"Backup-MasterSecret", "Get-AdapterHandlers", "Get-ClusterSsoRoles", "Get-HostFacts",
-           "Install-SsoUpdate", "Move-ClusterGroup", "Read-File", "Restart-Node", "Restore-MasterSecret",
+           "Install-SsoUpdate", "Move-ClusterGroup", "Read-File", "Read-SecretBackup", "Restart-Node", "Restore-MasterSecret",
            "Set-ClusterResourceState", "Set-ServiceState", "Set-SsoServer", "Update-SsoDatabase", "Write-File"}
 
 

@@ -176,7 +176,7 @@ def test_password_check_flags_password_passed_to_another_method():
 # --- the shipped scripts -----------------------------------------------------------------------------
 def test_every_operation_in_the_contract_has_a_script_and_every_script_is_in_the_contract():
     contract = operations_in_contract()
-    assert len(contract) == 14, sorted(contract)
+    assert len(contract) == 15, sorted(contract)
     assert {p.stem for p in SCRIPTS} == contract
 
 

@@ -178,7 +178,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
 
     p.backout = backout_plan(run, b)
-    p.checklist = operator_checklist(run)
+    p.checklist = operator_checklist(run) + checks.warnings(s)  # each warning is something to settle first
     p.left_behind = checks.left_behind(s, run)
     return p
 

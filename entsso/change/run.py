@@ -128,6 +128,7 @@ class Run:
             params["secret_backup_file"] = self.secret_backup_file()
             params["change_records_folder"] = self.inventory.secret_backup.folder
             params["entsso_events"] = ssoevents.request()  # judged against the change's start (issue 28)
+            params["entsso_warnings"] = ssoevents.warnings_request()  # the secret's age (issue 28, item 8)
         return params
 
     def change_record_path(self) -> str:

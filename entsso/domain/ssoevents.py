@@ -61,3 +61,28 @@ def parse_events(host: str, doc: dict[str, Any]) -> tuple[tuple[SsoEvent, ...] |
 def since(events: tuple[SsoEvent, ...] | None, start: datetime) -> list[SsoEvent]:
     """The events at or after `start` (aware UTC), oldest first."""
     return sorted((e for e in events or () if e.time_utc >= start), key=lambda e: e.time_utc)
+
+
+# the secret-age warning ENTSSO logs (its id is not published; its words are, in biztalknotes, 2016-11-22:
+# "ESSO master secret has exceeded one year. It is recommended that this key be updated after a one year
+# lifetime"): found among ENTSSO's warnings by those words
+SECRET_AGE_WORDS = "master secret has exceeded one year"
+WARNINGS_LOOKBACK_HOURS = 24 * 8
+
+
+def warnings_request() -> dict[str, Any]:
+    """Get-HostFacts' `entsso_warnings` parameter: ENTSSO's warnings (level 3) of the last days, any id."""
+    return {"hours": WARNINGS_LOOKBACK_HOURS}
+
+
+def secret_age_warning(host: str, doc: dict[str, Any]) -> SsoEvent | None:
+    """The newest ENTSSO warning that says the master secret is older than a year, from the raw warnings read."""
+    part = doc.get("entsso_warnings")
+    if not isinstance(part, dict):
+        return None
+    for e in part.get("events") or []:  # newest first, as Get-WinEvent returns them
+        message = " ".join(str(e.get("message") or "").split())
+        if SECRET_AGE_WORDS in message.lower():
+            when = datetime.fromisoformat(str(e["time_utc"]).replace("Z", "+00:00"))
+            return SsoEvent(host, int(e.get("id") or 0), when, message)
+    return None

@@ -117,6 +117,7 @@ BIZTALK_ACCOUNT = "LAB\\svc-biztalk"
 # ENTSSO's event texts the lab logs (composed from the sources' wording: UNCONFIRMED as Windows shows them,
 # docs/domain-notes.md, "The field's hard lessons")
 EVENT_TEXT = {10536: "The SSO service could not decrypt the data. Error Code: 0x80090005, Bad Data."}
+EVENT_LEVEL = {10536: "Warning"}  # KB 3000847: "Level: Warning"; the lab logs the others as errors
 
 NO_SECRET_ERROR = ("Cannot perform encryption or decryption because the secret is not available from the master "
                    "secret server. See the event log for related errors.")
@@ -276,7 +277,8 @@ class Estate:
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
                 named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
                 for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
-                    named.events.append({"id": int(ev["id"]), "message": str(ev.get("message") or EVENT_TEXT.get(
+                    named.events.append({"id": int(ev["id"]), "level": str(ev.get("level") or EVENT_LEVEL.get(
+                        int(ev["id"]), "Error")), "message": str(ev.get("message") or EVENT_TEXT.get(
                         int(ev["id"]), "")), "time": self.clock.now() - timedelta(hours=float(ev.get("hours_ago", 1)))})
         # the update package (and Setup media) on the nodes that have it
         pkg = up.get("package") or {}
@@ -777,6 +779,13 @@ class Estate:
                     {"id": e["id"], "time_utc": _iso(e["time"]), "message": e["message"]}
                     for e in sorted(h.events, key=lambda e: e["time"], reverse=True)
                     if e["id"] in ids and e["time"] >= since][:50], "error": None}
+            warned = p.get("entsso_warnings") or {}
+            if warned:  # Get-WinEvent -FilterHashtable @{ProviderName='ENTSSO'; Level=3; StartTime}: any id
+                since = self.clock.now() - timedelta(hours=float(warned.get("hours", 24)))
+                doc["entsso_warnings"] = {"events": [
+                    {"id": e["id"], "time_utc": _iso(e["time"]), "message": e["message"]}
+                    for e in sorted(h.events, key=lambda e: e["time"], reverse=True)
+                    if e.get("level") == "Warning" and e["time"] >= since][:50], "error": None}
             if p.get("package") and p["package"].get("path"):
                 path = p["package"]["path"]
                 f = self._file(h, path)
@@ -1182,7 +1191,8 @@ class Estate:
                 h.holds_secret = True
                 self._change(h.name, f"master secret restored from {path}")
             if h.restore_cannot_decrypt:  # KB 3000847: the restore succeeds, SSO then cannot decrypt
-                h.events.append({"id": 10536, "message": EVENT_TEXT[10536], "time": self.clock.now()})
+                h.events.append({"id": 10536, "level": "Warning", "message": EVENT_TEXT[10536],
+                                 "time": self.clock.now()})
                 if not h.cannot_decrypt:
                     h.cannot_decrypt = True
                     self._change(h.name, "ENTSSO cannot decrypt with the restored secret (event 10536, KB 3000847)")

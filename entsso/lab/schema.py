@@ -60,6 +60,7 @@ class SeededEvent(_Model):
     id: int
     hours_ago: Seconds | None = None  # estate hours before the lab's start; default 1
     message: str | None = None
+    level: Literal["Error", "Warning", "Information"] | None = None  # default: Warning for 10536, else Error
 
 
 class SsoHost(_Model):

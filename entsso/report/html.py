@@ -97,6 +97,11 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
                      f"<b>The run was interrupted ({e(run.interrupted)}) in phase "
                      f"{e(PHASE_TITLES.get(run.current_phase, run.current_phase))}.</b>"
                      f"{recovery_html(run, run.current_phase)}</div>")
+    warned = (conclusion or {}).get("warnings") or []
+    if warned:
+        parts.append('<div class="entsso-warnings" style="border:2px solid #b80;padding:8px;margin:8px 0">'
+                     "<b>Warnings (the gate does not refuse on these; read them before phase 1)</b><ul>"
+                     + "".join(f"<li>{e(w)}</li>" for w in warned) + "</ul></div>")
     parts.append(outage_html(conclusion))
     parts.append(runs_html(run, runs))
     parts.append("<h3>Timeline</h3>")

@@ -85,6 +85,14 @@ def conclude(config: pytest.Config) -> dict[str, Any] | None:
         except Exception as exc:  # noqa: BLE001 - a recap is never worth losing the verdict
             out["recap"] = None
             out["recap_error"] = f"{type(exc).__name__}: {exc}"
+    out["warnings"] = []
+    if run._snapshot is not None:  # what the gate does not refuse on but the operator must know (issue 28)
+        from entsso.estate import checks as gate
+
+        try:
+            out["warnings"] = gate.warnings(run._snapshot)
+        except Exception as exc:  # noqa: BLE001 - never worth losing the verdict
+            out["warnings"] = [f"the warnings could not be worked out ({type(exc).__name__}: {exc})"]
     config.stash[CONCLUSION_KEY] = out
     assert run.journal is not None  # build_run opened it
     run.journal.write("verdict", verdict=v.verdict, reason=v.reason, phase=v.phase,
@@ -148,6 +156,7 @@ def write_summary(run: Run, config: pytest.Config) -> None:
         "run": run.id, "change_ticket": run.options.change_ticket, "apply": run.options.apply,
         "verdict": out.get("verdict"), "verdict_reason": out.get("reason"), "verdict_phase": out.get("phase"),
         "estate_now": out.get("outage"), "continue": out.get("continue"), "recap": out.get("recap"),
+        "warnings": out.get("warnings") or [],
         "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
         "window": _window(run),
         "rehearsal": _rehearsal(run),
@@ -199,6 +208,8 @@ def to_console(tr: Any, config: pytest.Config) -> None:
         tr.write_line(plan.brief(text))
     tr.write_sep("=", f"entsso: {out['verdict'].upper()}", bold=True, **colour)
     tr.write_line(out["reason"])
+    for warning in out.get("warnings") or []:
+        tr.write_line(f"Warning: {warning}", yellow=True)
     if out.get("recap"):
         for line in recap.lines(out["recap"]):
             tr.write_line(line, bold=line.startswith("BizTalk"))

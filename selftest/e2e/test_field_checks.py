@@ -55,3 +55,42 @@ def test_a_backup_that_cannot_be_read_back_refuses_the_change_before_it_starts(s
     assert lab.state()["changes"] == 0
     refused = [r for r in run.journal() if r["kind"] == "gate_refused"]
     assert refused and any("Read-SecretBackup" in f for f in refused[-1]["findings"]), refused
+
+
+AGED_SSO_V5 = """extends: fast
+name: sso-v5-aged-secret
+sso:
+  version: 9.0.1865.0
+  hosts:
+    NODE1:
+      events:
+        # its id is not published (0 here); its words are biztalknotes' (2016-11-22), as Windows prints them UNCONFIRMED
+        - {id: 0, level: Warning, hours_ago: 30, message: "ESSO master secret has exceeded one year.It is recommended that this key be updated after a one year lifetime."}
+upgrade:
+  target_version: 9.0.2096.0
+"""
+
+
+def test_an_sso_v5_build_and_an_aged_secret_are_warned_of_and_put_on_the_checklist(tmp_path):
+    """Issue 28 items 1 and 8: SSO 9.0.x is SSO v5, in KB 3000847's scope, and the builds that carry KB 3062831
+    are not published: the plan asks the operator to confirm the fix on every node; ENTSSO's warning that the
+    master secret is older than a year is found by its published words. Both are warnings (the change is not
+    refused), in the plan's checklist, summary.json, the report and the console."""
+    scenario = tmp_path / "aged.yml"
+    scenario.write_text(AGED_SSO_V5, encoding="utf-8")
+    run = run_suite(tmp_path / "reports", f"--lab={scenario}", "--plan", "--change-ticket", "CHG-AGED-1")
+    warnings = run.summary["warnings"]
+    assert [w.split(":")[0] for w in warnings] == ["NODE1", "NODE1", "NODE2"], warnings
+    assert all("KB 3062831" in w for w in warnings if "9.0.1865.0" in w), warnings
+    assert len([w for w in warnings if "9.0.1865.0 is SSO version 5" in w]) == 2
+    aged = [w for w in warnings if "older than a year" in w]
+    assert len(aged) == 1 and aged[0].startswith("NODE1: ENTSSO warned at"), warnings
+    plan = (run.dir / "plan.md").read_text()
+    assert "- [ ] NODE2: SSO 9.0.1865.0 is SSO version 5" in plan and "- [ ] NODE1: ENTSSO warned at" in plan
+    assert "Warning: NODE1: SSO 9.0.1865.0 is SSO version 5" in run.output
+    assert "Warnings (the gate does not refuse on these" in (run.dir / "report.html").read_text()
+
+
+def test_the_default_lab_has_nothing_to_warn_of(full_run):
+    assert full_run.summary["warnings"] == []
+    assert "Warning:" not in full_run.output

@@ -69,6 +69,7 @@ from entsso.estate.checks.field import (  # noqa: F401 - the checks' one namespa
     msdtc_ready,
     entsso_alarm,
     no_entsso_alarm,
+    warnings,
     ACCOUNT_SOURCE,
     START_TYPE_SOURCE,
     VERSION_SOURCE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from entsso.domain import services, sqlagent, ssoevents
+from entsso.domain import services, sqlagent, ssobuilds, ssoevents
 from entsso.domain.msdtc import shared_cids as msdtc_shared
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
@@ -238,3 +238,26 @@ def no_entsso_alarm(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     since = utc(plan.change_started) - timedelta(days=1)
     return entsso_alarm(s.hosts[node], since, f"since {since.isoformat(timespec='seconds')} (a day before this "
                         "change began)")
+
+
+SECRET_AGE_SOURCE = ("biztalknotes, 2016-11-22, \"ESSO master secret has exceeded one year\": a warning, \"strictly "
+                     "enforced\" from BizTalk 2016 on (you will be forced to change the secret)")
+
+
+def warnings(s: Snapshot) -> list[str]:
+    """What the operator must know before the change and the gate does not refuse on (issue 28, items 1 and 8):
+    an SSO build in KB 3000847's scope whose fix the suite cannot see, a build the table does not know, and
+    ENTSSO's warning that the master secret is older than a year."""
+    out = []
+    for h in s.nodes:
+        if not h.reachable:
+            continue
+        note = ssobuilds.hotfix_note(h.name, h.sso.version if h.sso else None)
+        if note:
+            out.append(note)
+        aged = ssoevents.secret_age_warning(h.name, h.raw or {})
+        if aged is not None:
+            out.append(f"{h.name}: ENTSSO warned at {aged.time_utc.isoformat(timespec='seconds')} that the master "
+                       f"secret is older than a year (\"{aged.message[:160]}\"): plan to generate a new one after "
+                       f"this change, with its backup first. Source: {SECRET_AGE_SOURCE}")
+    return out

@@ -323,6 +323,25 @@ if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
     }
 }
 
+# ENTSSO's warnings (level 3) of the asked hours, any id, newest first, at most 50: the master secret's age
+# warning has no published id (Python finds it by its published words)
+$entssoWarnings = @()
+$entssoWarningsError = $null
+$entssoWarningsErrorId = $null
+if ($EntssoParams.entsso_warnings) {
+    $filter = @{ LogName = 'Application'; ProviderName = 'ENTSSO'; Level = 3
+                 StartTime = (Get-Date).AddHours(-[double]$EntssoParams.entsso_warnings.hours) }
+    try {
+        $entssoWarnings = @(Get-WinEvent -FilterHashtable $filter -MaxEvents 50 -ErrorAction Stop | ForEach-Object {
+            [pscustomobject]@{ id = $_.Id; time_utc = (ConvertTo-IsoUtc $_.TimeCreated); message = [string]$_.Message }
+        })
+    } catch {
+        $entssoWarningsError = $_.Exception.Message
+        $entssoWarningsErrorId = [string]$_.FullyQualifiedErrorId
+        $entssoWarnings = @()
+    }
+}
+
 # when Windows last started: Win32_OperatingSystem.LastBootUpTime, as read (null if CIM does not answer)
 $lastBoot = $null
 try { $lastBoot = ConvertTo-IsoUtc (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { $lastBoot = $null }
@@ -353,5 +372,6 @@ $pendingRestart = [pscustomobject]@{
     pending_restart = $pendingRestart
     msdtc          = $msdtc
     entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError; error_id = $entssoEventsErrorId }
+    entsso_warnings = [pscustomobject]@{ events = @($entssoWarnings); error = $entssoWarningsError; error_id = $entssoWarningsErrorId }
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

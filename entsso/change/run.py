@@ -12,7 +12,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
-from entsso.domain import change, ssoevents
+from entsso.domain import change, msdtc, ssoevents
 from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
 from entsso.change.capture import Capture
@@ -129,6 +129,7 @@ class Run:
             params["change_records_folder"] = self.inventory.secret_backup.folder
             params["entsso_events"] = ssoevents.request()  # judged against the change's start (issue 28)
             params["entsso_warnings"] = ssoevents.warnings_request()  # the secret's age (issue 28, item 8)
+            params["dtc_probe"] = msdtc.probe_request(self.inventory.sql.server)  # SQL Server reachable for DTC
         return params
 
     def change_record_path(self) -> str:

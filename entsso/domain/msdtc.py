@@ -54,3 +54,27 @@ def _dword(value: Any) -> int | None:
 def shared_cids(mine: Msdtc, others: list[Msdtc]) -> list[str]:
     """The hosts among `others` whose MSDTC contact identifier equals `mine`'s (a cloned image)."""
     return [o.host for o in others if o.host != mine.host and mine.cid and o.cid == mine.cid]
+
+
+RPC_PORT = 135  # the RPC endpoint mapper, MSDTC's first contact with a remote DTC (Learn, "Troubleshooting Problems
+# with MSDTC": its firewall and RPC settings; "How to configure RPC dynamic port allocation to work with firewalls")
+PROBE_SECONDS = 3.0
+
+
+def probe_request(sql_server: str) -> dict[str, Any]:
+    """Get-HostFacts' `dtc_probe`: SQL Server's host (the inventory's sql.server without protocol, instance or
+    port) and the RPC endpoint mapper's port."""
+    host = sql_server.split(":", 1)[1] if sql_server.lower().startswith(("tcp:", "np:")) else sql_server
+    host = host.split("\\")[0].split(",")[0].strip()
+    return {"host": host, "port": RPC_PORT, "timeout_sec": PROBE_SECONDS}
+
+
+def sql_unreachable(doc: dict[str, Any]) -> str | None:
+    """Why MSDTC on this node could not reach SQL Server's host (the probe's raw answer); None when it connected
+    or was not asked."""
+    probe = doc.get("dtc_probe")
+    if not isinstance(probe, dict) or probe.get("connected") is True:
+        return None
+    why = probe.get("error") or (f"no answer within {PROBE_SECONDS:.0f} s" if probe.get("completed") is False
+                                 else "the connection was not made")
+    return f"{probe.get('host')} port {probe.get('port')} (RPC endpoint mapper): {why}"

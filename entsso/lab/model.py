@@ -779,6 +779,18 @@ class Estate:
                     {"id": e["id"], "time_utc": _iso(e["time"]), "message": e["message"]}
                     for e in sorted(h.events, key=lambda e: e["time"], reverse=True)
                     if e["id"] in ids and e["time"] >= since][:50], "error": None}
+            probe = p.get("dtc_probe") or {}
+            if probe.get("host"):  # a TCP connect to SQL Server's host, RPC endpoint mapper (MSDTC's first contact)
+                closed = {str(x).upper() for x in (self.scenario.get("msdtc") or {}).get("sql_unreachable_from")
+                          or []}
+                known = str(probe["host"]).split(".")[0].upper() == str(self.sql.server).split("\\")[0].upper()
+                doc["dtc_probe"] = {"host": probe["host"], "port": probe.get("port", 135),
+                                    "connected": known and h.name.upper() not in closed,
+                                    "error": None if known and h.name.upper() not in closed else (
+                                        "No such host is known." if not known else
+                                        "A connection attempt failed because the connected party did not properly "
+                                        "respond after a period of time, or established connection failed because "
+                                        "connected host has failed to respond.")}
             warned = p.get("entsso_warnings") or {}
             if warned:  # Get-WinEvent -FilterHashtable @{ProviderName='ENTSSO'; Level=3; StartTime}: any id
                 since = self.clock.now() - timedelta(hours=float(warned.get("hours", 24)))

@@ -241,6 +241,7 @@ class Fault(_Model):
 class MsdtcSection(_Model):
     shared_cid: list[str] | None = None  # hosts whose MSDTC contact identifier is one (the first one's)
     network_access_off: list[str] | None = None  # hosts whose MSDTC Security values are 0
+    sql_unreachable_from: list[str] | None = None  # hosts from which SQL Server's RPC endpoint mapper (135) is closed
 
 
 class Scenario(_Model):

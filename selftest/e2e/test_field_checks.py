@@ -65,7 +65,12 @@ sso:
     NODE1:
       events:
         # its id is not published (0 here); its words are biztalknotes' (2016-11-22), as Windows prints them UNCONFIRMED
-        - {id: 0, level: Warning, hours_ago: 30, message: "ESSO master secret has exceeded one year.It is recommended that this key be updated after a one year lifetime."}
+        - id: 0
+          level: Warning
+          hours_ago: 30
+          message: >-
+            ESSO master secret has exceeded one year.It is recommended that this key be updated after a
+            one year lifetime.
 upgrade:
   target_version: 9.0.2096.0
 """

@@ -309,6 +309,17 @@ def test_readiness_refuses_msdtc_without_network_access_or_with_a_cloned_cid(tmp
         in message, message
     _assert_read_only(run)
 
+    scenario = tmp_path / "firewall.yml"  # SQL Server's host closed to NODE2's DTC (its RPC endpoint mapper)
+    scenario.write_text("extends: default\nname: msdtc-fw\nmsdtc:\n  sql_unreachable_from: [NODE2]\n", encoding="utf-8")
+    run = run_suite(tmp_path / "fw", "tests_pre", "-m", "readiness", "--lab", str(scenario))
+    assert run.returncode == 1, run.output[-3000:]
+    failed = {f for f in run.failed() if "msdtc" in f}
+    assert failed == {"test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]"}, sorted(run.failed())
+    message = run.message("test_msdtc_allows_network_transactions_with_its_own_cid_on_node[NODE2]")
+    assert "SQL Server's host not reachable for MSDTC from NODE2: SQL1 port 135 (RPC endpoint mapper)" in message, \
+        message
+    _assert_read_only(run)
+
 
 def test_readiness_refuses_a_node_whose_entsso_already_logged_that_it_cannot_decrypt(tmp_path):
     """Issue 28 item 1: ENTSSO event 10536 on NODE2 an hour before the change: named with KB 3000847 and

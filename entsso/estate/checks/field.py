@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from entsso.domain import services, sqlagent, ssobuilds, ssoevents
 from entsso.domain.msdtc import shared_cids as msdtc_shared
+from entsso.domain.msdtc import sql_unreachable as msdtc_unreachable
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.common import Finding, Plan, reach, utc
@@ -197,6 +198,12 @@ def msdtc_ready(s: Snapshot, node: str, plan: Plan) -> Finding | None:
     if m.cid is None:
         return Finding("msdtc_ready", node, "no MSDTC contact identifier under HKEY_CLASSES_ROOT\\CID (none described "
                        "MSDTC)", "MSDTC installed on the node (msdtc -install). Source: " + MSDTC_SOURCE)
+    unreachable = msdtc_unreachable(h.raw or {})
+    if unreachable:
+        return Finding("msdtc_ready", node, f"SQL Server's host not reachable for MSDTC from {node}: {unreachable}",
+                       "the firewall between the node and SQL Server open for MSDTC (TCP 135 and the RPC dynamic "
+                       "ports; Windows Firewall's \"Distributed Transaction Coordinator\" rules on both), then run the "
+                       "gate again. Source: " + MSDTC_SOURCE)
     others = [x.msdtc for x in s.nodes if x.reachable and x.msdtc and x.name in plan.nodes]
     shared = msdtc_shared(m, [o for o in others if o is not None])
     if shared:

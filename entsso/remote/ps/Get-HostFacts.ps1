@@ -323,6 +323,26 @@ if ($EntssoParams.entsso_events -and $EntssoParams.entsso_events.ids) {
     }
 }
 
+# SQL Server's host as MSDTC first reaches it: a TCP connect to its RPC endpoint mapper (port 135), bounded to
+# the asked seconds; the answer as .NET gives it (Python judges it)
+$dtcProbe = $null
+if ($EntssoParams.dtc_probe -and $EntssoParams.dtc_probe.host) {
+    $client = New-Object System.Net.Sockets.TcpClient
+    try {
+        $task = $client.ConnectAsync([string]$EntssoParams.dtc_probe.host, [int]$EntssoParams.dtc_probe.port)
+        $done = $task.Wait([int](1000 * [double]$EntssoParams.dtc_probe.timeout_sec))
+        $dtcProbe = [pscustomobject]@{ host = $EntssoParams.dtc_probe.host; port = $EntssoParams.dtc_probe.port
+                                       connected = ($done -and $client.Connected); error = $null; completed = $done }
+    } catch {
+        $inner = $_.Exception
+        while ($null -ne $inner.InnerException) { $inner = $inner.InnerException }
+        $dtcProbe = [pscustomobject]@{ host = $EntssoParams.dtc_probe.host; port = $EntssoParams.dtc_probe.port
+                                       connected = $false; error = $inner.Message; completed = $true }
+    } finally {
+        $client.Dispose()
+    }
+}
+
 # ENTSSO's warnings (level 3) of the asked hours, any id, newest first, at most 50: the master secret's age
 # warning has no published id (Python finds it by its published words)
 $entssoWarnings = @()
@@ -372,6 +392,7 @@ $pendingRestart = [pscustomobject]@{
     pending_restart = $pendingRestart
     msdtc          = $msdtc
     entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError; error_id = $entssoEventsErrorId }
+    dtc_probe      = $dtcProbe
     entsso_warnings = [pscustomobject]@{ events = @($entssoWarnings); error = $entssoWarningsError; error_id = $entssoWarningsErrorId }
 } | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -100,8 +100,9 @@ _DT_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
 class EngineError(Exception):
     """A SQL Server error: number, state, severity and the message text SQL Server sends."""
 
-    def __init__(self, number: int, state: int, severity: int, message: str) -> None:
+    def __init__(self, number: int, state: int, severity: int, message: str, *, status: int = 1) -> None:
         super().__init__(message)
+        self.status = status  # the procedure's return status when a procedure raised it (an RPC's RETURNSTATUS)
         self.number = number
         self.state = state
         self.severity = severity
@@ -128,6 +129,8 @@ class ResultSet:
 class EngineResult:
     sets: list[ResultSet] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # the return status of the batch's last EXEC (what an RPC's RETURNSTATUS token carries); None without one
+    status: int | None = None
 
 
 def to_sql_text(value: datetime) -> str:
@@ -532,7 +535,10 @@ class SqlEngine:
         self._running: dict[str, threading.Thread] = {}
         self._running_user: dict[str, str] = {}  # job (lower) -> who started the run now going
         self._stop_requests: dict[str, tuple[threading.Event, list[str]]] = {}  # job (lower) -> (stop, [by whom])
-        self._applocks: dict[str, int] = {}  # resource (lower) -> owning session
+        # application locks: resource (compared binary, case-sensitive, as SQL Server compares it) -> owning
+        # session, and how often that session took it (each sp_getapplock needs its own sp_releaseapplock)
+        self._applocks: dict[str, int] = {}
+        self._applock_counts: dict[str, int] = {}
         self._stopping = threading.Event()
         self.counters: dict[str, Any] = {"statements": 0, "procedures": {}, "changes": 0, "errors": 0}
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -729,6 +735,7 @@ class SqlEngine:
         with self._lock:
             for res in [r for r, s in self._applocks.items() if s == session]:
                 del self._applocks[res]
+                self._applock_counts.pop(res, None)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait (real seconds) until no job runs but those SQL Agent runs on its own (ManageRefCountLog,
@@ -829,7 +836,7 @@ class SqlEngine:
         """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
         if str(owner or "").lower() != "session":
             return "NoLock"  # autocommit: no transaction owns a lock
-        return "Exclusive" if self._applocks.get(str(resource).lower()) == self._current_session else "NoLock"
+        return "Exclusive" if self._applocks.get(str(resource)) == self._current_session else "NoLock"
 
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
@@ -1046,6 +1053,7 @@ class SqlEngine:
         counts = self.counters["procedures"]
         counts[name] = counts.get(name, 0) + 1
         code = entry[1](named, positional, ctx, result)
+        result.status = code
         if ret_var:
             ctx["vars"][ret_var.lower()] = code
 
@@ -1154,22 +1162,27 @@ class SqlEngine:
             return -999
         if owner != "session":
             return -999  # autocommit: no transaction to own the lock (SQL Server answers error 1223 too)
-        key = str(resource).lower()
+        key = str(resource)  # "compared binary and thus case-sensitive regardless of the collation" (Learn)
         holder = self._applocks.get(key)
         if holder is None:
             self._applocks[key] = ctx["session"]
+            self._applock_counts[key] = 1
             return 0
-        if holder == ctx["session"]:
+        if holder == ctx["session"]:  # granted again: it is held until released as often as it was taken
+            self._applock_counts[key] += 1
             return 0
         return -1  # @LockTimeout = 0 and held by another session: timed out at once
 
     def _sp_releaseapplock(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
-        key = str(named.get("@resource") or "").lower()
+        key = str(named.get("@resource") or "")
         if self._applocks.get(key) == ctx["session"]:
-            del self._applocks[key]
+            self._applock_counts[key] -= 1
+            if not self._applock_counts[key]:
+                del self._applocks[key], self._applock_counts[key]
             return 0
         raise EngineError(1223, 1, 16, f"Cannot release the application lock (Database Principal: 'public', "
-                                       f"Resource: '{named.get('@resource')}') because it is not currently held.")
+                                       f"Resource: '{named.get('@resource')}') because it is not currently held.",
+                          status=-999)  # sp_releaseapplock's documented return value for a failed call
 
     # ------------------------------------------------------------------------------------- SQL Agent
 

@@ -379,6 +379,10 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
+        if isinstance(node, (exp.Left, exp.Right)):  # LEFT/RIGHT(s, n): SQLite reads LEFT( as a join's keyword
+            n = node.expression
+            start = exp.Literal.number(1) if isinstance(node, exp.Left) else exp.Neg(this=n.copy())
+            return exp.Anonymous(this="SUBSTR", expressions=[node.this.transform(fix), start, n])
         if isinstance(node, exp.CurrentUser):  # sqlglot reads T-SQL's SUSER_SNAME() as CURRENT_USER
             return exp.Anonymous(this="SUSER_SNAME")
         if isinstance(node, exp.Anonymous) and str(node.this).upper() in _UTC_FUNCTIONS:

@@ -36,12 +36,13 @@ def tedious_missing() -> str | None:
 
 
 def tedious(server: Server, checks: list[str], *, job: str = "", other_ca: str = "",
-            timeout: float = 60) -> dict[str, Any]:
+            statements: list[str] | None = None, timeout: float = 60) -> dict[str, Any]:
     """Run the named checks of selftest/foreign/node/checks.js; what tedious saw, by check."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TDS_SERVER": server.address, "TDS_PORT": str(server.port),
            "TDS_SERVER_NAME": server.name, "TDS_USER": server.user, "TDS_PASSWORD": server.password,
            "TDS_DATABASE": server.database, "TDS_CA_FILE": server.ca_file, "TDS_OTHER_CA_FILE": other_ca,
-           "TDS_JOB": job, "TDS_CHECKS": ",".join(checks), "NODE_NO_WARNINGS": "1"}
+           "TDS_JOB": job, "TDS_CHECKS": ",".join(checks), "TDS_STATEMENTS": json.dumps(statements or []),
+           "NODE_NO_WARNINGS": "1"}
     proc = subprocess.run(["node", str(NODE_DIR / "checks.js")], cwd=NODE_DIR, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0 or not proc.stdout.strip():

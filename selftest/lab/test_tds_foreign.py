@@ -209,3 +209,5 @@ def test_if_else_version_and_db_name_run_pytds(server):
         version, database, msdb, msdb_id = cur.fetchone()
         assert version.startswith("Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64)")
         assert (database, msdb, msdb_id) == ("SSODB", "msdb", 4)
+        cur.execute("SELECT LEFT(@@VERSION, 20) AS v, RIGHT(N'abcdef', 2) AS r")  # SQLite has no LEFT()
+        assert cur.fetchone() == ("Microsoft SQL Server", "ef")

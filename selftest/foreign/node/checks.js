@@ -4,8 +4,8 @@
 //
 // Input (environment, never argv: the password is a secret): TDS_SERVER, TDS_PORT, TDS_USER, TDS_PASSWORD,
 // TDS_SERVER_NAME (the name in its certificate), TDS_DATABASE, TDS_CA_FILE (the CA that issued the server's
-// certificate), TDS_OTHER_CA_FILE (one that did not), TDS_JOB (an Agent job to start), TDS_CHECKS (which
-// checks, comma-separated; all by default).
+// certificate), TDS_OTHER_CA_FILE (one that did not), TDS_JOB (an Agent job to start), TDS_STATEMENTS (a JSON
+// array of batches for the `statements` check), TDS_CHECKS (which checks, comma-separated; all by default).
 'use strict';
 const fs = require('fs');
 const { Connection, Request, TYPES } = require('tedious');
@@ -100,6 +100,12 @@ const CHECKS = {
     const t0 = Date.now();
     const res = await run(a, "WAITFOR DELAY '01:00:00'", [], { cancelAfterMs: 300 });
     return { ...res, ms: Date.now() - t0, after: await run(a, 'SELECT 1 AS one') };
+  },
+  // each statement of TDS_STATEMENTS (a JSON array) as a batch on the first connection: rows or the error
+  statements: async ({ a }) => {
+    const out = [];
+    for (const sql of JSON.parse(env.TDS_STATEMENTS || '[]')) out.push(await run(a, sql));
+    return out;
   },
   // a wrong password: 18456
   bad_login: async () => {

@@ -132,11 +132,13 @@ def check_grouping(tree: exp.Expr) -> None:
 
 
 def _aggregates_of(node: exp.Expression) -> bool:
-    return any(a.parent_select is node.parent_select for a in node.find_all(exp.AggFunc))
+    # an aggregate of this SELECT, not of a subquery and not a window function (COUNT(*) OVER (…) groups nothing)
+    return any(a.parent_select is node.parent_select and a.find_ancestor(exp.Window) is None
+               for a in node.find_all(exp.AggFunc))
 
 
 def _ungrouped(node: exp.Expression, grouped: set[str], select: exp.Select) -> str | None:
-    if isinstance(node, (exp.AggFunc, exp.Subquery, exp.Exists)):
+    if isinstance(node, (exp.AggFunc, exp.Subquery, exp.Exists)) and node.find_ancestor(exp.Window) is None:
         return None
     if node.sql().lower() in grouped:
         return None

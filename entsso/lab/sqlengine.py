@@ -2,7 +2,8 @@
 kept in SQLite, queried in T-SQL.
 
 SELECTs are translated from T-SQL to SQLite by sqlglot (three-part names become attached-database names,
-TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock). The
+TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock); what SQLite
+would take and SQL Server refuses (245, 8120, 8145) and IF/@@VERSION/DB_NAME() are in tsqlrules.py. The
 stored procedures the suite calls (sp_update_job, sp_start_job, sp_stop_job, sp_ForceFullBackup,
 sp_getapplock, sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs jobs on threads in
 estate time and writes sysjobactivity/sysjobhistory: those started by hand, an enabled ManageRefCountLog

@@ -27,7 +27,9 @@ or any other TDS client (FreeTDS's `tsql`). What it speaks (MS-TDS section numbe
   informational messages carry SQL Server's numbers (info_number: 14243 for sp_start_job's "Job '…'
   started successfully.", 14254 for sp_stop_job's, as msdb's RAISERROR sends them).
 - ATTENTION [2.2.1.7]: a cancel (a query timeout is the driver's cancel) stops the statement (the
-  engine's WAITFOR ends) and is acknowledged with DONE and DONE_ATTN.
+  engine's WAITFOR ends); the cancelled request is answered (a DONE) and then, in a message of its own, the
+  Attention with DONE and DONE_ATTN [3.3.5.9, 4.19.2], as tedious reads them.
+- RETURNSTATUS [2.2.7.18] carries a procedure's return value (sp_getapplock's -1, sp_releaseapplock's -999).
 
 While the engine is unavailable (set_unavailable) the endpoint drops every connection at once, new or
 open, as a stopped SQL Server looks to a client.

@@ -10,7 +10,7 @@ endif
 
 .PHONY: test demo gate bench faults clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh scripts/odbc18.sh
+$(STAMP): pyproject.toml scripts/bootstrap.sh scripts/odbc18.sh selftest/foreign/node/package-lock.json
 	sh scripts/bootstrap.sh
 	touch $(STAMP)
 

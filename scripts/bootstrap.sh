@@ -11,14 +11,16 @@ cd "$(dirname "$0")/.."
 have_libodbc() { ldconfig -p 2>/dev/null | grep -q 'libodbc\.so\.2'; }
 have_freetds() { odbcinst -q -d -n FreeTDS >/dev/null 2>&1 && command -v tsql >/dev/null 2>&1; }
 have_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }
+have_node() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
 
 # System packages: unixODBC for pyodbc (needed to run at all), FreeTDS's ODBC driver and tsql (the lab's
 # SQL Server is reached through them), Chromium for the selftest that opens the report in a real browser
-# (needed by `make test` only).
+# and Node.js with npm for the foreign-client selftests' tedious (both needed by `make test` only).
 missing=""
 have_libodbc || missing="$missing libodbc2"
 have_freetds || missing="$missing odbcinst tdsodbc freetds-bin"
 have_chromium || missing="$missing chromium"
+have_node || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing$missing with apt-get"
@@ -34,8 +36,10 @@ if [ -n "$missing" ]; then
     echo "  Debian/Ubuntu: sudo apt-get install odbcinst tdsodbc freetds-bin" >&2
     exit 1
   else
-    echo "bootstrap: chromium is missing: the report's browser selftest will fail." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install chromium" >&2
+    have_chromium || echo "bootstrap: chromium is missing: the report's browser selftest will fail." >&2
+    have_chromium || echo "  Debian/Ubuntu: sudo apt-get install chromium" >&2
+    have_node || echo "bootstrap: node/npm are missing: the tedious selftests will be skipped." >&2
+    have_node || echo "  Debian/Ubuntu: sudo apt-get install nodejs npm" >&2
   fi
 fi
 
@@ -59,3 +63,14 @@ fi
 
 # Microsoft's ODBC Driver 18 for SQL Server for the selftests' driver matrix (scripts/odbc18.sh says how)
 sh scripts/odbc18.sh .venv
+
+# Microsoft's JavaScript TDS driver (tedious), a foreign client of the lab's SQL Server in the selftests:
+# installed exactly as selftest/foreign/node/package-lock.json says (npm ci), again only when that changed
+node_dir=selftest/foreign/node
+if have_node; then
+  if [ ! -d "$node_dir/node_modules/tedious" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+    (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+else
+  echo "bootstrap: node/npm are missing: tedious is not installed, its selftests are skipped." >&2
+fi

@@ -2,7 +2,8 @@
 kept in SQLite, queried in T-SQL.
 
 SELECTs are translated from T-SQL to SQLite by sqlglot (three-part names become attached-database names,
-TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock). The
+TOP n becomes LIMIT, N'' literals plain strings, SYSUTCDATETIME()/GETDATE() read the lab clock); what SQLite
+would take and SQL Server refuses (245, 8120, 8145) and IF/@@VERSION/DB_NAME() are in tsqlrules.py. The
 stored procedures the suite calls (sp_update_job, sp_start_job, sp_stop_job, sp_ForceFullBackup,
 sp_getapplock, sp_releaseapplock) are modelled in Python; a simulated SQL Agent runs jobs on threads in
 estate time and writes sysjobactivity/sysjobhistory: those started by hand, an enabled ManageRefCountLog
@@ -44,6 +45,9 @@ from collections.abc import Sequence
 
 import sqlglot
 from sqlglot import exp
+
+from entsso.lab import tsqlrules
+from entsso.lab.sqlerrors import EngineError
 
 BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
 # Where BizTalkMgmtDb keeps the force-full flag (sql.biztalk_schema): BizTalk 2010 and later have
@@ -97,20 +101,6 @@ _DT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _DT_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
 
 
-class EngineError(Exception):
-    """A SQL Server error: number, state, severity and the message text SQL Server sends."""
-
-    def __init__(self, number: int, state: int, severity: int, message: str) -> None:
-        super().__init__(message)
-        self.number = number
-        self.state = state
-        self.severity = severity
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"EngineError({self.number}, {self.state}, {self.severity}, {self.message!r})"
-
-
 class StatementCancelled(Exception):
     """The client cancelled the running batch (TDS ATTENTION: a cancel or the driver's query timeout)."""
 
@@ -128,6 +118,8 @@ class ResultSet:
 class EngineResult:
     sets: list[ResultSet] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # the return status of the batch's last EXEC (what an RPC's RETURNSTATUS token carries); None without one
+    status: int | None = None
 
 
 def to_sql_text(value: datetime) -> str:
@@ -154,11 +146,25 @@ def _param(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- batches
 
 
+_BLOCK_WORD = re.compile(r"(?i)(BEGIN|CASE|END)\b")
+
+
 def _split_batch(sql: str) -> list[str]:
-    """Statements of a batch, split at semicolons outside quotes and brackets."""
-    out, buf, i, n = [], [], 0, len(sql)
+    """Statements of a batch, split at semicolons outside quotes, brackets and BEGIN … END blocks."""
+    out, buf, i, n, depth = [], [], 0, len(sql), 0
     while i < n:
         c = sql[i]
+        if c.isalpha() and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] in "_@#")):
+            m = _BLOCK_WORD.match(sql, i)
+            if m:
+                word = m.group(1).upper()
+                if word == "BEGIN" and re.match(r"(?i)BEGIN\s+(TRAN|TRANSACTION|DISTRIBUTED)\b", sql[i:]):
+                    pass  # BEGIN TRAN opens no block
+                else:
+                    depth += -1 if word == "END" else 1
+                buf.append(m.group(0))
+                i = m.end()
+                continue
         if c in "'\"[":
             close = "]" if c == "[" else c
             j = i + 1
@@ -176,7 +182,7 @@ def _split_batch(sql: str) -> list[str]:
             j = sql.find("\n", i)
             i = n if j < 0 else j
             continue
-        if c == ";":
+        if c == ";" and depth <= 0:
             out.append("".join(buf))
             buf = []
         else:
@@ -359,6 +365,8 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
         raise EngineError(102, 1, 15,
                           f"Incorrect syntax near '{sql.strip()[:40]}'. ({str(exc).splitlines()[0]})") from None
     canon = dict(databases)
+    tsqlrules.check_grouping(tree)
+    tree = tsqlrules.strict_conversions(tree, _COLUMN_KINDS)
 
     def fix(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.name:
@@ -372,6 +380,10 @@ def _translate(sql: str, database: str, databases: tuple[tuple[str, str], ...]) 
             return node
         if isinstance(node, exp.National):
             return exp.Literal.string(node.this)
+        if isinstance(node, (exp.Left, exp.Right)):  # LEFT/RIGHT(s, n): SQLite reads LEFT( as a join's keyword
+            n = node.expression
+            start = exp.Literal.number(1) if isinstance(node, exp.Left) else exp.Neg(this=n.copy())
+            return exp.Anonymous(this="SUBSTR", expressions=[node.this.transform(fix), start, n])
         if isinstance(node, exp.CurrentUser):  # sqlglot reads T-SQL's SUSER_SNAME() as CURRENT_USER
             return exp.Anonymous(this="SUSER_SNAME")
         if isinstance(node, exp.Anonymous) and str(node.this).upper() in _UTC_FUNCTIONS:
@@ -442,6 +454,22 @@ CREATE TABLE SSODB.SSOX_Servers (srv_server_name TEXT NOT NULL UNIQUE, srv_expir
   srv_audit_id TEXT NOT NULL UNIQUE);
 """,
 }
+
+
+def _column_kinds() -> dict[str, str]:
+    """Column name (lower) -> 'int' or 'char' where every table of the schema agrees and SQL Server's type is
+    one (INTEGER columns are int; TEXT ones varchar/nvarchar, except the datetimes, uniqueidentifiers and
+    sids SQLite keeps as text)."""
+    kinds: dict[str, str | None] = {}
+    for ddl in _SCHEMA.values():
+        for name, sqltype in re.findall(r"[(,]\s*(\w+) (INTEGER|TEXT)\b", ddl):
+            kind = "int" if sqltype == "INTEGER" else (
+                None if re.search(r"(?i)date|timestamp|_id$|sid$|^uid", name) else "char")
+            kinds[name.lower()] = kind if kinds.get(name.lower(), kind) == kind else None
+    return {k: v for k, v in kinds.items() if v is not None}
+
+
+_COLUMN_KINDS = _column_kinds()
 
 
 def _int_date(t: datetime) -> int:
@@ -532,7 +560,10 @@ class SqlEngine:
         self._running: dict[str, threading.Thread] = {}
         self._running_user: dict[str, str] = {}  # job (lower) -> who started the run now going
         self._stop_requests: dict[str, tuple[threading.Event, list[str]]] = {}  # job (lower) -> (stop, [by whom])
-        self._applocks: dict[str, int] = {}  # resource (lower) -> owning session
+        # application locks: resource (compared binary, case-sensitive, as SQL Server compares it) -> owning
+        # session, and how often that session took it (each sp_getapplock needs its own sp_releaseapplock)
+        self._applocks: dict[str, int] = {}
+        self._applock_counts: dict[str, int] = {}
         self._stopping = threading.Event()
         self.counters: dict[str, Any] = {"statements": 0, "procedures": {}, "changes": 0, "errors": 0}
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -559,6 +590,12 @@ class SqlEngine:
         self._db.create_function("SUSER_SNAME", 1, lambda sid: sid)  # the lab keeps owner_sid as the login's name
         self._current_session = 0
         self._db.create_function("APPLOCK_MODE", 3, self._applock_mode)
+        self._conversion_failed: tsqlrules.ConversionFailed | None = None
+        self._db.create_function("lab_int", 2, self._lab_int)
+        self._db.create_function("DB_NAME", 0, lambda: self.estate_name(self._current_database))
+        self._db.create_function("DB_NAME", 1, self._db_name)
+        self._db.create_function("DB_ID", 0, lambda: self._database_ids().get(self._current_database.lower()))
+        self._db.create_function("DB_ID", 1, self._db_id)
         self._seed(scenario_sql, secret_server)
         for server in biztalk_servers:  # the group's servers, as BizTalk Configuration enlists them
             self._db.execute("INSERT INTO BizTalkMgmtDb.adm_Server (Name) VALUES (?)", (server,))
@@ -729,6 +766,7 @@ class SqlEngine:
         with self._lock:
             for res in [r for r, s in self._applocks.items() if s == session]:
                 del self._applocks[res]
+                self._applock_counts.pop(res, None)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait (real seconds) until no job runs but those SQL Agent runs on its own (ManageRefCountLog,
@@ -829,7 +867,33 @@ class SqlEngine:
         """APPLOCK_MODE(N'public', resource, N'Session'): the calling session's lock mode, 'NoLock' if none."""
         if str(owner or "").lower() != "session":
             return "NoLock"  # autocommit: no transaction owns a lock
-        return "Exclusive" if self._applocks.get(str(resource).lower()) == self._current_session else "NoLock"
+        return "Exclusive" if self._applocks.get(str(resource)) == self._current_session else "NoLock"
+
+    def _lab_int(self, value: Any, kind: str) -> Any:
+        try:
+            return tsqlrules.lab_int(value, kind)
+        except tsqlrules.ConversionFailed as exc:
+            self._conversion_failed = exc  # SQLite reports only "user-defined function raised exception"
+            raise
+
+    def _database_ids(self) -> dict[str, int]:
+        """database_id by attached name (lower): the system databases' own ids, the others from 5."""
+        ids = {d.lower(): i for d, i in tsqlrules.SYSTEM_DATABASE_IDS.items()}
+        for _served, attached in self._served:
+            ids.setdefault(attached.lower(), max(ids.values()) + 1)
+        return ids
+
+    def _db_name(self, database_id: Any) -> str | None:
+        """DB_NAME(id): the database's name as the estate serves it; NULL for an id no database has."""
+        for attached, i in self._database_ids().items():
+            if database_id is not None and int(database_id) == i:
+                served = self._attached(attached) or attached
+                return self.estate_name(served) if served != attached.lower() else self.estate_name(attached)
+        return None
+
+    def _db_id(self, name: Any) -> int | None:
+        attached = self._attached(str(name or ""))
+        return None if attached is None else self._database_ids().get(attached.lower())
 
     def _force_flag(self) -> int:
         row = self._db.execute(f"SELECT {FORCE_FULL_COLUMN} FROM BizTalkMgmtDb.{self.flag_table} LIMIT 1").fetchone()
@@ -954,24 +1018,72 @@ class SqlEngine:
         if word in ("EXEC", "EXECUTE"):
             self._exec(stmt, params, ctx, result)
             return
+        if word == "IF":
+            self._if(stmt, params, ctx, result)
+            return
+        if word == "BEGIN" and not re.match(r"(?i)BEGIN\s+(TRAN|TRANSACTION|DISTRIBUTED)\b", stmt):
+            for inner in _split_batch(tsqlrules.unwrap_block(stmt)):
+                self._statement(inner, params, ctx, result)
+            return
         if word in ("SELECT", "WITH"):
             self._select(stmt, params, ctx, result)
             return
         if word in ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE"):
-            raise EngineError(229, 5, 14, f"The {word} permission was denied on the object, database "
-                                          f"'{self.estate_name(ctx['database'])}', schema 'dbo'. "
-                                          "(The lab's login changes the estate only through the documented "
-                                          "procedures.)")
+            self._refuse_change(word, stmt, ctx)
         if word in ("CREATE", "ALTER", "DROP", "GRANT", "DENY", "REVOKE", "BACKUP", "RESTORE"):
             raise EngineError(262, 1, 14,
                               f"{word} permission denied in database '{self.estate_name(ctx['database'])}'.")
         raise EngineError(102, 1, 15, f"Incorrect syntax near '{stmt.split(None, 1)[0]}'.")
 
+    _CHANGED_OBJECT = re.compile(r"(?is)^(?:INSERT(?:\s+INTO)?|UPDATE|DELETE(?:\s+FROM)?|MERGE(?:\s+INTO)?|"
+                                 r"TRUNCATE\s+TABLE)\s+((?:\[[^\]]+\]|[\w#]+)(?:\s*\.\s*(?:\[[^\]]*\]|\w*))*)")
+
+    def _refuse_change(self, word: str, stmt: str, ctx: dict) -> None:
+        """INSERT/UPDATE/DELETE/MERGE: the login has no such grant on any table (it changes the estate only
+        through the documented procedures): 229 naming the object, as SQL Server names it; an object that
+        does not exist is 208 first. TRUNCATE TABLE needs ALTER: 1088."""
+        m = self._CHANGED_OBJECT.match(stmt)
+        if not m:
+            raise EngineError(102, 1, 15, f"Incorrect syntax near '{word}'.")
+        written = re.sub(r"\s+", "", m.group(1))
+        parts = [x.strip("[]") for x in written.split(".")]
+        database = self._attached(parts[0]) if len(parts) == 3 else ctx["database"]
+        self._current_database = ctx["database"]
+        if database is None or self._object_id(".".join(parts)) is None:
+            if word == "TRUNCATE":
+                raise EngineError(1088, 7, 16, f'Cannot find the object "{written}" because it does not exist or '
+                                               "you do not have permissions.")
+            raise EngineError(208, 1, 16, f"Invalid object name '{written}'.")
+        if word == "TRUNCATE":
+            raise EngineError(1088, 7, 16, f'Cannot find the object "{written}" because it does not exist or you '
+                                           "do not have permissions.")
+        schema = parts[-2] if len(parts) >= 2 and parts[-2] else "dbo"
+        raise EngineError(229, 5, 14, f"The {word} permission was denied on the object '{parts[-1]}', database "
+                                      f"'{self.estate_name(database)}', schema '{schema}'.")
+
+    def _if(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
+        """IF <condition> <statement or BEGIN … END> [ELSE …]: the condition as SQL Server evaluates it
+        (NULL is not true), then the branch taken; the other branch's ? parameters are skipped."""
+        cond, then, otherwise = tsqlrules.split_if(stmt)
+        probe = EngineResult()
+        self._select(f"SELECT CASE WHEN {cond} THEN 1 ELSE 0 END", params, ctx, probe)
+        taken = probe.sets[0].rows[0][0] == 1
+        if not taken:
+            del params[:_count_params(then)]
+        branch = then if taken else otherwise
+        if branch:
+            for inner in _split_batch(tsqlrules.unwrap_block(branch)):
+                self._statement(inner, params, ctx, result)
+        if taken and otherwise:
+            del params[:_count_params(otherwise)]
+
     def _select(self, stmt: str, params: list[Any], ctx: dict, result: EngineResult) -> None:
-        # @variables become literals (sqlglot would read them as parameters)
+        # @variables become literals (sqlglot would read them as parameters); @@VERSION and the like too
         parts = []
+        globals_ = {"VERSION": tsqlrules.VERSION, "SERVERNAME": self.server_name, "SPID": ctx["session"]}
         for kind, text in _scan(stmt):
             if kind == "other":
+                text = tsqlrules.replace_globals(text, globals_, _literal)
                 text = re.sub(r"@\w+", lambda m: _literal(ctx["vars"].get(m.group(0).lower())), text)
             parts.append(text)
         stmt = "".join(parts)
@@ -988,12 +1100,16 @@ class SqlEngine:
         self._current_database = ctx["database"]  # OBJECT_ID's one- and two-part names
         self._current_session = ctx["session"]  # APPLOCK_MODE answers for the calling session
         self._current_login = ctx["login"]  # SUSER_SNAME(), IS_SRVROLEMEMBER, IS_ROLEMEMBER answer for it
+        self._conversion_failed = None
         try:
             cur = self._db.execute(sqlite_sql, mine)
+            fetched = cur.fetchall()
         except sqlite3.Error as exc:
+            if self._conversion_failed is not None:
+                raise tsqlrules.conversion_error(self._conversion_failed) from None
             raise self._map_sqlite(exc, stmt, ctx["database"]) from None
         cols = [d[0] for d in cur.description or []]
-        rows = [tuple(_from_sql(v) for v in r) for r in cur.fetchall()]
+        rows = [tuple(_from_sql(v) for v in r) for r in fetched]
         result.sets.append(ResultSet(cols, rows))
 
     @staticmethod
@@ -1043,9 +1159,11 @@ class SqlEngine:
             raise EngineError(2812, 62, 16, f"Could not find stored procedure '{proc_text}'.")
         if entry[0] is not None:
             self._deny("EXECUTE", entry[0], next(p.split(".")[-1] for p in PROCEDURES if p.lower().endswith(key)))
+        tsqlrules.check_parameters(name, named, positional)
         counts = self.counters["procedures"]
         counts[name] = counts.get(name, 0) + 1
         code = entry[1](named, positional, ctx, result)
+        result.status = code
         if ret_var:
             ctx["vars"][ret_var.lower()] = code
 
@@ -1154,22 +1272,27 @@ class SqlEngine:
             return -999
         if owner != "session":
             return -999  # autocommit: no transaction to own the lock (SQL Server answers error 1223 too)
-        key = str(resource).lower()
+        key = str(resource)  # "compared binary and thus case-sensitive regardless of the collation" (Learn)
         holder = self._applocks.get(key)
         if holder is None:
             self._applocks[key] = ctx["session"]
+            self._applock_counts[key] = 1
             return 0
-        if holder == ctx["session"]:
+        if holder == ctx["session"]:  # granted again: it is held until released as often as it was taken
+            self._applock_counts[key] += 1
             return 0
         return -1  # @LockTimeout = 0 and held by another session: timed out at once
 
     def _sp_releaseapplock(self, named: dict, positional: list, ctx: dict, result: EngineResult) -> int:
-        key = str(named.get("@resource") or "").lower()
+        key = str(named.get("@resource") or "")
         if self._applocks.get(key) == ctx["session"]:
-            del self._applocks[key]
+            self._applock_counts[key] -= 1
+            if not self._applock_counts[key]:
+                del self._applocks[key], self._applock_counts[key]
             return 0
         raise EngineError(1223, 1, 16, f"Cannot release the application lock (Database Principal: 'public', "
-                                       f"Resource: '{named.get('@resource')}') because it is not currently held.")
+                                       f"Resource: '{named.get('@resource')}') because it is not currently held.",
+                          status=-999)  # sp_releaseapplock's documented return value for a failed call
 
     # ------------------------------------------------------------------------------------- SQL Agent
 

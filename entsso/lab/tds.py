@@ -27,7 +27,9 @@ or any other TDS client (FreeTDS's `tsql`). What it speaks (MS-TDS section numbe
   informational messages carry SQL Server's numbers (info_number: 14243 for sp_start_job's "Job '…'
   started successfully.", 14254 for sp_stop_job's, as msdb's RAISERROR sends them).
 - ATTENTION [2.2.1.7]: a cancel (a query timeout is the driver's cancel) stops the statement (the
-  engine's WAITFOR ends) and is acknowledged with DONE and DONE_ATTN.
+  engine's WAITFOR ends); the cancelled request is answered (a DONE) and then, in a message of its own, the
+  Attention with DONE and DONE_ATTN [3.3.5.9, 4.19.2], as tedious reads them.
+- RETURNSTATUS [2.2.7.18] carries a procedure's return value (sp_getapplock's -1, sp_releaseapplock's -999).
 
 While the engine is unavailable (set_unavailable) the endpoint drops every connection at once, new or
 open, as a stopped SQL Server looks to a client.
@@ -793,8 +795,12 @@ class _Handler(socketserver.BaseRequestHandler):
             pass
         finally:
             self._wake_r.setblocking(True)
-        if attention:
+        if attention and "error" not in box:
+            # every client message has its own reply (MS-TDS 3.3.5.9; tedious reads exactly one message for
+            # the request, then one for the attention): the cancelled request's reply first (what it had
+            # produced, or a DONE with DONE_MORE clear, MS-TDS 4.19.2), then the acknowledgement
             self.endpoint._count("attention")
+            self.wire.send_message(box.get("reply") or done(TOK_DONE, DONE_FINAL))
             self.wire.send_message(done(TOK_DONE, DONE_ATTN))
             return
         if "error" in box:
@@ -883,7 +889,7 @@ class _Handler(socketserver.BaseRequestHandler):
             else:
                 args = ", ".join(f"{n} = ?" if n else "?" for n, _s, _v in params)
                 res = self._run(f"EXEC {proc} {args}".strip(), values, cancel)
-                return self._proc_end(None, self._results(res, TOK_DONEINPROC))
+                return self._proc_end(None, self._results(res, TOK_DONEINPROC), status=res.status)
             names = declared_names(decl)
             bound = {}
             for i, (pname, _status, v) in enumerate(rest):
@@ -892,7 +898,7 @@ class _Handler(socketserver.BaseRequestHandler):
             sql, ordered = bind_named(stmt, bound)
             res = self._run(sql, ordered, cancel)
         except EngineError as exc:
-            return self._error(exc) + self._proc_end(handle, b"", error=True)
+            return self._error(exc) + self._proc_end(handle, b"", error=True, status=exc.status)
         except IndexError:
             missing = EngineError(201, 4, 16, f"Procedure or function '{short}' expects a parameter, which was not "
                                               "supplied.")
@@ -901,8 +907,12 @@ class _Handler(socketserver.BaseRequestHandler):
             return b""
         return self._proc_end(handle, self._results(res, TOK_DONEINPROC))
 
-    def _proc_end(self, handle: int | None, body: bytes, *, error: bool = False) -> bytes:
-        out = bytearray(body) + bytes([TOK_RETURNSTATUS]) + struct.pack("<i", 1 if error else 0)
+    def _proc_end(self, handle: int | None, body: bytes, *, error: bool = False, status: int | None = None) -> bytes:
+        """The end of one RPC: RETURNSTATUS (MS-TDS 2.2.7.18: the procedure's return value, as sp_getapplock's
+        -1 for a lock another session holds), the prepared handle, DONEPROC."""
+        if status is None:
+            status = 1 if error else 0
+        out = bytearray(body) + bytes([TOK_RETURNSTATUS]) + struct.pack("<i", status)
         if handle is not None:
             out += (bytes([TOK_RETURNVALUE]) + struct.pack("<H", 0) + _bvarchar("@handle") + b"\x01"
                     + struct.pack("<IH", 0, 0x0001) + bytes([T_INTN, 4, 4]) + struct.pack("<i", handle))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from entsso.lab import texts
-from entsso.remote import tsql
 
 SERVICE_PREFIX = "BTSSvc$"
 
@@ -27,10 +26,33 @@ class CaptureError(ValueError):
     """The capture cannot shape a lab: what is missing, and where it should have been."""
 
 
-def _shape(statement: str) -> str:
-    """A statement as the capture records it (whitespace folded), with every database of a three-part name
-    made one word: the estate's own database names do not hide which of the suite's statements it is."""
-    return re.sub(r"\b\w+\.dbo\.", "DB.dbo.", " ".join(statement.split()))
+# The suite's reads a captured estate is shaped from, recognised as SQL Server would see them (the lab imports
+# nothing of the suite): the words the statement must hold and the columns its answer carries.
+READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "secret_server": (("SSOX_GlobalInfo", "gi_SecretServer"), ("secret_server",)),
+    "admin_group": (("SSOX_GlobalInfo", "gi_SSOAdminGroup"), ("admin_group",)),
+    "sso_servers": (("SSOX_Servers",), ("server_name",)),
+    "group_sso_server": (("adm_Group", "SSOServerName"), ("sso_server",)),
+    "adapter_handlers": (("adm_ReceiveHandler", "adm_SendHandler"), ("kind", "adapter", "host_name", "config_id")),
+    "jobs": (("sysjobs", "sysjobhistory"), ("name", "enabled", "last_run_status")),
+    "agent": (("dm_server_services",), ("status",)),
+    "backup_databases": (("admv_BackupDatabases",), ("database_name",)),
+    "force_full_objects": (("OBJECT_ID", "adm_BackupSettings"), ("backup_settings",)),
+    "force_full": (("adm_BackupSettings", "ForceFull"), ("force_full",)),
+    "job_control": (("IS_SRVROLEMEMBER",), ("sysadmin", "agent_operator")),
+    "job_owners": (("sysjobs", "owner_sid"), ("name", "owner")),
+    "grants": (("HAS_PERMS_BY_NAME",), ("object_name", "granted")),
+    "now": (("SYSUTCDATETIME",), ("now_utc", "now_local")),
+}
+
+
+def _read_of(statement: str, sets: list[list[dict[str, Any]]]) -> str | None:
+    """Which of READS a captured statement is (None: one the lab does not shape itself from)."""
+    rows = sets[0] if sets else []
+    for read, (words, columns) in READS.items():
+        if all(w.lower() in statement.lower() for w in words) and (not rows or all(k in rows[0] for k in columns)):
+            return read
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,18 +73,19 @@ class Capture:
     facts: dict[str, dict[str, Any]]  # HOST (upper) -> the first Get-HostFacts document of that host
     facts_files: dict[str, str]
     handler_reads: list[dict[str, Any]]  # the first Get-AdapterHandlers document's reads
-    sql: dict[str, list[list[dict[str, Any]]]]  # shaped statement -> the first answer's result sets
+    sql: dict[str, list[list[dict[str, Any]]]]  # READS key -> the first answer's result sets
     texts: dict[tuple[str, str], CapturedText]  # (HOST upper, displaydb | updatedb) -> the first text
 
-    def rows(self, statement: str) -> list[dict[str, Any]] | None:
-        sets = self.sql.get(_shape(statement))
+    def rows(self, read: str) -> list[dict[str, Any]] | None:
+        sets = self.sql.get(read)
         return None if sets is None else (sets[0] if sets else [])
 
-    def need_rows(self, statement: str, what: str) -> list[dict[str, Any]]:
-        rows = self.rows(statement)
+    def need_rows(self, read: str, what: str) -> list[dict[str, Any]]:
+        rows = self.rows(read)
         if rows is None:
-            raise CaptureError(f"{self.folder / 'sql'}: no answer to the statement that reads {what} "
-                               f"({' '.join(statement.split())[:90]}…): the capture cannot say {what}")
+            words = " and ".join(READS[read][0])
+            raise CaptureError(f"{self.folder / 'sql'}: no answer to the statement that reads {what} (one naming "
+                               f"{words}): the capture cannot say {what}")
         return rows
 
 
@@ -118,7 +141,10 @@ def read_capture(folder: str | Path) -> Capture:
     sql: dict[str, list[list[dict[str, Any]]]] = {}
     for path in sorted((root / "sql").glob("*.json")):
         doc = _json(path)
-        sql.setdefault(_shape(str(doc.get("statement", ""))), list(doc.get("sets") or []))
+        sets = list(doc.get("sets") or [])
+        read = _read_of(str(doc.get("statement", "")), sets)
+        if read:
+            sql.setdefault(read, sets)
     captured: dict[tuple[str, str], CapturedText] = {}
     for path in sorted((root / "ssomanage").glob("*.txt")):
         m = re.match(r"(displaydb|updatedb)-(.+)-(\d{4})$", path.stem)  # -before/-after: not the first state
@@ -182,7 +208,7 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
         "witness": ((view.get("quorum") or {}).get("witness") or {}).get("state", "Online"),
         "use_network_name": bool(resource.get("use_network_name", True)),
     }
-    secret_rows = c.need_rows(tsql.SECRET_SERVER, "SSODB's secret server")
+    secret_rows = c.need_rows("secret_server", "SSODB's secret server")
     secret_server = str(secret_rows[0].get("secret_server") or "") if secret_rows else ""
     hosts_cfg: dict[str, Any] = {}
     secret_on = []
@@ -214,11 +240,11 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
     folder = (inv.get("secret_backup") or {}).get("folder")
     if folder and all((c.facts[n.upper()].get("backup_folder") or {}).get("exists") for n in nodes):
         sso["backup_folder"] = folder
-    admin = c.rows(tsql.SSO_ADMIN_GROUP)
+    admin = c.rows("admin_group")
     if admin and admin[0].get("admin_group"):
         sso["admin_group"] = str(admin[0]["admin_group"])
     known = {h.lower() for h in _hosts(c)} | {str(cluster["name"]).lower()}
-    registered = c.rows(tsql.SSO_SERVERS) or []
+    registered = c.rows("sso_servers") or []
     sso["extra_servers"] = [str(r["server_name"]) for r in registered if str(r["server_name"]).lower() not in known]
     servers = []
     for b in inv.get("biztalk_servers") or []:
@@ -231,7 +257,7 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
                         "rule_engine": _state((svc.get("RuleEngineUpdateService") or {}).get("status")),
                         "host_instances": instances})
     biztalk: dict[str, Any] = {"servers": servers, "adapter_handlers": _handlers(c)}
-    group_server = c.rows(tsql.GROUP_SSO_SERVER)
+    group_server = c.rows("group_sso_server")
     if group_server and group_server[0].get("sso_server"):
         biztalk["group_sso_server"] = str(group_server[0]["sso_server"])
     return {"name": f"capture {c.folder.parent.name or c.folder.name}",
@@ -250,7 +276,7 @@ def _when(value: Any) -> datetime | None:
 
 def _handlers(c: Capture) -> list[dict[str, Any]]:
     """BizTalkMgmtDb's handlers as the suite read them, each with what its SSO read answered."""
-    rows = c.rows(tsql.ADAPTER_HANDLERS) or []
+    rows = c.rows("adapter_handlers") or []
     reads = {(str(r.get("application", "")).lower(), str(r.get("identifier", "")).strip("{}").upper()): r
              for r in c.handler_reads}
     out = []
@@ -267,7 +293,7 @@ def _handlers(c: Capture) -> list[dict[str, Any]]:
 
 def _sql(c: Capture) -> dict[str, Any]:
     inv = c.inventory.get("sql") or {}
-    jobs = c.need_rows(tsql.JOBS, "the SQL Agent jobs (msdb.dbo.sysjobs)")
+    jobs = c.need_rows("jobs", "the SQL Agent jobs (msdb.dbo.sysjobs)")
     out: dict[str, Any] = {"server": inv.get("server") or "SQL1", "instance": inv.get("instance"),
                            "jobs": {str(j["name"]): bool(j.get("enabled")) for j in jobs},
                            "failed_jobs": {str(j["name"]): str(j.get("failed_step_message") or j.get("last_message")
@@ -278,29 +304,29 @@ def _sql(c: Capture) -> dict[str, Any]:
         "ssodb": "SSODB", "management": "BizTalkMgmtDb"}[k]}
     if renamed:
         out["database_names"] = renamed
-    backed_up = c.rows(tsql.BACKUP_DATABASES)
+    backed_up = c.rows("backup_databases")
     if backed_up:
         out["databases"] = [str(r["database_name"]) for r in backed_up]
-    agent = c.rows(tsql.AGENT_STATUS)
+    agent = c.rows("agent")
     if agent is not None:
         out["agent_running"] = bool(agent) and agent[0].get("status") == "Running"
-    objects = c.rows(tsql.FORCE_FULL_OBJECTS)
+    objects = c.rows("force_full_objects")
     if objects:
         out["biztalk_schema"] = 2010 if objects[0].get("backup_settings") is not None else 2006
-    flag = c.rows(tsql.FORCE_FULL_SETTINGS)
+    flag = c.rows("force_full")
     if flag:
         out["force_full_backup"] = bool(flag[0].get("force_full"))
-    login = c.rows(tsql.JOB_CONTROL)
+    login = c.rows("job_control")
     if login:
         out["login_roles"] = (["sysadmin"] if login[0].get("sysadmin") else []) + (
             ["SQLAgentOperatorRole"] if login[0].get("agent_operator") else ["SQLAgentReaderRole"])
-        owners = {str(r.get("owner")) for r in c.rows(tsql.JOB_OWNERS) or [] if r.get("owner")}
+        owners = {str(r.get("owner")) for r in c.rows("job_owners") or [] if r.get("owner")}
         if len(owners) == 1:
             out["job_owner"] = owners.pop()
-    grants = c.rows(tsql.GRANTS)
+    grants = c.rows("grants")
     if grants:
         out["denied"] = sorted({str(r["object_name"]) for r in grants if r.get("granted") == 0})
-    now = c.rows(tsql.NOW)
+    now = c.rows("now")
     if now:
         utc, local = _when(now[0].get("now_utc")), _when(now[0].get("now_local"))
         if utc and local:

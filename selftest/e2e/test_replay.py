@@ -4,10 +4,24 @@ captured ones, byte for byte, while the state they describe holds."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
-from entsso.lab.launcher import LabProcess
-from selftest.e2e.suite import run_suite
+import pytest
+
+from entsso.lab.launcher import LabError, LabProcess
+from entsso.lab.replay import CaptureError, load_capture
+from entsso.lab.server import Lab
+from selftest.e2e.suite import SuiteRun, run_suite
+from selftest.lab.conftest import SQL_PASSWORD, WINRM_PASSWORD, lab_host
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    """A rehearsal on the fast lab: the capture every test here serves."""
+    run = run_suite(tmp_path_factory.mktemp("first"), "tests_pre", "-m", "rehearsal", "--lab", "fast")
+    assert run.returncode == 0 and run.dir is not None, run.output[-3000:]
+    return run
 
 
 def _texts(capture: Path) -> dict[tuple[str, str, str], set[bytes]]:
@@ -21,9 +35,7 @@ def _texts(capture: Path) -> dict[tuple[str, str, str], set[bytes]]:
     return out
 
 
-def test_a_captured_estate_is_rehearsed_and_changed_end_to_end(tmp_path: Path) -> None:
-    first = run_suite(tmp_path / "first", "tests_pre", "-m", "rehearsal", "--lab", "fast")
-    assert first.returncode == 0, first.output[-3000:]
+def test_a_captured_estate_is_rehearsed_and_changed_end_to_end(first: SuiteRun, tmp_path: Path) -> None:
     assert first.dir is not None
     capture = first.dir / "capture"
     lab = LabProcess("capture", tmp_path / "served" / "lab-inventory.yml", speed=200, capture=str(capture)).start()
@@ -55,5 +67,67 @@ def test_a_captured_estate_is_rehearsed_and_changed_end_to_end(tmp_path: Path) -
             assert _texts(capture)[key] <= texts[key], key
         served = lab.state()["replay"]["served"]
         assert served["NODE2 displaydb"]["derived"] + served["NODE2 displaydb"]["lab"] >= 1, served
+    finally:
+        lab.stop()
+
+
+def _copy(first: SuiteRun, tmp_path: Path) -> Path:
+    assert first.dir is not None
+    return Path(shutil.copytree(first.dir / "capture", tmp_path / "capture"))
+
+
+def test_a_capture_without_a_hosts_facts_is_refused_naming_the_document(first: SuiteRun, tmp_path: Path) -> None:
+    capture = _copy(first, tmp_path)
+    for doc in (capture / "winrm").glob("*-Get-HostFacts-NODE2.json"):
+        doc.unlink()
+    lab = LabProcess("capture", tmp_path / "lab" / "lab-inventory.yml", capture=str(capture))
+    with pytest.raises(LabError) as refused:
+        lab.start()
+    assert "this capture cannot shape a lab" in str(refused.value)
+    assert "no Get-HostFacts document for NODE2 (<n>-Get-HostFacts-NODE2.json)" in str(refused.value)
+
+
+@pytest.mark.parametrize(("remove", "named"), [
+    ("inventory.json", "inventory.json is missing"),
+    ("ssomanage/displaydb-BTS1-*.txt", "displaydb-BTS1-<n>.txt is missing"),
+    ("sql/*-msdb.json", "no answer to the statement that reads the SQL Agent jobs (msdb.dbo.sysjobs)"),
+])
+def test_a_capture_missing_a_document_is_refused_with_the_file_named(first: SuiteRun, tmp_path: Path, remove: str,
+                                                                     named: str) -> None:
+    capture = _copy(first, tmp_path)
+    for path in capture.glob(remove):
+        path.unlink()
+    with pytest.raises(CaptureError, match=re.escape(named)):
+        load_capture(capture)
+
+
+def test_a_hand_edited_capture_is_what_the_served_lab_prints(first: SuiteRun, tmp_path: Path) -> None:
+    """A text edited by hand (another SSO administrators group, a longer credential cache) is printed as edited,
+    and a version edited in a host's captured facts is the version that host reports."""
+    capture = _copy(first, tmp_path)
+    case = min((capture / "ssomanage").glob("displaydb-NODE1-[0-9][0-9][0-9][0-9].txt"))
+    edited = case.read_bytes().replace(b"SSO Admin account : SSO Administrators\r\n",
+                                       b"SSO Admin account : CONTOSO\\BizTalk SSO Admins\r\n")
+    edited = edited.replace(b"Credential cache timeout (in min... : 60", b"Credential cache timeout (in min... : 90")
+    assert edited != case.read_bytes()
+    case.write_bytes(edited)
+    facts = next((capture / "winrm").glob("*-Get-HostFacts-BTS2.json"))
+    facts.write_text(facts.read_text().replace('"version": "10.0.1000.0"', '"version": "10.0.1500.0"'))
+    replay = load_capture(capture)
+    lab = Lab(replay.scenario, winrm_password=WINRM_PASSWORD, sql_password=SQL_PASSWORD, replay=replay)
+    lab.start()
+    try:
+        node1, bts2 = lab_host(lab, "NODE1"), lab_host(lab, "BTS2")
+        answer = node1.invoke("Get-HostFacts", {"services": ["ENTSSO"]})
+        body = b"".join(line for line in edited.splitlines(keepends=True) if not line.startswith(b"# "))
+        assert answer["sso"]["displaydb"]["stdout"].encode() == body
+        assert "CONTOSO\\BizTalk SSO Admins" in answer["sso"]["displaydb"]["stdout"]
+        assert bts2.invoke("Get-HostFacts", {"services": ["ENTSSO"]})["sso"]["version"] == "10.0.1500.0"
+        # after -updatedb names another secret server, NODE1's text is the edited one with that line changed
+        node1.invoke("Update-SsoDatabase", {"secret_server": "NODE1"})
+        derived = node1.invoke("Get-HostFacts", {"services": ["ENTSSO"]})["sso"]["displaydb"]["stdout"]
+        moved = body.replace(b"SSO secret server name : SSOCLUSTER", b"SSO secret server name : NODE1")
+        assert derived.encode() == moved
+        assert lab.dump()["replay"]["served"]["NODE1 displaydb"]["fields"] == ["SSO secret server name"]
     finally:
         lab.stop()

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m entsso.lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the lab and serve until stopped (Ctrl-C or SIGTERM)")
-    serve.add_argument("--scenario", default="default", help="a bundled scenario name or a YAML file")
+    serve.add_argument("--scenario", help="a bundled scenario name or a YAML file (default: default)")
     serve.add_argument("--capture", metavar="DIR", help="serve the estate this capture folder was written on "
                        "(reports/<run>/capture) instead of a scenario")
     serve.add_argument("--write-inventory", metavar="PATH", help="write the inventory for the suite here")
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
               "reads the same variables).", file=sys.stderr)
         return 2
     replay = None
+    if args.capture and args.scenario:
+        print("entsso-lab: give --scenario or --capture, not both: a captured estate is its own scenario",
+              file=sys.stderr)
+        return 2
     try:
         if args.capture:
             from entsso.lab.replay import CaptureError, load_capture
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             scenario = replay.scenario
         else:
-            scenario = load_scenario(args.scenario)
+            scenario = load_scenario(args.scenario or "default")
         lab = Lab(scenario, winrm_password=os.environ["ENTSSO_WINRM_PASSWORD"],
                   sql_password=os.environ["ENTSSO_SQL_PASSWORD"], speed=args.speed,
                   address_base=args.address_base, replay=replay)

@@ -139,12 +139,17 @@ def read_capture(folder: str | Path) -> Capture:
         elif operation == "Get-AdapterHandlers" and handler_reads is None:
             handler_reads = list(answer.get("reads") or [])
     sql: dict[str, list[list[dict[str, Any]]]] = {}
+    jobs_by_server: dict[str, list[dict[str, Any]]] = {}  # each instance's msdb answers for its own jobs
     for path in sorted((root / "sql").glob("*.json")):
         doc = _json(path)
         sets = list(doc.get("sets") or [])
         read = _read_of(str(doc.get("statement", "")), sets)
-        if read:
+        if read == "jobs":
+            jobs_by_server.setdefault(str(doc.get("server") or ""), sets[0] if sets else [])
+        elif read:
             sql.setdefault(read, sets)
+    if jobs_by_server:
+        sql["jobs"] = [[row for rows in jobs_by_server.values() for row in rows]]
     captured: dict[tuple[str, str], CapturedText] = {}
     for path in sorted((root / "ssomanage").glob("*.txt")):
         m = re.match(r"(displaydb|updatedb)-(.+)-(\d{4})$", path.stem)  # -before/-after: not the first state
@@ -153,8 +158,7 @@ def read_capture(folder: str | Path) -> Capture:
     capture = Capture(root, inventory, facts, facts_files, handler_reads or [], sql, captured)
     for host in _hosts(capture):
         if host.upper() not in facts:
-            raise CaptureError(f"{root / 'winrm'}: no Get-HostFacts document for {host} "
-                               f"(<n>-Get-HostFacts-{host}.json): the capture does not show that host's state")
+            continue  # a node the cluster shows Down did not answer; any other host: derive_scenario refuses
         displaydb = (facts[host.upper()].get("sso") or {}).get("displaydb")
         if isinstance(displaydb, dict) and "stdout" in displaydb and (host.upper(), "displaydb") not in captured:
             raise CaptureError(f"{root / 'ssomanage'}: displaydb-{host}-<n>.txt is missing: "
@@ -188,13 +192,20 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
     nodes = [str(n.get("name")) for n in cl.get("nodes") or []]
     if not nodes:
         raise CaptureError(f"{c.folder / 'inventory.json'}: cluster.nodes is empty")
-    view = next((c.facts[n.upper()].get("cluster") for n in nodes if c.facts[n.upper()].get("cluster")), None)
+    view = next((f["cluster"] for n in nodes for f in [c.facts.get(n.upper()) or {}] if f.get("cluster")), None)
     if not view or not view.get("group") or not view.get("resource"):
         raise CaptureError(f"{c.folder / 'winrm'}: no node's Get-HostFacts carries the cluster's group and resource "
-                           f"({', '.join(c.facts_files[n.upper()] for n in nodes)}): the capture does not show who "
-                           "owns the SSO group")
+                           f"({', '.join(c.facts_files.get(n.upper(), '-') for n in nodes)}): the capture does not "
+                           "show who owns the SSO group")
     group, resource = view["group"], view["resource"]
     node_states = {str(n["name"]).upper(): n.get("state", "Up") for n in view.get("nodes") or []}
+    for host in _hosts(c):
+        if host.upper() not in c.facts:
+            if host in nodes and node_states.get(host.upper()) == "Down":
+                c.facts[host.upper()] = {}  # it did not answer: Down, as the cluster showed it; the rest defaults
+                continue
+            raise CaptureError(f"{c.folder / 'winrm'}: no Get-HostFacts document for {host} "
+                               f"(<n>-Get-HostFacts-{host}.json): the capture does not show that host's state")
     cluster: dict[str, Any] = {
         "name": cl.get("network_name"), "group": group.get("name") or cl.get("group"),
         "resource": resource.get("name") or cl.get("resource"),
@@ -214,6 +225,8 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
     secret_on = []
     for host in _hosts(c):
         f = c.facts[host.upper()]
+        if not f:
+            continue
         s = f.get("sso") or {}
         entsso = (f.get("services") or {}).get("ENTSSO") or {}
         one: dict[str, Any] = {"installed": bool(s.get("installed", True))}
@@ -238,7 +251,8 @@ def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, r
         hosts_cfg[host] = one
     sso: dict[str, Any] = {"secret_server": secret_server, "secret_on": secret_on, "hosts": hosts_cfg}
     folder = (inv.get("secret_backup") or {}).get("folder")
-    if folder and all((c.facts[n.upper()].get("backup_folder") or {}).get("exists") for n in nodes):
+    answered = [c.facts[n.upper()] for n in nodes if c.facts[n.upper()]]
+    if folder and all((f.get("backup_folder") or {}).get("exists") for f in answered):
         sso["backup_folder"] = folder
     admin = c.rows("admin_group")
     if admin and admin[0].get("admin_group"):
@@ -299,6 +313,13 @@ def _sql(c: Capture) -> dict[str, Any]:
                            "failed_jobs": {str(j["name"]): str(j.get("failed_step_message") or j.get("last_message")
                                                                or "The job failed.")
                                            for j in jobs if j.get("last_run_status") == 0}}
+    others = inv.get("instances") or []
+    if len(others) > 1:
+        raise CaptureError(f"{c.folder / 'inventory.json'}: sql.instances lists {len(others)} other instances; the "
+                           "lab models one besides the first (sql.second_instance)")
+    if others:
+        out["second_instance"] = {"server": others[0].get("server"), "instance": others[0].get("instance"),
+                                  "databases": list(others[0].get("databases") or [])}
     names = inv.get("databases") or {}
     renamed = {k: names[k] for k in ("ssodb", "management") if names.get(k) and names[k] != {
         "ssodb": "SSODB", "management": "BizTalkMgmtDb"}[k]}

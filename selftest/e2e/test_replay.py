@@ -11,7 +11,7 @@ import pytest
 
 from entsso.lab.launcher import LabError, LabProcess
 from entsso.lab.replay import CaptureError, load_capture
-from entsso.lab.server import Lab
+from entsso.lab.server import Lab, load_scenario
 from selftest.e2e.suite import SuiteRun, run_suite
 from selftest.lab.conftest import SQL_PASSWORD, WINRM_PASSWORD, lab_host
 
@@ -131,3 +131,25 @@ def test_a_hand_edited_capture_is_what_the_served_lab_prints(first: SuiteRun, tm
         assert lab.dump()["replay"]["served"]["NODE1 displaydb"]["fields"] == ["SSO secret server name"]
     finally:
         lab.stop()
+
+
+@pytest.mark.parametrize("scenario", ["second-instance", "node-down"])
+def test_the_lab_a_capture_shapes_is_the_estate_it_was_written_on(tmp_path: Path, scenario: str) -> None:
+    """A rehearsal's capture on another estate: SSODB and the MessageBox's jobs on a second instance, a node Down
+    (it never answered: the cluster's view says Down)."""
+    run = run_suite(tmp_path, "tests_pre", "-m", "rehearsal", "--lab", scenario)
+    assert run.dir is not None, run.output[-3000:]
+    derived, written = load_capture(run.dir / "capture").scenario, load_scenario(scenario)
+    assert derived["sql"]["jobs"] == written["sql"]["jobs"]  # each instance's msdb read, merged
+    assert derived["sql"].get("second_instance") == ({"server": "SQL2", "instance": "SSO",
+                                                     "databases": ["SSODB", "BizTalkMsgBoxDb"]}
+                                                    if scenario == "second-instance" else None)
+    assert derived["cluster"]["nodes"] == [{"name": n["name"], "state": n.get("state", "Up")}
+                                           for n in written["cluster"]["nodes"]]
+    assert derived["cluster"]["owner"] == written["cluster"]["owner"]
+    assert derived["sso"]["secret_server"] == written["sso"]["secret_server"]
+    # isolated host instances have no service: a capture does not show them
+    services = {b["name"]: [(i["host"], i.get("state", "Running")) for i in b["host_instances"]
+                            if i.get("type") != "Isolated"] for b in written["biztalk"]["servers"]}
+    assert {b["name"]: [(i["host"], i["state"]) for i in b["host_instances"]]
+            for b in derived["biztalk"]["servers"]} == services

@@ -75,6 +75,7 @@ class Capture:
     handler_reads: list[dict[str, Any]]  # the first Get-AdapterHandlers document's reads
     sql: dict[str, list[list[dict[str, Any]]]]  # READS key -> the first answer's result sets
     texts: dict[tuple[str, str], CapturedText]  # (HOST upper, displaydb | updatedb) -> the first text
+    exit_codes: dict[str, int] = field(default_factory=dict)  # NODE (upper) -> its update package's first exit code
 
     def rows(self, read: str) -> list[dict[str, Any]] | None:
         sets = self.sql.get(read)
@@ -155,7 +156,12 @@ def read_capture(folder: str | Path) -> Capture:
         m = re.match(r"(displaydb|updatedb)-(.+)-(\d{4})$", path.stem)  # -before/-after: not the first state
         if m and (m.group(2).upper(), m.group(1)) not in captured:
             captured[(m.group(2).upper(), m.group(1))] = _case(path)
-    capture = Capture(root, inventory, facts, facts_files, handler_reads or [], sql, captured)
+    exit_codes: dict[str, int] = {}
+    for path in sorted((root / "msiexec").glob("exit-*.txt")):
+        m = re.match(r"exit-(.+)-(\d{4})$", path.stem)
+        if m:
+            exit_codes.setdefault(m.group(1).upper(), _case(path).exit_code)
+    capture = Capture(root, inventory, facts, facts_files, handler_reads or [], sql, captured, exit_codes)
     for host in _hosts(capture):
         if host.upper() not in facts:
             continue  # a node the cluster shows Down did not answer; any other host: derive_scenario refuses
@@ -370,6 +376,8 @@ def _upgrade(c: Capture, nodes: list[str]) -> dict[str, Any]:
     for n in nodes:
         one = {k: v for k, v in ((up.get("nodes") or {}).get(n) or {}).items()
                if k in ("mode", "target_version", "package_path", "arguments") and v is not None}
+        if n.upper() in c.exit_codes:  # what its update package returned (msiexec/exit-<NODE>-<n>.txt)
+            one["exit_code"] = c.exit_codes[n.upper()]
         if (c.facts[n.upper()].get("pending_restart") or {}).get("cbs_reboot_pending"):
             one["pending_reboot"] = True
         if one:

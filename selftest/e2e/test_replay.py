@@ -153,3 +153,10 @@ def test_the_lab_a_capture_shapes_is_the_estate_it_was_written_on(tmp_path: Path
                             if i.get("type") != "Isolated"] for b in written["biztalk"]["servers"]}
     assert {b["name"]: [(i["host"], i["state"]) for i in b["host_instances"]]
             for b in derived["biztalk"]["servers"]} == services
+
+
+def test_an_update_packages_captured_exit_code_is_what_that_node_returns(first: SuiteRun, tmp_path: Path) -> None:
+    capture = _copy(first, tmp_path)
+    (capture / "msiexec").mkdir()
+    (capture / "msiexec" / "exit-NODE2-0042.txt").write_text("# source: captured from NODE2\n# exit_code: 3010\n")
+    assert load_capture(capture).scenario["upgrade"]["nodes"] == {"NODE2": {"exit_code": 3010}}

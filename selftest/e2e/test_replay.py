@@ -25,12 +25,13 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
 
 
 def _texts(capture: Path) -> dict[tuple[str, str, str], set[bytes]]:
-    """Each captured tool text without its `# source:` / `# exit_code:` lines, by (case word, host, which of
-    the call's texts); the call numbers differ between runs (hosts are asked at once)."""
+    """Each captured tool text (with its `# exit_code:` line, without its `# source:` line), by (case word, host,
+    which of the call's texts); the call numbers differ between runs (hosts are asked at once)."""
     out: dict[tuple[str, str, str], set[bytes]] = {}
     for path in sorted((capture / "ssomanage").glob("*.txt")):
         word, host, _n, part = re.match(r"(\w+)-(.+)-(\d{4})(-\w+)?$", path.stem).groups()  # type: ignore[union-attr]
-        body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"# "))
+        body = b"".join(line for line in path.read_bytes().splitlines(keepends=True)
+                        if not line.startswith(b"# source: "))
         out.setdefault((word, host, part or ""), set()).add(body)
     return out
 
@@ -66,7 +67,9 @@ def test_a_captured_estate_is_rehearsed_and_changed_end_to_end(first: SuiteRun, 
         for key in [("displaydb", "NODE1", ""), ("displaydb", "BTS1", ""), ("displaydb", "BTS2", "")]:
             assert _texts(capture)[key] <= texts[key], key
         served = lab.state()["replay"]["served"]
-        assert served["NODE2 displaydb"]["derived"] + served["NODE2 displaydb"]["lab"] >= 1, served
+        assert served["NODE1 displaydb"]["derived"] >= 1, served  # the secret server moved: that line replaced
+        assert "SSO secret server name" in served["NODE1 displaydb"]["fields"], served
+        assert served["NODE2 displaydb"]["lab"] >= 1, served  # its captured answer was an ERROR (a second hop)
     finally:
         lab.stop()
 

@@ -100,19 +100,35 @@ def _json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _case(path: Path) -> CapturedText:
-    """A captured tool text: its header lines, then the text exactly as the tool printed it."""
+def _case(path: Path) -> tuple[CapturedText, str | None]:
+    """A captured tool text: its header lines, then the text exactly as the tool printed it; and the host the
+    `# source:` line names (the name the suite called it by, as the inventory gives it)."""
     raw = path.read_bytes().decode("utf-8")
-    exit_code = 0
+    exit_code, host = 0, None
     while raw.startswith("# "):
         line, _, raw = raw.partition("\n")
-        m = re.match(r"# exit_code: (-?\d+)", line)
-        if m:
+        m = re.match(r"# exit_code: (-?\d+)", line) or re.match(r"# source: captured from (\S+) ", line)
+        if m and line.startswith("# exit_code"):
             exit_code = int(m.group(1))
-    return CapturedText(path, raw, exit_code)
+        elif m:
+            host = m.group(1)
+    return CapturedText(path, raw, exit_code), host
+
+
+def _in_order(folder: Path, pattern: str) -> list[Path]:
+    """A capture folder's files in call order: by the call number in their names (<n>-… or …-<n>[-part])."""
+    def number(path: Path) -> int:
+        m = re.match(r"(\d+)-", path.name) or re.search(r"-(\d+)(?:-[a-z]+)?$", path.stem)
+        return int(m.group(1)) if m else 0
+    return sorted(folder.glob(pattern), key=lambda p: (number(p), p.name))
+
+
+_SOURCE = re.compile(r"captured from (\S+) at .* \(([A-Za-z]+-[A-Za-z]+)\)$")
 
 
 def read_capture(folder: str | Path) -> Capture:
+    """Read a capture folder (or the run folder that holds it): the first answer of each kind it shapes a lab
+    from. CaptureError names what is missing."""
     root = Path(folder)
     if (root / "capture").is_dir() and not (root / "winrm").is_dir():
         root = root / "capture"  # the run folder was given
@@ -127,21 +143,20 @@ def read_capture(folder: str | Path) -> Capture:
     facts: dict[str, dict[str, Any]] = {}
     facts_files: dict[str, str] = {}
     handler_reads: list[dict[str, Any]] | None = None
-    for path in sorted((root / "winrm").glob("*.json")):
+    for path in _in_order(root / "winrm", "*.json"):
         doc = _json(path)
-        answer = doc.get("answer")
-        operation = path.stem.split("-", 1)[1].rsplit("-", 1)[0] if "-" in path.stem else ""
-        if not isinstance(answer, dict):
-            raise CaptureError(f"{path}: no `answer` document")
-        if operation == "Get-HostFacts":
-            host = str(answer.get("computer_name") or path.stem.rsplit("-", 1)[1]).upper()
-            if host not in facts:
-                facts[host], facts_files[host] = answer, path.name
+        answer, source = doc.get("answer"), _SOURCE.search(str(doc.get("source") or ""))
+        if not isinstance(answer, dict) or source is None:
+            raise CaptureError(f"{path}: not a captured call (a `source` naming the host and the operation, and "
+                               "its `answer` document)")
+        host, operation = source.group(1).upper(), source.group(2)
+        if operation == "Get-HostFacts" and host not in facts:
+            facts[host], facts_files[host] = answer, path.name
         elif operation == "Get-AdapterHandlers" and handler_reads is None:
             handler_reads = list(answer.get("reads") or [])
     sql: dict[str, list[list[dict[str, Any]]]] = {}
     jobs_by_server: dict[str, list[dict[str, Any]]] = {}  # each instance's msdb answers for its own jobs
-    for path in sorted((root / "sql").glob("*.json")):
+    for path in _in_order(root / "sql", "*.json"):
         doc = _json(path)
         sets = list(doc.get("sets") or [])
         read = _read_of(str(doc.get("statement", "")), sets)
@@ -152,15 +167,18 @@ def read_capture(folder: str | Path) -> Capture:
     if jobs_by_server:
         sql["jobs"] = [[row for rows in jobs_by_server.values() for row in rows]]
     captured: dict[tuple[str, str], CapturedText] = {}
-    for path in sorted((root / "ssomanage").glob("*.txt")):
-        m = re.match(r"(displaydb|updatedb)-(.+)-(\d{4})$", path.stem)  # -before/-after: not the first state
-        if m and (m.group(2).upper(), m.group(1)) not in captured:
-            captured[(m.group(2).upper(), m.group(1))] = _case(path)
+    for path in _in_order(root / "ssomanage", "*.txt"):
+        word = path.stem.split("-", 1)[0]
+        if word not in ("displaydb", "updatedb") or path.stem.endswith(("-before", "-after")):
+            continue  # Set-SsoServer's before/after: a state the change made, not the first one
+        text, host = _case(path)
+        if host and (host.upper(), word) not in captured:
+            captured[(host.upper(), word)] = text
     exit_codes: dict[str, int] = {}
-    for path in sorted((root / "msiexec").glob("exit-*.txt")):
-        m = re.match(r"exit-(.+)-(\d{4})$", path.stem)
-        if m:
-            exit_codes.setdefault(m.group(1).upper(), _case(path).exit_code)
+    for path in _in_order(root / "msiexec", "exit-*.txt"):
+        text, host = _case(path)
+        if host:
+            exit_codes.setdefault(host.upper(), text.exit_code)
     capture = Capture(root, inventory, facts, facts_files, handler_reads or [], sql, captured, exit_codes)
     for host in _hosts(capture):
         if host.upper() not in facts:
@@ -191,7 +209,7 @@ def _state(status: Any) -> str:
     return "Running" if status in ("Running", "StartPending") else "Stopped"
 
 
-def derive_scenario(c: Capture) -> dict[str, Any]:  # noqa: C901 - one estate, read section by section
+def derive_scenario(c: Capture) -> dict[str, Any]:
     """The scenario of the captured estate (docs/lab.md, "A captured estate", lists what comes from where)."""
     inv = c.inventory
     cl = inv.get("cluster") or {}

@@ -161,5 +161,7 @@ def test_the_lab_a_capture_shapes_is_the_estate_it_was_written_on(tmp_path: Path
 def test_an_update_packages_captured_exit_code_is_what_that_node_returns(first: SuiteRun, tmp_path: Path) -> None:
     capture = _copy(first, tmp_path)
     (capture / "msiexec").mkdir()
-    (capture / "msiexec" / "exit-NODE2-0042.txt").write_text("# source: captured from NODE2\n# exit_code: 3010\n")
+    (capture / "msiexec" / "exit-NODE2-0042.txt").write_text(
+        "# source: captured from NODE2 at 2026-12-07T23:40:00+00:00 by entsso-upgrade 0.1.0 (Install-SsoUpdate)\n"
+        "# exit_code: 3010\n")
     assert load_capture(capture).scenario["upgrade"]["nodes"] == {"NODE2": {"exit_code": 3010}}

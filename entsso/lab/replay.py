@@ -230,15 +230,22 @@ def derive_scenario(c: Capture) -> dict[str, Any]:
                 continue
             raise CaptureError(f"{c.folder / 'winrm'}: no Get-HostFacts document for {host} "
                                f"(<n>-Get-HostFacts-{host}.json): the capture does not show that host's state")
+    # the cluster names its nodes as Windows does; the lab's hosts are the inventory's names (the same names
+    # without regard to case: entsso.domain.names)
+    named = {n.upper(): n for n in nodes}
+
+    def node(name: Any) -> Any:
+        return named.get(str(name).upper(), name)
+
     cluster: dict[str, Any] = {
         "name": cl.get("network_name"), "group": group.get("name") or cl.get("group"),
         "resource": resource.get("name") or cl.get("resource"),
         "nodes": [{"name": n, "state": node_states.get(n.upper(), "Up")} for n in nodes],
-        "owner": group.get("owner_node"),
+        "owner": node(group.get("owner_node")),
         "group_state": group.get("state") if group.get("state") in ("Online", "Failed", "PartialOnline",
                                                                       "Offline") else "Online",
-        "possible_owners": list(resource.get("possible_owners") or nodes),
-        "preferred_owners": list(group.get("preferred_owners") or []),
+        "possible_owners": [node(n) for n in resource.get("possible_owners") or nodes],
+        "preferred_owners": [node(n) for n in group.get("preferred_owners") or []],
         "auto_failback": group.get("auto_failback_type") == 1,
         "witness": ((view.get("quorum") or {}).get("witness") or {}).get("state", "Online"),
         "use_network_name": bool(resource.get("use_network_name", True)),

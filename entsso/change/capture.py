@@ -9,7 +9,11 @@ wrong (docs/operations.md, "Sending a capture with a bug report").
   update package's exit code (Install-SsoUpdate) — whole and verbatim, in selftest/transcripts' format:
   `# source: captured from HOST at TIME by entsso-upgrade VERSION`, `# exit_code: N`, then the text; the
   .json is what the suite's parser made of it then (or that it raised, and why), so the case replays
-  through the transcript test as it stands.
+  through the transcript test as it stands;
+- capture/sql/<n>-<database>.json: each statement's answer (the statement's text, never its parameters; every
+  result set's rows and the server's messages), and capture/inventory.json: the inventory as the run read it
+  (no secrets: they live in the environment) — with the documents above, what `python -m entsso.lab serve
+  --capture` shapes a lab from (entsso.lab.replay).
 Nothing here changes a run: a capture that cannot be written is logged and skipped."""
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from entsso.domain import installer, sso
+from entsso.remote.sql import Result, StatementRecord
 from entsso.remote.winrm import CallRecord
 
 log = logging.getLogger("entsso.capture")
@@ -62,6 +67,7 @@ class Capture:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._seq = itertools.count(1)
+        self._sql_seq = itertools.count(1)
         self._lock = threading.Lock()
         self.version = _version()
 
@@ -72,6 +78,34 @@ class Capture:
             self._write(record)
         except OSError as exc:  # evidence must not stop the change
             log.warning("capture of %s on %s not written: %s", record.operation, record.host, exc)
+
+    def inventory(self, inventory: Any) -> None:
+        """The inventory the run read (a pydantic Inventory; its secrets are private attributes, never dumped),
+        without the lab's endpoints (another lab serves a capture)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            doc = inventory.model_dump(mode="json", exclude={"lab"})
+            (self.folder / "inventory.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except (OSError, AttributeError, TypeError, ValueError) as exc:
+            log.warning("capture of the inventory not written: %s", exc)
+
+    def statement(self, server: str, record: StatementRecord, answer: Result | None) -> None:
+        """A StatementLog listener (entsso.remote.sql.StatementLog.listeners): each answered statement."""
+        if answer is None:
+            return
+        try:
+            with self._lock:
+                n = next(self._sql_seq)
+            at = datetime.fromtimestamp(record.started, UTC).isoformat(timespec="seconds")
+            doc = {"source": f"captured from {server} at {at} by entsso-upgrade {self.version} ({record.database})",
+                   "server": server, "database": record.database, "statement": record.sql,
+                   "sets": answer.sets, "messages": answer.messages}
+            folder = self.folder / "sql"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{n:04d}-{_label(record.database)}.json").write_text(
+                json.dumps(doc, indent=2, default=_sql_value), encoding="utf-8")
+        except OSError as exc:  # evidence must not stop the change
+            log.warning("capture of a statement on %s not written: %s", server, exc)
 
     def _write(self, record: CallRecord) -> None:
         with self._lock:
@@ -99,6 +133,13 @@ class Capture:
         except Exception as exc:  # noqa: BLE001 - what the parser said of it is the case's expectation
             expected = {"raises": type(exc).__name__, "message_contains": [str(exc)[:200]]}
         (folder / f"{case}.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
+
+
+def _sql_value(value: Any) -> Any:
+    """A column value JSON has no type for: datetimes as ISO text, binary as hex."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex().upper()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _without_file_contents(answer: dict[str, Any]) -> dict[str, Any]:

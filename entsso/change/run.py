@@ -290,7 +290,10 @@ def sql_estate(inventory: Any, main: SqlSettings, statements: StatementLog) -> S
 def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prior: PriorRun | None = None) -> Run:
     """The Run for an inventory (entsso.inventory.Inventory): hosts, SQL Server, plan."""
     calls, statements = CallLog(), StatementLog()
-    calls.listeners.append(Capture(run_dir / "capture"))  # every answer kept as test data (entsso.change.capture)
+    capture = Capture(run_dir / "capture")  # every answer kept as test data (entsso.change.capture)
+    calls.listeners.append(capture)
+    statements.listeners.append(capture.statement)
+    capture.inventory(inventory)
     w = inventory.winrm
     settings = WinRMSettings(transport=w.transport, https=w.https, port=w.port,
                              cert_validation=w.server_cert_validation == "validate",

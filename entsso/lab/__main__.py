@@ -1,5 +1,8 @@
 """`python -m entsso.lab serve --scenario NAME|FILE --write-inventory PATH`: run the lab until stopped.
 
+`--capture DIR` (instead of --scenario) serves a captured estate: a lab shaped like the estate a run's capture
+(reports/<run>/capture) was written on, printing the captured tool texts (entsso.lab.replay, docs/lab.md).
+
 Credentials come from the environment, as on a real estate: ENTSSO_WINRM_PASSWORD and
 ENTSSO_SQL_PASSWORD (any values; the suite must be given the same ones).
 """
@@ -18,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m entsso.lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the lab and serve until stopped (Ctrl-C or SIGTERM)")
-    serve.add_argument("--scenario", default="default", help="a bundled scenario name or a YAML file")
+    serve.add_argument("--scenario", help="a bundled scenario name or a YAML file (default: default)")
+    serve.add_argument("--capture", metavar="DIR", help="serve the estate this capture folder was written on "
+                       "(reports/<run>/capture) instead of a scenario")
     serve.add_argument("--write-inventory", metavar="PATH", help="write the inventory for the suite here")
     serve.add_argument("--speed", type=float, help="estate seconds per real second (overrides the scenario)")
     serve.add_argument("--address-base", type=int, default=2, help="first host gets 127.0.0.<this>")
@@ -48,14 +53,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"entsso-lab: set {' and '.join(missing)} in the environment first (any value; the suite "
               "reads the same variables).", file=sys.stderr)
         return 2
+    replay = None
+    if args.capture and args.scenario:
+        print("entsso-lab: give --scenario or --capture, not both: a captured estate is its own scenario",
+              file=sys.stderr)
+        return 2
     try:
-        scenario = load_scenario(args.scenario)
+        if args.capture:
+            from entsso.lab.replay import CaptureError, load_capture
+
+            try:
+                replay = load_capture(args.capture)
+            except CaptureError as exc:
+                print(f"entsso-lab: this capture cannot shape a lab: {exc}", file=sys.stderr)
+                return 2
+            scenario = replay.scenario
+        else:
+            scenario = load_scenario(args.scenario or "default")
+        lab = Lab(scenario, winrm_password=os.environ["ENTSSO_WINRM_PASSWORD"],
+                  sql_password=os.environ["ENTSSO_SQL_PASSWORD"], speed=args.speed,
+                  address_base=args.address_base, replay=replay)
     except ScenarioError as exc:
         print(f"entsso-lab: {exc}", file=sys.stderr)
         return 2
-    lab = Lab(scenario, winrm_password=os.environ["ENTSSO_WINRM_PASSWORD"],
-              sql_password=os.environ["ENTSSO_SQL_PASSWORD"], speed=args.speed,
-              address_base=args.address_base)
     try:
         lab.start()
         if stopping():

@@ -53,6 +53,7 @@ class LabProcess:
     inventory_path: Path
     speed: float | None = None
     env: dict[str, str] = field(default_factory=dict)  # the credentials the suite must use
+    capture: str | None = None  # serve this capture folder instead of `scenario` (entsso.lab.replay)
     control_url: str = ""
     _proc: subprocess.Popen[str] | None = None
 
@@ -60,8 +61,8 @@ class LabProcess:
         # an operator's own values win (a canary in a selftest, say); else fresh ones for this lab
         for name in ("ENTSSO_WINRM_PASSWORD", "ENTSSO_SQL_PASSWORD", "ENTSSO_SECRET_PASSWORD"):
             self.env.setdefault(name, os.environ.get(name) or secrets.token_urlsafe(18))
-        cmd = [sys.executable, "-m", "entsso.lab", "serve", "--scenario", self.scenario,
-               "--write-inventory", str(self.inventory_path)]
+        shape = ["--capture", self.capture] if self.capture else ["--scenario", self.scenario]
+        cmd = [sys.executable, "-m", "entsso.lab", "serve", *shape, "--write-inventory", str(self.inventory_path)]
         if self.speed:
             cmd += ["--speed", str(self.speed)]
         # secrets reach the child through its environment, never its argv

@@ -102,7 +102,9 @@ def adapter_configs(bt_cfg: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for a in bt_cfg.get("adapter_handlers") or []:
         kind, host = a.get("kind", "receive"), a.get("host") or "BizTalkServerApplication"
-        cfg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab-adapter-handler:{kind}:{a['adapter']}:{host}")).upper()
+        cfg_id = str(a.get("config_id") or uuid.uuid5(uuid.NAMESPACE_URL,
+                                                         f"lab-adapter-handler:{kind}:{a['adapter']}:{host}"))
+        cfg_id = cfg_id.strip("{}").upper()  # a captured estate's own (entsso.lab.replay), else the lab's
         out.append({"kind": kind, "adapter": a["adapter"], "host": host, "config_id": "{" + cfg_id + "}",
                     "guid": cfg_id, "properties": int(a.get("properties", 3)),
                     "in_sso": a.get("in_sso") is not False})
@@ -201,6 +203,9 @@ class Cluster:
 
 class Estate:
     """The Windows estate of one scenario. Thread-safe: one RLock, never held while sleeping."""
+
+    # a captured estate's tool texts (entsso.lab.replay.ServedTexts), served while the state they describe holds
+    replay: Any = None
 
     def __init__(self, scenario: dict[str, Any], clock: Any, sql: Any) -> None:
         self.scenario = scenario
@@ -750,7 +755,12 @@ class Estate:
             out = texts.displaydb(h.tools_server, h.name, sql_server=self.sql.server,
                                   database=self.sql.estate_name("SSODB"),  # as the estate names it
                                   secret_server=self._secret_server() or "", template=template)
-        return {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None}
+        return self._served(h, "displaydb", {"exit_code": 0, "stdout": out, "stderr": "", "run_error": None})
+
+    def _served(self, h: Host, tool: str, answer: dict[str, Any]) -> dict[str, Any]:
+        """What a tool printed: a captured estate's own text while the state it describes holds (docs/lab.md,
+        "A captured estate"), else the lab's."""
+        return self.replay.answer(h.name, tool, answer) if self.replay is not None else answer
 
     def _op_get_hostfacts(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1115,7 +1125,7 @@ class Estate:
                     self._ss_seen = name
                     self._change(h.name, f"ssomanage -updatedb: secret server {before} -> {name}")
                 out = texts.using(h.tools_server, h.name)
-            return {"exit_code": 0, "stdout": out, "stderr": ""}
+            return self._served(h, "updatedb", {"exit_code": 0, "stdout": out, "stderr": ""})
 
     def _backup_bytes(self, password: str, reminder: str) -> bytes:
         seed = hashlib.sha256(b"lab-master-secret:" + self.cluster_name.encode()).digest()

@@ -113,6 +113,7 @@ class AdapterHandler(_Model):
     host: str | None = None
     properties: int | None = None
     in_sso: bool | None = None  # false: BizTalkMgmtDb lists the handler, SSO's config store lacks its configuration
+    config_id: str | None = None  # its uidCustomCfgID (a GUID); default: one derived from kind, adapter and host
 
 
 class BizTalkSection(_Model):

@@ -111,7 +111,7 @@ class Lab:
     """The whole simulated estate, in this process."""
 
     def __init__(self, scenario: dict[str, Any], *, winrm_password: str, sql_password: str,
-                 speed: float | None = None, address_base: int = 2) -> None:
+                 speed: float | None = None, address_base: int = 2, replay: Any = None) -> None:
         from entsso.lab.model import Estate
         from entsso.lab.sqlengine import SqlEngine, split_instances
         from entsso.lab.wsman import HostEndpoint, WsmanServer
@@ -142,6 +142,10 @@ class Lab:
                                        for c in adapter_configs(scenario.get("biztalk") or {})])
         self.ssodb_engine.register_sso_servers(self.estate.hosts + [self.estate.cluster_name]
                                                + list((scenario.get("sso") or {}).get("extra_servers") or []))
+        # a captured estate (entsso.lab.replay): its tool texts served while the state they describe holds
+        self.replay = replay
+        if replay is not None:
+            replay.texts.bind(self.estate)
         self.faults = Faults([f for f in scenario.get("faults") or [] if _call_fault(f)])
         winrm_cfg = scenario.get("winrm", {})
         self.username = winrm_cfg.get("username", "LAB\\svc-entsso")
@@ -313,6 +317,7 @@ class Lab:
                        "unreachable": sorted(self._unreachable)},
             "changes": self.estate.changes + sum(e.dump().get("counters", {}).get("changes", 0)
                                                  for e in self.sql_engines),
+            **({"replay": self.replay.dump()} if self.replay is not None else {}),
         }
 
     def _sql_dump(self) -> dict[str, Any]:

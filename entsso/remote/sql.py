@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,10 +169,15 @@ class StatementRecord:
 class StatementLog:
     records: list[StatementRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # called with (instance name, record, its answer or None when it failed): the run's capture
+    # (entsso.change.capture) keeps what each read returned; the log itself keeps no rows
+    listeners: list[Callable[[str, StatementRecord, Result | None], None]] = field(default_factory=list, repr=False)
 
-    def add(self, record: StatementRecord) -> None:
+    def add(self, record: StatementRecord, answer: Result | None = None, server: str = "") -> None:
         with self._lock:
             self.records.append(record)
+        for listener in self.listeners:
+            listener(server, record, answer)
 
     def count(self) -> int:
         with self._lock:
@@ -308,6 +313,7 @@ class SqlServer:
         """Run one batch with ? parameters; drain and return every result set."""
         started_wall, started = time.time(), time.monotonic()
         outcome, nrows = "ok", 0
+        answer: Result | None = None
         with self._lock:
             try:
                 conn = self._connection(database)
@@ -325,7 +331,8 @@ class SqlServer:
                         if not cur.nextset():
                             break
                         messages.extend(m[1] if isinstance(m, tuple) else str(m) for m in (cur.messages or []))
-                    return Result(sets, messages)
+                    answer = Result(sets, messages)
+                    return answer
                 finally:
                     cur.close()
             except SqlError:
@@ -340,7 +347,7 @@ class SqlServer:
             finally:
                 self.statements.add(StatementRecord(sql=" ".join(sql.split()), database=database,
                                                     started=started_wall, seconds=time.monotonic() - started,
-                                                    rows=nrows, outcome=outcome))
+                                                    rows=nrows, outcome=outcome), answer, self.name)
 
     def close(self) -> None:
         with self._lock:

@@ -48,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
     g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
     g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
+    g.addoption("--checklist-done", action="store_true",
+                help="the operator has done the plan's checklist (monitoring in maintenance): not asked on a terminal")
     g.addoption("--plan", action="store_true",
                 help="read-only: write plan.md and plan.html (every operation the change would perform, its test "
                      "and backout plans, how long each phase may take) and run the readiness gate")

@@ -208,13 +208,17 @@ def start(config: pytest.Config, run: Run, inventory_path: str | None, prior: Pr
     config.stash[RUN_KEY] = run
     _RUNS.append(run)
     _catch_signals(run)
+    checklist = None
     if run.options.apply:
+        checklist = _acknowledge_checklist(config, run)
         _confirm_production(config, run)
         _lock_estate(run)
     assert run.journal is not None  # build_run opened it
     run.journal.write("run_started", change_ticket=run.options.change_ticket, apply=run.options.apply,
                       resume=run.options.resume, inventory=inventory_path,
                       change_started=(prior.change_started if prior and prior.change_started else None))
+    if checklist is not None:
+        run.journal.write("checklist", **checklist)
     _report_paths(config.option, run.dir)
 
 
@@ -346,13 +350,7 @@ def _confirm_production(config: pytest.Config, run: Run) -> None:
     sys.stdout.write(f"entsso: {environment} is production: you are about to {what} it for change "
                      f"{run.options.change_ticket}. Type the change ticket again to go on: ")
     sys.stdout.flush()
-    typed = b""
-    while not typed.endswith(b"\n"):
-        chunk = os.read(fd, 1)
-        if not chunk:
-            break
-        typed += chunk
-    answer = typed.decode(errors="replace").strip()
+    answer = _read_line(fd)
     if answer != run.options.change_ticket:
         del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
         _RUNS.remove(run)
@@ -360,6 +358,53 @@ def _confirm_production(config: pytest.Config, run: Run) -> None:
         shutil.rmtree(run.dir, ignore_errors=True)
         raise pytest.UsageError(f"the ticket typed again ({answer!r}) is not {run.options.change_ticket}: nothing "
                                 "was done, nothing connected")
+
+
+def _acknowledge_checklist(config: pytest.Config, run: Run) -> dict[str, Any]:
+    """The plan's checklist (monitoring in maintenance, no tool starting ENTSSO: entsso.change.plan) before a
+    change: on a terminal the operator types yes, unless --checklist-done said it; anything else changes nothing.
+    The answer goes to the journal and the report: acknowledged, how, by whom, when."""
+    import getpass
+    import sys
+    from datetime import UTC, datetime
+
+    from entsso.change.plan import operator_checklist
+
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    items = operator_checklist(run)
+    if run.options.backout:
+        return {"acknowledged": False, "how": "a backout: not asked", "items": items, "at": when}
+    if run.lab is not None:
+        return {"acknowledged": False, "how": "a lab: no monitoring to pause", "items": items, "at": when}
+    if config.option.checklist_done:
+        return {"acknowledged": True, "how": f"--checklist-done on {getpass.getuser()}'s command line", "items": items,
+                "at": when}
+    fd = _terminal_stdin(config)
+    if fd is None:
+        return {"acknowledged": False, "how": "not asked: no terminal, and no --checklist-done", "items": items,
+                "at": when}
+    sys.stdout.write("entsso: before phase 1, what the suite cannot check:\n" + "".join(f"  - {x}\n" for x in items)
+                     + "Type yes when this is done: ")
+    sys.stdout.flush()
+    answer = _read_line(fd)
+    if answer.lower() != "yes":
+        del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
+        _RUNS.remove(run)
+        run.close()
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise pytest.UsageError(f"the checklist was not acknowledged ({answer!r}, not yes): nothing was done, nothing "
+                                "connected. Do it, then run the same command again (or add --checklist-done)")
+    return {"acknowledged": True, "how": f"{getpass.getuser()} typed yes on the terminal", "items": items, "at": when}
+
+
+def _read_line(fd: int) -> str:
+    typed = b""
+    while not typed.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        typed += chunk
+    return typed.decode(errors="replace").strip()
 
 
 def _terminal_stdin(config: pytest.Config) -> int | None:

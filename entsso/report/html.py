@@ -86,6 +86,7 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     # the change's evidence from every run of it: the backup an earlier run made stays in a resumed run's report
     parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
     parts.append(rehearsal_html([r for _, recs in runs for r in recs]))
+    parts.append(checklist_html([r for _, recs in runs for r in recs]))
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'
@@ -335,6 +336,19 @@ def secret_backup_html(records: list[dict[str, Any]]) -> str:
             f"<tr><th style='text-align:left'>Size</th><td>{e(str(ev.get('size')))} bytes</td></tr>"
             + read_back + "</table><p>The password is not in this report: it is the one the operator gave for the "
             "backup.</p></div>")
+
+
+def checklist_html(records: list[dict[str, Any]]) -> str:
+    """The plan's checklist (what the suite cannot check) and whether the operator acknowledged it, each run."""
+    seen = [r for r in records if r.get("kind") == "checklist"]
+    if not seen:
+        return ""
+    e, last = html.escape, seen[-1]
+    rows = "".join(f"<li>{'acknowledged' if r.get('acknowledged') else 'NOT acknowledged'} — {e(str(r.get('how')))} "
+                   f"({e(str(r.get('at', ''))[:19].replace('T', ' '))} UTC, run {e(str(r.get('run')))})</li>"
+                   for r in seen)
+    return ("<div class='entsso-checklist'><h3>Before phase 1: the operator's checklist</h3><ul>"
+            + "".join(f"<li>{e(str(x))}</li>" for x in last.get("items") or []) + f"</ul><ul>{rows}</ul></div>")
 
 
 def rehearsal_html(records: list[dict[str, Any]]) -> str:

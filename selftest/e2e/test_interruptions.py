@@ -95,7 +95,8 @@ def test_a_lost_session_sighup_mid_phase_still_writes_report_summary_and_junit(s
     reports.mkdir()
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                             f"--inventory={lab.inventory_path}", "--apply", "--change-ticket", ticket],
+                             f"--inventory={lab.inventory_path}", "--apply", "--change-ticket", ticket,
+                             "--checklist-done"],  # a terminal: the checklist said done (not asked)
                             cwd=ROOT, env=_child_env(reports, dict(lab.env)), stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     seen: list[bytes] = []

@@ -319,7 +319,11 @@ def test_forced_full_backup_is_a_newer_complete_set_of_every_database(lab_sql):
 
 
 def test_unforced_run_after_todays_full_set_makes_no_full_set(lab_sql):
-    _, sql = lab_sql(last_full_minutes_ago=60)
+    # SQL Server's local time at noon, so that a full set of an hour ago is today's whatever the hour here (at
+    # 23:30 UTC the lab's default offset put it on the day before, and the job rightly made a new full set)
+    now = datetime.now(timezone.utc)
+    noon = 12 * 60 - (now.hour * 60 + now.minute)
+    _, sql = lab_sql(last_full_minutes_ago=60, utc_offset_minutes=noon)
     before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
     run_backup_job(sql)  # the job's own rule: a full set when forced or none today, else log backups
     assert backup.full_sets_after(sql, before) == []

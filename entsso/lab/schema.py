@@ -71,6 +71,8 @@ class SsoHost(_Model):
     service_account: str | None = None  # ENTSSO's logon account on that host
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
+    backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there
     events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 

@@ -325,6 +325,14 @@ def backup_folder_writable(s: Snapshot, node: str) -> Finding | None:
     if f := reach(h, "backup_folder_writable"):
         return f
     b = h.backup_folder or {}
+    if b.get("exists") and not b.get("writable"):
+        # Get-HostFacts' probe (an empty file created and deleted there) was refused: phase 2 writes the secret
+        # backup there on the primary, phase 5 copies it there on every other node, both after BizTalk stopped
+        return Finding("backup_folder_writable", node, f"folder {b.get('path')!r} exists but the account the suite "
+                       "connects as cannot write in it (a probe file was refused: Access is denied)",
+                       f"a folder it can write: grant that account Modify on {b.get('path')} on {node} (phase 2 "
+                       "writes the master secret backup there, phase 5 copies it there), or set "
+                       "secret_backup.folder to one it can write on every node, then run the gate again")
     if not (b.get("exists") and b.get("writable")):
         return Finding("backup_folder_writable", node, f"folder {b.get('path')!r} exists={b.get('exists')} "
                        f"writable={b.get('writable')}", "the master secret backup folder to exist and be writable")

@@ -10,6 +10,10 @@ def test_host_answers_over_winrm(estate, sso_host, judge):
     judge(gate.host_reachable(estate, sso_host), estate.hosts[sso_host])
 
 
+def test_host_clock_agrees_with_sql_server(estate, sso_host, judge):
+    judge(gate.clock_agrees(estate, sso_host), {"skew_sec": gate.skews(estate).get(sso_host)})
+
+
 def test_sql_server_answers(estate, judge):
     judge(gate.sql_reachable(estate), estate.sql)
 

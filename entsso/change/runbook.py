@@ -74,7 +74,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     mss = run.primary_node()
     path = run.secret_backup_file()
-    existing = gate.secret_backed_up(s, mss, run.change_started)
+    existing = gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)
     if existing is not None:  # not yet backed up in this change
         cfg = run.inventory.secret_backup
         reminder = cfg.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
@@ -84,7 +84,7 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     copy = step(run, "backup", S.COPY_SECRET_OFF_NODE, mss, lambda: copy_off_node(run, mss, path),
                 file=path)
     s = observe(run)
-    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
+    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
     on_node = s.hosts[mss].secret_backup
     if on_node and on_node.size != copy["size"]:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
@@ -480,7 +480,8 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
     s = observe(run)
     if not gate.clustered_as_before(run, s):
         mss = run.primary_node()
-        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started)])  # the secret to restore
+        # the secret to restore
+        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
         s = recluster(run, s, "backout")
     owner = baseline.group_owner or run.primary_node()
     step(run, "backout", S.move_group_back_to(owner), owner,

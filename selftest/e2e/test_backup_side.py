@@ -3,6 +3,7 @@ phase 2 or fails part-way, when a node's clock is not SQL Server's, and when a b
 written — each against the lab through the real clients, judged on the lab's state."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from selftest.e2e.suite import run_suite
@@ -30,3 +31,34 @@ def test_a_backup_folder_the_suite_cannot_write_on_the_other_node_is_refused_bef
     state = run.lab_state
     assert state["changes"] == 0
     assert "NODE2 Write-File" not in state["winrm"]["received"]
+
+
+def test_a_node_clock_minutes_behind_sql_server_does_not_misjudge_this_changes_secret_backup(tmp_path):
+    """NODE1 runs 280 s behind SQL Server (inside Kerberos' 5 minutes): the backup phase 2 writes there carries
+    a write time earlier than the change's start as SQL Server dated it. Judged on SQL Server's clock with
+    the skew measured at the start, it is this change's backup: phases 1-2 complete. A node 7 minutes off is
+    refused at the gate, naming the skew and the bound."""
+    scenario = tmp_path / "node-clock-behind.yml"
+    scenario.write_text("extends: default\nname: node-clock-behind\nsso:\n  hosts:\n    NODE1: {clock_skew_sec: -280}\n"
+                        "    NODE2: {clock_skew_sec: 40}\n", encoding="utf-8")
+    run = run_suite(tmp_path / "r", "tests_pre", f"--lab={scenario}", "--apply", "--change-ticket", "CHG-SKEW-1")
+    assert run.returncode == 0, run.output[-3000:]
+    journal = run.journal()
+    skews = next(r["skews"] for r in journal if r["kind"] == "clock_skews")
+    assert -300 < skews["NODE1"] < -250 and 20 < skews["NODE2"] < 70, skews
+    started = datetime.fromisoformat(next(r["change_started"] for r in journal if r["kind"] == "change_started"))
+    written = run.lab_state["estate"]["hosts"]["NODE1"]["files"]["C:\\SSOBackup\\ENTSSO-CHG-SKEW-1.bak"]
+    # what a judgement on the node's own clock would have refused (the test's premise, not the suite's answer)
+    assert datetime.fromisoformat(written["last_write_utc"].replace("Z", "+00:00")) < started.astimezone(UTC)
+    assert run.summary["verdict"] != "refused"
+    assert "NODE1 Backup-MasterSecret" in run.lab_state["winrm"]["received"]
+
+    off = tmp_path / "node-clock-off.yml"
+    off.write_text("extends: default\nname: node-clock-off\nsso:\n  hosts:\n    NODE2: {clock_skew_sec: 420}\n",
+                   encoding="utf-8")
+    gate = run_suite(tmp_path / "g", "tests_pre", "-m", "readiness", f"--lab={off}")
+    assert gate.returncode == 1, gate.output[-3000:]
+    assert gate.failed() == {"test_host_clock_agrees_with_sql_server[NODE2]"}, sorted(gate.failed())
+    message = gate.message("test_host_clock_agrees_with_sql_server[NODE2]")
+    assert "s ahead of SQL Server's" in message and "Maximum tolerance for computer clock synchronization" in message
+    assert "w32tm /resync" in message

@@ -13,6 +13,7 @@ from functools import partial
 from entsso.domain import change, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
+from entsso.estate.checks.clocks import clock_agrees, on_sql_clock, skews
 from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.field import (entsso_account, entsso_start_manual, job_healthy, msdtc_ready,
                                          no_entsso_alarm, sso_admin_group_known, sso_not_newer_than_mss)
@@ -280,7 +281,8 @@ def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
     if b is None or not b.exists or b.last_write_utc is None:
         return None
     started = plan.change_started
-    if utc(b.last_write_utc) >= utc(started):
+    # on SQL Server's clock, which dates the change: the node's may be minutes off (entsso.estate.checks.clocks)
+    if on_sql_clock(b.last_write_utc, node, getattr(plan, "clock_skews", None) or skews(s)) >= utc(started):
         return None
     return Finding("no_stale_secret_backup", f"{b.path} on {node}",
                    f"a file of this change's backup name, written {utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
@@ -425,7 +427,8 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
                            lambda: group_sso_server_is_cluster(s, plan), lambda: primary_owns_group(s, plan)]
     for h in s.hosts:
-        checks += [partial(host_reachable, s, h), partial(sso_server_uses_cluster, s, h, plan)]
+        checks += [partial(host_reachable, s, h), partial(sso_server_uses_cluster, s, h, plan),
+                   partial(clock_agrees, s, h)]
     for n in plan.nodes:
         checks += [partial(node_up, s, n), partial(possible_owner, s, n, plan),
                    partial(no_pending_restart, s, n),

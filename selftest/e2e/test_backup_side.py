@@ -62,3 +62,51 @@ def test_a_node_clock_minutes_behind_sql_server_does_not_misjudge_this_changes_s
     message = gate.message("test_host_clock_agrees_with_sql_server[NODE2]")
     assert "s ahead of SQL Server's" in message and "Maximum tolerance for computer clock synchronization" in message
     assert "w32tm /resync" in message
+
+
+BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
+LOG_FAILED = ("Executed as user: NT SERVICE\\SQLSERVERAGENT. BACKUP LOG is terminating abnormally. "
+              "[SQLSTATE 42000] (Error 3013).  The step failed.")
+
+
+def test_a_backup_run_whose_log_step_fails_stops_phase_2_and_backs_out(start_lab, tmp_path):
+    """Phase 2's run makes the full set, then MarkAndBackupLog fails: the run is judged by its steps and the
+    change stops in phase 2 naming the step and its message; --backout puts BizTalk back as it was."""
+    lab = start_lab("fast")
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    lab.post("/faults", {"kind": "job_fails", "job": BACKUP_JOB, "step": "MarkAndBackupLog", "message": LOG_FAILED})
+    change = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-PARTIAL-1", env=env)
+    assert change.returncode == 1 and change.summary["verdict"] == "stopped", change.output[-3000:]
+    assert change.summary["verdict_phase"] == "backup"
+    assert "its step 3 (MarkAndBackupLog) Failed: " + LOG_FAILED in change.output, change.output[-3000:]
+    assert "not taken as this change's backup" in change.output
+    state = lab.state()
+    assert state["estate"]["cluster"]["group"]["state"] == "Online" and state["sql"]["secret_server"] == "SSOCLUSTER"
+    assert not [r for r in change.journal() if r["kind"] == "intent" and r.get("phase") == "uncluster"]
+    assert f"{inv} --backout --change-ticket CHG-PARTIAL-1" in change.output
+
+    back = run_suite(tmp_path / "reports", inv, "--backout", "--change-ticket", "CHG-PARTIAL-1", env=env)
+    assert back.returncode == 0 and back.summary["verdict"] == "backed-out", back.output[-3000:]
+    state = lab.state()
+    assert all(state["sql"]["jobs"][j]["enabled"] for j in (BACKUP_JOB, "Monitor BizTalk Server (BizTalkMgmtDb)"))
+    assert state["estate"]["hosts"]["BTS1"]["services"]["BTSSvc$BizTalkServerApplication"]["status"] == "Running"
+    assert {n: o for n, o in back.outcomes.items() if o != "passed"} == {"upgrade": "skipped"}
+
+
+def test_a_scheduled_backup_run_colliding_with_phase_2_is_waited_for_and_the_change_completes(start_lab, tmp_path):
+    """The job's schedule starts it an instant before phase 2's sp_start_job (22022): the suite waits for that
+    run, starts its own, proves its own full set (not the scheduled run's) and the change completes."""
+    lab = start_lab("fast")
+    env, inv = dict(lab.env), f"--inventory={lab.inventory_path}"
+    lab.post("/faults", {"kind": "job_collision", "job": BACKUP_JOB, "operation": "sp_start_job"})
+    run = run_suite(tmp_path / "reports", inv, "--apply", "--change-ticket", "CHG-COLLIDE-1", env=env)
+    assert run.returncode == 0 and run.summary["verdict"] == "completed", run.output[-3000:]
+    proof = next(r["evidence"] for r in run.journal()
+                 if r["kind"] == "result" and r.get("step") == "force a full BizTalk backup")
+    assert proof["start_collisions"] == 1 and len(proof["waited_for_runs_going"]) == 1
+    assert proof["set_id"] > proof["before_set_id"] and proof["steps"][-1]["outcome"] == "Succeeded"
+    # said in the run's log, which the report keeps with phase 2
+    said = [p.name for p in run.dir.rglob("*") if p.is_file() and b"met a run that had just started (22022"
+            in p.read_bytes()]
+    assert said, sorted(p.name for p in run.dir.rglob("*"))
+    assert lab.state()["sql"]["counters"]["procedures"]["sp_ForceFullBackup"] == 2

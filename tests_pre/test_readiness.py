@@ -96,7 +96,8 @@ def test_each_database_on_the_instance_the_backup_job_names(estate, judge):
 
 
 def test_biztalk_job_not_running(estate, job, run, judge):
-    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs, run.inventory.sql.backup_job),
+          estate.sql.jobs.get(job))
 
 
 def test_force_full_flag_found_in_the_management_database(estate, judge):

@@ -321,7 +321,8 @@ def test_forced_full_backup_is_a_newer_complete_set_of_every_database(lab_sql):
 
 
 def test_unforced_run_after_todays_full_set_makes_no_full_set(lab_sql):
-    _, sql = lab_sql(last_full_minutes_ago=60)
+    # at noon: an hour-old set is today's (between local midnight and 01:00 it would be yesterday's)
+    _, sql = lab_sql(last_full_minutes_ago=60, start=datetime(2031, 3, 4, 12, 0, tzinfo=timezone.utc))
     before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
     run_backup_job(sql)  # the job's own rule: a full set when forced or none today, else log backups
     assert backup.full_sets_after(sql, before) == []

@@ -10,6 +10,10 @@ def test_host_answers_over_winrm(estate, sso_host, judge):
     judge(gate.host_reachable(estate, sso_host), estate.hosts[sso_host])
 
 
+def test_host_clock_agrees_with_sql_server(estate, sso_host, judge):
+    judge(gate.clock_agrees(estate, sso_host), {"skew_sec": gate.skews(estate).get(sso_host)})
+
+
 def test_sql_server_answers(estate, judge):
     judge(gate.sql_reachable(estate), estate.sql)
 
@@ -92,7 +96,8 @@ def test_each_database_on_the_instance_the_backup_job_names(estate, judge):
 
 
 def test_biztalk_job_not_running(estate, job, run, judge):
-    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs, run.inventory.sql.backup_job),
+          estate.sql.jobs.get(job))
 
 
 def test_force_full_flag_found_in_the_management_database(estate, judge):

@@ -14,6 +14,7 @@ from typing import Any
 
 from entsso.domain import change, msdtc, ssoevents
 from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
+from entsso.estate.checks import clocks as gate_clocks
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
 from entsso.change.capture import Capture
 from entsso.change.journal import Journal, PriorRun, runs_of
@@ -87,6 +88,7 @@ class Run:
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
     _change_started: datetime | None = None
+    _clock_skews: dict[str, float] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     step_gate: threading.Lock = field(default_factory=threading.Lock)  # phases.step / phases.stop
 
@@ -191,6 +193,16 @@ class Run:
                                    source=source)
             return self._change_started
 
+    @property
+    def clock_skews(self) -> dict[str, float]:
+        """Each host's clock minus SQL Server's (s), measured once from the first snapshot and journalled: a node's
+        file times are judged on SQL Server's clock with these same values all run long (checks.clocks)."""
+        with self._lock:
+            if self._clock_skews is None:
+                self._clock_skews = gate_clocks.skews(self.snapshot())
+                self.journal.write("clock_skews", skews=self._clock_skews)
+            return self._clock_skews
+
     def _find_change_start(self) -> tuple[datetime, str]:
         h = self.history()
         if h.change_started:
@@ -204,8 +216,9 @@ class Run:
             primary = self.primary or (group.owner_node if group else None)
             host = snap.hosts.get(primary or "")
             b = host.secret_backup if host else None
-            if b is not None and b.exists and b.last_write_utc is not None:
-                return b.last_write_utc, f"the write time of {b.path}"
+            if b is not None and b.exists and b.last_write_utc is not None:  # on SQL Server's clock
+                return (gate_clocks.on_sql_clock(b.last_write_utc, primary or "", self.clock_skews),
+                        f"the write time of {b.path}")
         return snap.taken_at, "the first observation of this run"
 
     def resume_command(self) -> str:

@@ -73,7 +73,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     mss = run.primary_node()
     path = run.secret_backup_file()
-    existing = gate.secret_backed_up(s, mss, run.change_started)
+    existing = gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)
     if existing is not None:  # not yet backed up in this change
         reminder = expected_reminder(run)
         step(run, "backup", S.BACK_UP_SECRET, mss,
@@ -90,7 +90,7 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     console(run, f"  the backup's password reminder, read back from the file by SSO: {back['reminder']!r}"
                  " (keep the backup password with the change: without it the backup cannot be restored)")
     s = observe(run)
-    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
+    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
     on_node = s.hosts[mss].secret_backup
     if on_node and on_node.size != copy["size"]:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
@@ -474,7 +474,8 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
     s = observe(run)
     if not gate.clustered_as_before(run, s):
         mss = run.primary_node()
-        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started)])  # the secret to restore
+        # the secret to restore
+        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
         s = recluster(run, s, "backout")
     owner = baseline.group_owner or run.primary_node()
     step(run, "backout", S.move_group_back_to(owner), owner,

@@ -49,6 +49,11 @@ RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the h
 BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
+# a folder the caller may not write: .NET's UnauthorizedAccessException text for a path (Learn,
+# UnauthorizedAccessException), and the COM interop's message for E_ACCESSDENIED (composed, UNCONFIRMED: which
+# text BackupSecret's failure carries is not published); docs/domain-notes.md
+ACCESS_DENIED_PATH = "Access to the path '{path}' is denied."
+ACCESS_DENIED_COM = "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
 
 
 class PSError(Exception):
@@ -179,6 +184,8 @@ class Host:
     events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
     restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
     backup_written_damaged: bool = False  # a backup file there is written cut short (BackupSecret still succeeds)
+    clock_skew: timedelta = timedelta(0)  # this host's clock minus SQL Server's (sso.hosts.<H>.clock_skew_sec)
+    read_only_backup_folder: bool = False  # the WinRM account may not write sso.backup_folder here (Access is denied)
 
 
 @dataclass
@@ -281,6 +288,8 @@ class Estate:
                     named.services[ENTSSO].start_type = str(o["start_type"])
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
                 named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
+                named.clock_skew = timedelta(seconds=float(o.get("clock_skew_sec") or 0))
+                named.read_only_backup_folder = bool(o.get("backup_folder_read_only", False))
                 for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
                     named.events.append({"id": int(ev["id"]), "level": str(ev.get("level") or EVENT_LEVEL.get(
                         int(ev["id"]), "Error")), "message": str(ev.get("message") or EVENT_TEXT.get(
@@ -770,7 +779,7 @@ class Estate:
                 names += [n for n in h.services if n.startswith("BTSSvc$") and n not in names]
             displaydb = self._displaydb(h) if h.sso_installed else None
             doc: dict[str, Any] = {
-                "computer_name": h.name, "now_utc": _iso(self.clock.now()),
+                "computer_name": h.name, "now_utc": _iso(self.clock.now() + h.clock_skew),
                 "services": {n: self._service_doc(h, n) for n in names},
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
                         "displaydb": displaydb, "holds_secret": h.holds_secret},
@@ -816,7 +825,8 @@ class Estate:
             if p.get("backup_folder"):
                 folder = p["backup_folder"]
                 exists = folder.rstrip("\\").upper() in h.folders
-                doc["backup_folder"] = {"path": folder, "exists": exists, "writable": exists}
+                writable = exists and not self._read_only(h, folder + "\\x")  # the script's probe file is refused
+                doc["backup_folder"] = {"path": folder, "exists": exists, "writable": writable}
             if p.get("change_records_folder"):
                 folder = p["change_records_folder"].rstrip("\\").upper() + "\\"
                 doc["change_records"] = [
@@ -884,9 +894,14 @@ class Estate:
         return h.files.get(path.upper())
 
     def _put_file(self, h: Host, path: str, data: bytes, when: datetime) -> File:
-        f = File(path, data, when)
+        f = File(path, data, when + h.clock_skew)  # NTFS stamps the write with the host's own clock
         h.files[path.upper()] = f
         return f
+
+    def _read_only(self, h: Host, path: str) -> bool:
+        """Whether `path` is in a folder the WinRM account may not write (sso.hosts.<H>.backup_folder_read_only)."""
+        folder = str(self.sso_cfg.get("backup_folder") or "").rstrip("\\").upper()
+        return h.read_only_backup_folder and bool(folder) and self._folder_of(path) == folder
 
     def _folder_of(self, path: str) -> str:
         return path.rsplit("\\", 1)[0].upper() if "\\" in path else ""
@@ -898,6 +913,10 @@ class Estate:
             old = self._file(h, path)
             if old is not None and old.data == data:
                 return {"path": old.path, "size": len(old.data), "last_write_utc": _iso(old.mtime)}
+            if self._read_only(h, path):  # [IO.File]::WriteAllBytes as PowerShell reports a .NET exception
+                denied = ACCESS_DENIED_PATH.format(path=path)
+                raise PSError(f'Exception calling "WriteAllBytes" with "2" argument(s): "{denied}"',
+                              "UnauthorizedAccessException")
             h.folders.add(self._folder_of(path))
             f = self._put_file(h, path, data, self.clock.now())
             self._file_written(h.name, f"wrote {path} ({len(data)} bytes)")
@@ -1153,6 +1172,11 @@ class Estate:
                               f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
             if not h.holds_secret:
                 raise PSError(NO_SECRET_ERROR)
+            if self._read_only(h, path):  # BackupSecret's COM call fails; the script rethrows its innermost error
+                raise PSError(f"SSO refused to back up the master secret on {h.name} (0x80070005): "
+                              f"{ACCESS_DENIED_COM}. "
+                              "Run this on the master secret server (ssomanage -displaydb shows it) as an SSO "
+                              "administrator.", "UnauthorizedAccessException")
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
             if h.backup_written_damaged:  # what reaches the disk is cut short; SSO reported success
                 data = data[:len(data) // 3]

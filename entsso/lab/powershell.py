@@ -100,7 +100,7 @@ class Faults:
         """The fault that applies to the n-th call of `operation` on `host`, if any."""
         with self._lock:
             for f in self.faults:
-                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused"):
+                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -126,6 +126,7 @@ class PowerShellBackend:
     sleep: Callable[[float], None]  # estate seconds (the clock's sleep)
     usernames: dict[str, str] = field(default_factory=dict)
     on_unreachable: Callable[[str], None] | None = None  # the lab cuts the host (fault `unreachable` at a call)
+    on_job_collision: Callable[[str], None] | None = None  # SQL Agent starts a job (fault `job_collision` at a call)
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -185,6 +186,9 @@ class PowerShellBackend:
                 self.on_unreachable(host)
             self.sleep(float(fault.get("seconds", 10**7)))
             return CommandResult(b"", clixml_error("The network path was not found."), 1)
+        if fault and fault["kind"] == "job_collision" and self.on_job_collision is not None:
+            # the job's schedule fires as this call arrives (a Backup BizTalk Server run starts); the call runs
+            self.on_job_collision(str(fault["job"]))
         if fault and fault["kind"] == "node_paused":
             # someone (Cluster-Aware Updating, a colleague) pauses a node as this call arrives; the call runs
             self.estate.pause_node(str(fault.get("node") or fault.get("host") or host))

@@ -73,6 +73,8 @@ class SsoHost(_Model):
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
     backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
+    clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
+    backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there
     events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 
@@ -136,6 +138,11 @@ class DatabaseNames(_Model):  # the inventory's sql.databases keys (master and m
     management: str | None = None
 
 
+class FailedRun(_Model):
+    step: str  # the step that failed (for the Backup BizTalk Server job, one of its four; the steps before succeeded)
+    message: str
+
+
 class SqlSection(_Model):
     server: str | None = None
     instance: str | None = None
@@ -157,7 +164,9 @@ class SqlSection(_Model):
     # login owns raises 14525, as msdb does
     login_roles: list[LoginRole] | None = None
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
-    failed_jobs: dict[str, str] | None = None  # job -> the message its latest seeded run failed at step 1 with
+    # job -> the message its latest seeded run failed at step 1 with, or {step, message}: the step it failed at
+    failed_jobs: dict[str, str | FailedRun] | None = None
+    backup_schedule_minutes: Annotated[float, Field(gt=0)] | None = None  # the backup job's own schedule
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
     # the TLS SQL Server speaks: its certificate's name (default the server's), "other" for a certificate from a
@@ -216,7 +225,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused")
+               "node_paused", "job_collision")
 
 
 class Fault(_Model):
@@ -225,7 +234,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused"]
+                  "node_paused", "job_collision"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)
@@ -237,6 +246,7 @@ class Fault(_Model):
     after_sec: Seconds | None = None
     job: str | None = None
     node: str | None = None  # node_paused: the cluster node paused (default: host)
+    step: str | None = None  # job_fails: the step of the Backup BizTalk Server job that fails
 
 
 class MsdtcSection(_Model):
@@ -266,7 +276,8 @@ class Scenario(_Model):
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
-_FAULT_NEEDS = {"job_fails": ("job",), "installer_exit": ("host", "exit_code"), "node_paused": ("host",)}
+_FAULT_NEEDS = {"job_fails": ("job",), "job_collision": ("job",), "installer_exit": ("host", "exit_code"),
+                "node_paused": ("host",)}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

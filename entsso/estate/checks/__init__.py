@@ -6,6 +6,12 @@ from entsso.estate.checks.common import (  # noqa: F401 - the checks' one namesp
     utc,
     reach,
 )
+from entsso.estate.checks.clocks import (  # noqa: F401 - the checks' one namespace: gate.<check>
+    clock_agrees,
+    on_sql_clock,
+    skews,
+    KERBEROS_MAX_SKEW_SEC,
+)
 from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one namespace: gate.<check>
     Check,
     host_reachable,

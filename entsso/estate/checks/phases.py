@@ -10,7 +10,8 @@ from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.baseline import Baseline
-from entsso.estate.checks.common import Finding, Plan, reach
+from entsso.estate.checks.clocks import on_sql_clock, skews
+from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.readiness import (
     node_holds_secret,
     resource_online,
@@ -53,7 +54,10 @@ def job_disabled(s: Snapshot, job: str) -> Finding | None:
     return None
 
 
-def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Finding | None:
+def secret_backed_up(s: Snapshot, node: str, change_started: datetime,
+                     clock_skews: Mapping[str, float] | None = None) -> Finding | None:
+    """The change's master secret backup on `node`, written in this change: its write time (the node's clock) put
+    on SQL Server's clock, which dates the change's start, with the run's measured skews (else this snapshot's)."""
     h = s.hosts[node]
     if f := reach(h, "secret_backed_up"):
         return f
@@ -63,9 +67,13 @@ def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Findin
     if not b.exists or b.size <= 0:
         return Finding("secret_backed_up", node, f"{b.path} exists={b.exists} size={b.size}",
                        "a non-empty master secret backup file")
-    if b.last_write_utc is None or b.last_write_utc < change_started:
-        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}",
-                       f"written in this change (after {change_started.isoformat()})")
+    measured = skews(s) if clock_skews is None else clock_skews
+    if b.last_write_utc is None or on_sql_clock(b.last_write_utc, node, measured) < utc(change_started):
+        off = measured.get(node, 0.0)
+        way = "ahead of" if off > 0 else "behind"
+        clock = f" by {node}'s clock, {abs(off):.0f} s {way} SQL Server's" if off else ""
+        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}{clock}",
+                       f"written in this change (after {change_started.isoformat()}, SQL Server's clock)")
     return None
 
 

@@ -104,13 +104,15 @@ class Topology:
                 if r.type == "Generic Service" and r.service:
                     h.services.setdefault(r.service, Service(r.service, "Stopped", "Manual"))
                     if r.service.startswith(BTS_PREFIX):
-                        h.host_instances.append(HostInstance(r.service[len(BTS_PREFIX):], "InProcess", "Stopped", False))
+                        h.host_instances.append(HostInstance(r.service[len(BTS_PREFIX):], "InProcess", "Stopped",
+                                                             False))
         for d in self.cfg.get("nodes") or []:
             if not isinstance(d, dict):
                 continue
             h = e._h[str(d["name"]).upper()]
             for hi in d.get("host_instances") or []:
-                inst = HostInstance(hi["host"], "InProcess", hi.get("state", "Running"), bool(hi.get("disabled", False)))
+                inst = HostInstance(hi["host"], "InProcess", hi.get("state", "Running"),
+                                    bool(hi.get("disabled", False)))
                 h.host_instances.append(inst)
                 h.services[BTS_PREFIX + inst.host_name] = Service(
                     BTS_PREFIX + inst.host_name, "Stopped", "Disabled" if inst.disabled else "Automatic")
@@ -169,6 +171,7 @@ class Topology:
         """The SSO group's resources and every role, as Get-HostFacts returns them (raw, per resource)."""
         e = self.estate
         c = e.cluster
+        own: list[dict[str, Any]]
         own = [{"name": c.name, "resource_type": "Network Name", "state": "Online" if c.base_online else "Offline",
                 "owner_group": c.group, "owner_node": c.owner, "dependency_expression": "",
                 "possible_owners": list(c.nodes), "parameters": {"DnsName": c.name}},
@@ -178,6 +181,7 @@ class Topology:
         if self.holds_sql():  # the network name is SQL Server's own: no second one
             own = own[1:]
         group_resources = own + [self._resource_doc(r, c.owner) for r in self.resources]
+        roles: list[dict[str, Any]]
         roles = [{"name": ro.name, "state": self._role_state(ro), "owner_node": ro.owner, "group_type": ro.group_type,
                   "resources": [self._resource_doc(r, ro.owner) for r in ro.resources]} for ro in self.roles]
         roles.insert(1, {"name": c.group, "state": e._group_state(), "owner_node": c.owner,

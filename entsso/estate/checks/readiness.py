@@ -13,6 +13,7 @@ from functools import partial
 from entsso.domain import change, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
+from entsso.estate.checks.topology import topology_known
 from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.field import (entsso_account, entsso_start_manual, job_healthy, msdtc_ready,
                                          no_entsso_alarm, sso_admin_group_known, sso_not_newer_than_mss)
@@ -411,7 +412,8 @@ def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Fin
 
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
-    checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
+    checks: list[Check] = [lambda: topology_known(s, plan)]
+    checks += [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),

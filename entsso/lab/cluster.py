@@ -20,10 +20,11 @@ model.py calls the hooks below under the estate's lock; this module never sleeps
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from entsso.lab.model import Estate, Host
+# model.py's Estate and Host (this module is model.py's helper; importing it back would be a cycle)
+Estate = Any
+Host = Any
 
 SQL_ONLINE_SEC = 30.0  # SQL Server's recovery on the new node before it takes connections (lab default)
 BTS_PREFIX = "BTSSvc$"
@@ -92,11 +93,9 @@ class Topology:
         self.blocked: list[dict[str, Any]] = []
 
     # --- set-up -------------------------------------------------------------------------------------
-    def install_services(self) -> None:
+    def install_services(self, Service: Any, HostInstance: Any) -> None:  # noqa: N803 - model.py's classes
         """Every node gets the services the SSO group's Generic Services run (Manual: the cluster starts them
         on the owner), with host instances for BTSSvc$ ones, and its own un-clustered host instances."""
-        from entsso.lab.model import HostInstance, Service
-
         e = self.estate
         for n in e.nodes:
             h = e._h[n.upper()]
@@ -337,8 +336,6 @@ class Topology:
     def scm_stopped(self, h: Host, service: str) -> None:
         """A clustered service was stopped through the SCM on its owner: the cluster notices and its restart
         policy answers (restart on the node up to the threshold, then a failover of the group)."""
-        from entsso.lab.model import CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC, RESTART_PERIOD_SEC, RESTART_THRESHOLD
-
         e = self.estate
         r = self.clustered_service(service)
         c = e.cluster
@@ -352,9 +349,9 @@ class Topology:
             r.state = "Failed"
             e._change(h.name, f"cluster: resource {r.name} Failed ({service} stopped outside the cluster)")
             now = e.clock.elapsed()
-            threshold = int(e.cl_cfg.get("restart_threshold", RESTART_THRESHOLD))
+            threshold = int(e.cl_cfg.get("restart_threshold", e.RESTART_THRESHOLD))
             r.restarts = [t for t in r.restarts if now - t < float(e.cl_cfg.get("restart_period_sec",
-                                                                                  RESTART_PERIOD_SEC))]
+                                                                                  e.RESTART_PERIOD_SEC))]
             if len(r.restarts) < threshold:
                 r.restarts.append(now)
                 e._policy(h.name, f"restart {len(r.restarts)} of {threshold} of {r.name} on {h.name} "
@@ -365,13 +362,13 @@ class Topology:
                         r.state = "Pending"
                         self.settle(h)
 
-                e._schedule(CLUSTER_RESTART_SEC, f"cluster restarts {r.name} on {h.name}", restart)
+                e._schedule(e.CLUSTER_RESTART_SEC, f"cluster restarts {r.name} on {h.name}", restart)
                 return
             e._policy(h.name, f"restart threshold {threshold} of {r.name} passed on {h.name}: group {c.group} "
                               "fails over")
             e._fail_over_from(h, keep_node_up=True)
 
-        e._schedule(CLUSTER_NOTICE_SEC, f"cluster notices {service} stopped on {h.name}", notice)
+        e._schedule(e.CLUSTER_NOTICE_SEC, f"cluster notices {service} stopped on {h.name}", notice)
 
     def dump(self) -> dict[str, Any]:
         return {"group_resources": [{"name": r.name, "type": r.type, "state": r.state, "service": r.service}

@@ -201,6 +201,10 @@ class Cluster:
 class Estate:
     """The Windows estate of one scenario. Thread-safe: one RLock, never held while sleeping."""
 
+    # the policy's timings, for entsso/lab/cluster.py's resources (which cannot import this module)
+    CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC = CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC
+    RESTART_THRESHOLD, RESTART_PERIOD_SEC = RESTART_THRESHOLD, RESTART_PERIOD_SEC
+
     def __init__(self, scenario: dict[str, Any], clock: Any, sql: Any) -> None:
         self.scenario = scenario
         self.clock = clock
@@ -291,7 +295,7 @@ class Estate:
         self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
                                base_online=group_state != "Offline", resource_state=resource_state)
         self.topo = Topology(self, c)  # the group's other resources, the other roles (entsso/lab/cluster.py)
-        self.topo.install_services()
+        self.topo.install_services(Service, HostInstance)
         # ENTSSO as it runs when the lab starts: the clustered instance on the owner, SCM on BizTalk servers
         if self.cluster.resource_state == "Online" and owner.upper() in self._h:
             o = self._h[owner.upper()]

@@ -122,3 +122,28 @@ def summary(s: Snapshot, plan: Plan) -> dict[str, Any] | None:
             "unclustered_host_instances": unclustered_hosts_on_nodes(s, plan),
             "warnings": warnings(s, plan),
             "sql_failover_allowed": allows_sql_failover(plan)}
+
+
+def topology_as_before(s: Snapshot, baseline: Any) -> list[Finding]:
+    """The SSO group's clustered host instances and IIS in the state they had before the change, and the host
+    instances on the nodes outside the cluster too (entsso.estate.baseline.Baseline, issue 26)."""
+    out = []
+    view = s.cluster_view()
+    now = {r.name: r.state for r in (view.group_resources or ()) } if view else {}
+    for name, before in (baseline.clustered_resources or {}).items():
+        want = "Online" if before == "Online" else "Offline"
+        if now.get(name) != want:
+            out.append(Finding("matches_baseline", f"cluster resource {name}", str(now.get(name)),
+                               f"{want} (as before the change)"))
+    for node, instances in (baseline.node_host_instances or {}).items():
+        h = s.hosts.get(node)
+        if h is None or not h.reachable:
+            out.append(Finding("matches_baseline", node, "no answer", "the node to answer"))
+            continue
+        seen = {i.host_name: i.state for i in h.host_instances if i.in_process}
+        for name, before in instances.items():
+            want = "Running" if before == "Running" else "Stopped"
+            if seen.get(name) != want:
+                out.append(Finding("matches_baseline", f"host instance {name} on {node} (outside the cluster)",
+                                   str(seen.get(name)), f"{want} (as before the change)"))
+    return out

@@ -348,6 +348,7 @@ def _move_group(run: Run, via: str, node: str) -> Outcome:
     """Move the SSO group to `node` through `via`; a refused move says why when the cluster shows it (a
     node paused or lost since the gate) and what to do. Nothing moved: the group stays where it was."""
     try:
+        topology.before_group_move(run, node)  # journals SQL Server's outage when it moves with the group
         moved = cluster.ensure_group_owner(run.hosts[via], run.group, node, run.inventory.timeouts.group_move)
         topology.after_group_moved(run, run.current_phase, node)  # SQL Server moved with it: wait, re-lock
         return moved

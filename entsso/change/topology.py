@@ -72,13 +72,21 @@ def sql_moves_with_group(run: Run) -> bool:
     return bool(run.topology and run.topology.get("sql_in_sso_group"))
 
 
+def before_group_move(run: Run, node: str) -> None:
+    """SQL Server in the group: its outage begins with the move (the timeline and the journal show it)."""
+    if sql_moves_with_group(run):
+        run.journal.write("sql_unavailable", phase=run.current_phase, host=None, to=node,
+                          roles=list((run.topology or {}).get("sql_in_sso_group") or []))
+
+
 def after_group_moved(run: Run, phase: str, node: str) -> None:
     """A move of a group that holds SQL Server: wait for SQL Server to answer on `node`, then take the estate
     lock again (its session was dropped with the move)."""
     if not sql_moves_with_group(run):
         return
     timeout = run.inventory.timeouts.group_move
-    step(run, phase, S.WAIT_FOR_SQL, node, lambda: _wait_for_sql(run, timeout))
+    waited = step(run, phase, S.WAIT_FOR_SQL, node, lambda: _wait_for_sql(run, timeout))
+    run.journal.write("sql_back", phase=phase, host=None, on=node, **waited)
     if run.estate_lock is not None:
         step(run, phase, S.RETAKE_ESTATE_LOCK, None, lambda: _retake_lock(run))
 
@@ -88,6 +96,7 @@ def _wait_for_sql(run: Run, timeout: float) -> dict[str, Any]:
     errors: list[str] = []
 
     def answers() -> bool | None:
+        run.sql.close()  # the move ended every session of this run on SQL Server: the next ones are new
         try:
             run.sql.ssodb.execute(tsql.NOW)
             return True

@@ -505,7 +505,7 @@ class Estate:
     # --- cluster rules -------------------------------------------------------------------------------
     def _group_state(self) -> str:
         c = self.cluster
-        if c.moving or c.resource_state == "Pending":
+        if c.moving or c.resource_state == "Pending" or self.topo.any_pending():
             return "Pending"
         if c.resource_state == "Online":
             if self.topo.any_pending():

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from selftest.e2e.suite import run_suite
 
 STOP_IN_UPGRADE = {"kind": "installer_exit", "host": "NODE2", "exit_code": 1603}

@@ -18,7 +18,8 @@ BASE = [res("SSOCLUSTER", "Network Name", DnsName="SSOCLUSTER"), res("IP Address
         res("ENTSSO", "Generic Service", ServiceName="ENTSSO")]
 CORE = {"name": "Cluster Group", "state": "Online", "owner_node": "NODE1", "group_type": "Cluster",
         "resources": [res("Cluster Name", "Network Name")]}
-SQL_ROLE = {"name": "SQL Server (MSSQLSERVER)", "state": "Online", "owner_node": "NODE2", "group_type": "GenericService",
+SQL_ROLE = {"name": "SQL Server (MSSQLSERVER)", "state": "Online", "owner_node": "NODE2",
+            "group_type": "GenericService",
             "resources": [res("SQL Network Name (SQL1)", "Network Name", DnsName="SQL1"),
                           res("SQL Server", "SQL Server", InstanceName="MSSQLSERVER", VirtualServerName="SQL1")]}
 

@@ -19,9 +19,14 @@ from entsso.change import stepnames as S
 from entsso.change.run import Baseline, Run
 from entsso.change.steps import step
 from entsso.domain import biztalk, cluster
+from entsso.domain.errors import DomainError
 from entsso.domain.outcome import Outcome
 from entsso.remote import tsql
 from entsso.remote.sql import SqlError
+
+
+class SqlWouldMove(DomainError):
+    """A move of the SSO group would move SQL Server, and the operator has not accepted it."""
 
 
 def _owner(run: Run, baseline: Baseline) -> str:
@@ -73,7 +78,13 @@ def sql_moves_with_group(run: Run) -> bool:
 
 
 def before_group_move(run: Run, node: str) -> None:
-    """SQL Server in the group: its outage begins with the move (the timeline and the journal show it)."""
+    """SQL Server in the group: its outage begins with the move (the timeline and the journal show it). Without
+    the operator's --allow-sql-failover (a resumed run skips the gate that asks for it) nothing moves."""
+    if sql_moves_with_group(run) and not run.options.allow_sql_failover:
+        held = ", ".join((run.topology or {}).get("sql_in_sso_group") or [])
+        raise SqlWouldMove(f"the SSO group {run.group} holds SQL Server ({held}): moving it to {node} would fail "
+                           "SQL Server over, an outage of every BizTalk database. Nothing was moved. Continue with "
+                           "--allow-sql-failover to accept SQL Server's failovers.")
     if sql_moves_with_group(run):
         run.journal.write("sql_unavailable", phase=run.current_phase, host=None, to=node,
                           roles=list((run.topology or {}).get("sql_in_sso_group") or []))

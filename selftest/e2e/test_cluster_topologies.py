@@ -71,6 +71,11 @@ def test_mss_role_on_the_sql_cluster_moves_alone_and_warns_beside_the_messagebox
     assert moves and all(m["group"] == "SSO" and not m["holds_sql"] for m in moves)
     assert after["estate"]["cluster"]["topology"]["sql_outages"] == []
     assert roles(after)["SQL Server (MSSQLSERVER)"] == "NODE1"
+    assert "Cluster topology: MSS role on the SQL cluster" in (stopped.dir / "report.html").read_text()
+    plan = run_suite(tmp_path / "plan", "--lab=mss-on-sql-cluster", "--plan", "--change-ticket", "CHG-PLAN")
+    text = (plan.dir / "plan.md").read_text()
+    assert "NODE1 owns the active SQL Server instance SQL1 (SQL Server (MSSQLSERVER))" in text, text[:3000]
+    assert "shares the active node of the MessageBox" in text
 
 
 def test_sso_with_clustered_hosts_silences_them_through_the_cluster(start_lab, tmp_path):
@@ -109,7 +114,7 @@ def test_mss_inside_sql_servers_role_with_the_opt_in_fails_sql_server_over_and_c
     backs = [r for r in journal if r["kind"] == "sql_back"]
     relocked = [r for r in journal if r["kind"] == "result" and r["step"] == "take the estate lock again after SQL "
                                                                             "Server moved"]
-    assert len(downs) == len(backs) == len(relocked) >= 3  # phase 5 to NODE2 and back, phase 6 to NODE2 and back
+    assert len(downs) == len(backs) == len(relocked) == 4  # phase 5 to NODE2 and back, phase 6 to NODE2 and back
     assert all(r["outcome"] == "ok" and r["evidence"]["held"] for r in relocked)
     # BizTalk was silenced through every move: the moves are in phases 5 and 6 only
     assert {r["phase"] for r in downs} <= {"recluster", "failover"}

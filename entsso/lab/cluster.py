@@ -42,6 +42,7 @@ class Resource:
     virtual_server: str | None = None  # a SQL Server's VirtualServerName
     depends_on: list[str] = field(default_factory=list)
     gen: int = 0
+    starting: bool = False  # its online is under way (settle does not start it again)
     restarts: list[float] = field(default_factory=list)
 
 
@@ -209,9 +210,12 @@ class Topology:
         """The group leaves `old`: every resource goes offline there (dependents first). Returns the names
         of those that were online, to bring back on the new owner."""
         e = self.estate
-        was = [r.name for r in self.resources if r.state in ("Online", "Pending")]
+        # what the cluster brings back on the new owner: what was up or coming up, and a failed resource (the
+        # cluster tries it again there)
+        was = [r.name for r in self.resources if r.state in ("Online", "Pending", "Failed")]
         for r in self.resources:
             r.gen += 1
+            r.starting = False
             if r.service and old.services.get(r.service) is not None:
                 old.services[r.service].status = "Stopped"
             r.state = "Offline"
@@ -241,7 +245,7 @@ class Topology:
         c = e.cluster
         waiting = False
         for r in self.resources:
-            if r.state != "Pending" or r.type == "SQL Server":
+            if r.state != "Pending" or r.type == "SQL Server" or r.starting:
                 continue
             deps = [c.resource_state if d.lower() == c.resource.lower() else
                     (self.find(d).state if self.find(d) else "Online") for d in r.depends_on]  # type: ignore[union-attr]
@@ -265,6 +269,7 @@ class Topology:
         e = self.estate
         r.gen += 1
         gen = r.gen
+        r.starting = True
         svc = owner.services.get(r.service) if r.service else None
         if svc is not None:
             svc.status = "StartPending"
@@ -273,7 +278,7 @@ class Topology:
         def done() -> None:
             if r.gen != gen:
                 return
-            r.state = "Online"
+            r.state, r.starting = "Online", False
             if svc is not None:
                 svc.status = "Running"
             e._change(owner.name, f"resource {r.name} Online")
@@ -314,6 +319,7 @@ class Topology:
             if r.state == "Offline":
                 return False
             r.gen += 1
+            r.starting = False
             if r.service and owner.services.get(r.service) is not None:
                 owner.services[r.service].status = "Stopped"
             r.state = "Offline"

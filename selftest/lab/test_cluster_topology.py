@@ -117,3 +117,16 @@ def test_clustered_host_instances_go_offline_and_online_through_the_cluster():
     out = e.invoke("NODE1", "Set-ClusterResourceState", {"resource": "BizTalk ClusteredHost", "state": "Online",
                                                          "timeout_sec": 60})
     assert out["state"] == "Online" and e.dump()["cluster"]["group"]["state"] == "Online"
+
+
+def test_past_its_restart_threshold_a_clustered_host_instance_fails_the_whole_group_over():
+    e = make("sso-with-clustered-hosts", speed=200.0, cluster={"restart_threshold": 0})
+    services(e, "NODE1", ("BTSSvc$NodeLocalHost", "Stopped"))
+    services(e, "NODE1", ("BTSSvc$ClusteredHost", "Stopped"))
+    assert wait_until(e, lambda: e.dump()["cluster"]["group"]["owner"] == "NODE2"
+                      and e.dump()["cluster"]["group"]["state"] == "Online", 120)
+    svc = e.dump()["hosts"]["NODE2"]["services"]
+    assert (svc["ENTSSO"]["status"], svc["BTSSvc$ClusteredHost"]["status"], svc["W3SVC"]["status"]) == (
+        "Running", "Running", "Running")
+    moved = e.dump()["cluster"]["topology"]["group_moves"][-1]
+    assert (moved["from"], moved["to"], moved["why"]) == ("NODE1", "NODE2", "restart policy failover")

@@ -143,3 +143,25 @@ def test_the_gate_names_a_dedicated_mss_cluster(tmp_path):
     assert run.outcomes["test_cluster_is_a_topology_microsoft_documents"] == "passed"
     assert run.summary["topology"]["name"] == "dedicated MSS cluster"
     assert run.lab_state["changes"] == 0
+
+
+def test_a_clustered_host_instance_stopped_before_the_change_stays_stopped(tmp_path):
+    """The operator had taken one clustered host instance offline (the group is PartialOnline, ENTSSO Online): the
+    gate accepts it, the change completes, and it is offline again at the end while IIS is back online."""
+    import yaml
+
+    path = tmp_path / "stopped-clustered-host.yml"
+    path.write_text(yaml.safe_dump({"extends": "sso-with-clustered-hosts", "name": "stopped-clustered-host",
+                                    "cluster": {"group_resources": [
+                                        {"name": "MSDTC-SSO", "type": "Distributed Transaction Coordinator"},
+                                        {"name": "BizTalk ClusteredHost", "type": "Generic Service",
+                                         "service": "BTSSvc$ClusteredHost", "depends_on": ["ENTSSO"],
+                                         "state": "Offline"},
+                                        {"name": "IIS", "type": "Generic Service", "service": "W3SVC"}]}}),
+                    encoding="utf-8")
+    run = run_suite(tmp_path / "reports", f"--lab={path}", "--apply", "--change-ticket", "CHG-STOPPEDHOST")
+    assert run.returncode == 0 and run.summary["verdict"] == "completed", run.output[-3000:]
+    resources = {r["name"]: r["state"] for r in run.lab_state["estate"]["cluster"]["topology"]["group_resources"]}
+    assert resources == {"MSDTC-SSO": "Online", "BizTalk ClusteredHost": "Offline", "IIS": "Online"}
+    assert run.lab_state["estate"]["cluster"]["group"]["state"] == "PartialOnline"
+    assert clustered_scm_stops(run.lab_state) == []

@@ -11,7 +11,7 @@ from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.baseline import Baseline
 from entsso.estate.checks.common import Finding, Plan, reach
-from entsso.estate.checks.topology import topology_as_before
+from entsso.estate.checks.topology import offline_by_design, topology_as_before
 from entsso.estate.checks.readiness import (
     node_holds_secret,
     resource_online,
@@ -259,7 +259,8 @@ def group_back_home(s: Snapshot, baseline: Baseline, plan: Plan) -> Finding | No
     view = s.cluster_view()
     group = view.group if view else None
     owner = group.owner_node if group else None
-    if group is not None and same_name(owner, baseline.group_owner) and group.state == "Online":
+    if group is not None and same_name(owner, baseline.group_owner) and (
+            group.state == "Online" or offline_by_design(s, plan)):  # its host instances as before (issue 26)
         return None
     return Finding("failover", f"cluster group {plan.group}", f"{group.state if group else '?'} on {owner}",
                    f"Online on {baseline.group_owner} (its owner before the change)")

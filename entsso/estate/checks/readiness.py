@@ -13,7 +13,7 @@ from functools import partial
 from entsso.domain import change, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
-from entsso.estate.checks.topology import topology_known
+from entsso.estate.checks.topology import offline_by_design, topology_known
 from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.field import (entsso_account, entsso_start_manual, job_healthy, msdtc_ready,
                                          no_entsso_alarm, sso_admin_group_known, sso_not_newer_than_mss)
@@ -200,7 +200,7 @@ def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     g = view.group if view else None
     if g is None:
         return Finding("group_online", f"cluster group {plan.group}", "no such group", "the SSO group to exist")
-    if g.state != "Online":
+    if g.state != "Online" and not offline_by_design(s, plan):  # host instances stopped on purpose (issue 26)
         return Finding("group_online", f"cluster group {g.name}", f"state {g.state} on {g.owner_node}", "Online")
     return None
 

@@ -58,6 +58,20 @@ def topology_known(s: Snapshot, plan: Plan) -> Finding | None:
     return None
 
 
+def offline_by_design(s: Snapshot, plan: Plan) -> bool:
+    """The SSO group is PartialOnline only because some of its clustered host instances or IIS are offline (an
+    operator stopped them, or phase 1 did), with ENTSSO Online: the MSS serves, as a Microsoft-documented group."""
+    view = s.cluster_view()
+    r = reading(s, plan)
+    if r is None or view is None or view.group is None or view.group.state != "PartialOnline":
+        return False
+    if view.resource is None or view.resource.state != "Online":
+        return False
+    allowed = {x.name for x in r.clustered_hosts + r.iis}
+    down = [x for x in view.group_resources or () if x.state != "Online"]
+    return bool(down) and all(x.name in allowed for x in down)
+
+
 def unclustered_hosts_on_nodes(s: Snapshot, plan: Plan) -> dict[str, list[str]]:
     """Node -> the host instances installed on it outside the cluster (not a clustered Generic Service)."""
     r = reading(s, plan)

@@ -267,7 +267,9 @@ if ($null -ne $EntssoParams.cluster) {
                                    ForEach-Object { Get-ResourceDoc $_ })
                 }
             })
-            $groupResources = @(($roles | Where-Object { $_.name -eq [string]$EntssoParams.cluster.group }).resources)
+            $ssoRole = @($roles | Where-Object { $_.name -eq [string]$EntssoParams.cluster.group })
+            $groupResources = @()
+            if ($ssoRole.Count -gt 0) { $groupResources = @($ssoRole[0].resources) }
         } catch { $roles = $null; $groupResources = $null }
     } catch {
         # Cluster service or module not available: report the parts as unknown.
@@ -406,5 +408,5 @@ $pendingRestart = [pscustomobject]@{
     pending_restart = $pendingRestart
     msdtc          = $msdtc
     entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError; error_id = $entssoEventsErrorId }
-} | ConvertTo-Json -Depth 8 -Compress
+} | ConvertTo-Json -Depth 10 -Compress
 exit 0

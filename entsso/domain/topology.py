@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from entsso.domain.errors import DomainError
 from entsso.domain.names import same_name
 
 DEDICATED = "dedicated MSS cluster"
@@ -87,7 +88,14 @@ def _deps(expression: str | None) -> tuple[str, ...]:
     return tuple(re.findall(r"\[([^\]]+)\]", expression or ""))
 
 
+class UnreadableTopology(DomainError, ValueError):
+    """Get-HostFacts' roles or resources are not what the script returns: the message shows what came."""
+
+
 def _resource(doc: dict[str, Any]) -> Resource:
+    if not isinstance(doc, dict) or not doc.get("name"):
+        raise UnreadableTopology(f"Get-HostFacts gave a cluster resource that is not one: {doc!r} (expected "
+                                 "{name, resource_type, state, ...}; see docs/operations.md)")
     return Resource(str(doc.get("name")), str(doc.get("resource_type") or "Unknown"), str(doc.get("state")),
                     doc.get("owner_group"), doc.get("owner_node"), _deps(doc.get("dependency_expression")),
                     tuple(doc.get("possible_owners") or ()),
@@ -101,6 +109,10 @@ def parse_resources(docs: list[dict[str, Any]] | None) -> tuple[Resource, ...] |
 def parse_roles(docs: list[dict[str, Any]] | None) -> tuple[Role, ...] | None:
     if docs is None:
         return None
+    for d in docs:
+        if not isinstance(d, dict) or not d.get("name"):
+            raise UnreadableTopology(f"Get-HostFacts gave a cluster role that is not one: {d!r} (expected "
+                                     "{name, state, owner_node, group_type, resources}; see docs/operations.md)")
     return tuple(Role(str(d.get("name")), str(d.get("state")), d.get("owner_node"), d.get("group_type"),
                       tuple(_resource(r) for r in d.get("resources") or ())) for d in docs)
 

@@ -75,3 +75,8 @@ def test_dependencies_are_read_from_the_expression():
 
 def test_not_read_is_not_a_topology():
     assert topology.read("SSO", "ENTSSO", None, None) is None
+
+
+def test_a_resource_that_is_not_one_is_an_error_that_shows_it():
+    with pytest.raises(topology.UnreadableTopology, match=r"a cluster resource that is not one: None"):
+        topology.parse_resources([None])  # type: ignore[list-item]

@@ -408,5 +408,5 @@ $pendingRestart = [pscustomobject]@{
     pending_restart = $pendingRestart
     msdtc          = $msdtc
     entsso_events  = [pscustomobject]@{ events = @($entssoEvents); error = $entssoEventsError; error_id = $entssoEventsErrorId }
-} | ConvertTo-Json -Depth 10 -Compress
+} | ConvertTo-Json -Depth 8 -Compress
 exit 0

@@ -70,7 +70,8 @@ def options_of(config: pytest.Config, lab_value: str | None) -> tuple[Options, P
         raise pytest.UsageError("--plan is read-only: leave out --apply, --backout and --resume (the plan says what "
                                 "--apply --change-ticket would do).")
     options = Options(apply=opt.apply or opt.backout, change_ticket=opt.change_ticket, resume=opt.resume,
-                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout,
+                      allow_reboot=opt.allow_reboot, allow_sql_failover=opt.allow_sql_failover,
+                      keep_silenced=opt.keep_silenced, backout=opt.backout,
                       plan=opt.plan)
     if opt.window_ends:
         from entsso.change.window import WindowError, parse_window_end

@@ -22,6 +22,10 @@ def test_sql_login_has_the_grants_the_run_needs(estate, run, judge):
     judge(gate.sql_grants(estate, run.inventory.sql.username), {"missing": estate.sql.missing_grants})
 
 
+def test_cluster_is_a_topology_microsoft_documents(estate, run, judge):
+    judge(gate.topology_known(estate, run), run.topology)
+
+
 def test_cluster_node_is_up(estate, node, judge):
     judge(gate.node_up(estate, node), estate.cluster_view())
 

@@ -36,6 +36,7 @@ class Options:
     change_ticket: str | None = None
     resume: str | None = None
     allow_reboot: bool = False
+    allow_sql_failover: bool = False  # issue 26: the MSS inside SQL Server's role, its failovers accepted
     keep_silenced: bool = False
     backout: bool = False  # put the estate back in service from wherever the change stopped
     plan: bool = False  # --plan: read-only; what the change would do, its test and backout plans
@@ -84,6 +85,7 @@ class Run:
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
     backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.domain.backup)
     rehearsal: list[Any] | None = None  # this run's rehearsal (entsso.change.rehearsal.Rehearsed), once run
+    topology: dict[str, Any] | None = None  # the cluster's topology as the gate read it (issue 26)
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
@@ -118,7 +120,7 @@ class Run:
             "cluster": {"network_name": self.cluster_name, "group": self.group, "resource": self.resource}
             if is_node else None,
             "services": ["ENTSSO"] + ([] if is_node else ["RuleEngineUpdateService"]),
-            "biztalk": not is_node,
+            "biztalk": True,  # on nodes too: host instances installed there (issue 26)
             "package": None,
             "backup_folder": None,
             "secret_backup_file": None,

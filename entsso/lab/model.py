@@ -31,6 +31,7 @@ from typing import Any
 from collections.abc import Callable
 
 from entsso.lab import texts
+from entsso.lab.cluster import Topology
 
 ENTSSO = "ENTSSO"
 RULE_ENGINE = "RuleEngineUpdateService"
@@ -213,11 +214,15 @@ class Estate:
 
     # a captured estate's tool texts (entsso.lab.replay.ServedTexts), served while the state they describe holds
     replay: Any = None
+    # the policy's timings, for entsso/lab/cluster.py's resources (which cannot import this module)
+    CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC = CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC
+    RESTART_THRESHOLD, RESTART_PERIOD_SEC = RESTART_THRESHOLD, RESTART_PERIOD_SEC
 
     def __init__(self, scenario: dict[str, Any], clock: Any, sql: Any) -> None:
         self.scenario = scenario
         self.clock = clock
         self.sql = sql
+        self.sql_engines: list[Any] = [sql]  # every SQL Server instance (server.py sets them)
         self._lock = threading.RLock()
         self._events: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -306,6 +311,8 @@ class Estate:
         resource_state = {"Online": "Online", "Failed": "Failed"}.get(group_state, "Offline")
         self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
                                base_online=group_state != "Offline", resource_state=resource_state)
+        self.topo = Topology(self, c)  # the group's other resources, the other roles (entsso/lab/cluster.py)
+        self.topo.install_services(Service, HostInstance)
         # ENTSSO as it runs when the lab starts: the clustered instance on the owner, SCM on BizTalk servers
         if self.cluster.resource_state == "Online" and owner.upper() in self._h:
             o = self._h[owner.upper()]
@@ -323,6 +330,7 @@ class Estate:
         for n in nodes:  # a node listed down is down from the start
             if self._h[n.upper()].node_state == "Down":
                 self._h[n.upper()].services[ENTSSO].status = "Stopped"
+        self.topo.start()
         booted = self.clock.now() - timedelta(seconds=BOOTED_BEFORE_LAB_SEC)
         for h in self._h.values():
             h.boot_time = booted
@@ -366,6 +374,9 @@ class Estate:
         self._files_written += 1
         self._log.append({"time": _iso(self.clock.now()), "host": host, "what": what})
         del self._log[:-500]
+
+    def _now_iso(self) -> str | None:
+        return _iso(self.clock.now())
 
     def _schedule(self, delay: float, what: str, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (self.clock.elapsed() + max(0.0, delay), next(self._seq), what, action))
@@ -511,10 +522,12 @@ class Estate:
     # --- cluster rules -------------------------------------------------------------------------------
     def _group_state(self) -> str:
         c = self.cluster
-        if c.moving or c.resource_state == "Pending":
+        if c.moving or c.resource_state == "Pending" or self.topo.any_pending():
             return "Pending"
         if c.resource_state == "Online":
-            return "Online"
+            if self.topo.any_pending():
+                return "Pending"
+            return "Online" if self.topo.all_online() else "PartialOnline"
         if c.resource_state == "Failed":
             return "Failed"
         return "PartialOnline" if c.base_online else "Offline"
@@ -582,13 +595,15 @@ class Estate:
     def _can_own(self, name: str) -> bool:
         return any(_same(name, n) for n in self._possible_owners())
 
-    def _fail_over_from(self, h: Host) -> None:
-        """h went down while owning the group: the cluster moves the group to another Up node."""
+    def _fail_over_from(self, h: Host, keep_node_up: bool = False) -> None:
+        """h went down while owning the group (or, `keep_node_up`, a resource's restart policy gave up on h):
+        the cluster moves the group, with every resource of it, to another Up node."""
         c = self.cluster
         target = next((self._h[n.upper()] for n in self._possible_owners()
                        if n.upper() != h.name.upper() and self._h[n.upper()].node_state == "Up"
                        and self._reachable(self._h[n.upper()])), None)
         was_online = c.resource_state in ("Online", "Pending") and c.pending_to != "Offline"
+        was = self.topo.leave(h, "failover" if not keep_node_up else "restart policy failover")
         self._resource_offline_now()
         if target is None:
             c.resource_state = "Offline"
@@ -598,6 +613,7 @@ class Estate:
         self._change(target.name, f"group {c.group} failed over to {target.name}")
         if was_online:
             self._resource_online(target, float(self.cl_cfg.get("resource_online_sec", 10)), "failover")
+        self.topo.arrive(target, was)
 
     # --- public interface -------------------------------------------------------------------------------
     def is_reachable(self, host: str) -> bool:
@@ -729,7 +745,7 @@ class Estate:
                     if _same(want.get("resource") or c.resource, c.resource) else None)
         witness = self.cl_cfg.get("witness", "Online")
         quorum = {"type": "Majority", "witness": {"name": "File Share Witness", "state": witness}}
-        return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum}
+        return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum, **self.topo.cluster_doc()}
 
     def _op_get_clusterssoroles(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002
         """Get-ClusterSsoRoles: on a node, the cluster and its one Generic Service resource (ENTSSO); on
@@ -988,9 +1004,11 @@ class Estate:
             return
         c.failovers.append(now)
         c.restarts = []
+        was = self.topo.leave(h, "restart policy failover")
         self._resource_offline_now()
         c.resource_state, c.last_error = "Failed", why
         c.owner = target.name
+        self.topo.arrive(target, was)
         self._policy(h.name, f"restart threshold {threshold} passed on {h.name}: group {c.group} failed over to "
                              f"{target.name} (failover {len(c.failovers)} of {limit})")
         self._resource_online(target, float(cfg.get("resource_online_sec", 10)), "restart policy failover")
@@ -1052,6 +1070,8 @@ class Estate:
             if s.status == "StopPending":
                 s.status = "Stopped"
                 self._change(h.name, f"{name} Stopped")
+                if h.role == "node":  # a clustered service stopped behind the cluster's back
+                    self.topo.scm_stopped(h, name)
 
         self._schedule(delay, f"{name} stops on {h.name}", done2)
 
@@ -1364,6 +1384,8 @@ class Estate:
                 or _same(c.owner, h.name) or c.moving or not self._can_own(h.name):
             return
         was_online = c.resource_state == "Online" or c.pending_to == "Online"
+        old_owner = self._host(c.owner)
+        was = self.topo.leave(old_owner, "failback") if old_owner is not None else []
         self._resource_offline_now()
         c.moving = True
         c.gen += 1
@@ -1377,6 +1399,7 @@ class Estate:
             self._change(h.name, f"group {c.group} now owned by {h.name} (failback)")
             if was_online:
                 self._resource_online(h, 0.0, "failback")
+            self.topo.arrive(h, was)
 
         self._schedule(float(self.cl_cfg.get("move_sec", 20)), f"group fails back to {h.name}", arrive)
 
@@ -1397,14 +1420,33 @@ class Estate:
             self._advance()
             if h.role != "node":
                 raise PSError(f"{h.name} is not a node of cluster {c.name}", "ObjectNotFound")
-            if not _same(p.get("resource"), c.resource):
+            other = self.topo.find(p.get("resource"))
+            if other is None and not _same(p.get("resource"), c.resource):
                 raise PSError(f"The cluster resource '{p.get('resource')}' could not be found.", "ObjectNotFound")
             if want not in ("Online", "Offline"):
                 raise PSError(f"state must be Online or Offline, not '{want}'", "InvalidArgument")
+            owner = self._need(c.owner)
+            if other is not None:  # another resource of the SSO group (a clustered host instance, IIS)
+                other_before = other.state
+                other_acted = self.topo.set_state(owner, other, str(want))
+        if other is not None:
+            ok = self._wait(lambda: other.state in (want, "Failed"), timeout)
+            with self._lock:
+                self._advance()
+                if other.state != want:
+                    raise PSError(f"cluster resource {other.name} on {owner.name} did not reach {want} within "
+                                  f"{timeout:g} s (last state: {other.state})", "OperationTimeout")
+                return {"resource": other.name, "state_before": other_before, "state": other.state,
+                        "owner_node": c.owner, "changed": other_acted}
+        with self._lock:
+            self._advance()
             before = c.resource_state
             acted = False
-            owner = self._need(c.owner)
             if want == "Offline" and before != "Offline" and c.pending_to != "Offline":
+                blocked = self.topo.refuse_entsso_offline(owner, f"Stop-ClusterResource {c.resource}")
+                if blocked:
+                    raise PSError(blocked)
+                self.topo.entsso_offline(owner)
                 acted = True
                 c.gen += 1
                 gen = c.gen
@@ -1472,9 +1514,14 @@ class Estate:
                 return {"group": c.group, "owner_before": before, "owner_node": c.owner,
                         "state_before": state_before, "state": state_before, "changed": False}
             if not _same(before, target.name):
+                old = self._need(before)
+                blocked = self.topo.refuse_entsso_offline(old, f"Move-ClusterGroup {c.group}") \
+                    if c.resource_state in ("Online", "Pending") else None
+                if blocked:
+                    raise PSError(f"An error occurred while moving the clustered role '{c.group}'. {blocked}")
                 acted = True
                 was_online = c.resource_state == "Online" or c.pending_to == "Online"
-                old = self._need(before)
+                was = self.topo.leave(old, f"Move-ClusterGroup {c.group} to {target.name}")
                 self._resource_offline_now()
                 c.moving = True
                 c.gen += 1
@@ -1489,6 +1536,7 @@ class Estate:
                     self._change(target.name, f"group {c.group} now owned by {target.name}")
                     if was_online:
                         self._resource_online(target, 0.0, "group moved")
+                    self.topo.arrive(target, was)
 
                 self._schedule(move, f"group arrives on {target.name}", arrive)
         ok = self._wait(lambda: not c.moving and (c.resource_state == "Failed" or (
@@ -1545,7 +1593,8 @@ class Estate:
                             "possible_owners": self._possible_owners(),
                             "restart_policy": {"restarts_in_period": len(c.restarts),
                                                "failovers_in_period": len(c.failovers),
-                                               "actions": list(c.policy_log)}},
+                                               "actions": list(c.policy_log)},
+                            "topology": self.topo.dump()},
                 "secret_server": ss,
                 "operations": dict(self._received),
                 "service_controls": dict(self._controls),

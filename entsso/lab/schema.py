@@ -29,11 +29,38 @@ def _named(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class NodeHostInstance(_Model):
+    """A BizTalk host instance installed on a cluster node outside the cluster (its BTSSvc$ runs by the SCM)."""
+    host: str
+    state: ServiceState | None = None
+    disabled: bool | None = None
+
+
 class ClusterNode(_Model):
     name: str
     state: NodeState | None = None
     sso_version: str | None = None
     tools_server: str | None = None
+    host_instances: list[NodeHostInstance] | None = None  # un-clustered host instances on the node
+
+
+class ClusterResourceSpec(_Model):
+    """A resource of the SSO group besides its network name and ENTSSO, or of another role (issue 26)."""
+    name: str
+    type: str  # ResourceType.Name, as the cluster names it (any: an unknown one is the gate's to refuse)
+    service: str | None = None  # a Generic Service's ServiceName (BTSSvc$<host>, W3SVC, ...)
+    dns_name: str | None = None  # a Network Name's DnsName; a SQL Server's VirtualServerName
+    instance: str | None = None  # a SQL Server's InstanceName
+    depends_on: list[str] | None = None
+    state: Literal["Online", "Offline"] | None = None
+
+
+class ClusterRole(_Model):
+    """Another role (group) on the cluster's nodes: a SQL Server failover cluster instance, a clustered MSDTC."""
+    name: str
+    owner: str | None = None
+    group_type: str | None = None
+    resources: list[ClusterResourceSpec] | None = None
 
 
 class ClusterSection(_Model):
@@ -54,6 +81,9 @@ class ClusterSection(_Model):
     auto_failback: bool | None = None
     witness: Literal["Online", "Offline"] | None = None
     use_network_name: bool | None = None
+    group_resources: list[ClusterResourceSpec] | None = None  # the SSO group's other resources (issue 26)
+    roles: list[ClusterRole] | None = None  # the cluster's other roles
+    sql_online_sec: Seconds | None = None  # SQL Server in a moved group: unavailable until online on the new node
 
 
 class SeededEvent(_Model):

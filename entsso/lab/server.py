@@ -133,6 +133,7 @@ class Lab:
         # the SSO service reads and writes SSODB where it lives
         self.ssodb_engine = next(e for e in self.sql_engines if "ssodb" in e.hosted)
         self.estate = Estate(scenario, self.clock, self.ssodb_engine)
+        self.estate.sql_engines = self.sql_engines  # a SQL Server resource in a moved group (entsso/lab/cluster.py)
         # every SSO server of the estate registered itself in SSODB (the cluster's instance as its network
         # name), and so did those outside it that share SSODB (`sso.extra_servers`)
         self.sql.set_group("BizTalk Group", str((scenario.get("biztalk") or {}).get("group_sso_server")

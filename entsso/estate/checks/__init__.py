@@ -64,6 +64,11 @@ from entsso.estate.checks.phases import (  # noqa: F401 - the checks' one namesp
     clustered_as_before,
     backed_out_findings,
 )
+from entsso.estate.checks.topology import (  # noqa: F401 - the checks' one namespace: gate.<check>
+    topology_known,
+    unclustered_hosts_on_nodes,
+    SQL_FAILOVER_OPTION,
+)
 from entsso.estate.checks.field import (  # noqa: F401 - the checks' one namespace: gate.<check>
     entsso_account,
     sso_admin_group_known,

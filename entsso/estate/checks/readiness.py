@@ -14,6 +14,7 @@ from entsso.domain import change, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.checks.clocks import clock_agrees, on_sql_clock, skews
+from entsso.estate.checks.topology import offline_by_design, topology_known
 from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.field import (entsso_account, entsso_start_manual, job_healthy, msdtc_ready,
                                          no_entsso_alarm, sso_admin_group_known, sso_not_newer_than_mss)
@@ -200,7 +201,7 @@ def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     g = view.group if view else None
     if g is None:
         return Finding("group_online", f"cluster group {plan.group}", "no such group", "the SSO group to exist")
-    if g.state != "Online":
+    if g.state != "Online" and not offline_by_design(s, plan):  # host instances stopped on purpose (issue 26)
         return Finding("group_online", f"cluster group {g.name}", f"state {g.state} on {g.owner_node}", "Online")
     return None
 
@@ -426,7 +427,8 @@ def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = (),
 
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
-    checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
+    checks: list[Check] = [lambda: topology_known(s, plan)]
+    checks += [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),

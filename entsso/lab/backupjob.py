@@ -13,10 +13,10 @@ moment, e.g. an instant before the suite's own sp_start_job.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from entsso.lab.sqlengine import SqlEngine
+SqlEngine = Any  # entsso.lab.sqlengine.SqlEngine, which imports this module (no import back: no cycle)
+AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"  # SQL Server Agent's service account, as the engine runs jobs
 
 BACKUP_STEPS = ("Set Compression Option", "BackupFull", "MarkAndBackupLog", "Clear Backup History")
 BACKUP_STEP_LABELS = {name: f"step {i} ({name})" for i, name in enumerate(BACKUP_STEPS, start=1)}
@@ -69,7 +69,6 @@ def run(e: SqlEngine, job_id: str, name: str, started: datetime,
     set stays incomplete and the flag set. A failure (job_fails) fails its step (`step`, else the first
     step that backs something up) after one per-database delay, writing nothing more.
     Returns (succeeded, the last step to run, stopped)."""
-    from entsso.lab.sqlengine import AGENT_USER  # the engine's module imports this one
     with e._lock:
         fail_at = e._fail_step_now.pop(name.lower(), None)
         force = e._force_flag() == 1

@@ -94,7 +94,7 @@ SCHEDULE_EVERY_SEC = 60
 STOP_TAKES_SEC = 1  # sp_stop_job: the running step reaches a point where it can stop (a BACKUP finishes first)
 AGENT_NOT_RUNNING = "SQLServerAgent is not currently running so it cannot be notified of this action."
 MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
-AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
+AGENT_USER = backupjob.AGENT_USER
 
 PREPARED_SET_DELAY_SEC = 30  # estate seconds after the lab's start (see _seed)
 

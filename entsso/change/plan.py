@@ -95,6 +95,8 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
     path = run.secret_backup_file()
     p.add("backup", S.BACK_UP_SECRET, primary, f"ssoconfig -backupSecret → {path} on {primary} (new file)")
     p.add("backup", S.COPY_SECRET_OFF_NODE, primary, f"{path} → this admin box (mode 0600)")
+    p.add("backup", S.READ_BACK_SECRET_BACKUP, primary, f"{path} read back: SSO's password reminder from the file "
+          "and its SHA-256 on the node, against the copy (reads only)")
     p.add("backup", S.FORCE_FULL_BACKUP, None, "sp_ForceFullBackup, then the job run to completion",
           job=run.inventory.sql.backup_job)
     p.add("backup", S.record_phase_done(2), primary, "the change record: phase 2 done")

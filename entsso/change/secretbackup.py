@@ -24,15 +24,24 @@ def copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
     return {"copy": str(target), "size": len(data), "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
 
 
-def expected_reminder(run: Run) -> str:
-    """The password reminder this change writes into its backup (the inventory's secret_backup.reminder)."""
-    return run.inventory.secret_backup.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
+def expected_reminder(run: Run, run_id: str | None = None) -> str:
+    """The password reminder this change writes into its backup (the inventory's secret_backup.reminder), as
+    the run `run_id` (this one by default) writes it."""
+    return run.inventory.secret_backup.reminder.format(ticket=run.options.change_ticket or "", run=run_id or run.id)
 
 
 def read_back(run: Run, host: str, path: str, copy_sha256: str | None, reminder: str | None = None) -> dict[str, Any]:
     """The backup read back on its node (Read-SecretBackup) and judged: `unrestorable` says why it would not
-    restore, None when its reminder is the one written and its hash the copy's."""
+    restore, None when its reminder is the one this change wrote (by whichever of its runs wrote it: a resumed
+    change finds its earlier run's backup) and its hash the copy's."""
     back = sso.read_back_backup(run.hosts[host], path)
-    want = expected_reminder(run) if reminder is None else reminder
+    if reminder is not None:
+        wants = [reminder]
+    else:
+        runs = [run.id]
+        if run.options.change_ticket and run._snapshot is not None:
+            runs += [r for r in run.history().runs if r != run.id]
+        wants = [expected_reminder(run, r) for r in runs]
+    found = next((w for w in wants if w == back.reminder), wants[0])
     return {"reminder": back.reminder, "sha256_on_node": back.sha256, "size_on_node": back.size,
-            "unrestorable": sso.backup_unrestorable(back, want, copy_sha256)}
+            "unrestorable": sso.backup_unrestorable(back, found, copy_sha256)}

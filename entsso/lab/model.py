@@ -818,8 +818,9 @@ class Estate:
             if probe.get("host"):  # a TCP connect to SQL Server's host, RPC endpoint mapper (MSDTC's first contact)
                 closed = {str(x).upper() for x in (self.scenario.get("msdtc") or {}).get("sql_unreachable_from")
                           or []}
-                names = {str(e.server).split("\\")[0].upper() for e in getattr(self, "sql_engines", None) or [self.sql]}
-                known = str(probe["host"]).split(".")[0].upper() in names
+                sql_names = {str(e.server).split("\\")[0].upper()
+                             for e in getattr(self, "sql_engines", None) or [self.sql]}
+                known = str(probe["host"]).split(".")[0].upper() in sql_names
                 doc["dtc_probe"] = {"host": probe["host"], "port": probe.get("port", 135),
                                     "connected": known and h.name.upper() not in closed,
                                     "error": None if known and h.name.upper() not in closed else (

@@ -112,6 +112,7 @@ def run(e: SqlEngine, job_id: str, name: str, started: datetime,
 
 
 def _int_date(t: datetime) -> int:
+    """msdb's int date (yyyymmdd), as sysjobhistory.run_date keeps it; the engine uses the same."""
     return t.year * 10000 + t.month * 100 + t.day
 
 

@@ -473,17 +473,7 @@ def _column_kinds() -> dict[str, str]:
 _COLUMN_KINDS = _column_kinds()
 
 
-def _int_date(t: datetime) -> int:
-    return t.year * 10000 + t.month * 100 + t.day
-
-
-def _int_time(t: datetime) -> int:
-    return t.hour * 10000 + t.minute * 100 + t.second
-
-
-def _int_duration(seconds: float) -> int:
-    s = int(round(seconds))
-    return (s // 3600) * 10000 + (s % 3600 // 60) * 100 + s % 60
+_int_date, _int_time, _int_duration = backupjob._int_date, backupjob._int_time, backupjob._int_duration  # msdb's ints
 
 
 def _file_stamp(t: datetime) -> str:

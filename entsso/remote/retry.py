@@ -17,7 +17,7 @@ from entsso.remote.errors import HostNotResolved, HostUnreachable, RemoteError
 
 # operation -> why repeating it after a lost connection is safe
 SAFE_TO_REPEAT: dict[str, str] = {
-    "Get-HostFacts": "a pure read",
+    "Get-HostFacts": "a read (its writable probe is a zero-byte file it creates and deletes again)",
     "Read-File": "a pure read",
     "Read-SecretBackup": "a pure read (the reminder, size and hash of a file)",
     "Get-ClusterSsoRoles": "a pure read",

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import datetime
 
 import pytest
 
-from entsso.remote.winrm import HostUnreachable
+from entsso.domain import installer
+from entsso.remote.winrm import CallLog, HostUnreachable, RetryPolicy
 from selftest.lab.conftest import lab_host
 
 # at speed 200 the default threshold (1 s x 10) lasts 0.05 real seconds: a short loss a client can see
@@ -112,3 +114,68 @@ def test_an_install_runs_on_through_a_loss_that_begins_as_it_starts(make_lab):
     assert lab.dump()["winrm"]["received"]["NODE2 Install-SsoUpdate"] == 1
     assert lab.dump()["estate"]["cluster"]["nodes"] == [{"name": "NODE1", "state": "Up"},
                                                         {"name": "NODE2", "state": "Up"}]
+
+
+# --- the suite's answer, through the real client ---------------------------------------------------------
+PACKAGE = r"C:\Updates\SSO\EntSSO-CU.msp"
+LOG = r"C:\Windows\Temp\entsso-update.log"
+RETRY = RetryPolicy(window=6, delays=(0.5, 1.0))
+
+
+def test_a_read_that_meets_a_short_loss_is_repeated_and_answers(make_lab):
+    lab = make_lab("fast", **TUNED)
+    lab.apply_fault({"kind": "network_loss", "host": "NODE1", "operation": "Get-HostFacts", "seconds": 160})
+    calls = CallLog()
+    facts = lab_host(lab, "NODE1", calls=calls, retry=RETRY).invoke("Get-HostFacts", {})
+    assert facts["computer_name"] == "NODE1"
+    assert calls.retries and {r.error_kind for r in calls.retries} == {"unreachable"}
+    assert [r.attempt for r in calls.retries] == list(range(2, 2 + len(calls.retries)))
+    assert [r.outcome for r in calls.records][-1] == "ok" and calls.records[0].outcome == "unreachable"
+    assert lab.dump()["winrm"]["received"]["NODE1 Get-HostFacts"] >= 2
+
+
+def test_a_call_cut_for_longer_than_the_window_fails_naming_the_tries(make_lab):
+    lab = make_lab("fast")
+    lab.set_unreachable("NODE1", True)
+    calls = CallLog()
+    with pytest.raises(HostUnreachable) as err:
+        lab_host(lab, "NODE1", calls=calls, retry=RetryPolicy(window=1.2, delays=(0.5,))).invoke("Get-HostFacts", {})
+    assert "tried 3 times" in str(err.value) and "retry window is 1.2 s" in str(err.value)
+    assert len(calls.records) == 3 and len(calls.retries) == 2
+
+
+def test_the_update_package_is_not_repeated_by_the_retry_policy(make_lab):
+    lab = make_lab("package", **TUNED)
+    lab.apply_fault({"kind": "network_loss", "host": "NODE2", "operation": "Install-SsoUpdate", "seconds": 160})
+    calls = CallLog()
+    with pytest.raises(HostUnreachable):
+        lab_host(lab, "NODE2", calls=calls, retry=RETRY).invoke(
+            "Install-SsoUpdate", {"path": PACKAGE, "arguments": "/quiet", "log_path": LOG, "timeout_sec": 60})
+    assert calls.retries == [] and len(calls.records) == 1
+
+
+def _now(host) -> datetime:
+    return datetime.fromisoformat(host.invoke("Get-HostFacts", {})["now_utc"].replace("Z", "+00:00"))
+
+
+def test_an_install_whose_connection_is_lost_is_asked_about_and_not_run_twice(make_lab):
+    lab = make_lab("package", **TUNED)
+    node2 = lab_host(lab, "NODE2", retry=RETRY)
+    since = _now(node2)
+    lab.apply_fault({"kind": "network_loss", "host": "NODE2", "operation": "Install-SsoUpdate", "seconds": 160})
+    outcome = installer.install_update(node2, PACKAGE, "/quiet /norestart", LOG, 60, since=since)
+    assert outcome.evidence["exit_code"] == 0 and outcome.evidence["connection_lost"] is True
+    assert outcome.evidence["version_after"] == lab.scenario["upgrade"]["target_version"]
+    assert any("finished" in s for s in outcome.evidence["asked_again"])
+    assert lab.dump()["winrm"]["received"]["NODE2 Install-SsoUpdate"] == 1
+
+
+def test_an_install_that_never_reached_the_node_is_started_once_when_it_answers_again(make_lab):
+    lab = make_lab("package", **TUNED)
+    node2 = lab_host(lab, "NODE2", retry=RETRY)
+    since = _now(node2)
+    lab.apply_fault({"kind": "network_loss", "host": "NODE2", "seconds": 160})  # before the call: refused
+    outcome = installer.install_update(node2, PACKAGE, "/quiet /norestart", LOG, 60, since=since)
+    assert outcome.evidence["exit_code"] == 0 and "connection_lost" not in outcome.evidence
+    assert any("not-started" in s for s in outcome.evidence["asked_again"])
+    assert lab.dump()["winrm"]["received"]["NODE2 Install-SsoUpdate"] == 1

@@ -83,7 +83,8 @@ def test_a_loss_past_the_threshold_stops_the_change_safely_and_backout_restores_
     assert f"{inv} --backout --change-ticket CHG-NET-3" in run.output
     stopped = lab.state()
     # the cluster noticed: NODE1 Down, the group Online on NODE2; SSODB still names the cluster (nothing half done)
-    assert stopped["estate"]["cluster"]["nodes"] == [{"name": "NODE1", "state": "Down"}, {"name": "NODE2", "state": "Up"}]
+    assert stopped["estate"]["cluster"]["nodes"] == [{"name": "NODE1", "state": "Down"},
+                                                     {"name": "NODE2", "state": "Up"}]
     assert (stopped["estate"]["cluster"]["group"]["owner"], stopped["estate"]["cluster"]["group"]["state"]) == \
         ("NODE2", "Online")
     assert stopped["sql"]["secret_server"] == "SSOCLUSTER"

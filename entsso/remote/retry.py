@@ -33,8 +33,9 @@ SAFE_TO_REPEAT: dict[str, str] = {
 NEVER_REPEATED: dict[str, str] = {
     "Install-SsoUpdate": "the package may be running or done on the host: the suite asks the host (its SSO "
                          "version, the installer's log) and decides, and never starts it twice",
-    "Backup-MasterSecret": "a second backup would overwrite the file the first may have written; the "
-                           "step stops and the backup is read back before anything relies on it",
+    "Backup-MasterSecret": "the first may have written the backup: a repeat would meet that file and be "
+                           "refused (the backup never overwrites a file); the step stops and the file is "
+                           "judged by reading it back",
     "Restore-MasterSecret": "a restore changes the node's secret; repeated, its answer (held before) would "
                             "describe the first restore, not the estate",
     "Restart-Node": "a second restart would restart the node again",

@@ -179,3 +179,13 @@ def test_an_install_that_never_reached_the_node_is_started_once_when_it_answers_
     assert outcome.evidence["exit_code"] == 0 and "connection_lost" not in outcome.evidence
     assert any("not-started" in s for s in outcome.evidence["asked_again"])
     assert lab.dump()["winrm"]["received"]["NODE2 Install-SsoUpdate"] == 1
+
+
+def test_a_network_loss_needs_its_host_and_duration_and_the_heartbeat_keeps_learns_ranges():
+    from entsso.lab import schema
+
+    assert schema.fault_problems({"kind": "network_loss", "host": "NODE1"}) == [
+        "fault: a network_loss fault needs 'seconds'"]
+    assert schema.fault_problems({"kind": "network_loss", "host": "NODE1", "seconds": 30, "after_sec": 5}) == []
+    found = schema.problems({"cluster": {"same_subnet_delay_ms": 100, "same_subnet_threshold": 121}})
+    assert len(found) == 2 and all("same_subnet" in p for p in found), found

@@ -3,7 +3,8 @@
 `WindowsHost.invoke("Get-HostFacts", params)` runs entsso/remote/ps/Get-HostFacts.ps1 on the host inside the
 envelope of docs/operations.md (entsso.remote.envelope) and returns its JSON document. Failures are classified
 (`classify`: unreachable, credentials refused, certificate, timed out; then script threw, bad output); every
-call is counted, timed and recorded without its secrets.
+call is counted, timed and recorded without its secrets. A call safe to repeat that found no answer is repeated
+within the settings' retry policy (entsso.remote.retry), each repeat recorded.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -30,6 +31,8 @@ from entsso.remote.envelope import (CMD_LIMIT, ENVELOPE_HEAD, POWERSHELL, REDACT
 from entsso.remote.errors import (BadOutput, CertificateRejected, CredentialsRefused, HostNotResolved, HostUnreachable,
                                   OperationTimedOut, RemoteError, ScriptError)
 from entsso.remote.retry import RetryPolicy, may_repeat, transient
+
+log = logging.getLogger(__name__)
 
 __all__ = [  # with the envelope's and the errors' names, which callers import from here
     "CMD_LIMIT", "ENVELOPE_HEAD", "POWERSHELL", "REDACTED", "SECRET_KEYS", "SHELL_NOT_FOUND", "STDIN_BOOTSTRAP",
@@ -444,6 +447,8 @@ class WindowsHost:
                     raise type(exc)(self.name, operation,
                                     f"{exc.detail} (tried {attempt} times over {since:.0f} s; "
                                     f"the retry window is {policy.window:g} s)") from None
+                log.warning("%s on %s found no answer (%s); trying again in %g s (attempt %d, retry window %g s)",
+                            operation, self.name, exc.kind, wait, attempt + 1, policy.window)
                 self.calls.retried(RetryRecord(self.name, operation, attempt + 1, exc.kind, str(exc), wait, since))
                 time.sleep(wait)
                 attempt += 1

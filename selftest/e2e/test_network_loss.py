@@ -37,6 +37,8 @@ def test_a_short_loss_mid_phase_is_retried_and_the_change_completes(start_lab, t
     retries = [r for r in run.journal() if r["kind"] == "retry"]
     assert retries and {(r["host"], r["error_kind"]) for r in retries} >= {("NODE2", "unreachable")}
     assert any(r["operation"] == "Set-ServiceState" for r in retries), retries
+    assert "Set-ServiceState on NODE2 found no answer (unreachable); trying again in" in \
+        (run.dir / "report.html").read_text(encoding="utf-8")  # the phase's log in the report says it too
     # the repeat found ENTSSO already started by the call whose answer was lost: one start, journalled as done
     start = [r for r in run.journal() if r["kind"] == "result" and r["phase"] == "uncluster" and r["host"] == "NODE2"
              and r["step"] == S.START_ENTSSO]

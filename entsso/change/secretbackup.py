@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from entsso.change.journal import runs_of
 from entsso.change.run import Run
 from entsso.domain import files, sso
 
@@ -29,10 +30,26 @@ def expected_reminder(run: Run) -> str:
     return run.inventory.secret_backup.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
 
 
+def change_reminders(run: Run) -> list[str]:
+    """The reminders this change's backup may carry: this run's, then those of the change's earlier runs on this
+    admin box (a run that wrote the backup and stopped before it read it back: its answer lost, say)."""
+    ticket = run.options.change_ticket
+    out = [expected_reminder(run)]
+    if ticket:
+        form = run.inventory.secret_backup.reminder
+        out += [form.format(ticket=ticket, run=p.run_id) for p in runs_of(run.dir.parent, ticket, exclude=run.dir)]
+    return out
+
+
 def read_back(run: Run, host: str, path: str, copy_sha256: str | None, reminder: str | None = None) -> dict[str, Any]:
     """The backup read back on its node (Read-SecretBackup) and judged: `unrestorable` says why it would not
-    restore, None when its reminder is the one written and its hash the copy's."""
+    restore, None when its reminder is the one written (by this run, or by an earlier run of this change when
+    `reminder` is not given) and its hash the copy's."""
     back = sso.read_back_backup(run.hosts[host], path)
-    want = expected_reminder(run) if reminder is None else reminder
+    if reminder is None:
+        ours = change_reminders(run)
+        want = back.reminder if back.reminder in ours else ours[0]
+    else:
+        want = reminder
     return {"reminder": back.reminder, "sha256_on_node": back.sha256, "size_on_node": back.size,
             "unrestorable": sso.backup_unrestorable(back, want, copy_sha256)}

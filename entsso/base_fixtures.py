@@ -33,10 +33,20 @@ def estate(run: Run) -> Snapshot:
     started = time.monotonic()
     snap = run.snapshot()
     _find_change_start(run)  # before any phase acts
+    _read_topology(run, snap)
     assert run.journal is not None  # build_run opened it
     run.journal.write("snapshot", phase="estate", seconds=round(time.monotonic() - started, 3),
                       winrm_calls=run.calls.count(), sql_statements=run.statements.count())
     return snap
+
+
+def _read_topology(run: Run, snap: Snapshot) -> None:
+    """The cluster's topology (issue 26), named once in the journal, the report and summary.json."""
+    from entsso.estate.checks import topology
+
+    run.topology = topology.summary(snap, run)
+    if run.topology is not None and run.journal is not None:
+        run.journal.write("topology", **run.topology)
 
 
 def _find_change_start(run: Run) -> datetime:

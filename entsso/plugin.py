@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--change-ticket", metavar="ID", help="the change record this run is evidence for")
     g.addoption("--resume", metavar="RUN-ID", help="resume the run reports/RUN-ID that stopped")
     g.addoption("--allow-reboot", action="store_true", help="let the suite reboot a node an update asks for")
+    g.addoption("--allow-sql-failover", action="store_true",
+                help="the MSS inside SQL Server's own cluster role: accept that each move of the SSO group moves "
+                     "SQL Server (an outage of every BizTalk database while BizTalk is silenced)")
     g.addoption("--keep-silenced", action="store_true", help="skip phase 7: leave BizTalk silenced")
     g.addoption("--checklist-done", action="store_true",
                 help="the operator has done the plan's checklist (monitoring in maintenance): not asked on a terminal")

@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -70,7 +70,8 @@ def options_of(config: pytest.Config, lab_value: str | None) -> tuple[Options, P
         raise pytest.UsageError("--plan is read-only: leave out --apply, --backout and --resume (the plan says what "
                                 "--apply --change-ticket would do).")
     options = Options(apply=opt.apply or opt.backout, change_ticket=opt.change_ticket, resume=opt.resume,
-                      allow_reboot=opt.allow_reboot, keep_silenced=opt.keep_silenced, backout=opt.backout,
+                      allow_reboot=opt.allow_reboot, allow_sql_failover=opt.allow_sql_failover,
+                      keep_silenced=opt.keep_silenced, backout=opt.backout,
                       plan=opt.plan)
     if opt.window_ends:
         from entsso.change.window import WindowError, parse_window_end
@@ -352,12 +353,8 @@ def _confirm_production(config: pytest.Config, run: Run) -> None:
     sys.stdout.flush()
     answer = _read_line(fd)
     if answer != run.options.change_ticket:
-        del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
-        _RUNS.remove(run)
-        run.close()
-        shutil.rmtree(run.dir, ignore_errors=True)
-        raise pytest.UsageError(f"the ticket typed again ({answer!r}) is not {run.options.change_ticket}: nothing "
-                                "was done, nothing connected")
+        _abandon(config, run, f"the ticket typed again ({answer!r}) is not {run.options.change_ticket}: nothing "
+                 "was done, nothing connected")
 
 
 def _acknowledge_checklist(config: pytest.Config, run: Run) -> dict[str, Any]:
@@ -388,13 +385,19 @@ def _acknowledge_checklist(config: pytest.Config, run: Run) -> dict[str, Any]:
     sys.stdout.flush()
     answer = _read_line(fd)
     if answer.lower() != "yes":
-        del config.stash[RUN_KEY]  # no run: nothing to conclude, no summary
-        _RUNS.remove(run)
-        run.close()
-        shutil.rmtree(run.dir, ignore_errors=True)
-        raise pytest.UsageError(f"the checklist was not acknowledged ({answer!r}, not yes): nothing was done, nothing "
-                                "connected. Do it, then run the same command again (or add --checklist-done)")
+        _abandon(config, run, f"the checklist was not acknowledged ({answer!r}, not yes): nothing was done, nothing "
+                 "connected. Do it, then run the same command again (or add --checklist-done)")
     return {"acknowledged": True, "how": f"{getpass.getuser()} typed yes on the terminal", "items": items, "at": when}
+
+
+def _abandon(config: pytest.Config, run: Run, why: str) -> NoReturn:
+    """The operator said no at a prompt before anything connected: no run (nothing to conclude, no summary, its
+    folder removed), and pytest's usage error says why."""
+    del config.stash[RUN_KEY]
+    _RUNS.remove(run)
+    run.close()
+    shutil.rmtree(run.dir, ignore_errors=True)
+    raise pytest.UsageError(why)
 
 
 def _read_line(fd: int) -> str:

@@ -24,7 +24,8 @@ def test_node_holds_the_master_secret(resumed, node, judge):
 
 
 def test_group_came_online_on_node(failed_over, node, judge):
-    judge(gate.group_came_online_on(failed_over["per_node"], node), failed_over["per_node"].get(node))
+    judge(gate.group_came_online_on(failed_over["per_node"], node, bool(failed_over.get("silenced_in_group"))),
+          failed_over["per_node"].get(node))
 
 
 def test_adapter_properties_readable_through_node(failed_over, node, judge):

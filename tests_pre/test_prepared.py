@@ -30,7 +30,7 @@ def test_biztalk_job_disabled(silenced, job, judge):
 
 def test_master_secret_backed_up_in_this_change(secret_backed_up, run, judge):
     mss = run.primary_node()
-    judge(gate.secret_backed_up(secret_backed_up, mss, run.change_started),
+    judge(gate.secret_backed_up(secret_backed_up, mss, run.change_started, run.clock_skews),
           {"node": mss, "file": secret_backed_up.hosts[mss].secret_backup,
            "change_started": run.change_started})
 

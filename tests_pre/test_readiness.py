@@ -10,12 +10,20 @@ def test_host_answers_over_winrm(estate, sso_host, judge):
     judge(gate.host_reachable(estate, sso_host), estate.hosts[sso_host])
 
 
+def test_host_clock_agrees_with_sql_server(estate, sso_host, judge):
+    judge(gate.clock_agrees(estate, sso_host), {"skew_sec": gate.skews(estate).get(sso_host)})
+
+
 def test_sql_server_answers(estate, judge):
     judge(gate.sql_reachable(estate), estate.sql)
 
 
 def test_sql_login_has_the_grants_the_run_needs(estate, run, judge):
     judge(gate.sql_grants(estate, run.inventory.sql.username), {"missing": estate.sql.missing_grants})
+
+
+def test_cluster_is_a_topology_microsoft_documents(estate, run, judge):
+    judge(gate.topology_known(estate, run), run.topology)
 
 
 def test_cluster_node_is_up(estate, node, judge):
@@ -92,7 +100,8 @@ def test_each_database_on_the_instance_the_backup_job_names(estate, judge):
 
 
 def test_biztalk_job_not_running(estate, job, run, judge):
-    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs), estate.sql.jobs.get(job))
+    judge(gate.job_idle(estate, job, run.inventory.sql.continuous_jobs, run.inventory.sql.backup_job),
+          estate.sql.jobs.get(job))
 
 
 def test_force_full_flag_found_in_the_management_database(estate, judge):

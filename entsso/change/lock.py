@@ -36,6 +36,7 @@ class EstateLock:
         # (reconnect=False) or by the driver's idle-connection resiliency (ConnectRetryCount=0): a new
         # session would not hold the lock.
         self.sql = SqlServer(replace(settings, connect_retry_count=0), password, reconnect=False)
+        self._settings, self._password = settings, password  # retake(): a new session after SQL Server moved
         self.resource = f"entsso-upgrade:{cluster_name.upper()}"
         self.database = database  # SSODB as the inventory names it, on its own instance (settings)
         self.held = False
@@ -79,6 +80,19 @@ class EstateLock:
             self.held = False
             raise EstateLockLost(f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is lost: its "
                                  f"session no longer holds it (APPLOCK_MODE {mode}). {advice}")
+
+    def retake(self) -> dict[str, Any]:
+        """After SQL Server itself moved (the MSS inside its role, --allow-sql-failover: issue 26) the lock's
+        session is gone: take the lock again in a new session, or raise EstateLocked naming whoever took it
+        meanwhile. The verify() before and after says what was lost and what is held."""
+        before = self.lost()
+        with suppress(SqlError):
+            self.sql.close()
+        self.held = False
+        self.sql = SqlServer(replace(self._settings, connect_retry_count=0), self._password, reconnect=False)
+        self.acquire()
+        self.verify()
+        return {"resource": self.resource, "lost_before": before is not None, "held": self.held}
 
     def lost(self) -> str | None:
         """verify()'s message, or None while the lock is held."""

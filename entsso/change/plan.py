@@ -20,7 +20,7 @@ from entsso.estate.snapshot import Snapshot
 from entsso.change.run import Baseline, Run
 from entsso.domain.sso import ENTSSO
 from entsso.domain.names import same_name
-from entsso.change import stepnames as S
+from entsso.change import stepnames as S, topology
 
 TITLES = change.NUMBERED_TITLES
 
@@ -69,6 +69,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 
     # 1. silence
     p.add("silence", S.RECORD_CHANGE, primary, f"{rec} written (the baseline)")
+    topology.plan_silence(p, run, b)  # the cluster's host instances (issue 26)
     for server in run.biztalk_servers:
         h = s.hosts[server]
         now = {i.host_name: i.state for i in h.host_instances if i.in_process}
@@ -94,6 +95,8 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
     path = run.secret_backup_file()
     p.add("backup", S.BACK_UP_SECRET, primary, f"ssoconfig -backupSecret → {path} on {primary} (new file)")
     p.add("backup", S.COPY_SECRET_OFF_NODE, primary, f"{path} → this admin box (mode 0600)")
+    p.add("backup", S.READ_BACK_SECRET_BACKUP, primary, f"{path} read back: SSO's password reminder from the file "
+          "and its SHA-256 on the node, against the copy (reads only)")
     p.add("backup", S.FORCE_FULL_BACKUP, None, "sp_ForceFullBackup, then the job run to completion",
           job=run.inventory.sql.backup_job)
     p.add("backup", S.record_phase_done(2), primary, "the change record: phase 2 done")
@@ -138,6 +141,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         p.add("recluster", S.STOP_SCM_ENTSSO, n, f"{ENTSSO} (SCM) Running → Stopped")
     for n in [*others, primary]:
         p.add("recluster", S.move_group_to(n), primary, f"group {run.group} → owned by {n}")
+        topology.plan_after_move(p, run, "recluster", n)
         p.add("recluster", S.TAKE_RESOURCE_OFFLINE, n, f"{run.resource} → Offline")
         p.add("recluster", S.BRING_RESOURCE_ONLINE, n, f"{run.resource} → Online on {n}")
         if n != primary:
@@ -153,6 +157,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
           "the group's adapter handlers and their SSO configuration ids, read over ODBC")
     for n in [x for x in run.nodes if x != start] + [start]:
         p.add("failover", S.move_group_to(n), n, f"group {run.group} → owned by {n}")
+        topology.plan_after_move(p, run, "failover", n)
         p.add("failover", S.READ_HANDLERS, n,
               f"each adapter handler's properties read through the SSO service on {n} (needs the master "
               "secret there)")
@@ -160,6 +165,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
 
     # 7. BizTalk back as the baseline
     if not run.options.keep_silenced:
+        topology.plan_resume(p, run, b)
         for server in run.biztalk_servers:
             svcs = [x for x, st in ((ENTSSO, b.entsso.get(server)), (RULE_ENGINE, b.rule_engine.get(server)))
                     if st == "Running"]
@@ -178,7 +184,7 @@ def build(run: Run, s: Snapshot, tests: dict[str, list[str]] | None = None) -> P
         p.skipped.append("phase 7: --keep-silenced leaves BizTalk silenced")
 
     p.backout = backout_plan(run, b)
-    p.checklist = operator_checklist(run) + checks.warnings(s)  # each warning is something to settle first
+    p.checklist = topology.plan_notes(run) + operator_checklist(run) + checks.warnings(s)  # warnings: settle first
     p.left_behind = checks.left_behind(s, run)
     return p
 

@@ -28,6 +28,7 @@ from entsso.domain.errors import DomainError
 from entsso.domain.names import same_name
 from entsso.domain.outcome import Outcome
 from entsso.domain.sso import ENTSSO
+from entsso.estate.checks.topology import reading, unclustered_hosts_on_nodes
 from entsso.estate.snapshot import Snapshot
 from entsso.remote.errors import EstateError
 from entsso.remote.fanout import on_hosts
@@ -124,8 +125,21 @@ def _node(run: Run, s: Snapshot, node: str, owner: str | None, out: list[Rehears
         out.append(Rehearsed("Set-SsoServer", node, "the SSO tools to the server they use", False,
                              "cannot tell which SSO server its tools use (ssomanage -displaydb: "
                              f"{h.sso.displaydb_error if h.sso else 'Enterprise SSO not read'})", 0.0))
+    # issue 26: the host instances installed on the node outside the cluster, through its SCM, as phase 1 stops them
+    mine = set(unclustered_hosts_on_nodes(s, run).get(node, []))
+    local = [(i.host_name, i.state) for i in h.host_instances
+             if i.host_name in mine and i.state in ("Running", "Stopped")]
+    if local:
+        _attempt(out, "Set-ServiceState", node, "the host instances outside the cluster to their current states",
+                 lambda: biztalk.ensure_host_instances(host, local, t.service_stop))
     if same_name(node, owner):
         _owner(run, s, node, out)
+        r = reading(s, run)  # the group's clustered host instances and IIS, through the cluster, as phase 1 does
+        for res in (r.clustered_hosts + r.iis) if r else ():
+            if res.state in ("Online", "Offline"):
+                _attempt(out, "Set-ClusterResourceState", node, f"cluster resource {res.name} to its current state "
+                         f"({res.state})", partial(cluster.ensure_resource_state, host, res.name, res.state,
+                                                   t.group_move))
 
 
 def _owner(run: Run, s: Snapshot, node: str, out: list[Rehearsed]) -> None:

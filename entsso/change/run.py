@@ -14,6 +14,7 @@ from typing import Any
 
 from entsso.domain import change, msdtc, ssoevents
 from entsso.estate.baseline import Baseline as Baseline  # fixtures take it from here
+from entsso.estate.checks import clocks as gate_clocks
 from entsso.estate.snapshot import Snapshot, gather, on_hosts
 from entsso.change.capture import Capture
 from entsso.change.journal import Journal, PriorRun, runs_of
@@ -35,6 +36,7 @@ class Options:
     change_ticket: str | None = None
     resume: str | None = None
     allow_reboot: bool = False
+    allow_sql_failover: bool = False  # issue 26: the MSS inside SQL Server's role, its failovers accepted
     keep_silenced: bool = False
     backout: bool = False  # put the estate back in service from wherever the change stopped
     plan: bool = False  # --plan: read-only; what the change would do, its test and backout plans
@@ -83,10 +85,12 @@ class Run:
     final_snapshot: Snapshot | None = None  # the estate when an unfinished run ended (the report's outage)
     backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.domain.backup)
     rehearsal: list[Any] | None = None  # this run's rehearsal (entsso.change.rehearsal.Rehearsed), once run
+    topology: dict[str, Any] | None = None  # the cluster's topology as the gate read it (issue 26)
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None
     _change_started: datetime | None = None
+    _clock_skews: dict[str, float] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     step_gate: threading.Lock = field(default_factory=threading.Lock)  # phases.step / phases.stop
 
@@ -116,7 +120,7 @@ class Run:
             "cluster": {"network_name": self.cluster_name, "group": self.group, "resource": self.resource}
             if is_node else None,
             "services": ["ENTSSO"] + ([] if is_node else ["RuleEngineUpdateService"]),
-            "biztalk": not is_node,
+            "biztalk": True,  # on nodes too: host instances installed there (issue 26)
             "package": None,
             "backup_folder": None,
             "secret_backup_file": None,
@@ -191,6 +195,16 @@ class Run:
                                    source=source)
             return self._change_started
 
+    @property
+    def clock_skews(self) -> dict[str, float]:
+        """Each host's clock minus SQL Server's (s), measured once from the first snapshot and journalled: a node's
+        file times are judged on SQL Server's clock with these same values all run long (checks.clocks)."""
+        with self._lock:
+            if self._clock_skews is None:
+                self._clock_skews = gate_clocks.skews(self.snapshot())
+                self.journal.write("clock_skews", skews=self._clock_skews)
+            return self._clock_skews
+
     def _find_change_start(self) -> tuple[datetime, str]:
         h = self.history()
         if h.change_started:
@@ -204,8 +218,9 @@ class Run:
             primary = self.primary or (group.owner_node if group else None)
             host = snap.hosts.get(primary or "")
             b = host.secret_backup if host else None
-            if b is not None and b.exists and b.last_write_utc is not None:
-                return b.last_write_utc, f"the write time of {b.path}"
+            if b is not None and b.exists and b.last_write_utc is not None:  # on SQL Server's clock
+                return (gate_clocks.on_sql_clock(b.last_write_utc, primary or "", self.clock_skews),
+                        f"the write time of {b.path}")
         return snap.taken_at, "the first observation of this run"
 
     def resume_command(self) -> str:

@@ -22,7 +22,7 @@ from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
 from entsso.remote.winrm import RemoteError
 from entsso.domain.names import same_name
 from entsso.domain.outcome import Outcome
-from entsso.change import stepnames as S
+from entsso.change import stepnames as S, topology
 
 
 class NodeSilent(DomainError):
@@ -55,6 +55,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
              lambda: sqlagent.ensure_jobs_idle_everywhere(run.sql, run.job_names, timeouts.backup_job, run.poller,
                                                           wait_for=[backup_job]), jobs=list(run.job_names))
 
+    topology.silence_cluster(run, baseline)  # clustered host instances, and those on the nodes (issue 26)
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)
         on_hosts(run.biztalk_servers, server)
@@ -73,7 +74,7 @@ def silence(run: Run, baseline: Baseline) -> Snapshot:
 def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     mss = run.primary_node()
     path = run.secret_backup_file()
-    existing = gate.secret_backed_up(s, mss, run.change_started)
+    existing = gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)
     if existing is not None:  # not yet backed up in this change
         reminder = expected_reminder(run)
         step(run, "backup", S.BACK_UP_SECRET, mss,
@@ -90,7 +91,7 @@ def back_up_secret(run: Run, s: Snapshot) -> Snapshot:
     console(run, f"  the backup's password reminder, read back from the file by SSO: {back['reminder']!r}"
                  " (keep the backup password with the change: without it the backup cannot be restored)")
     s = observe(run)
-    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started)])
+    require(run, "backup", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
     on_node = s.hosts[mss].secret_backup
     if on_node and on_node.size != copy["size"]:
         stop(run, "backup", f"the off-node copy {copy['copy']} has {copy['size']} bytes but {path} on {mss} has "
@@ -342,7 +343,10 @@ def _move_group(run: Run, via: str, node: str) -> Outcome:
     """Move the SSO group to `node` through `via`; a refused move says why when the cluster shows it (a
     node paused or lost since the gate) and what to do. Nothing moved: the group stays where it was."""
     try:
-        return cluster.ensure_group_owner(run.hosts[via], run.group, node, run.inventory.timeouts.group_move)
+        topology.before_group_move(run, node)  # journals SQL Server's outage when it moves with the group
+        moved = cluster.ensure_group_owner(run.hosts[via], run.group, node, run.inventory.timeouts.group_move)
+        topology.after_group_moved(run, run.current_phase, node)  # SQL Server moved with it: wait, re-lock
+        return moved
     except RemoteError as exc:
         try:
             why = cluster.why_cannot_own(_node_facts(run, via).cluster, node)
@@ -423,7 +427,8 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         moved = step(run, "failover", S.move_group_to(start_owner), start_owner,
                      partial(_move_group, run, start_owner, start_owner))
         seen.setdefault(start_owner, {})["group"] = moved.evidence
-    return {"snapshot": observe(run), "per_node": seen, "start_owner": start_owner}
+    return {"snapshot": observe(run), "per_node": seen, "start_owner": start_owner,
+            "silenced_in_group": bool(run.baseline().clustered_resources)}
 
 
 # --- phase 7: put BizTalk back ------------------------------------------------------------------------------
@@ -448,6 +453,7 @@ def resume_biztalk(run: Run, baseline: Baseline, phase_name: str = "resume") -> 
             if enabled:
                 step(run, phase_name, S.REENABLE_JOB, None, partial(enable, job), job=job)
 
+    topology.restore_cluster(run, baseline, phase_name)  # the group is home: its host instances (issue 26)
     with ThreadPoolExecutor(max_workers=2) as pool:
         sql_work = pool.submit(jobs)
         on_hosts(run.biztalk_servers, server)
@@ -463,7 +469,6 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
     restored on every node (this change's backup), the SSO tools pointed back, the group on the node that
     owned it before, BizTalk exactly as the baseline. Nodes already upgraded stay upgraded (ESSO is not
     downgraded: docs/recovery.md). Every step reads first, so a second backout changes nothing."""
-    t = run.inventory.timeouts
     h = run.history()
     refuse_a_lost_record(run, "back out")
     if not h.began:
@@ -475,11 +480,11 @@ def back_out(run: Run, baseline: Baseline) -> Snapshot:
     s = observe(run)
     if not gate.clustered_as_before(run, s):
         mss = run.primary_node()
-        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started)])  # the secret to restore
+        # the secret to restore
+        require(run, "backout", [gate.secret_backed_up(s, mss, run.change_started, run.clock_skews)])
         s = recluster(run, s, "backout")
     owner = baseline.group_owner or run.primary_node()
-    step(run, "backout", S.move_group_back_to(owner), owner,
-         lambda: cluster.ensure_group_owner(run.hosts[owner], run.group, owner, t.group_move))
+    step(run, "backout", S.move_group_back_to(owner), owner, partial(_move_group, run, owner, owner))
     s = resume_biztalk(run, baseline, "backout")
     s = observe(run)
     require(run, "backout", gate.backed_out_findings(run, s, baseline))

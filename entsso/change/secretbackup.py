@@ -8,7 +8,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from entsso.change.journal import runs_of
 from entsso.change.run import Run
 from entsso.domain import files, sso
 
@@ -25,31 +24,24 @@ def copy_off_node(run: Run, host: str, path: str) -> dict[str, Any]:
     return {"copy": str(target), "size": len(data), "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
 
 
-def expected_reminder(run: Run) -> str:
-    """The password reminder this change writes into its backup (the inventory's secret_backup.reminder)."""
-    return run.inventory.secret_backup.reminder.format(ticket=run.options.change_ticket or "", run=run.id)
-
-
-def change_reminders(run: Run) -> list[str]:
-    """The reminders this change's backup may carry: this run's, then those of the change's earlier runs on this
-    admin box (a run that wrote the backup and stopped before it read it back: its answer lost, say)."""
-    ticket = run.options.change_ticket
-    out = [expected_reminder(run)]
-    if ticket:
-        form = run.inventory.secret_backup.reminder
-        out += [form.format(ticket=ticket, run=p.run_id) for p in runs_of(run.dir.parent, ticket, exclude=run.dir)]
-    return out
+def expected_reminder(run: Run, run_id: str | None = None) -> str:
+    """The password reminder this change writes into its backup (the inventory's secret_backup.reminder), as
+    the run `run_id` (this one by default) writes it."""
+    return run.inventory.secret_backup.reminder.format(ticket=run.options.change_ticket or "", run=run_id or run.id)
 
 
 def read_back(run: Run, host: str, path: str, copy_sha256: str | None, reminder: str | None = None) -> dict[str, Any]:
     """The backup read back on its node (Read-SecretBackup) and judged: `unrestorable` says why it would not
-    restore, None when its reminder is the one written (by this run, or by an earlier run of this change when
-    `reminder` is not given) and its hash the copy's."""
+    restore, None when its reminder is the one this change wrote (by whichever of its runs wrote it: a resumed
+    change finds its earlier run's backup) and its hash the copy's."""
     back = sso.read_back_backup(run.hosts[host], path)
-    if reminder is None:
-        ours = change_reminders(run)
-        want = back.reminder if back.reminder in ours else ours[0]
+    if reminder is not None:
+        wants = [reminder]
     else:
-        want = reminder
+        runs = [run.id]
+        if run.options.change_ticket and run._snapshot is not None:
+            runs += [r for r in run.history().runs if r != run.id]
+        wants = [expected_reminder(run, r) for r in runs]
+    found = next((w for w in wants if w == back.reminder), wants[0])
     return {"reminder": back.reminder, "sha256_on_node": back.sha256, "size_on_node": back.size,
-            "unrestorable": sso.backup_unrestorable(back, want, copy_sha256)}
+            "unrestorable": sso.backup_unrestorable(back, found, copy_sha256)}

@@ -68,3 +68,12 @@ def mark_change(status: str) -> str:
 def is_move_group(step: str) -> bool:
     """A move of phase 6 to a node (not a move back to a safe node, which proves nothing of the node)."""
     return step.startswith(_MOVE_GROUP)
+
+
+# issue 26: the cluster's topology
+TAKE_CLUSTERED_HOSTS_OFFLINE = "take the clustered host instances offline through the cluster"
+STOP_NODE_HOST_INSTANCES = "stop the host instances outside the cluster"
+BRING_CLUSTERED_HOSTS_ONLINE = "bring the clustered host instances online through the cluster"
+START_NODE_HOST_INSTANCES = "start the host instances outside the cluster that ran"
+RETAKE_ESTATE_LOCK = "take the estate lock again after SQL Server moved"
+WAIT_FOR_SQL = "wait for SQL Server to answer on its new node"

@@ -3,6 +3,8 @@ newest complete full set that has it; the forced full backup of the change, prov
 ids (never by backup times, which are SQL Server's local time); and the master secret backup file on a node."""
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from typing import Any
@@ -16,6 +18,8 @@ from entsso.domain.errors import DomainError
 from entsso.domain.outcome import Outcome
 
 FORCE_FULL_STEP = "force a full BizTalk backup"  # the journalled step whose evidence is the proof
+MAX_COLLISIONS = 3  # sp_start_job refused as "already running" this often in a row: something else keeps starting it
+log = logging.getLogger("entsso.phases")  # beside the phase's own lines in the log and the report
 
 
 @dataclass(frozen=True)
@@ -187,17 +191,40 @@ def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], ti
         if earlier is not None and not earlier.missing(wanted):
             return Outcome(False, {**proven, "changed": False},
                            f"full set {proven['set_id']} of this change still holds")
-    before = last_full_set(sql)
-    sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
-    if force_full_flag(sql).set is not True:
-        raise BackupFailed(f"sp_ForceFullBackup ran but {flag.table}.ForceFull still reads unset; check the login's "
-                           "EXECUTE right on BizTalkMgmtDb.dbo.sp_ForceFullBackup (BTS_BACKUP_USERS) and re-run")
-    job = sqlagent.start_job_and_wait(job_sql or sql, job_name, timeout, poll)
-    if job.last_outcome != "Succeeded":
-        raise BackupFailed(
-            f"the job {job_name!r} ended {job.last_outcome}: {job.last_message or 'no message'}. "
-            "Read its history (msdb.dbo.sysjobhistory) and the backup path's free space, fix it, then re-run: "
-            "the force-full flag is still set, so the next run makes the full set.")
+    agent = job_sql or sql
+    deadline = time.monotonic() + timeout
+    waited: list[dict[str, Any]] = []  # runs already going that were let finish first (never this change's proof)
+    collisions: list[str] = []
+    for _attempt in range(MAX_COLLISIONS + 1):
+        idle, went = sqlagent.wait_idle(agent, job_name, deadline, poll)
+        if went is not None:
+            waited.append(went)
+            log.info("the Backup BizTalk Server job %r was already running on %s: waited %.0f s for it to end "
+                     "(its run is not this change's backup; up to timeouts.backup_job, %.0f s)", job_name,
+                     agent.name, went["seconds"], timeout)
+        # the set newest before *this* run, and the flag set just before it starts: a run that began before
+        # (its schedule's) may have taken an earlier flag and made a full set, which is never counted as ours
+        before = last_full_set(sql)
+        sql.execute(tsql.FORCE_FULL_BACKUP, database="BizTalkMgmtDb")
+        if force_full_flag(sql).set is not True:
+            raise BackupFailed(f"sp_ForceFullBackup ran but {flag.table}.ForceFull still reads unset; check the "
+                               "login's EXECUTE right on BizTalkMgmtDb.dbo.sp_ForceFullBackup (BTS_BACKUP_USERS) "
+                               "and re-run")
+        refused = sqlagent.try_start_job(agent, job_name)
+        if refused is None:
+            break
+        collisions.append(refused)  # 22022: its schedule (or someone) started it an instant before: wait for it
+        log.info("sp_start_job of %r met a run that had just started (22022: %s); waiting for it, then starting "
+                 "this change's own run", job_name, refused)
+    else:
+        raise BackupFailed(f"the job {job_name!r} on {agent.name} was started by someone else {len(collisions)} "
+                           f"times as this change started it (22022: {collisions[-1]}); nothing of this change was "
+                           "backed up. Find what starts it (its schedule, another operator) and re-run.")
+    job = sqlagent.wait_for_run(agent, job_name, idle, deadline, poll)
+    steps = sqlagent.run_steps(agent, job_name, idle.last_instance_id, job.last_instance_id)
+    failed = next((st for st in steps if st.outcome != "Succeeded"), None)
+    if job.last_outcome != "Succeeded" or failed is not None:
+        raise BackupFailed(_failed_run(job_name, job, failed, full_sets_after(sql, before)))
     sets = full_sets_after(sql, before)
     consumed = force_full_flag(sql).set is False
     if not sets:
@@ -219,7 +246,28 @@ def ensure_full_backup(sql: Executes, job_name: str, required: Sequence[str], ti
             + ("left the force-full flag set" if not consumed else "")
             + ". Check adm_BackupHistory and the job's BackupFull step before going on.")
     proof = _evidence(job.name, job.last_outcome, flag.table, before, newest, utc_offset_minutes(sql), True)
+    proof["steps"] = [{"step": st.name, "outcome": st.outcome} for st in steps]
+    proof["waited_for_runs_going"] = waited  # said in the journal and the report: bounded by timeouts.backup_job
+    proof["start_collisions"] = len(collisions)
     return Outcome(True, proof)
+
+
+def _failed_run(job_name: str, job: sqlagent.Job, failed: sqlagent.JobStep | None, sets: list[FullSet]) -> str:
+    """Why this change's run is no backup, by its steps: the failing step and its message. A full set made
+    before a later step failed is named, and not taken: BizTalk's databases are restored together only to a
+    log mark (MarkAndBackupLog), so a full set without its marked log backup is no consistent restore point."""
+    if failed is None:
+        return (f"the job {job_name!r} ended {job.last_outcome}: {job.last_message or 'no message'}. Read its history "
+                "(msdb.dbo.sysjobhistory) and the backup path's free space, fix it, then re-run: the force-full flag "
+                "is still set, so the next run makes the full set.")
+    made = (f" Its BackupFull step made full set {sets[-1].set_id}, but without the marked log backup after it the "
+            "BizTalk databases cannot be restored to one consistent point (\"Backing Up and Restoring BizTalk "
+            "Server Databases\": log marks), so it is not taken as this change's backup."
+            if sets and failed.name != "BackupFull" else
+            " The force-full flag is still set, so the next run makes the full set.")
+    return (f"the job {job_name!r} ended {job.last_outcome}: its step {failed.step_id} ({failed.name}) "
+            f"{failed.outcome}: {failed.message or 'no message'}.{made} Read the step's history "
+            "(msdb.dbo.sysjobhistory) and the backup path (free space, access), fix it, then re-run.")
 
 
 def databases_in_backup_set(sql: Executes, required: list[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from entsso.remote.winrm import WindowsHost
 from entsso.domain.names import same_name
 from entsso.domain.errors import DomainError
 from entsso.domain.outcome import Outcome
+from entsso.domain import topology
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ class ClusterFacts:
     group: ClusterGroup | None
     resource: ClusterResource | None
     quorum: ClusterQuorum | None = None
+    group_resources: tuple[topology.Resource, ...] | None = None  # every resource of the SSO group (issue 26)
+    roles: tuple[topology.Role, ...] | None = None  # every role on the cluster, the SSO group's included
+
+    def topology(self, entsso_resource: str) -> topology.Reading | None:
+        """Which documented topology this cluster is (entsso.domain.topology); None when it was not read."""
+        group = self.group.name if self.group else ""
+        return topology.read(group, entsso_resource, self.group_resources, self.roles)
 
     def node(self, name: str) -> ClusterNode | None:
         return next((n for n in self.nodes if same_name(n.name, name)), None)
@@ -125,6 +133,8 @@ def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
         quorum=_quorum(host, c.get("quorum")),
+        group_resources=topology.parse_resources(c.get("group_resources")),
+        roles=topology.parse_roles(c.get("roles")),
     )
 
 

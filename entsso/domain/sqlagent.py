@@ -162,37 +162,74 @@ def ensure_jobs_idle(sql: Executes, names: Iterable[str], timeout: float, poll: 
             "stop_requests": len(stopped)}
 
 
-def start_job_and_wait(sql: Executes, name: str, timeout: float, poll: Poller) -> Job:
-    """sp_start_job returns once the job has *started*: wait for its outcome row (step 0) to appear.
-    A run already going (from its schedule, or one a timed-out earlier run started) is waited for first,
-    never collided with (sp_start_job would refuse it with 22022)."""
-    deadline = time.monotonic() + timeout
-    before = jobs(sql, [name])[name]
-    if not before.exists:
-        raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}")
-    for _attempt in range(3):
-        if before.running:
-            before = poll.until(lambda: (lambda j: j if not j.running else None)(jobs(sql, [name])[name]),
-                                max(0.0, deadline - time.monotonic()),
-                                what=f"the run of SQL Agent job {name!r} already going on {sql.name} to finish")
-        try:
-            sql.execute(tsql.START_JOB, (name,), database="msdb")
-            break
-        except SqlError as exc:
-            if exc.number == 22022 and ALREADY_RUNNING in str(exc):  # its schedule started it just now
-                before = jobs(sql, [name])[name]
-                continue
-            raise
-    else:
-        raise JobNotChanged(f"SQL Agent job {name!r} on {sql.name} kept being started by someone else; "
-                           "disable its schedule and re-run")
+@dataclass(frozen=True)
+class JobStep:
+    """One step of one run, as SQL Agent wrote it to msdb.dbo.sysjobhistory (step_id > 0)."""
 
+    step_id: int
+    name: str
+    outcome: str  # Succeeded, Failed, Retry, Canceled, InProgress
+    message: str
+
+
+def run_steps(sql: Executes, name: str, after: int | None, upto: int | None) -> list[JobStep]:
+    """The step rows of the run whose outcome row is `upto`: those written after the outcome row `after` (the
+    run before it), in order. SQL Agent writes a run's step rows, then its outcome row."""
+    rows = sql.execute(tsql.JOB_STEPS, (name, after if after is not None else -1, upto if upto is not None else -1),
+                       database="msdb").rows
+    return [JobStep(int(r["step_id"]), str(r["step_name"]), RUN_STATUS.get(int(r["run_status"]), "?"),
+                    str(r.get("message") or "")) for r in rows]
+
+
+def wait_idle(sql: Executes, name: str, deadline: float, poll: Poller) -> tuple[Job, dict[str, Any] | None]:
+    """The job once no run of it is going: a run already going (its schedule's, or someone's) is waited for,
+    never stopped, up to `deadline` (monotonic). Returns the job and, when one was waited for, how long."""
+    j = jobs(sql, [name])[name]
+    if not j.exists:
+        raise JobNotFound(f"SQL Agent job {name!r} does not exist on {sql.name}")
+    if not j.running:
+        return j, None
+    started = time.monotonic()
+    j = poll.until(lambda: (lambda now: now if not now.running else None)(jobs(sql, [name])[name]),
+                   max(0.0, deadline - time.monotonic()),
+                   what=f"the run of SQL Agent job {name!r} already going on {sql.name} to finish (it is never "
+                        "stopped: a Backup BizTalk Server run cut off leaves its set incomplete)")
+    return j, {"seconds": round(time.monotonic() - started, 1), "outcome": j.last_outcome, "run": j.last_run}
+
+
+def try_start_job(sql: Executes, name: str) -> str | None:
+    """sp_start_job; None once started, else the 22022 "already running" text (a run began since the job was
+    last seen idle: its schedule fired, or someone started it)."""
+    try:
+        sql.execute(tsql.START_JOB, (name,), database="msdb")
+    except SqlError as exc:
+        if exc.number == 22022 and ALREADY_RUNNING in str(exc):
+            return str(exc)
+        raise
+    return None
+
+
+def wait_for_run(sql: Executes, name: str, before: Job, deadline: float, poll: Poller) -> Job:
+    """The outcome of the run started after `before` (sp_start_job returns once the job has *started*)."""
     def finished() -> Job | None:
         j = jobs(sql, [name])[name]
         return j if (not j.running and j.last_instance_id != before.last_instance_id) else None
 
     return poll.until(finished, max(0.0, deadline - time.monotonic()),
                       what=f"SQL Agent job {name!r} on {sql.name} to finish")
+
+
+def start_job_and_wait(sql: Executes, name: str, timeout: float, poll: Poller) -> Job:
+    """sp_start_job returns once the job has *started*: wait for its outcome row (step 0) to appear.
+    A run already going (from its schedule, or one a timed-out earlier run started) is waited for first,
+    never collided with (sp_start_job would refuse it with 22022)."""
+    deadline = time.monotonic() + timeout
+    for _attempt in range(3):
+        before, _waited = wait_idle(sql, name, deadline, poll)
+        if try_start_job(sql, name) is None:
+            return wait_for_run(sql, name, before, deadline, poll)
+    raise JobNotChanged(f"SQL Agent job {name!r} on {sql.name} kept being started by someone else; "
+                        "disable its schedule and re-run")
 
 
 def jobs_everywhere(estate: Any, names: Iterable[str]) -> dict[str, Job]:

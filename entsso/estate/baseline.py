@@ -23,6 +23,10 @@ class Baseline:
     # for the report's before → after table (absent from baselines recorded before they were kept)
     secret_server: str | None = None  # the master secret server SSODB named
     tools_servers: dict[str, str | None] = field(default_factory=dict)  # host -> where its SSO tools point
+    # issue 26: the SSO group's clustered host instances and IIS (resource -> state), and the host instances
+    # installed on the nodes outside the cluster (node -> host -> state)
+    clustered_resources: dict[str, str] = field(default_factory=dict)
+    node_host_instances: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(cls, s: Snapshot) -> Baseline:
@@ -40,6 +44,8 @@ class Baseline:
             versions={h.name: (h.sso.version if h.sso else None) for h in s.hosts.values()},
             secret_server=s.sql.secret_server,
             tools_servers={h.name: (h.sso.tools_server if h.sso else None) for h in s.hosts.values()},
+            clustered_resources=_clustered_resources(s),
+            node_host_instances=_node_host_instances(s),
         )
 
     @classmethod
@@ -49,3 +55,20 @@ class Baseline:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _clustered_resources(s: Snapshot) -> dict[str, str]:
+    """The SSO group's clustered host instances and IIS resources, with their states (issue 26)."""
+    view = s.cluster_view()
+    r = view.topology(view.resource.name) if view and view.resource else None
+    return {x.name: x.state for x in (r.clustered_hosts + r.iis if r else ())}
+
+
+def _node_host_instances(s: Snapshot) -> dict[str, dict[str, str]]:
+    """Each node's host instances outside the cluster (not a clustered Generic Service), with their states."""
+    view = s.cluster_view()
+    r = view.topology(view.resource.name) if view and view.resource else None
+    clustered = {(x.service or "").lower() for x in (r.clustered_hosts if r else ())}
+    out = {h.name: {i.host_name: i.state for i in h.host_instances
+                    if i.in_process and (i.service_name or "").lower() not in clustered} for h in s.nodes}
+    return {n: v for n, v in out.items() if v}

@@ -31,6 +31,7 @@ from typing import Any
 from collections.abc import Callable
 
 from entsso.lab import texts
+from entsso.lab.cluster import Topology
 
 ENTSSO = "ENTSSO"
 RULE_ENGINE = "RuleEngineUpdateService"
@@ -49,6 +50,11 @@ RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the h
 BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
+# a folder the caller may not write: .NET's UnauthorizedAccessException text for a path (Learn,
+# UnauthorizedAccessException), and the COM interop's message for E_ACCESSDENIED (composed, UNCONFIRMED: which
+# text BackupSecret's failure carries is not published); docs/domain-notes.md
+ACCESS_DENIED_PATH = "Access to the path '{path}' is denied."
+ACCESS_DENIED_COM = "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
 
 
 class PSError(Exception):
@@ -179,6 +185,8 @@ class Host:
     events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
     restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
     backup_written_damaged: bool = False  # a backup file there is written cut short (BackupSecret still succeeds)
+    clock_skew: timedelta = timedelta(0)  # this host's clock minus SQL Server's (sso.hosts.<H>.clock_skew_sec)
+    read_only_backup_folder: bool = False  # the WinRM account may not write sso.backup_folder here (Access is denied)
 
 
 @dataclass
@@ -206,11 +214,15 @@ class Estate:
 
     # a captured estate's tool texts (entsso.lab.replay.ServedTexts), served while the state they describe holds
     replay: Any = None
+    # the policy's timings, for entsso/lab/cluster.py's resources (which cannot import this module)
+    CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC = CLUSTER_NOTICE_SEC, CLUSTER_RESTART_SEC
+    RESTART_THRESHOLD, RESTART_PERIOD_SEC = RESTART_THRESHOLD, RESTART_PERIOD_SEC
 
     def __init__(self, scenario: dict[str, Any], clock: Any, sql: Any) -> None:
         self.scenario = scenario
         self.clock = clock
         self.sql = sql
+        self.sql_engines: list[Any] = [sql]  # every SQL Server instance (server.py sets them)
         self._lock = threading.RLock()
         self._events: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -281,6 +293,8 @@ class Estate:
                     named.services[ENTSSO].start_type = str(o["start_type"])
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
                 named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
+                named.clock_skew = timedelta(seconds=float(o.get("clock_skew_sec") or 0))
+                named.read_only_backup_folder = bool(o.get("backup_folder_read_only", False))
                 for ev in o.get("events") or []:  # seeded ENTSSO events, hours before the lab's start
                     named.events.append({"id": int(ev["id"]), "level": str(ev.get("level") or EVENT_LEVEL.get(
                         int(ev["id"]), "Error")), "message": str(ev.get("message") or EVENT_TEXT.get(
@@ -297,6 +311,8 @@ class Estate:
         resource_state = {"Online": "Online", "Failed": "Failed"}.get(group_state, "Offline")
         self.cluster = Cluster(self.cluster_name, c.get("group", "SSO"), c.get("resource", ENTSSO), nodes, owner,
                                base_online=group_state != "Offline", resource_state=resource_state)
+        self.topo = Topology(self, c)  # the group's other resources, the other roles (entsso/lab/cluster.py)
+        self.topo.install_services(Service, HostInstance)
         # ENTSSO as it runs when the lab starts: the clustered instance on the owner, SCM on BizTalk servers
         if self.cluster.resource_state == "Online" and owner.upper() in self._h:
             o = self._h[owner.upper()]
@@ -314,6 +330,7 @@ class Estate:
         for n in nodes:  # a node listed down is down from the start
             if self._h[n.upper()].node_state == "Down":
                 self._h[n.upper()].services[ENTSSO].status = "Stopped"
+        self.topo.start()
         booted = self.clock.now() - timedelta(seconds=BOOTED_BEFORE_LAB_SEC)
         for h in self._h.values():
             h.boot_time = booted
@@ -357,6 +374,9 @@ class Estate:
         self._files_written += 1
         self._log.append({"time": _iso(self.clock.now()), "host": host, "what": what})
         del self._log[:-500]
+
+    def _now_iso(self) -> str | None:
+        return _iso(self.clock.now())
 
     def _schedule(self, delay: float, what: str, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (self.clock.elapsed() + max(0.0, delay), next(self._seq), what, action))
@@ -502,10 +522,12 @@ class Estate:
     # --- cluster rules -------------------------------------------------------------------------------
     def _group_state(self) -> str:
         c = self.cluster
-        if c.moving or c.resource_state == "Pending":
+        if c.moving or c.resource_state == "Pending" or self.topo.any_pending():
             return "Pending"
         if c.resource_state == "Online":
-            return "Online"
+            if self.topo.any_pending():
+                return "Pending"
+            return "Online" if self.topo.all_online() else "PartialOnline"
         if c.resource_state == "Failed":
             return "Failed"
         return "PartialOnline" if c.base_online else "Offline"
@@ -573,13 +595,15 @@ class Estate:
     def _can_own(self, name: str) -> bool:
         return any(_same(name, n) for n in self._possible_owners())
 
-    def _fail_over_from(self, h: Host) -> None:
-        """h went down while owning the group: the cluster moves the group to another Up node."""
+    def _fail_over_from(self, h: Host, keep_node_up: bool = False) -> None:
+        """h went down while owning the group (or, `keep_node_up`, a resource's restart policy gave up on h):
+        the cluster moves the group, with every resource of it, to another Up node."""
         c = self.cluster
         target = next((self._h[n.upper()] for n in self._possible_owners()
                        if n.upper() != h.name.upper() and self._h[n.upper()].node_state == "Up"
                        and self._reachable(self._h[n.upper()])), None)
         was_online = c.resource_state in ("Online", "Pending") and c.pending_to != "Offline"
+        was = self.topo.leave(h, "failover" if not keep_node_up else "restart policy failover")
         self._resource_offline_now()
         if target is None:
             c.resource_state = "Offline"
@@ -589,6 +613,7 @@ class Estate:
         self._change(target.name, f"group {c.group} failed over to {target.name}")
         if was_online:
             self._resource_online(target, float(self.cl_cfg.get("resource_online_sec", 10)), "failover")
+        self.topo.arrive(target, was)
 
     # --- public interface -------------------------------------------------------------------------------
     def is_reachable(self, host: str) -> bool:
@@ -720,7 +745,7 @@ class Estate:
                     if _same(want.get("resource") or c.resource, c.resource) else None)
         witness = self.cl_cfg.get("witness", "Online")
         quorum = {"type": "Majority", "witness": {"name": "File Share Witness", "state": witness}}
-        return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum}
+        return {"nodes": nodes, "group": group, "resource": resource, "quorum": quorum, **self.topo.cluster_doc()}
 
     def _op_get_clusterssoroles(self, h: Host, p: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002
         """Get-ClusterSsoRoles: on a node, the cluster and its one Generic Service resource (ENTSSO); on
@@ -770,7 +795,7 @@ class Estate:
                 names += [n for n in h.services if n.startswith("BTSSvc$") and n not in names]
             displaydb = self._displaydb(h) if h.sso_installed else None
             doc: dict[str, Any] = {
-                "computer_name": h.name, "now_utc": _iso(self.clock.now()),
+                "computer_name": h.name, "now_utc": _iso(self.clock.now() + h.clock_skew),
                 "services": {n: self._service_doc(h, n) for n in names},
                 "sso": {"installed": h.sso_installed, "version": h.version if h.sso_installed else None,
                         "displaydb": displaydb, "holds_secret": h.holds_secret},
@@ -793,7 +818,9 @@ class Estate:
             if probe.get("host"):  # a TCP connect to SQL Server's host, RPC endpoint mapper (MSDTC's first contact)
                 closed = {str(x).upper() for x in (self.scenario.get("msdtc") or {}).get("sql_unreachable_from")
                           or []}
-                known = str(probe["host"]).split(".")[0].upper() == str(self.sql.server).split("\\")[0].upper()
+                sql_names = {str(e.server).split("\\")[0].upper()
+                             for e in getattr(self, "sql_engines", None) or [self.sql]}
+                known = str(probe["host"]).split(".")[0].upper() in sql_names
                 doc["dtc_probe"] = {"host": probe["host"], "port": probe.get("port", 135),
                                     "connected": known and h.name.upper() not in closed,
                                     "error": None if known and h.name.upper() not in closed else (
@@ -816,7 +843,8 @@ class Estate:
             if p.get("backup_folder"):
                 folder = p["backup_folder"]
                 exists = folder.rstrip("\\").upper() in h.folders
-                doc["backup_folder"] = {"path": folder, "exists": exists, "writable": exists}
+                writable = exists and not self._read_only(h, folder + "\\x")  # the script's probe file is refused
+                doc["backup_folder"] = {"path": folder, "exists": exists, "writable": writable}
             if p.get("change_records_folder"):
                 folder = p["change_records_folder"].rstrip("\\").upper() + "\\"
                 doc["change_records"] = [
@@ -884,9 +912,14 @@ class Estate:
         return h.files.get(path.upper())
 
     def _put_file(self, h: Host, path: str, data: bytes, when: datetime) -> File:
-        f = File(path, data, when)
+        f = File(path, data, when + h.clock_skew)  # NTFS stamps the write with the host's own clock
         h.files[path.upper()] = f
         return f
+
+    def _read_only(self, h: Host, path: str) -> bool:
+        """Whether `path` is in a folder the WinRM account may not write (sso.hosts.<H>.backup_folder_read_only)."""
+        folder = str(self.sso_cfg.get("backup_folder") or "").rstrip("\\").upper()
+        return h.read_only_backup_folder and bool(folder) and self._folder_of(path) == folder
 
     def _folder_of(self, path: str) -> str:
         return path.rsplit("\\", 1)[0].upper() if "\\" in path else ""
@@ -898,6 +931,10 @@ class Estate:
             old = self._file(h, path)
             if old is not None and old.data == data:
                 return {"path": old.path, "size": len(old.data), "last_write_utc": _iso(old.mtime)}
+            if self._read_only(h, path):  # [IO.File]::WriteAllBytes as PowerShell reports a .NET exception
+                denied = ACCESS_DENIED_PATH.format(path=path)
+                raise PSError(f'Exception calling "WriteAllBytes" with "2" argument(s): "{denied}"',
+                              "UnauthorizedAccessException")
             h.folders.add(self._folder_of(path))
             f = self._put_file(h, path, data, self.clock.now())
             self._file_written(h.name, f"wrote {path} ({len(data)} bytes)")
@@ -969,9 +1006,11 @@ class Estate:
             return
         c.failovers.append(now)
         c.restarts = []
+        was = self.topo.leave(h, "restart policy failover")
         self._resource_offline_now()
         c.resource_state, c.last_error = "Failed", why
         c.owner = target.name
+        self.topo.arrive(target, was)
         self._policy(h.name, f"restart threshold {threshold} passed on {h.name}: group {c.group} failed over to "
                              f"{target.name} (failover {len(c.failovers)} of {limit})")
         self._resource_online(target, float(cfg.get("resource_online_sec", 10)), "restart policy failover")
@@ -1033,6 +1072,8 @@ class Estate:
             if s.status == "StopPending":
                 s.status = "Stopped"
                 self._change(h.name, f"{name} Stopped")
+                if h.role == "node":  # a clustered service stopped behind the cluster's back
+                    self.topo.scm_stopped(h, name)
 
         self._schedule(delay, f"{name} stops on {h.name}", done2)
 
@@ -1153,6 +1194,11 @@ class Estate:
                               f"({self._secret_server()}); {h.name}'s ENTSSO runs as {h.entsso_identity}.")
             if not h.holds_secret:
                 raise PSError(NO_SECRET_ERROR)
+            if self._read_only(h, path):  # BackupSecret's COM call fails; the script rethrows its innermost error
+                raise PSError(f"SSO refused to back up the master secret on {h.name} (0x80070005): "
+                              f"{ACCESS_DENIED_COM}. "
+                              "Run this on the master secret server (ssomanage -displaydb shows it) as an SSO "
+                              "administrator.", "UnauthorizedAccessException")
             data = self._backup_bytes(password, str(p.get("reminder") or ""))
             if h.backup_written_damaged:  # what reaches the disk is cut short; SSO reported success
                 data = data[:len(data) // 3]
@@ -1340,6 +1386,8 @@ class Estate:
                 or _same(c.owner, h.name) or c.moving or not self._can_own(h.name):
             return
         was_online = c.resource_state == "Online" or c.pending_to == "Online"
+        old_owner = self._host(c.owner)
+        was = self.topo.leave(old_owner, "failback") if old_owner is not None else []
         self._resource_offline_now()
         c.moving = True
         c.gen += 1
@@ -1353,6 +1401,7 @@ class Estate:
             self._change(h.name, f"group {c.group} now owned by {h.name} (failback)")
             if was_online:
                 self._resource_online(h, 0.0, "failback")
+            self.topo.arrive(h, was)
 
         self._schedule(float(self.cl_cfg.get("move_sec", 20)), f"group fails back to {h.name}", arrive)
 
@@ -1373,14 +1422,33 @@ class Estate:
             self._advance()
             if h.role != "node":
                 raise PSError(f"{h.name} is not a node of cluster {c.name}", "ObjectNotFound")
-            if not _same(p.get("resource"), c.resource):
+            other = self.topo.find(p.get("resource"))
+            if other is None and not _same(p.get("resource"), c.resource):
                 raise PSError(f"The cluster resource '{p.get('resource')}' could not be found.", "ObjectNotFound")
             if want not in ("Online", "Offline"):
                 raise PSError(f"state must be Online or Offline, not '{want}'", "InvalidArgument")
+            owner = self._need(c.owner)
+            if other is not None:  # another resource of the SSO group (a clustered host instance, IIS)
+                other_before = other.state
+                other_acted = self.topo.set_state(owner, other, str(want))
+        if other is not None:
+            ok = self._wait(lambda: other.state in (want, "Failed"), timeout)
+            with self._lock:
+                self._advance()
+                if other.state != want:
+                    raise PSError(f"cluster resource {other.name} on {owner.name} did not reach {want} within "
+                                  f"{timeout:g} s (last state: {other.state})", "OperationTimeout")
+                return {"resource": other.name, "state_before": other_before, "state": other.state,
+                        "owner_node": c.owner, "changed": other_acted}
+        with self._lock:
+            self._advance()
             before = c.resource_state
             acted = False
-            owner = self._need(c.owner)
             if want == "Offline" and before != "Offline" and c.pending_to != "Offline":
+                blocked = self.topo.refuse_entsso_offline(owner, f"Stop-ClusterResource {c.resource}")
+                if blocked:
+                    raise PSError(blocked)
+                self.topo.entsso_offline(owner)
                 acted = True
                 c.gen += 1
                 gen = c.gen
@@ -1448,9 +1516,14 @@ class Estate:
                 return {"group": c.group, "owner_before": before, "owner_node": c.owner,
                         "state_before": state_before, "state": state_before, "changed": False}
             if not _same(before, target.name):
+                old = self._need(before)
+                blocked = self.topo.refuse_entsso_offline(old, f"Move-ClusterGroup {c.group}") \
+                    if c.resource_state in ("Online", "Pending") else None
+                if blocked:
+                    raise PSError(f"An error occurred while moving the clustered role '{c.group}'. {blocked}")
                 acted = True
                 was_online = c.resource_state == "Online" or c.pending_to == "Online"
-                old = self._need(before)
+                was = self.topo.leave(old, f"Move-ClusterGroup {c.group} to {target.name}")
                 self._resource_offline_now()
                 c.moving = True
                 c.gen += 1
@@ -1465,6 +1538,7 @@ class Estate:
                     self._change(target.name, f"group {c.group} now owned by {target.name}")
                     if was_online:
                         self._resource_online(target, 0.0, "group moved")
+                    self.topo.arrive(target, was)
 
                 self._schedule(move, f"group arrives on {target.name}", arrive)
         ok = self._wait(lambda: not c.moving and (c.resource_state == "Failed" or (
@@ -1521,7 +1595,8 @@ class Estate:
                             "possible_owners": self._possible_owners(),
                             "restart_policy": {"restarts_in_period": len(c.restarts),
                                                "failovers_in_period": len(c.failovers),
-                                               "actions": list(c.policy_log)}},
+                                               "actions": list(c.policy_log)},
+                            "topology": self.topo.dump()},
                 "secret_server": ss,
                 "operations": dict(self._received),
                 "service_controls": dict(self._controls),

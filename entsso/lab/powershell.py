@@ -100,7 +100,8 @@ class Faults:
         """The fault that applies to the n-th call of `operation` on `host`, if any."""
         with self._lock:
             for f in self.faults:
-                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "network_loss"):
+                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision",
+                                         "network_loss"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -127,6 +128,7 @@ class PowerShellBackend:
     sleep: Callable[[float], None]  # estate seconds (the clock's sleep)
     usernames: dict[str, str] = field(default_factory=dict)
     on_unreachable: Callable[[str], None] | None = None  # the lab cuts the host (fault `unreachable` at a call)
+    on_job_collision: Callable[[str], None] | None = None  # SQL Agent starts a job (fault `job_collision` at a call)
     on_network_loss: Callable[[str, float], None] | None = None  # a `network_loss` at a call: host, estate seconds
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
@@ -187,6 +189,9 @@ class PowerShellBackend:
                 self.on_unreachable(host)
             self.sleep(float(fault.get("seconds", 10**7)))
             return CommandResult(b"", clixml_error("The network path was not found."), 1)
+        if fault and fault["kind"] == "job_collision" and self.on_job_collision is not None:
+            # the job's schedule fires as this call arrives (a Backup BizTalk Server run starts); the call runs
+            self.on_job_collision(str(fault["job"]))
         if fault and fault["kind"] == "network_loss" and self.on_network_loss is not None:
             # the host's network goes as this call arrives: the command runs on (a process on the host does
             # not notice), but its answer cannot reach the caller, whose connection is reset

@@ -29,11 +29,38 @@ def _named(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class NodeHostInstance(_Model):
+    """A BizTalk host instance installed on a cluster node outside the cluster (its BTSSvc$ runs by the SCM)."""
+    host: str
+    state: ServiceState | None = None
+    disabled: bool | None = None
+
+
 class ClusterNode(_Model):
     name: str
     state: NodeState | None = None
     sso_version: str | None = None
     tools_server: str | None = None
+    host_instances: list[NodeHostInstance] | None = None  # un-clustered host instances on the node
+
+
+class ClusterResourceSpec(_Model):
+    """A resource of the SSO group besides its network name and ENTSSO, or of another role (issue 26)."""
+    name: str
+    type: str  # ResourceType.Name, as the cluster names it (any: an unknown one is the gate's to refuse)
+    service: str | None = None  # a Generic Service's ServiceName (BTSSvc$<host>, W3SVC, ...)
+    dns_name: str | None = None  # a Network Name's DnsName; a SQL Server's VirtualServerName
+    instance: str | None = None  # a SQL Server's InstanceName
+    depends_on: list[str] | None = None
+    state: Literal["Online", "Offline"] | None = None
+
+
+class ClusterRole(_Model):
+    """Another role (group) on the cluster's nodes: a SQL Server failover cluster instance, a clustered MSDTC."""
+    name: str
+    owner: str | None = None
+    group_type: str | None = None
+    resources: list[ClusterResourceSpec] | None = None
 
 
 class ClusterSection(_Model):
@@ -54,6 +81,9 @@ class ClusterSection(_Model):
     auto_failback: bool | None = None
     witness: Literal["Online", "Offline"] | None = None
     use_network_name: bool | None = None
+    group_resources: list[ClusterResourceSpec] | None = None  # the SSO group's other resources (issue 26)
+    roles: list[ClusterRole] | None = None  # the cluster's other roles
+    sql_online_sec: Seconds | None = None  # SQL Server in a moved group: unavailable until online on the new node
     # the heartbeat (entsso.lab.network): SameSubnetDelay (ms, 250-2000) x SameSubnetThreshold (3-120)
     same_subnet_delay_ms: Annotated[int, Field(ge=250, le=2000)] | None = None
     same_subnet_threshold: Annotated[int, Field(ge=3, le=120)] | None = None
@@ -76,6 +106,8 @@ class SsoHost(_Model):
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
     backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
+    clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
+    backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there
     events: list[SeededEvent] | None = None  # ENTSSO events in its Application log at the start
 
 
@@ -139,6 +171,11 @@ class DatabaseNames(_Model):  # the inventory's sql.databases keys (master and m
     management: str | None = None
 
 
+class FailedRun(_Model):
+    step: str  # the step that failed (for the Backup BizTalk Server job, one of its four; the steps before succeeded)
+    message: str
+
+
 class SqlSection(_Model):
     server: str | None = None
     instance: str | None = None
@@ -160,7 +197,9 @@ class SqlSection(_Model):
     # login owns raises 14525, as msdb does
     login_roles: list[LoginRole] | None = None
     job_owner: str | None = None  # the login owning the BizTalk jobs (sysjobs.owner_sid); default sa
-    failed_jobs: dict[str, str] | None = None  # job -> the message its latest seeded run failed at step 1 with
+    # job -> the message its latest seeded run failed at step 1 with, or {step, message}: the step it failed at
+    failed_jobs: dict[str, str | FailedRun] | None = None
+    backup_schedule_minutes: Annotated[float, Field(gt=0)] | None = None  # the backup job's own schedule
     second_instance: SecondInstance | None = None  # another SQL instance holding some of the databases
     database_names: DatabaseNames | None = None  # the estate's names of SSODB and the management database
     # the TLS SQL Server speaks: its certificate's name (default the server's), "other" for a certificate from a
@@ -220,7 +259,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused", "network_loss")
+               "node_paused", "job_collision", "network_loss")
 
 
 class Fault(_Model):
@@ -229,7 +268,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused", "network_loss"]
+                  "node_paused", "job_collision", "network_loss"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)
@@ -241,6 +280,7 @@ class Fault(_Model):
     after_sec: Seconds | None = None
     job: str | None = None
     node: str | None = None  # node_paused: the cluster node paused (default: host)
+    step: str | None = None  # job_fails: the step of the Backup BizTalk Server job that fails
 
 
 class MsdtcSection(_Model):
@@ -270,8 +310,8 @@ class Scenario(_Model):
 
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
-_FAULT_NEEDS = {"job_fails": ("job",), "installer_exit": ("host", "exit_code"), "node_paused": ("host",),
-               "network_loss": ("host", "seconds")}
+_FAULT_NEEDS = {"job_fails": ("job",), "job_collision": ("job",), "installer_exit": ("host", "exit_code"),
+                "node_paused": ("host",), "network_loss": ("host", "seconds")}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

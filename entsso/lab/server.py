@@ -36,7 +36,8 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
     return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss")
-                                                       and bool(fault.get("operation")))
+                                                       and bool(fault.get("operation"))) or (
+        kind == "job_collision" and bool(fault.get("operation")) and fault.get("operation") != "sp_start_job")
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -132,6 +133,7 @@ class Lab:
         # the SSO service reads and writes SSODB where it lives
         self.ssodb_engine = next(e for e in self.sql_engines if "ssodb" in e.hosted)
         self.estate = Estate(scenario, self.clock, self.ssodb_engine)
+        self.estate.sql_engines = self.sql_engines  # a SQL Server resource in a moved group (entsso/lab/cluster.py)
         # every SSO server of the estate registered itself in SSODB (the cluster's instance as its network
         # name), and so did those outside it that share SSODB (`sso.extra_servers`)
         self.sql.set_group("BizTalk Group", str((scenario.get("biztalk") or {}).get("group_sso_server")
@@ -158,6 +160,7 @@ class Lab:
         self.backend = PowerShellBackend(self.estate, self.faults, self.clock.sleep,
                                          usernames={h: self.username for h in self.hosts},
                                          on_unreachable=lambda host: self.set_unreachable(host, True),
+                                         on_job_collision=self.start_on_schedule,
                                          on_network_loss=lambda host, sec: self.network.begin(host, sec))
         from entsso.lab.network import NetworkLosses
 
@@ -270,9 +273,15 @@ class Lab:
         elif kind == "job_fails":
             for e in self.sql_engines[1:]:
                 e.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
-                           times=int(fault.get("times", 1)))
+                           times=int(fault.get("times", 1)), step=fault.get("step"))
             self.sql.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
-                              times=int(fault.get("times", 1)))
+                              times=int(fault.get("times", 1)), step=fault.get("step"))
+        elif kind == "job_collision":  # sp_start_job meets a scheduled run (entsso.lab.backupjob); else one starts now
+            if fault.get("operation") == "sp_start_job":
+                for e in self.sql_engines:
+                    e.collide_on_start(fault["job"], int(fault.get("times", 1)))
+            else:
+                self.start_on_schedule(fault["job"])
         elif kind == "sql_unavailable":
             for e in self.sql_engines:
                 e.set_unavailable(True)
@@ -280,6 +289,13 @@ class Lab:
             self.estate.installer_exit[fault["host"]] = int(fault["exit_code"])
         elif kind == "node_paused":  # without an operation: paused now
             self.estate.pause_node(str(fault.get("node") or fault["host"]))
+
+    def start_on_schedule(self, job: str) -> None:
+        """SQL Agent starts `job` as its schedule does, on the instance whose msdb has it (not if it runs)."""
+        for e in self.sql_engines:
+            with contextlib.suppress(LookupError):
+                e.run_on_schedule(job)
+                return
 
     def clear_faults(self) -> None:
         self.faults.clear()

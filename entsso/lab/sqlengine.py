@@ -46,7 +46,8 @@ from collections.abc import Sequence
 import sqlglot
 from sqlglot import exp
 
-from entsso.lab import tsqlrules
+from entsso.lab import backupjob, tsqlrules
+from entsso.lab.backupjob import BACKUP_STEPS, STEP_SUCCEEDED
 from entsso.lab.sqlerrors import EngineError
 
 BACKUP_JOB = "Backup BizTalk Server (BizTalkMgmtDb)"
@@ -61,7 +62,7 @@ SCENARIO_KEYS = frozenset({
     "server", "instance", "username", "databases", "backup_path", "jobs", "job_run_sec",
     "backup_sec_per_database", "force_full_backup", "full_backup_done", "biztalk_schema", "utc_offset_minutes",
     "last_full_minutes_ago", "agent_running", "denied", "second_instance", "database_names", "login_roles",
-    "job_owner", "failed_jobs",
+    "job_owner", "failed_jobs", "backup_schedule_minutes",
     # the endpoint's TLS (entsso.lab.server, tds.py) and the written inventory's driver and encryption
     "certificate_name", "certificate_issuer", "tds8", "driver", "encrypt"})
 # the step a seeded failed run (sql.failed_jobs) failed at: the lab's name for a BizTalk job's first step
@@ -93,7 +94,7 @@ SCHEDULE_EVERY_SEC = 60
 STOP_TAKES_SEC = 1  # sp_stop_job: the running step reaches a point where it can stop (a BACKUP finishes first)
 AGENT_NOT_RUNNING = "SQLServerAgent is not currently running so it cannot be notified of this action."
 MODELLED_DATABASES = ("master", "msdb", "BizTalkMgmtDb", "SSODB")
-AGENT_USER = "NT SERVICE\\SQLSERVERAGENT"
+AGENT_USER = backupjob.AGENT_USER
 
 PREPARED_SET_DELAY_SEC = 30  # estate seconds after the lab's start (see _seed)
 
@@ -472,17 +473,7 @@ def _column_kinds() -> dict[str, str]:
 _COLUMN_KINDS = _column_kinds()
 
 
-def _int_date(t: datetime) -> int:
-    return t.year * 10000 + t.month * 100 + t.day
-
-
-def _int_time(t: datetime) -> int:
-    return t.hour * 10000 + t.minute * 100 + t.second
-
-
-def _int_duration(seconds: float) -> int:
-    s = int(round(seconds))
-    return (s // 3600) * 10000 + (s % 3600 // 60) * 100 + s % 60
+_int_date, _int_time, _int_duration = backupjob._int_date, backupjob._int_time, backupjob._int_duration  # msdb's ints
 
 
 def _file_stamp(t: datetime) -> str:
@@ -557,6 +548,13 @@ class SqlEngine:
         self._lock = threading.RLock()
         self._available = True
         self._failures: dict[str, list[str]] = {}
+        # the Backup BizTalk Server job (entsso.lab.backupjob): its schedule, the step each queued failure fails at
+        every = scenario_sql.get("backup_schedule_minutes")
+        self.backup_every_sec: float | None = None if every is None else float(every) * 60.0
+        self._next_backup_due: float | None = self.backup_every_sec  # estate seconds since the lab started
+        self._fail_steps: dict[str, list[str | None]] = {}  # job (lower) -> the step each queued failure fails at
+        self._fail_step_now: dict[str, str | None] = {}  # job (lower) -> the step the run now going fails at
+        self._collisions: dict[str, int] = {}  # job (lower) -> sp_start_job calls that meet a scheduled run first
         self._running: dict[str, threading.Thread] = {}
         self._running_user: dict[str, str] = {}  # job (lower) -> who started the run now going
         self._stop_requests: dict[str, tuple[threading.Event, list[str]]] = {}  # job (lower) -> (stop, [by whom])
@@ -622,20 +620,34 @@ class SqlEngine:
                        "date_created, date_modified, version_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, name, 1 if enabled else 0, "BizTalk group job", 0, self.job_owner,
                         to_sql_text(now - timedelta(days=400)), to_sql_text(now - timedelta(days=30)), 1))
-            failed = (sc.get("failed_jobs") or {}).get(name)  # its latest run failed at step 1 with this message
+            # its latest run failed with this message: at step 1, or at the step a mapping names ({step, message})
+            failed = (sc.get("failed_jobs") or {}).get(name)
+            default_step = "BackupFull" if name.lower() == BACKUP_JOB.lower() else FAILED_STEP_NAME
+            failed_step = str(failed.get("step") or default_step) if isinstance(failed, dict) else default_step
+            failed_message = str(failed.get("message") or "") if isinstance(failed, dict) else str(failed)
+            steps = list(BACKUP_STEPS) if name.lower() == BACKUP_JOB.lower() else [failed_step]
+            if failed_step not in steps:
+                raise ValueError(f"scenario sql.failed_jobs.{name}.step: {failed_step!r} is not a step of that job "
+                                 f"({', '.join(steps)})")
             if enabled or failed is not None:  # a couple of past runs of the enabled jobs, successful unless failed
                 for hours_ago in (26, 2):
                     start = now - timedelta(hours=hours_ago)
                     ok = failed is None or hours_ago != 2
-                    if not ok:
-                        db.execute("INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, "
-                                   "sql_severity, message, run_status, run_date, run_time, run_duration, "
-                                   "operator_id_emailed, retries_attempted, server) "
-                                   "VALUES (?, 1, ?, 50000, 16, ?, 0, ?, ?, ?, 0, 0, ?)",
-                                   (job_id, FAILED_STEP_NAME, str(failed), _int_date(start), _int_time(start),
-                                    _int_duration(self.job_run_sec), self.server_name))
+                    if not ok:  # the steps before the failing one succeeded (a partial failure), then it failed
+                        at = steps.index(failed_step)
+                        for i, step_name in enumerate(steps[:at + 1], start=1):
+                            last = i == at + 1
+                            db.execute("INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, "
+                                       "sql_severity, message, run_status, run_date, run_time, run_duration, "
+                                       "operator_id_emailed, retries_attempted, server) "
+                                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
+                                       (job_id, i, step_name, 50000 if last else 0, 16 if last else 0,
+                                        failed_message if last else STEP_SUCCEEDED.format(user=AGENT_USER),
+                                        0 if last else 1, _int_date(start), _int_time(start),
+                                        _int_duration(self.job_run_sec), self.server_name))
                     hid = self._history(job_id, start, self.job_run_sec, ok,
-                                        self._outcome_message(ok, "(schedule)", f"step 1 ({FAILED_STEP_NAME})"
+                                        self._outcome_message(ok, "(schedule)",
+                                                              f"step {steps.index(failed_step) + 1} ({failed_step})"
                                                               if not ok else "step 1"))
                     db.execute("INSERT INTO msdb.sysjobactivity (session_id, job_id, run_requested_date, "
                                "run_requested_source, start_execution_date, stop_execution_date, job_history_id) "
@@ -745,10 +757,19 @@ class SqlEngine:
         """Forget queued job failures (the control endpoint's /faults/clear)."""
         with self._lock:
             self._failures.clear()
+            self._fail_steps.clear()
+            self._collisions.clear()
 
-    def fail_job(self, job_name: str, message: str, times: int = 1) -> None:
+    def fail_job(self, job_name: str, message: str, times: int = 1, step: str | None = None) -> None:
+        """The next `times` runs fail with `message`; for the Backup BizTalk Server job, at `step` (one of
+        backupjob.BACKUP_STEPS; default the first step that backs something up)."""
         with self._lock:
             self._failures.setdefault(job_name.lower(), []).extend([message] * max(0, int(times)))
+            self._fail_steps.setdefault(job_name.lower(), []).extend([step] * max(0, int(times)))
+
+    def collide_on_start(self, job_name: str, times: int = 1) -> None:
+        """The next `times` sp_start_job of `job_name` find a run its schedule started an instant before."""
+        backupjob.collide_on_start(self, job_name, times)
 
     def get_secret_server(self) -> str:
         with self._lock:
@@ -1214,6 +1235,7 @@ class SqlEngine:
         job_id, name, _enabled = self._job(named, positional, "sp_start_job")
         if not self.agent_running:
             raise EngineError(22022, 1, 16, AGENT_NOT_RUNNING)
+        backupjob.collide(self, job_id, name)  # a job_collision fault: its schedule started it an instant before
         self._start_run(job_id, name, ctx["login"])
         self.counters["changes"] += 1
         result.messages.append(f"Job '{name}' started successfully.")
@@ -1235,6 +1257,8 @@ class SqlEngine:
         queue = self._failures.get(name.lower())
         if queue:
             failure = queue.pop(0)
+            steps = self._fail_steps.get(name.lower())
+            self._fail_step_now[name.lower()] = steps.pop(0) if steps else None
         self._stop_requests[name.lower()] = (threading.Event(), [])
         thread = threading.Thread(target=self._run_job, args=(job_id, name, user, now, activity, failure),
                                   name=f"lab-sqlagent:{name}", daemon=True)
@@ -1318,8 +1342,9 @@ class SqlEngine:
         """The simulated SQL Agent running one job: estate-time delays, then the outcome rows."""
         try:
             stopped = False
-            if name.lower() == BACKUP_JOB.lower():
-                ok, step, stopped = self._run_backup_job(name, started, failure)
+            own_step_rows = name.lower() == BACKUP_JOB.lower()  # it writes a row per step itself
+            if own_step_rows:
+                ok, step, stopped = backupjob.run(self, job_id, name, started, failure)
             elif name.startswith(CONTINUOUS_PREFIX):
                 ok, step, stopped = False, "step 1 (Manage RefCountLog)", self._run_continuous(name)
             else:
@@ -1334,13 +1359,14 @@ class SqlEngine:
                     failure = None
                 else:
                     message = self._outcome_message(ok, user, step)
-                if failure is not None:
+                if failure is not None and not own_step_rows:
                     self._db.execute(
                         "INSERT INTO msdb.sysjobhistory (job_id, step_id, step_name, sql_message_id, sql_severity, "
                         "message, run_status, run_date, run_time, run_duration, operator_id_emailed, "
                         "retries_attempted, server) VALUES (?, 1, ?, 50000, 16, ?, 0, ?, ?, ?, 0, 0, ?)",
                         (job_id, step.split("(")[-1].rstrip(")"), failure, _int_date(started), _int_time(started),
                          _int_duration((end - started).total_seconds()), self.server_name))
+                if failure is not None:
                     message = f"{message}  {failure}"
                 hid = self._history(job_id, started, (end - started).total_seconds(), ok, message,
                                     status=3 if stopped else None)
@@ -1373,6 +1399,7 @@ class SqlEngine:
                     if name.startswith(CONTINUOUS_PREFIX) and name.lower() not in self._running:
                         self._start_run(job_id, name, "(schedule)",
                                         started=self._agent_started if first else None)
+                backupjob.schedule_tick(self, BACKUP_JOB)  # sql.backup_schedule_minutes
             first = False
             self._sleep(SCHEDULE_EVERY_SEC)
 
@@ -1382,37 +1409,5 @@ class SqlEngine:
             row = self._db.execute("SELECT job_id, name FROM msdb.sysjobs WHERE name = ?", (job_name,)).fetchone()
             if row is None:
                 raise LookupError(job_name)
-            self._start_run(row[0], row[1], "(schedule)")
-
-    def _run_backup_job(self, name: str, started: datetime, failure: str | None) -> tuple[bool, str, bool]:
-        """Backup BizTalk Server: a full set when forced or none today, else log backups of every database.
-        A stop takes effect between two databases (a BACKUP runs to its end): the set stays incomplete and
-        the flag set. Returns (succeeded, last step, stopped)."""
-        with self._lock:
-            force = self._force_flag() == 1
-            today = started.strftime("%Y-%m-%d")
-            full_today = self._db.execute(
-                "SELECT COUNT(*) FROM BizTalkMgmtDb.adm_BackupHistory WHERE BackupType = 'db' AND SetComplete = 1 "
-                "AND BackupDateTime >= ?", (today,)).fetchone()[0] > 0
-            kind = "db" if force or not full_today else "lg"
-            databases = self._backup_databases()
-            set_id = self._next_set_id
-            self._next_set_id += 1
-        step = "step 2 (BackupFull)" if kind == "db" else "step 3 (MarkAndBackupLog)"
-        if failure is not None:
-            return False, step, self._step(name, self.backup_sec_per_database)
-        for d in databases:
-            t0 = self._now_local()
-            self._sleep(self.backup_sec_per_database)
-            with self._lock:
-                t1 = self._now_local()
-                self._record_backup(kind, d, t0, t1, set_id, complete=False)
-            if self._stop_requests[name.lower()][0].is_set() or self._stopping.is_set():
-                return False, step, True
-        with self._lock:
-            self._db.execute("UPDATE BizTalkMgmtDb.adm_BackupHistory SET SetComplete = 1 WHERE BackupSetId = ?",
-                             (set_id,))
-            if kind == "db":
-                # the set is complete: the flag is consumed
-                self._set_force_flag(0)
-        return True, "step 4 (Clear Backup History)", False
+            if row[1].lower() not in self._running:  # SQL Agent skips a scheduled run while one is going
+                self._start_run(row[0], row[1], "(schedule)")

@@ -91,6 +91,14 @@ SELECT j.name AS name, j.enabled AS enabled,
    THEN 1 ELSE 0 END AS running
 FROM msdb.dbo.sysjobs j"""
 
+# One run's step rows (step_id > 0), in the order SQL Agent wrote them: after the outcome row of the run before
+# (instance_id > ?) and before this run's own outcome row (instance_id < ?)
+JOB_STEPS = """SET NOCOUNT ON;
+SELECT h.step_id AS step_id, h.step_name AS step_name, h.run_status AS run_status, h.message AS message
+FROM msdb.dbo.sysjobhistory h JOIN msdb.dbo.sysjobs j ON j.job_id = h.job_id
+WHERE j.name = ? AND h.step_id > 0 AND h.instance_id > ? AND h.instance_id < ?
+ORDER BY h.instance_id"""
+
 UPDATE_JOB = "EXEC msdb.dbo.sp_update_job @job_name = ?, @enabled = ?"
 # Who may change the jobs (run in msdb): msdb's sp_update_job refuses a job another login owns (14525) unless
 # the caller is sysadmin, or in SQLAgentOperatorRole changing only @enabled (docs/domain-notes.md)

@@ -23,7 +23,8 @@ LABEL_W, CHART_W, ROW_H, TOP, RUN_GAP = 300, 860, 16, 40, 28
 OUTCOME_COLOURS = {"ok": "#1a7f37", "unchanged": "#8c959f", "failed": "#cf222e", "no result": "#cf222e"}
 OTHER_COLOUR = "#bf8700"
 EVENTS = {"operator_instruction": "operator told", "phase_stopped": "stopped", "gate_refused": "refused",
-          "interrupted": "interrupted", "window_refused": "not started (window)", "over_estimate": "past its estimate"}
+          "interrupted": "interrupted", "window_refused": "not started (window)", "over_estimate": "past its estimate",
+          "sql_unavailable": "SQL Server goes offline (moves with the group)", "sql_back": "SQL Server answers again"}
 
 
 def colour(outcome: str) -> str:

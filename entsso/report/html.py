@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from entsso.report.topology import topology_html
 from entsso.change import journal
 from entsso.change.run import Run
 from entsso.domain import change
@@ -87,6 +88,7 @@ def story_html(run: Run, *, final: bool = False, conclusion: dict[str, Any] | No
     parts.append(secret_backup_html([r for _, recs in runs for r in recs]))
     parts.append(rehearsal_html([r for _, recs in runs for r in recs]))
     parts.append(checklist_html([r for _, recs in runs for r in recs]))
+    parts.append(topology_html(run.topology))  # issue 26
     if run.stopped:
         phase, message = run.stopped
         parts.append(f'<div class="entsso-stopped" style="border:2px solid #c00;padding:8px;margin:8px 0">'

@@ -160,6 +160,7 @@ def write_summary(run: Run, config: pytest.Config) -> None:
         "plan": config.stash.get(PLAN_SUMMARY_KEY, None),
         "window": _window(run),
         "rehearsal": _rehearsal(run),
+        "topology": run.topology,  # issue 26: the cluster's topology as the gate read it
         "change": ({"record": run.change_record.path, "record_on": run.change_record.kept_on,
                     "status": run.change_record.status, "phases_finished": list(run.change_record.phases_finished),
                     "runs": list(run.change_record.runs), "gate_passed_by": run.change_record.gate_passed_by}

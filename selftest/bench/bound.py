@@ -62,7 +62,8 @@ def full_run(sc: dict[str, Any]) -> dict[str, Bound]:
 
     silence = max((_running_in_process(s) * hi_stop + (svc_stop if re_running(s) else 0) + svc_stop
                    for s in servers), default=0.0)
-    backup = float(sql.get("backup_sec_per_database", 4)) * len(sql.get("databases") or [])
+    # the forced run backs up every database twice: BackupFull, then MarkAndBackupLog (entsso/lab/backupjob.py)
+    backup = 2 * float(sql.get("backup_sec_per_database", 4)) * len(sql.get("databases") or [])
     uncluster = r_off + svc_start + svc_start
     manual = sum(1 for n in cl.get("nodes") or []
                  if ((up.get("nodes") or {}).get(n["name"], {}) or {}).get("mode", up.get("mode", "manual")) == "manual")
@@ -76,7 +77,8 @@ def full_run(sc: dict[str, Any]) -> dict[str, Bound]:
     return {
         "silence": Bound(silence, 2, "per server: its host instances one after another, then Rule Engine and "
                                      "ENTSSO; 1 call per server (all at once) + 1 verifying snapshot"),
-        "backup": Bound(backup, 3, "the Backup BizTalk Server job: backup_sec_per_database × databases; "
+        "backup": Bound(backup, 3, "the Backup BizTalk Server job: 2 × backup_sec_per_database × databases "
+                                   "(the full set, then the marked log set); "
                                    "back up the secret, copy it off, verify"),
         "uncluster": Bound(uncluster, 5, "resource offline, ENTSSO start on the primary, then on the others; "
                                          "update SSODB, offline, start, start the others, verify"),

@@ -278,7 +278,7 @@ def test_readiness_refuses_biztalk_jobs_kb_952555_finds_unhealthy(tmp_path):
                       "test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]"}, \
         sorted(run.failed())
     message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[Backup BizTalk Server (BizTalkMgmtDb)]")
-    assert "Failed; the failing step 'Step 1': Executed as user" in message and "(Error 3201)" in message, message
+    assert "Failed; the failing step 'BackupFull': Executed as user" in message and "(Error 3201)" in message, message
     assert "KB 952555" in message, message
     message = run.message("test_biztalk_job_healthy_as_kb_952555_expects[MessageBox_Message_Cleanup_BizTalkMsgBoxDb]")
     assert "enabled: ManageRefCountLog starts it" in message and "@enabled = 0" in message, message

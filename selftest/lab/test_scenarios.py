@@ -77,7 +77,7 @@ def test_fault_without_what_it_needs_is_refused(tmp_path):
 def test_posted_fault_with_a_field_no_kind_knows_is_refused():
     assert schema.fault_problems({"kind": "hang", "host": "NODE1", "secs": 5}) == [
         "fault.secs: unknown key 'secs'; the lab knows here: kind, host, operation, call, times, message, "
-        "exit_code, seconds, output, after_sec, job, node"]
+        "exit_code, seconds, output, after_sec, job, node, step"]
     assert schema.fault_problems({"kind": "hang", "host": "NODE1", "seconds": 5}) == []
 
 

@@ -52,6 +52,7 @@ COLUMNS = {
     "AGENT_STATUS": ["service_name", "status"],
     "JOB_CONTROL": ["login", "sysadmin", "agent_operator"],
     "JOB_OWNERS": ["name", "owner"],
+    "JOB_STEPS": ["step_id", "step_name", "run_status", "message"],
 }
 PROCEDURES = ("UPDATE_JOB", "START_JOB", "STOP_JOB", "FORCE_FULL_BACKUP", "RELEASE_ESTATE_LOCK")
 # statements of an older BizTalk's schema only (sql.biztalk_schema: 2006): one column, its name undocumented
@@ -152,7 +153,8 @@ def test_every_tsql_statement_is_covered_here():
 
 @pytest.mark.parametrize("name", sorted(COLUMNS) + sorted(LEGACY))
 def test_statement_returns_its_columns(lab_sql, name):
-    engine, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql()
+    engine, sql = lab_sql(biztalk_schema="2006") if name in LEGACY else lab_sql(
+        failed_jobs={BACKUP_JOB: {"step": "MarkAndBackupLog", "message": "x"}}) if name == "JOB_STEPS" else lab_sql()
     if name == "SSO_SERVERS":  # the lab's server registers its hosts (entsso.lab.server.Lab)
         engine.register_sso_servers(["NODE1"])
     if name == "GROUP_SSO_SERVER":  # and the group's row
@@ -160,7 +162,7 @@ def test_statement_returns_its_columns(lab_sql, name):
     if name == "ADAPTER_HANDLERS":  # and the group's handlers (biztalk.adapter_handlers of the scenario)
         engine.set_adapter_handlers([("receive", "FILE", "ReceiveHost", "5D0B6E1A-0C2B-4B7E-9F7A-1D2E3F405060")])
     params = {"GET_ESTATE_LOCK": ("entsso-upgrade:SSOCLUSTER",), "FULL_SETS_AFTER": (0,),
-              "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",)}.get(name, ())
+              "ESTATE_LOCK_MODE": ("entsso-upgrade:SSOCLUSTER",), "JOB_STEPS": (BACKUP_JOB, 0, 10**9)}.get(name, ())
     rows = sql.execute(getattr(tsql, name), params, database="BizTalkMgmtDb").rows
     assert rows, f"{name} returned no row"
     if name in LEGACY:
@@ -319,7 +321,8 @@ def test_forced_full_backup_is_a_newer_complete_set_of_every_database(lab_sql):
 
 
 def test_unforced_run_after_todays_full_set_makes_no_full_set(lab_sql):
-    _, sql = lab_sql(last_full_minutes_ago=60)
+    # at noon: an hour-old set is today's (between local midnight and 01:00 it would be yesterday's)
+    _, sql = lab_sql(last_full_minutes_ago=60, start=datetime(2031, 3, 4, 12, 0, tzinfo=timezone.utc))
     before = sql.execute(tsql.LAST_FULL_SET, database="BizTalkMgmtDb").scalar()
     run_backup_job(sql)  # the job's own rule: a full set when forced or none today, else log backups
     assert backup.full_sets_after(sql, before) == []

@@ -131,3 +131,12 @@ def test_gate_names_sql_agent_stopped_and_how_to_fix_it():
     assert gate.sql_agent_running(_jobs_snapshot("Running")) is None
     unreadable = gate.sql_agent_running(_jobs_snapshot(None, "(300) VIEW SERVER STATE permission was denied"))
     assert "state unreadable" in str(unreadable) and "VIEW SERVER STATE" in str(unreadable)
+
+
+def test_gate_lets_a_backup_run_going_finish_and_refuses_another_job_running():
+    """A Backup BizTalk Server run from its schedule is routine (every 15 minutes): phases 1 and 2 wait for it,
+    so the gate does not refuse it; any other job running is still named (issue 27)."""
+    s = _jobs_snapshot()
+    monitor = "Monitor BizTalk Server (BizTalkMgmtDb)"
+    assert gate.job_idle(s, monitor, (), let_finish=monitor) is None
+    assert gate.job_idle(s, monitor, (), let_finish="Backup BizTalk Server (BizTalkMgmtDb)") is not None

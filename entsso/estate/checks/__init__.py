@@ -6,6 +6,12 @@ from entsso.estate.checks.common import (  # noqa: F401 - the checks' one namesp
     utc,
     reach,
 )
+from entsso.estate.checks.clocks import (  # noqa: F401 - the checks' one namespace: gate.<check>
+    clock_agrees,
+    on_sql_clock,
+    skews,
+    KERBEROS_MAX_SKEW_SEC,
+)
 from entsso.estate.checks.readiness import (  # noqa: F401 - the checks' one namespace: gate.<check>
     Check,
     host_reachable,
@@ -57,6 +63,11 @@ from entsso.estate.checks.phases import (  # noqa: F401 - the checks' one namesp
     reclustered_findings,
     clustered_as_before,
     backed_out_findings,
+)
+from entsso.estate.checks.topology import (  # noqa: F401 - the checks' one namespace: gate.<check>
+    topology_known,
+    unclustered_hosts_on_nodes,
+    SQL_FAILOVER_OPTION,
 )
 from entsso.estate.checks.field import (  # noqa: F401 - the checks' one namespace: gate.<check>
     entsso_account,

@@ -10,7 +10,9 @@ from entsso.domain.biztalk import RULE_ENGINE
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
 from entsso.estate.baseline import Baseline
-from entsso.estate.checks.common import Finding, Plan, reach
+from entsso.estate.checks.clocks import on_sql_clock, skews
+from entsso.estate.checks.common import Finding, Plan, reach, utc
+from entsso.estate.checks.topology import offline_by_design, topology_as_before
 from entsso.estate.checks.readiness import (
     node_holds_secret,
     resource_online,
@@ -53,7 +55,10 @@ def job_disabled(s: Snapshot, job: str) -> Finding | None:
     return None
 
 
-def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Finding | None:
+def secret_backed_up(s: Snapshot, node: str, change_started: datetime,
+                     clock_skews: Mapping[str, float] | None = None) -> Finding | None:
+    """The change's master secret backup on `node`, written in this change: its write time (the node's clock) put
+    on SQL Server's clock, which dates the change's start, with the run's measured skews (else this snapshot's)."""
     h = s.hosts[node]
     if f := reach(h, "secret_backed_up"):
         return f
@@ -63,9 +68,13 @@ def secret_backed_up(s: Snapshot, node: str, change_started: datetime) -> Findin
     if not b.exists or b.size <= 0:
         return Finding("secret_backed_up", node, f"{b.path} exists={b.exists} size={b.size}",
                        "a non-empty master secret backup file")
-    if b.last_write_utc is None or b.last_write_utc < change_started:
-        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}",
-                       f"written in this change (after {change_started.isoformat()})")
+    measured = skews(s) if clock_skews is None else clock_skews
+    if b.last_write_utc is None or on_sql_clock(b.last_write_utc, node, measured) < utc(change_started):
+        off = measured.get(node, 0.0)
+        way = "ahead of" if off > 0 else "behind"
+        clock = f" by {node}'s clock, {abs(off):.0f} s {way} SQL Server's" if off else ""
+        return Finding("secret_backed_up", node, f"{b.path} written {b.last_write_utc}{clock}",
+                       f"written in this change (after {change_started.isoformat()}, SQL Server's clock)")
     return None
 
 
@@ -160,7 +169,7 @@ def matches_baseline(s: Snapshot, baseline: Baseline) -> list[Finding]:
         if j is None or j.enabled != was_enabled:
             out.append(Finding("matches_baseline", f"job {job}", "enabled" if j and j.enabled else "disabled",
                                f"{'enabled' if was_enabled else 'disabled'} (as before the change)"))
-    return out
+    return out + topology_as_before(s, baseline)  # the cluster's host instances (issue 26)
 
 
 # --- the runbook's phase verifications ---------------------------------------------------------------
@@ -227,14 +236,16 @@ def backed_out_findings(plan: Plan, s: Snapshot, baseline: Baseline) -> list[Fin
 
 
 # --- the post-state (tests_post) -----------------------------------------------------------------------
-def group_came_online_on(per_node: Mapping[str, Any], node: str) -> Finding | None:
-    """Phase 6 owned the group on `node` and it came Online there (the move's answer, or where it was read)."""
+def group_came_online_on(per_node: Mapping[str, Any], node: str, silenced: bool = False) -> Finding | None:
+    """Phase 6 owned the group on `node` and it came Online there (the move's answer, or where it was read);
+    `silenced`: the group holds host instances phase 1 took offline, so PartialOnline is as it should be."""
     seen = per_node.get(node)
     if seen is None or "group" not in seen:
         return Finding("failover", node, "the group was not moved to it in this run", "owned in turn")
     group = seen["group"] or {}
-    if group.get("state") != "Online" or not same_name(group.get("owner_node"), node):
-        return Finding("failover", node, f"group {group}", "Online on this node")
+    states = ("Online", "PartialOnline") if silenced else ("Online",)
+    if group.get("state") not in states or not same_name(group.get("owner_node"), node):
+        return Finding("failover", node, f"group {group}", " or ".join(states) + " on this node")
     return None
 
 
@@ -256,7 +267,8 @@ def group_back_home(s: Snapshot, baseline: Baseline, plan: Plan) -> Finding | No
     view = s.cluster_view()
     group = view.group if view else None
     owner = group.owner_node if group else None
-    if group is not None and same_name(owner, baseline.group_owner) and group.state == "Online":
+    if group is not None and same_name(owner, baseline.group_owner) and (
+            group.state == "Online" or offline_by_design(s, plan)):  # its host instances as before (issue 26)
         return None
     return Finding("failover", f"cluster group {plan.group}", f"{group.state if group else '?'} on {owner}",
                    f"Online on {baseline.group_owner} (its owner before the change)")

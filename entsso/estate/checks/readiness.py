@@ -13,6 +13,8 @@ from functools import partial
 from entsso.domain import change, sso
 from entsso.domain.names import same_name
 from entsso.domain.sso import ENTSSO, version_tuple
+from entsso.estate.checks.clocks import clock_agrees, on_sql_clock, skews
+from entsso.estate.checks.topology import offline_by_design, topology_known
 from entsso.estate.checks.common import Finding, Plan, reach, utc
 from entsso.estate.checks.field import (entsso_account, entsso_start_manual, job_healthy, msdtc_ready,
                                          no_entsso_alarm, sso_admin_group_known, sso_not_newer_than_mss)
@@ -199,7 +201,7 @@ def group_online(s: Snapshot, plan: Plan) -> Finding | None:
     g = view.group if view else None
     if g is None:
         return Finding("group_online", f"cluster group {plan.group}", "no such group", "the SSO group to exist")
-    if g.state != "Online":
+    if g.state != "Online" and not offline_by_design(s, plan):  # host instances stopped on purpose (issue 26)
         return Finding("group_online", f"cluster group {g.name}", f"state {g.state} on {g.owner_node}", "Online")
     return None
 
@@ -280,7 +282,8 @@ def no_stale_secret_backup(s: Snapshot, plan: Plan) -> Finding | None:
     if b is None or not b.exists or b.last_write_utc is None:
         return None
     started = plan.change_started
-    if utc(b.last_write_utc) >= utc(started):
+    # on SQL Server's clock, which dates the change: the node's may be minutes off (entsso.estate.checks.clocks)
+    if on_sql_clock(b.last_write_utc, node, getattr(plan, "clock_skews", None) or skews(s)) >= utc(started):
         return None
     return Finding("no_stale_secret_backup", f"{b.path} on {node}",
                    f"a file of this change's backup name, written {utc(b.last_write_utc):%Y-%m-%d %H:%M:%S} UTC "
@@ -325,6 +328,14 @@ def backup_folder_writable(s: Snapshot, node: str) -> Finding | None:
     if f := reach(h, "backup_folder_writable"):
         return f
     b = h.backup_folder or {}
+    if b.get("exists") and not b.get("writable"):
+        # Get-HostFacts' probe (an empty file created and deleted there) was refused: phase 2 writes the secret
+        # backup there on the primary, phase 5 copies it there on every other node, both after BizTalk stopped
+        return Finding("backup_folder_writable", node, f"folder {b.get('path')!r} exists but the account the suite "
+                       "connects as cannot write in it (a probe file was refused: Access is denied)",
+                       f"a folder it can write: grant that account Modify on {b.get('path')} on {node} (phase 2 "
+                       "writes the master secret backup there, phase 5 copies it there), or set "
+                       "secret_backup.folder to one it can write on every node, then run the gate again")
     if not (b.get("exists") and b.get("writable")):
         return Finding("backup_folder_writable", node, f"folder {b.get('path')!r} exists={b.get('exists')} "
                        f"writable={b.get('writable')}", "the master secret backup folder to exist and be writable")
@@ -396,12 +407,17 @@ def sql_instances_match(s: Snapshot) -> Finding | None:
                    "to that name")
 
 
-def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Finding | None:
+def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = (),
+             let_finish: str | None = None) -> Finding | None:
     """No BizTalk job running before the change, but those SQL Agent keeps running on its own
-    (`expected_running`: the inventory's sql.continuous_jobs), which run on a healthy estate."""
+    (`expected_running`: the inventory's sql.continuous_jobs), which run on a healthy estate, and the Backup
+    BizTalk Server job (`let_finish`): its schedule runs it every 15 minutes by default, and phases 1 and 2 let
+    a run going finish (never stop it), bounded by timeouts.backup_job (docs/domain-notes.md, issue 27)."""
     j = s.sql.jobs.get(job)
     if j is None or not j.exists:
         return Finding("job_idle", job, "no such SQL Agent job", "the BizTalk job named in the inventory")
+    if j.running and let_finish is not None and job.lower() == let_finish.lower():
+        return None
     if j.running and job.lower() not in {n.lower() for n in expected_running}:
         return Finding("job_idle", job, "running now", "no BizTalk job running before the change (but the "
                        "continuously running ones of sql.continuous_jobs); wait for this run to end, then run the "
@@ -411,13 +427,15 @@ def job_idle(s: Snapshot, job: str, expected_running: Iterable[str] = ()) -> Fin
 
 
 def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
-    checks: list[Check] = [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
+    checks: list[Check] = [lambda: topology_known(s, plan)]
+    checks += [lambda: sql_reachable(s), lambda: group_online(s, plan), lambda: resource_online(s, plan),
                            lambda: ssodb_names_cluster(s, plan), lambda: force_full_flag_found(s),
                            lambda: no_stale_secret_backup(s, plan), lambda: quorum_safe(s),
                            lambda: no_failback(s, plan), lambda: no_unlisted_sso_servers(s, plan),
                            lambda: group_sso_server_is_cluster(s, plan), lambda: primary_owns_group(s, plan)]
     for h in s.hosts:
-        checks += [partial(host_reachable, s, h), partial(sso_server_uses_cluster, s, h, plan)]
+        checks += [partial(host_reachable, s, h), partial(sso_server_uses_cluster, s, h, plan),
+                   partial(clock_agrees, s, h)]
     for n in plan.nodes:
         checks += [partial(node_up, s, n), partial(possible_owner, s, n, plan),
                    partial(no_pending_restart, s, n),
@@ -432,7 +450,7 @@ def readiness(s: Snapshot, plan: Plan) -> list[Finding]:
     checks += [partial(sso_not_newer_than_mss, s, b, plan) for b in plan.biztalk_servers]
     checks += [lambda: sql_grants(s, plan.inventory.sql.username)]
     continuous = plan.inventory.sql.continuous_jobs
-    checks += [partial(job_idle, s, j, continuous) for j in plan.job_names]
+    checks += [partial(job_idle, s, j, continuous, plan.inventory.sql.backup_job) for j in plan.job_names]
     checks += [partial(job_healthy, s, j, continuous) for j in plan.job_names]  # issue 28 item 3
     return [f for f in (c() for c in checks) if f]
 

@@ -5,7 +5,7 @@
 # service (this computer's in-process BizTalk host instances, through the local SCM), the Enterprise SSO installation (ENTSSO.exe version, what
 # `ssomanage -displaydb` prints: its raw text and exit code, which entsso/sso.py parses, the SSO server
 # this machine's SSO tools use included, as its first line names it; whether the master secret is in
-# this machine's registry), the failover cluster's view of the SSO role (only when params.cluster is given), an update package, the backup
+# this machine's registry), the failover cluster's view of the SSO role and every role and resource on it (only when params.cluster is given), an update package, the backup
 # folder and a secret backup file, MSDTC's registry settings (network access, contact identifiers).
 # One part failing (cluster service down, ssomanage failing) does not
 # fail the call: that part comes back empty or null.
@@ -31,7 +31,12 @@
 #                "group": {"name", "state", "owner_node", "preferred_owners": [...], "auto_failback_type"},
 #                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
 #                             "use_network_name", "possible_owners": [...]},
-#                "quorum": {"type", "witness": {"name", "state"} | null} | null} | null,
+#                "quorum": {"type", "witness": {"name", "state"} | null} | null,
+#                "group_resources": [<resource>] | null,   (every resource of the SSO group)
+#                "roles": [{"name", "state", "owner_node", "group_type", "resources": [<resource>]}] | null}
+#               | null,   <resource>: {"name", "resource_type", "state", "owner_group", "owner_node",
+#                          "dependency_expression", "possible_owners": [...], "parameters": {ServiceName |
+#                          DnsName | InstanceName | VirtualServerName: "..."}}
 #    "package": {"path", "exists", "file_version"} | null,
 #    "backup_folder": {"path", "exists", "writable"} | null,
 #    "secret_backup": {"path", "exists", "size", "last_write_utc"} | null,
@@ -153,12 +158,39 @@ $sso = [pscustomobject]@{
 }
 
 # --- Failover cluster (cluster nodes only: no cluster cmdlets elsewhere) ------------------------
+function Get-ResourceDoc {
+    param($Resource)
+    $deps = $null
+    try { $deps = [string](Get-ClusterResourceDependency -InputObject $Resource).DependencyExpression } catch { $deps = $null }
+    $owners = @()
+    try { $owners = @((Get-ClusterOwnerNode -InputObject $Resource).OwnerNodes | ForEach-Object { [string]$_.Name }) } catch { $owners = @() }
+    $params = @{}
+    try {
+        foreach ($p in @(Get-ClusterParameter -InputObject $Resource |
+                         Where-Object { $_.Name -in @('ServiceName', 'DnsName', 'InstanceName', 'VirtualServerName') })) {
+            $params[[string]$p.Name] = [string]$p.Value
+        }
+    } catch { $params = @{} }
+    [pscustomobject]@{
+        name                  = [string]$Resource.Name
+        resource_type         = [string]$Resource.ResourceType.Name
+        state                 = [string]$Resource.State
+        owner_group           = [string]$Resource.OwnerGroup.Name
+        owner_node            = [string]$Resource.OwnerNode.Name
+        dependency_expression = $deps
+        possible_owners       = $owners
+        parameters            = $params
+    }
+}
+
 $cluster = $null
 if ($null -ne $EntssoParams.cluster) {
     $nodes = @()
     $group = $null
     $resource = $null
     $quorum = $null
+    $roles = $null
+    $groupResources = $null
     try {
         Import-Module FailoverClusters -ErrorAction Stop
         try {
@@ -217,11 +249,34 @@ if ($null -ne $EntssoParams.cluster) {
                 possible_owners  = $possibleOwners
             }
         } catch { $resource = $null }
+        # The topology (issue 26): every role on the cluster (Get-ClusterGroup) with every resource of it
+        # (Get-ClusterResource): type, state, owner, dependency expression (Get-ClusterResourceDependency),
+        # possible owners (Get-ClusterOwnerNode), and the private properties that say what a resource runs
+        # (a Generic Service's ServiceName, a Network Name's DnsName, a SQL Server's InstanceName and
+        # VirtualServerName). Returned raw; entsso/domain/topology.py reads it.
+        try {
+            $allResources = @(Get-ClusterResource)
+            $roles = @(Get-ClusterGroup | ForEach-Object {
+                $grp = $_
+                [pscustomobject]@{
+                    name       = [string]$grp.Name
+                    state      = [string]$grp.State
+                    owner_node = [string]$grp.OwnerNode.Name
+                    group_type = [string]$grp.GroupType
+                    resources  = @($allResources | Where-Object { [string]$_.OwnerGroup.Name -eq [string]$grp.Name } |
+                                   ForEach-Object { Get-ResourceDoc $_ })
+                }
+            })
+            $ssoRole = @($roles | Where-Object { $_.name -eq [string]$EntssoParams.cluster.group })
+            $groupResources = @()
+            if ($ssoRole.Count -gt 0) { $groupResources = @($ssoRole[0].resources) }
+        } catch { $roles = $null; $groupResources = $null }
     } catch {
         # Cluster service or module not available: report the parts as unknown.
         $nodes = @()
     }
-    $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource; quorum = $quorum }
+    $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource; quorum = $quorum
+                                  group_resources = $groupResources; roles = $roles }
 }
 
 # --- Files -----------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def _trace_calls(run: Run) -> None:
     """Every WinRM call with the phase it was made in (summary.json's calls)."""
     run.calls.listeners.append(lambda r: run.call_trace.append(
         {"phase": run.current_phase, "host": r.host, "operation": r.operation, "outcome": r.outcome,
-         "started": r.started, "seconds": round(r.seconds, 4)}))
+         "started": r.started, "seconds": round(r.seconds, 4), "attempt": r.attempt}))
 
 
 def _catch_signals(run: Run) -> None:

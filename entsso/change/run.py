@@ -21,7 +21,7 @@ from entsso.change.journal import Journal, PriorRun, runs_of
 from entsso.domain.poll import Poller
 from entsso.remote.sql import SqlServer, SqlSettings, StatementLog
 from entsso.remote.sqlestate import DatabaseNames, SqlEstate, SqlInstance
-from entsso.remote.winrm import CallLog, WindowsHost, WinRMSettings
+from entsso.remote.winrm import CallLog, RetryPolicy, WindowsHost, WinRMSettings
 
 
 def new_run_id(ticket: str | None, now: datetime | None = None) -> str:
@@ -314,7 +314,7 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                              cert_validation=w.server_cert_validation == "validate",
                              ca_trust_path=w.ca_trust_path, connect_timeout=w.connect_timeout,
                              read_timeout=w.read_timeout, operation_timeout=w.operation_timeout,
-                             call_timeout=w.call_timeout, proxy=w.proxy)
+                             call_timeout=w.call_timeout, proxy=w.proxy, retry=RetryPolicy(window=w.retry_window))
     password = inventory.secrets.winrm_password
     hosts = {h.name: WindowsHost(h.name, h.address or h.name, w.username, password, settings, calls)
              for h in inventory.hosts()}
@@ -327,8 +327,13 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                                lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
     sql = sql_estate(inventory, sql_settings, statements)
     c = inventory.cluster
+    journal = Journal(run_dir / "journal.jsonl", run_id)
+    # each repeat of a call after a transient error (entsso.remote.retry) is in the journal
+    calls.retry_listeners.append(lambda r: journal.write(
+        "retry", host=r.host, operation=r.operation, attempt=r.attempt, error_kind=r.error_kind, error=r.error,
+        wait_sec=round(r.wait, 1), since_first_sec=round(r.since_first, 1)))
     return Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
                nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],
                cluster_name=c.network_name, group=c.group, resource=c.resource, primary=c.primary,
-               job_names=list(inventory.sql.jobs), journal=Journal(run_dir / "journal.jsonl", run_id),
+               job_names=list(inventory.sql.jobs), journal=journal,
                calls=calls, statements=statements, prior=prior)

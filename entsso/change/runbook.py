@@ -238,7 +238,8 @@ def _upgrade_node(run: Run, node: str) -> None:
         log = cfg.log_path or r"C:\Windows\Temp\entsso-update.log"
         result = step(run, "upgrade", S.INSTALL_PACKAGE, node,
                       lambda: installer.install_update(run.hosts[node], cfg.package_path, cfg.arguments or "", log,
-                                                 t.upgrade), package=cfg.package_path).evidence
+                                                       t.upgrade, since=before.now_utc if before.reachable else None),
+                      package=cfg.package_path).evidence
         code = int(result.get("exit_code", -1))
         exit = installer.parse_installer_exit("", "", code)
         action = installer.next_action(exit, run.options.allow_reboot)

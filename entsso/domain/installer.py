@@ -4,19 +4,46 @@ and the decision the upgrade phase takes on it (`next_action`): go on, restart, 
 restart, or stop with the way out (`installer_failure`)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+from entsso.domain import lostinstall
 from entsso.domain.outcome import Outcome
 from entsso.domain.sso import UnknownToolOutput
-from entsso.remote.winrm import WindowsHost
+from entsso.remote.winrm import HostNotResolved, HostUnreachable, WindowsHost
 
 
-def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float) -> Outcome:
+def install_update(host: WindowsHost, path: str, arguments: str, log_path: str, timeout: float,
+                   since: datetime | None = None) -> Outcome:
     """Run a silent SSO update package; the exit code comes back as data (`meaning` and `next_action` say
-    what it means), and a code other than 0 is the journal's word for the step."""
-    doc = host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
-                                            "timeout_sec": int(timeout)}, timeout=timeout + 120)
+    what it means), and a code other than 0 is the journal's word for the step. A connection lost while it
+    runs is never answered by running it again blindly: the node is asked what became of it
+    (entsso.domain.lostinstall; `since`: the node's clock just before, to tell this install's log from an
+    earlier one's), and the package is started again only if it never started."""
+    started = time.monotonic()
+    asked: list[str] = []
+    for attempt in (1, 2):
+        try:
+            doc = host.invoke("Install-SsoUpdate", {"path": path, "arguments": arguments, "log_path": log_path,
+                                                    "timeout_sec": int(timeout)}, timeout=timeout + 120)
+        except HostUnreachable as lost:
+            if isinstance(lost, HostNotResolved):
+                raise
+            verdict, seen = lostinstall.ask_again(host, path, log_path, since, started + timeout + 120, lost)
+            asked += [f"after the lost connection of attempt {attempt}: {s}" for s in seen]
+            if verdict.state == "not-started" and attempt == 1:
+                continue  # it never ran: starting it now runs it once
+            if verdict.state == "not-started":
+                raise lostinstall.InstallStateUnknown(
+                    f"{host.name}: the connection to {host.name} was lost twice as the update package {path} was "
+                    "started, and it never started; check the network to the node, then resume") from None
+            doc = {"exit_code": verdict.exit_code, "log_path": log_path, "version_after": verdict.version,
+                   "connection_lost": True, "asked_again": asked}
+        break
+    if asked and "asked_again" not in doc:
+        doc = {**doc, "asked_again": asked}
     code = doc.get("exit_code")
     return Outcome(True, doc, word=f"exit code {code}" if isinstance(code, int) and code != 0 else None)
 

@@ -299,6 +299,9 @@ class WinRM(_Model):
     operation_timeout: Seconds = Field(20.0, description="WS-Man OperationTimeout: seconds one Receive may wait")
     call_timeout: Seconds = Field(120.0, description="deadline of one remote call, added to the operation's own "
                                                       "wait (WinRM itself re-polls a slow command for ever)")
+    retry_window: Seconds = Field(30.0, description="seconds within which a call safe to repeat that lost its "
+                                                     "connection is tried again (docs/operations.md, Retries); 0: "
+                                                     "never")
     username: str = Field(min_length=1, description="the account, DOMAIN\\user or user@domain")
     password_env: str | None = Field(None, description="the variable holding the account's password")
     allow_insecure: bool = Field(False, description="allow basic authentication over http (lab and test estates)")

@@ -100,6 +100,9 @@ def lab_inventory(lab: Any, ca_trust_path: str | None = None, sql_ca_file: str |
         "operation_timeout": 10,
         # real seconds on top of an operation's own timeout_sec; a scenario may shorten it (hang faults)
         "call_timeout": winrm.get("call_timeout", 60),
+        # real seconds within which a call safe to repeat is tried again after a lost connection: short, as
+        # the lab's estate runs fast (a host cut for good costs each such call this long before it stops)
+        "retry_window": winrm.get("retry_window", 3),
     }
     if ca_trust_path is not None:
         winrm_doc["server_cert_validation"] = "validate"

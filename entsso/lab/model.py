@@ -1285,14 +1285,15 @@ class Estate:
                 # Windows Installer refuses before its execute sequence runs (1618: the _MSIExecute mutex
                 # is held; 1619: the package cannot be opened; 1638: another version is installed): it
                 # returns at once, stops no service and changes no file but its log
-                self._put_file(h, log_path, f"MSI (s) lab: exit code {code} ({INSTALLER_REFUSES[code]})\r\n"
-                               .encode(), self.clock.now())
+                self._msi_log(h, log_path, None)
+                self._msi_log(h, log_path, code)
                 self._log.append({"time": _iso(self.clock.now()), "host": h.name,
                                   "what": f"update package refused at once with exit code {code}: nothing changed"})
                 return {"exit_code": code, "log_path": log_path, "version_after": h.version}
             h.install_gen += 1
             gen = h.install_gen
             h.installing = True
+            self._msi_log(h, log_path, None)  # msiexec writes its verbose log as it starts
             entsso_before = h.services[ENTSSO].status
             scm_entsso_before = entsso_before == "Running" and not h.entsso_clustered
             if h.services[ENTSSO].status != "Stopped":
@@ -1304,8 +1305,7 @@ class Estate:
                 if h.install_gen != gen:
                     return
                 h.installing = False
-                now = self.clock.now()
-                self._put_file(h, log_path, f"MSI (s) lab: exit code {code}\r\n".encode(), now)
+                self._msi_log(h, log_path, code)
                 if code == 0:
                     h.version = target
                 elif code in (3010, 1641):
@@ -1606,6 +1606,48 @@ class Estate:
                 "files_written": self._files_written,
                 "events": list(self._log),
             }
+
+    def _msi_log(self, h: Host, path: str, code: int | None) -> None:
+        """msiexec's verbose log: begun (code None), or ended with `code` (appended to what it began)."""
+        now = self.clock.now()
+        when = f"{now.month}/{now.day}/{now.year}  {now:%H:%M:%S}"
+        if code is None:
+            self._put_file(h, path, texts.msi_log_started(when).encode(), now)
+            return
+        f = self._file(h, path)
+        head = f.data if f is not None else b""
+        tail = texts.msi_log_ended(when, f"{now:%H:%M:%S}:{now.microsecond // 1000:03d}", code)
+        self._put_file(h, path, head + tail.encode(), now)
+
+    # --- network loss (entsso.lab.network decides when; these are what the cluster does) ------------------
+    def network_isolated(self, name: str) -> str | None:
+        """The cluster removes node `name` from its membership (heartbeats missed past the threshold): the
+        others mark it Down, and the group it owned fails over (its clustered ENTSSO stops with it). Returns
+        the state it had (Up, Paused), which it joins again in; None when it is no node or already Down."""
+        with self._lock:
+            self._advance()
+            h = self._host(name)
+            if h is None or h.role != "node" or h.node_state == "Down" or h.rebooting:
+                return None
+            before = h.node_state
+            h.node_state = "Down"
+            self._change(h.name, "cluster node removed from membership: heartbeats missed (event 1135)")
+            if _same(self.cluster.owner, h.name):
+                self._fail_over_from(h)
+            return before
+
+    def network_rejoined(self, name: str, state: str) -> None:
+        """Node `name`'s network is back: it joins the cluster again in `state`; the group fails back only if
+        failback is configured."""
+        with self._lock:
+            self._advance()
+            h = self._host(name)
+            if h is None or h.node_state != "Down":
+                return
+            h.node_state = state
+            self._change(h.name, f"cluster node joined again ({state})")
+            if state == "Up":
+                self._maybe_fail_back(h)
 
 
 NOT_RECOGNIZED = ("The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "

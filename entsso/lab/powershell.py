@@ -100,7 +100,8 @@ class Faults:
         """The fault that applies to the n-th call of `operation` on `host`, if any."""
         with self._lock:
             for f in self.faults:
-                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision"):
+                if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision",
+                                         "network_loss"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -108,7 +109,8 @@ class Faults:
                 times = f.get("times", 1)
                 if call is not None and not (int(call) <= n < int(call) + int(times)):
                     continue
-                if call is None and "times" in f:  # the next `times` matching calls, then no more
+                # the next `times` matching calls, then no more (a network loss: the first matching call)
+                if call is None and ("times" in f or f.get("kind") == "network_loss"):
                     if f.get("_fired", 0) >= int(times):
                         continue
                     f["_fired"] = f.get("_fired", 0) + 1
@@ -127,6 +129,7 @@ class PowerShellBackend:
     usernames: dict[str, str] = field(default_factory=dict)
     on_unreachable: Callable[[str], None] | None = None  # the lab cuts the host (fault `unreachable` at a call)
     on_job_collision: Callable[[str], None] | None = None  # SQL Agent starts a job (fault `job_collision` at a call)
+    on_network_loss: Callable[[str, float], None] | None = None  # a `network_loss` at a call: host, estate seconds
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -189,6 +192,10 @@ class PowerShellBackend:
         if fault and fault["kind"] == "job_collision" and self.on_job_collision is not None:
             # the job's schedule fires as this call arrives (a Backup BizTalk Server run starts); the call runs
             self.on_job_collision(str(fault["job"]))
+        if fault and fault["kind"] == "network_loss" and self.on_network_loss is not None:
+            # the host's network goes as this call arrives: the command runs on (a process on the host does
+            # not notice), but its answer cannot reach the caller, whose connection is reset
+            self.on_network_loss(host, float(fault["seconds"]))
         if fault and fault["kind"] == "node_paused":
             # someone (Cluster-Aware Updating, a colleague) pauses a node as this call arrives; the call runs
             self.estate.pause_node(str(fault.get("node") or fault.get("host") or host))

@@ -84,6 +84,9 @@ class ClusterSection(_Model):
     group_resources: list[ClusterResourceSpec] | None = None  # the SSO group's other resources (issue 26)
     roles: list[ClusterRole] | None = None  # the cluster's other roles
     sql_online_sec: Seconds | None = None  # SQL Server in a moved group: unavailable until online on the new node
+    # the heartbeat (entsso.lab.network): SameSubnetDelay (ms, 250-2000) x SameSubnetThreshold (3-120)
+    same_subnet_delay_ms: Annotated[int, Field(ge=250, le=2000)] | None = None
+    same_subnet_threshold: Annotated[int, Field(ge=3, le=120)] | None = None
 
 
 class SeededEvent(_Model):
@@ -242,6 +245,7 @@ class WinrmSection(_Model):
     transport: Literal["ntlm", "basic"] | None = None
     https: bool | None = None
     call_timeout: Seconds | None = None
+    retry_window: Seconds | None = None  # written to the inventory (real seconds; the lab's default 3)
     shell_idle_timeout_sec: Seconds | None = None
 
 
@@ -255,7 +259,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused", "job_collision")
+               "node_paused", "job_collision", "network_loss")
 
 
 class Fault(_Model):
@@ -264,7 +268,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused", "job_collision"]
+                  "node_paused", "job_collision", "network_loss"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)
@@ -307,7 +311,7 @@ class Scenario(_Model):
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
 _FAULT_NEEDS = {"job_fails": ("job",), "job_collision": ("job",), "installer_exit": ("host", "exit_code"),
-                "node_paused": ("host",)}
+                "node_paused": ("host",), "network_loss": ("host", "seconds")}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

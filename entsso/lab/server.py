@@ -35,7 +35,7 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
-    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused")
+    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss")
                                                        and bool(fault.get("operation"))) or (
         kind == "job_collision" and bool(fault.get("operation")) and fault.get("operation") != "sp_start_job")
 
@@ -160,7 +160,11 @@ class Lab:
         self.backend = PowerShellBackend(self.estate, self.faults, self.clock.sleep,
                                          usernames={h: self.username for h in self.hosts},
                                          on_unreachable=lambda host: self.set_unreachable(host, True),
-                                         on_job_collision=self.start_on_schedule)
+                                         on_job_collision=self.start_on_schedule,
+                                         on_network_loss=lambda host, sec: self.network.begin(host, sec))
+        from entsso.lab.network import NetworkLosses
+
+        self.network = NetworkLosses(self)  # `network_loss` faults: a host cut for a while (entsso.lab.network)
         latency = float(scenario.get("latency_sec", 0.0))
         endpoints = [HostEndpoint(h, self.addresses[h], self.winrm_port, self.username, winrm_password)
                      for h in self.hosts]
@@ -225,6 +229,7 @@ class Lab:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.network.stop()
         for t in self._timers:
             t.cancel()
         if self._control:
@@ -263,6 +268,8 @@ class Lab:
                 self._timers.append(t)
             else:
                 self.set_unreachable(host, True)
+        elif kind == "network_loss":  # without an operation: now, or after_sec from now
+            self.network.schedule(fault["host"], float(fault["seconds"]), float(fault.get("after_sec", 0)))
         elif kind == "job_fails":
             for e in self.sql_engines[1:]:
                 e.fail_job(fault["job"], fault.get("message", "The job failed (injected fault)."),
@@ -292,6 +299,7 @@ class Lab:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.network.clear()
         for host in list(self._unreachable):
             self.set_unreachable(host, False)
         for e in self.sql_engines:
@@ -330,7 +338,7 @@ class Lab:
             "sql": self._sql_dump(),
             "winrm": {"received": dict(self.backend.received), "stats": self.wsman.stats},
             "faults": {"active": self.faults.faults, "fired": self.faults.fired,
-                       "unreachable": sorted(self._unreachable)},
+                       "unreachable": sorted(self._unreachable), "network_losses": self.network.dump()},
             "changes": self.estate.changes + sum(e.dump().get("counters", {}).get("changes", 0)
                                                  for e in self.sql_engines),
             **({"replay": self.replay.dump()} if self.replay is not None else {}),

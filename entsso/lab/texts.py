@@ -68,3 +68,17 @@ def tool_error(server: str | None, computer: str, error: tuple[str, str]) -> str
     """An SSO tool's failure: the server line, then `ERROR: 0x… : text`."""
     code, message = error
     return using(server, computer) + ERROR.format(code=code, message=message.format(server=server or computer))
+
+
+# msiexec's verbose log (/l*v), its first line as the package starts and its last lines as it ends. COMPOSED,
+# UNCONFIRMED as a whole: the forms of the "=== Verbose logging started/stopped" lines and of
+# "MainEngineThread is returning N" are those of Windows Installer's logs (docs/domain-notes.md); the lab
+# writes no line in between. entsso.domain.lostinstall reads only the "returning" line.
+def msi_log_started(when: str) -> str:
+    return (f"=== Verbose logging started: {when}  Build type: SHIP UNICODE 5.00.10011.00  Calling process: "
+            f"C:\\Windows\\system32\\msiexec.exe ==={CRLF}")
+
+
+def msi_log_ended(when: str, clock: str, code: int) -> str:
+    return (f"MSI (c) (2C:30) [{clock}]: MainEngineThread is returning {code}{CRLF}"
+            f"=== Verbose logging stopped: {when} ==={CRLF}")

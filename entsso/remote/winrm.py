@@ -3,12 +3,14 @@
 `WindowsHost.invoke("Get-HostFacts", params)` runs entsso/remote/ps/Get-HostFacts.ps1 on the host inside the
 envelope of docs/operations.md (entsso.remote.envelope) and returns its JSON document. Failures are classified
 (`classify`: unreachable, credentials refused, certificate, timed out; then script threw, bad output); every
-call is counted, timed and recorded without its secrets.
+call is counted, timed and recorded without its secrets. A call safe to repeat that found no answer is repeated
+within the settings' retry policy (entsso.remote.retry), each repeat recorded.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -28,11 +30,15 @@ from entsso.remote.envelope import (CMD_LIMIT, ENVELOPE_HEAD, POWERSHELL, REDACT
                                     plan_invocation, redact, script_text)
 from entsso.remote.errors import (BadOutput, CertificateRejected, CredentialsRefused, HostNotResolved, HostUnreachable,
                                   OperationTimedOut, RemoteError, ScriptError)
+from entsso.remote.retry import RetryPolicy, may_repeat, transient
+
+log = logging.getLogger(__name__)
 
 __all__ = [  # with the envelope's and the errors' names, which callers import from here
     "CMD_LIMIT", "ENVELOPE_HEAD", "POWERSHELL", "REDACTED", "SECRET_KEYS", "SHELL_NOT_FOUND", "STDIN_BOOTSTRAP",
     "BadOutput", "CallLog", "CallRecord", "CertificateRejected", "CredentialsRefused", "HostNotResolved",
-    "HostUnreachable", "Invocation", "OperationTimedOut", "RemoteError", "ScriptError", "SecretLike", "WindowsHost",
+    "HostUnreachable", "Invocation", "OperationTimedOut", "RemoteError", "RetryPolicy", "RetryRecord", "ScriptError",
+    "SecretLike", "WindowsHost",
     "WinRMSettings", "build_envelope", "certificate_problem", "classify", "decode_clixml", "encode_command",
     "has_secret", "plan_invocation", "redact", "script_text",
 ]
@@ -51,20 +57,43 @@ class CallRecord:
     outcome: str  # "ok" or an error kind
     exit_code: int | None = None
     answer: dict[str, Any] | None = None  # the script's JSON document (secret-named keys redacted), when it gave one
+    attempt: int = 1  # 2, 3, …: a repeat after a transient error (entsso.remote.retry)
+
+
+@dataclass(frozen=True)
+class RetryRecord:
+    """A call about to be repeated after a transient error (entsso.remote.retry): which attempt comes next,
+    after how long, and what the last one met."""
+
+    host: str
+    operation: str
+    attempt: int  # the attempt about to be made (2 for the first repeat)
+    error_kind: str
+    error: str  # the error's message (the suite's own words; no secret reaches it)
+    wait: float  # real seconds before the attempt
+    since_first: float  # real seconds since the first attempt began
 
 
 @dataclass
 class CallLog:
-    """Every WinRM call of a run: counted and timed per host, secrets redacted."""
+    """Every WinRM call of a run: counted and timed per host, secrets redacted; and each repeat."""
 
     records: list[CallRecord] = field(default_factory=list)
+    retries: list[RetryRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[Callable[[CallRecord], None]] = field(default_factory=list, repr=False)
+    retry_listeners: list[Callable[[RetryRecord], object]] = field(default_factory=list, repr=False)
 
     def add(self, record: CallRecord) -> None:
         with self._lock:
             self.records.append(record)
         for listener in self.listeners:
+            listener(record)
+
+    def retried(self, record: RetryRecord) -> None:
+        with self._lock:
+            self.retries.append(record)
+        for listener in self.retry_listeners:
             listener(record)
 
     def count(self, host: str | None = None) -> int:
@@ -94,6 +123,9 @@ class WinRMSettings:
     operation_timeout: float = 20.0  # WS-Man OperationTimeout: how long one Receive may wait
     call_timeout: float = 120.0  # the deadline of one call, added to an operation's own timeout_sec
     proxy: str | None = None  # an HTTP proxy for WinRM; None: straight to the host, whatever the environment says
+    # how a safe call that met a transient error is repeated; none unless asked (the change asks: inventory's
+    # winrm.retry_window)
+    retry: RetryPolicy = RetryPolicy(window=0.0)
 
     @property
     def pywinrm_transport(self) -> Literal["ntlm", "kerberos", "credssp", "plaintext"]:
@@ -390,12 +422,38 @@ class WindowsHost:
 
     def invoke(self, operation: str, params: dict[str, Any] | None = None, *,
                timeout: float | None = None) -> dict[str, Any]:
-        """Run entsso/remote/ps/<operation>.ps1 with params; return its JSON document."""
+        """Run entsso/remote/ps/<operation>.ps1 with params; return its JSON document. An operation safe to
+        repeat (entsso.remote.retry) that meets a transient error is repeated within the retry policy's
+        window, each repeat logged (CallLog.retried); the last error is raised when the window is spent."""
         params = params or {}
         if timeout is None:
             # WinRM itself never gives up (OperationTimeout is re-polled): every call gets a deadline,
             # the operation's own wait plus a margin for the call itself
             timeout = float(params.get("timeout_sec") or 0) + self.settings.call_timeout
+        policy = self.settings.retry
+        first = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                return self._invoke_once(operation, params, timeout, attempt)
+            except RemoteError as exc:
+                if not (transient(exc) and may_repeat(operation)):
+                    raise
+                since = time.monotonic() - first
+                wait = policy.delay(attempt + 1) if policy.window > 0 else 0.0
+                if policy.window <= 0 or since + wait > policy.window:
+                    if attempt == 1:
+                        raise
+                    raise type(exc)(self.name, operation,
+                                    f"{exc.detail} (tried {attempt} times over {since:.0f} s; "
+                                    f"the retry window is {policy.window:g} s)") from None
+                log.warning("%s on %s found no answer (%s); trying again in %g s (attempt %d, retry window %g s)",
+                            operation, self.name, exc.kind, wait, attempt + 1, policy.window)
+                self.calls.retried(RetryRecord(self.name, operation, attempt + 1, exc.kind, str(exc), wait, since))
+                time.sleep(wait)
+                attempt += 1
+
+    def _invoke_once(self, operation: str, params: dict[str, Any], timeout: float, attempt: int) -> dict[str, Any]:
         plan = plan_invocation(operation, params)
         started_wall, started = time.time(), time.monotonic()
         outcome, exit_code = "ok", None
@@ -424,4 +482,5 @@ class WindowsHost:
             self.calls.add(CallRecord(
                 host=self.name, operation=operation, params=redact(params), started=started_wall,
                 seconds=time.monotonic() - started, via_stdin=plan.via_stdin,
-                command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code, answer=answer))
+                command_chars=len(plan.command_line), outcome=outcome, exit_code=exit_code, answer=answer,
+                attempt=attempt))

@@ -1,0 +1,110 @@
+"""A host's network lost for a while, and what the cluster makes of it (the `network_loss` fault).
+
+During the loss the host's WinRM listener is cut (connection refused; open connections reset), as for
+`unreachable`, and it heals by itself after `seconds` (estate seconds). A cluster node whose loss lasts
+past the cluster's heartbeat threshold (SameSubnetDelay x SameSubnetThreshold: 1 s x 10 on Windows Server
+2016 and later, `cluster.same_subnet_delay_ms` / `cluster.same_subnet_threshold`) is removed from the
+cluster's membership: the others mark it Down (event 1135), the group it owned fails over to another
+possible owner, and its own clustered ENTSSO stops with its cluster service. When the network heals the node
+joins again in the state it had (Up, or Paused: a pause is kept), and the group does not fail back unless
+failback is configured. A shorter loss changes nothing in the cluster. Sources: docs/domain-notes.md,
+"Network loss and the cluster's heartbeat".
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+# Windows Server 2016 and later (docs/domain-notes.md): a heartbeat every SameSubnetDelay ms, a route down
+# after SameSubnetThreshold missed ones
+SAME_SUBNET_DELAY_MS = 1000
+SAME_SUBNET_THRESHOLD = 10
+
+
+def heartbeat_threshold_sec(cluster_cfg: dict[str, Any]) -> float:
+    """How long (estate seconds) a node may miss heartbeats before the cluster removes it."""
+    delay = float(cluster_cfg.get("same_subnet_delay_ms", SAME_SUBNET_DELAY_MS))
+    return delay / 1000.0 * int(cluster_cfg.get("same_subnet_threshold", SAME_SUBNET_THRESHOLD))
+
+
+@dataclass
+class NetworkLosses:
+    """The lab's losses in progress: `begin(host, seconds)` cuts the host now; timers on the lab's clock
+    tell the cluster when the threshold passes and heal the host at the end."""
+
+    lab: Any  # entsso.lab.server.Lab
+    log: list[dict[str, Any]] = field(default_factory=list)  # each loss: host, seconds, removed, healed
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _active: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its entry in log
+    _timers: list[threading.Timer] = field(default_factory=list)
+
+    def _timer(self, estate_seconds: float, action: Any, *args: Any) -> None:
+        t = threading.Timer(self.lab.clock.real(estate_seconds), action, args=args)
+        t.daemon = True
+        t.start()
+        with self._lock:
+            self._timers.append(t)
+
+    def schedule(self, host: str, seconds: float, after: float) -> None:
+        """A loss of `seconds` starting `after` estate seconds from now."""
+        if after > 0:
+            self._timer(after, self.begin, host, seconds)
+        else:
+            self.begin(host, seconds)
+
+    def begin(self, host: str, seconds: float) -> None:
+        estate = self.lab.estate
+        entry = {"host": host, "seconds": seconds, "started": estate.clock.now().isoformat(),
+                 "removed_from_cluster": False, "healed": False}
+        with self._lock:
+            if host in self._active:  # already off the network: the loss under way and its heal stand
+                return
+            self._active[host] = entry
+            self.log.append(entry)
+        self.lab.set_unreachable(host, True)
+        threshold = heartbeat_threshold_sec(estate.cl_cfg)
+        if host.upper() in {n.upper() for n in estate.nodes} and seconds > threshold:
+            self._timer(threshold, self._threshold_passed, host, entry)
+        self._timer(seconds, self.heal, host, entry)
+
+    def _threshold_passed(self, host: str, entry: dict[str, Any]) -> None:
+        with self._lock:
+            if self._active.get(host) is not entry:
+                return  # healed (or cleared) first
+        before = self.lab.estate.network_isolated(host)
+        with self._lock:
+            entry["removed_from_cluster"] = before is not None
+            entry["state_before"] = before
+
+    def heal(self, host: str, entry: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            current = self._active.get(host)
+            if current is None or (entry is not None and current is not entry):
+                return
+            del self._active[host]
+            current["healed"] = True
+        if current["removed_from_cluster"]:
+            self.lab.estate.network_rejoined(host, current["state_before"])
+        self.lab.set_unreachable(host, False)
+
+    def clear(self) -> None:
+        """Every loss heals now (the control endpoint's /faults/clear)."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+            hosts = list(self._active)
+        for t in timers:
+            t.cancel()
+        for host in hosts:
+            self.heal(host)
+
+    def stop(self) -> None:
+        """The lab stops: no loss begins or heals any more."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for t in timers:
+            t.cancel()
+
+    def dump(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self.log]

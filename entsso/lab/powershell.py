@@ -101,7 +101,7 @@ class Faults:
         with self._lock:
             for f in self.faults:
                 if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision",
-                                         "network_loss", "sql_unavailable"):
+                                         "network_loss", "sql_unavailable", "group_failover"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -110,7 +110,8 @@ class Faults:
                 if call is not None and not (int(call) <= n < int(call) + int(times)):
                     continue
                 # the next `times` matching calls, then no more (a network loss: the first matching call)
-                if call is None and ("times" in f or f.get("kind") in ("network_loss", "sql_unavailable")):
+                if call is None and ("times" in f or f.get("kind") in ("network_loss", "sql_unavailable",
+                                                                          "group_failover")):
                     if f.get("_fired", 0) >= int(times):
                         continue
                     f["_fired"] = f.get("_fired", 0) + 1
@@ -131,6 +132,7 @@ class PowerShellBackend:
     on_job_collision: Callable[[str], None] | None = None  # SQL Agent starts a job (fault `job_collision` at a call)
     on_network_loss: Callable[[str, float], None] | None = None  # a `network_loss` at a call: host, estate seconds
     on_sql_unavailable: Callable[[float | None], None] | None = None  # `sql_unavailable` at a call: estate seconds
+    on_group_failover: Callable[[], None] | None = None  # `group_failover` at a call: the group fails over
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -201,6 +203,9 @@ class PowerShellBackend:
             # SQL Server fails over as this call arrives (every session dropped); the call runs
             seconds = fault.get("seconds")
             self.on_sql_unavailable(float(seconds) if seconds is not None else None)
+        if fault and fault["kind"] == "group_failover" and self.on_group_failover is not None:
+            # a resource of the group fails past its restart threshold as this call arrives; the call runs
+            self.on_group_failover()
         if fault and fault["kind"] == "node_paused":
             # someone (Cluster-Aware Updating, a colleague) pauses a node as this call arrives; the call runs
             self.estate.pause_node(str(fault.get("node") or fault.get("host") or host))

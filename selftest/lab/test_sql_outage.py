@@ -118,3 +118,32 @@ def test_an_outage_at_a_call_begins_as_that_call_arrives_and_the_call_runs(make_
     lab_host(lab, "NODE2").invoke("Get-HostFacts", {})  # the first matching call only
     assert len(lab.dump()["faults"]["sql_outages"]) == 1
     assert _until(lambda: lab.dump()["faults"]["sql_outages"][0]["healed"])
+
+
+def test_a_lock_taken_by_another_session_during_the_outage_is_not_regained(make_lab):
+    from entsso.change.lock import EstateLocked
+
+    lab = make_lab("fast")
+    ours = EstateLock(_settings(lab), SQL_PASSWORD, "SSOCLUSTER")
+    ours.acquire()
+    lab.apply_fault({"kind": "sql_unavailable", "seconds": 100})
+    assert ours.lost() is not None and ours.session_ended
+    assert _until(lambda: lab.dump()["faults"]["sql_outages"][0]["healed"])
+    theirs = EstateLock(_settings(lab), SQL_PASSWORD, "SSOCLUSTER")  # another run, first once SQL answers
+    theirs.acquire()
+    with pytest.raises(EstateLocked, match="another entsso-upgrade run holds the estate lock"):
+        ours.regain(2)
+    assert not ours.held and theirs.lost() is None
+    theirs.release()
+
+
+def test_a_lock_whose_sql_server_does_not_come_back_in_time_is_lost_with_the_reason(make_lab):
+    lab = make_lab("fast")
+    lock = EstateLock(_settings(lab), SQL_PASSWORD, "SSOCLUSTER")
+    lock.acquire()
+    lab.apply_fault({"kind": "sql_unavailable"})
+    assert lock.lost() is not None
+    started = time.monotonic()
+    with pytest.raises(EstateLockLost, match="has not answered again within 1 s"):
+        lock.regain(1, interval=0.2)
+    assert 0.8 < time.monotonic() - started < 4

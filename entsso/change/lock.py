@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,7 @@ class EstateLock:
         self.resource = f"entsso-upgrade:{cluster_name.upper()}"
         self.database = database  # SSODB as the inventory names it, on its own instance (settings)
         self.held = False
+        self.session_ended = False  # verify() found the lock's session gone (SQL Server failed over, the network)
 
     def acquire(self, reports: Path | None = None) -> None:
         """Take the lock, or raise EstateLocked naming its holder (found in `reports`, the runs' folder)."""
@@ -73,7 +75,7 @@ class EstateLock:
         try:
             mode = self.sql.execute(tsql.ESTATE_LOCK_MODE, (self.resource,), database=self.database).scalar()
         except SqlError as exc:
-            self.held = False
+            self.held, self.session_ended = False, True
             raise EstateLockLost(f"the estate lock {self.resource!r} on SQL Server {self.sql.name} is lost: its "
                                  f"session ended ({exc}). {advice}") from None
         if mode != "Exclusive":
@@ -93,6 +95,33 @@ class EstateLock:
         self.acquire()
         self.verify()
         return {"resource": self.resource, "lost_before": before is not None, "held": self.held}
+
+    def regain(self, timeout: float, interval: float = 0.5) -> dict[str, Any]:
+        """The lock was lost with its session (SQL Server failed over: a FCI or AG failover drops every session
+        and answers again tens of seconds later): take it again in a new session as soon as SQL Server answers,
+        for up to `timeout` seconds. Raises EstateLocked naming whoever took it meanwhile, or EstateLockLost
+        when SQL Server has not answered in time. Safe because nothing of this run changed the estate without
+        the lock, and another run could not have begun a change in the gap: its gate refuses an estate with this
+        ticket's change unfinished (entsso.estate.checks.no_unfinished_change)."""
+        deadline, attempts, last = time.monotonic() + timeout, 0, ""
+        while True:
+            attempts += 1
+            try:
+                taken = self.retake()
+                self.session_ended = False
+                return {**taken, "attempts": attempts}
+            except EstateLockLost as exc:  # SQL Server went again between taking and checking
+                last = str(exc)
+            except EstateLocked:  # someone else holds it now: never continue under their change
+                raise
+            except SqlError as exc:
+                last = str(exc)
+            if time.monotonic() + interval > deadline:
+                raise EstateLockLost(
+                    f"the estate lock {self.resource!r} is lost with its session and SQL Server {self.sql.name} has "
+                    f"not answered again within {timeout:g} s ({last}). Nothing more is changed by this run. Once "
+                    "SQL Server answers, continue the change with the command below: it takes the lock again.")
+            time.sleep(interval)
 
     def lost(self) -> str | None:
         """verify()'s message, or None while the lock is held."""

@@ -9,6 +9,7 @@ from datetime import datetime, UTC
 from typing import Any
 
 from entsso.change import rehearsal, window
+from entsso.change.lock import EstateLocked
 from entsso.change.record import continue_record, record_phase_done, refuse_a_lost_record
 from entsso.change.run import Run
 from entsso.change.steps import console, log, stop
@@ -26,7 +27,7 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
     run.current_phase = name
     run.journal.write("phase_started", phase=name)
     if run.estate_lock is not None and (lost := run.estate_lock.lost()) is not None:
-        stop(run, name, lost)
+        _regain_the_lock_or_stop(run, name, lost)
     if run.options.apply and run.options.change_ticket and name != "backout" and run.history().backed_out:
         stop(run, "gate", f"change {run.options.change_ticket} was backed out: it is never continued (its phases "
              "would act on an estate put back as before). Start the change again under a new ticket.")
@@ -74,6 +75,26 @@ def phase(run: Run, name: str, *, finishes: bool = True) -> Iterator[None]:
         for listener in run.phase_listeners:  # e.g. the report is rewritten: a crash later keeps this phase
             with suppress(Exception):  # evidence must not stop the change
                 listener()
+
+
+def _regain_the_lock_or_stop(run: Run, name: str, lost: str) -> None:
+    """The estate lock was found lost before phase `name`. Lost with its session (SQL Server failed over: an
+    FCI or AG failover drops every session, then answers again): taken again in a new session once SQL Server
+    answers (within the inventory's group_move timeout, as after a move of a group that holds SQL Server),
+    journalled, and the change goes on. Else the change stops here, naming why."""
+    lock = run.estate_lock
+    if not lock.session_ended:
+        stop(run, name, lost)
+    run.journal.write("estate_lock_lost", phase=name, reason=lost)
+    console(run, f"  the estate lock was lost with its SQL Server session (SQL Server failed over?): taking it again "
+                 f"once SQL Server answers (at most {run.inventory.timeouts.group_move:g} s)")
+    try:
+        taken = lock.regain(run.inventory.timeouts.group_move)
+    except EstateLocked as exc:
+        run.journal.write("estate_lock_not_regained", phase=name, reason=str(exc))
+        stop(run, name, f"{exc} Nothing in phase {change.PHASE_NUMBERS.get(name)} ({name}) was changed.")
+    run.journal.write("estate_lock_retaken", phase=name, **taken)
+    console(run, "  the estate lock is held again; the change goes on")
 
 
 def _hold_the_change_against_the_window(run: Run) -> None:

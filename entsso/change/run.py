@@ -324,7 +324,8 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
                                encrypt=s.encrypt, trust_server_certificate=s.trust_server_certificate,
                                ca_file=s.ca_file, auth=s.auth, username=s.username,
                                host_name_in_certificate=s.host_name_in_certificate, server_spn=s.server_spn,
-                               lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None)
+                               lab_address=lab.sql_address if lab else None, lab_port=lab.sql_port if lab else None,
+                               retry_window=w.retry_window)  # one window for a lost answer, WinRM's or SQL's
     sql = sql_estate(inventory, sql_settings, statements)
     c = inventory.cluster
     journal = Journal(run_dir / "journal.jsonl", run_id)
@@ -332,6 +333,9 @@ def build_run(run_id: str, run_dir: Path, options: Options, inventory: Any, prio
     calls.retry_listeners.append(lambda r: journal.write(
         "retry", host=r.host, operation=r.operation, attempt=r.attempt, error_kind=r.error_kind, error=r.error,
         wait_sec=round(r.wait, 1), since_first_sec=round(r.since_first, 1)))
+    # each repeat of a statement safe to repeat whose connection broke (a SQL Server failover)
+    statements.retry_listeners.append(lambda server, what, attempt, error, wait: journal.write(
+        "sql_retry", server=server, statement=what, attempt=attempt, error=error, wait_sec=round(wait, 2)))
     return Run(id=run_id, dir=run_dir, options=options, inventory=inventory, hosts=hosts, sql=sql,
                nodes=[n.name for n in c.nodes], biztalk_servers=[b.name for b in inventory.biztalk_servers],
                cluster_name=c.network_name, group=c.group, resource=c.resource, primary=c.primary,

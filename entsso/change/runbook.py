@@ -22,7 +22,7 @@ from entsso.estate.snapshot import HostFacts, Snapshot, on_hosts
 from entsso.remote.winrm import RemoteError
 from entsso.domain.names import same_name
 from entsso.domain.outcome import Outcome
-from entsso.change import stepnames as S, topology
+from entsso.change import ownership, stepnames as S, topology
 
 
 class NodeSilent(DomainError):
@@ -401,6 +401,7 @@ def fail_over(run: Run, s: Snapshot) -> dict[str, Any]:
         h = unreadable[0]
         what = (f"with the group on {node}, {len(unreadable)} adapter handler(s) could not be read through SSO on "
                 f"{node} (e.g. {h['kind']} {h['adapter']}: {h['error_code']} {h['error']})")
+        ownership.stop_if_moved(run, "failover", node, what)  # the cluster moved it on its own: named
         if not proven:
             stop(run, "failover", f"{what}. The group stays on {node}: no node's SSO was proven in this phase yet. "
                  f"Check ENTSSO on {node} and the master secret there (restore it from this change's backup), "

@@ -1649,6 +1649,20 @@ class Estate:
             if state == "Up":
                 self._maybe_fail_back(h)
 
+    # --- a group that fails over on its own (the `group_failover` fault: entsso.lab.server) --------------------
+    def group_failed_over(self) -> str | None:
+        """A resource of the group failed past its restart threshold on the owner (RestartThreshold within
+        RestartPeriod, then RestartAction "fail over"): the cluster moves the group to another Up possible owner
+        with every resource of it, the owner staying Up. Returns the node the group was on, or None (no group
+        owner: nothing to fail)."""
+        with self._lock:
+            self._advance()
+            owner = self._host(self.cluster.owner) if self.cluster.owner else None
+            if owner is None:
+                return None
+            self._fail_over_from(owner, keep_node_up=True)
+            return owner.name
+
 
 NOT_RECOGNIZED = ("The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "
                   "program.")

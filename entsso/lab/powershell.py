@@ -101,7 +101,7 @@ class Faults:
         with self._lock:
             for f in self.faults:
                 if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision",
-                                         "network_loss"):
+                                         "network_loss", "sql_unavailable", "group_failover"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -110,7 +110,8 @@ class Faults:
                 if call is not None and not (int(call) <= n < int(call) + int(times)):
                     continue
                 # the next `times` matching calls, then no more (a network loss: the first matching call)
-                if call is None and ("times" in f or f.get("kind") == "network_loss"):
+                if call is None and ("times" in f or f.get("kind") in ("network_loss", "sql_unavailable",
+                                                                          "group_failover")):
                     if f.get("_fired", 0) >= int(times):
                         continue
                     f["_fired"] = f.get("_fired", 0) + 1
@@ -130,6 +131,8 @@ class PowerShellBackend:
     on_unreachable: Callable[[str], None] | None = None  # the lab cuts the host (fault `unreachable` at a call)
     on_job_collision: Callable[[str], None] | None = None  # SQL Agent starts a job (fault `job_collision` at a call)
     on_network_loss: Callable[[str, float], None] | None = None  # a `network_loss` at a call: host, estate seconds
+    on_sql_unavailable: Callable[[float | None], None] | None = None  # `sql_unavailable` at a call: estate seconds
+    on_group_failover: Callable[[], None] | None = None  # `group_failover` at a call: the group fails over
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -196,6 +199,13 @@ class PowerShellBackend:
             # the host's network goes as this call arrives: the command runs on (a process on the host does
             # not notice), but its answer cannot reach the caller, whose connection is reset
             self.on_network_loss(host, float(fault["seconds"]))
+        if fault and fault["kind"] == "sql_unavailable" and self.on_sql_unavailable is not None:
+            # SQL Server fails over as this call arrives (every session dropped); the call runs
+            seconds = fault.get("seconds")
+            self.on_sql_unavailable(float(seconds) if seconds is not None else None)
+        if fault and fault["kind"] == "group_failover" and self.on_group_failover is not None:
+            # a resource of the group fails past its restart threshold as this call arrives; the call runs
+            self.on_group_failover()
         if fault and fault["kind"] == "node_paused":
             # someone (Cluster-Aware Updating, a colleague) pauses a node as this call arrives; the call runs
             self.estate.pause_node(str(fault.get("node") or fault.get("host") or host))

@@ -259,7 +259,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused", "job_collision", "network_loss")
+               "node_paused", "job_collision", "network_loss", "group_failover")
 
 
 class Fault(_Model):
@@ -268,7 +268,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused", "job_collision", "network_loss"]
+                  "node_paused", "job_collision", "network_loss", "group_failover"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)

@@ -35,7 +35,8 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
-    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss")
+    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss",
+                                                                 "sql_unavailable", "group_failover")
                                                        and bool(fault.get("operation"))) or (
         kind == "job_collision" and bool(fault.get("operation")) and fault.get("operation") != "sp_start_job")
 
@@ -161,8 +162,14 @@ class Lab:
                                          usernames={h: self.username for h in self.hosts},
                                          on_unreachable=lambda host: self.set_unreachable(host, True),
                                          on_job_collision=self.start_on_schedule,
-                                         on_network_loss=lambda host, sec: self.network.begin(host, sec))
+                                         on_network_loss=lambda host, sec: self.network.begin(host, sec),
+                                         on_sql_unavailable=lambda sec: self.sql_outages.begin(sec),
+                                         on_group_failover=self.group_failover)
         from entsso.lab.network import NetworkLosses
+        from entsso.lab.sqloutage import SqlOutages
+
+        self.group_failovers: list[dict[str, Any]] = []  # `group_failover` faults as they fired
+        self.sql_outages = SqlOutages(self)  # `sql_unavailable` faults: SQL Server gone, for a while or until cleared
 
         self.network = NetworkLosses(self)  # `network_loss` faults: a host cut for a while (entsso.lab.network)
         latency = float(scenario.get("latency_sec", 0.0))
@@ -230,6 +237,7 @@ class Lab:
     def stop(self) -> None:
         self._stopping.set()
         self.network.stop()
+        self.sql_outages.stop()
         for t in self._timers:
             t.cancel()
         if self._control:
@@ -282,13 +290,29 @@ class Lab:
                     e.collide_on_start(fault["job"], int(fault.get("times", 1)))
             else:
                 self.start_on_schedule(fault["job"])
-        elif kind == "sql_unavailable":
-            for e in self.sql_engines:
-                e.set_unavailable(True)
+        elif kind == "sql_unavailable":  # without an operation: now (or after_sec), for `seconds` or until cleared
+            seconds = fault.get("seconds")
+            self.sql_outages.schedule(float(seconds) if seconds is not None else None,
+                                      float(fault.get("after_sec", 0)))
         elif kind == "installer_exit":
             self.estate.installer_exit[fault["host"]] = int(fault["exit_code"])
+        elif kind == "group_failover":  # without an operation: now, or after_sec from now
+            after = float(fault.get("after_sec", 0))
+            if after:
+                t = threading.Timer(self.clock.real(after), self.group_failover)
+                t.daemon = True
+                t.start()
+                self._timers.append(t)
+            else:
+                self.group_failover()
         elif kind == "node_paused":  # without an operation: paused now
             self.estate.pause_node(str(fault.get("node") or fault["host"]))
+
+    def group_failover(self) -> None:
+        """The SSO group fails over on its own (a resource past its restart threshold), logged in the dump."""
+        was = self.estate.group_failed_over()
+        self.group_failovers.append({"at": self.clock.now().isoformat(), "from": was,
+                                     "to": self.estate.cluster.owner if was else None})
 
     def start_on_schedule(self, job: str) -> None:
         """SQL Agent starts `job` as its schedule does, on the instance whose msdb has it (not if it runs)."""
@@ -300,6 +324,7 @@ class Lab:
     def clear_faults(self) -> None:
         self.faults.clear()
         self.network.clear()
+        self.sql_outages.clear()
         for host in list(self._unreachable):
             self.set_unreachable(host, False)
         for e in self.sql_engines:
@@ -338,7 +363,8 @@ class Lab:
             "sql": self._sql_dump(),
             "winrm": {"received": dict(self.backend.received), "stats": self.wsman.stats},
             "faults": {"active": self.faults.faults, "fired": self.faults.fired,
-                       "unreachable": sorted(self._unreachable), "network_losses": self.network.dump()},
+                       "unreachable": sorted(self._unreachable), "network_losses": self.network.dump(),
+                       "sql_outages": self.sql_outages.dump(), "group_failovers": list(self.group_failovers)},
             "changes": self.estate.changes + sum(e.dump().get("counters", {}).get("changes", 0)
                                                  for e in self.sql_engines),
             **({"replay": self.replay.dump()} if self.replay is not None else {}),

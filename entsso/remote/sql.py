@@ -64,6 +64,7 @@ class SqlSettings:
     host_name_in_certificate: str | None = None  # HostnameInCertificate (Driver 18): the name the certificate carries
     server_spn: str | None = None  # ServerSPN: the SPN Kerberos asks a ticket for, instead of the driver's own
     ca_file: str | None = None  # PEM of the CA that issued SQL Server's certificate (FreeTDS: freetds.conf `ca file`)
+    retry_window: float = 0.0  # seconds within which a statement safe to repeat is retried on a broken connection
     lab_address: str | None = None  # set for the lab: the address and port its SQL Server listens on
     lab_port: int | None = None
 
@@ -172,6 +173,9 @@ class StatementLog:
     # called with (instance name, record, its answer or None when it failed): the run's capture
     # (entsso.change.capture) keeps what each read returned; the log itself keeps no rows
     listeners: list[Callable[[str, StatementRecord, Result | None], None]] = field(default_factory=list, repr=False)
+    # called with (instance name, the statement's first words, attempt, error, wait in seconds) before each
+    # repeat of a statement whose connection broke (SqlServer.execute, repeatable): the run's journal
+    retry_listeners: list[Callable[[str, str, int, str, float], object]] = field(default_factory=list, repr=False)
 
     def add(self, record: StatementRecord, answer: Result | None = None, server: str = "") -> None:
         with self._lock:
@@ -238,6 +242,9 @@ class SqlServer:
         self.statements = statements if statements is not None else StatementLog()
         self._conns: dict[str, Any] = {}
         self._lock = threading.RLock()
+        # a retry window ran out without SQL Server answering: later statements fail at once (no window each)
+        # until one is answered
+        self._gave_up = False
 
     @property
     def name(self) -> str:
@@ -309,8 +316,33 @@ class SqlServer:
         return classify(self.name, sqlstate, text, connecting=connecting, login=self.settings.username,
                         strict=self.settings.strict)
 
-    def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master") -> Result:
-        """Run one batch with ? parameters; drain and return every result set."""
+    def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master",
+                repeatable: bool = False) -> Result:
+        """Run one batch with ? parameters; drain and return every result set. `repeatable` (a read, or a
+        statement that sets a target value: entsso.remote.tsql.SAFE_TO_REPEAT): when the connection breaks or
+        SQL Server is not there (an FCI or AG failover drops every session and refuses new ones for tens of
+        seconds), the statement runs again in a new session until settings.retry_window has passed."""
+        window = self.settings.retry_window if repeatable and self._reconnect and not self._gave_up else 0.0
+        deadline, attempt = time.monotonic() + window, 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._execute_once(sql, params, database)
+            except SqlUnreachable as exc:
+                left = deadline - time.monotonic()
+                if window <= 0 or left <= 0:
+                    self._gave_up = self._gave_up or window > 0
+                    raise
+                wait = min(left, 0.25 * 2 ** min(attempt - 1, 3))  # 0.25, 0.5, 1, 2, 2, … seconds
+                for listener in self.statements.retry_listeners:
+                    with contextlib.suppress(Exception):  # evidence must not stop the statement
+                        listener(self.name, " ".join(sql.split()[:8]), attempt, str(exc), wait)
+                time.sleep(wait)
+                continue
+            self._gave_up = False
+            return answer
+
+    def _execute_once(self, sql: str, params: Sequence[Any], database: str) -> Result:
         started_wall, started = time.time(), time.monotonic()
         outcome, nrows = "ok", 0
         answer: Result | None = None

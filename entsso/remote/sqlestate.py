@@ -84,7 +84,8 @@ class SqlInstance:
         return physical in ("master", self.names.msdb.lower()) or physical in {d.lower() for d in self.databases}
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, database: str = "master") -> Result:
-        return self.server.execute(tsql.render(sql, self.names), params, database=self.names.physical(database))
+        return self.server.execute(tsql.render(sql, self.names), params, database=self.names.physical(database),
+                                   repeatable=sql in tsql.SAFE_TO_REPEAT)
 
     def close(self) -> None:
         self.server.close()

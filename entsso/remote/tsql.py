@@ -209,3 +209,12 @@ UNION ALL SELECT N'SELECT', N'SSODB.dbo.SSOX_Servers',
 # Agent job
 BIZTALK_SERVERS = "SELECT Name FROM BizTalkMgmtDb.dbo.adm_Server ORDER BY Name"
 ALL_JOBS = "SELECT name, enabled FROM msdb.dbo.sysjobs ORDER BY name"
+
+# Statements safe to run again after the connection broke under them (a SQL Server failover: entsso.remote.sql
+# retries them within the retry window): the reads, and sp_update_job, which sets a job's `enabled` to a target
+# value (run twice, the job is as once). Never sp_start_job (a second run of the job), sp_stop_job,
+# sp_ForceFullBackup, or the estate lock's statements (its session is what they are about).
+SAFE_TO_REPEAT = frozenset({
+    NOW, SERVER_NAME, SECRET_SERVER, SSO_ADMIN_GROUP, GROUP_SSO_SERVER, ADAPTER_HANDLERS, SSO_SERVERS, JOBS,
+    JOB_STEPS, JOB_CONTROL, JOB_OWNERS, AGENT_STATUS, FORCE_FULL_OBJECTS, FORCE_FULL_SETTINGS, FORCE_FULL_LEGACY,
+    BACKUP_DATABASES, LAST_FULL_SET, FULL_SETS_AFTER, GRANTS, BIZTALK_SERVERS, ALL_JOBS, UPDATE_JOB})

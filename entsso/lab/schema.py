@@ -105,6 +105,7 @@ class SsoHost(_Model):
     service_account: str | None = None  # ENTSSO's logon account on that host
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    logon_failure: bool | None = None  # ENTSSO's account cannot log on there: every start fails with 1069
     backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
     clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
     backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there

@@ -67,6 +67,10 @@ class ServiceStartRefused(DomainError):
     """The SCM refused to start a service for a reason that is the service's own configuration (1069)."""
 
 
+class ServiceStillStarting(DomainError):
+    """The service was still StartPending when the wait ran out: slow, not failed."""
+
+
 def start_refused_fix(text: str, service: str, host: str) -> str | None:
     """What to do about an SCM start refusal, from Set-ServiceState's text (its Win32 error code), or None."""
     if f"Win32 error {LOGON_FAILED}" in text:
@@ -101,6 +105,11 @@ def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: f
             fix = start_refused_fix(str(exc), remaining[0][0], host.name)
             if fix:
                 raise ServiceStartRefused(f"{fix} The script said: {exc}") from exc
+            if "(last state: StartPending)" in str(exc):
+                raise ServiceStillStarting(
+                    f"{remaining[0][0]} on {host.name} is still starting after {timeout:g} s (StartPending): a slow "
+                    "start, not a failed one. Wait until it is Running, then resume; if it routinely starts this "
+                    f"slowly, raise timeouts.service_start. ({exc})") from exc
             raise
         got = list(doc.get("services") or [])
         through = 0

@@ -39,6 +39,8 @@ ENTSSO_DISPLAY = "Enterprise Single Sign-On Service (ENTSSO)"
 # ENTSSO retries SSODB / its MSS 12 x 5 s before it gives up (shared/domain.md)
 START_RETRY_SEC = 5.0
 START_GIVE_UP_SEC = 60.0
+# a resource's PendingTimeout, 180000 ms by default (Learn, "PendingTimeout" resource common property)
+PENDING_TIMEOUT_SEC = 180.0
 CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
 CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
 # the resource's and the group's policy defaults (Learn, MSCS common properties: RestartThreshold 3,
@@ -188,6 +190,7 @@ class Host:
     events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
     restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
     logon_failure: bool = False  # ENTSSO's account cannot log on there (expired password): every start is 1069
+    start_sec: float | None = None  # ENTSSO's own start time there (SCM and cluster), else the scenario's defaults
     backup_written_damaged: bool = False  # a backup file there is written cut short (BackupSecret still succeeds)
     clock_skew: timedelta = timedelta(0)  # this host's clock minus SQL Server's (sso.hosts.<H>.clock_skew_sec)
     read_only_backup_folder: bool = False  # the WinRM account may not write sso.backup_folder here (Access is denied)
@@ -297,6 +300,7 @@ class Estate:
                     named.services[ENTSSO].start_type = str(o["start_type"])
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
                 named.logon_failure = bool(o.get("logon_failure", False))
+                named.start_sec = float(o["start_sec"]) if o.get("start_sec") is not None else None
                 named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
                 named.clock_skew = timedelta(seconds=float(o.get("clock_skew_sec") or 0))
                 named.read_only_backup_folder = bool(o.get("backup_folder_read_only", False))
@@ -491,7 +495,9 @@ class Estate:
 
     def _begin_entsso(self, h: Host, identity: str, clustered: bool, delay: float,
                       on_result: Callable[[bool, str | None], None] | None = None) -> None:
-        """ENTSSO starts on h as `identity`: first attempt after `delay`, then every 5 s until 60 s."""
+        """ENTSSO starts on h as `identity`: first attempt after `delay` (the host's own `start_sec` when the
+        scenario gives one), then every 5 s until 60 s."""
+        delay = h.start_sec if h.start_sec is not None else delay
         h.entsso_gen += 1
         gen = h.entsso_gen
         h.services[ENTSSO].status = "StartPending"
@@ -588,6 +594,20 @@ class Estate:
                     self._restart_policy(node, f"ENTSSO did not start: {problem}")
 
         self._begin_entsso(node, self._clustered_identity(node), True, delay, result)
+        # the resource's PendingTimeout: a Generic Service still starting then is failed by the cluster (its
+        # service terminated), as any failed online: the same result, the same restart policy
+        pending = float(self.cl_cfg.get("pending_timeout_sec", PENDING_TIMEOUT_SEC))
+        started = node.entsso_gen
+
+        def pending_timeout() -> None:
+            if c.gen != gen or c.pending_to != "Online" or node.entsso_gen != started:
+                return
+            self._stop_entsso_now(node)
+            node.last_start_error = None
+            result(False, f"ENTSSO did not come online within the resource's PendingTimeout ({pending:g} s): "
+                          "the cluster terminated it")
+
+        self._schedule(pending, f"PendingTimeout of {c.resource} on {node.name}", pending_timeout)
 
     def _resource_offline_now(self) -> None:
         c = self.cluster

@@ -72,6 +72,7 @@ class ClusterSection(_Model):
     group_state: Literal["Online", "Failed", "PartialOnline", "Offline"] | None = None
     move_sec: Seconds | None = None
     resource_online_sec: Seconds | None = None
+    pending_timeout_sec: Seconds | None = None  # the ENTSSO resource's PendingTimeout (default 180 s)
     resource_offline_sec: Seconds | None = None
     restart_threshold: Annotated[int, Field(ge=0)] | None = None
     restart_period_sec: Seconds | None = None
@@ -106,6 +107,7 @@ class SsoHost(_Model):
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
     logon_failure: bool | None = None  # ENTSSO's account cannot log on there: every start fails with 1069
+    start_sec: Seconds | None = None  # ENTSSO's start time there, through the SCM and the cluster alike
     backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
     clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
     backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there

@@ -20,7 +20,9 @@ def test_an_scm_start_with_a_logon_failure_fails_at_once_and_leaves_entsso_stopp
         services(e, "NODE2", ("ENTSSO", "Running"))
     assert str(err.value) == LOGON
     assert e.dump()["hosts"]["NODE2"]["services"]["ENTSSO"]["status"] == "Stopped"
-    assert e.clock.elapsed() < 5  # no retries: the SCM refuses the start itself
+    # refused by the SCM itself: no start was ever under way (no StartPending, no retries)
+    assert [x["what"] for x in e._log if x["host"] == "NODE2" and "ENTSSO" in x["what"]] == [
+        "ENTSSO start refused by the SCM: The service did not start due to a logon failure"]
     # the other node is not affected
     assert e.dump()["hosts"]["NODE1"]["services"]["ENTSSO"]["status"] == "Running"
 
@@ -49,3 +51,86 @@ def test_the_suite_names_the_logon_failure_and_its_fix(make_lab):
     text = str(err.value)
     assert "Win32 error 1069" in text and "sc.exe config ENTSSO password=" in text
     assert text.startswith("ENTSSO did not start on NODE2: the SCM could not log on its service account")
+
+
+def _online_after_offline(e, timeout: float = 300):
+    from selftest.lab.test_model import resource
+    resource(e, "NODE1", "Offline")
+    began = e.clock.elapsed()
+    try:
+        return e.invoke("NODE1", "Set-ClusterResourceState",
+                        {"resource": "ENTSSO", "state": "Online", "timeout_sec": timeout}), e.clock.elapsed() - began
+    except PSError as err:
+        return err, e.clock.elapsed() - began
+
+
+def test_a_slow_start_within_the_pending_timeout_brings_the_resource_online_late():
+    e = slow(sso={"hosts": {"NODE1": {"start_sec": 150}}})
+    got, took = _online_after_offline(e)
+    assert not isinstance(got, PSError) and got["state"] == "Online", got
+    assert 150 <= took < 170
+    assert e.dump()["hosts"]["NODE1"]["sso"]["running_as"] == "SSOCLUSTER"
+
+
+def test_a_start_longer_than_the_pending_timeout_fails_the_resource_at_the_pending_timeout():
+    e = slow(sso={"hosts": {"NODE1": {"start_sec": 200}}})
+    got, took = _online_after_offline(e)
+    assert isinstance(got, PSError)
+    assert "within the resource's PendingTimeout (180 s)" in str(got) and "Resource state: Failed." in str(got)
+    assert 180 <= took < 190  # failed at the PendingTimeout, not when the start would have finished
+    h = e.dump()["hosts"]["NODE1"]
+    assert h["services"]["ENTSSO"]["status"] == "Stopped"  # the cluster terminated the service
+    assert e.dump()["cluster"]["resource"]["state"] == "Failed"
+
+
+def test_the_pending_timeout_is_the_scenarios_and_fails_the_restart_policys_own_starts_too():
+    # a shorter PendingTimeout, and ENTSSO stopped behind the cluster's back: each restart of the policy
+    # fails at it, until the threshold passes and the group fails over to NODE2 (a normal start there)
+    e = slow(cluster={"pending_timeout_sec": 60, "restart_threshold": 1},
+             sso={"hosts": {"NODE1": {"start_sec": 90}}})
+    services(e, "NODE1", ("ENTSSO", "Stopped"))
+    assert wait_until(e, lambda: e.dump()["cluster"]["group"]["owner"] == "NODE2"
+                      and e.dump()["cluster"]["resource"]["state"] == "Online", 300)
+    what = [a["what"] for a in e.dump()["cluster"]["restart_policy"]["actions"]]
+    assert what[0].startswith("restart 1 of 1 within 900 s on NODE1")
+    assert "failed over to NODE2" in what[1]
+    failed = [x["what"] for x in e._log if x["host"] == "NODE1" and "resource ENTSSO Failed" in x["what"]]
+    assert failed == ["cluster: resource ENTSSO Failed (ENTSSO stopped outside the cluster)",
+                      "resource ENTSSO Failed: ENTSSO did not come online within the resource's PendingTimeout "
+                      "(60 s): the cluster terminated it"]
+
+
+def test_an_scm_start_just_takes_its_time():
+    e = slow(sso={"hosts": {"NODE2": {"start_sec": 200}}})
+    began = e.clock.elapsed()
+    got = services(e, "NODE2", ("ENTSSO", "Running"))
+    assert got["services"][0]["status"] == "Running" and e.clock.elapsed() - began >= 200
+
+
+def test_the_suite_tells_a_slow_start_from_a_failed_one(make_lab):
+    from entsso.domain import cluster
+    # the suite's waits are real seconds, times the lab's speed in estate seconds: at speed 10, a 1 s wait
+    # is 10 estate s, shorter than these 30 s starts (well within the default PendingTimeout, 180 s)
+    lab = make_lab("fast", speed=10, sso={"hosts": {"NODE1": {"start_sec": 30}, "NODE2": {"start_sec": 30}}})
+    node1, node2 = lab_host(lab, "NODE1"), lab_host(lab, "NODE2")
+    with pytest.raises(svc.ServiceStillStarting) as slow_scm:
+        svc.ensure_services(node2, [("ENTSSO", "Running")], 1)
+    assert "still starting after 1 s (StartPending): a slow start, not a failed one" in str(slow_scm.value)
+    cluster.ensure_resource_state(node1, "ENTSSO", "Offline", 10)
+    with pytest.raises(cluster.ResourceStillStarting) as slow_res:
+        cluster.ensure_resource_state(node1, "ENTSSO", "Online", 1)
+    assert "still coming online after 1 s: a slow start, not a failed one" in str(slow_res.value)
+    assert cluster.ensure_resource_state(node1, "ENTSSO", "Online", 10).evidence["state"] == "Online"  # it came
+    assert svc.ensure_services(node2, [("ENTSSO", "Running")], 10).evidence[0]["status"] == "Running"
+
+
+def test_the_suite_tells_a_start_failed_at_the_pending_timeout_as_failed(make_lab):
+    from entsso.domain import cluster
+    from entsso.remote.errors import ScriptError
+    lab = make_lab("fast", sso={"hosts": {"NODE1": {"start_sec": 200}}})
+    node1 = lab_host(lab, "NODE1")
+    cluster.ensure_resource_state(node1, "ENTSSO", "Offline", 60)
+    with pytest.raises(ScriptError) as failed:
+        cluster.ensure_resource_state(node1, "ENTSSO", "Online", 300)
+    assert not isinstance(failed.value, cluster.ResourceStillStarting)
+    assert "PendingTimeout (180 s)" in str(failed.value) and "Resource state: Failed." in str(failed.value)

@@ -234,6 +234,7 @@ class Estate:
         self._events: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._changes = 0
+        self._slow_next: float | None = None  # a `slow_start` fault: the next ENTSSO start's seconds
         self._files_written = 0
         self._log: list[dict[str, Any]] = []
         self._received: dict[str, int] = {}
@@ -493,11 +494,18 @@ class Estate:
                 f"{ERROR_SERVICE_LOGON_FAILED}) Look at the System event log (Service Control Manager) on {h.name}, "
                 "then re-run.")
 
+    def slow_next_start(self, seconds: float) -> None:
+        """The `slow_start` fault: the next start of ENTSSO in the estate (SCM or cluster) takes `seconds`."""
+        with self._lock:
+            self._slow_next = seconds
+
     def _begin_entsso(self, h: Host, identity: str, clustered: bool, delay: float,
                       on_result: Callable[[bool, str | None], None] | None = None) -> None:
         """ENTSSO starts on h as `identity`: first attempt after `delay` (the host's own `start_sec` when the
         scenario gives one), then every 5 s until 60 s."""
         delay = h.start_sec if h.start_sec is not None else delay
+        if self._slow_next is not None:  # a `slow_start` fault
+            delay, self._slow_next = self._slow_next, None
         h.entsso_gen += 1
         gen = h.entsso_gen
         h.services[ENTSSO].status = "StartPending"

@@ -262,7 +262,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused", "job_collision", "network_loss")
+               "node_paused", "job_collision", "network_loss", "slow_start")
 
 
 class Fault(_Model):
@@ -271,7 +271,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused", "job_collision", "network_loss"]
+                  "node_paused", "job_collision", "network_loss", "slow_start"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)
@@ -314,7 +314,7 @@ class Scenario(_Model):
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
 _FAULT_NEEDS = {"job_fails": ("job",), "job_collision": ("job",), "installer_exit": ("host", "exit_code"),
-                "node_paused": ("host",), "network_loss": ("host", "seconds")}
+                "node_paused": ("host",), "network_loss": ("host", "seconds"), "slow_start": ("seconds",)}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

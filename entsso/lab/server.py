@@ -35,8 +35,8 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
-    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss")
-                                                       and bool(fault.get("operation"))) or (
+    at_call = ("unreachable", "node_paused", "network_loss", "slow_start")
+    return kind in ("fail", "hang", "wrong_output") or (kind in at_call and bool(fault.get("operation"))) or (
         kind == "job_collision" and bool(fault.get("operation")) and fault.get("operation") != "sp_start_job")
 
 
@@ -161,7 +161,8 @@ class Lab:
                                          usernames={h: self.username for h in self.hosts},
                                          on_unreachable=lambda host: self.set_unreachable(host, True),
                                          on_job_collision=self.start_on_schedule,
-                                         on_network_loss=lambda host, sec: self.network.begin(host, sec))
+                                         on_network_loss=lambda host, sec: self.network.begin(host, sec),
+                                         on_slow_start=self.estate.slow_next_start)
         from entsso.lab.network import NetworkLosses
 
         self.network = NetworkLosses(self)  # `network_loss` faults: a host cut for a while (entsso.lab.network)

@@ -42,7 +42,8 @@ def test_a_logon_failure_stops_the_change_at_nodes_first_start_and_the_backout_r
 
 def _slow_node2(tmp_path: Path, start_sec: int) -> Path:
     scenario = tmp_path / f"slow-{start_sec}.yml"
-    scenario.write_text(f"extends: fast\nname: slow-{start_sec}\nsso:\n  hosts:\n    NODE2: {{start_sec: {start_sec}}}\n")
+    scenario.write_text(f"extends: fast\nname: slow-{start_sec}\nsso:\n  hosts:\n"
+                        f"    NODE2: {{start_sec: {start_sec}}}\n")
     return scenario
 
 

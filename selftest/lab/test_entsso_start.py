@@ -134,3 +134,18 @@ def test_the_suite_tells_a_start_failed_at_the_pending_timeout_as_failed(make_la
         cluster.ensure_resource_state(node1, "ENTSSO", "Online", 300)
     assert not isinstance(failed.value, cluster.ResourceStillStarting)
     assert "PendingTimeout (180 s)" in str(failed.value) and "Resource state: Failed." in str(failed.value)
+
+
+def test_a_slow_start_fault_makes_the_next_entsso_start_after_its_call_that_slow(make_lab):
+    # the fault matrix's "slow start": at NODE2's next Set-ServiceState, the next ENTSSO start takes 170 s
+    lab = make_lab("fast", speed=50)
+    received = lab.dump()["winrm"]["received"].get("NODE2 Set-ServiceState", 0)
+    lab.apply_fault({"kind": "slow_start", "host": "NODE2", "operation": "Set-ServiceState", "call": received + 1,
+                     "seconds": 170})
+    began = lab.estate.clock.elapsed()
+    got = svc.ensure_services(lab_host(lab, "NODE2"), [("ENTSSO", "Running")], 30).evidence
+    assert got[0]["status"] == "Running" and lab.estate.clock.elapsed() - began >= 170
+    assert [f["kind"] for f in lab.dump()["faults"]["fired"]] == ["slow_start"]
+    began = lab.estate.clock.elapsed()  # spent: the next start takes its usual time (service_start_sec)
+    svc.ensure_services(lab_host(lab, "NODE2"), [("ENTSSO", "Stopped"), ("ENTSSO", "Running")], 30)
+    assert lab.estate.clock.elapsed() - began < 120

@@ -86,6 +86,7 @@ class Run:
     backup_proof: dict[str, Any] | None = None  # phase 2's forced full set in this run (entsso.domain.backup)
     rehearsal: list[Any] | None = None  # this run's rehearsal (entsso.change.rehearsal.Rehearsed), once run
     topology: dict[str, Any] | None = None  # the cluster's topology as the gate read it (issue 26)
+    left_out: dict[str, str] = field(default_factory=dict)  # node -> why the backout left it out (leftout.py)
     _history: change.History | None = None
     _snapshot: Snapshot | None = None
     _baseline: Baseline | None = None

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, NoReturn
 
+from entsso.change.leftout import bring_online_or_leave_out, move_or_leave_out
 from entsso.change.record import recorded_backup_proof, refuse_a_lost_record
 from entsso.change.run import Baseline, Run
 from entsso.change.secretbackup import copy_off_node, expected_reminder, read_back
@@ -295,11 +296,14 @@ def recluster(run: Run, s: Snapshot, phase_name: str = "recluster") -> Snapshot:
     for node in [n for n in run.nodes if n != primary] + [primary]:
         if (phase_name, "restore the master secret", node) in run.done_steps():
             continue
-        step(run, phase_name, S.move_group_to(node), primary, partial(_move_group, run, primary, node))
+        to_node = partial(_move_group, run, primary, node)
+        if not move_or_leave_out(run, phase_name, node, primary, t.group_move, to_node):
+            continue  # the backout: the resource failed on that node as the group arrived
         step(run, phase_name, S.TAKE_RESOURCE_OFFLINE, node,
              lambda: cluster.ensure_resource_state(host, run.resource, "Offline", t.group_move))
-        step(run, phase_name, S.BRING_RESOURCE_ONLINE, node,
-             lambda: cluster.ensure_resource_state(host, run.resource, "Online", t.group_move))
+        if not bring_online_or_leave_out(run, phase_name, node, primary, t.group_move,
+                                         partial(_move_group, run, primary, primary)):
+            continue  # the backout: that node's ENTSSO cannot run the resource; the group goes home to the primary
         if node != primary:
             step(run, phase_name, S.PUT_BACKUP_ON_NODE, node,
                  partial(_copy_backup_to, run, primary, node, path))

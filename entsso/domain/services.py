@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from entsso.domain.errors import DomainError
 from entsso.domain.poll import Poller
+from entsso.remote.errors import ScriptError
 from entsso.remote.winrm import WindowsHost
 from entsso.domain.outcome import Outcome
 
@@ -57,6 +59,30 @@ def not_a_domain_account(account: str, host: str) -> str | None:
     return None
 
 
+# System Error Codes: ERROR_SERVICE_LOGON_FAILED, "The service did not start due to a logon failure."
+LOGON_FAILED = 1069
+
+
+class ServiceStartRefused(DomainError):
+    """The SCM refused to start a service for a reason that is the service's own configuration (1069)."""
+
+
+class ServiceStillStarting(DomainError):
+    """The service was still StartPending when the wait ran out: slow, not failed."""
+
+
+def start_refused_fix(text: str, service: str, host: str) -> str | None:
+    """What to do about an SCM start refusal, from Set-ServiceState's text (its Win32 error code), or None."""
+    if f"Win32 error {LOGON_FAILED}" in text:
+        return (f"{service} did not start on {host}: the SCM could not log on its service account (Win32 error "
+                f"{LOGON_FAILED}, a logon failure: its password expired or changed, or the account is locked or lacks "
+                "'Log on as a service'). Fix: set the account's "
+                f"current password for {service} on {host} (Services console, Log On tab, or `sc.exe config {service} "
+                "password= <password>`; on a cluster node the same account serves the cluster's resource), then "
+                "resume; or back the change out.")
+    return None
+
+
 def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: float, *,
                     poller: Poller | None = None) -> Outcome:
     """Bring services to the wanted status through the SCM, in the order given (Set-ServiceState).
@@ -72,9 +98,19 @@ def ensure_services(host: WindowsHost, wanted: list[tuple[str, str]], timeout: f
 
     def attempt() -> bool:
         nonlocal remaining
-        doc = host.invoke("Set-ServiceState",
-                          {"services": [{"name": n, "status": s} for n, s in remaining], "timeout_sec": int(timeout)},
-                          timeout=timeout * len(remaining) + 60)
+        try:
+            doc = host.invoke("Set-ServiceState", {"services": [{"name": n, "status": s} for n, s in remaining],
+                                                   "timeout_sec": int(timeout)}, timeout=timeout * len(remaining) + 60)
+        except ScriptError as exc:
+            fix = start_refused_fix(str(exc), remaining[0][0], host.name)
+            if fix:
+                raise ServiceStartRefused(f"{fix} The script said: {exc}") from exc
+            if "(last state: StartPending)" in str(exc):
+                raise ServiceStillStarting(
+                    f"{remaining[0][0]} on {host.name} is still starting after {timeout:g} s (StartPending): a slow "
+                    "start, not a failed one. Wait until it is Running, then resume; if it routinely starts this "
+                    f"slowly, raise timeouts.service_start. ({exc})") from exc
+            raise
         got = list(doc.get("services") or [])
         through = 0
         for (_name, status), g in zip(remaining, got, strict=False):  # the answer may stop short

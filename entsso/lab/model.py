@@ -39,6 +39,8 @@ ENTSSO_DISPLAY = "Enterprise Single Sign-On Service (ENTSSO)"
 # ENTSSO retries SSODB / its MSS 12 x 5 s before it gives up (shared/domain.md)
 START_RETRY_SEC = 5.0
 START_GIVE_UP_SEC = 60.0
+# a resource's PendingTimeout, 180000 ms by default (Learn, "PendingTimeout" resource common property)
+PENDING_TIMEOUT_SEC = 180.0
 CLUSTER_NOTICE_SEC = 3.0      # how long the cluster takes to notice its service was stopped behind its back
 CLUSTER_RESTART_SEC = 2.0     # the resource's restart policy waits this long before bringing it back
 # the resource's and the group's policy defaults (Learn, MSCS common properties: RestartThreshold 3,
@@ -48,6 +50,9 @@ RESTART_PERIOD_SEC = 900.0
 FAILOVER_PERIOD_SEC = 6 * 3600.0
 RESTART_DELAY_SEC = 10.0      # shutdown /r /t 10: a restart is initiated, the host goes away this much later
 BOOTED_BEFORE_LAB_SEC = 3 * 86400.0  # every host last booted this long before the lab's start
+# System Error Codes: 1069 ERROR_SERVICE_LOGON_FAILED (the SCM logs event 7000 with it)
+ERROR_SERVICE_LOGON_FAILED = 1069
+LOGON_FAILURE = "The service did not start due to a logon failure"
 ERR_CONTACT = "0xC0002A0F"
 ERR_NO_SECRET = "0xC0002A1F"
 # a folder the caller may not write: .NET's UnauthorizedAccessException text for a path (Learn,
@@ -184,6 +189,8 @@ class Host:
     install_gen: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # ENTSSO's Application log events: id, time, message
     restore_cannot_decrypt: bool = False  # an SSO build with KB 3000847's defect: a restore logs 10536
+    logon_failure: bool = False  # ENTSSO's account cannot log on there (expired password): every start is 1069
+    start_sec: float | None = None  # ENTSSO's own start time there (SCM and cluster), else the scenario's defaults
     backup_written_damaged: bool = False  # a backup file there is written cut short (BackupSecret still succeeds)
     clock_skew: timedelta = timedelta(0)  # this host's clock minus SQL Server's (sso.hosts.<H>.clock_skew_sec)
     read_only_backup_folder: bool = False  # the WinRM account may not write sso.backup_folder here (Access is denied)
@@ -227,6 +234,7 @@ class Estate:
         self._events: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._changes = 0
+        self._slow_next: float | None = None  # a `slow_start` fault: the next ENTSSO start's seconds
         self._files_written = 0
         self._log: list[dict[str, Any]] = []
         self._received: dict[str, int] = {}
@@ -292,6 +300,8 @@ class Estate:
                 if o.get("start_type"):  # ENTSSO's start type there
                     named.services[ENTSSO].start_type = str(o["start_type"])
                 named.restore_cannot_decrypt = bool(o.get("restore_cannot_decrypt", False))
+                named.logon_failure = bool(o.get("logon_failure", False))
+                named.start_sec = float(o["start_sec"]) if o.get("start_sec") is not None else None
                 named.backup_written_damaged = bool(o.get("backup_written_damaged", False))
                 named.clock_skew = timedelta(seconds=float(o.get("clock_skew_sec") or 0))
                 named.read_only_backup_folder = bool(o.get("backup_folder_read_only", False))
@@ -478,9 +488,24 @@ class Estate:
         return (f"Service '{ENTSSO_DISPLAY}' cannot be started due to the following error: Cannot start service "
                 f"ENTSSO on computer '.'. (ENTSSO on {h.name} gave up after 12 retries: {why}.)")
 
+    def _logon_failure_error(self, h: Host) -> str:
+        # Set-ServiceState.ps1's text around ServiceController.Start()'s innermost Win32Exception
+        return (f"Service '{ENTSSO}' on {h.name} could not be started: {LOGON_FAILURE}. (Win32 error "
+                f"{ERROR_SERVICE_LOGON_FAILED}) Look at the System event log (Service Control Manager) on {h.name}, "
+                "then re-run.")
+
+    def slow_next_start(self, seconds: float) -> None:
+        """The `slow_start` fault: the next start of ENTSSO in the estate (SCM or cluster) takes `seconds`."""
+        with self._lock:
+            self._slow_next = seconds
+
     def _begin_entsso(self, h: Host, identity: str, clustered: bool, delay: float,
                       on_result: Callable[[bool, str | None], None] | None = None) -> None:
-        """ENTSSO starts on h as `identity`: first attempt after `delay`, then every 5 s until 60 s."""
+        """ENTSSO starts on h as `identity`: first attempt after `delay` (the host's own `start_sec` when the
+        scenario gives one), then every 5 s until 60 s."""
+        delay = h.start_sec if h.start_sec is not None else delay
+        if self._slow_next is not None:  # a `slow_start` fault
+            delay, self._slow_next = self._slow_next, None
         h.entsso_gen += 1
         gen = h.entsso_gen
         h.services[ENTSSO].status = "StartPending"
@@ -491,7 +516,14 @@ class Estate:
             if h.entsso_gen != gen or h.services[ENTSSO].status != "StartPending":
                 return
             why = self._start_problem(h)
-            if why is None:
+            if h.logon_failure:  # the SCM cannot log the account on: no process, no retry (1069)
+                h.services[ENTSSO].status = "Stopped"
+                h.entsso_identity, h.entsso_clustered = None, False
+                h.last_start_error = self._logon_failure_error(h)
+                self._change(h.name, f"ENTSSO failed to start: {LOGON_FAILURE}")
+                if on_result:
+                    on_result(False, f"{LOGON_FAILURE} (Win32 error {ERROR_SERVICE_LOGON_FAILED})")
+            elif why is None:
                 h.services[ENTSSO].status = "Running"
                 ss = self._secret_server()
                 if _same(identity, ss):
@@ -570,6 +602,20 @@ class Estate:
                     self._restart_policy(node, f"ENTSSO did not start: {problem}")
 
         self._begin_entsso(node, self._clustered_identity(node), True, delay, result)
+        # the resource's PendingTimeout: a Generic Service still starting then is failed by the cluster (its
+        # service terminated), as any failed online: the same result, the same restart policy
+        pending = float(self.cl_cfg.get("pending_timeout_sec", PENDING_TIMEOUT_SEC))
+        started = node.entsso_gen
+
+        def pending_timeout() -> None:
+            if c.gen != gen or c.pending_to != "Online" or node.entsso_gen != started:
+                return
+            self._stop_entsso_now(node)
+            node.last_start_error = None
+            result(False, f"ENTSSO did not come online within the resource's PendingTimeout ({pending:g} s): "
+                          "the cluster terminated it")
+
+        self._schedule(pending, f"PendingTimeout of {c.resource} on {node.name}", pending_timeout)
 
     def _resource_offline_now(self) -> None:
         c = self.cluster
@@ -1023,6 +1069,10 @@ class Estate:
         if name == ENTSSO:
             if h.installing:
                 raise PSError(self._start_error(h, "ESSO Setup is running on this machine"))
+            if h.logon_failure:  # StartService fails at once: the SCM could not log the account on
+                h.last_start_error = self._logon_failure_error(h)
+                self._change(h.name, f"ENTSSO start refused by the SCM: {LOGON_FAILURE}")
+                raise PSError(h.last_start_error)
             self._begin_entsso(h, h.name, False, float(self.sso_cfg.get("service_start_sec", 15)))
             self._change(h.name, "ENTSSO start requested (SCM)")
             return

@@ -101,7 +101,8 @@ class Faults:
         with self._lock:
             for f in self.faults:
                 if f.get("kind") not in ("fail", "hang", "wrong_output", "unreachable", "node_paused", "job_collision",
-                                         "network_loss", "sql_unavailable", "group_failover"):
+                                         "network_loss", "sql_unavailable", "group_failover",
+                                         "slow_start"):
                     continue
                 if f.get("host") not in (None, "*", host) or f.get("operation") not in (None, "*", operation):
                     continue
@@ -133,6 +134,7 @@ class PowerShellBackend:
     on_network_loss: Callable[[str, float], None] | None = None  # a `network_loss` at a call: host, estate seconds
     on_sql_unavailable: Callable[[float | None], None] | None = None  # `sql_unavailable` at a call: estate seconds
     on_group_failover: Callable[[], None] | None = None  # `group_failover` at a call: the group fails over
+    on_slow_start: Callable[[float], None] | None = None  # a `slow_start` at a call: the next ENTSSO start's seconds
     scripts: dict[str, ShippedScript] = field(default_factory=shipped_scripts)
     received: dict[str, int] = field(default_factory=dict)  # "HOST Operation" -> count
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -195,6 +197,9 @@ class PowerShellBackend:
         if fault and fault["kind"] == "job_collision" and self.on_job_collision is not None:
             # the job's schedule fires as this call arrives (a Backup BizTalk Server run starts); the call runs
             self.on_job_collision(str(fault["job"]))
+        if fault and fault["kind"] == "slow_start" and self.on_slow_start is not None:
+            # the next start of ENTSSO in the estate (this call's, or a later one) takes `seconds`; the call runs
+            self.on_slow_start(float(fault["seconds"]))
         if fault and fault["kind"] == "network_loss" and self.on_network_loss is not None:
             # the host's network goes as this call arrives: the command runs on (a process on the host does
             # not notice), but its answer cannot reach the caller, whose connection is reset

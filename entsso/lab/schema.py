@@ -72,6 +72,7 @@ class ClusterSection(_Model):
     group_state: Literal["Online", "Failed", "PartialOnline", "Offline"] | None = None
     move_sec: Seconds | None = None
     resource_online_sec: Seconds | None = None
+    pending_timeout_sec: Seconds | None = None  # the ENTSSO resource's PendingTimeout (default 180 s)
     resource_offline_sec: Seconds | None = None
     restart_threshold: Annotated[int, Field(ge=0)] | None = None
     restart_period_sec: Seconds | None = None
@@ -105,6 +106,8 @@ class SsoHost(_Model):
     service_account: str | None = None  # ENTSSO's logon account on that host
     start_type: Literal["Automatic", "Manual", "Disabled"] | None = None  # ENTSSO's start type on that host
     restore_cannot_decrypt: bool | None = None  # KB 3000847's defect: a restore there logs event 10536
+    logon_failure: bool | None = None  # ENTSSO's account cannot log on there: every start fails with 1069
+    start_sec: Seconds | None = None  # ENTSSO's start time there, through the SCM and the cluster alike
     backup_written_damaged: bool | None = None  # a secret backup written there is cut short (SSO says success)
     clock_skew_sec: float | None = None  # that host's clock minus SQL Server's (estate seconds, signed)
     backup_folder_read_only: bool | None = None  # the WinRM account may not write sso.backup_folder there
@@ -259,7 +262,7 @@ class TimeoutsSection(_Model):
 
 
 FAULT_KINDS = ("unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-               "node_paused", "job_collision", "network_loss", "group_failover")
+               "node_paused", "job_collision", "network_loss", "group_failover", "slow_start")
 
 
 class Fault(_Model):
@@ -268,7 +271,7 @@ class Fault(_Model):
     is refused."""
 
     kind: Literal["unreachable", "fail", "hang", "wrong_output", "job_fails", "sql_unavailable", "installer_exit",
-                  "node_paused", "job_collision", "network_loss", "group_failover"]
+                  "node_paused", "job_collision", "network_loss", "group_failover", "slow_start"]
     host: str | None = None
     operation: str | None = None
     call: int | None = Field(default=None, ge=1)
@@ -311,7 +314,7 @@ class Scenario(_Model):
 
 # fields a fault kind cannot do without (the lab would raise KeyError mid-run otherwise)
 _FAULT_NEEDS = {"job_fails": ("job",), "job_collision": ("job",), "installer_exit": ("host", "exit_code"),
-                "node_paused": ("host",), "network_loss": ("host", "seconds")}
+                "node_paused": ("host",), "network_loss": ("host", "seconds"), "slow_start": ("seconds",)}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -35,9 +35,8 @@ def _call_fault(fault: dict[str, Any]) -> bool:
     """Faults that fire on a call (an operation on a host, optionally its n-th call): fail, hang,
     wrong_output, and unreachable when it names an operation (the host drops off as that call arrives)."""
     kind = fault.get("kind")
-    return kind in ("fail", "hang", "wrong_output") or (kind in ("unreachable", "node_paused", "network_loss",
-                                                                 "sql_unavailable", "group_failover")
-                                                       and bool(fault.get("operation"))) or (
+    at_call = ("unreachable", "node_paused", "network_loss", "sql_unavailable", "group_failover", "slow_start")
+    return kind in ("fail", "hang", "wrong_output") or (kind in at_call and bool(fault.get("operation"))) or (
         kind == "job_collision" and bool(fault.get("operation")) and fault.get("operation") != "sp_start_job")
 
 
@@ -164,7 +163,8 @@ class Lab:
                                          on_job_collision=self.start_on_schedule,
                                          on_network_loss=lambda host, sec: self.network.begin(host, sec),
                                          on_sql_unavailable=lambda sec: self.sql_outages.begin(sec),
-                                         on_group_failover=self.group_failover)
+                                         on_group_failover=self.group_failover,
+                                         on_slow_start=self.estate.slow_next_start)
         from entsso.lab.network import NetworkLosses
         from entsso.lab.sqloutage import SqlOutages
 

@@ -77,7 +77,8 @@ def verdict(run: Run, failed_tests: Iterable[str] = (), *, gate_only: bool = Fal
         if run.phase_stats.get("backout", {}).get("outcome") == "done":
             return Verdict("backed-out", "The change was backed out: the upgrade is not done; the estate is back in "
                            "service (the MSS clustered on the cluster name, the master secret on every node, "
-                           "BizTalk back as before the change).")
+                           "BizTalk back as before the change)."
+                           + "".join(f" But {why}." for why in run.left_out.values()))
         return Verdict("stopped", "The backout did not finish.", "backout")
     if "resume" in done:
         return Verdict("completed", "The change is complete: SSO upgraded, the MSS clustered again, BizTalk back "

@@ -66,7 +66,18 @@ foreach ($wanted in @($EntssoParams.services)) {
             throw "Service '$name' on $computer is disabled (start type Disabled); set its start type first, then re-run."
         }
         if ($before -eq 'StopPending') { Wait-ServiceStatus $svc 'Stopped' $timeout 'before it could be started' }
-        if ($before -ne 'StartPending') { $svc.Start() }
+        if ($before -ne 'StartPending') {
+            try { $svc.Start() } catch {
+                # ServiceController.Start wraps the SCM's refusal (1069: a logon failure, say) as
+                # "Cannot start service X on computer '.'."; its innermost Win32Exception names the cause
+                $inner = $_.Exception
+                while ($null -ne $inner.InnerException) { $inner = $inner.InnerException }
+                $code = ''
+                if ($inner -is [System.ComponentModel.Win32Exception]) { $code = " (Win32 error $($inner.NativeErrorCode))" }
+                $text = ([string]$inner.Message).TrimEnd('.')
+                throw "Service '$name' on $computer could not be started: $text.$code Look at the System event log (Service Control Manager) on $computer, then re-run."
+            }
+        }
     }
 
     $deadline = (Get-Date).AddSeconds($timeout)

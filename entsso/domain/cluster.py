@@ -134,7 +134,7 @@ def parse_cluster(host: str, doc: dict[str, Any]) -> ClusterFacts | None:
                                  r.get("service_name"), r.get("use_network_name"),
                                  tuple(r.get("possible_owners") or ())) if r else None,
         quorum=_quorum(host, c.get("quorum")),
-        group_resources=topology.parse_resources(c.get("group_resources")),
+        group_resources=topology.group_resources(topology.parse_roles(c.get("roles")), g["name"] if g else None),
         roles=topology.parse_roles(c.get("roles")),
     )
 

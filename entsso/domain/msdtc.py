@@ -73,8 +73,8 @@ def sql_unreachable(doc: dict[str, Any]) -> str | None:
     """Why MSDTC on this node could not reach SQL Server's host (the probe's raw answer); None when it connected
     or was not asked."""
     probe = doc.get("dtc_probe")
-    if not isinstance(probe, dict) or probe.get("connected") is True:
-        return None
+    if not isinstance(probe, dict) or (probe.get("completed") is True and probe.get("connected") is True):
+        return None  # the connect finished within its bound and the socket is connected (the script returns both raw)
     why = probe.get("error") or (f"no answer within {PROBE_SECONDS:.0f} s" if probe.get("completed") is False
                                  else "the connection was not made")
     return f"{probe.get('host')} port {probe.get('port')} (RPC endpoint mapper): {why}"

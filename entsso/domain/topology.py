@@ -106,6 +106,14 @@ def parse_resources(docs: list[dict[str, Any]] | None) -> tuple[Resource, ...] |
     return None if docs is None else tuple(_resource(d) for d in docs)
 
 
+def group_resources(roles: tuple[Role, ...] | None, group: str | None) -> tuple[Resource, ...] | None:
+    """Every resource of the SSO group: those of the role named as the group (Get-HostFacts returns every role
+    raw); none when no role has that name, None when the roles were not read."""
+    if roles is None:
+        return None
+    return next((r.resources for r in roles if group and same_name(r.name, group)), ())
+
+
 def parse_roles(docs: list[dict[str, Any]] | None) -> tuple[Role, ...] | None:
     if docs is None:
         return None

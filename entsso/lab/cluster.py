@@ -186,7 +186,7 @@ class Topology:
                   "resources": [self._resource_doc(r, ro.owner) for r in ro.resources]} for ro in self.roles]
         roles.insert(1, {"name": c.group, "state": e._group_state(), "owner_node": c.owner,
                          "group_type": "GenericService", "resources": group_resources})
-        return {"group_resources": group_resources, "roles": roles}
+        return {"roles": roles}
 
     def _resource_doc(self, r: Resource, owner: str) -> dict[str, Any]:
         params: dict[str, Any] = {}

@@ -867,13 +867,12 @@ class Estate:
                 sql_names = {str(e.server).split("\\")[0].upper()
                              for e in getattr(self, "sql_engines", None) or [self.sql]}
                 known = str(probe["host"]).split(".")[0].upper() in sql_names
+                # as the script returns it: a dropped SYN (a firewall) is a connect that did not complete within its
+                # bound; an unknown name fails at once with .NET's SocketException text
+                dropped = known and h.name.upper() in closed
                 doc["dtc_probe"] = {"host": probe["host"], "port": probe.get("port", 135),
-                                    "connected": known and h.name.upper() not in closed,
-                                    "error": None if known and h.name.upper() not in closed else (
-                                        "No such host is known." if not known else
-                                        "A connection attempt failed because the connected party did not properly "
-                                        "respond after a period of time, or established connection failed because "
-                                        "connected host has failed to respond.")}
+                                    "completed": not dropped, "connected": known and not dropped,
+                                    "error": None if known else "No such host is known."}
             warned = p.get("entsso_warnings") or {}
             if warned:  # Get-WinEvent -FilterHashtable @{ProviderName='ENTSSO'; Level=3; StartTime}: any id
                 since = self.clock.now() - timedelta(hours=float(warned.get("hours", 24)))

@@ -32,8 +32,8 @@
 #                "resource": {"name", "state", "owner_node", "resource_type", "service_name",
 #                             "use_network_name", "possible_owners": [...]},
 #                "quorum": {"type", "witness": {"name", "state"} | null} | null,
-#                "group_resources": [<resource>] | null,   (every resource of the SSO group)
 #                "roles": [{"name", "state", "owner_node", "group_type", "resources": [<resource>]}] | null}
+#               (every role, the SSO group's among them: Python takes its resources by the group's name)
 #               | null,   <resource>: {"name", "resource_type", "state", "owner_group", "owner_node",
 #                          "dependency_expression", "possible_owners": [...], "parameters": {ServiceName |
 #                          DnsName | InstanceName | VirtualServerName: "..."}}
@@ -190,7 +190,6 @@ if ($null -ne $EntssoParams.cluster) {
     $resource = $null
     $quorum = $null
     $roles = $null
-    $groupResources = $null
     try {
         Import-Module FailoverClusters -ErrorAction Stop
         try {
@@ -267,16 +266,13 @@ if ($null -ne $EntssoParams.cluster) {
                                    ForEach-Object { Get-ResourceDoc $_ })
                 }
             })
-            $ssoRole = @($roles | Where-Object { $_.name -eq [string]$EntssoParams.cluster.group })
-            $groupResources = @()
-            if ($ssoRole.Count -gt 0) { $groupResources = @($ssoRole[0].resources) }
-        } catch { $roles = $null; $groupResources = $null }
+        } catch { $roles = $null }
     } catch {
         # Cluster service or module not available: report the parts as unknown.
         $nodes = @()
     }
     $cluster = [pscustomobject]@{ nodes = $nodes; group = $group; resource = $resource; quorum = $quorum
-                                  group_resources = $groupResources; roles = $roles }
+                                  roles = $roles }
 }
 
 # --- Files -----------------------------------------------------------------------------------
@@ -387,7 +383,7 @@ if ($EntssoParams.dtc_probe -and $EntssoParams.dtc_probe.host) {
         $task = $client.ConnectAsync([string]$EntssoParams.dtc_probe.host, [int]$EntssoParams.dtc_probe.port)
         $done = $task.Wait([int](1000 * [double]$EntssoParams.dtc_probe.timeout_sec))
         $dtcProbe = [pscustomobject]@{ host = $EntssoParams.dtc_probe.host; port = $EntssoParams.dtc_probe.port
-                                       connected = ($done -and $client.Connected); error = $null; completed = $done }
+                                       connected = $client.Connected; error = $null; completed = $done }
     } catch {
         $inner = $_.Exception
         while ($null -ne $inner.InnerException) { $inner = $inner.InnerException }

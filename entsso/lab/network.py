@@ -12,9 +12,10 @@ failback is configured. A shorter loss changes nothing in the cluster. Sources: 
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from entsso.lab.timedfaults import TimedFaults
 
 # Windows Server 2016 and later (docs/domain-notes.md): a heartbeat every SameSubnetDelay ms, a route down
 # after SameSubnetThreshold missed ones
@@ -29,22 +30,11 @@ def heartbeat_threshold_sec(cluster_cfg: dict[str, Any]) -> float:
 
 
 @dataclass
-class NetworkLosses:
+class NetworkLosses(TimedFaults):
     """The lab's losses in progress: `begin(host, seconds)` cuts the host now; timers on the lab's clock
     tell the cluster when the threshold passes and heal the host at the end."""
 
-    lab: Any  # entsso.lab.server.Lab
-    log: list[dict[str, Any]] = field(default_factory=list)  # each loss: host, seconds, removed, healed
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _active: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its entry in log
-    _timers: list[threading.Timer] = field(default_factory=list)
-
-    def _timer(self, estate_seconds: float, action: Any, *args: Any) -> None:
-        t = threading.Timer(self.lab.clock.real(estate_seconds), action, args=args)
-        t.daemon = True
-        t.start()
-        with self._lock:
-            self._timers.append(t)
+    _active: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its entry in the log
 
     def schedule(self, host: str, seconds: float, after: float) -> None:
         """A loss of `seconds` starting `after` estate seconds from now."""
@@ -90,21 +80,8 @@ class NetworkLosses:
 
     def clear(self) -> None:
         """Every loss heals now (the control endpoint's /faults/clear)."""
+        self._cancel_timers()
         with self._lock:
-            timers, self._timers = self._timers, []
             hosts = list(self._active)
-        for t in timers:
-            t.cancel()
         for host in hosts:
             self.heal(host)
-
-    def stop(self) -> None:
-        """The lab stops: no loss begins or heals any more."""
-        with self._lock:
-            timers, self._timers = self._timers, []
-        for t in timers:
-            t.cancel()
-
-    def dump(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(e) for e in self.log]

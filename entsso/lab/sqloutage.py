@@ -11,28 +11,18 @@ again. Without `seconds` the outage lasts until /faults/clear.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from entsso.lab.timedfaults import TimedFaults
 
 
 @dataclass
-class SqlOutages:
+class SqlOutages(TimedFaults):
     """The lab's SQL Server outages: `begin(seconds)` drops every session now and refuses new ones; a timer on
     the lab's clock ends it after `seconds` (None: until cleared)."""
 
-    lab: Any  # entsso.lab.server.Lab
-    log: list[dict[str, Any]] = field(default_factory=list)  # each outage: seconds, started, healed
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _active: dict[str, Any] | None = None
-    _timers: list[threading.Timer] = field(default_factory=list)
-
-    def _timer(self, estate_seconds: float, action: Any, *args: Any) -> None:
-        t = threading.Timer(self.lab.clock.real(estate_seconds), action, args=args)
-        t.daemon = True
-        t.start()
-        with self._lock:
-            self._timers.append(t)
 
     def schedule(self, seconds: float | None, after: float) -> None:
         """An outage of `seconds` (None: until cleared) starting `after` estate seconds from now."""
@@ -68,18 +58,5 @@ class SqlOutages:
 
     def clear(self) -> None:
         """The outage ends now and none that is scheduled begins (the control endpoint's /faults/clear)."""
-        with self._lock:
-            timers, self._timers = self._timers, []
-        for t in timers:
-            t.cancel()
+        self._cancel_timers()
         self.heal()
-
-    def stop(self) -> None:
-        with self._lock:
-            timers, self._timers = self._timers, []
-        for t in timers:
-            t.cancel()
-
-    def dump(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(e) for e in self.log]

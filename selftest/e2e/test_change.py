@@ -31,6 +31,19 @@ def biztalk_state(lab: LabProcess) -> dict[str, Any]:
     return out
 
 
+def assert_backed_out_to_service(back: Any, lab: LabProcess, before: dict[str, Any]) -> dict[str, Any]:
+    """A backout that put the estate back in service: its verdict, BizTalk as before the change, SSODB's secret
+    server the cluster name, the ENTSSO resource Online, every node Up. The lab's state, for more."""
+    assert back.returncode == 0, back.output[-3000:]
+    assert back.summary["verdict"] == "backed-out"
+    state = lab.state()
+    assert biztalk_state(lab) == before
+    assert state["sql"]["secret_server"] == "SSOCLUSTER"
+    assert state["estate"]["cluster"]["resource"]["state"] == "Online"
+    assert all(n["state"] == "Up" for n in state["estate"]["cluster"]["nodes"])
+    return state
+
+
 def printed_command(run: SuiteRun) -> list[str]:
     """The continue command the console printed last, as the operator would type it."""
     lines = re.findall(r"^Continue this change with: (pytest .*)$", run.output, re.M)

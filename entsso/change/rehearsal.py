@@ -202,6 +202,10 @@ def _sql(run: Run, s: Snapshot, out: list[Rehearsed]) -> None:
         _attempt(out, "IS_SRVROLEMEMBER / IS_ROLEMEMBER", None,
                  f"the login may enable and disable the {len(jobs)} BizTalk job(s) on {inst.name}",
                  partial(permissions.job_control, inst), partial(_job_control_problem, jobs=jobs))
+    backup_job = run.inventory.sql.backup_job  # phase 2 judges its own run of it by these rows
+    _attempt(out, "msdb.dbo.sysjobhistory", None, f"the step history of {backup_job!r}, read as phase 2 reads its run",
+             lambda: {"step_rows": len(sqlagent.run_steps(run.sql.job_instance(backup_job), backup_job, None,
+                                                          2**31 - 1))})
     names = run.inventory.sql.databases
     _attempt(out, "admv_BackupDatabases", None, "SSODB and the management database in the backup job's set",
              lambda: backup.databases_in_backup_set(run.sql.management, [names.ssodb, names.management]),
